@@ -1,0 +1,277 @@
+// SPDX-License-Identifier: MIT
+/*
+ * cmd_export.c - `flowpic export FILE`: the samples as CSV, or every block as
+ * a FlowPic in NumPy files for training (docs/export.md).  This is the only
+ * way model/ gets FlowPics, so training and inference share one definition.
+ */
+#include <argp.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmds.h"
+#include "csv.h"
+#include "flowpic.h"
+#include "log.h"
+#include "npy.h"
+#include "opts.h"
+#include "output.h"
+
+enum export_format { FMT_CSV, FMT_DENSE, FMT_SPARSE };
+enum export_dirs { DIRS_BOTH = PIC_BOTH, DIRS_FWD = PIC_FWD, DIRS_REV = PIC_REV, DIRS_SPLIT };
+
+struct export_args {
+	struct common_opts common;
+	const char *file;
+	const char *out;
+	enum export_format format;
+	enum export_dirs dirs;
+	bool complete_only;
+	uint64_t min_samples;
+	/* while running */
+	FILE *csv;		/* samples CSV, or the blocks index */
+	struct npy_writer *npy;
+	uint8_t *pic;		/* scratch: one or two pictures */
+	int write_err;		/* first write error, -errno */
+	uint64_t blocks_written;
+};
+
+enum { OPT_FORMAT = 0x200, OPT_DIRECTION, OPT_COMPLETE_ONLY, OPT_MIN_SAMPLES };
+
+static const struct argp_option export_options[] = {
+	{ "output", 'o', "OUT", 0, "Output: the CSV file (default: stdout), or the prefix of the "
+	  "NumPy files (required for npy and sparse)", 2 },
+	{ "format", OPT_FORMAT, "FMT", 0, "csv (samples, default), npy (dense pictures), or sparse "
+	  "(non-zero cells)", 2 },
+	{ "direction", OPT_DIRECTION, "DIRS", 0, "Samples in a picture: both (default), fwd "
+	  "(initiator to responder), rev, or split (two channels: fwd, rev)", 2 },
+	{ "complete-only", OPT_COMPLETE_ONLY, NULL, 0, "Only blocks whose whole window was seen", 2 },
+	{ "min-samples", OPT_MIN_SAMPLES, "N", 0, "Only blocks with at least N samples (default 1)",
+	  2 },
+	{ 0 }
+};
+
+static error_t export_parse(int key, char *arg, struct argp_state *state)
+{
+	struct export_args *a = state->input;
+	int d;
+
+	switch (key) {
+	case ARGP_KEY_INIT:
+		state->child_inputs[0] = &a->common;
+		return 0;
+	case 'o':
+		a->out = arg;
+		return 0;
+	case OPT_FORMAT:
+		if (!strcmp(arg, "csv"))
+			a->format = FMT_CSV;
+		else if (!strcmp(arg, "npy"))
+			a->format = FMT_DENSE;
+		else if (!strcmp(arg, "sparse"))
+			a->format = FMT_SPARSE;
+		else
+			argp_error(state, "--format '%s': give csv, npy or sparse", arg);
+		return 0;
+	case OPT_DIRECTION:
+		d = pic_dirs_parse(arg);
+		if (d >= 0)
+			a->dirs = (enum export_dirs)d;
+		else if (!strcmp(arg, "split"))
+			a->dirs = DIRS_SPLIT;
+		else
+			argp_error(state, "--direction '%s': give both, fwd, rev or split", arg);
+		return 0;
+	case OPT_COMPLETE_ONLY:
+		a->complete_only = true;
+		return 0;
+	case OPT_MIN_SAMPLES:
+		if (parse_u64(arg, 1, UINT32_MAX, &a->min_samples))
+			argp_error(state, "--min-samples '%s': give a whole number from 1", arg);
+		return 0;
+	case ARGP_KEY_ARG:
+		if (a->file)
+			argp_error(state, "give one input file (got '%s' too)", arg);
+		a->file = arg;
+		return 0;
+	case ARGP_KEY_END:
+		if (!a->file)
+			argp_error(state, "give the capture or CSV file to export");
+		if (a->format != FMT_CSV && !a->out)
+			argp_error(state, "--format npy and sparse need -o PREFIX");
+		return 0;
+	}
+	return ARGP_ERR_UNKNOWN;
+}
+
+static const struct argp_child export_children[] = { { &common_argp, 0, NULL, 0 }, { 0 } };
+
+static const char export_doc[] =
+	"Export a capture's samples as CSV, or its blocks as FlowPics for training."
+	"\v"
+	"csv: one row per TCP/UDP packet (time,proto,src,sport,dst,dport,size,ip_len,tcp_flags; "
+	"docs/csv.md). Reading that CSV back gives exactly the FlowPics of the capture.\n"
+	"npy: PREFIX.npy, uint8 [N, RES, RES] (or [N, 2, RES, RES] with --direction split), "
+	"pics[i, y, x] with y the size bin (0 = smallest) and x the time bin; and "
+	"PREFIX.index.csv, one row per picture (pic,flow,block,proto,src,sport,dst,dport,start_ns,"
+	"samples,bytes,complete).\n"
+	"sparse: PREFIX.cells.npy, int32 [M, 5] rows (pic, channel, y, x, count), for large "
+	"resolutions such as the seed's 1500; and the same PREFIX.index.csv.\n\n"
+	"Examples:\n"
+	"  flowpic export capture.pcap -o samples.csv\n"
+	"  flowpic export capture.pcap --format npy --res 32 --window 15 -o train/cap1\n"
+	"  flowpic export samples.csv --format sparse --res 1500 -o big\n"
+	"  python3 -c 'import numpy; print(numpy.load(\"train/cap1.npy\").shape)'\n\n" EXIT_CODES_DOC;
+
+static void write_sample(void *ctx, const struct pkt *p)
+{
+	struct export_args *a = ctx;
+
+	csv_write_pkt(a->csv, p);
+}
+
+static void write_index_row(struct export_args *a, const struct flow *f, const struct block *b)
+{
+	char s[64], d[64];
+
+	fprintf(a->csv, "%" PRIu64 ",%" PRIu64 ",%u,%u,%s,%u,%s,%u,%" PRIu64 ",%u,%" PRIu64 ",%d\n",
+		a->blocks_written, f->id, b->index, f->key.proto,
+		pkt_addr_str(f->key.a, s, sizeof(s)), f->key.port_a,
+		pkt_addr_str(f->key.b, d, sizeof(d)), f->key.port_b, b->start_ns, b->samples,
+		b->bytes, b->complete ? 1 : 0);
+}
+
+static int write_sparse(struct export_args *a, const struct flow_table *ft, const struct block *b)
+{
+	struct cell_iter it;
+	struct cell c;
+	int rc = 0;
+
+	block_cells_begin(&it, ft, b);
+	while (!rc && block_cells_next(&it, &c)) {
+		int32_t row[5] = { (int32_t)a->blocks_written, 0, c.y, c.x, c.count };
+
+		if ((a->dirs == DIRS_FWD && c.dir != FLOW_DIR_FWD) ||
+		    (a->dirs == DIRS_REV && c.dir != FLOW_DIR_REV))
+			continue;
+		if (a->dirs == DIRS_SPLIT)
+			row[1] = c.dir;
+		/* Repeated cells are written as they are; readers add them
+		 * (np.add.at), saturating at 255 as the dense pictures do. */
+		rc = npy_append(a->npy, row);
+	}
+	return rc;
+}
+
+static void on_block(void *ctx, const struct flow_table *ft, const struct flow *f,
+		     const struct block *b)
+{
+	struct export_args *a = ctx;
+	uint32_t res = flow_table_config(ft)->res;
+	int rc = 0;
+
+	if (a->write_err || (a->complete_only && !b->complete) || b->samples < a->min_samples)
+		return;
+	if (a->format == FMT_SPARSE) {
+		rc = write_sparse(a, ft, b);
+	} else if (a->dirs == DIRS_SPLIT) {
+		flowpic_draw(ft, b, PIC_FWD, a->pic);
+		flowpic_draw(ft, b, PIC_REV, a->pic + (size_t)res * res);
+		rc = npy_append(a->npy, a->pic);
+	} else {
+		flowpic_draw(ft, b, (enum pic_dirs)a->dirs, a->pic);
+		rc = npy_append(a->npy, a->pic);
+	}
+	if (rc) {
+		a->write_err = rc;
+		return;
+	}
+	write_index_row(a, f, b);
+	a->blocks_written++;
+}
+
+static int open_outputs(struct export_args *a, uint32_t res)
+{
+	char path[4096];
+	uint32_t dense[3] = { res, res, 0 }, split[3] = { 2, res, res }, cells[1] = { 5 };
+
+	if (a->format == FMT_CSV) {
+		a->csv = a->out ? fopen(a->out, "w") : stdout;
+		if (!a->csv) {
+			log_error("cannot create %s: %s", a->out, strerror(errno));
+			return -1;
+		}
+		csv_write_header(a->csv);
+		return 0;
+	}
+	snprintf(path, sizeof(path), "%s.%s", a->out, a->format == FMT_SPARSE ? "cells.npy" : "npy");
+	if (a->format == FMT_SPARSE)
+		a->npy = npy_open(path, "<i4", 4, cells, 1);
+	else if (a->dirs == DIRS_SPLIT)
+		a->npy = npy_open(path, "|u1", 1, split, 3);
+	else
+		a->npy = npy_open(path, "|u1", 1, dense, 2);
+	if (!a->npy) {
+		log_error("cannot create %s: %s", path, strerror(errno));
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s.index.csv", a->out);
+	a->csv = fopen(path, "w");
+	if (!a->csv) {
+		log_error("cannot create %s: %s", path, strerror(errno));
+		return -1;
+	}
+	fputs("pic,flow,block,proto,src,sport,dst,dport,start_ns,samples,bytes,complete\n", a->csv);
+	a->pic = malloc(2 * (size_t)res * res);
+	if (!a->pic) {
+		log_error("out of memory for a %ux%u picture", res, res);
+		return -1;
+	}
+	return 0;
+}
+
+static int close_outputs(struct export_args *a)
+{
+	int rc = a->write_err;
+
+	if (a->npy && npy_close(a->npy) && !rc)
+		rc = -errno;
+	if (a->csv && (ferror(a->csv) || (a->csv != stdout ? fclose(a->csv) : fflush(a->csv))) &&
+	    !rc)
+		rc = -EIO;
+	free(a->pic);
+	return rc;
+}
+
+int cmd_export(int argc, char **argv)
+{
+	static const struct argp argp = { export_options, export_parse, "FILE", export_doc,
+					  export_children, NULL, NULL };
+	struct export_args a = { .min_samples = 1 };
+	struct flow_events ev = { .block = on_block, .ctx = &a };
+	struct file_run run;
+	int status, rc;
+
+	common_opts_init(&a.common);
+	if (argp_parse(&argp, argc, argv, 0, NULL, &a))
+		return EXIT_USAGE;
+	if (open_outputs(&a, a.common.flow.res)) {
+		close_outputs(&a);
+		return EXIT_UNREADABLE;
+	}
+	if (a.format == FMT_CSV)
+		ev.block = NULL;
+	status = run_file(a.file, &a.common, &ev, a.format == FMT_CSV ? write_sample : NULL, &run);
+	rc = close_outputs(&a);
+	if (rc) {
+		log_error("writing the export of %s failed: %s", a.file, strerror(-rc));
+		return EXIT_UNREADABLE;
+	}
+	if (run.opened && !a.common.quiet)
+		summary_print_text(stderr, &run);
+	if (run.opened && a.format != FMT_CSV && !a.common.quiet)
+		fprintf(stderr, "# wrote %" PRIu64 " pictures to %s.*\n", a.blocks_written, a.out);
+	return status;
+}

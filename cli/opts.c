@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: MIT
+/* opts.c - shared options and the per-file run; see opts.h. */
+#include "opts.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+enum {
+	OPT_WINDOW = 0x100,
+	OPT_HOP,
+	OPT_IDLE,
+	OPT_MAX_FLOWS,
+	OPT_MAX_CELLS,
+	OPT_RES,
+};
+
+static const struct argp_option common_options[] = {
+	{ NULL, 0, NULL, 0, "Flows and blocks:", 1 },
+	{ "window", OPT_WINDOW, "SEC", 0, "Block length in seconds (default 60, as the seed)", 1 },
+	{ "hop", OPT_HOP, "SEC", 0, "Distance between block starts (default: the window; "
+	  "smaller gives overlapping blocks)", 1 },
+	{ "idle-timeout", OPT_IDLE, "SEC", 0, "A flow ends after this much silence (default 120)", 1 },
+	{ "res", OPT_RES, "N", 0, "FlowPic side in bins, 1-2048 (default 32; the seed used 1500)", 1 },
+	{ "max-flows", OPT_MAX_FLOWS, "N", 0, "Flows tracked at once (default 65536); packets of "
+	  "further flows are counted as flow_table_full", 1 },
+	{ "max-cells", OPT_MAX_CELLS, "N", 0, "Picture cells held by open blocks (default 4194304, "
+	  "4 bytes each); samples beyond are counted as cells_refused", 1 },
+	{ NULL, 0, NULL, 0, "Output:", 2 },
+	{ "quiet", 'q', NULL, 0, "No progress and no warnings on stderr", 2 },
+	{ "verbose", 'v', NULL, 0, "More messages on stderr", 2 },
+	{ 0 }
+};
+
+int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+
+	if (!*s || *s == '-' || *s == '+' || *s == ' ')
+		return -1;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	if (errno || *end || *out < min || *out > max)
+		return -1;
+	return 0;
+}
+
+int parse_seconds(const char *s, uint64_t min_ns, uint64_t max_ns, uint64_t *out)
+{
+	uint64_t sec = 0, frac = 0;
+	int digits = 0;
+	const char *p = s;
+
+	if (!*p || *p == '.')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (sec > 1000000000ULL)
+			return -1;
+		sec = sec * 10 + (uint64_t)(*p - '0');
+	}
+	if (*p == '.') {
+		for (p++; *p >= '0' && *p <= '9'; p++) {
+			if (++digits > 9)
+				return -1;
+			frac = frac * 10 + (uint64_t)(*p - '0');
+		}
+	}
+	if (*p)
+		return -1;
+	for (; digits < 9; digits++)
+		frac *= 10;
+	*out = sec * NS_PER_SEC + frac;
+	return *out < min_ns || *out > max_ns ? -1 : 0;
+}
+
+void common_opts_init(struct common_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	flow_config_default(&o->flow);
+}
+
+static error_t common_parse(int key, char *arg, struct argp_state *state)
+{
+	struct common_opts *o = state->input;
+	struct flow_config *c = &o->flow;
+	uint64_t v;
+	char err[128];
+
+	switch (key) {
+	case ARGP_KEY_INIT:
+		o->flow.hop_ns = 0;	/* 0: follow the window unless --hop is given */
+		return 0;
+	case OPT_WINDOW:
+		if (parse_seconds(arg, 1000, 1ULL << 42, &c->window_ns))
+			argp_error(state, "--window '%s': give seconds between 0.000001 and 4398", arg);
+		return 0;
+	case OPT_HOP:
+		if (parse_seconds(arg, 1000, 1ULL << 42, &c->hop_ns))
+			argp_error(state, "--hop '%s': give seconds between 0.000001 and 4398", arg);
+		return 0;
+	case OPT_IDLE:
+		if (parse_seconds(arg, 1000, 1ULL << 42, &c->idle_timeout_ns))
+			argp_error(state, "--idle-timeout '%s': give seconds between 0.000001 and 4398",
+				   arg);
+		return 0;
+	case OPT_RES:
+		if (parse_u64(arg, 1, FLOWPIC_MAX_RES, &v))
+			argp_error(state, "--res '%s': give a whole number from 1 to %d", arg,
+				   FLOWPIC_MAX_RES);
+		c->res = (uint32_t)v;
+		return 0;
+	case OPT_MAX_FLOWS:
+		if (parse_u64(arg, 1, 1u << 30, &v))
+			argp_error(state, "--max-flows '%s': give a whole number from 1 to 1073741824",
+				   arg);
+		c->max_flows = (uint32_t)v;
+		return 0;
+	case OPT_MAX_CELLS:
+		if (parse_u64(arg, CELL_CHUNK_CELLS, 1u << 31, &v))
+			argp_error(state, "--max-cells '%s': give a whole number from %d to 2147483648",
+				   arg, CELL_CHUNK_CELLS);
+		c->max_cells = (uint32_t)v;
+		return 0;
+	case 'q':
+		o->quiet = true;
+		return 0;
+	case 'v':
+		o->verbose = true;
+		return 0;
+	case ARGP_KEY_END:
+		if (c->hop_ns == 0)
+			c->hop_ns = c->window_ns;
+		if (flow_config_check(c, err, sizeof(err)))
+			argp_error(state, "%s", err);
+		log_set_level(o->quiet ? LOG_ERROR : o->verbose ? LOG_INFO : LOG_WARN);
+		return 0;
+	}
+	return ARGP_ERR_UNKNOWN;
+}
+
+const struct argp common_argp = { common_options, common_parse, NULL, NULL, NULL, NULL, NULL };
+
+/* ---- progress on a terminal: stderr only, never stdout ---- */
+
+/* Context of the pipeline hooks: progress state and the caller's tap. */
+struct progress {
+	const char *path;
+	struct timespec last;
+	bool shown;
+	void (*tap)(void *ctx, const struct pkt *p);
+	void *tap_ctx;
+};
+
+static void tap_forward(void *ctx, const struct pkt *p)
+{
+	struct progress *pr = ctx;
+
+	pr->tap(pr->tap_ctx, p);
+}
+
+static void progress_show(void *ctx, const struct source *s)
+{
+	struct progress *pr = ctx;
+	uint64_t size = source_file_size(s), pos = source_file_pos(s);
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if ((now.tv_sec - pr->last.tv_sec) * 1000 + (now.tv_nsec - pr->last.tv_nsec) / 1000000 < 250)
+		return;
+	pr->last = now;
+	pr->shown = true;
+	if (size)
+		fprintf(stderr, "\r%s: %3.0f%%, %.1f M records ", pr->path,
+			100.0 * (double)pos / (double)size, (double)source_records(s) / 1e6);
+	else
+		fprintf(stderr, "\r%s: %.1f M records ", pr->path, (double)source_records(s) / 1e6);
+}
+
+int run_file(const char *path, const struct common_opts *o, const struct flow_events *ev,
+	     void (*tap)(void *ctx, const struct pkt *p), struct file_run *run)
+{
+	struct progress pr = { .path = path, .tap_ctx = ev->ctx };
+	struct pipeline_hooks hooks = { .tap = tap, .ctx = &pr };
+	bool show = !o->quiet && isatty(STDERR_FILENO);
+	struct flow_table *ft;
+	struct source *s;
+	int rc;
+
+	memset(run, 0, sizeof(*run));
+	run->path = path;
+	s = source_open(path, run->error, sizeof(run->error));
+	if (!s) {
+		log_error("%s", run->error);
+		return EXIT_UNREADABLE;
+	}
+	run->opened = true;
+	run->kind = source_kind(s);
+	run->linktype = source_linktype(s);
+	ft = flow_table_new(&o->flow, ev);
+	if (!ft) {
+		snprintf(run->error, sizeof(run->error), "%s: cannot allocate the flow table: %s",
+			 path, strerror(errno));
+		log_error("%s", run->error);
+		source_close(s);
+		return EXIT_UNREADABLE;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &pr.last);
+	hooks.progress = show ? progress_show : NULL;
+	hooks.tap = tap ? tap_forward : NULL;
+	pr.tap = tap;
+	rc = pipeline_run(s, ft, &run->counts, &hooks);
+	if (pr.shown)
+		fprintf(stderr, "\r\033[K");
+	if (rc) {
+		run->partial = true;
+		snprintf(run->error, sizeof(run->error), "%s", source_error(s));
+	}
+	flow_table_flush(ft);
+	run->stats = *flow_table_stats(ft);
+	flow_table_free(ft);
+	source_close(s);
+	if (run->partial && run->counts.records == 0)
+		return EXIT_UNREADABLE;
+	return run->partial ? EXIT_PARTIAL : EXIT_OK;
+}

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * opts.h - options shared by the flowpic commands: the flow and block
+ * settings (an argp child parser), range-checked number parsing, and the
+ * loop that runs one file through the pipeline with progress on a terminal.
+ */
+#ifndef FLOWPIC_CLI_OPTS_H
+#define FLOWPIC_CLI_OPTS_H
+
+#include <argp.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "flow.h"
+#include "pipeline.h"
+#include "source.h"
+
+/* Exit codes, said in every --help. */
+#define EXIT_OK 0
+#define EXIT_UNREADABLE 1	/* a file could not be read at all */
+#define EXIT_USAGE 2		/* bad arguments */
+#define EXIT_PARTIAL 3		/* a file was read only in part; what was read is reported */
+
+#define EXIT_CODES_DOC \
+	"Exit status: 0 all input read; 1 a file could not be read at all; 2 bad arguments; " \
+	"3 a file was read only in part (truncated or corrupt: what was read is still reported)."
+
+/* The worse of two exit statuses: unreadable > partial > ok. */
+static inline int exit_worse(int a, int b)
+{
+	static const int rank[] = { [EXIT_OK] = 0, [EXIT_UNREADABLE] = 2, [EXIT_USAGE] = 3,
+				    [EXIT_PARTIAL] = 1 };
+
+	return rank[a] >= rank[b] ? a : b;
+}
+
+struct common_opts {
+	struct flow_config flow;
+	bool quiet;		/* no progress, no warnings */
+	bool verbose;
+};
+
+/* Parser for the shared options; its input is a struct common_opts. */
+extern const struct argp common_argp;
+
+void common_opts_init(struct common_opts *o);
+
+/* Whole-string number parsing with a range; -1 and a message on failure. */
+int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* Seconds with optional decimals ("60", "0.5") -> ns, in [min_ns, max_ns]. */
+int parse_seconds(const char *s, uint64_t min_ns, uint64_t max_ns, uint64_t *out);
+
+/* One file through the pipeline. */
+struct file_run {
+	const char *path;
+	enum source_kind kind;
+	int linktype;
+	struct pipeline_counts counts;
+	struct flow_stats stats;	/* of the flow table, after the flush */
+	bool opened;			/* the file was opened and recognised */
+	bool partial;			/* reading stopped early (message already logged) */
+	char error[512];
+};
+
+/*
+ * Open path, run it into a new flow table with the given events (and the
+ * optional tap, which sees every decoded packet; its ctx is ev->ctx), flush.
+ * Returns 0 (read whole), EXIT_PARTIAL, or EXIT_UNREADABLE (message logged).
+ */
+int run_file(const char *path, const struct common_opts *o, const struct flow_events *ev,
+	     void (*tap)(void *ctx, const struct pkt *p), struct file_run *run);
+
+#endif

@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: MIT
+/* output.c - tables and JSON lines; see output.h. */
+#include "output.h"
+
+#include <inttypes.h>
+#include <time.h>
+
+#include "pkt.h"
+
+const char *fmt_time(uint64_t ns, char *buf, size_t len)
+{
+	time_t sec = (time_t)(ns / NS_PER_SEC);
+	struct tm tm;
+	char date[32];
+
+	gmtime_r(&sec, &tm);
+	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, len, "%s.%06" PRIu64 "Z", date, ns % NS_PER_SEC / 1000);
+	return buf;
+}
+
+static const char *proto_name(uint8_t proto)
+{
+	return proto == 6 ? "tcp" : proto == 17 ? "udp" : "other";
+}
+
+/* JSON-escape a file name (quotes, backslashes, control bytes). */
+static void json_string(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			fprintf(out, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(out, "\\u%04x", c);
+		else
+			fputc(c, out);
+	}
+	fputc('"', out);
+}
+
+void flow_print_table_header(FILE *out)
+{
+	fprintf(out, "%6s %-5s %-39s %5s %-39s %5s %8s %11s %-27s %10s %6s\n", "ID", "PROTO", "SRC",
+		"SPORT", "DST", "DPORT", "PACKETS", "BYTES", "START", "DURATION", "BLOCKS");
+}
+
+void flow_print_table_row(FILE *out, const struct flow *f)
+{
+	char a[64], b[64], t[40];
+
+	fprintf(out, "%6" PRIu64 " %-5s %-39s %5u %-39s %5u %8" PRIu64 " %11" PRIu64 " %-27s %10.3f %6u\n",
+		f->id, proto_name(f->key.proto), pkt_addr_str(f->key.a, a, sizeof(a)), f->key.port_a,
+		pkt_addr_str(f->key.b, b, sizeof(b)), f->key.port_b, f->packets[0] + f->packets[1],
+		f->ip_bytes[0] + f->ip_bytes[1], fmt_time(f->first_ns, t, sizeof(t)),
+		(double)(f->last_ns - f->first_ns) / 1e9, f->blocks);
+}
+
+void flow_print_json_fields(FILE *out, const struct flow *f, const char *file)
+{
+	char a[64], b[64];
+
+	fputc('{', out);
+	if (file) {
+		fputs("\"file\":", out);
+		json_string(out, file);
+		fputc(',', out);
+	}
+	fprintf(out, "\"id\":%" PRIu64 ",\"proto\":\"%s\",\"src\":\"%s\",\"sport\":%u,"
+		"\"dst\":\"%s\",\"dport\":%u,\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64
+		",\"payload_bytes\":%" PRIu64 ",\"packets_fwd\":%" PRIu64 ",\"packets_rev\":%" PRIu64
+		",\"bytes_fwd\":%" PRIu64 ",\"bytes_rev\":%" PRIu64 ",\"start\":%" PRIu64 ".%09" PRIu64
+		",\"start_ns\":%" PRIu64 ",\"duration\":%.9f,\"blocks\":%u,\"oversize\":%" PRIu64
+		",\"reordered\":%" PRIu64 ",\"cells_refused\":%" PRIu64,
+		f->id, proto_name(f->key.proto), pkt_addr_str(f->key.a, a, sizeof(a)), f->key.port_a,
+		pkt_addr_str(f->key.b, b, sizeof(b)), f->key.port_b, f->packets[0] + f->packets[1],
+		f->ip_bytes[0] + f->ip_bytes[1], f->payload[0] + f->payload[1], f->packets[0],
+		f->packets[1], f->ip_bytes[0], f->ip_bytes[1], f->first_ns / NS_PER_SEC,
+		f->first_ns % NS_PER_SEC, f->first_ns, (double)(f->last_ns - f->first_ns) / 1e9,
+		f->blocks, f->oversize, f->reordered, f->cells_refused);
+}
+
+void flow_print_json(FILE *out, const struct flow *f, enum flow_end_reason why, const char *file)
+{
+	flow_print_json_fields(out, f, file);
+	fprintf(out, ",\"end\":\"%s\"}\n", why == FLOW_END_IDLE ? "idle" : "input");
+}
+
+void summary_print_json(FILE *out, const struct file_run *r)
+{
+	const struct pipeline_counts *c = &r->counts;
+	const struct flow_stats *s = &r->stats;
+	int i, first = 1;
+
+	fputs("{\"summary\":{\"file\":", out);
+	json_string(out, r->path);
+	fprintf(out, ",\"format\":\"%s\",\"linktype\":%d,\"complete\":%s,\"records\":%" PRIu64
+		",\"in_flows\":%" PRIu64 ",\"skipped_total\":%" PRIu64 ",\"tcp\":%" PRIu64
+		",\"udp\":%" PRIu64 ",\"skipped\":{",
+		source_kind_name(r->kind), r->linktype, r->partial ? "false" : "true", c->records,
+		c->in_flows, pipeline_skipped(c), c->tcp, c->udp);
+	for (i = 1; i < SKIP_REASON_COUNT; i++) {
+		fprintf(out, "%s\"%s\":%" PRIu64, first ? "" : ",", skip_reason_name(i), c->skipped[i]);
+		first = 0;
+	}
+	fprintf(out, "},\"flows\":%" PRIu64 ",\"flows_active_max\":%" PRIu64 ",\"blocks\":%" PRIu64
+		",\"samples\":%" PRIu64 ",\"oversize\":%" PRIu64 ",\"cells_refused\":%" PRIu64
+		",\"reordered\":%" PRIu64 ",\"cells_in_use_max\":%" PRIu64,
+		s->flows, s->flows_active_max, s->blocks, s->samples, s->oversize, s->cells_refused,
+		s->reordered, s->cells_in_use_max);
+	if (r->partial) {
+		fputs(",\"error\":", out);
+		json_string(out, r->error);
+	}
+	fputs("}}\n", out);
+}
+
+void summary_print_text(FILE *out, const struct file_run *r)
+{
+	const struct pipeline_counts *c = &r->counts;
+	const struct flow_stats *s = &r->stats;
+	int i;
+
+	fprintf(out, "# %s (%s): %" PRIu64 " records%s\n", r->path, source_kind_name(r->kind),
+		c->records, r->partial ? " (read only in part)" : "");
+	fprintf(out, "#   in flows  %12" PRIu64 "  (tcp %" PRIu64 ", udp %" PRIu64
+		"; %" PRIu64 " flows, %" PRIu64 " blocks)\n",
+		c->in_flows, c->tcp, c->udp, s->flows, s->blocks);
+	fprintf(out, "#     drawn   %12" PRIu64 "\n", s->samples);
+	fprintf(out, "#     over %d B %9" PRIu64 "  (in flows, not in pictures)\n", PKT_MAX_SIZE,
+		s->oversize);
+	if (s->cells_refused)
+		fprintf(out, "#     cells refused %6" PRIu64 "  (raise --max-cells)\n", s->cells_refused);
+	fprintf(out, "#   skipped   %12" PRIu64 "\n", pipeline_skipped(c));
+	for (i = 1; i < SKIP_REASON_COUNT; i++)
+		if (c->skipped[i])
+			fprintf(out, "#     %-16s %7" PRIu64 "\n", skip_reason_name(i), c->skipped[i]);
+}

@@ -1,0 +1,555 @@
+// SPDX-License-Identifier: MIT
+/* flow.c - the flow table and its blocks; see flow.h. */
+#include "flow.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "flowpic.h"
+
+#define NONE UINT32_MAX
+
+/* A cell packed in 32 bits: x 11 | y 11 | dir 1 | count 8. */
+#define CELL_X(c) ((c) & 0x7ffu)
+#define CELL_Y(c) (((c) >> 11) & 0x7ffu)
+#define CELL_DIR(c) (((c) >> 22) & 1u)
+#define CELL_COUNT(c) ((c) >> 23)
+#define CELL_PACK(x, y, d, n) ((uint32_t)(x) | (uint32_t)(y) << 11 | (uint32_t)(d) << 22 | \
+			       (uint32_t)(n) << 23)
+
+struct cell_chunk {
+	uint32_t next;
+	uint32_t n;
+	uint32_t cells[CELL_CHUNK_CELLS];
+};
+_Static_assert(sizeof(struct cell_chunk) == 128, "two chunks per cache line pair");
+
+struct flow_table {
+	struct flow_config cfg;
+	struct flow_events ev;
+	struct flow *flows;		/* cfg.max_flows slots */
+	uint32_t *slots;		/* open addressing: flow index + 1, 0 = empty */
+	uint32_t slot_mask;
+	uint32_t free_head;		/* free flows, linked through lru_next */
+	uint32_t lru_head, lru_tail;	/* active flows, least recently seen first */
+	uint64_t now_ns;		/* latest capture time seen */
+	uint64_t next_id;
+	uint64_t seed;			/* hash seed: flooding one bucket needs to know it */
+	struct cell_chunk *chunks;
+	uint32_t nchunks;
+	uint32_t chunk_free;		/* free chunks, linked through next */
+	uint32_t chunks_used;
+	struct flow_stats stats;
+};
+
+void flow_config_default(struct flow_config *cfg)
+{
+	cfg->window_ns = 60 * NS_PER_SEC;
+	cfg->hop_ns = cfg->window_ns;
+	cfg->idle_timeout_ns = 120 * NS_PER_SEC;
+	cfg->max_flows = 65536;
+	cfg->max_cells = 4u << 20;
+	cfg->res = 32;
+}
+
+int flow_config_check(const struct flow_config *cfg, char *err, size_t errlen)
+{
+	/* window * res must stay below 2^64 in flowpic_xbin(). */
+	if (cfg->window_ns < 1000 || cfg->window_ns > (1ULL << 42)) {
+		snprintf(err, errlen, "window must be between 1 us and 4398 s");
+		return -EINVAL;
+	}
+	if (cfg->hop_ns == 0 || cfg->hop_ns > cfg->window_ns) {
+		snprintf(err, errlen, "hop must be above 0 and at most the window");
+		return -EINVAL;
+	}
+	if ((cfg->window_ns + cfg->hop_ns - 1) / cfg->hop_ns > FLOW_MAX_OPEN_BLOCKS) {
+		snprintf(err, errlen, "window / hop must be at most %d (overlapping blocks per flow)",
+			 FLOW_MAX_OPEN_BLOCKS);
+		return -EINVAL;
+	}
+	if (cfg->idle_timeout_ns == 0) {
+		snprintf(err, errlen, "idle timeout must be above 0");
+		return -EINVAL;
+	}
+	if (cfg->max_flows == 0 || cfg->max_flows > (1u << 30)) {
+		snprintf(err, errlen, "max flows must be between 1 and 2^30");
+		return -EINVAL;
+	}
+	if (cfg->max_cells < CELL_CHUNK_CELLS || cfg->max_cells > (1u << 31)) {
+		snprintf(err, errlen, "max cells must be between %d and 2^31", CELL_CHUNK_CELLS);
+		return -EINVAL;
+	}
+	if (cfg->res < 1 || cfg->res > FLOWPIC_MAX_RES) {
+		snprintf(err, errlen, "resolution must be between 1 and %d", FLOWPIC_MAX_RES);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+struct flow_table *flow_table_new(const struct flow_config *cfg, const struct flow_events *ev)
+{
+	struct flow_table *ft;
+	char msg[128];
+	uint64_t nslots = 2;
+	uint32_t i;
+
+	if (flow_config_check(cfg, msg, sizeof(msg))) {
+		errno = EINVAL;
+		return NULL;
+	}
+	ft = calloc(1, sizeof(*ft));
+	if (!ft)
+		return NULL;
+	ft->cfg = *cfg;
+	ft->ev = *ev;
+	while (nslots < 2ULL * cfg->max_flows)
+		nslots <<= 1;
+	ft->slot_mask = (uint32_t)(nslots - 1);
+	ft->nchunks = (cfg->max_cells + CELL_CHUNK_CELLS - 1) / CELL_CHUNK_CELLS;
+	ft->flows = calloc(cfg->max_flows, sizeof(*ft->flows));
+	ft->slots = calloc(nslots, sizeof(*ft->slots));
+	ft->chunks = malloc((size_t)ft->nchunks * sizeof(*ft->chunks));
+	if (!ft->flows || !ft->slots || !ft->chunks) {
+		flow_table_free(ft);
+		errno = ENOMEM;
+		return NULL;
+	}
+	for (i = 0; i < cfg->max_flows; i++)
+		ft->flows[i].lru_next = i + 1 < cfg->max_flows ? i + 1 : NONE;
+	for (i = 0; i < ft->nchunks; i++)
+		ft->chunks[i].next = i + 1 < ft->nchunks ? i + 1 : NONE;
+	ft->free_head = 0;
+	ft->chunk_free = 0;
+	ft->lru_head = ft->lru_tail = NONE;
+	ft->next_id = 1;
+	if (getrandom(&ft->seed, sizeof(ft->seed), GRND_NONBLOCK) != sizeof(ft->seed))
+		ft->seed = 0x9e3779b97f4a7c15ULL;
+	return ft;
+}
+
+void flow_table_free(struct flow_table *ft)
+{
+	if (!ft)
+		return;
+	free(ft->chunks);
+	free(ft->slots);
+	free(ft->flows);
+	free(ft);
+}
+
+const struct flow_stats *flow_table_stats(const struct flow_table *ft)
+{
+	return &ft->stats;
+}
+
+const struct flow_config *flow_table_config(const struct flow_table *ft)
+{
+	return &ft->cfg;
+}
+
+/* ---- hashing: both directions of a session hash alike ---- */
+
+static uint64_t mix(uint64_t h, uint64_t w)
+{
+	h ^= w;
+	h *= 0x9e3779b97f4a7c15ULL;
+	return h ^ (h >> 29);
+}
+
+static uint64_t load64(const uint8_t *p)
+{
+	uint64_t w;
+
+	memcpy(&w, p, 8);
+	return w;
+}
+
+static uint32_t endpoint_cmp(const uint8_t *a, uint16_t pa, const uint8_t *b, uint16_t pb)
+{
+	int c = memcmp(a, b, 16);
+
+	return c < 0 || (c == 0 && pa <= pb);
+}
+
+static uint32_t session_hash(const struct flow_table *ft, const uint8_t *s, uint16_t sp,
+			     const uint8_t *d, uint16_t dp, uint8_t proto)
+{
+	const uint8_t *lo = s, *hi = d;
+	uint16_t plo = sp, phi = dp;
+	uint64_t h = ft->seed;
+
+	if (!endpoint_cmp(s, sp, d, dp)) {
+		lo = d, hi = s;
+		plo = dp, phi = sp;
+	}
+	h = mix(h, load64(lo));
+	h = mix(h, load64(lo + 8));
+	h = mix(h, load64(hi));
+	h = mix(h, load64(hi + 8));
+	h = mix(h, (uint64_t)plo << 24 | (uint64_t)phi << 8 | proto);
+	return (uint32_t)(h >> 32);
+}
+
+/* Flow of the packet and its direction, or NULL. */
+static struct flow *lookup(struct flow_table *ft, const struct pkt *p, uint32_t hash,
+			   enum flow_dir *dir)
+{
+	uint32_t pos = hash & ft->slot_mask;
+
+	for (; ft->slots[pos]; pos = (pos + 1) & ft->slot_mask) {
+		struct flow *f = &ft->flows[ft->slots[pos] - 1];
+		const struct flow_key *k = &f->key;
+
+		if (f->hash != hash || k->proto != p->proto)
+			continue;
+		if (k->port_a == p->sport && k->port_b == p->dport &&
+		    !memcmp(k->a, p->src, 16) && !memcmp(k->b, p->dst, 16)) {
+			*dir = FLOW_DIR_FWD;
+			return f;
+		}
+		if (k->port_a == p->dport && k->port_b == p->sport &&
+		    !memcmp(k->a, p->dst, 16) && !memcmp(k->b, p->src, 16)) {
+			*dir = FLOW_DIR_REV;
+			return f;
+		}
+	}
+	return NULL;
+}
+
+static void slot_remove(struct flow_table *ft, uint32_t idx)
+{
+	uint32_t mask = ft->slot_mask;
+	uint32_t i = ft->flows[idx].hash & mask, j;
+
+	while (ft->slots[i] != idx + 1)
+		i = (i + 1) & mask;
+	/* Backward-shift deletion keeps every probe chain unbroken. */
+	for (j = (i + 1) & mask; ft->slots[j]; j = (j + 1) & mask) {
+		uint32_t home = ft->flows[ft->slots[j] - 1].hash & mask;
+
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			ft->slots[i] = ft->slots[j];
+			i = j;
+		}
+	}
+	ft->slots[i] = 0;
+}
+
+/* ---- LRU list of active flows ---- */
+
+static void lru_unlink(struct flow_table *ft, uint32_t idx)
+{
+	struct flow *f = &ft->flows[idx];
+
+	if (f->lru_prev != NONE)
+		ft->flows[f->lru_prev].lru_next = f->lru_next;
+	else
+		ft->lru_head = f->lru_next;
+	if (f->lru_next != NONE)
+		ft->flows[f->lru_next].lru_prev = f->lru_prev;
+	else
+		ft->lru_tail = f->lru_prev;
+}
+
+static void lru_append(struct flow_table *ft, uint32_t idx)
+{
+	struct flow *f = &ft->flows[idx];
+
+	f->lru_prev = ft->lru_tail;
+	f->lru_next = NONE;
+	if (ft->lru_tail != NONE)
+		ft->flows[ft->lru_tail].lru_next = idx;
+	else
+		ft->lru_head = idx;
+	ft->lru_tail = idx;
+}
+
+/* ---- cells ---- */
+
+static void chunks_release(struct flow_table *ft, struct block *b)
+{
+	uint32_t c = b->head;
+
+	while (c != NONE) {
+		uint32_t next = ft->chunks[c].next;
+
+		ft->chunks[c].next = ft->chunk_free;
+		ft->chunk_free = c;
+		ft->chunks_used--;
+		c = next;
+	}
+	b->head = b->tail = NONE;
+}
+
+static int chunk_take(struct flow_table *ft, struct block *b)
+{
+	uint32_t c = ft->chunk_free;
+
+	if (c == NONE)
+		return -ENOBUFS;
+	ft->chunk_free = ft->chunks[c].next;
+	ft->chunks[c].next = NONE;
+	ft->chunks[c].n = 0;
+	if (b->tail == NONE)
+		b->head = c;
+	else
+		ft->chunks[b->tail].next = c;
+	b->tail = c;
+	ft->chunks_used++;
+	if ((uint64_t)ft->chunks_used * CELL_CHUNK_CELLS > ft->stats.cells_in_use_max)
+		ft->stats.cells_in_use_max = (uint64_t)ft->chunks_used * CELL_CHUNK_CELLS;
+	return 0;
+}
+
+/*
+ * Count one sample in a block.  Time only moves forward within a block, so
+ * a cell that already holds this (x, y, dir) can only be in the current
+ * column at the tail: search back while x matches.  Across a chunk boundary
+ * a second entry may be made for the same cell; readers add them.
+ */
+static int block_count(struct flow_table *ft, struct block *b, uint32_t x, uint32_t y,
+		       uint32_t dir)
+{
+	struct cell_chunk *ch;
+	uint32_t i;
+
+	if (b->tail != NONE) {
+		ch = &ft->chunks[b->tail];
+		for (i = ch->n; i-- > 0;) {
+			uint32_t c = ch->cells[i];
+
+			if (CELL_X(c) != x)
+				break;
+			if (CELL_Y(c) == y && CELL_DIR(c) == dir) {
+				if (CELL_COUNT(c) < 255)
+					ch->cells[i] = c + (1u << 23);
+				return 0;
+			}
+		}
+	}
+	if (b->tail == NONE || ft->chunks[b->tail].n == CELL_CHUNK_CELLS) {
+		if (chunk_take(ft, b))
+			return -ENOBUFS;
+	}
+	ch = &ft->chunks[b->tail];
+	ch->cells[ch->n++] = CELL_PACK(x, y, dir, 1);
+	return 0;
+}
+
+void block_cells_begin(struct cell_iter *it, const struct flow_table *ft, const struct block *b)
+{
+	it->ft = ft;
+	it->chunk = b->head;
+	it->pos = 0;
+}
+
+bool block_cells_next(struct cell_iter *it, struct cell *out)
+{
+	const struct cell_chunk *ch;
+	uint32_t c;
+
+	while (it->chunk != NONE) {
+		ch = &it->ft->chunks[it->chunk];
+		if (it->pos < ch->n) {
+			c = ch->cells[it->pos++];
+			out->x = (uint16_t)CELL_X(c);
+			out->y = (uint16_t)CELL_Y(c);
+			out->dir = (uint8_t)CELL_DIR(c);
+			out->count = (uint8_t)CELL_COUNT(c);
+			return true;
+		}
+		it->chunk = ch->next;
+		it->pos = 0;
+	}
+	return false;
+}
+
+/* ---- blocks and flows ---- */
+
+/* Hand out the oldest open block of f and free it. */
+static void block_emit_oldest(struct flow_table *ft, struct flow *f, bool complete)
+{
+	struct block b = f->open[0];
+
+	memmove(&f->open[0], &f->open[1], (size_t)(f->nopen - 1) * sizeof(f->open[0]));
+	f->nopen--;
+	b.complete = complete;
+	f->blocks++;
+	ft->stats.blocks++;
+	if (ft->ev.block)
+		ft->ev.block(ft->ev.ctx, ft, f, &b);
+	chunks_release(ft, &b);
+}
+
+static void flow_end(struct flow_table *ft, uint32_t idx, enum flow_end_reason why)
+{
+	struct flow *f = &ft->flows[idx];
+
+	while (f->nopen) {
+		const struct block *b = &f->open[0];
+
+		block_emit_oldest(ft, f, b->start_ns + ft->cfg.window_ns <= ft->now_ns);
+	}
+	if (ft->ev.flow_end)
+		ft->ev.flow_end(ft->ev.ctx, ft, f, why);
+	slot_remove(ft, idx);
+	lru_unlink(ft, idx);
+	f->lru_next = ft->free_head;
+	ft->free_head = idx;
+	ft->stats.flows_active--;
+}
+
+static void expire_idle(struct flow_table *ft)
+{
+	while (ft->lru_head != NONE) {
+		struct flow *f = &ft->flows[ft->lru_head];
+
+		if (f->last_ns + ft->cfg.idle_timeout_ns >= ft->now_ns)
+			break;
+		flow_end(ft, ft->lru_head, FLOW_END_IDLE);
+	}
+}
+
+void flow_table_advance(struct flow_table *ft, uint64_t now_ns)
+{
+	if (now_ns > ft->now_ns)
+		ft->now_ns = now_ns;
+	expire_idle(ft);
+}
+
+void flow_table_flush(struct flow_table *ft)
+{
+	while (ft->lru_head != NONE)
+		flow_end(ft, ft->lru_head, FLOW_END_INPUT);
+}
+
+static struct flow *flow_create(struct flow_table *ft, const struct pkt *p, uint32_t hash)
+{
+	uint32_t idx = ft->free_head, pos;
+	struct flow *f;
+
+	if (idx == NONE)
+		return NULL;
+	f = &ft->flows[idx];
+	ft->free_head = f->lru_next;
+	memset(f, 0, sizeof(*f));
+	/* A SYN-ACK first means the capture missed the SYN: the initiator is
+	 * the packet's destination. */
+	if (p->proto == 6 && (p->tcp_flags & 0x12) == 0x12) {
+		memcpy(f->key.a, p->dst, 16);
+		memcpy(f->key.b, p->src, 16);
+		f->key.port_a = p->dport;
+		f->key.port_b = p->sport;
+	} else {
+		memcpy(f->key.a, p->src, 16);
+		memcpy(f->key.b, p->dst, 16);
+		f->key.port_a = p->sport;
+		f->key.port_b = p->dport;
+	}
+	f->key.proto = p->proto;
+	f->id = ft->next_id++;
+	f->first_ns = f->last_ns = p->ts_ns;
+	f->hash = hash;
+	for (pos = hash & ft->slot_mask; ft->slots[pos]; pos = (pos + 1) & ft->slot_mask)
+		;
+	ft->slots[pos] = idx + 1;
+	lru_append(ft, idx);
+	ft->stats.flows++;
+	if (++ft->stats.flows_active > ft->stats.flows_active_max)
+		ft->stats.flows_active_max = ft->stats.flows_active;
+	return f;
+}
+
+/* Bin one sample at flow time t into every block whose window holds t. */
+static void flow_sample(struct flow_table *ft, struct flow *f, uint64_t t, uint32_t size,
+			uint32_t dir)
+{
+	const struct flow_config *c = &ft->cfg;
+	uint64_t k, kmin, klast = t / c->hop_ns;
+	uint32_t y = flowpic_ybin(size, c->res);
+	int i, lost = 0;
+
+	while (f->nopen && f->open[0].start_ns - f->first_ns + c->window_ns <= t)
+		block_emit_oldest(ft, f, true);
+	kmin = t >= c->window_ns ? (t - c->window_ns) / c->hop_ns + 1 : 0;
+	for (k = kmin > f->next_block ? kmin : f->next_block; k <= klast; k++) {
+		struct block *b = &f->open[f->nopen++];
+
+		memset(b, 0, sizeof(*b));
+		b->index = (uint32_t)k;
+		b->start_ns = f->first_ns + k * c->hop_ns;
+		b->head = b->tail = NONE;
+		f->next_block = (uint32_t)k + 1;
+	}
+	for (i = 0; i < f->nopen; i++) {
+		struct block *b = &f->open[i];
+		uint32_t x = flowpic_xbin(t - (uint64_t)b->index * c->hop_ns, c->window_ns, c->res);
+
+		if (block_count(ft, b, x, y, dir)) {
+			b->cells_refused++;
+			lost = 1;
+			continue;
+		}
+		b->samples++;
+		b->bytes += size;
+	}
+	if (lost) {
+		f->cells_refused++;
+		ft->stats.cells_refused++;
+	} else {
+		ft->stats.samples++;
+	}
+}
+
+enum skip_reason flow_table_add(struct flow_table *ft, const struct pkt *p)
+{
+	uint32_t hash = session_hash(ft, p->src, p->sport, p->dst, p->dport, p->proto);
+	enum flow_dir dir = FLOW_DIR_FWD;
+	uint64_t ts = p->ts_ns;
+	struct flow *f;
+	uint32_t idx;
+
+	if (ts > ft->now_ns)
+		ft->now_ns = ts;
+	expire_idle(ft);
+	f = lookup(ft, p, hash, &dir);
+	if (f && ts > f->last_ns + ft->cfg.idle_timeout_ns) {
+		/* Reordered input can leave an idle flow unexpired: end it now. */
+		flow_end(ft, (uint32_t)(f - ft->flows), FLOW_END_IDLE);
+		f = NULL;
+	}
+	if (!f) {
+		f = flow_create(ft, p, hash);
+		if (!f) {
+			ft->stats.flows_refused++;
+			return SKIP_FLOW_TABLE_FULL;
+		}
+		if (memcmp(f->key.a, p->src, 16) || f->key.port_a != p->sport)
+			dir = FLOW_DIR_REV;
+	}
+	idx = (uint32_t)(f - ft->flows);
+	ft->stats.packets++;
+	if (ts < f->last_ns) {
+		/* Out of order within the flow: clamp, so time never runs back. */
+		ts = f->last_ns;
+		f->reordered++;
+		ft->stats.reordered++;
+	}
+	f->last_ns = ts;
+	lru_unlink(ft, idx);
+	lru_append(ft, idx);
+	f->packets[dir]++;
+	f->ip_bytes[dir] += p->ip_len;
+	f->payload[dir] += p->size;
+	if (p->size >= PKT_MAX_SIZE) {
+		f->oversize++;
+		ft->stats.oversize++;
+		return SKIP_NONE;
+	}
+	flow_sample(ft, f, ts - f->first_ns, p->size, dir);
+	return SKIP_NONE;
+}

@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * flow.h - the flow table: packets -> bidirectional flows -> blocks.
+ *
+ * A flow is the bidirectional session of one 5-tuple: the endpoint that sent
+ * the first packet is the initiator (side a), and every sample carries a
+ * direction bit (0 = a->b, 1 = b->a).  The FlowPic can then be drawn from
+ * both directions (the default), from one of them (the paper's
+ * unidirectional flows), or as two channels; see flowpic.h.
+ *
+ * A flow ends after idle_timeout of capture time without a packet, or when
+ * the input ends.  Its time is shifted to start at 0 at its first packet.
+ * Block k covers [k*hop, k*hop + window) of flow time; with hop == window
+ * (the default) blocks are the seed's consecutive 60 s intervals.  A block
+ * holds the sparse cells of its FlowPic at the configured resolution,
+ * binned as packets arrive; it is handed to the caller when its window has
+ * passed or its flow ends, then freed.
+ *
+ * Memory is fixed at flow_table_new(): max_flows flow slots and a pool of
+ * max_cells cells.  Nothing is allocated per packet.  What the bounds refuse
+ * is counted (stats.flows_refused, stats.cells_refused).
+ */
+#ifndef FLOWPIC_FLOW_H
+#define FLOWPIC_FLOW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pkt.h"
+
+#define NS_PER_SEC ((uint64_t)1000000000)
+/* Overlapping blocks one flow may have open at once: window / hop <= this. */
+#define FLOW_MAX_OPEN_BLOCKS 8
+/* Largest picture side: cell coordinates are 11 bits. */
+#define FLOWPIC_MAX_RES 2048
+
+struct flow_config {
+	uint64_t window_ns;		/* block length; default 60 s */
+	uint64_t hop_ns;		/* distance between block starts; default = window */
+	uint64_t idle_timeout_ns;	/* flow ends after this much silence; default 120 s */
+	uint32_t max_flows;		/* flows tracked at once; default 65536 */
+	uint32_t max_cells;		/* cells held by open blocks; default 4 Mi (16 MiB) */
+	uint32_t res;			/* picture side, time and size bins; default 32 */
+};
+
+/* Fill with the defaults above. */
+void flow_config_default(struct flow_config *cfg);
+
+/* 0, or -EINVAL with a one-line reason in err. */
+int flow_config_check(const struct flow_config *cfg, char *err, size_t errlen);
+
+/* Initiator (a) and responder (b) of a session. */
+struct flow_key {
+	uint8_t a[16];
+	uint8_t b[16];
+	uint16_t port_a;
+	uint16_t port_b;
+	uint8_t proto;
+	uint8_t pad[3];
+};
+_Static_assert(sizeof(struct flow_key) == 40, "flow_key has explicit padding");
+
+enum flow_dir { FLOW_DIR_FWD = 0, FLOW_DIR_REV = 1 };
+
+/* One block's cells are a list of chunks from the table's pool. */
+#define CELL_CHUNK_CELLS 30
+#define CELL_NONE UINT32_MAX
+
+struct block {
+	uint64_t start_ns;	/* absolute start of the block's window */
+	uint64_t bytes;		/* payload bytes of its samples */
+	uint32_t index;		/* k: starts at flow start + k * hop */
+	uint32_t samples;	/* samples binned (cells_refused not included) */
+	uint32_t cells_refused;	/* samples lost because the cell pool was empty */
+	uint32_t head;		/* first chunk, CELL_NONE when empty */
+	uint32_t tail;		/* last chunk */
+	bool complete;		/* its whole window passed within the capture */
+	uint8_t pad[3];
+};
+
+struct flow {
+	struct flow_key key;
+	uint64_t id;		/* 1, 2, ... in order of first packet */
+	uint64_t first_ns;	/* first packet */
+	uint64_t last_ns;	/* last packet (never decreases) */
+	uint64_t packets[2];	/* per direction, every packet of the stream */
+	uint64_t ip_bytes[2];	/* per direction, IP length sum */
+	uint64_t payload[2];	/* per direction, transport payload sum */
+	uint64_t oversize;	/* packets with size >= PKT_MAX_SIZE: counted, not drawn */
+	uint64_t reordered;	/* packets earlier than the flow's last (time clamped) */
+	uint64_t cells_refused;	/* samples lost from pictures: cell pool empty */
+	uint32_t blocks;	/* blocks handed out so far */
+	/* internal: table bookkeeping */
+	uint32_t lru_prev, lru_next;
+	uint32_t hash;
+	uint8_t nopen;		/* open blocks in open[] (oldest first) */
+	uint8_t pad[3];
+	uint32_t next_block;	/* lowest block index not yet opened */
+	struct block open[FLOW_MAX_OPEN_BLOCKS];
+};
+
+enum flow_end_reason { FLOW_END_IDLE, FLOW_END_INPUT };
+
+struct flow_table;
+
+/* Called for each finished block (cells valid only during the call) and each ended flow. */
+struct flow_events {
+	void (*block)(void *ctx, const struct flow_table *ft, const struct flow *f,
+		      const struct block *b);
+	void (*flow_end)(void *ctx, const struct flow_table *ft, const struct flow *f,
+			 enum flow_end_reason why);
+	void *ctx;
+};
+
+struct flow_stats {
+	uint64_t packets;	/* packets given to flow_table_add() */
+	uint64_t samples;	/* binned into a block */
+	uint64_t oversize;	/* size >= PKT_MAX_SIZE */
+	uint64_t cells_refused;	/* cell pool empty */
+	uint64_t reordered;	/* time clamped to the flow's last packet */
+	uint64_t flows;		/* flows created */
+	uint64_t flows_refused;	/* packets of new flows refused: table full */
+	uint64_t flows_active;	/* now */
+	uint64_t flows_active_max;
+	uint64_t blocks;	/* blocks handed out */
+	uint64_t cells_in_use_max;
+};
+
+/* NULL and errno set (EINVAL bad config, ENOMEM) on failure. */
+struct flow_table *flow_table_new(const struct flow_config *cfg, const struct flow_events *ev);
+void flow_table_free(struct flow_table *ft);
+
+/* Account one packet.  Returns SKIP_NONE or SKIP_FLOW_TABLE_FULL. */
+enum skip_reason flow_table_add(struct flow_table *ft, const struct pkt *p);
+
+/* Move capture time on without a packet (live use): ends idle flows. */
+void flow_table_advance(struct flow_table *ft, uint64_t now_ns);
+
+/* End every flow (end of input), handing out their open blocks. */
+void flow_table_flush(struct flow_table *ft);
+
+const struct flow_stats *flow_table_stats(const struct flow_table *ft);
+const struct flow_config *flow_table_config(const struct flow_table *ft);
+
+/* A cell of a block's sparse picture. */
+struct cell {
+	uint16_t x;		/* time bin, 0 .. res-1 */
+	uint16_t y;		/* size bin, 0 .. res-1 */
+	uint8_t dir;		/* enum flow_dir */
+	uint8_t count;		/* packets, saturating at 255 */
+};
+
+struct cell_iter {
+	const struct flow_table *ft;
+	uint32_t chunk;
+	uint32_t pos;
+};
+
+/* Iterate a block's cells in time order.  The same (x, y, dir) may appear
+ * more than once: counts add, saturating at 255. */
+void block_cells_begin(struct cell_iter *it, const struct flow_table *ft, const struct block *b);
+bool block_cells_next(struct cell_iter *it, struct cell *out);
+
+#endif

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pipeline.h - run one source through a flow table and account for every
+ * record read: it became part of a flow, or it was skipped with a reason.
+ * The one loop shared by the CLI commands (and later the agent's replay).
+ */
+#ifndef FLOWPIC_PIPELINE_H
+#define FLOWPIC_PIPELINE_H
+
+#include <stdint.h>
+
+#include "flow.h"
+#include "pkt.h"
+#include "source.h"
+
+struct pipeline_counts {
+	uint64_t records;			/* frames or CSV rows read */
+	uint64_t in_flows;			/* accepted by the flow table */
+	uint64_t tcp, udp;			/* decoded TCP / UDP packets (accepted or refused) */
+	uint64_t skipped[SKIP_REASON_COUNT];	/* by reason; [SKIP_NONE] unused */
+};
+
+/* Optional hooks: progress about every 65536 records (for a terminal), and a
+ * tap that sees every decoded packet before the flow table (CSV export). */
+struct pipeline_hooks {
+	void (*progress)(void *ctx, const struct source *s);
+	void (*tap)(void *ctx, const struct pkt *p);
+	void *ctx;
+};
+
+/*
+ * Read s to its end into ft (the caller flushes ft).  Returns 0 when the
+ * whole input was read, -EIO when reading stopped early: the message is
+ * logged and everything read before it is kept.
+ */
+int pipeline_run(struct source *s, struct flow_table *ft, struct pipeline_counts *c,
+		 const struct pipeline_hooks *hooks);
+
+/* Records skipped for any reason. */
+uint64_t pipeline_skipped(const struct pipeline_counts *c);
+
+#endif

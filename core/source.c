@@ -1,0 +1,292 @@
+// SPDX-License-Identifier: MIT
+/* source.c - pcap, pcapng and CSV files as one stream of packet records; see source.h. */
+#include "source.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pcap/pcap.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "csv.h"
+#include "flow.h"
+#include "log.h"
+#include "parse.h"
+#include "zfile.h"
+
+/* Bad CSV rows reported one by one, per file; the rest only counted. */
+#define CSV_MAX_REPORTS 10
+
+struct source {
+	enum source_kind kind;
+	char *path;
+	struct zfile *z;
+	pcap_t *pcap;
+	int linktype;		/* LINKTYPE_ value, -1 for CSV */
+	struct csv_layout lay;
+	uint64_t records;
+	uint64_t line;		/* CSV line number */
+	uint64_t bad_rows;
+	char err[512];
+	char buf[CSV_MAX_LINE + 2];
+};
+
+const char *source_kind_name(enum source_kind k)
+{
+	switch (k) {
+	case SOURCE_PCAP:
+		return "pcap";
+	case SOURCE_PCAPNG:
+		return "pcapng";
+	case SOURCE_CSV:
+		return "csv";
+	}
+	return "unknown";
+}
+
+/* libpcap's DLT_ values -> the LINKTYPE_ values parse.h uses. */
+static int dlt_to_linktype(int dlt)
+{
+	if (dlt == DLT_RAW || dlt == 14)	/* DLT_RAW is 12, or 14 on OpenBSD */
+		return LINK_RAW;
+	return dlt;
+}
+
+/* Read a line; -1 at end, -2 when longer than CSV_MAX_LINE (rest skipped). */
+static int read_line(struct source *s)
+{
+	size_t len;
+
+	if (!fgets(s->buf, sizeof(s->buf), zfile_stream(s->z)))
+		return -1;
+	s->line++;
+	len = strlen(s->buf);
+	if (len == sizeof(s->buf) - 1 && s->buf[len - 1] != '\n') {
+		int c;
+
+		while ((c = fgetc(zfile_stream(s->z))) != EOF && c != '\n')
+			;
+		return -2;
+	}
+	return 0;
+}
+
+static int csv_open(struct source *s, char *err, unsigned long errlen)
+{
+	char msg[256];
+	int rc;
+
+	/* Comment lines (the magic among them), then the header row. */
+	while ((rc = read_line(s)) == 0 && s->buf[0] == '#')
+		;
+	if (rc == -1) {
+		snprintf(err, errlen, "%s: CSV has no header row (need %s)", s->path, CSV_HEADER);
+		return -1;
+	}
+	if (rc == -2) {
+		snprintf(err, errlen, "%s:%" PRIu64 ": CSV header longer than %d bytes", s->path,
+			 s->line, CSV_MAX_LINE);
+		return -1;
+	}
+	if (csv_parse_header(s->buf, &s->lay, msg, sizeof(msg))) {
+		snprintf(err, errlen, "%s:%" PRIu64 ": %s", s->path, s->line, msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Content sniffing: pcap and pcapng magics; CSV when the text starts like ours. */
+static int sniff(const uint8_t *m, size_t n, enum source_kind *kind)
+{
+	static const uint32_t pcap_magics[] = { 0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1 };
+	uint32_t be;
+	size_t i;
+
+	if (n < 4)
+		return -1;
+	be = (uint32_t)m[0] << 24 | (uint32_t)m[1] << 16 | (uint32_t)m[2] << 8 | m[3];
+	for (i = 0; i < sizeof(pcap_magics) / sizeof(pcap_magics[0]); i++) {
+		if (be == pcap_magics[i]) {
+			*kind = SOURCE_PCAP;
+			return 0;
+		}
+	}
+	if (be == 0x0a0d0d0a) {
+		*kind = SOURCE_PCAPNG;
+		return 0;
+	}
+	if ((n >= 5 && !memcmp(m, "time,", 5)) || (n >= 17 && !memcmp(m, "# flowpic samples", 17)) ||
+	    m[0] == '#' || !memcmp(m, "time", 4)) {
+		*kind = SOURCE_CSV;
+		return 0;
+	}
+	return -1;
+}
+
+struct source *source_open(const char *path, char *err, unsigned long errlen)
+{
+	char ebuf[PCAP_ERRBUF_SIZE];
+	uint8_t magic[32];
+	struct source *s;
+	size_t n;
+
+	s = calloc(1, sizeof(*s));
+	if (!s || !(s->path = strdup(path))) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		free(s);
+		return NULL;
+	}
+	s->linktype = -1;
+	/* Sniff the (decompressed) content, then open it again to read. */
+	s->z = zfile_open(path, err, errlen);
+	if (!s->z)
+		goto err_free;
+	n = fread(magic, 1, sizeof(magic), zfile_stream(s->z));
+	zfile_close(s->z);
+	s->z = NULL;
+	if (sniff(magic, n, &s->kind)) {
+		if (n == 0)
+			snprintf(err, errlen, "%s: empty file, not a capture or samples CSV", path);
+		else
+			snprintf(err, errlen,
+				 "%s: not a pcap, pcapng or flowpic samples CSV file (unknown format in the first %zu bytes)",
+				 path, n < 4 ? n : (size_t)4);
+		goto err_free;
+	}
+	s->z = zfile_open(path, err, errlen);
+	if (!s->z)
+		goto err_free;
+	if (s->kind == SOURCE_CSV) {
+		if (csv_open(s, err, errlen))
+			goto err_free;
+		return s;
+	}
+	ebuf[0] = 0;
+	s->pcap = pcap_fopen_offline_with_tstamp_precision(zfile_stream(s->z),
+							   PCAP_TSTAMP_PRECISION_NANO, ebuf);
+	if (!s->pcap) {
+		/* On failure libpcap leaves the stream to us (zfile_close). */
+		snprintf(err, errlen, "%s: cannot read as %s: %s", path,
+			 source_kind_name(s->kind), ebuf);
+		goto err_free;
+	}
+	s->linktype = dlt_to_linktype(pcap_datalink(s->pcap));
+	if (!parse_link_supported(s->linktype)) {
+		const char *name = pcap_datalink_val_to_name(pcap_datalink(s->pcap));
+
+		log_warn("%s: link type %d (%s) is not decoded; its packets are counted as link_unsupported",
+			 path, s->linktype, name ? name : "unknown");
+	}
+	return s;
+
+err_free:
+	zfile_close(s->z);
+	free(s->path);
+	free(s);
+	return NULL;
+}
+
+void source_close(struct source *s)
+{
+	if (!s)
+		return;
+	if (s->pcap) {
+		pcap_close(s->pcap);	/* fcloses the stream */
+		zfile_stream_closed(s->z);
+	}
+	if (s->kind == SOURCE_CSV && s->bad_rows > CSV_MAX_REPORTS)
+		log_warn("%s: %" PRIu64 " bad rows in all (only the first %d shown)", s->path,
+			 s->bad_rows, CSV_MAX_REPORTS);
+	zfile_close(s->z);
+	free(s->path);
+	free(s);
+}
+
+static enum source_status next_pcap(struct source *s, struct pkt *out, enum skip_reason *why)
+{
+	struct pcap_pkthdr *h;
+	const u_char *data;
+	int rc = pcap_next_ex(s->pcap, &h, &data);
+
+	if (rc == PCAP_ERROR_BREAK)
+		return SOURCE_END;
+	if (rc != 1) {
+		snprintf(s->err, sizeof(s->err),
+			 "%s: reading stopped after record %" PRIu64 " (file byte %" PRIu64 "): %s",
+			 s->path, s->records, zfile_raw_pos(s->z), pcap_geterr(s->pcap));
+		return SOURCE_ERROR;
+	}
+	s->records++;
+	*why = parse_frame(s->linktype, data, h->caplen, h->len, out);
+	if (*why != SKIP_NONE)
+		return SOURCE_SKIPPED;
+	/* With nanosecond precision requested, tv_usec holds nanoseconds. */
+	out->ts_ns = (uint64_t)h->ts.tv_sec * NS_PER_SEC + (uint64_t)h->ts.tv_usec;
+	return SOURCE_PACKET;
+}
+
+static enum source_status next_csv(struct source *s, struct pkt *out, enum skip_reason *why)
+{
+	char msg[256];
+	int rc;
+
+	do {
+		rc = read_line(s);
+		if (rc == -1) {
+			if (ferror(zfile_stream(s->z))) {
+				snprintf(s->err, sizeof(s->err), "%s:%" PRIu64 ": read error: %s",
+					 s->path, s->line, strerror(errno));
+				return SOURCE_ERROR;
+			}
+			return SOURCE_END;
+		}
+	} while (rc == 0 && (s->buf[0] == '#' || s->buf[strspn(s->buf, " \t\r\n")] == 0));
+	s->records++;
+	if (rc == -2) {
+		*why = SKIP_CSV_BAD_LINE;
+		snprintf(msg, sizeof(msg), "row longer than %d bytes", CSV_MAX_LINE);
+	} else {
+		*why = csv_parse_row(s->buf, &s->lay, out, msg, sizeof(msg));
+	}
+	if (*why == SKIP_CSV_BAD_LINE && ++s->bad_rows <= CSV_MAX_REPORTS)
+		log_warn("%s:%" PRIu64 ": bad CSV row skipped: %s", s->path, s->line, msg);
+	return *why == SKIP_NONE ? SOURCE_PACKET : SOURCE_SKIPPED;
+}
+
+enum source_status source_next(struct source *s, struct pkt *out, enum skip_reason *why)
+{
+	*why = SKIP_NONE;
+	if (s->kind == SOURCE_CSV)
+		return next_csv(s, out, why);
+	return next_pcap(s, out, why);
+}
+
+const char *source_error(const struct source *s)
+{
+	return s->err;
+}
+
+enum source_kind source_kind(const struct source *s)
+{
+	return s->kind;
+}
+
+int source_linktype(const struct source *s)
+{
+	return s->linktype;
+}
+
+uint64_t source_records(const struct source *s)
+{
+	return s->records;
+}
+
+uint64_t source_file_pos(const struct source *s)
+{
+	return s->pcap || s->kind == SOURCE_CSV ? zfile_raw_pos(s->z) : 0;
+}
+
+uint64_t source_file_size(const struct source *s)
+{
+	return zfile_raw_size(s->z);
+}
