@@ -1,0 +1,390 @@
+// SPDX-License-Identifier: MIT
+/* test_flow.c - flow table, blocks and FlowPic binning. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flow.h"
+#include "flowpic.h"
+
+#define SEC NS_PER_SEC
+#define T0 (1500000000ULL * SEC)	/* an arbitrary capture start */
+#define MAX_SEEN 64
+
+struct seen_block {
+	uint64_t flow_id;
+	struct block b;
+	uint8_t pic[32 * 32];	/* drawn at res <= 32 */
+	uint8_t fwd[32 * 32];
+	uint32_t big_y0x0;	/* pic[0][0] for res > 32 */
+};
+
+struct seen {
+	struct seen_block blocks[MAX_SEEN];
+	int nblocks;
+	uint64_t ended[MAX_SEEN];
+	enum flow_end_reason why[MAX_SEEN];
+	struct flow flows[MAX_SEEN];
+	int nflows;
+};
+
+static void on_block(void *ctx, const struct flow_table *ft, const struct flow *f,
+		     const struct block *b)
+{
+	struct seen *s = ctx;
+	struct seen_block *sb = &s->blocks[s->nblocks++];
+	uint32_t res = flow_table_config(ft)->res;
+
+	assert_true(s->nblocks <= MAX_SEEN);
+	sb->flow_id = f->id;
+	sb->b = *b;
+	if (res <= 32) {
+		flowpic_draw(ft, b, PIC_BOTH, sb->pic);
+		flowpic_draw(ft, b, PIC_FWD, sb->fwd);
+	} else {
+		uint8_t *big = malloc((size_t)res * res);
+
+		assert_non_null(big);
+		flowpic_draw(ft, b, PIC_BOTH, big);
+		sb->big_y0x0 = big[0];
+		free(big);
+	}
+}
+
+static void on_end(void *ctx, const struct flow_table *ft, const struct flow *f,
+		   enum flow_end_reason why)
+{
+	struct seen *s = ctx;
+
+	(void)ft;
+	assert_true(s->nflows < MAX_SEEN);
+	s->ended[s->nflows] = f->id;
+	s->why[s->nflows] = why;
+	s->flows[s->nflows++] = *f;
+}
+
+static struct flow_table *table(struct seen *s, uint32_t res, uint32_t max_flows,
+				uint32_t max_cells)
+{
+	struct flow_events ev = { on_block, on_end, s };
+	struct flow_config cfg;
+	struct flow_table *ft;
+
+	memset(s, 0, sizeof(*s));
+	flow_config_default(&cfg);
+	cfg.res = res;
+	cfg.max_flows = max_flows;
+	cfg.max_cells = max_cells;
+	ft = flow_table_new(&cfg, &ev);
+	assert_non_null(ft);
+	return ft;
+}
+
+/* A TCP packet 10.0.0.a:pa -> 10.0.0.b:pb. */
+static struct pkt mk(uint64_t ts, uint8_t a, uint16_t pa, uint8_t b, uint16_t pb, uint32_t size)
+{
+	struct pkt p = { 0 };
+
+	p.ts_ns = ts;
+	p.src[10] = p.src[11] = p.dst[10] = p.dst[11] = 0xff;
+	p.src[12] = p.dst[12] = 10;
+	p.src[15] = a;
+	p.dst[15] = b;
+	p.sport = pa;
+	p.dport = pb;
+	p.proto = 6;
+	p.tcp_flags = 0x10;
+	p.size = size;
+	p.ip_len = size + 40;
+	return p;
+}
+
+static void add(struct flow_table *ft, struct pkt p)
+{
+	assert_int_equal(flow_table_add(ft, &p), SKIP_NONE);
+}
+
+static void test_bidirectional_session(void **state)
+{
+	struct seen s;
+	struct flow_table *ft = table(&s, 32, 16, 1 << 12);
+
+	(void)state;
+	add(ft, mk(T0, 1, 1000, 2, 80, 0));
+	add(ft, mk(T0 + 1, 2, 80, 1, 1000, 500));
+	add(ft, mk(T0 + 2, 1, 1000, 2, 80, 0));
+	add(ft, mk(T0 + 3, 1, 1001, 2, 80, 0));	/* another port: another flow */
+	flow_table_flush(ft);
+	assert_int_equal(s.nflows, 2);
+	assert_int_equal(s.flows[0].id, 1);
+	assert_int_equal(s.flows[0].key.port_a, 1000);
+	assert_int_equal(s.flows[0].packets[FLOW_DIR_FWD], 2);
+	assert_int_equal(s.flows[0].packets[FLOW_DIR_REV], 1);
+	assert_int_equal(s.flows[0].ip_bytes[FLOW_DIR_REV], 540);
+	assert_int_equal(s.flows[0].payload[FLOW_DIR_REV], 500);
+	assert_int_equal(s.why[0], FLOW_END_INPUT);
+	/* FWD picture holds the initiator's two packets, BOTH all three. */
+	assert_int_equal(s.blocks[0].fwd[0], 2);
+	assert_int_equal(s.blocks[0].pic[0], 2);
+	assert_int_equal(s.blocks[0].pic[flowpic_ybin(500, 32) * 32], 1);
+	flow_table_free(ft);
+}
+
+static void test_syn_ack_first_names_initiator(void **state)
+{
+	struct seen s;
+	struct flow_table *ft = table(&s, 32, 16, 1 << 12);
+	struct pkt p = mk(T0, 2, 443, 1, 5555, 0);
+
+	(void)state;
+	p.tcp_flags = 0x12;
+	add(ft, p);
+	add(ft, mk(T0 + 1, 1, 5555, 2, 443, 0));
+	flow_table_flush(ft);
+	assert_int_equal(s.flows[0].key.port_a, 5555);
+	assert_int_equal(s.flows[0].key.a[15], 1);
+	assert_int_equal(s.flows[0].packets[FLOW_DIR_FWD], 1);
+	assert_int_equal(s.flows[0].packets[FLOW_DIR_REV], 1);
+	flow_table_free(ft);
+}
+
+static void test_idle_timeout_splits(void **state)
+{
+	struct seen s;
+	struct flow_table *ft = table(&s, 32, 16, 1 << 12);
+
+	(void)state;
+	add(ft, mk(T0, 1, 1, 2, 2, 10));
+	add(ft, mk(T0 + 120 * SEC, 1, 1, 2, 2, 10));	/* exactly the timeout: same flow */
+	add(ft, mk(T0 + 240 * SEC + 1, 2, 2, 1, 1, 10));	/* 1 ns more: a new flow */
+	flow_table_flush(ft);
+	assert_int_equal(s.nflows, 2);
+	assert_int_equal(s.ended[0], 1);
+	assert_int_equal(s.why[0], FLOW_END_IDLE);
+	assert_int_equal(s.flows[0].packets[0], 2);
+	assert_int_equal(s.flows[1].id, 2);
+	/* The new flow's initiator is the new first sender. */
+	assert_int_equal(s.flows[1].key.a[15], 2);
+	flow_table_free(ft);
+}
+
+static void test_table_bound_refuses_and_counts(void **state)
+{
+	struct seen s;
+	struct flow_table *ft = table(&s, 32, 2, 1 << 12);
+	struct pkt p = mk(T0, 1, 3, 2, 3, 0);
+
+	(void)state;
+	add(ft, mk(T0, 1, 1, 2, 1, 0));
+	add(ft, mk(T0, 1, 2, 2, 2, 0));
+	assert_int_equal(flow_table_add(ft, &p), SKIP_FLOW_TABLE_FULL);
+	assert_int_equal(flow_table_stats(ft)->flows_refused, 1);
+	/* Once the first two are idle, room again. */
+	p.ts_ns = T0 + 121 * SEC;
+	assert_int_equal(flow_table_add(ft, &p), SKIP_NONE);
+	assert_int_equal(flow_table_stats(ft)->flows_active, 1);
+	flow_table_flush(ft);
+	assert_int_equal(flow_table_stats(ft)->flows, 3);
+	flow_table_free(ft);
+}
+
+static void test_block_edges_and_completeness(void **state)
+{
+	struct seen s;
+	struct flow_table *ft = table(&s, 32, 16, 1 << 12);
+
+	(void)state;
+	add(ft, mk(T0, 1, 1, 2, 2, 100));
+	add(ft, mk(T0 + 60 * SEC - 1, 1, 1, 2, 2, 100));	/* last ns of block 0 */
+	add(ft, mk(T0 + 60 * SEC, 1, 1, 2, 2, 100));		/* first of block 1 */
+	add(ft, mk(T0 + 100 * SEC, 1, 1, 2, 2, 100));
+	add(ft, mk(T0 + 200 * SEC, 1, 1, 2, 2, 100));		/* block 3; block 2 empty */
+	flow_table_flush(ft);
+	assert_int_equal(s.nblocks, 3);
+	assert_int_equal(s.blocks[0].b.index, 0);
+	assert_int_equal(s.blocks[0].b.samples, 2);
+	assert_true(s.blocks[0].b.complete);
+	assert_int_equal(s.blocks[0].pic[2 * 32 + 0], 1);
+	assert_int_equal(s.blocks[0].pic[2 * 32 + 31], 1);
+	assert_int_equal(s.blocks[1].b.index, 1);
+	assert_int_equal(s.blocks[1].b.samples, 2);
+	assert_int_equal(s.blocks[1].b.start_ns, T0 + 60 * SEC);
+	assert_true(s.blocks[1].b.complete);
+	assert_int_equal(s.blocks[2].b.index, 3);
+	assert_false(s.blocks[2].b.complete);	/* input ended 20 s into it */
+	assert_int_equal(s.flows[0].blocks, 3);
+	flow_table_free(ft);
+}
+
+static void test_bin_edges(void **state)
+{
+	struct seen s;
+	struct flow_table *ft = table(&s, 32, 16, 1 << 12);
+
+	(void)state;
+	/* 60 s / 32 = 1.875 s per column; 1500 B / 32 = 46.875 B per row. */
+	assert_int_equal(flowpic_xbin(1875000000ULL - 1, 60 * SEC, 32), 0);
+	assert_int_equal(flowpic_xbin(1875000000ULL, 60 * SEC, 32), 1);
+	assert_int_equal(flowpic_xbin(60 * SEC - 1, 60 * SEC, 32), 31);
+	assert_int_equal(flowpic_ybin(46, 32), 0);
+	assert_int_equal(flowpic_ybin(47, 32), 1);
+	assert_int_equal(flowpic_ybin(1499, 32), 31);
+	assert_int_equal(flowpic_ybin(1499, 1500), 1499);
+	add(ft, mk(T0, 1, 1, 2, 2, 46));
+	add(ft, mk(T0 + 1875000000ULL, 1, 1, 2, 2, 47));
+	add(ft, mk(T0 + 1875000001ULL, 1, 1, 2, 2, 1499));
+	add(ft, mk(T0 + 1875000002ULL, 1, 1, 2, 2, 1500));	/* over: counted, not drawn */
+	add(ft, mk(T0 + 1875000003ULL, 1, 1, 2, 2, 9000));
+	flow_table_flush(ft);
+	assert_int_equal(s.blocks[0].pic[0 * 32 + 0], 1);
+	assert_int_equal(s.blocks[0].pic[1 * 32 + 1], 1);
+	assert_int_equal(s.blocks[0].pic[31 * 32 + 1], 1);
+	assert_int_equal(s.blocks[0].b.samples, 3);
+	assert_int_equal(s.flows[0].oversize, 2);
+	assert_int_equal(s.flows[0].packets[0], 5);
+	assert_int_equal(flow_table_stats(ft)->oversize, 2);
+	flow_table_free(ft);
+}
+
+static void test_saturation_across_chunks(void **state)
+{
+	struct seen s;
+	struct flow_table *ft = table(&s, 1500, 16, 1 << 12);
+	uint32_t i;
+
+	(void)state;
+	/* 200 packets in cell (0, 0), then 40 other sizes in the same column
+	 * (filling more than one chunk), then 200 more in (0, 0): the cell is
+	 * stored twice and must read back as min(400, 255). */
+	for (i = 0; i < 200; i++)
+		add(ft, mk(T0 + i, 1, 1, 2, 2, 0));
+	for (i = 1; i <= 40; i++)
+		add(ft, mk(T0 + 200 + i, 1, 1, 2, 2, i));
+	for (i = 0; i < 200; i++)
+		add(ft, mk(T0 + 300 + i, 1, 1, 2, 2, 0));
+	flow_table_flush(ft);
+	assert_int_equal(s.blocks[0].big_y0x0, 255);
+	assert_int_equal(s.blocks[0].b.samples, 440);
+	flow_table_free(ft);
+}
+
+static void test_overlapping_blocks(void **state)
+{
+	struct flow_events ev = { on_block, on_end, NULL };
+	struct flow_config cfg;
+	struct flow_table *ft;
+	struct seen s;
+
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	ev.ctx = &s;
+	flow_config_default(&cfg);
+	cfg.hop_ns = 30 * SEC;
+	ft = flow_table_new(&cfg, &ev);
+	assert_non_null(ft);
+	add(ft, mk(T0, 1, 1, 2, 2, 0));
+	add(ft, mk(T0 + 45 * SEC, 1, 1, 2, 2, 0));
+	add(ft, mk(T0 + 95 * SEC, 1, 1, 2, 2, 0));
+	flow_table_flush(ft);
+	/* Blocks 0 [0,60), 1 [30,90), 2 [60,120), 3 [90,150). */
+	assert_int_equal(s.nblocks, 4);
+	assert_int_equal(s.blocks[0].b.index, 0);
+	assert_int_equal(s.blocks[0].b.samples, 2);
+	assert_int_equal(s.blocks[0].pic[45 * 32 / 60], 1);
+	assert_int_equal(s.blocks[1].b.index, 1);
+	assert_int_equal(s.blocks[1].pic[15 * 32 / 60], 1);
+	assert_int_equal(s.blocks[2].b.index, 2);
+	assert_int_equal(s.blocks[2].b.samples, 1);
+	assert_int_equal(s.blocks[3].b.index, 3);
+	assert_int_equal(s.blocks[3].pic[5 * 32 / 60], 1);
+	flow_table_free(ft);
+}
+
+static void test_cell_pool_bound(void **state)
+{
+	struct seen s;
+	struct flow_table *ft = table(&s, 32, 16, CELL_CHUNK_CELLS);
+	uint32_t i;
+
+	(void)state;
+	/* 31 distinct cells: one chunk holds 30. */
+	for (i = 0; i < 31; i++)
+		add(ft, mk(T0 + i * 1875000000ULL, 1, 1, 2, 2, 0));
+	flow_table_flush(ft);
+	assert_int_equal(flow_table_stats(ft)->cells_refused, 1);
+	assert_int_equal(s.flows[0].cells_refused, 1);
+	assert_int_equal(s.blocks[0].b.samples, 30);
+	assert_int_equal(s.blocks[0].b.cells_refused, 1);
+	flow_table_free(ft);
+}
+
+static void test_reordered_time_is_clamped(void **state)
+{
+	struct seen s;
+	struct flow_table *ft = table(&s, 32, 16, 1 << 12);
+
+	(void)state;
+	add(ft, mk(T0, 1, 1, 2, 2, 0));
+	add(ft, mk(T0 + 10 * SEC, 1, 1, 2, 2, 0));
+	add(ft, mk(T0 + 5 * SEC, 1, 1, 2, 2, 0));	/* late: drawn at 10 s */
+	flow_table_flush(ft);
+	assert_int_equal(s.flows[0].reordered, 1);
+	assert_int_equal(s.blocks[0].pic[10 * 32 / 60], 2);
+	flow_table_free(ft);
+}
+
+/* Many flows coming and going: the table must agree with a brute-force list. */
+static void test_table_against_reference(void **state)
+{
+	enum { N = 300, STEPS = 20000 };
+	struct seen s;
+	struct flow_table *ft;
+	uint64_t last[N] = { 0 };
+	uint64_t flows = 0;
+	unsigned seed = 12345;
+	int i;
+
+	(void)state;
+	ft = table(&s, 32, N, 1 << 16);
+	s.nflows = 0;
+	for (i = 0; i < STEPS; i++) {
+		int k = (int)(rand_r(&seed) % N);
+		uint64_t now = T0 + (uint64_t)i * 50 * 1000000ULL;	/* 50 ms steps */
+		struct pkt p = mk(now, (uint8_t)(k % 7), (uint16_t)k, 200, 80, 10);
+
+		if (rand_r(&seed) % 2) {	/* either direction */
+			p = mk(now, 200, 80, (uint8_t)(k % 7), (uint16_t)k, 10);
+		}
+		/* Reference: a flow is new when unseen or idle > 120 s. */
+		if (!last[k] || now > last[k] + 120 * SEC)
+			flows++;
+		last[k] = now;
+		add(ft, p);
+		s.nflows = 0;	/* only counts matter here */
+		s.nblocks = 0;
+	}
+	assert_int_equal(flow_table_stats(ft)->flows, flows);
+	flow_table_free(ft);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bidirectional_session),
+		cmocka_unit_test(test_syn_ack_first_names_initiator),
+		cmocka_unit_test(test_idle_timeout_splits),
+		cmocka_unit_test(test_table_bound_refuses_and_counts),
+		cmocka_unit_test(test_block_edges_and_completeness),
+		cmocka_unit_test(test_bin_edges),
+		cmocka_unit_test(test_saturation_across_chunks),
+		cmocka_unit_test(test_overlapping_blocks),
+		cmocka_unit_test(test_cell_pool_bound),
+		cmocka_unit_test(test_reordered_time_is_clamped),
+		cmocka_unit_test(test_table_against_reference),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
