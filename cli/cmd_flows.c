@@ -13,6 +13,7 @@ struct flows_args {
 	int nfiles;
 	bool json;
 	const char *file;	/* the file being read (for --json with several files) */
+	bool header_done;	/* table header printed for this file */
 };
 
 static const struct argp_option flows_options[] = {
@@ -64,10 +65,15 @@ static void on_flow_end(void *ctx, const struct flow_table *ft, const struct flo
 	struct flows_args *a = ctx;
 
 	(void)ft;
-	if (a->json)
+	if (a->json) {
 		flow_print_json(stdout, f, why, a->nfiles > 1 ? a->file : NULL);
-	else
-		flow_print_table_row(stdout, f);
+		return;
+	}
+	/* The header comes with the first flow: an unreadable file prints nothing. */
+	if (!a->header_done)
+		flow_print_table_header(stdout);
+	a->header_done = true;
+	flow_print_table_row(stdout, f);
 }
 
 int cmd_flows(int argc, char **argv)
@@ -86,8 +92,7 @@ int cmd_flows(int argc, char **argv)
 		int rc;
 
 		a.file = a.files[i];
-		if (!a.json)
-			flow_print_table_header(stdout);
+		a.header_done = false;
 		rc = run_file(a.files[i], &a.common, &ev, NULL, &run);
 		status = exit_worse(status, rc);
 		if (!run.opened)

@@ -3,6 +3,7 @@
  * main.c - `flowpic COMMAND ...`: the offline tool.  Each command has its own
  * argp parser and --help with examples.
  */
+#include <argp.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -46,6 +47,7 @@ int main(int argc, char **argv)
 	size_t i;
 
 	log_init("flowpic", LOG_WARN);
+	argp_err_exit_status = EXIT_USAGE;
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_USAGE;

@@ -59,8 +59,18 @@ static ssize_t z_read(void *cookie, char *buf, size_t len)
 			rc = inflate(&z->gz, Z_NO_FLUSH);
 			produced = len - z->gz.avail_out;
 			if (rc == Z_STREAM_END) {
-				/* Concatenated gzip members: go on with the next. */
-				if (z->gz.avail_in == 0 && z->eof)
+				/* A member ended: the file ends too, or another
+				 * member follows (concatenated gzip). */
+				if (z->gz.avail_in == 0 && !z->eof) {
+					size_t n = fread(z->in, 1, ZBUF, z->raw);
+
+					if (n == 0 && ferror(z->raw))
+						return -1;
+					z->eof = n == 0;
+					z->gz.next_in = z->in;
+					z->gz.avail_in = (uInt)n;
+				}
+				if (z->gz.avail_in == 0)
 					z->done = 1;
 				else
 					inflateReset(&z->gz);

@@ -12,6 +12,8 @@ packages=(
 	libcmocka-dev tshark python3 python3-numpy xz-utils
 	# benchmarks
 	time
+	# the demo capture generator (scripts/make-demo-capture.sh)
+	iproute2 ethtool tcpdump curl
 )
 
 if [ "$(id -u)" -ne 0 ]; then
