@@ -33,14 +33,16 @@ struct flow_table {
 	struct flow *flows;		/* cfg.max_flows slots */
 	uint32_t *slots;		/* open addressing: flow index + 1, 0 = empty */
 	uint32_t slot_mask;
-	uint32_t free_head;		/* free flows, linked through lru_next */
+	uint32_t free_head;		/* freed flows, linked through lru_next */
+	uint32_t flows_hw;		/* flows[] never used from here on */
 	uint32_t lru_head, lru_tail;	/* active flows, least recently seen first */
 	uint64_t now_ns;		/* latest capture time seen */
 	uint64_t next_id;
 	uint64_t seed;			/* hash seed: flooding one bucket needs to know it */
 	struct cell_chunk *chunks;
 	uint32_t nchunks;
-	uint32_t chunk_free;		/* free chunks, linked through next */
+	uint32_t chunk_free;		/* freed chunks, linked through next */
+	uint32_t chunks_hw;		/* chunks[] never used from here on */
 	uint32_t chunks_used;
 	struct flow_stats stats;
 };
@@ -95,7 +97,6 @@ struct flow_table *flow_table_new(const struct flow_config *cfg, const struct fl
 	struct flow_table *ft;
 	char msg[128];
 	uint64_t nslots = 2;
-	uint32_t i;
 
 	if (flow_config_check(cfg, msg, sizeof(msg))) {
 		errno = EINVAL;
@@ -118,12 +119,10 @@ struct flow_table *flow_table_new(const struct flow_config *cfg, const struct fl
 		errno = ENOMEM;
 		return NULL;
 	}
-	for (i = 0; i < cfg->max_flows; i++)
-		ft->flows[i].lru_next = i + 1 < cfg->max_flows ? i + 1 : NONE;
-	for (i = 0; i < ft->nchunks; i++)
-		ft->chunks[i].next = i + 1 < ft->nchunks ? i + 1 : NONE;
-	ft->free_head = 0;
-	ft->chunk_free = 0;
+	/* Free lists start empty and the pools are handed out from a high-water
+	 * mark, so memory is touched only as flows and cells are used. */
+	ft->free_head = NONE;
+	ft->chunk_free = NONE;
 	ft->lru_head = ft->lru_tail = NONE;
 	ft->next_id = 1;
 	if (getrandom(&ft->seed, sizeof(ft->seed), GRND_NONBLOCK) != sizeof(ft->seed))
@@ -153,14 +152,14 @@ const struct flow_config *flow_table_config(const struct flow_table *ft)
 
 /* ---- hashing: both directions of a session hash alike ---- */
 
-static uint64_t mix(uint64_t h, uint64_t w)
+static inline uint64_t mix(uint64_t h, uint64_t w)
 {
 	h ^= w;
 	h *= 0x9e3779b97f4a7c15ULL;
 	return h ^ (h >> 29);
 }
 
-static uint64_t load64(const uint8_t *p)
+static inline uint64_t load64(const uint8_t *p)
 {
 	uint64_t w;
 
@@ -168,30 +167,24 @@ static uint64_t load64(const uint8_t *p)
 	return w;
 }
 
-static uint32_t endpoint_cmp(const uint8_t *a, uint16_t pa, const uint8_t *b, uint16_t pb)
+static inline uint64_t endpoint_hash(uint64_t seed, const uint8_t *addr, uint16_t port)
 {
-	int c = memcmp(a, b, 16);
-
-	return c < 0 || (c == 0 && pa <= pb);
+	return mix(mix(seed, load64(addr)), load64(addr + 8) ^ port);
 }
 
-static uint32_t session_hash(const struct flow_table *ft, const uint8_t *s, uint16_t sp,
-			     const uint8_t *d, uint16_t dp, uint8_t proto)
+/* The sum of the two endpoints' hashes is the same in both directions, and
+ * needs no comparison to put the endpoints in order. */
+static inline uint32_t session_hash(const struct flow_table *ft, const struct pkt *p)
 {
-	const uint8_t *lo = s, *hi = d;
-	uint16_t plo = sp, phi = dp;
-	uint64_t h = ft->seed;
+	uint64_t h = endpoint_hash(ft->seed, p->src, p->sport) +
+		     endpoint_hash(ft->seed, p->dst, p->dport);
 
-	if (!endpoint_cmp(s, sp, d, dp)) {
-		lo = d, hi = s;
-		plo = dp, phi = sp;
-	}
-	h = mix(h, load64(lo));
-	h = mix(h, load64(lo + 8));
-	h = mix(h, load64(hi));
-	h = mix(h, load64(hi + 8));
-	h = mix(h, (uint64_t)plo << 24 | (uint64_t)phi << 8 | proto);
-	return (uint32_t)(h >> 32);
+	return (uint32_t)(mix(h, p->proto) >> 32);
+}
+
+static inline bool addr_eq(const uint8_t *a, const uint8_t *b)
+{
+	return load64(a) == load64(b) && load64(a + 8) == load64(b + 8);
 }
 
 /* Flow of the packet and its direction, or NULL. */
@@ -207,12 +200,12 @@ static struct flow *lookup(struct flow_table *ft, const struct pkt *p, uint32_t 
 		if (f->hash != hash || k->proto != p->proto)
 			continue;
 		if (k->port_a == p->sport && k->port_b == p->dport &&
-		    !memcmp(k->a, p->src, 16) && !memcmp(k->b, p->dst, 16)) {
+		    addr_eq(k->a, p->src) && addr_eq(k->b, p->dst)) {
 			*dir = FLOW_DIR_FWD;
 			return f;
 		}
 		if (k->port_a == p->dport && k->port_b == p->sport &&
-		    !memcmp(k->a, p->dst, 16) && !memcmp(k->b, p->src, 16)) {
+		    addr_eq(k->a, p->dst) && addr_eq(k->b, p->src)) {
 			*dir = FLOW_DIR_REV;
 			return f;
 		}
@@ -289,9 +282,12 @@ static int chunk_take(struct flow_table *ft, struct block *b)
 {
 	uint32_t c = ft->chunk_free;
 
-	if (c == NONE)
+	if (c != NONE)
+		ft->chunk_free = ft->chunks[c].next;
+	else if (ft->chunks_hw < ft->nchunks)
+		c = ft->chunks_hw++;
+	else
 		return -ENOBUFS;
-	ft->chunk_free = ft->chunks[c].next;
 	ft->chunks[c].next = NONE;
 	ft->chunks[c].n = 0;
 	if (b->tail == NONE)
@@ -308,8 +304,11 @@ static int chunk_take(struct flow_table *ft, struct block *b)
 /*
  * Count one sample in a block.  Time only moves forward within a block, so
  * a cell that already holds this (x, y, dir) can only be in the current
- * column at the tail: search back while x matches.  Across a chunk boundary
- * a second entry may be made for the same cell; readers add them.
+ * column at the tail: search back while x matches.  A cell found is swapped
+ * to the end (order within a column carries no meaning), so the few sizes
+ * that dominate a flow (ACKs, full segments) are found at once.  Across a
+ * chunk boundary a second entry may be made for the same cell; readers add
+ * them.
  */
 static int block_count(struct flow_table *ft, struct block *b, uint32_t x, uint32_t y,
 		       uint32_t dir)
@@ -326,7 +325,9 @@ static int block_count(struct flow_table *ft, struct block *b, uint32_t x, uint3
 				break;
 			if (CELL_Y(c) == y && CELL_DIR(c) == dir) {
 				if (CELL_COUNT(c) < 255)
-					ch->cells[i] = c + (1u << 23);
+					c += 1u << 23;
+				ch->cells[i] = ch->cells[ch->n - 1];
+				ch->cells[ch->n - 1] = c;
 				return 0;
 			}
 		}
@@ -432,10 +433,13 @@ static struct flow *flow_create(struct flow_table *ft, const struct pkt *p, uint
 	uint32_t idx = ft->free_head, pos;
 	struct flow *f;
 
-	if (idx == NONE)
+	if (idx != NONE)
+		ft->free_head = ft->flows[idx].lru_next;
+	else if (ft->flows_hw < ft->cfg.max_flows)
+		idx = ft->flows_hw++;
+	else
 		return NULL;
 	f = &ft->flows[idx];
-	ft->free_head = f->lru_next;
 	memset(f, 0, sizeof(*f));
 	/* A SYN-ACK first means the capture missed the SYN: the initiator is
 	 * the packet's destination. */
@@ -464,14 +468,12 @@ static struct flow *flow_create(struct flow_table *ft, const struct pkt *p, uint
 	return f;
 }
 
-/* Bin one sample at flow time t into every block whose window holds t. */
-static void flow_sample(struct flow_table *ft, struct flow *f, uint64_t t, uint32_t size,
-			uint32_t dir)
+/* Close the blocks whose window ended before flow time t, open those that
+ * start by t, and note when this must next be done. */
+static void flow_blocks_advance(struct flow_table *ft, struct flow *f, uint64_t t)
 {
 	const struct flow_config *c = &ft->cfg;
 	uint64_t k, kmin, klast = t / c->hop_ns;
-	uint32_t y = flowpic_ybin(size, c->res);
-	int i, lost = 0;
 
 	while (f->nopen && f->open[0].start_ns - f->first_ns + c->window_ns <= t)
 		block_emit_oldest(ft, f, true);
@@ -485,9 +487,38 @@ static void flow_sample(struct flow_table *ft, struct flow *f, uint64_t t, uint3
 		b->head = b->tail = NONE;
 		f->next_block = (uint32_t)k + 1;
 	}
+	f->next_event_ns = (uint64_t)f->next_block * c->hop_ns;
+	if (f->nopen && f->open[0].start_ns - f->first_ns + c->window_ns < f->next_event_ns)
+		f->next_event_ns = f->open[0].start_ns - f->first_ns + c->window_ns;
+}
+
+/*
+ * Time bin of block time tb.  Packets come in bursts, so most fall in the
+ * block's current column: the division of flowpic_xbin() is done only when
+ * tb reaches the column's end, ceil((col + 1) * window / res).
+ */
+static inline uint32_t block_col(const struct flow_config *c, struct block *b, uint64_t tb)
+{
+	if (tb >= b->col_end_ns) {
+		b->col = (uint16_t)flowpic_xbin(tb, c->window_ns, c->res);
+		b->col_end_ns = ((uint64_t)(b->col + 1) * c->window_ns + c->res - 1) / c->res;
+	}
+	return b->col;
+}
+
+/* Bin one sample at flow time t into every block whose window holds t. */
+static void flow_sample(struct flow_table *ft, struct flow *f, uint64_t t, uint32_t size,
+			uint32_t dir)
+{
+	const struct flow_config *c = &ft->cfg;
+	uint32_t y = flowpic_ybin(size, c->res);
+	int i, lost = 0;
+
+	if (t >= f->next_event_ns)
+		flow_blocks_advance(ft, f, t);
 	for (i = 0; i < f->nopen; i++) {
 		struct block *b = &f->open[i];
-		uint32_t x = flowpic_xbin(t - (uint64_t)b->index * c->hop_ns, c->window_ns, c->res);
+		uint32_t x = block_col(c, b, t - (uint64_t)b->index * c->hop_ns);
 
 		if (block_count(ft, b, x, y, dir)) {
 			b->cells_refused++;
@@ -507,7 +538,7 @@ static void flow_sample(struct flow_table *ft, struct flow *f, uint64_t t, uint3
 
 enum skip_reason flow_table_add(struct flow_table *ft, const struct pkt *p)
 {
-	uint32_t hash = session_hash(ft, p->src, p->sport, p->dst, p->dport, p->proto);
+	uint32_t hash = session_hash(ft, p);
 	enum flow_dir dir = FLOW_DIR_FWD;
 	uint64_t ts = p->ts_ns;
 	struct flow *f;
@@ -528,7 +559,7 @@ enum skip_reason flow_table_add(struct flow_table *ft, const struct pkt *p)
 			ft->stats.flows_refused++;
 			return SKIP_FLOW_TABLE_FULL;
 		}
-		if (memcmp(f->key.a, p->src, 16) || f->key.port_a != p->sport)
+		if (!addr_eq(f->key.a, p->src) || f->key.port_a != p->sport)
 			dir = FLOW_DIR_REV;
 	}
 	idx = (uint32_t)(f - ft->flows);
@@ -540,8 +571,10 @@ enum skip_reason flow_table_add(struct flow_table *ft, const struct pkt *p)
 		ft->stats.reordered++;
 	}
 	f->last_ns = ts;
-	lru_unlink(ft, idx);
-	lru_append(ft, idx);
+	if (ft->lru_tail != idx) {
+		lru_unlink(ft, idx);
+		lru_append(ft, idx);
+	}
 	f->packets[dir]++;
 	f->ip_bytes[dir] += p->ip_len;
 	f->payload[dir] += p->size;

@@ -70,14 +70,17 @@ enum flow_dir { FLOW_DIR_FWD = 0, FLOW_DIR_REV = 1 };
 struct block {
 	uint64_t start_ns;	/* absolute start of the block's window */
 	uint64_t bytes;		/* payload bytes of its samples */
+	uint64_t col_end_ns;	/* block time at which the time bin passes col */
 	uint32_t index;		/* k: starts at flow start + k * hop */
 	uint32_t samples;	/* samples binned (cells_refused not included) */
 	uint32_t cells_refused;	/* samples lost because the cell pool was empty */
 	uint32_t head;		/* first chunk, CELL_NONE when empty */
 	uint32_t tail;		/* last chunk */
+	uint16_t col;		/* time bin of the latest sample */
 	bool complete;		/* its whole window passed within the capture */
-	uint8_t pad[3];
+	uint8_t pad[1];
 };
+_Static_assert(sizeof(struct block) == 48, "block layout");
 
 struct flow {
 	struct flow_key key;
@@ -92,6 +95,7 @@ struct flow {
 	uint64_t cells_refused;	/* samples lost from pictures: cell pool empty */
 	uint32_t blocks;	/* blocks handed out so far */
 	/* internal: table bookkeeping */
+	uint64_t next_event_ns;	/* flow time of the next block to close or open */
 	uint32_t lru_prev, lru_next;
 	uint32_t hash;
 	uint8_t nopen;		/* open blocks in open[] (oldest first) */

@@ -4,12 +4,14 @@
 
 #include <errno.h>
 #include <lzma.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <zlib.h>
 
 #define ZBUF 65536
+#define ZFILE_BUF (1 << 20)
 
 struct zfile {
 	enum zfile_codec codec;
@@ -138,6 +140,12 @@ struct zfile *zfile_open(const char *path, char *err, unsigned long errlen)
 		return NULL;
 	}
 	z->raw_size = st.st_size > 0 ? (uint64_t)st.st_size : 0;
+	/* Large reads: stdio's default 4 KiB buffer costs a read() call per
+	 * 4 KiB, a fifth of the time of a whole pcap -> FlowPics run. */
+	setvbuf(z->raw, NULL, _IOFBF, ZFILE_BUF);
+	/* One thread reads a source: stdio's per-call locking (libpcap makes
+	 * two fread() calls per packet) buys nothing. */
+	__fsetlocking(z->raw, FSETLOCKING_BYCALLER);
 	n = fread(magic, 1, sizeof(magic), z->raw);
 	rewind(z->raw);
 	if (n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b) {
@@ -157,6 +165,8 @@ struct zfile *zfile_open(const char *path, char *err, unsigned long errlen)
 	z->stream = fopencookie(z, "rb", io);
 	if (!z->stream)
 		goto err_codec;
+	setvbuf(z->stream, NULL, _IOFBF, ZFILE_BUF);
+	__fsetlocking(z->stream, FSETLOCKING_BYCALLER);
 	return z;
 
 err_codec:

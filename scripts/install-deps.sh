@@ -8,8 +8,8 @@ packages=(
 	build-essential cmake pkg-config
 	# core library and CLI
 	libpcap-dev libpng-dev zlib1g-dev liblzma-dev
-	# tests
-	libcmocka-dev tshark python3 python3-numpy xz-utils
+	# tests (clang: the libFuzzer targets)
+	libcmocka-dev clang tshark python3 python3-numpy xz-utils
 	# benchmarks
 	time
 	# the demo capture generator (scripts/make-demo-capture.sh)
