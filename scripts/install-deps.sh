@@ -13,7 +13,7 @@ packages=(
 	# benchmarks
 	time
 	# the demo capture generator (scripts/make-demo-capture.sh)
-	iproute2 ethtool tcpdump curl
+	iproute2 ethtool tcpdump curl iputils-ping
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -31,5 +31,5 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 echo "install-deps: installing ${missing[*]}"
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}" >/dev/null
 echo "install-deps: done"
