@@ -1,15 +1,34 @@
 #!/usr/bin/python3
 """flowpic traffic lab: labeled captures of real applications in network
-namespaces.  See model/lab/README.md.
+namespaces, under emulated network profiles.  See model/lab/README.md.
 
-  lab.py list                         the application drivers and their classes
-  lab.py try APP [--seconds S]        one session of APP, then its labeled flows
+  lab.py list                               drivers, their classes and packages
+  lab.py packages                           Debian packages every driver needs
+  lab.py try APP [--seconds S] [--profile P] one session of APP, then its labeled flows
+  lab.py generate --out DIR [--minutes-per-class M] [--profiles P,..] [--seed S] [--jobs N]
+                                            run a dataset's sessions (resumes where it stopped)
+  lab.py release DIR --out REL              compact labeled samples + manifest + SHA256SUMS
+  lab.py arrays REL --out ARR [--res N] [--window S]
+                                            training arrays through `flowpic export`
+  lab.py stats REL                          sessions, flows, blocks, packets per class and profile
+
+Examples:
+  sudo model/lab/lab.py try baresip-opus --seconds 40 --profile lte-good
+  sudo model/lab/lab.py generate --out /var/tmp/lab --minutes-per-class 60 --jobs 2
+  model/lab/lab.py release /var/tmp/lab --out model/data/lab-v1
+  model/lab/lab.py arrays model/data/lab-v1 --out /var/tmp/arrays --res 32
 """
 import argparse
+import collections
 import json
 import os
+import queue
+import random
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -17,44 +36,83 @@ sys.path.insert(0, HERE)
 
 from labkit.apps import all_apps  # noqa: E402
 from labkit.labels import label_flow  # noqa: E402
-from labkit.session import run_session  # noqa: E402
+from labkit.plan import make_plan  # noqa: E402
+from labkit.release import sha256sums, verify, write_session  # noqa: E402
+from labkit.session import CLASSES, run_session  # noqa: E402
 from labkit.topology import Topology  # noqa: E402
-
-
-def default_flowpic():
-    return os.path.join(ROOT, "build", "cli", "flowpic")
-
-
-def default_linkem():
-    return os.path.join(ROOT, "build", "model", "lab", "linkem", "linkem")
 
 
 def log(msg):
     print(f"lab: {msg}", file=sys.stderr, flush=True)
 
 
-def flows_of(flowpic, pcap):
-    out = subprocess.run([flowpic, "flows", "--json", "-q", pcap], check=True,
+def die(msg):
+    log(msg)
+    sys.exit(1)
+
+
+def flows_of(flowpic, path):
+    out = subprocess.run([flowpic, "flows", "--json", "-q", path], check=True,
                          stdout=subprocess.PIPE, text=True).stdout
     return [json.loads(l) for l in out.splitlines() if l.startswith('{"id"')]
 
+
+def read_jsonl(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(l) for l in f if l.strip()]
+
+
+def append_jsonl(path, obj, lock):
+    with lock, open(path, "a") as f:
+        f.write(json.dumps(obj, sort_keys=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def need_linkem(path):
+    if not os.access(path, os.X_OK):
+        die(f"no link emulator at {path}: build it (scripts/build.sh) or give --linkem")
+    return path
+
+
+def profiles_module():
+    from labkit import profiles  # written with the link emulator
+    return profiles
+
+
+def one_session(args, app_cls, profile_name, seconds, seed, slot, pcap):
+    profiles = profiles_module()
+    app = app_cls()
+    link = profiles.draw(profile_name, random.Random(seed)) if profile_name else None
+    linkem = need_linkem(args.linkem) if link else None
+    return run_session(app, lambda: Topology(slot, app_cls.SERVER_IPS, linkem=linkem, link=link),
+                       pcap, seconds, seed, args.assets, link, log)
+
+
+# ---- commands ----
 
 def cmd_list(args):
     for name, cls in sorted(all_apps().items()):
         print(f"{name:24} {cls.CLASS:14} {' '.join(cls.PACKAGES)}")
 
 
+def cmd_packages(args):
+    pk = sorted({p for cls in all_apps().values() for p in cls.PACKAGES})
+    print(" ".join(pk))
+
+
 def cmd_try(args):
     apps = all_apps()
     if args.app not in apps:
-        sys.exit(f"lab: no driver named {args.app} (see lab.py list)")
-    app = apps[args.app]()
+        die(f"no driver named {args.app} (see lab.py list)")
+    profiles = profiles_module() if args.profile else None
+    if args.profile and args.profile not in profiles.names():
+        die(f"no profile {args.profile}; profiles: {', '.join(profiles.names())}")
     os.makedirs(args.out, exist_ok=True)
-    pcap = os.path.join(args.out, f"try-{app.NAME}.pcap")
-    linkem = args.linkem if args.linkem and os.path.exists(args.linkem) else None
-    profile = None
-    rec = run_session(app, lambda: Topology(args.slot, app.SERVER_IPS, linkem=linkem),
-                      pcap, args.seconds, args.seed, args.assets, profile, log)
+    pcap = os.path.join(args.out, f"try-{args.app}.pcap")
+    rec = one_session(args, apps[args.app], args.profile, args.seconds, args.seed, args.slot, pcap)
     print(json.dumps(rec))
     for f in flows_of(args.flowpic, pcap):
         print(f"{label_flow(f, rec):14} {f['proto']} {f['src']}:{f['sport']} -> "
@@ -62,22 +120,233 @@ def cmd_try(args):
               f"duration {f['duration']:.1f}s")
 
 
+def cmd_generate(args):
+    apps = all_apps()
+    wanted = set(args.classes.split(",")) if args.classes else set(CLASSES)
+    by_class = collections.defaultdict(list)
+    for name, cls in apps.items():
+        if cls.CLASS in wanted and (not args.apps or name in args.apps.split(",")):
+            by_class[cls.CLASS].append(name)
+    if not by_class:
+        die("no drivers selected")
+    profiles = profiles_module()
+    names = profiles.names() if args.profiles == "all" else args.profiles.split(",")
+    for n in names:
+        if n not in profiles.names():
+            die(f"no profile {n}; profiles: {', '.join(profiles.names())}")
+    need_linkem(args.linkem)
+    os.makedirs(os.path.join(args.out, "pcaps"), exist_ok=True)
+    spec = {"minutes_per_class": args.minutes_per_class, "profiles": names, "seed": args.seed,
+            "apps": {c: sorted(a) for c, a in by_class.items()},
+            "test_only": sorted(set(profiles.TEST_ONLY) & set(names))}
+    spec_path = os.path.join(args.out, "plan.json")
+    if os.path.exists(spec_path):
+        with open(spec_path) as f:
+            old = json.load(f)
+        if old["spec"] != spec:
+            die(f"{args.out} was planned with other arguments (see {spec_path}); "
+                "use the same arguments to resume, or a new folder")
+        plan = old["plan"]
+    else:
+        plan = make_plan(by_class, names, set(spec["test_only"]), args.minutes_per_class,
+                         args.seed)
+        with open(spec_path, "w") as f:
+            json.dump({"spec": spec, "plan": plan}, f, indent=1)
+    manifest = os.path.join(args.out, "manifest.jsonl")
+    failures = os.path.join(args.out, "failures.jsonl")
+    done = {r["id"] for r in read_jsonl(manifest)}
+    tries = collections.Counter(r["id"] for r in read_jsonl(failures))
+    todo = [s for s in plan if s["id"] not in done and tries[s["id"]] <= args.retries]
+    skipped = sum(1 for s in plan if s["id"] not in done and tries[s["id"]] > args.retries)
+    log(f"{len(plan)} sessions planned, {len(done)} done, {len(todo)} to run"
+        + (f", {skipped} given up after {args.retries + 1} failures" if skipped else ""))
+    work = queue.Queue()
+    for s in todo:
+        work.put(s)
+    lock = threading.Lock()
+    counts = collections.Counter()
+    t0 = time.monotonic()
+
+    def worker(slot):
+        while True:
+            try:
+                s = work.get_nowait()
+            except queue.Empty:
+                return
+            pcap = os.path.join(args.out, "pcaps", s["id"] + ".pcap")
+            try:
+                rec = one_session(args, apps[s["app"]], s["profile"], s["seconds"], s["seed"],
+                                  slot, pcap)
+                rec.update(id=s["id"], split=s["split"], seconds=s["seconds"])
+                append_jsonl(manifest, rec, lock)
+                counts["ok"] += 1
+                state = "ok"
+            except Exception as e:  # a session's failure is recorded, not fatal
+                append_jsonl(failures, {"id": s["id"], "error": f"{type(e).__name__}: {e}",
+                                        "time": time.time()}, lock)
+                counts["failed"] += 1
+                state = f"FAILED ({type(e).__name__}: {str(e)[:200]})"
+            n = counts["ok"] + counts["failed"]
+            log(f"[{n}/{len(todo)}] {s['id']} {s['profile']} {s['seconds']} s: {state} "
+                f"({(time.monotonic() - t0) / 60:.1f} min)")
+
+    threads = [threading.Thread(target=worker, args=(i + 1,)) for i in range(args.jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    log(f"done: {counts['ok']} sessions ok, {counts['failed']} failed (see {failures})")
+    if counts["failed"]:
+        sys.exit(3)
+
+
+def cmd_release(args):
+    records = read_jsonl(os.path.join(args.dir, "manifest.jsonl"))
+    if not records:
+        die(f"{args.dir}/manifest.jsonl has no sessions")
+    os.makedirs(os.path.join(args.out, "sessions"), exist_ok=True)
+    names, out_records = [], []
+    for rec in sorted(records, key=lambda r: r["id"]):
+        name = f"sessions/{rec['id']}.csv.xz"
+        path = os.path.join(args.out, name)
+        pcap = os.path.join(args.dir, "pcaps", rec["id"] + ".pcap")
+        if not os.path.exists(path) or os.path.getmtime(path) < os.path.getmtime(pcap):
+            kept, unlabeled = write_session(args.flowpic, pcap, rec, path)
+            rec = dict(rec, packets_labeled=kept, packets_unlabeled=unlabeled)
+        else:
+            old = {r["id"]: r for r in read_jsonl(os.path.join(args.out, "manifest.jsonl"))}
+            rec = old.get(rec["id"], rec)
+        rec["file"] = name
+        out_records.append(rec)
+        names.append(name)
+    with open(os.path.join(args.out, "manifest.jsonl"), "w") as f:
+        for r in out_records:
+            f.write(json.dumps(r, sort_keys=True) + "\n")
+    names.append("manifest.jsonl")
+    sha256sums(args.out, names)
+    size = sum(os.path.getsize(os.path.join(args.out, n)) for n in names)
+    log(f"{len(out_records)} sessions, {size / 1e6:.1f} MB in {args.out}")
+
+
+def _flow_record(rec):
+    return {"servers": rec["servers"], "flows": rec["flows"]}
+
+
+def cmd_arrays(args):
+    import numpy as np  # only this command needs it
+
+    bad = verify(args.release)
+    if bad:
+        die(f"{args.release}: checksum mismatch for {', '.join(bad[:5])}")
+    records = read_jsonl(os.path.join(args.release, "manifest.jsonl"))
+    os.makedirs(args.out, exist_ok=True)
+    pics = collections.defaultdict(list)
+    meta = collections.defaultdict(list)
+    common = ["--res", str(args.res), "--window", str(args.window)]
+    if args.hop:
+        common += ["--hop", str(args.hop)]
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, rec in enumerate(records):
+            prefix = os.path.join(tmp, "s")
+            subprocess.run([args.flowpic, "export", "-q", os.path.join(args.release, rec["file"]),
+                            "--format", "npy", "--direction", args.direction, "-o", prefix]
+                           + common, check=True)
+            arr = np.load(prefix + ".npy")
+            with open(prefix + ".index.csv") as f:
+                rows = list(__import__("csv").DictReader(f))
+            for row, pic in zip(rows, arr):
+                flow = {"proto": "tcp" if row["proto"] == "6" else "udp", "src": row["src"],
+                        "sport": int(row["sport"]), "dst": row["dst"], "dport": int(row["dport"])}
+                label = label_flow(flow, _flow_record(rec))
+                if label not in CLASSES:
+                    continue
+                pics[rec["split"]].append(pic)
+                meta[rec["split"]].append([rec["id"], rec["app"], rec["profile"], label,
+                                           row["flow"], row["block"], row["complete"],
+                                           row["samples"]])
+            log(f"[{i + 1}/{len(records)}] {rec['id']}")
+    for split in sorted(pics):
+        np.save(os.path.join(args.out, f"{split}.npy"), np.stack(pics[split]))
+        with open(os.path.join(args.out, f"{split}.csv"), "w") as f:
+            f.write("session,app,profile,class,flow,block,complete,samples\n")
+            for m in meta[split]:
+                f.write(",".join(map(str, m)) + "\n")
+        log(f"{split}: {len(pics[split])} pictures")
+
+
+def cmd_stats(args):
+    records = read_jsonl(os.path.join(args.release, "manifest.jsonl"))
+    by = {"class": collections.defaultdict(collections.Counter),
+          "profile": collections.defaultdict(collections.Counter)}
+    for rec in records:
+        path = os.path.join(args.release, rec["file"])
+        for f in flows_of(args.flowpic, path):
+            label = label_flow(f, _flow_record(rec))
+            if label not in CLASSES:
+                continue
+            for key, name in (("class", label), ("profile", rec["profile"])):
+                c = by[key][name]
+                c["flows"] += 1
+                c["blocks"] += f["blocks"]
+                c["packets"] += f["packets"]
+        for key, name in (("class", rec["class"]), ("profile", rec["profile"])):
+            by[key][name]["sessions"] += 1
+            by[key][name]["seconds"] += rec["end"] - rec["start"]
+    for key in ("class", "profile"):
+        print(f"\n| {key} | sessions | minutes | flows | blocks | packets |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for name, c in sorted(by[key].items()):
+            print(f"| {name} | {c['sessions']} | {c['seconds'] / 60:.1f} | {c['flows']} | "
+                  f"{c['blocks']} | {c['packets']} |")
+
+
 def main():
-    ap = argparse.ArgumentParser(description=__doc__,
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 epilog=__doc__.split("\n\n", 1)[1],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--flowpic", default=default_flowpic())
-    ap.add_argument("--linkem", default=default_linkem())
-    ap.add_argument("--assets", default=os.path.join(HERE, "assets"))
+    ap.add_argument("--flowpic", default=os.path.join(ROOT, "build", "cli", "flowpic"))
+    ap.add_argument("--linkem", default=os.path.join(ROOT, "build", "model", "lab", "linkem",
+                                                     "linkem"))
+    ap.add_argument("--assets", default=os.path.join(HERE, "assets"),
+                    help="shared assets (certificates, media, sites), built on first use")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list")
+    sub.add_parser("packages")
     t = sub.add_parser("try")
     t.add_argument("app")
-    t.add_argument("--seconds", type=float, default=20)
+    t.add_argument("--seconds", type=float, default=30)
     t.add_argument("--seed", type=int, default=1)
-    t.add_argument("--slot", type=int, default=200)
+    t.add_argument("--profile", help="network profile (default: a plain veth, no emulation)")
+    t.add_argument("--slot", type=int, default=200, help="1..250; parallel runs need distinct slots")
     t.add_argument("--out", default="/tmp/fplab")
+    g = sub.add_parser("generate")
+    g.add_argument("--out", required=True)
+    g.add_argument("--minutes-per-class", type=float, default=60)
+    g.add_argument("--profiles", default="all", help="comma-separated, or all")
+    g.add_argument("--classes", help="comma-separated subset of " + ",".join(CLASSES))
+    g.add_argument("--apps", help="comma-separated subset of the drivers")
+    g.add_argument("--seed", type=int, default=1)
+    g.add_argument("--jobs", type=int, default=2, help="sessions at once (default 2)")
+    g.add_argument("--retries", type=int, default=1, help="tries again a failed session")
+    r = sub.add_parser("release")
+    r.add_argument("dir")
+    r.add_argument("--out", required=True)
+    a = sub.add_parser("arrays")
+    a.add_argument("release")
+    a.add_argument("--out", required=True)
+    a.add_argument("--res", type=int, default=32)
+    a.add_argument("--window", type=float, default=60)
+    a.add_argument("--hop", type=float)
+    a.add_argument("--direction", default="both", choices=["both", "fwd", "rev", "split"])
+    s = sub.add_parser("stats")
+    s.add_argument("release")
     args = ap.parse_args()
-    {"list": cmd_list, "try": cmd_try}[args.cmd](args)
+    if args.cmd in ("try", "generate") and os.geteuid() != 0:
+        die("sessions create network namespaces: run as root")
+    if args.cmd in ("try", "release", "arrays", "stats") and not os.access(args.flowpic, os.X_OK):
+        die(f"no flowpic at {args.flowpic}: build it (scripts/build.sh) or give --flowpic")
+    {"list": cmd_list, "packages": cmd_packages, "try": cmd_try, "generate": cmd_generate,
+     "release": cmd_release, "arrays": cmd_arrays, "stats": cmd_stats}[args.cmd](args)
 
 
 if __name__ == "__main__":
