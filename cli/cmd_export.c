@@ -41,7 +41,7 @@ struct export_args {
 enum { OPT_FORMAT = 0x200, OPT_DIRECTION, OPT_COMPLETE_ONLY, OPT_MIN_SAMPLES };
 
 static const struct argp_option export_options[] = {
-	{ "output", 'o', "OUT", 0, "Output: the CSV file (default: stdout), or the prefix of the "
+	{ "output", 'o', "OUT", 0, "Output: the CSV file (default or '-': stdout), or the prefix of the "
 	  "NumPy files (required for npy and sparse)", 2 },
 	{ "format", OPT_FORMAT, "FMT", 0, "csv (samples, default), npy (dense pictures), or sparse "
 	  "(non-zero cells)", 2 },
@@ -99,8 +99,8 @@ static error_t export_parse(int key, char *arg, struct argp_state *state)
 	case ARGP_KEY_END:
 		if (!a->file)
 			argp_error(state, "give the capture or CSV file to export");
-		if (a->format != FMT_CSV && !a->out)
-			argp_error(state, "--format npy and sparse need -o PREFIX");
+		if (a->format != FMT_CSV && (!a->out || !strcmp(a->out, "-")))
+			argp_error(state, "--format npy and sparse need -o PREFIX (files, not stdout)");
 		return 0;
 	}
 	return ARGP_ERR_UNKNOWN;
@@ -198,7 +198,7 @@ static int open_outputs(struct export_args *a, uint32_t res)
 	uint32_t dense[3] = { res, res, 0 }, split[3] = { 2, res, res }, cells[1] = { 5 };
 
 	if (a->format == FMT_CSV) {
-		a->csv = a->out ? fopen(a->out, "w") : stdout;
+		a->csv = a->out && strcmp(a->out, "-") ? fopen(a->out, "w") : stdout;
 		if (!a->csv) {
 			log_error("cannot create %s: %s", a->out, strerror(errno));
 			return -1;
@@ -238,7 +238,7 @@ static int close_outputs(struct export_args *a)
 
 	if (a->npy && npy_close(a->npy) && !rc)
 		rc = -errno;
-	if (a->csv && (ferror(a->csv) || (a->csv != stdout ? fclose(a->csv) : fflush(a->csv))) &&
+	if (a->csv && (ferror(a->csv) | (a->csv != stdout ? fclose(a->csv) : fflush(a->csv))) &&
 	    !rc)
 		rc = -EIO;
 	free(a->pic);

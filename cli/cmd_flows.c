@@ -95,7 +95,8 @@ int cmd_flows(int argc, char **argv)
 		a.header_done = false;
 		rc = run_file(a.files[i], &a.common, &ev, NULL, &run);
 		status = exit_worse(status, rc);
-		if (!run.opened)
+		/* Exit 1 means nothing could be read: the error line says it all. */
+		if (rc == EXIT_UNREADABLE)
 			continue;
 		if (a.json)
 			summary_print_json(stdout, &run);
