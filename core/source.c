@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pcap/pcap.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,13 @@
 
 /* Bad CSV rows reported one by one, per file; the rest only counted. */
 #define CSV_MAX_REPORTS 10
+/* Frames decoded per call into libpcap. */
+#define SOURCE_BATCH 64
+
+struct batch_slot {
+	struct pkt pkt;
+	enum skip_reason why;
+};
 
 struct source {
 	enum source_kind kind;
@@ -27,6 +35,10 @@ struct source {
 	uint64_t records;
 	uint64_t line;		/* CSV line number */
 	uint64_t bad_rows;
+	struct batch_slot batch[SOURCE_BATCH];
+	int batch_len;		/* frames in batch[] */
+	int batch_pos;		/* next to hand out */
+	bool pcap_done;		/* libpcap said end or error */
 	char err[512];
 	char buf[CSV_MAX_LINE + 2];
 };
@@ -202,26 +214,51 @@ void source_close(struct source *s)
 	free(s);
 }
 
+/* Decode one frame from libpcap into the next batch slot. */
+static void batch_add(u_char *user, const struct pcap_pkthdr *h, const u_char *data)
+{
+	struct source *s = (struct source *)user;
+	struct batch_slot *b = &s->batch[s->batch_len++];
+
+	b->why = parse_frame(s->linktype, data, h->caplen, h->len, &b->pkt);
+	/* With nanosecond precision requested, tv_usec holds nanoseconds. */
+	b->pkt.ts_ns = (uint64_t)h->ts.tv_sec * NS_PER_SEC + (uint64_t)h->ts.tv_usec;
+}
+
+/*
+ * Frames are read SOURCE_BATCH at a time with pcap_dispatch(): one call into
+ * libpcap per batch rather than per packet (pcap_next_ex() costs a call and
+ * a copy of the header each time).  An error met in a batch is reported
+ * after the frames read before it.
+ */
 static enum source_status next_pcap(struct source *s, struct pkt *out, enum skip_reason *why)
 {
-	struct pcap_pkthdr *h;
-	const u_char *data;
-	int rc = pcap_next_ex(s->pcap, &h, &data);
+	struct batch_slot *b;
+	int rc;
 
-	if (rc == PCAP_ERROR_BREAK)
-		return SOURCE_END;
-	if (rc != 1) {
-		snprintf(s->err, sizeof(s->err),
-			 "%s: reading stopped after record %" PRIu64 " (file byte %" PRIu64 "): %s",
-			 s->path, s->records, zfile_raw_pos(s->z), pcap_geterr(s->pcap));
-		return SOURCE_ERROR;
+	if (s->batch_pos == s->batch_len) {
+		if (s->pcap_done)
+			return s->err[0] ? SOURCE_ERROR : SOURCE_END;
+		s->batch_pos = s->batch_len = 0;
+		rc = pcap_dispatch(s->pcap, SOURCE_BATCH, batch_add, (u_char *)s);
+		if (rc < 0) {
+			snprintf(s->err, sizeof(s->err),
+				 "%s: reading stopped after record %" PRIu64 " (file byte %" PRIu64 "): %s",
+				 s->path, s->records + s->batch_len, zfile_raw_pos(s->z),
+				 pcap_geterr(s->pcap));
+			s->pcap_done = true;
+		} else if (rc == 0) {
+			s->pcap_done = true;
+		}
+		if (s->batch_len == 0)
+			return s->err[0] ? SOURCE_ERROR : SOURCE_END;
 	}
+	b = &s->batch[s->batch_pos++];
 	s->records++;
-	*why = parse_frame(s->linktype, data, h->caplen, h->len, out);
+	*why = b->why;
 	if (*why != SKIP_NONE)
 		return SOURCE_SKIPPED;
-	/* With nanosecond precision requested, tv_usec holds nanoseconds. */
-	out->ts_ns = (uint64_t)h->ts.tv_sec * NS_PER_SEC + (uint64_t)h->ts.tv_usec;
+	*out = b->pkt;
 	return SOURCE_PACKET;
 }
 
