@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "number.h"
 
 enum {
 	OPT_WINDOW = 0x100,
@@ -39,42 +40,13 @@ static const struct argp_option common_options[] = {
 
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
-	char *end;
-
-	if (!*s || *s == '-' || *s == '+' || *s == ' ')
-		return -1;
-	errno = 0;
-	*out = strtoull(s, &end, 10);
-	if (errno || *end || *out < min || *out > max)
-		return -1;
-	return 0;
+	return number_parse_u64(s, min, max, out);
 }
 
 int parse_seconds(const char *s, uint64_t min_ns, uint64_t max_ns, uint64_t *out)
 {
-	uint64_t sec = 0, frac = 0;
-	int digits = 0;
-	const char *p = s;
-
-	if (!*p || *p == '.')
+	if (number_parse_seconds(s, out))
 		return -1;
-	for (; *p >= '0' && *p <= '9'; p++) {
-		if (sec > 1000000000ULL)
-			return -1;
-		sec = sec * 10 + (uint64_t)(*p - '0');
-	}
-	if (*p == '.') {
-		for (p++; *p >= '0' && *p <= '9'; p++) {
-			if (++digits > 9)
-				return -1;
-			frac = frac * 10 + (uint64_t)(*p - '0');
-		}
-	}
-	if (*p)
-		return -1;
-	for (; digits < 9; digits++)
-		frac *= 10;
-	*out = sec * NS_PER_SEC + frac;
 	return *out < min_ns || *out > max_ns ? -1 : 0;
 }
 

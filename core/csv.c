@@ -3,12 +3,12 @@
 #include "csv.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "flow.h"
+#include "number.h"
 
 static const char *const col_names[CSV_NCOLS] = {
 	"time", "proto", "src", "sport", "dst", "dport", "size", "ip_len", "tcp_flags"
@@ -81,51 +81,9 @@ int csv_parse_header(char *line, struct csv_layout *lay, char *err, unsigned lon
 	return 0;
 }
 
-/* Whole-string unsigned number in [0, max], decimal or 0x hex. */
 static int parse_uint(const char *s, uint64_t max, uint64_t *out)
 {
-	char *end;
-	int base = 10;
-
-	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
-		base = 16;
-	if (!*s || *s == '-' || *s == '+' || *s == ' ')
-		return -1;
-	errno = 0;
-	*out = strtoull(s, &end, base);
-	if (errno || *end || *out > max)
-		return -1;
-	return 0;
-}
-
-/* Seconds with up to 9 decimals -> ns, exactly. */
-static int parse_time(const char *s, uint64_t *ns)
-{
-	uint64_t sec = 0, frac = 0;
-	int digits = 0;
-
-	if (!*s || *s == '.')
-		return -1;
-	for (; *s >= '0' && *s <= '9'; s++) {
-		if (sec > (UINT64_MAX / NS_PER_SEC - 9) / 10)
-			return -1;
-		sec = sec * 10 + (uint64_t)(*s - '0');
-	}
-	if (*s == '.') {
-		for (s++; *s >= '0' && *s <= '9'; s++) {
-			if (++digits > 9)
-				return -1;
-			frac = frac * 10 + (uint64_t)(*s - '0');
-		}
-		if (digits == 0)
-			return -1;
-	}
-	if (*s)
-		return -1;
-	for (; digits < 9; digits++)
-		frac *= 10;
-	*ns = sec * NS_PER_SEC + frac;
-	return 0;
+	return number_parse_u64(s, 0, max, out);
 }
 
 static int parse_addr(const char *s, uint8_t out[16])
@@ -153,7 +111,7 @@ enum skip_reason csv_parse_row(char *line, const struct csv_layout *lay, struct 
 	if (n != lay->nfields)
 		BAD("%d fields, the header has %d", n < 0 ? CSV_MAX_FIELDS + 1 : n, lay->nfields);
 	memset(out, 0, sizeof(*out));
-	if (parse_time(f[lay->pos[CSV_TIME]], &out->ts_ns))
+	if (number_parse_seconds(f[lay->pos[CSV_TIME]], &out->ts_ns))
 		BAD("time '%.40s' is not seconds with at most 9 decimals", f[lay->pos[CSV_TIME]]);
 	if (!strcmp(f[lay->pos[CSV_PROTO]], "tcp"))
 		v = 6;
