@@ -3,7 +3,7 @@
 # real traffic between two network namespaces joined by a veth pair, captured
 # with headers only.  About 70 s.  Needs root, iproute2, tcpdump, curl, python3.
 #
-# Flows: an HTTP download rate-limited to 150 kB/s (file transfer), a UDP
+# Flows: an HTTP download through a 1.2 Mbit/s link (file transfer), a UDP
 # G.711-shaped call (voip), and a TCP chat with typing pauses (chat).
 # The model/lab issue builds the full traffic lab; this is only the demo.
 set -euo pipefail
@@ -37,6 +37,10 @@ ip -n "$ns_s" link set fpd-s up
 # No offloads: the capture shows wire-sized segments.
 ip netns exec "$ns_c" ethtool -K fpd-c tso off gso off gro off >/dev/null
 ip netns exec "$ns_s" ethtool -K fpd-s tso off gso off gro off >/dev/null
+# The link, not the client, limits the download: shaping at the sender's
+# interface paces packets on the wire as a slow link does (curl's own
+# --limit-rate only slows its reads, and the socket buffers fill in a burst).
+tc -n "$ns_s" qdisc add dev fpd-s root tbf rate 1200kbit burst 16kb latency 300ms
 
 head -c 9000000 /dev/urandom > "$work/file.bin"
 pids=""
@@ -55,7 +59,7 @@ ip netns exec "$ns_c" /usr/bin/python3 "$here/demo_peers.py" voip client 10.77.0
 c1=$!
 ip netns exec "$ns_c" /usr/bin/python3 "$here/demo_peers.py" chat client 10.77.0.2 5222 60 4 &
 c2=$!
-ip netns exec "$ns_c" curl -s --limit-rate 150k -o /dev/null http://10.77.0.2:8080/file.bin &
+ip netns exec "$ns_c" curl -s -o /dev/null http://10.77.0.2:8080/file.bin &
 c3=$!
 wait $c1 $c2
 kill $c3 2>/dev/null || true
