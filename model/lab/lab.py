@@ -11,6 +11,7 @@ namespaces, under emulated network profiles.  See model/lab/README.md.
   lab.py arrays REL --out ARR [--res N] [--window S]
                                             training arrays through `flowpic export`
   lab.py stats REL                          sessions, flows, blocks, packets per class and profile
+  lab.py smoke [--seconds S]                a few seconds of one driver per class, checked for shape
 
 Examples:
   sudo model/lab/lab.py try baresip-opus --seconds 40 --profile lte-good
@@ -300,6 +301,38 @@ def cmd_stats(args):
                   f"{c['blocks']} | {c['packets']} |")
 
 
+def cmd_smoke(args):
+    from labkit.smoke import check, packets_by_label
+
+    apps = all_apps()
+    chosen = {}
+    for name in sorted(apps):
+        chosen.setdefault(apps[name].CLASS, name)
+    if args.apps:
+        for name in args.apps.split(","):
+            chosen[apps[name].CLASS] = name
+    passed = failed = 0
+    os.makedirs(args.out, exist_ok=True)
+    for cls in CLASSES:
+        if cls not in chosen:
+            print(f"FAIL {cls}: no driver")
+            failed += 1
+            continue
+        name = chosen[cls]
+        pcap = os.path.join(args.out, f"smoke-{name}.pcap")
+        try:
+            rec = one_session(args, apps[name], args.profile, args.seconds, 1, args.slot, pcap)
+            results = check(cls, packets_by_label(args.flowpic, pcap, rec))
+        except Exception as e:
+            results = [(False, f"session failed: {type(e).__name__}: {e}")]
+        for ok, what in results:
+            print(f"{'ok  ' if ok else 'FAIL'} {cls} ({name}): {what}", flush=True)
+            passed += ok
+            failed += not ok
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  epilog=__doc__.split("\n\n", 1)[1],
@@ -340,13 +373,21 @@ def main():
     a.add_argument("--direction", default="both", choices=["both", "fwd", "rev", "split"])
     s = sub.add_parser("stats")
     s.add_argument("release")
+    m = sub.add_parser("smoke")
+    m.add_argument("--seconds", type=float, default=10)
+    m.add_argument("--profile", default="lan", help="network profile (default lan)")
+    m.add_argument("--apps", help="comma-separated drivers to use instead of the first per class")
+    m.add_argument("--slot", type=int, default=190)
+    m.add_argument("--out", default="/tmp/fplab-smoke")
     args = ap.parse_args()
-    if args.cmd in ("try", "generate") and os.geteuid() != 0:
+    if args.cmd in ("try", "generate", "smoke") and os.geteuid() != 0:
         die("sessions create network namespaces: run as root")
-    if args.cmd in ("try", "release", "arrays", "stats") and not os.access(args.flowpic, os.X_OK):
+    if args.cmd in ("try", "release", "arrays", "stats", "smoke") and \
+            not os.access(args.flowpic, os.X_OK):
         die(f"no flowpic at {args.flowpic}: build it (scripts/build.sh) or give --flowpic")
     {"list": cmd_list, "packages": cmd_packages, "try": cmd_try, "generate": cmd_generate,
-     "release": cmd_release, "arrays": cmd_arrays, "stats": cmd_stats}[args.cmd](args)
+     "release": cmd_release, "arrays": cmd_arrays, "stats": cmd_stats,
+     "smoke": cmd_smoke}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,10 @@ class Topology:
                 self._no_offload(self.ns_router, dev)
                 sh("ip", "-n", self.ns_router, "link", "set", dev, "up")
             sh("ip", "-n", self.ns_router, "link", "set", "lo", "up")
+            # The router is a wire: its own IPv6 router solicitations and MLD
+            # reports would reach the client without crossing linkem.
+            sh("ip", "netns", "exec", self.ns_router, "sysctl", "-qw",
+               "net.ipv6.conf.all.disable_ipv6=1")
         else:
             sh("ip", "link", "add", self.client_if, "netns", self.ns_client,
                "type", "veth", "peer", "name", self.server_if, "netns", self.ns_server)
