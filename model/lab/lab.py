@@ -156,6 +156,10 @@ def cmd_generate(args):
     manifest = os.path.join(args.out, "manifest.jsonl")
     failures = os.path.join(args.out, "failures.jsonl")
     done = {r["id"] for r in read_jsonl(manifest)}
+    if args.released:
+        # Sessions already in a (committed) release need not run again: the
+        # plan is a function of the arguments, so their ids match.
+        done |= {r["id"] for r in read_jsonl(os.path.join(args.released, "manifest.jsonl"))}
     tries = collections.Counter(r["id"] for r in read_jsonl(failures))
     todo = [s for s in plan if s["id"] not in done and tries[s["id"]] <= args.retries]
     skipped = sum(1 for s in plan if s["id"] not in done and tries[s["id"]] > args.retries)
@@ -202,31 +206,31 @@ def cmd_generate(args):
 
 
 def cmd_release(args):
+    """Add DIR's sessions to the release at --out (sessions already there stay)."""
+    released = {r["id"]: r for r in read_jsonl(os.path.join(args.out, "manifest.jsonl"))}
     records = read_jsonl(os.path.join(args.dir, "manifest.jsonl"))
-    if not records:
+    if not records and not released:
         die(f"{args.dir}/manifest.jsonl has no sessions")
     os.makedirs(os.path.join(args.out, "sessions"), exist_ok=True)
-    names, out_records = [], []
-    for rec in sorted(records, key=lambda r: r["id"]):
+    added = 0
+    for rec in records:
         name = f"sessions/{rec['id']}.csv.xz"
         path = os.path.join(args.out, name)
         pcap = os.path.join(args.dir, "pcaps", rec["id"] + ".pcap")
-        if not os.path.exists(path) or os.path.getmtime(path) < os.path.getmtime(pcap):
-            kept, unlabeled = write_session(args.flowpic, pcap, rec, path)
-            rec = dict(rec, packets_labeled=kept, packets_unlabeled=unlabeled)
-        else:
-            old = {r["id"]: r for r in read_jsonl(os.path.join(args.out, "manifest.jsonl"))}
-            rec = old.get(rec["id"], rec)
-        rec["file"] = name
-        out_records.append(rec)
-        names.append(name)
+        if rec["id"] in released and os.path.exists(path) and \
+                os.path.getmtime(path) >= os.path.getmtime(pcap):
+            continue
+        kept, unlabeled = write_session(args.flowpic, pcap, rec, path)
+        released[rec["id"]] = dict(rec, packets_labeled=kept, packets_unlabeled=unlabeled,
+                                   file=name)
+        added += 1
     with open(os.path.join(args.out, "manifest.jsonl"), "w") as f:
-        for r in out_records:
-            f.write(json.dumps(r, sort_keys=True) + "\n")
-    names.append("manifest.jsonl")
+        for sid in sorted(released):
+            f.write(json.dumps(released[sid], sort_keys=True) + "\n")
+    names = [r["file"] for r in released.values()] + ["manifest.jsonl"]
     sha256sums(args.out, names)
     size = sum(os.path.getsize(os.path.join(args.out, n)) for n in names)
-    log(f"{len(out_records)} sessions, {size / 1e6:.1f} MB in {args.out}")
+    log(f"{added} sessions added; {len(released)} sessions, {size / 1e6:.1f} MB in {args.out}")
 
 
 def _flow_record(rec):
@@ -361,6 +365,7 @@ def main():
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--jobs", type=int, default=2, help="sessions at once (default 2)")
     g.add_argument("--retries", type=int, default=1, help="tries again a failed session")
+    g.add_argument("--released", help="a release folder whose sessions count as done")
     r = sub.add_parser("release")
     r.add_argument("dir")
     r.add_argument("--out", required=True)
