@@ -83,6 +83,15 @@ def profiles_module():
     return profiles
 
 
+def prepare(args, app_classes):
+    """Build the drivers' shared assets before sessions start, so no session
+    spends its time on them."""
+    for cls in sorted(set(app_classes), key=lambda c: c.NAME):
+        if hasattr(cls, "prepare"):
+            log(f"preparing assets of {cls.NAME}")
+            cls.prepare(args.assets)
+
+
 def one_session(args, app_cls, profile_name, seconds, seed, slot, pcap):
     profiles = profiles_module()
     app = app_cls()
@@ -112,6 +121,7 @@ def cmd_try(args):
     if args.profile and args.profile not in profiles.names():
         die(f"no profile {args.profile}; profiles: {', '.join(profiles.names())}")
     os.makedirs(args.out, exist_ok=True)
+    prepare(args, [apps[args.app]])
     pcap = os.path.join(args.out, f"try-{args.app}.pcap")
     rec = one_session(args, apps[args.app], args.profile, args.seconds, args.seed, args.slot, pcap)
     print(json.dumps(rec))
@@ -165,6 +175,7 @@ def cmd_generate(args):
     skipped = sum(1 for s in plan if s["id"] not in done and tries[s["id"]] > args.retries)
     log(f"{len(plan)} sessions planned, {len(done)} done, {len(todo)} to run"
         + (f", {skipped} given up after {args.retries + 1} failures" if skipped else ""))
+    prepare(args, [apps[s["app"]] for s in todo])
     work = queue.Queue()
     for s in todo:
         work.put(s)
@@ -317,6 +328,7 @@ def cmd_smoke(args):
             chosen[apps[name].CLASS] = name
     passed = failed = 0
     os.makedirs(args.out, exist_ok=True)
+    prepare(args, [apps[n] for n in chosen.values()])
     for cls in CLASSES:
         if cls not in chosen:
             print(f"FAIL {cls}: no driver")

@@ -1,7 +1,7 @@
 """Shared lab assets, made once per assets folder and reused by sessions:
-a lab certificate authority and a server certificate for every lab server
-address (10.0.0.0/8 is covered by listing each slot's addresses), so TLS
-clients verify servers with the lab CA (curl --cacert, ...).
+a lab certificate authority, and per set of server addresses a server
+certificate it signs, so TLS clients verify servers with the lab CA
+(curl --cacert, ...).
 
 Drivers that need media or page corpora build them under
 assets/<their name>/ through ensure(), which runs a builder once even when
@@ -25,28 +25,39 @@ def ensure(assets, name, builder):
     return path
 
 
-def _build_tls(path):
-    def ssl(*args):
-        subprocess.run(["openssl", *args], check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-    ca_key, ca = os.path.join(path, "ca.key"), os.path.join(path, "ca.pem")
-    key, csr, crt = (os.path.join(path, n) for n in ("server.key", "server.csr", "server.pem"))
-    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj",
-        "/CN=flowpic lab CA", "-keyout", ca_key, "-out", ca)
-    ssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=lab.flowpic.test",
-        "-keyout", key, "-out", csr)
-    # Every server address a session can have: 10.S.0.2-9 for slots 1..250.
-    sans = ["DNS:lab.flowpic.test", "DNS:localhost"] + [
-        f"IP:10.{s}.0.{h}" for s in range(1, 251) for h in range(2, 10)]
-    ext = os.path.join(path, "san.cnf")
-    with open(ext, "w") as f:
-        f.write("subjectAltName=" + ",".join(sans) + "\n")
-    ssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
-        "-days", "3650", "-extfile", ext, "-out", crt)
+def _ssl(*args):
+    subprocess.run(["openssl", *args], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
 
 
-def tls(assets):
-    """{'ca': ..., 'cert': ..., 'key': ...} paths of the lab TLS material."""
-    path = ensure(assets, "tls", _build_tls)
-    return {"ca": os.path.join(path, "ca.pem"), "cert": os.path.join(path, "server.pem"),
+def _build_ca(path):
+    _ssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-days", "3650", "-subj", "/CN=flowpic lab CA", "-keyout", os.path.join(path, "ca.key"),
+         "-out", os.path.join(path, "ca.pem"))
+
+
+def _server_builder(ca_dir, ips):
+    def build(path):
+        key, csr, crt = (os.path.join(path, n) for n in ("server.key", "server.csr", "server.pem"))
+        _ssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-subj", "/CN=lab.flowpic.test", "-keyout", key, "-out", csr)
+        ext = os.path.join(path, "san.cnf")
+        with open(ext, "w") as f:
+            f.write("subjectAltName=DNS:lab.flowpic.test," + ",".join(f"IP:{ip}" for ip in ips)
+                    + "\n")
+        _ssl("x509", "-req", "-in", csr, "-CA", os.path.join(ca_dir, "ca.pem"),
+             "-CAkey", os.path.join(ca_dir, "ca.key"), "-CAcreateserial", "-days", "3650",
+             "-extfile", ext, "-out", crt)
+    return build
+
+
+def tls(assets, ips):
+    """{'ca', 'cert', 'key'} paths: the lab CA, and a server certificate (EC
+    P-256) naming exactly the session's server addresses `ips`, so the TLS
+    handshake is the size a real site's is (one certificate listing every
+    lab address would be 15 KB: a dozen full-size packets per handshake)."""
+    ca_dir = ensure(assets, "tls-ca", _build_ca)
+    ips = sorted(ips)
+    path = ensure(assets, "tls-" + "-".join(ips), _server_builder(ca_dir, ips))
+    return {"ca": os.path.join(ca_dir, "ca.pem"), "cert": os.path.join(path, "server.pem"),
             "key": os.path.join(path, "server.key")}

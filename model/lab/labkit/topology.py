@@ -74,6 +74,12 @@ class Topology:
         for ip in self.server_ips:
             sh("ip", "-n", self.ns_server, "addr", "add", f"{ip}/16", "dev", self.server_if)
         for ns, dev in ((self.ns_client, self.client_if), (self.ns_server, self.server_if)):
+            # IPv4 only: an IPv6 link-local address finishing duplicate
+            # address detection ~2 s after start looks like a network
+            # change to browsers, which then drop their connections.
+            sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+            sh("ip", "netns", "exec", ns, "sysctl", "-qw",
+               "net.ipv6.conf.default.disable_ipv6=1")
             self._no_offload(ns, dev)
             sh("ip", "-n", ns, "link", "set", dev, "up")
             sh("ip", "-n", ns, "link", "set", "lo", "up")

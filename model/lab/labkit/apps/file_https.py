@@ -56,7 +56,7 @@ class HttpsCurl:
 
     def run(self, env):
         rng = env.rng
-        tls = assets.tls(env.assets)
+        tls = assets.tls(env.assets, env.server_ips)
         prefix = os.path.join(env.workdir, "nginx")
         for d in ("tmp", "www/files", "www/upload"):
             os.makedirs(os.path.join(prefix, d), exist_ok=True)

@@ -1,0 +1,731 @@
+"""Adaptive streaming video: nginx (TLS with the lab certificate, HTTP/1.1 or
+HTTP/2) in the server namespace serves test footage packaged as HLS and DASH
+(fragmented MP4, four video bitrates and one audio track, byte-range
+segments of 2, 4 or 6 s); a player in the client namespace (this file run by
+/usr/bin/python3) watches it as a person would.
+
+The player behaves like a real one: a startup phase fetching as fast as it
+can until the buffer holds its target, then on/off fetching (a segment when
+the buffer has room for one), buffer-based bitrate adaptation (BBA: rate from
+the buffer level between a reservoir and a cushion, capped by the measured
+throughput), playback in real time (stalls when the buffer runs dry), on
+persistent connections (HLS over HTTP/1.1: one for video and manifests, one
+for audio, as a browser's player does; DASH over HTTP/2: one connection).
+The viewer sometimes starts mid-way, sometimes seeks, and when a video ends
+starts the next one after a short pause.
+
+Run as a script it is that player (see main()); it needs nothing but the
+standard library (and httpx with h2 for HTTP/2).
+"""
+import json
+import math
+import os
+import random
+import signal
+import ssl
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+
+if __name__ != "__main__":
+    from labkit import assets as labassets
+    from labkit.session import stop
+
+PORT = 443
+ASSET = "video-abr"
+DURATION = 120                 # s of footage (three scenes)
+FPS = 30
+GOP = 2                        # s: one fragment per GOP
+# (width, height, video kbit/s)
+LADDER = [(426, 240, 400), (640, 360, 900), (854, 480, 1800), (1280, 720, 3500)]
+AUDIO_KBPS = 128
+SEGMENTS = (2, 4, 6)           # segment lengths packaged (s)
+
+
+# ---------------------------------------------------------------- the asset
+
+def _boxes(data, start=0, end=None):
+    """(type, offset, size, header) of the ISO BMFF boxes in data[start:end]."""
+    end = len(data) if end is None else end
+    off = start
+    while off + 8 <= end:
+        size = int.from_bytes(data[off:off + 4], "big")
+        typ = data[off + 4:off + 8].decode("latin-1")
+        hdr = 8
+        if size == 1:
+            size = int.from_bytes(data[off + 8:off + 16], "big")
+            hdr = 16
+        elif size == 0:
+            size = end - off
+        if size < hdr:
+            break
+        yield typ, off, size, hdr
+        off += size
+
+
+def _child(data, off, size, hdr, typ):
+    for t, o, s, h in _boxes(data, off + hdr, off + size):
+        if t == typ:
+            return o, s, h
+    raise ValueError(f"no {typ} box")
+
+
+def _fragments(path):
+    """init (offset, length), timescale, [(start s, offset, length)] of an fMP4."""
+    with open(path, "rb") as f:
+        data = f.read()
+    top = list(_boxes(data))
+    moov = next(b for b in top if b[0] == "moov")
+    o, s, h = _child(data, moov[1], moov[2], moov[3], "trak")
+    o, s, h = _child(data, o, s, h, "mdia")
+    o, s, h = _child(data, o, s, h, "mdhd")
+    p = o + h
+    version = data[p]
+    timescale = int.from_bytes(data[p + 12:p + 16] if version == 0 else data[p + 20:p + 24], "big")
+    frags = []
+    first_moof = None
+    for i, (typ, off, size, hdr) in enumerate(top):
+        if typ != "moof":
+            continue
+        if first_moof is None:
+            first_moof = off
+        to, ts, th = _child(data, off, size, hdr, "traf")
+        do, ds, dh = _child(data, to, ts, th, "tfdt")
+        p = do + dh
+        if data[p] == 1:
+            base = int.from_bytes(data[p + 4:p + 12], "big")
+        else:
+            base = int.from_bytes(data[p + 4:p + 8], "big")
+        mdat = top[i + 1]
+        assert mdat[0] == "mdat", "moof without mdat"
+        frags.append((base / timescale, off, mdat[1] + mdat[2] - off))
+    codec = "mp4a.40.2"
+    k = data.find(b"avcC", moov[1], moov[1] + moov[2])
+    if k > 0:
+        codec = "avc1.%02x%02x%02x" % (data[k + 5], data[k + 6], data[k + 7])
+    return (0, first_moof), frags, codec
+
+
+def _segments(frags, total, seg):
+    """Group fragments into segments of about seg s: [(t, d, offset, length)]."""
+    groups = {}
+    for t, off, length in frags:
+        groups.setdefault(int((t + 0.25) // seg), []).append((t, off, length))
+    out = []
+    keys = sorted(groups)
+    for n, k in enumerate(keys):
+        g = groups[k]
+        t = g[0][0]
+        nxt = groups[keys[n + 1]][0][0] if n + 1 < len(keys) else total
+        length = g[-1][1] + g[-1][2] - g[0][1]
+        out.append((t, nxt - t, g[0][1], length))
+    return out
+
+
+def _build_media(path):
+    scene = DURATION // 3
+    graph = (
+        f"testsrc2=s=1280x720:r={FPS}:d={scene}[s0];"
+        f"mandelbrot=s=640x360:r={FPS}:maxiter=200,trim=duration={scene},"
+        f"setpts=PTS-STARTPTS,scale=1280:720[s1];"
+        f"life=s=320x180:mold=10:r={FPS}:ratio=0.1:death_color=#C83232:"
+        f"life_color=#00ff00,trim=duration={scene},setpts=PTS-STARTPTS,"
+        f"scale=1280:720:flags=neighbor[s2];"
+        f"[s0][s1][s2]concat=n=3:v=1:a=0,format=yuv420p,noise=alls=8:allf=t,"
+        f"split={len(LADDER)}" + "".join(f"[t{i}]" for i in range(len(LADDER))) + ";"
+        + "".join(f"[t{i}]scale={w}:{h}[v{i}];" for i, (w, h, _) in enumerate(LADDER))
+        + f"sine=f=220:beep_factor=3:d={DURATION}[sa];"
+        f"anoisesrc=c=pink:a=0.08:d={DURATION}[sb];"
+        f"[sa][sb]amix=inputs=2,aformat=channel_layouts=stereo:sample_rates=48000,asetnsamples=n=1024:p=0[a]")
+    frag = ["-movflags", "+frag_keyframe+empty_moov+default_base_moof", "-f", "mp4"]
+    args = ["nice", "-n", "10", "ffmpeg", "-nostdin", "-v", "error", "-y",
+            "-filter_complex", graph]
+    for i, (w, h, kbps) in enumerate(LADDER):
+        args += ["-map", f"[v{i}]", "-c:v", "libx264", "-preset", "ultrafast",
+                 "-b:v", f"{kbps}k", "-maxrate", f"{int(kbps * 1.2)}k",
+                 "-bufsize", f"{kbps * 2}k", "-g", str(GOP * FPS),
+                 "-keyint_min", str(GOP * FPS), "-sc_threshold", "0", "-threads", "2",
+                 "-an"] + frag + [os.path.join(path, f"v{i}.mp4")]
+    args += ["-map", "[a]", "-c:a", "aac", "-b:a", f"{AUDIO_KBPS}k", "-vn",
+             "-frag_duration", str(GOP * 1_000_000),
+             "-movflags", "+empty_moov+default_base_moof", "-f", "mp4",
+             os.path.join(path, "a.mp4")]
+    r = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"ffmpeg could not make the footage: {r.stderr.strip()[-300:]}")
+    tracks = []
+    for i, (w, h, kbps) in enumerate(LADDER):
+        init, frags, codec = _fragments(os.path.join(path, f"v{i}.mp4"))
+        tracks.append(dict(id=f"v{i}", file=f"v{i}.mp4", init=init, frags=frags,
+                           codec=codec, width=w, height=h,
+                           bw=int(kbps * 1000 * 1.1)))
+    init, frags, codec = _fragments(os.path.join(path, "a.mp4"))
+    audio = dict(id="a", file="a.mp4", init=init, frags=frags, codec=codec,
+                 bw=AUDIO_KBPS * 1000)
+    for seg in SEGMENTS:
+        _write_hls(path, tracks, audio, seg)
+        _write_dash(path, tracks, audio, seg)
+
+
+def _write_hls(path, tracks, audio, seg):
+    def media(tr):
+        segs = _segments(tr["frags"], DURATION, seg)
+        lines = ["#EXTM3U", "#EXT-X-VERSION:7",
+                 f"#EXT-X-TARGETDURATION:{math.ceil(max(s[1] for s in segs))}",
+                 "#EXT-X-MEDIA-SEQUENCE:0", "#EXT-X-PLAYLIST-TYPE:VOD",
+                 "#EXT-X-INDEPENDENT-SEGMENTS",
+                 f'#EXT-X-MAP:URI="{tr["file"]}",BYTERANGE="{tr["init"][1]}@0"']
+        for t, d, off, length in segs:
+            lines += [f"#EXTINF:{d:.3f},", f"#EXT-X-BYTERANGE:{length}@{off}", tr["file"]]
+        lines.append("#EXT-X-ENDLIST")
+        name = f"{tr['id']}_{seg}s.m3u8"
+        with open(os.path.join(path, name), "w") as f:
+            f.write("\n".join(lines) + "\n")
+        return name
+
+    master = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS",
+              f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",NAME="English",LANGUAGE="en",'
+              f'DEFAULT=YES,AUTOSELECT=YES,CHANNELS="2",URI="{media(audio)}"']
+    for tr in tracks:
+        master += [f'#EXT-X-STREAM-INF:BANDWIDTH={tr["bw"] + audio["bw"]},'
+                   f'AVERAGE-BANDWIDTH={int((tr["bw"] + audio["bw"]) / 1.1)},'
+                   f'RESOLUTION={tr["width"]}x{tr["height"]},FRAME-RATE={FPS}.000,'
+                   f'CODECS="{tr["codec"]},{audio["codec"]}",AUDIO="aud"', media(tr)]
+    with open(os.path.join(path, f"master_{seg}s.m3u8"), "w") as f:
+        f.write("\n".join(master) + "\n")
+
+
+def _write_dash(path, tracks, audio, seg):
+    def rep(tr, extra):
+        segs = _segments(tr["frags"], DURATION, seg)
+        ms = [(round(t * 1000), round(d * 1000)) for t, d, _, _ in segs]
+        tl = "".join(f'<S t="{t}" d="{d}"/>' for t, d in ms)
+        urls = "".join(f'<SegmentURL mediaRange="{off}-{off + length - 1}"/>'
+                       for _, _, off, length in segs)
+        return (f'<Representation id="{tr["id"]}" bandwidth="{tr["bw"]}" '
+                f'codecs="{tr["codec"]}"{extra}><BaseURL>{tr["file"]}</BaseURL>'
+                f'<SegmentList timescale="1000"><Initialization range="0-{tr["init"][1] - 1}"/>'
+                f'<SegmentTimeline>{tl}</SegmentTimeline>{urls}</SegmentList></Representation>')
+
+    video = "".join(rep(tr, f' width="{tr["width"]}" height="{tr["height"]}" '
+                            f'frameRate="{FPS}"') for tr in tracks)
+    mpd = (f'<?xml version="1.0" encoding="utf-8"?>\n'
+           f'<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" '
+           f'profiles="urn:mpeg:dash:profile:isoff-main:2011" minBufferTime="PT{seg}S" '
+           f'mediaPresentationDuration="PT{DURATION}S"><Period id="0">'
+           f'<AdaptationSet id="0" contentType="video" mimeType="video/mp4" '
+           f'segmentAlignment="true" startWithSAP="1">{video}</AdaptationSet>'
+           f'<AdaptationSet id="1" contentType="audio" mimeType="audio/mp4" lang="en" '
+           f'segmentAlignment="true">{rep(audio, " audioSamplingRate=" + chr(34) + "48000" + chr(34))}'
+           f'</AdaptationSet></Period></MPD>\n')
+    with open(os.path.join(path, f"manifest_{seg}s.mpd"), "w") as f:
+        f.write(mpd)
+
+
+def media_asset(assets_dir):
+    return labassets.ensure(assets_dir, ASSET, _build_media)
+
+
+# ---------------------------------------------------------------- the server
+
+NGINX_CONF = """\
+worker_processes 1;
+user root;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log {prefix}/access.log;
+    client_body_temp_path {prefix}/tmp/body;
+    proxy_temp_path {prefix}/tmp/proxy;
+    fastcgi_temp_path {prefix}/tmp/fastcgi;
+    uwsgi_temp_path {prefix}/tmp/uwsgi;
+    scgi_temp_path {prefix}/tmp/scgi;
+    default_type application/octet-stream;
+    types {{
+        application/vnd.apple.mpegurl m3u8;
+        application/dash+xml mpd;
+        video/mp4 mp4;
+    }}
+    sendfile on;
+    tcp_nopush on;
+    keepalive_timeout 75;
+    keepalive_requests 10000;
+    gzip on;
+    gzip_types application/vnd.apple.mpegurl application/dash+xml;
+    server {{
+        listen {ip}:{port} ssl{h2};
+        server_name lab.flowpic.test;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        location /vod/ {{
+            alias {media}/;
+            add_header Access-Control-Allow-Origin *;
+            add_header Cache-Control "max-age=3600";
+        }}
+    }}
+}}
+"""
+
+
+def start_nginx(env, media, http2):
+    tls = labassets.tls(env.assets, env.server_ips)
+    prefix = os.path.join(env.workdir, "nginx")
+    os.makedirs(os.path.join(prefix, "tmp"), exist_ok=True)
+    conf = os.path.join(prefix, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_CONF.format(prefix=prefix, ip=env.server_ip, port=PORT, media=media,
+                                  h2=" http2" if http2 else "",
+                                  cert=tls["cert"], key=tls["key"]))
+    errlog = os.path.join(prefix, "error.log")
+    srv = env.server(["nginx", "-p", prefix, "-c", conf, "-e", errlog, "-g", "daemon off;"])
+    try:
+        env.wait_port(PORT)
+    except RuntimeError:
+        stop([srv])
+        with open(errlog, errors="replace") as f:
+            lines = f.read().strip().splitlines() or ["no error log"]
+        raise RuntimeError(f"nginx did not start: {lines[-1]}")
+    return srv, tls
+
+
+# ---------------------------------------------------------------- the drivers
+
+class _AbrPlayer:
+    CLASS = "video"
+    SERVER_IPS = 1
+    PACKAGES = ["ffmpeg", "nginx", "python3", "openssl"]
+    KIND = "hls"
+    HTTP2 = False
+    SEGS = (4, 6)
+
+    @staticmethod
+    def prepare(assets_dir):
+        """Build the shared footage (about a minute of ffmpeg) ahead of sessions."""
+        media_asset(assets_dir)
+
+    def run(self, env):
+        rng = env.rng
+        media = media_asset(env.assets)
+        seg = rng.choice(self.SEGS)
+        manifest = (f"master_{seg}s.m3u8" if self.KIND == "hls" else f"manifest_{seg}s.mpd")
+        srv, tls = start_nginx(env, media, self.HTTP2)
+        player = None
+        try:
+            args = ["/usr/bin/python3", os.path.abspath(__file__),
+                    "--url", f"https://{env.server_ip}:{PORT}/vod/{manifest}",
+                    "--kind", self.KIND, "--ca", tls["ca"],
+                    "--seconds", f"{env.remaining():.1f}",
+                    "--seed", str(rng.randrange(1 << 31))]
+            if self.HTTP2:
+                args.append("--http2")
+            player = env.client(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                out, err = player.communicate(timeout=env.remaining() + 1)
+            except subprocess.TimeoutExpired:
+                player.terminate()
+                out, err = player.communicate(timeout=10)
+            if player.returncode != 0:
+                lines = err.strip().splitlines() or [f"exit {player.returncode}"]
+                raise RuntimeError(f"video player failed: {lines[-1]}")
+            env.log(f"{self.NAME}: {manifest} {out.strip().splitlines()[-1] if out.strip() else ''}")
+        finally:
+            stop([player, srv])
+        return [{"proto": "tcp", "port": PORT, "label": "video"}]
+
+
+class HlsTlsPlayer(_AbrPlayer):
+    NAME = "video-hls-tls"
+    KIND = "hls"
+    HTTP2 = False
+    SEGS = (4, 6)
+
+
+class DashH2Player(_AbrPlayer):
+    NAME = "video-dash-h2"
+    PACKAGES = _AbrPlayer.PACKAGES + ["python3-httpx", "python3-h2"]
+    KIND = "dash"
+    HTTP2 = True
+    SEGS = (2, 4)
+
+
+APPS = [HlsTlsPlayer, DashH2Player]
+
+
+# ---------------------------------------------------------------- the player
+
+UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+      "Chrome/120.0 Safari/537.36")
+
+
+class H1Client:
+    """Persistent HTTP/1.1 connections over TLS, one per lane."""
+
+    def __init__(self, host, port, ctx):
+        import http.client
+        self.http = http.client
+        self.host, self.port, self.ctx = host, port, ctx
+        self.conns = {}
+
+    def get(self, path, rng=None, lane="main"):
+        headers = {"User-Agent": UA, "Accept": "*/*", "Accept-Encoding": "gzip",
+                   "Origin": f"https://{self.host}"}
+        if rng:
+            headers["Range"] = f"bytes={rng[0]}-{rng[0] + rng[1] - 1}"
+        for attempt in range(3):
+            conn = self.conns.get(lane)
+            if conn is None:
+                conn = self.http.HTTPSConnection(self.host, self.port, context=self.ctx,
+                                                 timeout=20)
+                self.conns[lane] = conn
+            try:
+                conn.request("GET", path, headers=headers)
+                resp = conn.getresponse()
+                body = resp.read()
+                if resp.getheader("Content-Encoding") == "gzip":
+                    import gzip
+                    body = gzip.decompress(body)
+                if resp.status not in (200, 206):
+                    raise RuntimeError(f"GET {path}: HTTP {resp.status}")
+                return body
+            except (OSError, self.http.HTTPException):
+                conn.close()
+                self.conns.pop(lane, None)
+                if attempt == 2:
+                    raise
+        raise RuntimeError("unreachable")
+
+    def close(self):
+        for c in self.conns.values():
+            c.close()
+
+
+class H2Client:
+    """One HTTP/2 connection (httpx with h2)."""
+
+    def __init__(self, host, port, ctx):
+        import httpx
+        self.base = f"https://{host}:{port}"
+        self.client = httpx.Client(http2=True, verify=ctx, timeout=20,
+                                   headers={"User-Agent": UA, "Origin": self.base})
+
+    def get(self, path, rng=None, lane="main"):
+        headers = {}
+        if rng:
+            headers["Range"] = f"bytes={rng[0]}-{rng[0] + rng[1] - 1}"
+        r = self.client.get(self.base + path, headers=headers)
+        if r.status_code not in (200, 206):
+            raise RuntimeError(f"GET {path}: HTTP {r.status_code}")
+        if r.http_version != "HTTP/2":
+            raise RuntimeError(f"server answered {r.http_version}, not HTTP/2")
+        return r.content
+
+    def close(self):
+        self.client.close()
+
+
+def _attrs(s):
+    """HLS attribute list -> dict."""
+    out, key, val, q, buf = {}, None, None, False, ""
+    for ch in s + ",":
+        if ch == '"':
+            q = not q
+        elif ch == "=" and not q and key is None:
+            key, buf = buf, ""
+        elif ch == "," and not q:
+            if key is not None:
+                out[key.strip()] = buf
+            key, buf = None, ""
+        else:
+            buf += ch
+    return out
+
+
+def _join(base, rel):
+    return rel if rel.startswith("/") else base.rsplit("/", 1)[0] + "/" + rel
+
+
+def load_hls(http, path):
+    """-> video reps, audio rep: dicts with bw, file, init, segs [(t, d, off, len)]
+    (media playlists are loaded lazily through 'load')."""
+    text = http.get(path).decode()
+    video, audio = [], None
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("#EXT-X-MEDIA:"):
+            a = _attrs(line.split(":", 1)[1])
+            if a.get("TYPE") == "AUDIO" and "URI" in a:
+                audio = {"bw": 128000, "playlist": _join(path, a["URI"])}
+        elif line.startswith("#EXT-X-STREAM-INF:"):
+            a = _attrs(line.split(":", 1)[1])
+            video.append({"bw": int(a["BANDWIDTH"]), "res": a.get("RESOLUTION", ""),
+                          "playlist": _join(path, lines[i + 1].strip())})
+    video.sort(key=lambda r: r["bw"])
+    if audio:
+        audio["bw"] = 0
+    return video, audio
+
+
+def load_hls_media(http, rep, lane):
+    text = http.get(rep["playlist"], lane=lane).decode()
+    segs, t, d = [], 0.0, None
+    uri = None
+    for line in text.splitlines():
+        if line.startswith("#EXT-X-MAP:"):
+            a = _attrs(line.split(":", 1)[1])
+            n, o = a["BYTERANGE"].split("@")
+            rep["file"] = _join(rep["playlist"], a["URI"])
+            rep["init"] = (int(o), int(n))
+        elif line.startswith("#EXTINF:"):
+            d = float(line.split(":", 1)[1].split(",")[0])
+        elif line.startswith("#EXT-X-BYTERANGE:"):
+            n, o = line.split(":", 1)[1].split("@")
+            segs.append([t, d, int(o), int(n)])
+            t += d
+        elif line and not line.startswith("#"):
+            uri = _join(rep["playlist"], line)
+    rep["segs"] = [tuple(s) for s in segs]
+    rep.setdefault("file", uri)
+
+
+def load_dash(http, path):
+    ns = {"d": "urn:mpeg:dash:schema:mpd:2011"}
+    root = ET.fromstring(http.get(path))
+    video, audio = [], None
+    for aset in root.iterfind("d:Period/d:AdaptationSet", ns):
+        kind = aset.get("contentType") or aset.get("mimeType", "").split("/")[0]
+        reps = []
+        for r in aset.iterfind("d:Representation", ns):
+            sl = r.find("d:SegmentList", ns)
+            scale = float(sl.get("timescale", "1"))
+            a, b = sl.find("d:Initialization", ns).get("range").split("-")
+            times = []
+            for s in sl.iterfind("d:SegmentTimeline/d:S", ns):
+                t0 = int(s.get("t", times[-1][0] + times[-1][1] if times else 0))
+                for k in range(int(s.get("r", "0")) + 1):
+                    times.append((t0 + k * int(s.get("d")), int(s.get("d"))))
+            segs = []
+            for (t, d), u in zip(times, sl.iterfind("d:SegmentURL", ns)):
+                lo, hi = (int(x) for x in u.get("mediaRange").split("-"))
+                segs.append((t / scale, d / scale, lo, hi - lo + 1))
+            reps.append({"bw": int(r.get("bandwidth")),
+                         "res": f"{r.get('width')}x{r.get('height')}",
+                         "file": _join(path, r.find("d:BaseURL", ns).text.strip()),
+                         "init": (int(a), int(b) - int(a) + 1), "segs": segs})
+        reps.sort(key=lambda r: r["bw"])
+        if kind == "video":
+            video = reps
+        elif kind == "audio":
+            audio = reps[0]
+    return video, audio
+
+
+class Player:
+    def __init__(self, http, kind, url_path, rng, deadline):
+        self.http, self.kind, self.path = http, kind, url_path
+        self.rng, self.deadline = rng, deadline
+        self.tput = []              # recent video segment throughputs, bit/s
+        self.stats = {"videos": 0, "segments": 0, "bytes": 0, "stalls": 0, "seeks": 0,
+                      "reps": {}, "startup_s": []}
+        # a viewer's player settings
+        self.target = rng.choice([20, 24, 30, 30, 40, 50])     # buffer goal, s
+        self.start_buf = rng.choice([2.0, 4.0, 6.0])          # to start playing, s
+        self.reservoir = max(4.0, 0.2 * self.target)
+        self.cushion = 0.5 * self.target
+
+    # -- helpers
+    def est(self):
+        last = self.tput[-4:]
+        return len(last) / sum(1 / x for x in last) if last else None
+
+    def choose(self, reps, cur, buf, startup):
+        bws = [r["bw"] for r in reps]
+        est = self.est()
+        if startup:
+            if est is None:
+                return cur
+            ok = [i for i, b in enumerate(bws) if b <= 0.7 * est]
+            return ok[-1] if ok else 0
+        r, c = self.reservoir, self.cushion
+        if buf <= r:
+            f = bws[0]
+        elif buf >= r + c:
+            f = bws[-1]
+        else:
+            f = bws[0] + (bws[-1] - bws[0]) * (buf - r) / c
+        cand = cur
+        if cur + 1 < len(bws) and f >= bws[cur + 1]:
+            cand = max(i for i, b in enumerate(bws) if b <= f)
+            if est is not None:
+                while cand > cur and bws[cand] > 0.85 * est:
+                    cand -= 1
+        elif cur > 0 and f < bws[cur - 1]:
+            lower = [i for i, b in enumerate(bws) if b < f]
+            cand = lower[-1] if lower else 0
+        return cand
+
+    def fetch(self, rep, seg, lane):
+        t0 = time.monotonic()
+        body = self.http.get(rep["file"], (seg[2], seg[3]), lane=lane)
+        dt = max(1e-3, time.monotonic() - t0)
+        self.stats["segments"] += 1
+        self.stats["bytes"] += len(body)
+        return len(body), dt
+
+    def ensure_media(self, rep, lane):
+        if self.kind == "hls" and "segs" not in rep:
+            load_hls_media(self.http, rep, lane)
+
+    # -- one video
+    def watch(self):
+        if self.kind == "hls":
+            video, audio = load_hls(self.http, self.path)
+        else:
+            video, audio = load_dash(self.http, self.path)
+        if not video:
+            raise RuntimeError("manifest has no video")
+        alane = "audio" if self.kind == "hls" else "main"
+        est = self.est()
+        cur = 0 if est is None else self.choose(video, 0, 0, True)
+        self.ensure_media(video[cur], "main")
+        if audio:
+            self.ensure_media(audio, alane)
+        segs = video[cur]["segs"]
+        duration = segs[-1][0] + segs[-1][1]
+        segdur = max(s[1] for s in segs)
+        self.stats["videos"] += 1
+
+        def index_at(t):
+            for i, s in enumerate(segs):
+                if s[0] <= t < s[0] + s[1]:
+                    return i
+            return len(segs)
+
+        pos = 0.0
+        if self.rng.random() < 0.4:        # resumes or jumps into the video
+            pos = segs[self.rng.randrange(0, max(1, len(segs) // 2))][0]
+        vi = index_at(pos)
+        ai = index_at(pos) if audio else None
+        v_end = a_end = segs[vi][0] if vi < len(segs) else duration
+        inited = set()
+        playing, startup = False, True
+        asked = time.monotonic()
+        last = asked
+        next_seek = last + self.rng.expovariate(1 / 90.0)
+        while True:
+            now = time.monotonic()
+            if playing:
+                pos += now - last
+            last = now
+            end = min(v_end, a_end) if audio else v_end
+            if now >= self.deadline:
+                return False
+            if pos >= duration - 0.05:
+                return True
+            if playing and pos >= end:
+                pos = end
+                playing, startup = False, True
+                self.stats["stalls"] += 1
+                asked = now
+            buf = end - pos
+            if not playing and (buf >= self.start_buf or end >= duration - 0.05):
+                playing = True
+                self.stats["startup_s"].append(round(now - asked, 2))
+            if startup and buf >= self.target - segdur:
+                startup = False
+            if playing and now >= next_seek:
+                next_seek = now + self.rng.expovariate(1 / 90.0)
+                if duration - pos > 30 and self.rng.random() < 0.6:
+                    self.stats["seeks"] += 1
+                    step = self.rng.choice([-30, -10, 10, 10, 30, 60])
+                    pos = max(0.0, min(duration - 20, pos + step))
+                    vi = index_at(pos)
+                    pos = segs[vi][0]
+                    ai = vi if audio else None
+                    v_end = a_end = pos
+                    playing, startup = False, True
+                    asked = now
+                    continue
+            # what needs fetching: the track that lags most, if the buffer has room
+            want = []
+            if vi < len(segs) and (v_end - pos) + segdur <= self.target + 0.01 or \
+                    (vi < len(segs) and v_end - pos < self.start_buf):
+                want.append(("v", v_end))
+            if audio and ai < len(audio["segs"]) and (
+                    (a_end - pos) + segdur <= self.target + 0.01 or a_end - pos < self.start_buf):
+                want.append(("a", a_end))
+            if not want:
+                wait = (min(v_end, a_end) if audio else v_end) - pos + segdur - self.target
+                time.sleep(max(0.05, min(0.5, wait, self.deadline - now)))
+                continue
+            track = min(want, key=lambda w: w[1])[0]
+            if track == "v":
+                new = self.choose(video, cur, buf, startup)
+                if new != cur:
+                    cur = new
+                self.ensure_media(video[cur], "main")
+                rep = video[cur]
+                if cur not in inited:
+                    self.http.get(rep["file"], rep["init"], lane="main")
+                    inited.add(cur)
+                n, dt = self.fetch(rep, rep["segs"][vi], "main")
+                if n > 30000:
+                    self.tput.append(n * 8 / dt)
+                label = rep["res"] or str(rep["bw"])
+                self.stats["reps"][label] = self.stats["reps"].get(label, 0) + 1
+                v_end = rep["segs"][vi][0] + rep["segs"][vi][1]
+                vi += 1
+            else:
+                if "a" not in inited:
+                    self.http.get(audio["file"], audio["init"], lane=alane)
+                    inited.add("a")
+                seg = audio["segs"][ai]
+                self.fetch(audio, seg, alane)
+                a_end = seg[0] + seg[1]
+                ai += 1
+
+    def run(self):
+        while time.monotonic() < self.deadline:
+            ended = self.watch()
+            if not ended:
+                break
+            # the next video: the viewer looks around a little first
+            time.sleep(max(0.0, min(self.rng.uniform(2, 10),
+                                    self.deadline - time.monotonic())))
+
+
+def main():
+    import argparse
+    ap = argparse.ArgumentParser(description="adaptive streaming player")
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--kind", choices=["hls", "dash"], required=True)
+    ap.add_argument("--ca", required=True)
+    ap.add_argument("--seconds", type=float, required=True)
+    ap.add_argument("--seed", type=int, required=True)
+    ap.add_argument("--http2", action="store_true")
+    args = ap.parse_args()
+    deadline = time.monotonic() + args.seconds
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    from urllib.parse import urlsplit
+    u = urlsplit(args.url)
+    ctx = ssl.create_default_context(cafile=args.ca)
+    if args.http2:
+        ctx.set_alpn_protocols(["h2", "http/1.1"])
+        http = H2Client(u.hostname, u.port or 443, ctx)
+    else:
+        http = H1Client(u.hostname, u.port or 443, ctx)
+    player = Player(http, args.kind, u.path, random.Random(args.seed), deadline)
+    try:
+        player.run()
+    finally:
+        http.close()
+        s = player.stats
+        s["target_s"] = player.target
+        s["mbytes"] = round(s.pop("bytes") / 1e6, 1)
+        print(json.dumps(s), flush=True)
+
+
+if __name__ == "__main__":
+    main()
