@@ -14,6 +14,15 @@ packages=(
 	time
 	# the demo capture generator (scripts/make-demo-capture.sh)
 	iproute2 ethtool tcpdump curl iputils-ping
+	# the traffic lab (model/lab): every driver's PACKAGES (test lab.packages checks)
+	openssl procps
+	baresip baresip-core espeak-ng sox libasound2 python3-aiortc
+	prosody lua-sec python3-slixmpp ngircd
+	nginx openssh-server openssh-client rsync vsftpd lftp opentracker aria2 mktorrent
+	ffmpeg python3-httpx python3-h2 python3-gi gir1.2-gstreamer-1.0
+	gir1.2-gst-rtsp-server-1.0 gir1.2-gst-plugins-base-1.0 gstreamer1.0-plugins-base
+	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+	chromium chromium-driver python3-selenium
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -30,6 +39,16 @@ if [ ${#missing[@]} -eq 0 ]; then
 	exit 0
 fi
 echo "install-deps: installing ${missing[*]}"
+# Servers the lab runs itself (nginx, sshd, prosody, ...) must not start as
+# system services when installed: a policy-rc.d that says no, for the install only.
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e $policy ]; then
+	printf '#!/bin/sh\nexit 101\n' > $policy
+	chmod +x $policy
+	own_policy=1
+fi
+trap '[ $own_policy = 1 ] && rm -f $policy' EXIT
 apt-get update -qq
 apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}" >/dev/null
 echo "install-deps: done"

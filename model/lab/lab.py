@@ -397,7 +397,10 @@ def main():
     m.add_argument("--slot", type=int, default=190)
     m.add_argument("--out", default="/tmp/fplab-smoke")
     args = ap.parse_args()
-    if args.cmd in ("try", "generate", "smoke") and os.geteuid() != 0:
+    if args.cmd == "smoke" and os.geteuid() != 0:
+        log("smoke skipped: sessions create network namespaces, which needs root")
+        sys.exit(77)
+    if args.cmd in ("try", "generate") and os.geteuid() != 0:
         die("sessions create network namespaces: run as root")
     if args.cmd in ("try", "release", "arrays", "stats", "smoke") and \
             not os.access(args.flowpic, os.X_OK):

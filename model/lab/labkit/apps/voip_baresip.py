@@ -1,0 +1,235 @@
+"""VoIP: a SIP call between two baresip user agents, headless.
+
+The caller runs in the client namespace, the callee (auto-answer) in the
+server namespace; no registrar: the caller dials sip:bob@<server ip> over
+UDP.  Each side's microphone is a speech track (voip_speech) played by
+baresip's aufile module, its speaker the ALSA null device.  RTP and RTCP
+use a fixed port range (rtcp_mux off: RTCP on the port above RTP); both
+agents are driven through their ctrl_tcp module on the loopback of their
+namespace (dial, hangup), which the capture does not see.
+"""
+import json
+import os
+import subprocess
+import time
+
+from labkit.apps import voip_speech
+from labkit.session import stop
+
+SIP_PORT = 5060
+RTP_PORTS = (16384, 16483)
+CTRL_PORT = 4444
+
+# Sends one ctrl_tcp command (a netstring of JSON) and prints the response;
+# run inside a namespace with /usr/bin/python3 -c.
+CTRL = r"""
+import json, socket, sys, time
+port, cmd, params = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+msg = json.dumps({"command": cmd, "params": params, "token": "lab"}).encode()
+s = socket.create_connection(("127.0.0.1", port), timeout=5)
+s.sendall(str(len(msg)).encode() + b":" + msg + b",")
+buf = b""
+end = time.time() + 5
+while time.time() < end:
+    try:
+        d = s.recv(65536)
+    except socket.timeout:
+        break
+    if not d:
+        break
+    buf += d
+    while b":" in buf:
+        n, rest = buf.split(b":", 1)
+        if not n.isdigit() or len(rest) < int(n) + 1:
+            break
+        body, buf = rest[:int(n)], rest[int(n) + 1:]
+        m = json.loads(body)
+        if m.get("response"):
+            print(json.dumps(m))
+            sys.exit(0 if m.get("ok") else 1)
+sys.exit(2)
+"""
+
+CONFIG = """\
+poll_method		epoll
+sip_listen		{ip}:{sip_port}
+call_local_timeout	120
+call_max_calls		1
+audio_player		alsa,null
+audio_source		aufile,{source}
+audio_alert		alsa,null
+ausrc_srate		{srate}
+auplay_srate		{srate}
+ausrc_channels		1
+auplay_channels		1
+audio_level		no
+ausrc_format		s16
+auplay_format		s16
+auenc_format		s16
+audec_format		s16
+audio_buffer		20-160
+rtp_tos			184
+rtp_ports		{rtp_lo}-{rtp_hi}
+rtcp_mux		no
+jitter_buffer_delay	5-10
+rtp_stats		no
+dns_server		127.0.0.1:53
+net_interface		{ifname}
+module_path		/usr/lib/baresip/modules
+module			{codec_module}
+module			alsa.so
+module			aufile.so
+module_tmp		uuid.so
+module_tmp		account.so
+module_app		menu.so
+module_app		ctrl_tcp.so
+ctrl_tcp_listen		127.0.0.1:{ctrl_port}
+{codec_params}
+ringback_disabled	yes
+menu_bell		no
+statmode_default	off
+"""
+
+
+class BaresipCall:
+    CLASS = "voip"
+    NAME = None
+    PACKAGES = ["baresip", "baresip-core", "espeak-ng", "sox", "libasound2", "python3"]
+    SERVER_IPS = 1
+    CODEC_MODULE = None
+    SRATE = None
+
+    def codecs(self, env):
+        """(audio_codecs account parameter, extra config lines)."""
+        raise NotImplementedError
+
+    def _conf(self, env, side, ip, ifname, source, user, extra_acct, codecs, params):
+        d = os.path.join(env.workdir, f"baresip-{side}")
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "config"), "w") as f:
+            f.write(CONFIG.format(ip=ip, sip_port=SIP_PORT, source=source, srate=self.SRATE,
+                                  rtp_lo=RTP_PORTS[0], rtp_hi=RTP_PORTS[1],
+                                  ifname=ifname, codec_module=self.CODEC_MODULE,
+                                  ctrl_port=CTRL_PORT, codec_params=params))
+        with open(os.path.join(d, "accounts"), "w") as f:
+            f.write(f"<sip:{user}@{ip};transport=udp>;regint=0;pubint=0;mwi=no;"
+                    f"audio_codecs={codecs};ptime=20{extra_acct}\n")
+        open(os.path.join(d, "contacts"), "w").close()
+        return d
+
+    def _ctrl(self, env, side, cmd, params=""):
+        run = env.run_client if side == "client" else env.run_server
+        r = run(["/usr/bin/python3", "-c", CTRL, str(CTRL_PORT), cmd, params],
+                timeout=15, check=False)
+        return r.returncode == 0, (r.stdout.strip() or r.stderr.strip())
+
+    def _wait_ctrl(self, env, side, proc, log):
+        try:
+            env.wait_port(CTRL_PORT, side=side, seconds=10)
+        except RuntimeError:
+            raise RuntimeError(f"baresip did not start in the {side} namespace: "
+                               f"{_tail(log, proc)}")
+
+    def run(self, env):
+        topo = env.topo
+        # The call lasts env.seconds; the tracks have some slack for set-up.
+        src_a, src_b = voip_speech.session_tracks(env, self.SRATE, env.seconds + 20)
+        codecs, params = self.codecs(env)
+        srv_dir = self._conf(env, "server", env.server_ip, topo.server_if, src_b, "bob",
+                             ";answermode=auto", codecs, params)
+        cli_dir = self._conf(env, "client", env.client_ip, topo.client_if, src_a, "alice",
+                             ";answermode=manual", codecs, params)
+        logs = {s: os.path.join(env.workdir, f"baresip-{s}.log") for s in ("server", "client")}
+        procs = []
+        try:
+            with open(logs["server"], "w") as lf:
+                srv = env.server(["baresip", "-f", srv_dir], stdout=lf, stderr=lf,
+                                 stdin=subprocess.DEVNULL)
+            procs.append(srv)
+            self._wait_ctrl(env, "server", srv, logs["server"])
+            env.wait_port(SIP_PORT, proto="udp", side="server")
+            with open(logs["client"], "w") as lf:
+                cli = env.client(["baresip", "-f", cli_dir], stdout=lf, stderr=lf,
+                                 stdin=subprocess.DEVNULL)
+            procs.append(cli)
+            self._wait_ctrl(env, "client", cli, logs["client"])
+            # A person picks the contact and presses call after a moment.
+            time.sleep(env.rng.uniform(0.5, 2.0))
+            ok, out = self._ctrl(env, "client", "dial",
+                                 f"sip:bob@{env.server_ip}:{SIP_PORT}")
+            if not ok:
+                raise RuntimeError(f"baresip dial failed: {out}")
+            end = time.monotonic() + 15
+            while time.monotonic() < end and "Call established" not in _read(logs["client"]):
+                if cli.poll() is not None or srv.poll() is not None:
+                    raise RuntimeError("baresip exited during call set-up: "
+                                       f"{_tail(logs['client'], cli)}")
+                time.sleep(0.2)
+            if "Call established" not in _read(logs["client"]):
+                raise RuntimeError(f"baresip call not established: {_tail(logs['client'], cli)}")
+            # Talk until the session's time is up, then one side hangs up.
+            while env.remaining() > 0:
+                if cli.poll() is not None or srv.poll() is not None:
+                    raise RuntimeError("baresip exited during the call")
+                if "terminated" in _read(logs["client"]).split("Call established", 1)[1]:
+                    raise RuntimeError(f"call ended early: {_tail(logs['client'], cli)}")
+                time.sleep(min(1.0, env.remaining()) or 0.01)
+            side = "client" if env.rng.random() < 0.6 else "server"
+            self._ctrl(env, side, "hangup")
+            time.sleep(1.0)
+        finally:
+            stop(procs)
+            if os.environ.get("FPLAB_KEEP_LOGS"):
+                import shutil
+                for f in logs.values():
+                    shutil.copy(f, os.environ["FPLAB_KEEP_LOGS"])
+        return [{"proto": "udp", "port": [RTP_PORTS[0], RTP_PORTS[1] + 1], "label": "voip"},
+                {"proto": "udp", "port": SIP_PORT, "label": "control"}]
+
+
+def _read(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _tail(path, proc=None):
+    lines = [l.strip() for l in _read(path).splitlines() if l.strip()]
+    rc = proc.poll() if proc else None
+    msg = " | ".join(lines[-3:]) or "no output"
+    return f"{msg} (exit {rc})" if rc is not None else msg
+
+
+class BaresipOpus(BaresipCall):
+    NAME = "baresip-opus"
+    CODEC_MODULE = "opus.so"
+    SRATE = 48000
+
+    def codecs(self, env):
+        # Opus as softphones set it: VBR, a bitrate cap the user's app picked.
+        bitrate = env.rng.choice([16000, 20000, 24000, 28000, 32000])
+        params = "\n".join([
+            f"opus_bitrate\t\t{bitrate}",
+            "opus_stereo\t\tno",
+            "opus_sprop_stereo\tno",
+            "opus_cbr\t\tno",
+            f"opus_inbandfec\t\t{env.rng.choice(['yes', 'no'])}",
+            "opus_dtx\t\tno",
+            "opus_application\tvoip",
+        ])
+        return "opus/48000/2", params
+
+
+class BaresipG711(BaresipCall):
+    NAME = "baresip-g711"
+    CODEC_MODULE = "g711.so"
+    SRATE = 8000
+
+    def codecs(self, env):
+        # Both agents offer both laws; the caller's preferred one is used.
+        return env.rng.choice(["pcmu,pcma", "pcma,pcmu"]), ""
+
+
+APPS = [BaresipOpus, BaresipG711]
