@@ -3,7 +3,7 @@ a generation can stop and resume, and two runs with one seed plan the same.
 
 Splits (held out = never trained on):
   test_profile  every session on a TEST_ONLY profile (held-out network conditions)
-  test_session  about 20 % of the other sessions, chosen by hash (held-out sessions)
+  test_session  every 5th of the other sessions of each class (held-out sessions)
   train         the rest
 """
 import hashlib
@@ -21,18 +21,21 @@ def make_plan(apps_by_class, profiles, test_only, minutes_per_class, seed,
     for cls in sorted(apps_by_class):
         apps = sorted(apps_by_class[cls])
         rng = random.Random(_h(seed, cls))
-        total, n = 0.0, 0
+        total, n, kept = 0.0, 0, 0
+        held = _h(seed, cls, "s") % 5    # which of every 5 sessions is held out
         while total < minutes_per_class * 60:
             app = apps[n % len(apps)]
-            profile = profiles[(n // len(apps) + _h(seed, cls, "p") ) % len(profiles)]
+            # Consecutive sessions step through every profile, so each class
+            # meets every network condition (class and profile must not be
+            # confounded); apps and profiles cycle with different periods.
+            profile = profiles[(n + _h(seed, cls, "p")) % len(profiles)]
             seconds = rng.randint(min_seconds, max_seconds)
             sid = f"{cls}-{app}-{n:04d}"
             if profile in test_only:
                 split = "test_profile"
-            elif _h(seed, sid, "split") % 5 == 0:
-                split = "test_session"
             else:
-                split = "train"
+                split = "test_session" if kept % 5 == held else "train"
+                kept += 1
             plan.append({"id": sid, "class": cls, "app": app, "profile": profile,
                          "seconds": seconds, "seed": _h(seed, sid) % 2**31, "split": split})
             total += seconds
