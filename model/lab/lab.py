@@ -172,6 +172,13 @@ def cmd_generate(args):
         done |= {r["id"] for r in read_jsonl(os.path.join(args.released, "manifest.jsonl"))}
     tries = collections.Counter(r["id"] for r in read_jsonl(failures))
     todo = [s for s in plan if s["id"] not in done and tries[s["id"]] <= args.retries]
+    # Round-robin over the classes, so a run stopped early is still balanced.
+    nth = collections.Counter()
+    order = {}
+    for s in todo:
+        order[s["id"]] = (nth[s["class"]], s["class"])
+        nth[s["class"]] += 1
+    todo.sort(key=lambda s: order[s["id"]])
     skipped = sum(1 for s in plan if s["id"] not in done and tries[s["id"]] > args.retries)
     log(f"{len(plan)} sessions planned, {len(done)} done, {len(todo)} to run"
         + (f", {skipped} given up after {args.retries + 1} failures" if skipped else ""))
