@@ -11,6 +11,7 @@ namespaces, under emulated network profiles.  See model/lab/README.md.
   lab.py arrays REL --out ARR [--res N] [--window S]
                                             training arrays through `flowpic export`
   lab.py stats REL                          sessions, flows, blocks, packets per class and profile
+  lab.py examples REL --out DIR             one FlowPic per class as PNG (for docs/lab.md)
   lab.py smoke [--seconds S]                a few seconds of one driver per class, checked for shape
 
 Examples:
@@ -323,6 +324,30 @@ def cmd_stats(args):
                   f"{c['blocks']} | {c['packets']} |")
 
 
+def cmd_examples(args):
+    """For each class, the busiest complete block of a labeled flow, drawn as a PNG."""
+    records = read_jsonl(os.path.join(args.release, "manifest.jsonl"))
+    os.makedirs(args.out, exist_ok=True)
+    best = {}
+    for rec in records:
+        path = os.path.join(args.release, rec["file"])
+        for f in flows_of(args.flowpic, path):
+            label = label_flow(f, _flow_record(rec))
+            if label in CLASSES and f["blocks"] >= 2 and \
+                    f["packets"] > best.get(label, (0,))[0]:
+                best[label] = (f["packets"], path, f["id"], rec)
+    for cls in CLASSES:
+        if cls not in best:
+            log(f"no {cls} flow with a complete block")
+            continue
+        _, path, fid, rec = best[cls]
+        png = os.path.join(args.out, f"{cls}.png")
+        subprocess.run([args.flowpic, "render", "-q", path, "--flow", str(fid), "--block", "0",
+                        "--res", str(args.res), "-o", png], check=True)
+        print(f"{cls}: {png} ({rec['app']}, profile {rec['profile']}, session {rec['id']}, "
+              f"flow {fid})")
+
+
 def cmd_smoke(args):
     from labkit.smoke import check, packets_by_label
 
@@ -397,6 +422,10 @@ def main():
     a.add_argument("--direction", default="both", choices=["both", "fwd", "rev", "split"])
     s = sub.add_parser("stats")
     s.add_argument("release")
+    e = sub.add_parser("examples")
+    e.add_argument("release")
+    e.add_argument("--out", required=True)
+    e.add_argument("--res", type=int, default=64)
     m = sub.add_parser("smoke")
     m.add_argument("--seconds", type=float, default=10)
     m.add_argument("--profile", default="lan", help="network profile (default lan)")
@@ -409,12 +438,12 @@ def main():
         sys.exit(77)
     if args.cmd in ("try", "generate") and os.geteuid() != 0:
         die("sessions create network namespaces: run as root")
-    if args.cmd in ("try", "release", "arrays", "stats", "smoke") and \
+    if args.cmd in ("try", "release", "arrays", "stats", "examples", "smoke") and \
             not os.access(args.flowpic, os.X_OK):
         die(f"no flowpic at {args.flowpic}: build it (scripts/build.sh) or give --flowpic")
     {"list": cmd_list, "packages": cmd_packages, "try": cmd_try, "generate": cmd_generate,
      "release": cmd_release, "arrays": cmd_arrays, "stats": cmd_stats,
-     "smoke": cmd_smoke}[args.cmd](args)
+     "examples": cmd_examples, "smoke": cmd_smoke}[args.cmd](args)
 
 
 if __name__ == "__main__":
