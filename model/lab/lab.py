@@ -26,6 +26,7 @@ import json
 import os
 import queue
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -41,7 +42,7 @@ from labkit.labels import label_flow  # noqa: E402
 from labkit.plan import make_plan  # noqa: E402
 from labkit.release import sha256sums, verify, write_session  # noqa: E402
 from labkit.session import CLASSES, run_session  # noqa: E402
-from labkit.topology import Topology  # noqa: E402
+from labkit.topology import Topology, close_all, remove_stale  # noqa: E402
 
 
 def log(msg):
@@ -438,6 +439,17 @@ def main():
         sys.exit(77)
     if args.cmd in ("try", "generate") and os.geteuid() != 0:
         die("sessions create network namespaces: run as root")
+    if args.cmd in ("try", "generate", "smoke"):
+        stale = remove_stale()
+        if stale:
+            log(f"removed {len(stale)} namespaces left by lab runs that died: {' '.join(stale)}")
+
+        def on_signal(signum, frame):
+            log(f"signal {signum}: removing this run's namespaces")
+            close_all()
+            os._exit(130)
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
     if args.cmd in ("try", "release", "arrays", "stats", "examples", "smoke") and \
             not os.access(args.flowpic, os.X_OK):
         die(f"no flowpic at {args.flowpic}: build it (scripts/build.sh) or give --flowpic")

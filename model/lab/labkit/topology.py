@@ -10,8 +10,14 @@ the namespaces.  Offloads (TSO, GSO, GRO) are turned off so every captured
 frame is a wire-sized packet.
 """
 import os
+import re
 import subprocess
+import threading
 import time
+
+# Topologies open in this process, so a signal handler can remove them.
+_open = set()
+_open_lock = threading.Lock()
 
 
 def sh(*args, check=True, **kw):
@@ -40,6 +46,8 @@ class Topology:
 
     # ---- life cycle ----
     def open(self):
+        with _open_lock:
+            _open.add(self)
         try:
             self._create()
         except Exception:
@@ -133,6 +141,8 @@ class Topology:
                 sh("kill", "-9", pid, check=False)
             sh("ip", "netns", "del", ns, check=False)
         self._up = False
+        with _open_lock:
+            _open.discard(self)
 
     def __enter__(self):
         return self.open()
@@ -155,3 +165,33 @@ class Topology:
         kw.setdefault("stdout", subprocess.PIPE)
         kw.setdefault("stderr", subprocess.PIPE)
         return subprocess.run(self._cmd(ns, args), timeout=timeout, check=check, text=True, **kw)
+
+
+def close_all():
+    """Remove every topology this process opened (from a signal handler)."""
+    with _open_lock:
+        topos = list(_open)
+    for t in topos:
+        t.close()
+
+
+def remove_stale():
+    """Remove lab namespaces left by lab processes that no longer run (a crash,
+    a kill -9).  Returns their names."""
+    gone = []
+    for line in sh("ip", "netns", "list").stdout.splitlines():
+        ns = line.split()[0] if line.strip() else ""
+        m = re.fullmatch(r"fpl(\d+)s\d+-[csr]", ns)
+        if not m:
+            continue
+        # The tag holds the pid modulo 100000: alive means a lab process has it.
+        alive = any(int(p) % 100000 == int(m.group(1))
+                    and "lab.py" in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="replace")
+                    for p in os.listdir("/proc") if p.isdigit() and os.path.exists(f"/proc/{p}/cmdline"))
+        if alive:
+            continue
+        for pid in sh("ip", "netns", "pids", ns, check=False).stdout.split():
+            sh("kill", "-9", pid, check=False)
+        sh("ip", "netns", "del", ns, check=False)
+        gone.append(ns)
+    return gone
