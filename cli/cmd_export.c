@@ -38,7 +38,16 @@ struct export_args {
 	uint64_t blocks_written;
 };
 
-enum { OPT_FORMAT = 0x200, OPT_DIRECTION, OPT_COMPLETE_ONLY, OPT_MIN_SAMPLES };
+enum {
+	OPT_FORMAT = 0x200,
+	OPT_DIRECTION,
+	OPT_COMPLETE_ONLY,
+	OPT_MIN_SAMPLES,
+	OPT_AUG_SCALE,
+	OPT_AUG_SHIFT,
+	OPT_AUG_DROP,
+	OPT_AUG_SEED,
+};
 
 static const struct argp_option export_options[] = {
 	{ "output", 'o', "OUT", 0, "Output: the CSV file (default or '-': stdout), or the prefix of the "
@@ -50,12 +59,40 @@ static const struct argp_option export_options[] = {
 	{ "complete-only", OPT_COMPLETE_ONLY, NULL, 0, "Only blocks whose whole window was seen", 2 },
 	{ "min-samples", OPT_MIN_SAMPLES, "N", 0, "Only blocks with at least N samples (default 1)",
 	  2 },
+	{ NULL, 0, NULL, 0, "Training augmentation (per flow, reproducible from the seed):", 3 },
+	{ "aug-time-scale", OPT_AUG_SCALE, "MIN:MAX", 0, "Multiply flow time by a factor drawn "
+	  "in [MIN, MAX] per flow, e.g. 0.5:1.5 (\"change RTT\")", 3 },
+	{ "aug-time-shift", OPT_AUG_SHIFT, "SEC", 0, "Delay each flow by a time drawn in [0, SEC): "
+	  "block boundaries fall elsewhere", 3 },
+	{ "aug-drop", OPT_AUG_DROP, "P", 0, "Leave out each packet with probability P, e.g. 0.05 "
+	  "(packet loss)", 3 },
+	{ "aug-seed", OPT_AUG_SEED, "N", 0, "Seed of the draws (default 1); a new seed, a new copy", 3 },
 	{ 0 }
 };
+
+/* "0.5:1.5" -> scale_min 500, scale_max 1500 (thousandths). */
+static int parse_scale_range(const char *arg, struct flow_augment *aug)
+{
+	char lo[32], *colon = strchr(arg, ':');
+	uint64_t a, b;
+
+	if (!colon || (size_t)(colon - arg) >= sizeof(lo))
+		return -1;
+	memcpy(lo, arg, (size_t)(colon - arg));
+	lo[colon - arg] = 0;
+	/* Seconds parsing reads a decimal exactly: 1.5 -> 1500000000. */
+	if (parse_seconds(lo, 1000000, 100 * NS_PER_SEC, &a) ||
+	    parse_seconds(colon + 1, 1000000, 100 * NS_PER_SEC, &b) || a > b)
+		return -1;
+	aug->scale_min = (uint32_t)(a / 1000000);
+	aug->scale_max = (uint32_t)(b / 1000000);
+	return 0;
+}
 
 static error_t export_parse(int key, char *arg, struct argp_state *state)
 {
 	struct export_args *a = state->input;
+	uint64_t v;
 	int d;
 
 	switch (key) {
@@ -91,6 +128,24 @@ static error_t export_parse(int key, char *arg, struct argp_state *state)
 		if (parse_u64(arg, 1, UINT32_MAX, &a->min_samples))
 			argp_error(state, "--min-samples '%s': give a whole number from 1", arg);
 		return 0;
+	case OPT_AUG_SCALE:
+		if (parse_scale_range(arg, &a->common.flow.aug))
+			argp_error(state, "--aug-time-scale '%s': give MIN:MAX, 0.001 <= MIN <= MAX <= 100",
+				   arg);
+		return 0;
+	case OPT_AUG_SHIFT:
+		if (parse_seconds(arg, 1, 1ULL << 42, &a->common.flow.aug.shift_ns))
+			argp_error(state, "--aug-time-shift '%s': give seconds above 0, at most 4398", arg);
+		return 0;
+	case OPT_AUG_DROP:
+		if (parse_seconds(arg, 0, 999999999, &v))	/* a fraction, 9 decimals */
+			argp_error(state, "--aug-drop '%s': give a probability from 0 to below 1", arg);
+		a->common.flow.aug.drop_ppm = (uint32_t)(v / 1000);
+		return 0;
+	case OPT_AUG_SEED:
+		if (parse_u64(arg, 0, UINT64_MAX, &a->common.flow.aug.seed))
+			argp_error(state, "--aug-seed '%s': give a whole number", arg);
+		return 0;
 	case ARGP_KEY_ARG:
 		if (a->file)
 			argp_error(state, "give one input file (got '%s' too)", arg);
@@ -123,6 +178,10 @@ static const char export_doc[] =
 	"  flowpic export capture.pcap -o samples.csv\n"
 	"  flowpic export capture.pcap --format npy --res 32 --window 15 -o train/cap1\n"
 	"  flowpic export samples.csv --format sparse --res 1500 -o big\n"
+	"  flowpic export cap.pcap --format npy --aug-time-scale 0.5:1.5 --aug-drop 0.05 "
+	"--aug-seed 2 -o train/cap-aug2\n"
+	"  flowpic export cap.pcap --format npy --aug-time-scale 0.5:1.5 --aug-drop 0.05 \\\n"
+	"      --aug-seed 2 -o train/cap-aug2      # an augmented copy\n"
 	"  python3 -c 'import numpy; print(numpy.load(\"train/cap1.npy\").shape)'\n\n" EXIT_CODES_DOC;
 
 static void write_sample(void *ctx, const struct pkt *p)

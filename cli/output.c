@@ -133,6 +133,8 @@ void summary_print_text(FILE *out, const struct file_run *r)
 		s->oversize);
 	if (s->cells_refused)
 		fprintf(out, "#     cells refused %6" PRIu64 "  (raise --max-cells)\n", s->cells_refused);
+	if (s->aug_dropped)
+		fprintf(out, "#     left out by --aug-drop %" PRIu64 "\n", s->aug_dropped);
 	fprintf(out, "#   skipped   %12" PRIu64 "\n", pipeline_skipped(c));
 	for (i = 1; i < SKIP_REASON_COUNT; i++)
 		if (c->skipped[i])

@@ -49,6 +49,7 @@ struct flow_table {
 
 void flow_config_default(struct flow_config *cfg)
 {
+	memset(cfg, 0, sizeof(*cfg));
 	cfg->window_ns = 60 * NS_PER_SEC;
 	cfg->hop_ns = cfg->window_ns;
 	cfg->idle_timeout_ns = 120 * NS_PER_SEC;
@@ -83,6 +84,13 @@ int flow_config_check(const struct flow_config *cfg, char *err, size_t errlen)
 	}
 	if (cfg->max_cells < CELL_CHUNK_CELLS || cfg->max_cells > (1u << 31)) {
 		snprintf(err, errlen, "max cells must be between %d and 2^31", CELL_CHUNK_CELLS);
+		return -EINVAL;
+	}
+	if (cfg->aug.scale_min > cfg->aug.scale_max || cfg->aug.scale_max > 100000 ||
+	    (cfg->aug.scale_max && !cfg->aug.scale_min) || cfg->aug.drop_ppm >= 1000000 ||
+	    cfg->aug.shift_ns > (1ULL << 42)) {
+		snprintf(err, errlen, "augmentation: time scale must be 0.001-100 with min <= max, "
+			 "drop below 1, shift at most 4398 s");
 		return -EINVAL;
 	}
 	if (cfg->res < 1 || cfg->res > FLOWPIC_MAX_RES) {
@@ -185,6 +193,15 @@ static inline uint32_t session_hash(const struct flow_table *ft, const struct pk
 static inline bool addr_eq(const uint8_t *a, const uint8_t *b)
 {
 	return load64(a) == load64(b) && load64(a + 8) == load64(b + 8);
+}
+
+/* splitmix64: the augmentation's draws, reproducible from (seed, flow, n). */
+static uint64_t splitmix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
 }
 
 /* Flow of the packet and its direction, or NULL. */
@@ -456,6 +473,15 @@ static struct flow *flow_create(struct flow_table *ft, const struct pkt *p, uint
 	}
 	f->key.proto = p->proto;
 	f->id = ft->next_id++;
+	f->aug_scale = 1000;
+	if (ft->cfg.aug.scale_max) {
+		uint64_t span = ft->cfg.aug.scale_max - ft->cfg.aug.scale_min + 1;
+
+		f->aug_scale = ft->cfg.aug.scale_min +
+			       (uint32_t)(splitmix(ft->cfg.aug.seed ^ splitmix(f->id)) % span);
+	}
+	if (ft->cfg.aug.shift_ns)
+		f->aug_shift_ns = splitmix(ft->cfg.aug.seed ^ splitmix(f->id) ^ 1) % ft->cfg.aug.shift_ns;
 	f->first_ns = f->last_ns = p->ts_ns;
 	f->hash = hash;
 	for (pos = hash & ft->slot_mask; ft->slots[pos]; pos = (pos + 1) & ft->slot_mask)
@@ -583,6 +609,12 @@ enum skip_reason flow_table_add(struct flow_table *ft, const struct pkt *p)
 		ft->stats.oversize++;
 		return SKIP_NONE;
 	}
-	flow_sample(ft, f, ts - f->first_ns, p->size, dir);
+	if (ft->cfg.aug.drop_ppm &&
+	    splitmix(ft->cfg.aug.seed ^ splitmix(f->id) ^ (f->packets[0] + f->packets[1]) << 1) %
+	    1000000 < ft->cfg.aug.drop_ppm) {
+		ft->stats.aug_dropped++;
+		return SKIP_NONE;
+	}
+	flow_sample(ft, f, (ts - f->first_ns) * f->aug_scale / 1000 + f->aug_shift_ns, p->size, dir);
 	return SKIP_NONE;
 }

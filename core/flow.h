@@ -42,6 +42,13 @@ struct flow_config {
 	uint32_t max_flows;		/* flows tracked at once; default 65536 */
 	uint32_t max_cells;		/* cells held by open blocks; default 4 Mi (16 MiB) */
 	uint32_t res;			/* picture side, time and size bins; default 32 */
+	struct flow_augment {		/* training augmentation; all 0: none */
+		uint64_t seed;		/* draws are a function of (seed, flow id) */
+		uint32_t scale_min;	/* flow time x factor in [min, max] / 1000 ("change RTT") */
+		uint32_t scale_max;
+		uint64_t shift_ns;	/* flow time + uniform [0, shift) (block boundaries move) */
+		uint32_t drop_ppm;	/* samples dropped with this probability / 1e6 (packet loss) */
+	} aug;
 };
 
 /* Fill with the defaults above. */
@@ -101,6 +108,8 @@ struct flow {
 	uint8_t nopen;		/* open blocks in open[] (oldest first) */
 	uint8_t pad[3];
 	uint32_t next_block;	/* lowest block index not yet opened */
+	uint32_t aug_scale;	/* this flow's time factor x 1000 (1000 without augmentation) */
+	uint64_t aug_shift_ns;	/* this flow's time shift */
 	struct block open[FLOW_MAX_OPEN_BLOCKS];
 };
 
@@ -129,6 +138,7 @@ struct flow_stats {
 	uint64_t flows_active_max;
 	uint64_t blocks;	/* blocks handed out */
 	uint64_t cells_in_use_max;
+	uint64_t aug_dropped;	/* samples dropped by augmentation (on purpose) */
 };
 
 /* NULL and errno set (EINVAL bad config, ENOMEM) on failure. */

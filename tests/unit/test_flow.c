@@ -370,6 +370,71 @@ static void test_table_against_reference(void **state)
 	flow_table_free(ft);
 }
 
+static struct flow_table *aug_table(struct seen *s, struct flow_augment aug)
+{
+	struct flow_events ev = { on_block, on_end, s };
+	struct flow_config cfg;
+	struct flow_table *ft;
+
+	memset(s, 0, sizeof(*s));
+	flow_config_default(&cfg);
+	cfg.aug = aug;
+	ft = flow_table_new(&cfg, &ev);
+	assert_non_null(ft);
+	return ft;
+}
+
+static void test_augment_time_scale_and_shift(void **state)
+{
+	struct flow_augment scale = { .seed = 7, .scale_min = 2000, .scale_max = 2000 };
+	struct flow_augment shift = { .seed = 7, .shift_ns = 30 * SEC };
+	struct flow_table *ft;
+	struct seen s;
+	uint64_t x;
+
+	(void)state;
+	/* x2 ("change RTT"): a packet 10 s into the flow is drawn at 20 s. */
+	ft = aug_table(&s, scale);
+	add(ft, mk(T0, 1, 1, 2, 2, 0));
+	add(ft, mk(T0 + 10 * SEC, 1, 1, 2, 2, 0));
+	flow_table_flush(ft);
+	assert_int_equal(s.blocks[0].pic[0], 1);
+	assert_int_equal(s.blocks[0].pic[20 * 32 / 60], 1);
+	assert_int_equal(s.flows[0].aug_scale, 2000);
+	flow_table_free(ft);
+	/* A shift moves the whole flow right by this flow's draw, below 30 s. */
+	ft = aug_table(&s, shift);
+	add(ft, mk(T0, 1, 1, 2, 2, 0));
+	flow_table_flush(ft);
+	assert_true(s.flows[0].aug_shift_ns < 30 * SEC);
+	x = s.flows[0].aug_shift_ns * 32 / (60 * SEC);
+	assert_int_equal(s.blocks[0].pic[x], 1);
+	flow_table_free(ft);
+}
+
+static void test_augment_drop_is_counted_and_reproducible(void **state)
+{
+	struct flow_augment drop = { .seed = 3, .drop_ppm = 250000 };
+	uint64_t samples[2];
+	struct flow_table *ft;
+	struct seen s;
+	int run, i;
+
+	(void)state;
+	for (run = 0; run < 2; run++) {
+		ft = aug_table(&s, drop);
+		for (i = 0; i < 4000; i++)
+			add(ft, mk(T0 + (uint64_t)i * 1000000, 1, 1, 2, 2, 100));
+		flow_table_flush(ft);
+		samples[run] = flow_table_stats(ft)->samples;
+		assert_int_equal(samples[run] + flow_table_stats(ft)->aug_dropped, 4000);
+		/* 25 % dropped: 1000 expected, sd ~27 */
+		assert_in_range(flow_table_stats(ft)->aug_dropped, 850, 1150);
+		flow_table_free(ft);
+	}
+	assert_int_equal(samples[0], samples[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -384,6 +449,8 @@ int main(void)
 		cmocka_unit_test(test_cell_pool_bound),
 		cmocka_unit_test(test_reordered_time_is_clamped),
 		cmocka_unit_test(test_table_against_reference),
+		cmocka_unit_test(test_augment_time_scale_and_shift),
+		cmocka_unit_test(test_augment_drop_is_counted_and_reproducible),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
