@@ -178,8 +178,6 @@ static const char export_doc[] =
 	"  flowpic export capture.pcap -o samples.csv\n"
 	"  flowpic export capture.pcap --format npy --res 32 --window 15 -o train/cap1\n"
 	"  flowpic export samples.csv --format sparse --res 1500 -o big\n"
-	"  flowpic export cap.pcap --format npy --aug-time-scale 0.5:1.5 --aug-drop 0.05 "
-	"--aug-seed 2 -o train/cap-aug2\n"
 	"  flowpic export cap.pcap --format npy --aug-time-scale 0.5:1.5 --aug-drop 0.05 \\\n"
 	"      --aug-seed 2 -o train/cap-aug2      # an augmented copy\n"
 	"  python3 -c 'import numpy; print(numpy.load(\"train/cap1.npy\").shape)'\n\n" EXIT_CODES_DOC;
