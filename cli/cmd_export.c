@@ -189,15 +189,30 @@ static void write_sample(void *ctx, const struct pkt *p)
 	csv_write_pkt(a->csv, p);
 }
 
+/* Samples and bytes of the directions the picture shows. */
+static uint32_t drawn_samples(const struct export_args *a, const struct block *b)
+{
+	if (a->dirs == DIRS_FWD || a->dirs == DIRS_REV)
+		return b->samples[a->dirs == DIRS_FWD ? FLOW_DIR_FWD : FLOW_DIR_REV];
+	return block_samples(b);
+}
+
+static uint64_t drawn_bytes(const struct export_args *a, const struct block *b)
+{
+	if (a->dirs == DIRS_FWD || a->dirs == DIRS_REV)
+		return b->bytes[a->dirs == DIRS_FWD ? FLOW_DIR_FWD : FLOW_DIR_REV];
+	return (uint64_t)b->bytes[0] + b->bytes[1];
+}
+
 static void write_index_row(struct export_args *a, const struct flow *f, const struct block *b)
 {
 	char s[64], d[64];
 
-	fprintf(a->csv, "%" PRIu64 ",%" PRIu64 ",%u,%u,%s,%u,%s,%u,%" PRIu64 ",%u,%" PRIu64 ",%d\n",
-		a->blocks_written, f->id, b->index, f->key.proto,
+	fprintf(a->csv, "%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%u,%s,%u,%s,%u,%" PRIu64 ",%u,%" PRIu64
+		",%d\n", a->blocks_written, f->id, b->index, f->key.proto,
 		pkt_addr_str(f->key.a, s, sizeof(s)), f->key.port_a,
-		pkt_addr_str(f->key.b, d, sizeof(d)), f->key.port_b, b->start_ns, b->samples,
-		b->bytes, b->complete ? 1 : 0);
+		pkt_addr_str(f->key.b, d, sizeof(d)), f->key.port_b, b->start_ns, drawn_samples(a, b),
+		drawn_bytes(a, b), b->complete ? 1 : 0);
 }
 
 static int write_sparse(struct export_args *a, const struct flow_table *ft, const struct block *b)
@@ -229,7 +244,7 @@ static void on_block(void *ctx, const struct flow_table *ft, const struct flow *
 	uint32_t res = flow_table_config(ft)->res;
 	int rc = 0;
 
-	if (a->write_err || (a->complete_only && !b->complete) || b->samples < a->min_samples)
+	if (a->write_err || (a->complete_only && !b->complete) || drawn_samples(a, b) < a->min_samples)
 		return;
 	if (a->format == FMT_SPARSE) {
 		rc = write_sparse(a, ft, b);
@@ -312,6 +327,7 @@ int cmd_export(int argc, char **argv)
 	int status, rc;
 
 	common_opts_init(&a.common);
+	a.common.flow.aug.seed = 1;
 	if (argp_parse(&argp, argc, argv, 0, NULL, &a))
 		return EXIT_USAGE;
 	if (open_outputs(&a, a.common.flow.res)) {

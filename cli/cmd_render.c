@@ -53,7 +53,7 @@ static error_t render_parse(int key, char *arg, struct argp_state *state)
 				   arg);
 		return 0;
 	case OPT_BLOCK:
-		if (parse_u64(arg, 0, UINT32_MAX, &a->block))
+		if (parse_u64(arg, 0, UINT64_MAX, &a->block))
 			argp_error(state, "--block '%s': give a block number from 0", arg);
 		return 0;
 	case 'o':
@@ -104,10 +104,11 @@ static void on_block(void *ctx, const struct flow_table *ft, const struct flow *
 		return;
 	a->found = true;
 	flowpic_draw(ft, b, a->dirs, a->pic);
-	snprintf(a->title, sizeof(a->title), "flow %" PRIu64 " block %u: %s %s:%u - %s:%u, %u pkts%s",
-		 f->id, b->index, f->key.proto == 6 ? "tcp" : "udp",
+	snprintf(a->title, sizeof(a->title), "flow %" PRIu64 " block %" PRIu64 ": %s %s:%u - %s:%u, "
+		 "%u pkts%s", f->id, b->index, f->key.proto == 6 ? "tcp" : "udp",
 		 pkt_addr_str(f->key.a, src, sizeof(src)), f->key.port_a,
-		 pkt_addr_str(f->key.b, dst, sizeof(dst)), f->key.port_b, b->samples,
+		 pkt_addr_str(f->key.b, dst, sizeof(dst)), f->key.port_b,
+		 a->dirs == PIC_BOTH ? block_samples(b) : b->samples[a->dirs == PIC_FWD ? 0 : 1],
 		 b->complete ? "" : " (partial)");
 }
 

@@ -61,8 +61,14 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-		if (!strcmp(argv[1], commands[i].name))
-			return commands[i].run(argc - 1, argv + 1);
+		char name[32];
+
+		if (strcmp(argv[1], commands[i].name))
+			continue;
+		/* argp names the program after argv[0]: "flowpic flows", as typed. */
+		snprintf(name, sizeof(name), "flowpic %s", commands[i].name);
+		argv[1] = name;
+		return commands[i].run(argc - 1, argv + 1);
 	}
 	fprintf(stderr, "flowpic: unknown command '%s'\n", argv[1]);
 	usage(stderr);

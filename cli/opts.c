@@ -3,6 +3,7 @@
 #include "opts.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,8 +160,10 @@ int run_file(const char *path, const struct common_opts *o, const struct flow_ev
 	struct progress pr = { .path = path, .tap_ctx = ev->ctx };
 	struct pipeline_hooks hooks = { .tap = tap, .ctx = &pr };
 	bool show = !o->quiet && isatty(STDERR_FILENO);
+	struct timespec start, end;
 	struct flow_table *ft;
 	struct source *s;
+	double secs;
 	int rc;
 
 	memset(run, 0, sizeof(*run));
@@ -173,6 +176,8 @@ int run_file(const char *path, const struct common_opts *o, const struct flow_ev
 	run->opened = true;
 	run->kind = source_kind(s);
 	run->linktype = source_linktype(s);
+	log_info("%s: %s, link type %d, %.1f MB", path, source_kind_name(run->kind), run->linktype,
+		 (double)source_file_size(s) / 1e6);
 	ft = flow_table_new(&o->flow, ev);
 	if (!ft) {
 		snprintf(run->error, sizeof(run->error), "%s: cannot allocate the flow table: %s",
@@ -182,6 +187,7 @@ int run_file(const char *path, const struct common_opts *o, const struct flow_ev
 		return EXIT_UNREADABLE;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &pr.last);
+	start = pr.last;
 	hooks.progress = show ? progress_show : NULL;
 	hooks.tap = tap ? tap_forward : NULL;
 	pr.tap = tap;
@@ -194,6 +200,12 @@ int run_file(const char *path, const struct common_opts *o, const struct flow_ev
 	}
 	flow_table_flush(ft);
 	run->stats = *flow_table_stats(ft);
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	secs = (double)(end.tv_sec - start.tv_sec) + (double)(end.tv_nsec - start.tv_nsec) / 1e9;
+	log_info("%s: %" PRIu64 " records, %" PRIu64 " flows in %.2f s (%.0f records/s); "
+		 "most flows at once %" PRIu64 ", most cells %" PRIu64, path, run->counts.records,
+		 run->stats.flows, secs, secs > 0 ? (double)run->counts.records / secs : 0.0,
+		 run->stats.flows_active_max, run->stats.cells_in_use_max);
 	flow_table_free(ft);
 	source_close(s);
 	if (run->partial && run->counts.records == 0)

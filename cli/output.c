@@ -107,9 +107,10 @@ void summary_print_json(FILE *out, const struct file_run *r)
 	}
 	fprintf(out, "},\"flows\":%" PRIu64 ",\"flows_active_max\":%" PRIu64 ",\"blocks\":%" PRIu64
 		",\"samples\":%" PRIu64 ",\"oversize\":%" PRIu64 ",\"cells_refused\":%" PRIu64
-		",\"reordered\":%" PRIu64 ",\"cells_in_use_max\":%" PRIu64,
+		",\"reordered\":%" PRIu64 ",\"cells_in_use_max\":%" PRIu64 ",\"blocks_empty\":%" PRIu64
+		",\"aug_dropped\":%" PRIu64,
 		s->flows, s->flows_active_max, s->blocks, s->samples, s->oversize, s->cells_refused,
-		s->reordered, s->cells_in_use_max);
+		s->reordered, s->cells_in_use_max, s->blocks_empty, s->aug_dropped);
 	if (r->partial) {
 		fputs(",\"error\":", out);
 		json_string(out, r->error);
@@ -129,7 +130,7 @@ void summary_print_text(FILE *out, const struct file_run *r)
 		"; %" PRIu64 " flows, %" PRIu64 " blocks)\n",
 		c->in_flows, c->tcp, c->udp, s->flows, s->blocks);
 	fprintf(out, "#     drawn   %12" PRIu64 "\n", s->samples);
-	fprintf(out, "#     over %d B %9" PRIu64 "  (in flows, not in pictures)\n", PKT_MAX_SIZE,
+	fprintf(out, "#     %d B or more %6" PRIu64 "  (in flows, not in pictures)\n", PKT_MAX_SIZE,
 		s->oversize);
 	if (s->cells_refused)
 		fprintf(out, "#     cells refused %6" PRIu64 "  (raise --max-cells)\n", s->cells_refused);

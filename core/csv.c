@@ -130,8 +130,9 @@ enum skip_reason csv_parse_row(char *line, const struct csv_layout *lay, struct 
 	if (parse_uint(f[lay->pos[CSV_DPORT]], 65535, &v))
 		BAD("dport '%.40s' is not 0-65535", f[lay->pos[CSV_DPORT]]);
 	out->dport = (uint16_t)v;
-	if (parse_uint(f[lay->pos[CSV_SIZE]], 65535, &v))
-		BAD("size '%.40s' is not 0-65535", f[lay->pos[CSV_SIZE]]);
+	/* Up to 32 bits: TSO and BIG TCP segments exceed 64 KiB. */
+	if (parse_uint(f[lay->pos[CSV_SIZE]], 0xffffffffu, &v))
+		BAD("size '%.40s' is not a byte count", f[lay->pos[CSV_SIZE]]);
 	out->size = (uint32_t)v;
 	if (lay->pos[CSV_TCP_FLAGS] >= 0) {
 		if (parse_uint(f[lay->pos[CSV_TCP_FLAGS]], 255, &v))

@@ -26,6 +26,7 @@
 #define CSV_MAGIC "# flowpic samples v1"
 #define CSV_HEADER "time,proto,src,sport,dst,dport,size,ip_len,tcp_flags"
 #define CSV_MAX_LINE 1024
+#define CSV_MAX_LINE_STR "1024"
 
 enum csv_col {
 	CSV_TIME, CSV_PROTO, CSV_SRC, CSV_SPORT, CSV_DST, CSV_DPORT, CSV_SIZE,

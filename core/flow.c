@@ -74,8 +74,8 @@ int flow_config_check(const struct flow_config *cfg, char *err, size_t errlen)
 			 FLOW_MAX_OPEN_BLOCKS);
 		return -EINVAL;
 	}
-	if (cfg->idle_timeout_ns == 0) {
-		snprintf(err, errlen, "idle timeout must be above 0");
+	if (cfg->idle_timeout_ns == 0 || cfg->idle_timeout_ns > (1ULL << 42)) {
+		snprintf(err, errlen, "idle timeout must be above 0 and at most 4398 s");
 		return -EINVAL;
 	}
 	if (cfg->max_flows == 0 || cfg->max_flows > (1u << 30)) {
@@ -265,6 +265,35 @@ static void lru_unlink(struct flow_table *ft, uint32_t idx)
 		ft->lru_tail = f->lru_prev;
 }
 
+static void lru_append(struct flow_table *ft, uint32_t idx);
+
+/*
+ * Keep the list sorted by last_ns, so expiry can stop at the first flow
+ * that is not idle.  Captures merged from several queues are a little out
+ * of order across flows: walk back from the tail (a step or two).
+ */
+static void lru_insert_sorted(struct flow_table *ft, uint32_t idx)
+{
+	struct flow *f = &ft->flows[idx];
+	uint32_t after = ft->lru_tail;
+
+	while (after != NONE && ft->flows[after].last_ns > f->last_ns)
+		after = ft->flows[after].lru_prev;
+	if (after == ft->lru_tail) {
+		lru_append(ft, idx);
+		return;
+	}
+	f->lru_prev = after;
+	if (after == NONE) {
+		f->lru_next = ft->lru_head;
+		ft->lru_head = idx;
+	} else {
+		f->lru_next = ft->flows[after].lru_next;
+		ft->flows[after].lru_next = idx;
+	}
+	ft->flows[f->lru_next].lru_prev = idx;
+}
+
 static void lru_append(struct flow_table *ft, uint32_t idx)
 {
 	struct flow *f = &ft->flows[idx];
@@ -396,22 +425,41 @@ static void block_emit_oldest(struct flow_table *ft, struct flow *f, bool comple
 	memmove(&f->open[0], &f->open[1], (size_t)(f->nopen - 1) * sizeof(f->open[0]));
 	f->nopen--;
 	b.complete = complete;
-	f->blocks++;
-	ft->stats.blocks++;
-	if (ft->ev.block)
-		ft->ev.block(ft->ev.ctx, ft, f, &b);
+	if (block_samples(&b) == 0) {
+		/* Every sample was refused (cell pool empty): nothing to hand out. */
+		ft->stats.blocks_empty++;
+	} else {
+		f->blocks++;
+		ft->stats.blocks++;
+		if (ft->ev.block)
+			ft->ev.block(ft->ev.ctx, ft, f, &b);
+	}
 	chunks_release(ft, &b);
+}
+
+/*
+ * Flow time of capture time ts (>= the flow's first packet): 0 at the first
+ * packet, then scaled and shifted when augmenting; capped at
+ * FLOW_MAX_TIME_NS so that no block arithmetic can overflow.
+ */
+static uint64_t flow_time(const struct flow *f, uint64_t ts)
+{
+	unsigned __int128 t = ts - f->first_ns;
+
+	if (f->aug_scale != 1000)
+		t = t * f->aug_scale / 1000;
+	t += f->aug_shift_ns;
+	return t > FLOW_MAX_TIME_NS ? FLOW_MAX_TIME_NS : (uint64_t)t;
 }
 
 static void flow_end(struct flow_table *ft, uint32_t idx, enum flow_end_reason why)
 {
 	struct flow *f = &ft->flows[idx];
+	uint64_t now = flow_time(f, ft->now_ns);
 
-	while (f->nopen) {
-		const struct block *b = &f->open[0];
-
-		block_emit_oldest(ft, f, b->start_ns + ft->cfg.window_ns <= ft->now_ns);
-	}
+	/* Complete: the block's whole window passed (in flow time) by now. */
+	while (f->nopen)
+		block_emit_oldest(ft, f, f->open[0].start_t + ft->cfg.window_ns <= now);
 	if (ft->ev.flow_end)
 		ft->ev.flow_end(ft->ev.ctx, ft, f, why);
 	slot_remove(ft, idx);
@@ -426,7 +474,7 @@ static void expire_idle(struct flow_table *ft)
 	while (ft->lru_head != NONE) {
 		struct flow *f = &ft->flows[ft->lru_head];
 
-		if (f->last_ns + ft->cfg.idle_timeout_ns >= ft->now_ns)
+		if (ft->now_ns - f->last_ns <= ft->cfg.idle_timeout_ns)
 			break;
 		flow_end(ft, ft->lru_head, FLOW_END_IDLE);
 	}
@@ -501,21 +549,22 @@ static void flow_blocks_advance(struct flow_table *ft, struct flow *f, uint64_t 
 	const struct flow_config *c = &ft->cfg;
 	uint64_t k, kmin, klast = t / c->hop_ns;
 
-	while (f->nopen && f->open[0].start_ns - f->first_ns + c->window_ns <= t)
+	while (f->nopen && f->open[0].start_t + c->window_ns <= t)
 		block_emit_oldest(ft, f, true);
 	kmin = t >= c->window_ns ? (t - c->window_ns) / c->hop_ns + 1 : 0;
 	for (k = kmin > f->next_block ? kmin : f->next_block; k <= klast; k++) {
 		struct block *b = &f->open[f->nopen++];
 
 		memset(b, 0, sizeof(*b));
-		b->index = (uint32_t)k;
-		b->start_ns = f->first_ns + k * c->hop_ns;
+		b->index = k;
+		b->start_t = k * c->hop_ns;
+		b->start_ns = f->first_ns + b->start_t;
 		b->head = b->tail = NONE;
-		f->next_block = (uint32_t)k + 1;
+		f->next_block = k + 1;
 	}
-	f->next_event_ns = (uint64_t)f->next_block * c->hop_ns;
-	if (f->nopen && f->open[0].start_ns - f->first_ns + c->window_ns < f->next_event_ns)
-		f->next_event_ns = f->open[0].start_ns - f->first_ns + c->window_ns;
+	f->next_event_ns = f->next_block * c->hop_ns;
+	if (f->nopen && f->open[0].start_t + c->window_ns < f->next_event_ns)
+		f->next_event_ns = f->open[0].start_t + c->window_ns;
 }
 
 /*
@@ -544,15 +593,15 @@ static void flow_sample(struct flow_table *ft, struct flow *f, uint64_t t, uint3
 		flow_blocks_advance(ft, f, t);
 	for (i = 0; i < f->nopen; i++) {
 		struct block *b = &f->open[i];
-		uint32_t x = block_col(c, b, t - (uint64_t)b->index * c->hop_ns);
+		uint32_t x = block_col(c, b, t - b->start_t);
 
 		if (block_count(ft, b, x, y, dir)) {
 			b->cells_refused++;
 			lost = 1;
 			continue;
 		}
-		b->samples++;
-		b->bytes += size;
+		b->samples[dir]++;
+		b->bytes[dir] = b->bytes[dir] + size < b->bytes[dir] ? UINT32_MAX : b->bytes[dir] + size;
 	}
 	if (lost) {
 		f->cells_refused++;
@@ -574,7 +623,7 @@ enum skip_reason flow_table_add(struct flow_table *ft, const struct pkt *p)
 		ft->now_ns = ts;
 	expire_idle(ft);
 	f = lookup(ft, p, hash, &dir);
-	if (f && ts > f->last_ns + ft->cfg.idle_timeout_ns) {
+	if (f && ts > f->last_ns && ts - f->last_ns > ft->cfg.idle_timeout_ns) {
 		/* Reordered input can leave an idle flow unexpired: end it now. */
 		flow_end(ft, (uint32_t)(f - ft->flows), FLOW_END_IDLE);
 		f = NULL;
@@ -599,7 +648,7 @@ enum skip_reason flow_table_add(struct flow_table *ft, const struct pkt *p)
 	f->last_ns = ts;
 	if (ft->lru_tail != idx) {
 		lru_unlink(ft, idx);
-		lru_append(ft, idx);
+		lru_insert_sorted(ft, idx);
 	}
 	f->packets[dir]++;
 	f->ip_bytes[dir] += p->ip_len;
@@ -615,6 +664,6 @@ enum skip_reason flow_table_add(struct flow_table *ft, const struct pkt *p)
 		ft->stats.aug_dropped++;
 		return SKIP_NONE;
 	}
-	flow_sample(ft, f, (ts - f->first_ns) * f->aug_scale / 1000 + f->aug_shift_ns, p->size, dir);
+	flow_sample(ft, f, flow_time(f, ts), p->size, dir);
 	return SKIP_NONE;
 }

@@ -31,7 +31,10 @@
 
 #define NS_PER_SEC ((uint64_t)1000000000)
 /* Overlapping blocks one flow may have open at once: window / hop <= this. */
-#define FLOW_MAX_OPEN_BLOCKS 8
+#define FLOW_MAX_OPEN_BLOCKS 4
+/* Flow time stops here (146 years; with --aug-time-scale, sooner): later
+ * packets are drawn at this time, so block arithmetic cannot overflow. */
+#define FLOW_MAX_TIME_NS (1ULL << 62)
 /* Largest picture side: cell coordinates are 11 bits. */
 #define FLOWPIC_MAX_RES 2048
 
@@ -75,11 +78,13 @@ enum flow_dir { FLOW_DIR_FWD = 0, FLOW_DIR_REV = 1 };
 #define CELL_NONE UINT32_MAX
 
 struct block {
-	uint64_t start_ns;	/* absolute start of the block's window */
-	uint64_t bytes;		/* payload bytes of its samples */
+	uint64_t index;		/* k: covers flow time [k * hop, k * hop + window) */
+	uint64_t start_t;	/* k * hop: flow time of its start, ns */
+	uint64_t start_ns;	/* capture time of its start: flow's first packet + start_t
+				 * (nominal when augmentation scales or shifts time) */
 	uint64_t col_end_ns;	/* block time at which the time bin passes col */
-	uint32_t index;		/* k: starts at flow start + k * hop */
-	uint32_t samples;	/* samples binned (cells_refused not included) */
+	uint32_t samples[2];	/* samples binned, per direction (cells_refused not included) */
+	uint32_t bytes[2];	/* their payload bytes, per direction (saturating) */
 	uint32_t cells_refused;	/* samples lost because the cell pool was empty */
 	uint32_t head;		/* first chunk, CELL_NONE when empty */
 	uint32_t tail;		/* last chunk */
@@ -87,10 +92,18 @@ struct block {
 	bool complete;		/* its whole window passed within the capture */
 	uint8_t pad[1];
 };
-_Static_assert(sizeof(struct block) == 48, "block layout");
+_Static_assert(sizeof(struct block) == 64, "block layout");
+
+/* Samples and payload bytes of a block, both directions. */
+static inline uint32_t block_samples(const struct block *b)
+{
+	return b->samples[0] + b->samples[1];
+}
 
 struct flow {
 	struct flow_key key;
+	uint32_t hash;		/* internal: next to the key, read on every probe */
+	uint32_t pad0;
 	uint64_t id;		/* 1, 2, ... in order of first packet */
 	uint64_t first_ns;	/* first packet */
 	uint64_t last_ns;	/* last packet (never decreases) */
@@ -104,10 +117,9 @@ struct flow {
 	/* internal: table bookkeeping */
 	uint64_t next_event_ns;	/* flow time of the next block to close or open */
 	uint32_t lru_prev, lru_next;
-	uint32_t hash;
 	uint8_t nopen;		/* open blocks in open[] (oldest first) */
 	uint8_t pad[3];
-	uint32_t next_block;	/* lowest block index not yet opened */
+	uint64_t next_block;	/* lowest block index not yet opened */
 	uint32_t aug_scale;	/* this flow's time factor x 1000 (1000 without augmentation) */
 	uint64_t aug_shift_ns;	/* this flow's time shift */
 	struct block open[FLOW_MAX_OPEN_BLOCKS];
@@ -127,7 +139,7 @@ struct flow_events {
 };
 
 struct flow_stats {
-	uint64_t packets;	/* packets given to flow_table_add() */
+	uint64_t packets;	/* packets accepted into flows */
 	uint64_t samples;	/* binned into a block */
 	uint64_t oversize;	/* size >= PKT_MAX_SIZE */
 	uint64_t cells_refused;	/* cell pool empty */
@@ -137,7 +149,8 @@ struct flow_stats {
 	uint64_t flows_active;	/* now */
 	uint64_t flows_active_max;
 	uint64_t blocks;	/* blocks handed out */
-	uint64_t cells_in_use_max;
+	uint64_t cells_in_use_max;	/* most cells reserved at once (chunks of CELL_CHUNK_CELLS) */
+	uint64_t blocks_empty;	/* blocks not handed out: every sample refused (cell pool) */
 	uint64_t aug_dropped;	/* samples dropped by augmentation (on purpose) */
 };
 
@@ -175,5 +188,7 @@ struct cell_iter {
  * more than once: counts add, saturating at 255. */
 void block_cells_begin(struct cell_iter *it, const struct flow_table *ft, const struct block *b);
 bool block_cells_next(struct cell_iter *it, struct cell *out);
+
+_Static_assert(sizeof(struct flow) <= 512, "a tracked flow stays under 1 KiB with its hash slots");
 
 #endif

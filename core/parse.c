@@ -137,10 +137,14 @@ static enum skip_reason parse_ipv6(struct cursor *c, struct pkt *out)
 	memcpy(out->dst, h + 24, 16);
 	out->ip_len = 40 + left;
 
-	for (i = 0; i < PARSE_MAX_IPV6_EXT; i++) {
+	for (i = 0;; i++) {
 		const uint8_t *e;
 		uint32_t len;
 
+		/* PARSE_MAX_IPV6_EXT headers are walked; one more is undecodable. */
+		if (i == PARSE_MAX_IPV6_EXT && next != IPPROTO_TCP_ && next != IPPROTO_UDP_ &&
+		    next != IPPROTO_ICMPV6_)
+			return SKIP_OTHER_L4;
 		switch (next) {
 		case IPPROTO_HOPOPTS_:
 		case IPPROTO_ROUTING_:
@@ -177,8 +181,6 @@ static enum skip_reason parse_ipv6(struct cursor *c, struct pkt *out)
 		left -= len;
 		next = e[0];
 	}
-	/* More extension headers than we walk: treat as undecodable. */
-	return SKIP_OTHER_L4;
 }
 
 enum skip_reason parse_ip(const uint8_t *data, uint32_t caplen, uint32_t wirelen,

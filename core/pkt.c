@@ -17,7 +17,6 @@ static const char *const reason_names[SKIP_REASON_COUNT] = {
 	[SKIP_L4_MALFORMED] = "l4_malformed",
 	[SKIP_FLOW_TABLE_FULL] = "flow_table_full",
 	[SKIP_CSV_BAD_LINE] = "csv_bad_line",
-	[SKIP_READ_ERROR] = "read_error",
 };
 
 const char *skip_reason_name(enum skip_reason r)

@@ -48,7 +48,6 @@ enum skip_reason {
 	SKIP_L4_MALFORMED,	/* TCP data offset or UDP length inconsistent */
 	SKIP_FLOW_TABLE_FULL,	/* the flow table was at its bound */
 	SKIP_CSV_BAD_LINE,	/* a CSV row that does not parse */
-	SKIP_READ_ERROR,	/* a record the capture reader could not read */
 	SKIP_REASON_COUNT
 };
 

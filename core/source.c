@@ -40,7 +40,7 @@ struct source {
 	int batch_pos;		/* next to hand out */
 	bool pcap_done;		/* libpcap said end or error */
 	char err[512];
-	char buf[CSV_MAX_LINE + 2];
+	char buf[CSV_MAX_LINE + 1];
 };
 
 const char *source_kind_name(enum source_kind k)
@@ -64,23 +64,32 @@ static int dlt_to_linktype(int dlt)
 	return dlt;
 }
 
-/* Read a line; -1 at end, -2 when longer than CSV_MAX_LINE (rest skipped). */
+/*
+ * Read a line into buf: 0, or -1 at end, -2 when longer than CSV_MAX_LINE
+ * (the rest is skipped), -3 when it holds a NUL byte.  A comment line ('#')
+ * may be of any length.  Byte by byte, so NULs cannot hide the line's end.
+ */
 static int read_line(struct source *s)
 {
-	size_t len;
+	FILE *f = zfile_stream(s->z);
+	size_t n = 0;
+	int c, nul = 0, over = 0;
 
-	if (!fgets(s->buf, sizeof(s->buf), zfile_stream(s->z)))
+	while ((c = getc_unlocked(f)) != EOF && c != '\n') {
+		if (c == 0)
+			nul = 1;
+		if (n < CSV_MAX_LINE)
+			s->buf[n++] = (char)c;
+		else
+			over = 1;
+	}
+	if (c == EOF && n == 0 && !over)
 		return -1;
 	s->line++;
-	len = strlen(s->buf);
-	if (len == sizeof(s->buf) - 1 && s->buf[len - 1] != '\n') {
-		int c;
-
-		while ((c = fgetc(zfile_stream(s->z))) != EOF && c != '\n')
-			;
-		return -2;
-	}
-	return 0;
+	s->buf[n] = 0;
+	if (s->buf[0] == '#')
+		return 0;
+	return nul ? -3 : over ? -2 : 0;
 }
 
 static int csv_open(struct source *s, char *err, unsigned long errlen)
@@ -95,11 +104,14 @@ static int csv_open(struct source *s, char *err, unsigned long errlen)
 		snprintf(err, errlen, "%s: CSV has no header row (need %s)", s->path, CSV_HEADER);
 		return -1;
 	}
-	if (rc == -2) {
-		snprintf(err, errlen, "%s:%" PRIu64 ": CSV header longer than %d bytes", s->path,
-			 s->line, CSV_MAX_LINE);
+	if (rc < 0) {
+		snprintf(err, errlen, "%s:%" PRIu64 ": CSV header %s", s->path, s->line,
+			 rc == -2 ? "longer than " CSV_MAX_LINE_STR " bytes" : "holds a NUL byte");
 		return -1;
 	}
+	/* A UTF-8 byte order mark, as some spreadsheet programs write. */
+	if (!memcmp(s->buf, "\xef\xbb\xbf", 3))
+		memmove(s->buf, s->buf + 3, strlen(s->buf + 3) + 1);
 	if (csv_parse_header(s->buf, &s->lay, msg, sizeof(msg))) {
 		snprintf(err, errlen, "%s:%" PRIu64 ": %s", s->path, s->line, msg);
 		return -1;
@@ -127,17 +139,19 @@ static int sniff(const uint8_t *m, size_t n, enum source_kind *kind)
 		*kind = SOURCE_PCAPNG;
 		return 0;
 	}
-	if ((n >= 5 && !memcmp(m, "time,", 5)) || (n >= 17 && !memcmp(m, "# flowpic samples", 17)) ||
-	    m[0] == '#' || !memcmp(m, "time", 4)) {
-		*kind = SOURCE_CSV;
-		return 0;
-	}
-	return -1;
+	/* Text (no NUL, no control bytes but tab/CR/LF): a CSV, whose header
+	 * row then says exactly what is wrong if it is not ours. */
+	for (i = 0; i < n; i++)
+		if (m[i] < 0x20 && m[i] != '\t' && m[i] != '\r' && m[i] != '\n')
+			return -1;
+	*kind = SOURCE_CSV;
+	return 0;
 }
 
 struct source *source_open(const char *path, char *err, unsigned long errlen)
 {
 	char ebuf[PCAP_ERRBUF_SIZE];
+	const char *zerr;
 	uint8_t magic[32];
 	struct source *s;
 	size_t n;
@@ -154,15 +168,21 @@ struct source *source_open(const char *path, char *err, unsigned long errlen)
 	if (!s->z)
 		goto err_free;
 	n = fread(magic, 1, sizeof(magic), zfile_stream(s->z));
+	zerr = zfile_error(s->z);	/* a static string: valid after close */
 	zfile_close(s->z);
 	s->z = NULL;
+	if (n < 4 && zerr) {
+		snprintf(err, errlen, "%s: %s", path, zerr);
+		goto err_free;
+	}
 	if (sniff(magic, n, &s->kind)) {
 		if (n == 0)
 			snprintf(err, errlen, "%s: empty file, not a capture or samples CSV", path);
 		else
 			snprintf(err, errlen,
-				 "%s: not a pcap, pcapng or flowpic samples CSV file (unknown format in the first %zu bytes)",
-				 path, n < 4 ? n : (size_t)4);
+				 "%s: not a pcap, pcapng or flowpic samples CSV file (starts %02x %02x %02x %02x)",
+				 path, magic[0], n > 1 ? magic[1] : 0, n > 2 ? magic[2] : 0,
+				 n > 3 ? magic[3] : 0);
 		goto err_free;
 	}
 	s->z = zfile_open(path, err, errlen);
@@ -221,8 +241,10 @@ static void batch_add(u_char *user, const struct pcap_pkthdr *h, const u_char *d
 	struct batch_slot *b = &s->batch[s->batch_len++];
 
 	b->why = parse_frame(s->linktype, data, h->caplen, h->len, &b->pkt);
-	/* With nanosecond precision requested, tv_usec holds nanoseconds. */
-	b->pkt.ts_ns = (uint64_t)h->ts.tv_sec * NS_PER_SEC + (uint64_t)h->ts.tv_usec;
+	/* With nanosecond precision requested, tv_usec holds nanoseconds.
+	 * Times past the year 2554 (pcapng's 64-bit stamps) saturate. */
+	b->pkt.ts_ns = (uint64_t)h->ts.tv_sec >= UINT64_MAX / NS_PER_SEC - 1 ? UINT64_MAX :
+		       (uint64_t)h->ts.tv_sec * NS_PER_SEC + (uint64_t)h->ts.tv_usec;
 }
 
 /*
@@ -242,10 +264,12 @@ static enum source_status next_pcap(struct source *s, struct pkt *out, enum skip
 		s->batch_pos = s->batch_len = 0;
 		rc = pcap_dispatch(s->pcap, SOURCE_BATCH, batch_add, (u_char *)s);
 		if (rc < 0) {
+			const char *why_z = zfile_error(s->z);
+
 			snprintf(s->err, sizeof(s->err),
 				 "%s: reading stopped after record %" PRIu64 " (file byte %" PRIu64 "): %s",
 				 s->path, s->records + s->batch_len, zfile_raw_pos(s->z),
-				 pcap_geterr(s->pcap));
+				 why_z ? why_z : pcap_geterr(s->pcap));
 			s->pcap_done = true;
 		} else if (rc == 0) {
 			s->pcap_done = true;
@@ -271,17 +295,20 @@ static enum source_status next_csv(struct source *s, struct pkt *out, enum skip_
 		rc = read_line(s);
 		if (rc == -1) {
 			if (ferror(zfile_stream(s->z))) {
-				snprintf(s->err, sizeof(s->err), "%s:%" PRIu64 ": read error: %s",
-					 s->path, s->line, strerror(errno));
+				const char *why_z = zfile_error(s->z);
+
+				snprintf(s->err, sizeof(s->err), "%s:%" PRIu64 ": reading stopped: %s",
+					 s->path, s->line, why_z ? why_z : strerror(errno));
 				return SOURCE_ERROR;
 			}
 			return SOURCE_END;
 		}
 	} while (rc == 0 && (s->buf[0] == '#' || s->buf[strspn(s->buf, " \t\r\n")] == 0));
 	s->records++;
-	if (rc == -2) {
+	if (rc < 0) {
 		*why = SKIP_CSV_BAD_LINE;
-		snprintf(msg, sizeof(msg), "row longer than %d bytes", CSV_MAX_LINE);
+		snprintf(msg, sizeof(msg), "%s", rc == -2 ? "row longer than " CSV_MAX_LINE_STR " bytes" :
+			 "row holds a NUL byte");
 	} else {
 		*why = csv_parse_row(s->buf, &s->lay, out, msg, sizeof(msg));
 	}

@@ -12,6 +12,7 @@
 
 #define ZBUF 65536
 #define ZFILE_BUF (1 << 20)
+#define ZFILE_XZ_MEMLIMIT (256ULL << 20)
 
 struct zfile {
 	enum zfile_codec codec;
@@ -23,6 +24,7 @@ struct zfile {
 	int eof;		/* raw input exhausted */
 	int done;		/* decoder said stream end */
 	int stream_closed;	/* fclose()d by its reader (pcap_close) */
+	const char *why;	/* why decompression failed, for messages */
 	uint8_t in[ZBUF];
 };
 
@@ -77,9 +79,11 @@ static ssize_t z_read(void *cookie, char *buf, size_t len)
 				else
 					inflateReset(&z->gz);
 			} else if (rc == Z_BUF_ERROR && z->eof && z->gz.avail_in == 0) {
-				errno = EPROTO;	/* compressed file cut short */
+				z->why = "gzip data ends early (file cut short?)";
+				errno = EPROTO;
 				return produced ? (ssize_t)produced : -1;
 			} else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+				z->why = "gzip data corrupt";
 				errno = EPROTO;
 				return produced ? (ssize_t)produced : -1;
 			}
@@ -93,6 +97,10 @@ static ssize_t z_read(void *cookie, char *buf, size_t len)
 			if (rc2 == LZMA_STREAM_END) {
 				z->done = 1;
 			} else if (rc2 != LZMA_OK) {
+				z->why = rc2 == LZMA_MEMLIMIT_ERROR ?
+					 "xz dictionary needs more than 256 MiB (refused)" :
+					 rc2 == LZMA_BUF_ERROR ? "xz data ends early (file cut short?)" :
+					 "xz data corrupt";
 				errno = EPROTO;
 				return produced ? (ssize_t)produced : -1;
 			}
@@ -132,11 +140,22 @@ struct zfile *zfile_open(const char *path, char *err, unsigned long errlen)
 		errno = e;
 		return NULL;
 	}
-	if (fstat(fileno(z->raw), &st) == 0 && S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "%s: is a directory, not a capture or CSV file", path);
+	if (fstat(fileno(z->raw), &st)) {
+		int e = errno;
+
+		snprintf(err, errlen, "%s: cannot stat: %s", path, strerror(e));
 		fclose(z->raw);
 		free(z);
-		errno = EISDIR;
+		errno = e;
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		/* The content is read twice (sniffed, then parsed): files only. */
+		snprintf(err, errlen, "%s: %s, not a regular file: save the capture to a file first",
+			 path, S_ISDIR(st.st_mode) ? "is a directory" : "is a pipe or device");
+		fclose(z->raw);
+		free(z);
+		errno = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
 		return NULL;
 	}
 	z->raw_size = st.st_size > 0 ? (uint64_t)st.st_size : 0;
@@ -155,7 +174,9 @@ struct zfile *zfile_open(const char *path, char *err, unsigned long errlen)
 			goto err_codec;
 	} else if (n == 6 && !memcmp(magic, xz_magic, 6)) {
 		z->codec = ZFILE_XZ;
-		if (lzma_stream_decoder(&z->xz, UINT64_MAX, LZMA_CONCATENATED) != LZMA_OK)
+		/* A bound on the decoder's memory: the file's header chooses the
+		 * dictionary size (xz -9 needs 65 MiB; a crafted file asks 4 GiB). */
+		if (lzma_stream_decoder(&z->xz, ZFILE_XZ_MEMLIMIT, LZMA_CONCATENATED) != LZMA_OK)
 			goto err_codec;
 	} else {
 		z->codec = ZFILE_PLAIN;
@@ -163,8 +184,13 @@ struct zfile *zfile_open(const char *path, char *err, unsigned long errlen)
 		return z;
 	}
 	z->stream = fopencookie(z, "rb", io);
-	if (!z->stream)
+	if (!z->stream) {
+		if (z->codec == ZFILE_GZIP)
+			inflateEnd(&z->gz);
+		else
+			lzma_end(&z->xz);
 		goto err_codec;
+	}
 	setvbuf(z->stream, NULL, _IOFBF, ZFILE_BUF);
 	__fsetlocking(z->stream, FSETLOCKING_BYCALLER);
 	return z;
@@ -192,6 +218,11 @@ uint64_t zfile_raw_pos(const struct zfile *z)
 	long pos = z->raw ? ftell(z->raw) : -1;
 
 	return pos > 0 ? (uint64_t)pos : 0;
+}
+
+const char *zfile_error(const struct zfile *z)
+{
+	return z->why;
 }
 
 uint64_t zfile_raw_size(const struct zfile *z)

@@ -19,6 +19,8 @@ struct zfile *zfile_open(const char *path, char *err, unsigned long errlen);
 /* The (decompressed) stream to read. */
 FILE *zfile_stream(struct zfile *z);
 enum zfile_codec zfile_codec(const struct zfile *z);
+/* Why decompression stopped ("gzip data corrupt", ...), or NULL. */
+const char *zfile_error(const struct zfile *z);
 /* Bytes of the file on disk read so far, and its size. */
 uint64_t zfile_raw_pos(const struct zfile *z);
 uint64_t zfile_raw_size(const struct zfile *z);

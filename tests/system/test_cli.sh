@@ -46,7 +46,12 @@ expect_fail() { # name, expected status, stderr pattern, args...
 expect_fail "missing file" 1 "$tmp/nope.pcap: cannot open" flows "$tmp/nope.pcap"
 check "missing file: nothing on stdout" test ! -s "$tmp/out"
 echo "hello, world" > "$tmp/text.txt"
-expect_fail "not a capture" 1 "not a pcap, pcapng or flowpic samples CSV" flows "$tmp/text.txt"
+expect_fail "text that is not our CSV" 1 "text.txt:1: header lacks the column 'time'" flows "$tmp/text.txt"
+head -c 64 /dev/urandom | tr '\000' '\001' | { printf '\001\002\003\004'; cat; } > "$tmp/bin.dat"
+expect_fail "binary that is not a capture" 1 "not a pcap, pcapng or flowpic samples CSV file (starts 01 02 03 04)" flows "$tmp/bin.dat"
+expect_fail "a pipe" 1 "not a regular file" flows /dev/stdin < /dev/null
+head -c 2000 "$demo" > "$tmp/cut.pcap.xz"
+expect_fail "xz cut short" 3 "xz data ends early" flows "$tmp/cut.pcap.xz"
 : > "$tmp/empty"
 expect_fail "empty file" 1 "empty file" flows "$tmp/empty"
 expect_fail "directory" 1 "is a directory" flows "$tmp"
@@ -160,6 +165,22 @@ a = [json.loads(l) for l in open(sys.argv[1])]
 b = [json.loads(l) for l in open(sys.argv[2])]
 assert a[-1]["summary"]["skipped"]["csv_bad_line"] == 2
 assert [x for x in a if "id" in x] == [x for x in b if "id" in x]
+PY
+
+# --- CSV columns in any order, a byte order mark, a NUL byte ---
+{ printf '\xef\xbb\xbfsize,label,dport,dst,sport,src,proto,time\n'
+  printf '100,chat,443,10.0.0.2,5000,10.0.0.1,tcp,12.5\n'
+  printf '100,chat,443,10.0.0.2,5000,10.0.0.1,tcp,13\000junk\n'
+  printf '200,chat,5000,10.0.0.1,443,10.0.0.2,tcp,13.5\n'; } > "$tmp/order.csv"
+"$flowpic" flows --json "$tmp/order.csv" > "$tmp/order.json" 2> "$tmp/order.err"
+rc=$?
+check "CSV with BOM, any column order and a NUL row: read, NUL row counted" $py - "$tmp/order.json" "$rc" "$tmp/order.err" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+assert sys.argv[2] == "0", sys.argv[2]
+s = lines[-1]["summary"]
+assert s["in_flows"] == 2 and s["skipped"]["csv_bad_line"] == 1, s
+assert "NUL" in open(sys.argv[3]).read()
 PY
 
 # --- render: a PNG ---

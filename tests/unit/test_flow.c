@@ -205,12 +205,12 @@ static void test_block_edges_and_completeness(void **state)
 	flow_table_flush(ft);
 	assert_int_equal(s.nblocks, 3);
 	assert_int_equal(s.blocks[0].b.index, 0);
-	assert_int_equal(s.blocks[0].b.samples, 2);
+	assert_int_equal(block_samples(&s.blocks[0].b), 2);
 	assert_true(s.blocks[0].b.complete);
 	assert_int_equal(s.blocks[0].pic[2 * 32 + 0], 1);
 	assert_int_equal(s.blocks[0].pic[2 * 32 + 31], 1);
 	assert_int_equal(s.blocks[1].b.index, 1);
-	assert_int_equal(s.blocks[1].b.samples, 2);
+	assert_int_equal(block_samples(&s.blocks[1].b), 2);
 	assert_int_equal(s.blocks[1].b.start_ns, T0 + 60 * SEC);
 	assert_true(s.blocks[1].b.complete);
 	assert_int_equal(s.blocks[2].b.index, 3);
@@ -242,7 +242,7 @@ static void test_bin_edges(void **state)
 	assert_int_equal(s.blocks[0].pic[0 * 32 + 0], 1);
 	assert_int_equal(s.blocks[0].pic[1 * 32 + 1], 1);
 	assert_int_equal(s.blocks[0].pic[31 * 32 + 1], 1);
-	assert_int_equal(s.blocks[0].b.samples, 3);
+	assert_int_equal(block_samples(&s.blocks[0].b), 3);
 	assert_int_equal(s.flows[0].oversize, 2);
 	assert_int_equal(s.flows[0].packets[0], 5);
 	assert_int_equal(flow_table_stats(ft)->oversize, 2);
@@ -267,7 +267,7 @@ static void test_saturation_across_chunks(void **state)
 		add(ft, mk(T0 + 300 + i, 1, 1, 2, 2, 0));
 	flow_table_flush(ft);
 	assert_int_equal(s.blocks[0].big_y0x0, 255);
-	assert_int_equal(s.blocks[0].b.samples, 440);
+	assert_int_equal(block_samples(&s.blocks[0].b), 440);
 	flow_table_free(ft);
 }
 
@@ -292,12 +292,12 @@ static void test_overlapping_blocks(void **state)
 	/* Blocks 0 [0,60), 1 [30,90), 2 [60,120), 3 [90,150). */
 	assert_int_equal(s.nblocks, 4);
 	assert_int_equal(s.blocks[0].b.index, 0);
-	assert_int_equal(s.blocks[0].b.samples, 2);
+	assert_int_equal(block_samples(&s.blocks[0].b), 2);
 	assert_int_equal(s.blocks[0].pic[45 * 32 / 60], 1);
 	assert_int_equal(s.blocks[1].b.index, 1);
 	assert_int_equal(s.blocks[1].pic[15 * 32 / 60], 1);
 	assert_int_equal(s.blocks[2].b.index, 2);
-	assert_int_equal(s.blocks[2].b.samples, 1);
+	assert_int_equal(block_samples(&s.blocks[2].b), 1);
 	assert_int_equal(s.blocks[3].b.index, 3);
 	assert_int_equal(s.blocks[3].pic[5 * 32 / 60], 1);
 	flow_table_free(ft);
@@ -316,7 +316,7 @@ static void test_cell_pool_bound(void **state)
 	flow_table_flush(ft);
 	assert_int_equal(flow_table_stats(ft)->cells_refused, 1);
 	assert_int_equal(s.flows[0].cells_refused, 1);
-	assert_int_equal(s.blocks[0].b.samples, 30);
+	assert_int_equal(block_samples(&s.blocks[0].b), 30);
 	assert_int_equal(s.blocks[0].b.cells_refused, 1);
 	flow_table_free(ft);
 }
@@ -435,6 +435,88 @@ static void test_augment_drop_is_counted_and_reproducible(void **state)
 	assert_int_equal(samples[0], samples[1]);
 }
 
+static void test_block_index_beyond_32_bits(void **state)
+{
+	struct flow_events ev = { on_block, on_end, NULL };
+	struct flow_config cfg;
+	struct flow_table *ft;
+	struct seen s;
+
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	ev.ctx = &s;
+	flow_config_default(&cfg);
+	cfg.window_ns = cfg.hop_ns = 1000;	/* 1 us blocks */
+	cfg.idle_timeout_ns = 4000 * SEC;
+	ft = flow_table_new(&cfg, &ev);
+	assert_non_null(ft);
+	add(ft, mk(T0, 1, 1, 2, 2, 0));
+	add(ft, mk(T0 + 3000 * SEC + 999, 1, 1, 2, 2, 0));	/* block 3e9, last ns of it */
+	add(ft, mk(T0 + 6000 * SEC + 500, 1, 1, 2, 2, 0));	/* block 6e9 > 2^32 */
+	flow_table_flush(ft);
+	assert_int_equal(s.nblocks, 3);
+	assert_int_equal(s.blocks[1].b.index, 3000000000ULL);
+	assert_int_equal(s.blocks[1].pic[31], 1);		/* x = 999 * 32 / 1000 */
+	assert_int_equal(s.blocks[2].b.index, 6000000000ULL);
+	assert_int_equal(s.blocks[2].pic[16], 1);
+	flow_table_free(ft);
+}
+
+static void test_complete_in_flow_time(void **state)
+{
+	struct flow_augment half = { .seed = 1, .scale_min = 500, .scale_max = 500 };
+	struct flow_table *ft;
+	struct seen s;
+	int i;
+
+	(void)state;
+	/* 100 s of capture at half speed is 50 s of flow time: block 0 is partial. */
+	ft = aug_table(&s, half);
+	for (i = 0; i <= 100; i++)
+		add(ft, mk(T0 + (uint64_t)i * SEC, 1, 1, 2, 2, 0));
+	flow_table_flush(ft);
+	assert_int_equal(s.nblocks, 1);
+	assert_false(s.blocks[0].b.complete);
+	flow_table_free(ft);
+}
+
+static void test_out_of_order_flows_still_expire(void **state)
+{
+	struct seen s;
+	struct flow_table *ft = table(&s, 32, 16, 1 << 12);
+
+	(void)state;
+	add(ft, mk(T0, 1, 1, 2, 2, 0));			/* A */
+	add(ft, mk(T0 + 60 * SEC, 1, 3, 2, 3, 0));	/* B */
+	add(ft, mk(T0 + 50 * SEC, 1, 1, 2, 2, 0));	/* A again, older than B */
+	add(ft, mk(T0 + 171 * SEC, 1, 4, 2, 4, 0));	/* C: A has been idle 121 s */
+	assert_int_equal(s.nflows, 1);
+	assert_int_equal(s.ended[0], 1);
+	assert_int_equal(s.why[0], FLOW_END_IDLE);
+	flow_table_flush(ft);
+	flow_table_free(ft);
+}
+
+static void test_all_refused_block_not_emitted(void **state)
+{
+	struct seen s;
+	struct flow_table *ft = table(&s, 32, 16, CELL_CHUNK_CELLS);
+	uint32_t i;
+
+	(void)state;
+	/* Flow 1 takes the only chunk; flow 2 gets no cell at all. */
+	add(ft, mk(T0, 1, 1, 2, 2, 0));
+	add(ft, mk(T0 + 1, 1, 9, 2, 9, 0));
+	for (i = 1; i < 32; i++)	/* all within block 0 */
+		add(ft, mk(T0 + i * 1875000000ULL, 1, 1, 2, 2, 0));
+	flow_table_flush(ft);
+	assert_int_equal(flow_table_stats(ft)->blocks, 1);
+	assert_int_equal(flow_table_stats(ft)->blocks_empty, 1);
+	assert_int_equal(s.nblocks, 1);
+	assert_int_equal(s.blocks[0].flow_id, 1);
+	flow_table_free(ft);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -451,6 +533,10 @@ int main(void)
 		cmocka_unit_test(test_table_against_reference),
 		cmocka_unit_test(test_augment_time_scale_and_shift),
 		cmocka_unit_test(test_augment_drop_is_counted_and_reproducible),
+		cmocka_unit_test(test_block_index_beyond_32_bits),
+		cmocka_unit_test(test_complete_in_flow_time),
+		cmocka_unit_test(test_out_of_order_flows_still_expire),
+		cmocka_unit_test(test_all_refused_block_not_emitted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

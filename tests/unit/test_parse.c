@@ -165,6 +165,25 @@ static void test_ipv6_extension_chain_too_long(void **state)
 	assert_int_equal(parse_frame(LINK_ETHERNET, f.b, f.len, f.len, &p), SKIP_OTHER_L4);
 }
 
+static void test_ipv6_eight_extension_headers_then_udp(void **state)
+{
+	struct frame f = { 0 };
+	struct pkt p;
+	int i;
+
+	(void)state;
+	eth(&f, 0x86dd, 0);
+	ipv6(&f, 60, 8 * PARSE_MAX_IPV6_EXT + 8 + 3);
+	for (i = 0; i < PARSE_MAX_IPV6_EXT; i++) {
+		put8(&f, i < PARSE_MAX_IPV6_EXT - 1 ? 60 : 17);
+		put8(&f, 0);
+		putn(&f, 0, 6);
+	}
+	udp(&f, 1, 2, 8 + 3);
+	assert_int_equal(parse_frame(LINK_ETHERNET, f.b, f.len, f.len, &p), SKIP_NONE);
+	assert_int_equal(p.size, 3);
+}
+
 static void test_truncated_everywhere(void **state)
 {
 	struct frame f = { 0 };
@@ -294,6 +313,7 @@ int main(void)
 		cmocka_unit_test(test_ipv6_extension_headers),
 		cmocka_unit_test(test_ipv6_fragment_header),
 		cmocka_unit_test(test_ipv6_extension_chain_too_long),
+		cmocka_unit_test(test_ipv6_eight_extension_headers_then_udp),
 		cmocka_unit_test(test_truncated_everywhere),
 		cmocka_unit_test(test_malformed_ip),
 		cmocka_unit_test(test_tso_zero_total_length),
