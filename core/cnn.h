@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cnn.h - int8 CNN inference on FlowPics: exact integer arithmetic, no
+ * allocation per picture, a plain C reference path and an AVX2 path that
+ * gives the same bits.
+ *
+ * cnn_new() sizes everything from the model once: one arena holding the
+ * largest pair of consecutive activation tensors, the scratch of the sparse
+ * first convolution, and the AVX2 path's repacked weights.  cnn_run() on a
+ * dense picture and cnn_run_sparse() on a block's cells then allocate
+ * nothing.  A cnn is not thread-safe: use one per thread (they may share the
+ * model, which must outlive them).
+ *
+ * The arithmetic (docs/model-format.md, "Arithmetic") is integer only:
+ * int8 activations and weights, int32 accumulators and biases, and one
+ * fixed-point requantization per output, cnn_requant() below.  The Python
+ * side (model/flowpic_model/int8ref.py) implements the same definition, and
+ * golden vectors from it are reproduced bit for bit.
+ *
+ * The first convolution of a nearly empty picture is computed by scattering
+ * each non-zero input pixel into the accumulators it reaches (work per
+ * packet cell, not per pixel); every output it does not reach is the
+ * requantized bias.  This needs the lookup table to map count 0 to 0.
+ */
+#ifndef FLOWPIC_CNN_H
+#define FLOWPIC_CNN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flow.h"
+#include "model_file.h"
+
+enum cnn_flags {
+	CNN_REF = 1 << 0,		/* reference kernels even where AVX2 is available */
+	CNN_DENSE_FIRST = 1 << 1,	/* never the sparse first convolution */
+	CNN_SPARSE_FIRST = 1 << 2,	/* sparse first convolution whatever the density */
+};
+
+/* Environment: FLOWPIC_CNN_REF=1 forces the reference path like CNN_REF. */
+#define CNN_ENV_REF "FLOWPIC_CNN_REF"
+
+/* The sparse first convolution is used when the non-zero input pixels times
+ * the outputs each reaches are at most 1/CNN_SPARSE_DIV of the outputs. */
+#define CNN_SPARSE_DIV 2
+
+struct cnn_result {
+	uint32_t cls;				/* argmax of logits, lowest index on ties */
+	int8_t logits[MODEL_MAX_CLASSES];	/* exact: what the golden vectors hold */
+	float logit[MODEL_MAX_CLASSES];		/* logits * the last layer's scale */
+	float prob[MODEL_MAX_CLASSES];		/* softmax of logit */
+};
+
+struct cnn;
+
+/* NULL and errno set (EINVAL model not checked, ENOMEM) on failure. */
+struct cnn *cnn_new(const struct model *m, unsigned int flags);
+void cnn_free(struct cnn *c);
+
+/* "avx2" or "ref". */
+const char *cnn_path(const struct cnn *c);
+
+/* Bytes allocated by cnn_new() besides the struct (arena, scratch, repacked weights). */
+size_t cnn_memory(const struct cnn *c);
+
+/*
+ * Classify one picture: in_channels planes of res x res counts,
+ * pic[(ch * res + y) * res + x] (y = size bin, x = time bin; channel 0 =
+ * fwd, 1 = rev for a "split" model).  0, or -errno.
+ */
+int cnn_run(struct cnn *c, const uint8_t *pic, struct cnn_result *out);
+
+/*
+ * Classify one block from its cells (struct cell of flow.h, as
+ * block_cells_next() gives them; the same x, y, dir may repeat: counts add,
+ * saturating at 255).  The model's direction mode picks the cells and the
+ * channel: both = all cells in channel 0, fwd / rev = only those, split =
+ * channel dir.  0, or -EINVAL for a cell outside the picture.
+ */
+int cnn_run_sparse(struct cnn *c, const struct cell *cells, size_t n, struct cnn_result *out);
+
+/* ---- the arithmetic and the kernels (for the two paths and the tests) ---- */
+
+/*
+ * The one requantization: clamp(floor((acc * mult + 2^(30 + shift)) /
+ * 2^(31 + shift)), lo, 127), i.e. acc * mult / 2^(31 + shift) rounded to
+ * nearest, ties up.  |acc| <= 2^30 (the loader's bound), mult < 2^31,
+ * shift 0 .. 31; lo = 0 with ReLU, else -128.
+ */
+static inline int8_t cnn_requant(int32_t acc, int32_t mult, int32_t shift, int32_t lo)
+{
+	int total = 31 + shift;
+	int64_t v = ((int64_t)acc * mult + ((int64_t)1 << (total - 1))) >> total;
+
+	return (int8_t)(v < lo ? lo : v > 127 ? 127 : v);
+}
+
+static inline int32_t cnn_relu_lo(const struct model_layer *l)
+{
+	return l->relu ? 0 : -128;
+}
+
+/* Reference kernels: in and out are CHW int8 tensors of the layer's shapes. */
+void cnn_conv2d_s8_ref(const struct model_layer *l, const int8_t *in, int8_t *out);
+void cnn_maxpool_s8_ref(const struct model_layer *l, const int8_t *in, int8_t *out);
+void cnn_dense_s8_ref(const struct model_layer *l, const int8_t *in, int8_t *out);
+void cnn_relu_s8(int8_t *x, size_t n);
+
+/* AVX2 path (cnn_avx2.c): false where the CPU (or the build) has none. */
+struct cnn_avx2;
+bool cnn_avx2_supported(void);
+struct cnn_avx2 *cnn_avx2_new(const struct model *m);
+void cnn_avx2_free(struct cnn_avx2 *a);
+size_t cnn_avx2_memory(const struct cnn_avx2 *a);
+/* Run layer i of the model (any type; relu/flatten in place when in == out). */
+void cnn_avx2_layer(struct cnn_avx2 *a, uint32_t i, const int8_t *in, int8_t *out);
+/* Sparse first convolution: d[0 .. n) += a * w[0 .. n), n a multiple of 8. */
+void cnn_avx2_axpy(int32_t *d, const int32_t *w, int32_t a, uint32_t n);
+/* The outputs out[c * npos] of layer 0 for accumulators bias[c] + d[c], 8
+ * channels a group (d zero padded to a multiple of 8), then d = 0. */
+void cnn_avx2_sparse_out(struct cnn_avx2 *a, int32_t *d, int8_t *out, size_t npos);
+
+#endif
