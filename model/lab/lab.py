@@ -40,7 +40,7 @@ sys.path.insert(0, HERE)
 from labkit.apps import all_apps  # noqa: E402
 from labkit.labels import label_flow  # noqa: E402
 from labkit.plan import make_plan  # noqa: E402
-from labkit.release import sha256sums, verify, write_session  # noqa: E402
+from labkit.release import DamagedCapture, sha256sums, verify, write_session  # noqa: E402
 from labkit.session import CLASSES, run_session  # noqa: E402
 from labkit.topology import Topology, close_all, remove_stale  # noqa: E402
 
@@ -240,7 +240,11 @@ def cmd_release(args):
         if rec["id"] in released and os.path.exists(path) and \
                 os.path.getmtime(path) >= os.path.getmtime(pcap):
             continue
-        kept, unlabeled = write_session(args.flowpic, pcap, rec, path)
+        try:
+            kept, unlabeled = write_session(args.flowpic, pcap, rec, path)
+        except DamagedCapture as e:
+            log(f"left out: {e}; remove it from {args.dir}/manifest.jsonl to run it again")
+            continue
         released[rec["id"]] = dict(rec, packets_labeled=kept, packets_unlabeled=unlabeled,
                                    file=name)
         added += 1

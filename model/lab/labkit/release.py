@@ -15,6 +15,10 @@ import subprocess
 from labkit.labels import _port_in
 
 
+class DamagedCapture(Exception):
+    """A session's capture does not read to its end: left out of the release."""
+
+
 def label_packet(proto, src, sport, dst, dport, record):
     servers = record["_servers"]
     if src in servers:
@@ -50,8 +54,9 @@ def write_session(flowpic, pcap, record, out_path):
                 continue
             out.write(line.rstrip("\n") + "," + label + "\n")
             kept += 1
-    if p.wait() not in (0,):
-        raise RuntimeError(f"flowpic export {pcap} failed (exit {p.returncode})")
+    if p.wait() != 0:
+        os.unlink(out_path + ".part")
+        raise DamagedCapture(f"{pcap}: flowpic export exit {p.returncode} (capture damaged?)")
     os.replace(out_path + ".part", out_path)
     return kept, unlabeled
 
