@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmds.h"
 #include "csv.h"
@@ -35,6 +36,8 @@ struct export_args {
 	struct npy_writer *npy;
 	uint8_t *pic;		/* scratch: one or two pictures */
 	int write_err;		/* first write error, -errno */
+	char final[2][4096];	/* output paths; written as PATH.part, renamed when done */
+	int nfinal;
 	uint64_t blocks_written;
 };
 
@@ -264,33 +267,47 @@ static void on_block(void *ctx, const struct flow_table *ft, const struct flow *
 	a->blocks_written++;
 }
 
+/* PATH.part, remembering PATH: an export that fails leaves what was there. */
+static const char *part_path(struct export_args *a, const char *path)
+{
+	static char part[4200];
+
+	snprintf(a->final[a->nfinal++], sizeof(a->final[0]), "%s", path);
+	snprintf(part, sizeof(part), "%s.part", path);
+	return part;
+}
+
 static int open_outputs(struct export_args *a, uint32_t res)
 {
 	char path[4096];
 	uint32_t dense[3] = { res, res, 0 }, split[3] = { 2, res, res }, cells[1] = { 5 };
 
 	if (a->format == FMT_CSV) {
-		a->csv = a->out && strcmp(a->out, "-") ? fopen(a->out, "w") : stdout;
-		if (!a->csv) {
-			log_error("cannot create %s: %s", a->out, strerror(errno));
-			return -1;
+		if (!a->out || !strcmp(a->out, "-")) {
+			a->csv = stdout;
+		} else {
+			a->csv = fopen(part_path(a, a->out), "w");
+			if (!a->csv) {
+				log_error("cannot create %s: %s", a->out, strerror(errno));
+				return -1;
+			}
 		}
 		csv_write_header(a->csv);
 		return 0;
 	}
 	snprintf(path, sizeof(path), "%s.%s", a->out, a->format == FMT_SPARSE ? "cells.npy" : "npy");
 	if (a->format == FMT_SPARSE)
-		a->npy = npy_open(path, "<i4", 4, cells, 1);
+		a->npy = npy_open(part_path(a, path), "<i4", 4, cells, 1);
 	else if (a->dirs == DIRS_SPLIT)
-		a->npy = npy_open(path, "|u1", 1, split, 3);
+		a->npy = npy_open(part_path(a, path), "|u1", 1, split, 3);
 	else
-		a->npy = npy_open(path, "|u1", 1, dense, 2);
+		a->npy = npy_open(part_path(a, path), "|u1", 1, dense, 2);
 	if (!a->npy) {
 		log_error("cannot create %s: %s", path, strerror(errno));
 		return -1;
 	}
 	snprintf(path, sizeof(path), "%s.index.csv", a->out);
-	a->csv = fopen(path, "w");
+	a->csv = fopen(part_path(a, path), "w");
 	if (!a->csv) {
 		log_error("cannot create %s: %s", path, strerror(errno));
 		return -1;
@@ -304,16 +321,27 @@ static int open_outputs(struct export_args *a, uint32_t res)
 	return 0;
 }
 
-static int close_outputs(struct export_args *a)
+/* Close the outputs; keep them (rename PATH.part to PATH) only when keep. */
+static int close_outputs(struct export_args *a, bool keep)
 {
-	int rc = a->write_err;
+	char part[4200];
+	int rc = a->write_err, i, e;
 
-	if (a->npy && npy_close(a->npy) && !rc)
-		rc = -errno;
+	if (a->npy && (e = npy_close(a->npy)) && !rc)
+		rc = e;
 	if (a->csv && (ferror(a->csv) | (a->csv != stdout ? fclose(a->csv) : fflush(a->csv))) &&
 	    !rc)
 		rc = -EIO;
 	free(a->pic);
+	for (i = 0; i < a->nfinal; i++) {
+		snprintf(part, sizeof(part), "%s.part", a->final[i]);
+		if (keep && !rc) {
+			if (rename(part, a->final[i]) && !rc)
+				rc = -errno;
+		} else {
+			unlink(part);
+		}
+	}
 	return rc;
 }
 
@@ -331,13 +359,13 @@ int cmd_export(int argc, char **argv)
 	if (argp_parse(&argp, argc, argv, 0, NULL, &a))
 		return EXIT_USAGE;
 	if (open_outputs(&a, a.common.flow.res)) {
-		close_outputs(&a);
+		close_outputs(&a, false);
 		return EXIT_UNREADABLE;
 	}
 	if (a.format == FMT_CSV)
 		ev.block = NULL;
 	status = run_file(a.file, &a.common, &ev, a.format == FMT_CSV ? write_sample : NULL, &run);
-	rc = close_outputs(&a);
+	rc = close_outputs(&a, status != EXIT_UNREADABLE);
 	if (rc) {
 		log_error("writing the export of %s failed: %s", a.file, strerror(-rc));
 		return EXIT_UNREADABLE;

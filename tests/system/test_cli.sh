@@ -63,6 +63,11 @@ expect_fail "render: no such block" 1 "has no block 99" render "$tmp/demo.pcap" 
 expect_fail "export npy without -o" 2 "need -o" export --format npy "$tmp/demo.pcap"
 expect_fail "export to unwritable path" 1 "cannot create" export --format npy -o "$tmp/no/dir/x" "$tmp/demo.pcap"
 
+echo "precious" > "$tmp/keep.csv"
+"$flowpic" export "$tmp/nope.pcap" -o "$tmp/keep.csv" 2>/dev/null
+check "export of a missing input leaves an existing output as it was" \
+	bash -c "[ \"\$(cat '$tmp/keep.csv')\" = precious ] && [ ! -e '$tmp/keep.csv.part' ]"
+
 # A good file after a bad one is still read, and the status says a file failed.
 "$flowpic" flows --json "$tmp/nope.pcap" "$tmp/demo.pcap" > "$tmp/two.json" 2>/dev/null
 rc=$?
