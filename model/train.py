@@ -207,20 +207,25 @@ def quantize_and_export(net, train, val, sets, args, log):
             "decision_set": dec.name, "ptq": {"fp32_macro_f1": ref, "int8_macro_f1": got},
             "qat": None}
     log("int8 PTQ on %s: macro-F1 fp32 %.2f%% int8 %.2f%%" % (dec.name, 100 * ref, 100 * got))
-    qnet = net
     if args.quantize == "qat" or (args.quantize == "auto" and ref - got > args.qat_threshold):
         qnet = copy.deepcopy(net)
         sim = quantize.QuantSim(qnet, scales)
         best = train_epochs(sim, qnet.parameters(), train, args, log, args.qat_epochs,
                             args.qat_lr, val, tag="qat")
         sim.load_state_dict(best)
-        m = quantize.build_model(qnet, scales, **meta)
-        got2 = metrics.report(dec.y, quantize.int8_logits(m, dec.pics).argmax(1),
+        m2 = quantize.build_model(qnet, scales, **meta)
+        got2 = metrics.report(dec.y, quantize.int8_logits(m2, dec.pics).argmax(1),
                               CLASSES)["macro_f1"]
-        info["qat"] = {"epochs": args.qat_epochs, "lr": args.qat_lr, "int8_macro_f1": got2}
-        log("int8 after QAT on %s: macro-F1 %.2f%%" % (dec.name, 100 * got2))
-        torch.save({"state_dict": qnet.state_dict(), "act_scales": scales},
-                   os.path.join(args.out, "model_qat.pt"))
+        # auto keeps the fine-tuned model only if it is better on the decision set
+        kept = args.quantize == "qat" or got2 > got
+        info["qat"] = {"epochs": args.qat_epochs, "lr": args.qat_lr, "int8_macro_f1": got2,
+                       "kept": kept}
+        log("int8 after QAT on %s: macro-F1 %.2f%% (%s)" % (
+            dec.name, 100 * got2, "kept" if kept else "PTQ kept: QAT did not help"))
+        if kept:
+            m = m2
+            torch.save({"state_dict": qnet.state_dict(), "act_scales": scales},
+                       os.path.join(args.out, "model_qat.pt"))
     path = os.path.join(args.out, "model.fpcnn")
     info["model_file"] = {"path": "model.fpcnn", "bytes": export.save(m, path),
                           "name": m.name, "version": m.version,
