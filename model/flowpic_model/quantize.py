@@ -8,9 +8,13 @@ Scheme (what docs/model-format.md and int8ref.py compute):
 - weights: per output channel, symmetric, scale max|w| / 127, values -127 .. 127;
 - biases: int32 at the accumulator's scale (input scale x weight scale);
 - activations: int8 at one scale per layer output, calibrated on training
-  pictures (post-training calibration: the largest |value|, or a percentile
-  of them), ReLU fused into conv2d / dense (outputs 0 .. 127); max-pool and
-  flatten keep their input's scale;
+  pictures (post-training calibration: the largest |value| or a percentile
+  of them, then optionally search_scales(), which lowers each layer's scale
+  while that makes the int8 classes agree more with the float net's: FlowPic
+  activations span a wide range, and a scale set by the densest picture
+  leaves sparse ones a step or two), ReLU fused into conv2d / dense (outputs
+  0 .. 127); max-pool and flatten keep their input's scale; the logits
+  saturate at -128 / 127 like any layer;
 - requantization: per channel (M, shift) from int8ref.quantize_multiplier of
   in_scale * w_scale / out_scale, which must stay below 1 (the output scale
   is raised where it would not).
