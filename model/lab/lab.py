@@ -173,20 +173,20 @@ def cmd_generate(args):
         # plan is a function of the arguments, so their ids match.
         done |= {r["id"] for r in read_jsonl(os.path.join(args.released, "manifest.jsonl"))}
     tries = collections.Counter(r["id"] for r in read_jsonl(failures))
-    todo = [s for s in plan if s["id"] not in done and tries[s["id"]] <= args.retries]
+    pending = [s for s in plan if s["id"] not in done and tries[s["id"]] <= args.retries]
     # Round-robin over the classes, so a run stopped early is still balanced.
     nth = collections.Counter()
     order = {}
-    for s in todo:
+    for s in pending:
         order[s["id"]] = (nth[s["class"]], s["class"])
         nth[s["class"]] += 1
-    todo.sort(key=lambda s: order[s["id"]])
+    pending.sort(key=lambda s: order[s["id"]])
     skipped = sum(1 for s in plan if s["id"] not in done and tries[s["id"]] > args.retries)
-    log(f"{len(plan)} sessions planned, {len(done)} done, {len(todo)} to run"
+    log(f"{len(plan)} sessions planned, {len(done)} done, {len(pending)} to run"
         + (f", {skipped} given up after {args.retries + 1} failures" if skipped else ""))
-    prepare(args, [apps[s["app"]] for s in todo])
+    prepare(args, [apps[s["app"]] for s in pending])
     work = queue.Queue()
-    for s in todo:
+    for s in pending:
         work.put(s)
     lock = threading.Lock()
     counts = collections.Counter()
@@ -212,7 +212,7 @@ def cmd_generate(args):
                 counts["failed"] += 1
                 state = f"FAILED ({type(e).__name__}: {str(e)[:200]})"
             n = counts["ok"] + counts["failed"]
-            log(f"[{n}/{len(todo)}] {s['id']} {s['profile']} {s['seconds']} s: {state} "
+            log(f"[{n}/{len(pending)}] {s['id']} {s['profile']} {s['seconds']} s: {state} "
                 f"({(time.monotonic() - t0) / 60:.1f} min)")
 
     threads = [threading.Thread(target=worker, args=(i + 1,)) for i in range(args.jobs)]
