@@ -27,10 +27,6 @@ packages=(
 	chromium chromium-driver python3-selenium
 )
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "install-deps: run as root (apt-get needs it)" >&2
-	exit 1
-fi
 export DEBIAN_FRONTEND=noninteractive
 missing=()
 for p in "${packages[@]}"; do
@@ -39,6 +35,10 @@ done
 if [ ${#missing[@]} -eq 0 ]; then
 	echo "install-deps: all ${#packages[@]} packages present"
 	exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: ${#missing[@]} packages missing (${missing[*]}): run as root (apt-get needs it)" >&2
+	exit 1
 fi
 echo "install-deps: installing ${missing[*]}"
 # Servers the lab runs itself (nginx, sshd, prosody, ...) must not start as
