@@ -705,11 +705,11 @@ def main():
     t0 = time.time()
     work = tempfile.mkdtemp(prefix="flowpic-diff-")
     try:
-        todo = [("requet/" + f, CONFIGS_REQUET) for f in REQUET] + \
+        runs = [("requet/" + f, CONFIGS_REQUET) for f in REQUET] + \
                [("robustness/" + f, CONFIGS_ROBUST) for f in ROBUST]
         if args.only:
-            todo = [t for t in todo if any(o in t[0] for o in args.only)]
-        for rel, configs in todo:
+            runs = [t for t in runs if any(o in t[0] for o in args.only)]
+        for rel, configs in runs:
             path = os.path.join(args.data, rel)
             if not os.path.exists(path):
                 rep.errors += 1
