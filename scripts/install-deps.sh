@@ -25,6 +25,15 @@ packages=(
 	gir1.2-gst-rtsp-server-1.0 gir1.2-gst-plugins-base-1.0 gstreamer1.0-plugins-base
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
 	chromium chromium-driver python3-selenium
+	# the classifier benchmark's reference (bench/classify)
+	libndpi-bin
+	# BPF programs and the agent (bpf/, agent/): CO-RE skeletons, capabilities,
+	# the packet generator of the agent benchmark
+	libbpf-dev bpftool libelf-dev llvm libcap-dev netsniff-ng
+	# the verdict stream and the collector (proto/, stream/, collector/)
+	libnghttp2-dev nghttp2-client libssl-dev nanopb libnanopb-dev
+	protobuf-compiler protobuf-c-compiler libprotobuf-c-dev libsqlite3-dev sqlite3
+	postgresql libpq-dev python3-grpcio python3-grpc-tools python3-protobuf
 )
 
 export DEBIAN_FRONTEND=noninteractive
