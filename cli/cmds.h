@@ -6,5 +6,6 @@
 int cmd_flows(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_render(int argc, char **argv);
+int cmd_classify(int argc, char **argv);
 
 #endif

@@ -21,6 +21,7 @@ static const struct command commands[] = {
 	{ "flows", cmd_flows, "list the flows of captures or samples CSV files" },
 	{ "export", cmd_export, "write samples as CSV, or blocks as FlowPic arrays for training" },
 	{ "render", cmd_render, "draw one block of one flow as a PNG" },
+	{ "classify", cmd_classify, "classify every flow (voip, video, ...) with the int8 CNN" },
 };
 
 static void usage(FILE *out)
@@ -29,8 +30,8 @@ static void usage(FILE *out)
 
 	fprintf(out,
 		"Usage: flowpic COMMAND [OPTION...] FILE...\n"
-		"Classify traffic from packet sizes and times: flows, blocks and FlowPics from "
-		"pcap, pcapng (gzip or xz too) and samples CSV files.\n\nCommands:\n");
+		"Classify traffic from packet sizes and times: flows, blocks, FlowPics and verdicts "
+		"from pcap, pcapng (gzip or xz too) and samples CSV files.\n\nCommands:\n");
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out,
@@ -39,6 +40,7 @@ static void usage(FILE *out)
 		"  flowpic flows --json capture.pcap.xz\n"
 		"  flowpic export capture.pcap --format npy --res 32 -o train/capture\n"
 		"  flowpic render capture.pcap --flow 3 -o flow3.png\n"
+		"  flowpic classify data/lab-mix.pcap.xz\n"
 		"\n`flowpic COMMAND --help` describes each command and its options.\n");
 }
 

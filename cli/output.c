@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <time.h>
 
+#include "flow_json.h"
 #include "pkt.h"
 
 const char *fmt_time(uint64_t ns, char *buf, size_t len)
@@ -19,28 +20,6 @@ const char *fmt_time(uint64_t ns, char *buf, size_t len)
 	return buf;
 }
 
-static const char *proto_name(uint8_t proto)
-{
-	return proto == 6 ? "tcp" : proto == 17 ? "udp" : "other";
-}
-
-/* JSON-escape a file name (quotes, backslashes, control bytes). */
-static void json_string(FILE *out, const char *s)
-{
-	fputc('"', out);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			fprintf(out, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(out, "\\u%04x", c);
-		else
-			fputc(c, out);
-	}
-	fputc('"', out);
-}
-
 void flow_print_table_header(FILE *out)
 {
 	fprintf(out, "%6s %-5s %-39s %5s %-39s %5s %8s %11s %-27s %10s %6s\n", "ID", "PROTO", "SRC",
@@ -52,40 +31,15 @@ void flow_print_table_row(FILE *out, const struct flow *f)
 	char a[64], b[64], t[40];
 
 	fprintf(out, "%6" PRIu64 " %-5s %-39s %5u %-39s %5u %8" PRIu64 " %11" PRIu64 " %-27s %10.3f %6u\n",
-		f->id, proto_name(f->key.proto), pkt_addr_str(f->key.a, a, sizeof(a)), f->key.port_a,
+		f->id, flow_proto_name(f->key.proto), pkt_addr_str(f->key.a, a, sizeof(a)), f->key.port_a,
 		pkt_addr_str(f->key.b, b, sizeof(b)), f->key.port_b, f->packets[0] + f->packets[1],
 		f->ip_bytes[0] + f->ip_bytes[1], fmt_time(f->first_ns, t, sizeof(t)),
 		(double)(f->last_ns - f->first_ns) / 1e9, f->blocks);
 }
 
-void flow_print_json_fields(FILE *out, const struct flow *f, const char *file)
-{
-	char a[64], b[64];
-
-	fputc('{', out);
-	if (file) {
-		fputs("\"file\":", out);
-		json_string(out, file);
-		fputc(',', out);
-	}
-	fprintf(out, "\"id\":%" PRIu64 ",\"proto\":\"%s\",\"src\":\"%s\",\"sport\":%u,"
-		"\"dst\":\"%s\",\"dport\":%u,\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64
-		",\"payload_bytes\":%" PRIu64 ",\"packets_fwd\":%" PRIu64 ",\"packets_rev\":%" PRIu64
-		",\"bytes_fwd\":%" PRIu64 ",\"bytes_rev\":%" PRIu64 ",\"start\":%" PRIu64 ".%09" PRIu64
-		",\"start_ns\":%" PRIu64 ",\"duration\":%.9f,\"blocks\":%u,\"oversize\":%" PRIu64
-		",\"reordered\":%" PRIu64 ",\"cells_refused\":%" PRIu64,
-		f->id, proto_name(f->key.proto), pkt_addr_str(f->key.a, a, sizeof(a)), f->key.port_a,
-		pkt_addr_str(f->key.b, b, sizeof(b)), f->key.port_b, f->packets[0] + f->packets[1],
-		f->ip_bytes[0] + f->ip_bytes[1], f->payload[0] + f->payload[1], f->packets[0],
-		f->packets[1], f->ip_bytes[0], f->ip_bytes[1], f->first_ns / NS_PER_SEC,
-		f->first_ns % NS_PER_SEC, f->first_ns, (double)(f->last_ns - f->first_ns) / 1e9,
-		f->blocks, f->oversize, f->reordered, f->cells_refused);
-}
-
 void flow_print_json(FILE *out, const struct flow *f, enum flow_end_reason why, const char *file)
 {
-	flow_print_json_fields(out, f, file);
-	fprintf(out, ",\"end\":\"%s\"}\n", why == FLOW_END_IDLE ? "idle" : "input");
+	flow_json_line(out, f, why, file);
 }
 
 void summary_print_json(FILE *out, const struct file_run *r)
@@ -95,7 +49,7 @@ void summary_print_json(FILE *out, const struct file_run *r)
 	int i, first = 1;
 
 	fputs("{\"summary\":{\"file\":", out);
-	json_string(out, r->path);
+	json_write_string(out, r->path);
 	fprintf(out, ",\"format\":\"%s\",\"linktype\":%d,\"complete\":%s,\"records\":%" PRIu64
 		",\"in_flows\":%" PRIu64 ",\"skipped_total\":%" PRIu64 ",\"tcp\":%" PRIu64
 		",\"udp\":%" PRIu64 ",\"skipped\":{",
@@ -113,7 +67,7 @@ void summary_print_json(FILE *out, const struct file_run *r)
 		s->reordered, s->cells_in_use_max, s->blocks_empty, s->aug_dropped);
 	if (r->partial) {
 		fputs(",\"error\":", out);
-		json_string(out, r->error);
+		json_write_string(out, r->error);
 	}
 	fputs("}}\n", out);
 }

@@ -2,7 +2,8 @@
 /*
  * output.h - how flows and the closing summary are printed: a table for
  * people, or JSON lines with plain field names for programs.  The JSON
- * field names are documented in docs/cli.md and kept stable.
+ * field names are documented in docs/cli.md and kept stable; the flow and
+ * verdict fields are written by core/flow_json.h.
  */
 #ifndef FLOWPIC_CLI_OUTPUT_H
 #define FLOWPIC_CLI_OUTPUT_H
@@ -18,8 +19,7 @@ const char *fmt_time(uint64_t ns, char *buf, size_t len);
 
 void flow_print_table_header(FILE *out);
 void flow_print_table_row(FILE *out, const struct flow *f);
-/* One JSON object (no newline) with the flow's fields; end is "idle"/"input" or NULL. */
-void flow_print_json_fields(FILE *out, const struct flow *f, const char *file);
+/* The `flows --json` line: core/flow_json.h writes it (shared with classify and the agent). */
 void flow_print_json(FILE *out, const struct flow *f, enum flow_end_reason why, const char *file);
 
 /* The accounting of one file: every record in a flow or skipped with a reason. */

@@ -15,10 +15,11 @@
  * Incremental use (the agent, the CLI): the caller owns the flow table and
  * calls classifier_block() from its block event and classifier_flow_end()
  * from its flow-end event.  Memory is fixed when the first block of a table
- * arrives: one accumulator per tracked flow (struct classify_acc, 152 bytes,
- * plus 8 bytes of index), sized from the table's max_flows; per block a
- * cell list and a dedupe plane sized from the model's resolution.  Nothing
- * is allocated per packet or per inference.  A classifier is not
+ * arrives: one accumulator per tracked flow (struct classify_acc, 208 bytes,
+ * plus 12 bytes of index and free list), sized from the table's max_flows;
+ * pages are touched only as flows are tracked.  Per classifier: the engine,
+ * a cell list and a dedupe plane sized from the model's resolution (14 KiB
+ * at 32 x 32).  Nothing is allocated per packet or per inference.  A classifier is not
  * thread-safe: use one per thread (one per flow table).
  *
  * Per block: a verdict with the class probabilities (softmax of the int8
@@ -102,9 +103,12 @@ enum classify_reason {
 	CLASSIFY_DISAGREE,		/* unknown: runner-up votes > vote_ratio x top */
 	CLASSIFY_LOW_CONFIDENCE,	/* unknown: confidence < min_confidence */
 	CLASSIFY_NO_BLOCKS,		/* unknown: the flow has no block */
+	CLASSIFY_UNTRACKED,		/* unknown: its blocks were classified but not kept
+					 * (accumulator table full or not allocated) */
+	CLASSIFY_REASON_COUNT
 };
 
-/* "ok", "disagree", "low_confidence", "no_blocks". */
+/* "ok", "disagree", "low_confidence", "no_blocks", "untracked". */
 const char *classify_reason_name(enum classify_reason r);
 
 struct block_verdict {
@@ -152,7 +156,7 @@ struct classify_stats {
 	uint64_t flows;				/* flow verdicts given */
 	uint64_t flows_early;
 	uint64_t flows_class[CLASSIFY_MAX_CLASSES];	/* flow verdicts per class */
-	uint64_t flows_unknown[4];		/* per enum classify_reason (index 0 unused) */
+	uint64_t flows_unknown[CLASSIFY_REASON_COUNT];	/* per reason ([CLASSIFY_OK] unused) */
 	uint64_t flows_untracked;		/* accumulator table full or not allocated:
 						 * the flow's later blocks were not combined */
 };
@@ -262,8 +266,8 @@ struct classify_file_result {
  * from the model.  Returns 0 when the whole file was read, -EIO when reading
  * stopped early (what was read is classified and given to the callbacks;
  * res->partial), or -errno when the file could not be opened or recognised
- * (res->opened false).  The message is in res->error either way; nothing is
- * logged.
+ * (res->opened false).  The message is in res->error either way (and
+ * logged through log.h when reading stops early, as pipeline_run() does).
  */
 int classifier_file(struct classifier *c, const char *path, const struct flow_config *base,
 		    const struct classify_callbacks *cb, struct classify_file_result *res);

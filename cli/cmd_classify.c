@@ -1,0 +1,509 @@
+// SPDX-License-Identifier: MIT
+/*
+ * cmd_classify.c - `flowpic classify FILE...`: a verdict per flow (and per
+ * block with --blocks), then a summary per file and per class.
+ *
+ * The files go through run_file() (progress, accounting) with the flow
+ * table's events feeding the classifier incrementally, as the agent does;
+ * the tests check that this gives the verdicts of classifier_file().
+ */
+#include <argp.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "classify.h"
+#include "cmds.h"
+#include "cnn.h"
+#include "flow_json.h"
+#include "log.h"
+#include "opts.h"
+#include "output.h"
+
+enum out_format { OUT_TABLE, OUT_JSON, OUT_CSV };
+
+/* Per class (index n_classes: unknown) over every file. */
+struct class_total {
+	uint64_t flows, early, packets;
+};
+
+struct classify_args {
+	struct common_opts common;
+	struct classifier_config ccfg;
+	char **files;
+	int nfiles;
+	enum out_format fmt;
+	bool blocks;			/* print block verdicts too */
+	const char *class_filter;	/* comma-separated class names, "unknown" too */
+	uint64_t min_packets;
+	bool early_only;
+	/* while running */
+	struct classifier *c;
+	const char *file;
+	bool header_done;
+	uint32_t show_mask;		/* bit per class, bit n_classes: unknown */
+	uint64_t flows, shown;
+	struct class_total total[CLASSIFY_MAX_CLASSES + 1];
+};
+
+enum {
+	OPT_CSV = 0x400,
+	OPT_MODEL,
+	OPT_CLASS,
+	OPT_MIN_PACKETS,
+	OPT_BLOCKS,
+	OPT_VOTE_RATIO,
+	OPT_MIN_CONF,
+	OPT_EARLY_ONLY,
+	OPT_REF,
+};
+
+static const struct argp_option classify_options[] = {
+	{ "json", 'j', NULL, 0, "JSON lines: a flow's fields as `flows --json` prints them, plus "
+	  "class, confidence, probs, early, ...; then {\"summary\"} per file and "
+	  "{\"classes\"} at the end", 2 },
+	{ "csv", OPT_CSV, NULL, 0, "CSV: a header, then one row per flow (no summary)", 2 },
+	{ "blocks", OPT_BLOCKS, NULL, 0, "Print each block's verdict too (before its flow's)", 2 },
+	{ NULL, 0, NULL, 0, "Filters (what is printed; the summary counts every flow):", 3 },
+	{ "class", OPT_CLASS, "NAMES", 0, "Only flows whose verdict is one of these "
+	  "(comma-separated; 'unknown' too)", 3 },
+	{ "min-packets", OPT_MIN_PACKETS, "N", 0, "Only flows with at least N packets", 3 },
+	{ "early", OPT_EARLY_ONLY, NULL, 0, "Only early verdicts (flows shorter than one block)", 3 },
+	{ NULL, 0, NULL, 0, "Model and verdict rule:", 4 },
+	{ "model", OPT_MODEL, "FILE", 0, "A model file (.fpcnn) instead of the embedded default; "
+	  "its resolution and window set the blocks'", 4 },
+	{ "vote-ratio", OPT_VOTE_RATIO, "R", 0, "Unknown when the runner-up class has more than "
+	  "R x the votes of the top one (default 0.7, the seed's)", 4 },
+	{ "min-confidence", OPT_MIN_CONF, "P", 0, "Unknown when the top class's mean probability "
+	  "is below P (default 0.5)", 4 },
+	{ "reference", OPT_REF, NULL, 0, "Reference C kernels instead of AVX2 (same results, slower)",
+	  4 },
+	{ 0 }
+};
+
+static int parse_fraction(const char *s, float *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !(v >= 0 && v <= 1))
+		return -1;
+	*out = (float)v;
+	return 0;
+}
+
+static error_t classify_parse(int key, char *arg, struct argp_state *state)
+{
+	struct classify_args *a = state->input;
+
+	switch (key) {
+	case ARGP_KEY_INIT:
+		state->child_inputs[0] = &a->common;
+		return 0;
+	case 'j':
+		a->fmt = OUT_JSON;
+		return 0;
+	case OPT_CSV:
+		a->fmt = OUT_CSV;
+		return 0;
+	case OPT_BLOCKS:
+		a->blocks = true;
+		return 0;
+	case OPT_CLASS:
+		a->class_filter = arg;
+		return 0;
+	case OPT_MIN_PACKETS:
+		if (parse_u64(arg, 0, UINT64_MAX, &a->min_packets))
+			argp_error(state, "--min-packets '%s': give a whole number", arg);
+		return 0;
+	case OPT_EARLY_ONLY:
+		a->early_only = true;
+		return 0;
+	case OPT_MODEL:
+		a->ccfg.model_path = arg;
+		return 0;
+	case OPT_VOTE_RATIO:
+		if (parse_fraction(arg, &a->ccfg.vote_ratio))
+			argp_error(state, "--vote-ratio '%s': give a number from 0 to 1", arg);
+		return 0;
+	case OPT_MIN_CONF:
+		if (parse_fraction(arg, &a->ccfg.min_confidence))
+			argp_error(state, "--min-confidence '%s': give a number from 0 to 1", arg);
+		return 0;
+	case OPT_REF:
+		a->ccfg.cnn_flags |= CNN_REF;
+		return 0;
+	case ARGP_KEY_ARGS:
+		a->files = state->argv + state->next;
+		a->nfiles = state->argc - state->next;
+		return 0;
+	case ARGP_KEY_NO_ARGS:
+		argp_error(state, "give at least one capture or CSV file");
+		return 0;
+	}
+	return ARGP_ERR_UNKNOWN;
+}
+
+static const struct argp_child classify_children[] = { { &common_argp, 0, NULL, 0 }, { 0 } };
+
+static const char classify_doc[] =
+	"Classify every flow of captures (pcap, pcapng; gzip or xz compressed too) or samples "
+	"CSV files with the int8 CNN: each block of a flow gets a verdict, and the blocks are "
+	"combined into the flow's verdict, or 'unknown' when they disagree or the confidence "
+	"is low. One line per flow in the order flows end, then a summary per file and per "
+	"class."
+	"\v"
+	"The flow's verdict is voted by its complete blocks. A flow shorter than one block "
+	"(no complete block) is voted by its partial blocks and marked EARLY ('early' in "
+	"JSON). It is unknown when the runner-up class got more than --vote-ratio of the "
+	"top class's votes (reason 'disagree'), when the top class's mean probability is "
+	"below --min-confidence ('low_confidence'), or when the flow has no block at all "
+	"('no_blocks': only packets of 1500 bytes or more). docs/classify.md has the details.\n\n"
+	"The model (embedded default, or --model) sets --res and --window; giving other "
+	"values is an error.\n\n"
+	"Examples:\n"
+	"  flowpic classify data/lab-mix.pcap.xz\n"
+	"  flowpic classify --json capture.pcapng.gz | jq 'select(.class == \"video\")'\n"
+	"  flowpic classify --class voip,chat --min-packets 100 capture.pcap\n"
+	"  flowpic classify --csv --model runs/lenet32/model.fpcnn samples.csv > verdicts.csv\n"
+	"  flowpic classify --json --blocks capture.pcap   # block verdicts too\n\n" EXIT_CODES_DOC;
+
+/* ---- filters ---- */
+
+static int filter_parse(struct classify_args *a)
+{
+	const struct model *m = classifier_model(a->c);
+	char buf[512], *tok, *save;
+	uint32_t i;
+
+	if (!a->class_filter) {
+		a->show_mask = UINT32_MAX;
+		return 0;
+	}
+	snprintf(buf, sizeof(buf), "%s", a->class_filter);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (!strcmp(tok, "unknown")) {
+			a->show_mask |= 1u << m->n_classes;
+			continue;
+		}
+		for (i = 0; i < m->n_classes; i++)
+			if (!strcmp(tok, m->classes[i]))
+				break;
+		if (i == m->n_classes) {
+			fprintf(stderr, "flowpic classify: --class '%s': not a class of the model "
+				"(", tok);
+			for (i = 0; i < m->n_classes; i++)
+				fprintf(stderr, "%s, ", m->classes[i]);
+			fprintf(stderr, "unknown)\n");
+			return -1;
+		}
+		a->show_mask |= 1u << i;
+	}
+	return 0;
+}
+
+static uint32_t class_slot(const struct classify_args *a, uint32_t cls)
+{
+	uint32_t n = classifier_model(a->c)->n_classes;
+
+	return cls < n ? cls : n;
+}
+
+static bool shown(const struct classify_args *a, const struct flow *f,
+		  const struct flow_verdict *v)
+{
+	if (!(a->show_mask & (1u << class_slot(a, v->cls))))
+		return false;
+	if (f->packets[0] + f->packets[1] < a->min_packets)
+		return false;
+	return !a->early_only || v->early;
+}
+
+/* ---- output ---- */
+
+static void table_header(FILE *out)
+{
+	fprintf(out, "%6s %-5s %-46s %-46s %8s %9s %6s  %-13s %5s  %s\n", "ID", "PROTO", "SRC",
+		"DST", "PACKETS", "DURATION", "BLOCKS", "CLASS", "CONF", "NOTE");
+}
+
+static void table_row(FILE *out, const struct classify_args *a, const struct flow *f,
+		      const struct flow_verdict *v)
+{
+	char ab[64], bb[64], src[80], dst[80], note[96];
+
+	snprintf(src, sizeof(src), "%s:%u", pkt_addr_str(f->key.a, ab, sizeof(ab)), f->key.port_a);
+	snprintf(dst, sizeof(dst), "%s:%u", pkt_addr_str(f->key.b, bb, sizeof(bb)), f->key.port_b);
+	note[0] = 0;
+	if (v->reason != CLASSIFY_OK)
+		snprintf(note, sizeof(note), "%s (top %s)", classify_reason_name(v->reason),
+			 classifier_class_name(a->c, v->top));
+	if (v->early)
+		snprintf(note + strlen(note), sizeof(note) - strlen(note), "%sEARLY: %u partial "
+			 "block%s", note[0] ? "; " : "", v->blocks_voting,
+			 v->blocks_voting == 1 ? "" : "s");
+	fprintf(out, "%6" PRIu64 " %-5s %-46s %-46s %8" PRIu64 " %9.1f %6u  %-13s %5.2f  %s\n",
+		f->id, flow_proto_name(f->key.proto), src, dst, f->packets[0] + f->packets[1],
+		(double)(f->last_ns - f->first_ns) / 1e9, v->blocks,
+		classifier_class_name(a->c, v->cls), (double)v->confidence, note);
+}
+
+static void csv_field(FILE *out, const char *s)
+{
+	if (!strpbrk(s, ",\"\r\n")) {
+		fputs(s, out);
+		return;
+	}
+	fputc('"', out);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', out);
+		fputc(*s, out);
+	}
+	fputc('"', out);
+}
+
+static void csv_header(FILE *out, const struct classify_args *a)
+{
+	const struct model *m = classifier_model(a->c);
+	uint32_t i;
+
+	fputs("file,id,proto,src,sport,dst,dport,packets,bytes,start_ns,duration,blocks,class,"
+	      "confidence,early,reason,blocks_voting", out);
+	for (i = 0; i < m->n_classes; i++) {
+		fputs(",prob_", out);
+		csv_field(out, m->classes[i]);
+	}
+	fputc('\n', out);
+}
+
+static void csv_row(FILE *out, const struct classify_args *a, const struct flow *f,
+		    const struct flow_verdict *v)
+{
+	const struct model *m = classifier_model(a->c);
+	char ab[64], bb[64];
+	uint32_t i;
+
+	csv_field(out, a->file);
+	fprintf(out, ",%" PRIu64 ",%s,%s,%u,%s,%u,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%.9f,%u,",
+		f->id, flow_proto_name(f->key.proto), pkt_addr_str(f->key.a, ab, sizeof(ab)),
+		f->key.port_a, pkt_addr_str(f->key.b, bb, sizeof(bb)), f->key.port_b,
+		f->packets[0] + f->packets[1], f->ip_bytes[0] + f->ip_bytes[1], f->first_ns,
+		(double)(f->last_ns - f->first_ns) / 1e9, v->blocks);
+	csv_field(out, classifier_class_name(a->c, v->cls));
+	fprintf(out, ",%.4f,%d,%s,%u", (double)v->confidence, v->early,
+		classify_reason_name(v->reason), v->blocks_voting);
+	for (i = 0; i < m->n_classes; i++)
+		fprintf(out, ",%.4f", (double)v->prob[i]);
+	fputc('\n', out);
+}
+
+/* ---- events ---- */
+
+static void on_block(void *ctx, const struct flow_table *ft, const struct flow *f,
+		     const struct block *b)
+{
+	struct classify_args *a = ctx;
+	struct block_verdict v;
+	char t[40];
+
+	if (classifier_block(a->c, ft, f, b, &v) == -EINVAL) {
+		log_warn("%s: flow %" PRIu64 " block %" PRIu64 ": not classified (cells outside "
+			 "the model's picture)", a->file, f->id, b->index);
+		return;
+	}
+	if (!a->blocks || f->packets[0] + f->packets[1] < a->min_packets)
+		return;
+	if (a->fmt == OUT_JSON)
+		block_verdict_json_line(stdout, a->c, &v, a->nfiles > 1 ? a->file : NULL);
+	else if (a->fmt == OUT_TABLE)
+		printf("#   flow %" PRIu64 " block %" PRIu64 " %s: %s %.2f, %u packets%s\n", f->id,
+		       v.index, fmt_time(v.start_ns, t, sizeof(t)),
+		       classifier_class_name(a->c, v.cls), (double)v.confidence, v.samples,
+		       v.early ? " (partial block: early)" : "");
+}
+
+static void on_flow_end(void *ctx, const struct flow_table *ft, const struct flow *f,
+			enum flow_end_reason why)
+{
+	struct classify_args *a = ctx;
+	struct flow_verdict v;
+	struct class_total *t;
+
+	classifier_flow_end(a->c, ft, f, &v);
+	a->flows++;
+	t = &a->total[class_slot(a, v.cls)];
+	t->flows++;
+	t->early += v.early;
+	t->packets += f->packets[0] + f->packets[1];
+	if (!shown(a, f, &v))
+		return;
+	a->shown++;
+	switch (a->fmt) {
+	case OUT_JSON:
+		verdict_json_line(stdout, a->c, f, why, a->nfiles > 1 ? a->file : NULL, &v);
+		break;
+	case OUT_CSV:
+		csv_row(stdout, a, f, &v);
+		break;
+	case OUT_TABLE:
+		/* The header comes with the first flow: an unreadable file prints nothing. */
+		if (!a->header_done)
+			table_header(stdout);
+		a->header_done = true;
+		table_row(stdout, a, f, &v);
+		break;
+	}
+}
+
+/* ---- the closing summary per class ---- */
+
+static void classes_print_text(const struct classify_args *a)
+{
+	const struct model *m = classifier_model(a->c);
+	const struct classify_stats *st = classifier_stats(a->c);
+	uint32_t i;
+
+	printf("# verdicts: %" PRIu64 " flows (%" PRIu64 " shown), %" PRIu64 " blocks (%" PRIu64
+	       " partial); model %s (%s %s, %ux%u, %.0f s blocks)\n", a->flows, a->shown,
+	       st->blocks, st->blocks_early, classifier_model_source(a->c), m->name, m->version,
+	       m->res, m->res, (double)m->window_ns / 1e9);
+	for (i = 0; i <= m->n_classes; i++) {
+		const struct class_total *t = &a->total[i];
+
+		printf("#   %-14s %8" PRIu64 " flows %6.1f %%  %12" PRIu64 " packets", i < m->n_classes
+		       ? m->classes[i] : "unknown", t->flows,
+		       a->flows ? 100.0 * (double)t->flows / (double)a->flows : 0.0, t->packets);
+		if (t->early)
+			printf("  (%" PRIu64 " early)", t->early);
+		putchar('\n');
+	}
+	if (a->total[m->n_classes].flows)
+		printf("#   unknown: %" PRIu64 " disagree, %" PRIu64 " low_confidence, %" PRIu64
+		       " no_blocks, %" PRIu64 " untracked\n", st->flows_unknown[CLASSIFY_DISAGREE],
+		       st->flows_unknown[CLASSIFY_LOW_CONFIDENCE], st->flows_unknown[CLASSIFY_NO_BLOCKS],
+		       st->flows_unknown[CLASSIFY_UNTRACKED]);
+	if (st->blocks_failed)
+		printf("#   blocks not classified: %" PRIu64 "\n", st->blocks_failed);
+}
+
+static void classes_print_json(const struct classify_args *a)
+{
+	const struct model *m = classifier_model(a->c);
+	const struct classify_stats *st = classifier_stats(a->c);
+	uint32_t i, r;
+
+	fputs("{\"classes\":{\"model\":", stdout);
+	json_write_string(stdout, classifier_model_source(a->c));
+	printf(",\"flows\":%" PRIu64 ",\"shown\":%" PRIu64 ",\"blocks\":%" PRIu64
+	       ",\"blocks_early\":%" PRIu64 ",\"blocks_failed\":%" PRIu64 ",\"per_class\":{",
+	       a->flows, a->shown, st->blocks, st->blocks_early, st->blocks_failed);
+	for (i = 0; i <= m->n_classes; i++) {
+		const struct class_total *t = &a->total[i];
+
+		if (i)
+			putchar(',');
+		json_write_string(stdout, i < m->n_classes ? m->classes[i] : "unknown");
+		printf(":{\"flows\":%" PRIu64 ",\"early\":%" PRIu64 ",\"packets\":%" PRIu64 "}",
+		       t->flows, t->early, t->packets);
+	}
+	fputs("},\"unknown_reasons\":{", stdout);
+	for (r = 1; r < CLASSIFY_REASON_COUNT; r++)
+		printf("%s\"%s\":%" PRIu64, r > 1 ? "," : "", classify_reason_name(r),
+		       st->flows_unknown[r]);
+	fputs("}}}\n", stdout);
+}
+
+/* The model fixes res and window: a different one given on the command
+ * line would draw pictures the model was not trained on. */
+static int check_flow_opts(struct classify_args *a, const struct flow_config *given)
+{
+	const struct model *m = classifier_model(a->c);
+	struct flow_config def;
+
+	flow_config_default(&def);
+	if (given->res != def.res && given->res != m->res) {
+		fprintf(stderr, "flowpic classify: --res %u: the model %s takes %u x %u pictures\n",
+			given->res, classifier_model_source(a->c), m->res, m->res);
+		return -1;
+	}
+	if (given->window_ns != def.window_ns && given->window_ns != m->window_ns) {
+		fprintf(stderr, "flowpic classify: --window: the model %s takes %.3f s blocks\n",
+			classifier_model_source(a->c), (double)m->window_ns / 1e9);
+		return -1;
+	}
+	if (given->hop_ns != given->window_ns) {
+		fprintf(stderr, "flowpic classify: --hop: blocks follow each other as in training "
+			"(hop = window)\n");
+		return -1;
+	}
+	classifier_flow_config(a->c, &a->common.flow);
+	return 0;
+}
+
+int cmd_classify(int argc, char **argv)
+{
+	static const struct argp argp = { classify_options, classify_parse, "FILE...",
+					  classify_doc, classify_children, NULL, NULL };
+	struct classify_args *a;
+	struct flow_events ev = { .block = on_block, .flow_end = on_flow_end };
+	char err[512];
+	int i, status = EXIT_OK;
+
+	a = calloc(1, sizeof(*a));
+	if (!a) {
+		fprintf(stderr, "flowpic classify: out of memory\n");
+		return EXIT_UNREADABLE;
+	}
+	ev.ctx = a;
+	common_opts_init(&a->common);
+	classifier_config_default(&a->ccfg);
+	if (argp_parse(&argp, argc, argv, 0, NULL, a)) {
+		free(a);
+		return EXIT_USAGE;
+	}
+	a->c = classifier_new(&a->ccfg, err, sizeof(err));
+	if (!a->c) {
+		fprintf(stderr, "flowpic classify: model %s\n", err);
+		free(a);
+		return EXIT_UNREADABLE;
+	}
+	if (filter_parse(a) || check_flow_opts(a, &a->common.flow)) {
+		status = EXIT_USAGE;
+		goto out;
+	}
+	log_info("model %s: %s %s, %u classes, %ux%u, %.0f s blocks, %zu bytes in use",
+		 classifier_model_source(a->c), classifier_model(a->c)->name,
+		 classifier_model(a->c)->version, classifier_model(a->c)->n_classes,
+		 classifier_model(a->c)->res, classifier_model(a->c)->res,
+		 (double)classifier_model(a->c)->window_ns / 1e9, classifier_memory(a->c));
+	if (a->fmt == OUT_CSV)
+		csv_header(stdout, a);
+	for (i = 0; i < a->nfiles; i++) {
+		struct file_run run;
+		int rc;
+
+		a->file = a->files[i];
+		a->header_done = false;
+		rc = run_file(a->files[i], &a->common, &ev, NULL, &run);
+		status = exit_worse(status, rc);
+		if (rc == EXIT_UNREADABLE || a->fmt == OUT_CSV)
+			continue;
+		if (a->fmt == OUT_JSON)
+			summary_print_json(stdout, &run);
+		else
+			summary_print_text(stdout, &run);
+	}
+	if (a->fmt == OUT_JSON)
+		classes_print_json(a);
+	else if (a->fmt == OUT_TABLE)
+		classes_print_text(a);
+out:
+	classifier_free(a->c);
+	free(a);
+	return status;
+}

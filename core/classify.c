@@ -1,0 +1,702 @@
+// SPDX-License-Identifier: MIT
+/* classify.c - block, flow and file verdicts; see classify.h. */
+#include "classify.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cnn.h"
+#include "source.h"
+
+#define EMBEDDED_NAME "embedded:model/default.fpcnn"
+
+struct classifier {
+	struct classifier_config cfg;
+	struct model *m;
+	struct cnn *cnn;
+	char source[512];
+	/* One block's cells, deduplicated through plane (0 between blocks):
+	 * at most 2 * res * res distinct (x, y, dir). */
+	struct cell *cells;
+	uint8_t *plane;
+	size_t plane_len;
+	/* Flow accumulators: accs[cap] in use by id, found through an
+	 * open-addressing index of 2 * cap slots (acc index + 1, 0 = empty),
+	 * free ones on a stack. */
+	struct classify_acc *accs;
+	uint32_t *slots;
+	uint32_t *free_stack;
+	uint32_t cap, nslots, nfree;
+	bool alloc_failed;
+	struct classify_stats stats;
+};
+
+static const char *const reason_names[CLASSIFY_REASON_COUNT] = {
+	[CLASSIFY_OK] = "ok",
+	[CLASSIFY_DISAGREE] = "disagree",
+	[CLASSIFY_LOW_CONFIDENCE] = "low_confidence",
+	[CLASSIFY_NO_BLOCKS] = "no_blocks",
+	[CLASSIFY_UNTRACKED] = "untracked",
+};
+
+const char *classify_reason_name(enum classify_reason r)
+{
+	return (unsigned int)r < CLASSIFY_REASON_COUNT ? reason_names[r] : "?";
+}
+
+void classifier_config_default(struct classifier_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->vote_ratio = CLASSIFY_VOTE_RATIO;
+	cfg->min_confidence = CLASSIFY_MIN_CONFIDENCE;
+}
+
+/* What the flow table can draw for the model: the table's size axis is
+ * fixed at PKT_MAX_SIZE bytes and one count per cell up to 255. */
+static int model_fits(const struct model *m, char *err, size_t errlen)
+{
+	if (m->n_classes < 1 || m->n_classes > CLASSIFY_MAX_CLASSES) {
+		snprintf(err, errlen, "%u classes: the classifier takes 1 to %d", m->n_classes,
+			 CLASSIFY_MAX_CLASSES);
+		return -ENOTSUP;
+	}
+	if (m->size_max != PKT_MAX_SIZE) {
+		snprintf(err, errlen, "size axis up to %u bytes: the flow table draws up to %d",
+			 m->size_max, PKT_MAX_SIZE);
+		return -ENOTSUP;
+	}
+	if (m->res < 1 || m->res > FLOWPIC_MAX_RES || m->window_ns < 1000 ||
+	    m->window_ns > (1ULL << 42)) {
+		snprintf(err, errlen, "resolution %u or window %llu ns outside what the flow "
+			 "table draws (1-%d, 1 us-4398 s)", m->res,
+			 (unsigned long long)m->window_ns, FLOWPIC_MAX_RES);
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+struct classifier *classifier_new(const struct classifier_config *cfg, char *err, size_t errlen)
+{
+	struct classifier *c;
+	char why[256];
+	size_t len;
+	const void *buf;
+	int rc;
+
+	if (cfg->vote_ratio < 0 || cfg->vote_ratio > 1 || cfg->min_confidence < 0 ||
+	    cfg->min_confidence > 1 || cfg->vote_ratio != cfg->vote_ratio ||
+	    cfg->min_confidence != cfg->min_confidence) {
+		snprintf(err, errlen, "classifier: vote ratio and minimum confidence must be 0 to 1");
+		errno = EINVAL;
+		return NULL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		goto fail_nomem;
+	c->cfg = *cfg;
+	if (cfg->model_path) {
+		snprintf(c->source, sizeof(c->source), "%s", cfg->model_path);
+		c->m = model_load(cfg->model_path, err, errlen);
+	} else {
+		snprintf(c->source, sizeof(c->source), "%s", EMBEDDED_NAME);
+		buf = classifier_default_model(&len);
+		c->m = model_load_mem(buf, len, EMBEDDED_NAME, err, errlen);
+	}
+	c->cfg.model_path = NULL;	/* the caller's string need not outlive us */
+	if (!c->m) {
+		rc = -errno;
+		goto fail_free;
+	}
+	rc = model_fits(c->m, why, sizeof(why));
+	if (rc) {
+		snprintf(err, errlen, "%s: %s", c->source, why);
+		goto fail_model;
+	}
+	c->cnn = cnn_new(c->m, cfg->cnn_flags);
+	if (!c->cnn) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: cannot set up the inference engine: %s", c->source,
+			 strerror(errno));
+		goto fail_model;
+	}
+	c->plane_len = 2 * (size_t)c->m->res * c->m->res;
+	c->plane = calloc(c->plane_len, 1);
+	c->cells = calloc(c->plane_len, sizeof(*c->cells));
+	if (!c->plane || !c->cells) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "%s: out of memory for the cell buffers", c->source);
+		goto fail_cnn;
+	}
+	return c;
+
+fail_cnn:
+	free(c->plane);
+	free(c->cells);
+	cnn_free(c->cnn);
+fail_model:
+	model_free(c->m);
+fail_free:
+	free(c);
+	errno = -rc;
+	return NULL;
+fail_nomem:
+	snprintf(err, errlen, "classifier: out of memory");
+	errno = ENOMEM;
+	return NULL;
+}
+
+static void accs_free(struct classifier *c)
+{
+	free(c->accs);
+	free(c->slots);
+	free(c->free_stack);
+	c->accs = NULL;
+	c->slots = c->free_stack = NULL;
+	c->cap = c->nslots = c->nfree = 0;
+}
+
+void classifier_free(struct classifier *c)
+{
+	if (!c)
+		return;
+	accs_free(c);
+	free(c->plane);
+	free(c->cells);
+	cnn_free(c->cnn);
+	model_free(c->m);
+	free(c);
+}
+
+const struct model *classifier_model(const struct classifier *c)
+{
+	return c->m;
+}
+
+const char *classifier_class_name(const struct classifier *c, uint32_t cls)
+{
+	return cls < c->m->n_classes ? c->m->classes[cls] : "unknown";
+}
+
+const char *classifier_model_source(const struct classifier *c)
+{
+	return c->source;
+}
+
+const struct classify_stats *classifier_stats(const struct classifier *c)
+{
+	return &c->stats;
+}
+
+size_t classifier_memory(const struct classifier *c)
+{
+	return cnn_memory(c->cnn) + c->m->mem_len + c->plane_len * (1 + sizeof(struct cell)) +
+	       (size_t)c->cap * (sizeof(struct classify_acc) + sizeof(uint32_t)) +
+	       (size_t)c->nslots * sizeof(uint32_t);
+}
+
+void classifier_flow_config(const struct classifier *c, struct flow_config *cfg)
+{
+	cfg->res = c->m->res;
+	cfg->window_ns = c->m->window_ns;
+	cfg->hop_ns = c->m->window_ns;
+}
+
+/* ---- the accumulator table ---- */
+
+static uint32_t id_hash(uint64_t id)
+{
+	id ^= id >> 33;
+	id *= 0xff51afd7ed558ccdULL;
+	id ^= id >> 33;
+	return (uint32_t)id;
+}
+
+/* Size for a table of max_flows, once, while no flow is tracked. */
+static int accs_size(struct classifier *c, uint32_t max_flows)
+{
+	uint32_t n = 16, i;
+
+	if (c->cap >= max_flows)
+		return 0;
+	if (c->cap && c->nfree != c->cap)
+		return -EBUSY;	/* flows tracked: keep what there is */
+	while (n < 2 * (uint64_t)max_flows)
+		n <<= 1;
+	accs_free(c);
+	/* calloc of large sizes maps zero pages: touched as flows come. */
+	c->accs = calloc(max_flows, sizeof(*c->accs));
+	c->slots = calloc(n, sizeof(*c->slots));
+	c->free_stack = malloc((size_t)max_flows * sizeof(*c->free_stack));
+	if (!c->accs || !c->slots || !c->free_stack) {
+		accs_free(c);
+		return -ENOMEM;
+	}
+	c->cap = max_flows;
+	c->nslots = n;
+	/* Pop order 0, 1, 2, ...: low accumulators first. */
+	for (i = 0; i < max_flows; i++)
+		c->free_stack[i] = max_flows - 1 - i;
+	c->nfree = max_flows;
+	return 0;
+}
+
+/* Slot of id in the index, or of the empty slot where it would go. */
+static uint32_t accs_slot(const struct classifier *c, uint64_t id)
+{
+	uint32_t mask = c->nslots - 1, s = id_hash(id) & mask;
+
+	while (c->slots[s] && c->accs[c->slots[s] - 1].flow_id != id)
+		s = (s + 1) & mask;
+	return s;
+}
+
+static struct classify_acc *accs_find(struct classifier *c, uint64_t id, bool create)
+{
+	uint32_t s, a;
+
+	if (!c->nslots)
+		return NULL;
+	s = accs_slot(c, id);
+	if (c->slots[s])
+		return &c->accs[c->slots[s] - 1];
+	if (!create || !c->nfree)
+		return NULL;
+	a = c->free_stack[--c->nfree];
+	memset(&c->accs[a], 0, sizeof(c->accs[a]));
+	c->accs[a].flow_id = id;
+	c->slots[s] = a + 1;
+	return &c->accs[a];
+}
+
+/* Remove id's slot, shifting later entries of its probe run back
+ * (linear probing without tombstones). */
+static void accs_remove(struct classifier *c, struct classify_acc *acc)
+{
+	uint32_t mask = c->nslots - 1, s = accs_slot(c, acc->flow_id), j, home;
+
+	c->free_stack[c->nfree++] = (uint32_t)(acc - c->accs);
+	acc->flow_id = 0;
+	c->slots[s] = 0;
+	for (j = (s + 1) & mask; c->slots[j]; j = (j + 1) & mask) {
+		home = id_hash(c->accs[c->slots[j] - 1].flow_id) & mask;
+		/* Move j to the hole s unless its home lies cyclically in (s, j]. */
+		if (s <= j ? (home > s && home <= j) : (home > s || home <= j))
+			continue;
+		c->slots[s] = c->slots[j];
+		c->slots[j] = 0;
+		s = j;
+	}
+}
+
+void classifier_reset(struct classifier *c)
+{
+	uint32_t i;
+
+	if (!c->cap)
+		return;
+	memset(c->slots, 0, (size_t)c->nslots * sizeof(*c->slots));
+	for (i = 0; i < c->cap; i++)
+		c->free_stack[i] = c->cap - 1 - i;
+	c->nfree = c->cap;
+}
+
+/* ---- blocks ---- */
+
+static void verdict_from_result(const struct classifier *c, const struct cnn_result *r,
+				struct block_verdict *v)
+{
+	uint32_t i;
+
+	memset(v->logits, 0, sizeof(v->logits));
+	memset(v->prob, 0, sizeof(v->prob));
+	for (i = 0; i < c->m->n_classes; i++) {
+		v->logits[i] = r->logits[i];
+		v->prob[i] = r->prob[i];
+	}
+	v->cls = r->cls;
+	v->confidence = r->prob[r->cls];
+}
+
+/* Run the model on one block's cells. */
+static int infer_block(struct classifier *c, const struct flow_table *ft, const struct block *b,
+		       struct block_verdict *v)
+{
+	uint32_t res = c->m->res;
+	struct cnn_result r;
+	struct cell_iter it;
+	struct cell cl;
+	size_t n = 0, i, px;
+	bool bad = false;
+	unsigned int sum;
+
+	block_cells_begin(&it, ft, b);
+	while (block_cells_next(&it, &cl)) {
+		if (cl.x >= res || cl.y >= res || cl.dir > 1) {
+			bad = true;
+			continue;
+		}
+		if (!cl.count)
+			continue;
+		px = ((size_t)cl.dir * res + cl.y) * res + cl.x;
+		if (!c->plane[px]) {
+			c->cells[n] = cl;
+			n++;
+		}
+		sum = c->plane[px] + cl.count;
+		c->plane[px] = sum > 255 ? 255 : (uint8_t)sum;
+	}
+	for (i = 0; i < n; i++) {
+		px = ((size_t)c->cells[i].dir * res + c->cells[i].y) * res + c->cells[i].x;
+		c->cells[i].count = c->plane[px];
+		c->plane[px] = 0;
+	}
+	if (bad) {
+		c->stats.blocks_failed++;
+		return -EINVAL;
+	}
+	if (cnn_run_sparse(c->cnn, c->cells, n, &r)) {
+		c->stats.blocks_failed++;
+		return -EINVAL;
+	}
+	verdict_from_result(c, &r, v);
+	v->index = b->index;
+	v->start_ns = b->start_ns;
+	v->samples = block_samples(b);
+	v->early = !b->complete;
+	c->stats.blocks++;
+	c->stats.blocks_early += v->early;
+	return 0;
+}
+
+static void acc_add(const struct classifier *c, struct classify_acc *a,
+		    const struct block_verdict *v)
+{
+	int k = !v->early;
+	uint32_t i;
+
+	if (a->votes[k][v->cls] < UINT16_MAX)
+		a->votes[k][v->cls]++;
+	for (i = 0; i < c->m->n_classes; i++)
+		a->psum[k][i] += v->prob[i];
+	a->blocks[k]++;
+}
+
+/* Is class i ahead of class j: more votes, then the larger summed probability,
+ * then the lower index. */
+static bool ahead(const uint16_t *votes, const float *psum, uint32_t i, uint32_t j)
+{
+	if (votes[i] != votes[j])
+		return votes[i] > votes[j];
+	if (psum[i] != psum[j])
+		return psum[i] > psum[j];
+	return i < j;
+}
+
+static void acc_combine(struct classifier *c, const struct classify_acc *a, uint64_t flow_id,
+			struct flow_verdict *v)
+{
+	uint32_t n_classes = c->m->n_classes, i, top, second = CLASSIFY_UNKNOWN, n;
+	int k = a->blocks[1] ? 1 : 0;	/* complete blocks vote when there are any */
+
+	memset(v, 0, sizeof(*v));
+	v->flow_id = flow_id;
+	v->blocks = a->blocks[0] + a->blocks[1];
+	v->cls = v->top = CLASSIFY_UNKNOWN;
+	c->stats.flows++;
+	if (!v->blocks) {
+		v->reason = CLASSIFY_NO_BLOCKS;
+		c->stats.flows_unknown[v->reason]++;
+		return;
+	}
+	n = a->blocks[k];
+	v->early = k == 0;
+	v->blocks_voting = n;
+	top = 0;
+	for (i = 1; i < n_classes; i++)
+		if (ahead(a->votes[k], a->psum[k], i, top))
+			top = i;
+	for (i = 0; i < n_classes; i++)
+		if (i != top && (second == CLASSIFY_UNKNOWN ||
+				 ahead(a->votes[k], a->psum[k], i, second)))
+			second = i;
+	for (i = 0; i < n_classes; i++) {
+		v->votes[i] = a->votes[k][i];
+		v->prob[i] = a->psum[k][i] / (float)n;
+	}
+	v->top = top;
+	v->confidence = v->prob[top];
+	if (second != CLASSIFY_UNKNOWN && v->votes[second] &&
+	    (float)v->votes[second] > c->cfg.vote_ratio * (float)v->votes[top])
+		v->reason = CLASSIFY_DISAGREE;
+	else if (v->confidence < c->cfg.min_confidence)
+		v->reason = CLASSIFY_LOW_CONFIDENCE;
+	else
+		v->reason = CLASSIFY_OK;
+	c->stats.flows_early += v->early;
+	if (v->reason == CLASSIFY_OK) {
+		v->cls = top;
+		c->stats.flows_class[top]++;
+	} else {
+		c->stats.flows_unknown[v->reason]++;
+	}
+}
+
+int classifier_block(struct classifier *c, const struct flow_table *ft, const struct flow *f,
+		     const struct block *b, struct block_verdict *out)
+{
+	struct block_verdict local, *v = out ? out : &local;
+	struct classify_acc *a;
+	int rc;
+
+	memset(v, 0, sizeof(*v));
+	v->flow_id = f->id;
+	rc = infer_block(c, ft, b, v);
+	if (rc)
+		return rc;
+	if (!c->alloc_failed && accs_size(c, flow_table_config(ft)->max_flows) == -ENOMEM)
+		c->alloc_failed = true;	/* counted per flow below; not retried per block */
+	a = accs_find(c, f->id, true);
+	if (!a)		/* counted at the flow's end (flows_untracked) */
+		return c->alloc_failed ? -ENOMEM : 0;
+	acc_add(c, a, v);
+	return 0;
+}
+
+void classifier_flow_end(struct classifier *c, const struct flow_table *ft, const struct flow *f,
+			 struct flow_verdict *out)
+{
+	static const struct classify_acc none;
+	struct classify_acc *a = accs_find(c, f->id, false);
+
+	(void)ft;
+	if (!a && f->blocks) {
+		/* Blocks were handed out, but their votes were not kept. */
+		memset(out, 0, sizeof(*out));
+		out->flow_id = f->id;
+		out->cls = out->top = CLASSIFY_UNKNOWN;
+		out->reason = CLASSIFY_UNTRACKED;
+		out->blocks = f->blocks;
+		c->stats.flows++;
+		c->stats.flows_unknown[CLASSIFY_UNTRACKED]++;
+		c->stats.flows_untracked++;
+		return;
+	}
+	acc_combine(c, a ? a : &none, f->id, out);
+	if (a)
+		accs_remove(c, a);
+}
+
+int classifier_picture(struct classifier *c, const uint8_t *pic, struct block_verdict *out)
+{
+	struct cnn_result r;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = cnn_run(c->cnn, pic, &r);
+	if (rc)
+		return rc;
+	verdict_from_result(c, &r, out);
+	c->stats.blocks++;
+	return 0;
+}
+
+/* ---- one flow's samples ---- */
+
+struct samples_ctx {
+	struct classifier *c;
+	struct classify_acc acc;
+	struct block_verdict *blocks;
+	size_t max_blocks, nblocks;
+	int rc;
+};
+
+static void samples_block(void *ctx, const struct flow_table *ft, const struct flow *f,
+			  const struct block *b)
+{
+	struct samples_ctx *s = ctx;
+	struct block_verdict v = { .flow_id = 1 };
+	int rc;
+
+	(void)f;
+	rc = infer_block(s->c, ft, b, &v);
+	if (rc) {
+		s->rc = rc;
+		return;
+	}
+	acc_add(s->c, &s->acc, &v);
+	if (s->blocks && s->nblocks < s->max_blocks)
+		s->blocks[s->nblocks] = v;
+	s->nblocks++;
+}
+
+int classifier_samples(struct classifier *c, const struct classify_sample *smp, size_t n,
+		       struct block_verdict *blocks, size_t max_blocks, size_t *nblocks,
+		       struct flow_verdict *out)
+{
+	struct samples_ctx s = { .c = c, .blocks = blocks, .max_blocks = max_blocks };
+	struct flow_events ev = { .block = samples_block, .ctx = &s };
+	struct flow_config cfg;
+	struct flow_table *ft;
+	struct pkt p;
+	uint8_t rev0;
+	size_t i;
+
+	flow_config_default(&cfg);
+	classifier_flow_config(c, &cfg);
+	cfg.max_flows = 1;
+	/* The longest gap the table takes; a longer one starts a new flow in the
+	 * table, whose blocks still count for this verdict. */
+	cfg.idle_timeout_ns = 1ULL << 42;
+	/* Every sample may open a cell, every open block holds a partial chunk. */
+	cfg.max_cells = (uint32_t)(n + 2 * CELL_CHUNK_CELLS * FLOW_MAX_OPEN_BLOCKS > (1u << 31)
+				   ? (1u << 31) : n + 2 * CELL_CHUNK_CELLS * FLOW_MAX_OPEN_BLOCKS);
+	ft = flow_table_new(&cfg, &ev);
+	if (!ft)
+		return -errno;
+	/* Side a sends the first forward sample.  When the first sample is
+	 * reverse, it goes out as a TCP SYN+ACK from b: the table then takes
+	 * its destination (a) as the initiator, as for a capture that missed
+	 * the SYN, so every direction is kept. */
+	rev0 = n ? smp[0].dir : 0;
+	memset(&p, 0, sizeof(p));
+	p.proto = rev0 ? 6 : 17;
+	for (i = 0; i < n; i++) {
+		bool fwd = smp[i].dir == FLOW_DIR_FWD;
+
+		memset(p.src, 0, 16);
+		memset(p.dst, 0, 16);
+		p.src[10] = p.src[11] = p.dst[10] = p.dst[11] = 0xff;
+		p.src[12] = p.dst[12] = 10;
+		p.src[15] = fwd ? 1 : 2;
+		p.dst[15] = fwd ? 2 : 1;
+		p.sport = fwd ? 40000 : 443;
+		p.dport = fwd ? 443 : 40000;
+		p.ts_ns = smp[i].ts_ns;
+		p.size = smp[i].size;
+		p.ip_len = smp[i].size + 40;
+		p.tcp_flags = i == 0 && rev0 ? 0x12 : p.proto == 6 ? 0x10 : 0;
+		flow_table_add(ft, &p);
+	}
+	flow_table_flush(ft);
+	flow_table_free(ft);
+	if (nblocks)
+		*nblocks = s.nblocks;
+	acc_combine(c, &s.acc, 1, out);
+	return s.rc;
+}
+
+/* ---- whole files ---- */
+
+struct file_ctx {
+	struct classifier *c;
+	const struct classify_callbacks *cb;
+};
+
+static void file_block(void *ctx, const struct flow_table *ft, const struct flow *f,
+		       const struct block *b)
+{
+	struct file_ctx *x = ctx;
+	struct block_verdict v;
+
+	if (classifier_block(x->c, ft, f, b, &v) == -EINVAL)
+		return;
+	if (x->cb && x->cb->block)
+		x->cb->block(x->cb->ctx, x->c, f, &v);
+}
+
+static void file_flow_end(void *ctx, const struct flow_table *ft, const struct flow *f,
+			  enum flow_end_reason why)
+{
+	struct file_ctx *x = ctx;
+	struct flow_verdict v;
+
+	classifier_flow_end(x->c, ft, f, &v);
+	if (x->cb && x->cb->flow)
+		x->cb->flow(x->cb->ctx, x->c, f, why, &v);
+}
+
+static void file_progress(void *ctx, const struct source *s)
+{
+	const struct file_ctx *x = ctx;
+
+	x->cb->progress(x->cb->ctx, s);
+}
+
+/* want: -1 any kind, 0 a capture, 1 a CSV. */
+static int classify_path(struct classifier *c, const char *path, const struct flow_config *base,
+			 const struct classify_callbacks *cb, struct classify_file_result *res,
+			 int want)
+{
+	struct file_ctx x = { .c = c, .cb = cb };
+	struct flow_events ev = { .block = file_block, .flow_end = file_flow_end, .ctx = &x };
+	struct pipeline_hooks hooks = { .ctx = &x };
+	struct flow_config cfg;
+	struct flow_table *ft;
+	struct source *s;
+	char why[256];
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	errno = 0;
+	s = source_open(path, res->error, sizeof(res->error));
+	if (!s)
+		return errno ? -errno : -EINVAL;
+	res->kind = source_kind(s);
+	res->linktype = source_linktype(s);
+	if (want >= 0 && (res->kind == SOURCE_CSV) != (want == 1)) {
+		snprintf(res->error, sizeof(res->error), "%s: is a %s file, not a %s", path,
+			 source_kind_name(res->kind), want ? "samples CSV" : "pcap or pcapng capture");
+		source_close(s);
+		return -EINVAL;
+	}
+	if (base)
+		cfg = *base;
+	else
+		flow_config_default(&cfg);
+	classifier_flow_config(c, &cfg);
+	if (flow_config_check(&cfg, why, sizeof(why))) {
+		snprintf(res->error, sizeof(res->error), "%s: flow table: %s", path, why);
+		source_close(s);
+		return -EINVAL;
+	}
+	ft = flow_table_new(&cfg, &ev);
+	if (!ft) {
+		rc = -errno;
+		snprintf(res->error, sizeof(res->error), "%s: cannot allocate the flow table: %s",
+			 path, strerror(errno));
+		source_close(s);
+		return rc;
+	}
+	res->opened = true;
+	hooks.progress = cb && cb->progress ? file_progress : NULL;
+	rc = pipeline_run(s, ft, &res->counts, &hooks);
+	if (rc) {
+		res->partial = true;
+		snprintf(res->error, sizeof(res->error), "%s", source_error(s));
+	}
+	flow_table_flush(ft);
+	res->stats = *flow_table_stats(ft);
+	flow_table_free(ft);
+	source_close(s);
+	return rc;
+}
+
+int classifier_file(struct classifier *c, const char *path, const struct flow_config *base,
+		    const struct classify_callbacks *cb, struct classify_file_result *res)
+{
+	return classify_path(c, path, base, cb, res, -1);
+}
+
+int classifier_pcap_file(struct classifier *c, const char *path, const struct flow_config *base,
+			 const struct classify_callbacks *cb, struct classify_file_result *res)
+{
+	return classify_path(c, path, base, cb, res, 0);
+}
+
+int classifier_csv_file(struct classifier *c, const char *path, const struct flow_config *base,
+			const struct classify_callbacks *cb, struct classify_file_result *res)
+{
+	return classify_path(c, path, base, cb, res, 1);
+}
