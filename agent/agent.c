@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: MIT
+/* agent.c - packets -> flows -> blocks -> verdicts -> JSON lines; see agent.h. */
+#include "agent.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "flow_json.h"
+#include "log.h"
+
+static void out_done(struct agent *a)
+{
+	/* Lines go out as they are made (a reader of the pipe sees them live);
+	 * a failed write is counted, not fatal: the counters still come. */
+	if (fflush(a->out) || ferror(a->out)) {
+		a->n.output_errors++;
+		clearerr(a->out);
+	}
+}
+
+static void on_block(void *ctx, const struct flow_table *ft, const struct flow *f,
+		     const struct block *b)
+{
+	struct agent *a = ctx;
+	struct block_verdict v;
+	int rc;
+
+	rc = classifier_block(a->cls, ft, f, b, &v);
+	if (rc == -EINVAL) {
+		a->n.blocks_failed++;
+		return;
+	}
+	a->n.verdicts_block++;
+	if (v.early)
+		a->n.verdicts_block_early++;
+	if (a->cfg->no_block_verdicts)
+		return;
+	block_verdict_json_line(a->out, a->cls, &v, NULL);
+	out_done(a);
+}
+
+static void on_flow_end(void *ctx, const struct flow_table *ft, const struct flow *f,
+			enum flow_end_reason why)
+{
+	struct agent *a = ctx;
+	struct flow_verdict v;
+
+	classifier_flow_end(a->cls, ft, f, &v);
+	a->n.verdicts_flow++;
+	if (v.early)
+		a->n.verdicts_flow_early++;
+	if (v.cls == CLASSIFY_UNKNOWN)
+		a->n.verdicts_flow_unknown++;
+	verdict_json_line(a->out, a->cls, f, why, NULL, &v);
+	out_done(a);
+}
+
+int agent_init(struct agent *a, const struct agent_config *cfg, struct classifier *cls,
+	       FILE *out, char *err, size_t errlen)
+{
+	struct flow_events ev = { .block = on_block, .flow_end = on_flow_end, .ctx = a };
+	struct flow_config fc;
+
+	memset(a, 0, sizeof(*a));
+	a->cfg = cfg;
+	a->cls = cls;
+	a->out = out;
+	flow_config_default(&fc);
+	fc.idle_timeout_ns = cfg->idle_timeout_ns;
+	fc.max_flows = cfg->max_flows;
+	fc.max_cells = cfg->max_cells;
+	/* The model decides what a picture is: its resolution and window. */
+	classifier_flow_config(cls, &fc);
+	if (cfg->hop_ns)
+		fc.hop_ns = cfg->hop_ns;
+	if (flow_config_check(&fc, err, errlen))
+		return -1;
+	a->ft = flow_table_new(&fc, &ev);
+	if (!a->ft) {
+		snprintf(err, errlen, "cannot allocate the flow table (%u flows, %u cells): %s",
+			 fc.max_flows, fc.max_cells, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+void agent_fini(struct agent *a)
+{
+	flow_table_free(a->ft);
+	a->ft = NULL;
+}
+
+void agent_packet(struct agent *a, const struct pkt *p)
+{
+	a->n.packets++;
+	if (p->proto == 6)
+		a->n.tcp++;
+	else if (p->proto == 17)
+		a->n.udp++;
+	if (flow_table_add(a->ft, p) != SKIP_NONE)
+		a->n.skipped[SKIP_FLOW_TABLE_FULL]++;
+}
+
+void agent_advance(struct agent *a, uint64_t now_ns)
+{
+	a->n.sweeps++;
+	flow_table_advance(a->ft, now_ns);
+}
+
+void agent_flush(struct agent *a)
+{
+	flow_table_flush(a->ft);
+}
+
+static void add(struct agent_counter *out, size_t *n, size_t max, const char *name, uint64_t v)
+{
+	if (*n < max)
+		out[(*n)++] = (struct agent_counter){ name, v };
+}
+
+void agent_counters(const struct agent *a, struct agent_counter *out, size_t *n, size_t max)
+{
+	/* Skip reasons as "skipped_<reason>": names with static storage. */
+	static const char *const skip_names[SKIP_REASON_COUNT] = {
+		[SKIP_LINK_UNSUPPORTED] = "skipped_link_unsupported",
+		[SKIP_TRUNCATED] = "skipped_truncated",
+		[SKIP_NOT_IP] = "skipped_not_ip",
+		[SKIP_IP_MALFORMED] = "skipped_ip_malformed",
+		[SKIP_FRAGMENT] = "skipped_fragment",
+		[SKIP_ICMP] = "skipped_icmp",
+		[SKIP_OTHER_L4] = "skipped_other_l4",
+		[SKIP_L4_MALFORMED] = "skipped_l4_malformed",
+		[SKIP_FLOW_TABLE_FULL] = "skipped_flow_table_full",
+		[SKIP_CSV_BAD_LINE] = "skipped_csv_bad_line",
+	};
+	const struct flow_stats *fs = flow_table_stats(a->ft);
+	const struct classify_stats *cs = classifier_stats(a->cls);
+	int i;
+
+	_Static_assert(SKIP_REASON_COUNT == 11, "name every skip reason above");
+	add(out, n, max, "packets", a->n.packets);
+	add(out, n, max, "packets_tcp", a->n.tcp);
+	add(out, n, max, "packets_udp", a->n.udp);
+	if (a->cfg->n_ifaces) {
+		add(out, n, max, "packets_ingress", a->n.ingress);
+		add(out, n, max, "packets_egress", a->n.egress);
+	}
+	for (i = 1; i < SKIP_REASON_COUNT; i++)
+		add(out, n, max, skip_names[i], a->n.skipped[i]);
+	add(out, n, max, "flows", fs->flows);
+	add(out, n, max, "flows_active", fs->flows_active);
+	add(out, n, max, "flows_active_max", fs->flows_active_max);
+	add(out, n, max, "samples", fs->samples);
+	add(out, n, max, "oversize", fs->oversize);
+	add(out, n, max, "reordered", fs->reordered);
+	add(out, n, max, "cells_refused", fs->cells_refused);
+	add(out, n, max, "cells_in_use_max", fs->cells_in_use_max);
+	add(out, n, max, "blocks", fs->blocks);
+	add(out, n, max, "blocks_empty", fs->blocks_empty);
+	add(out, n, max, "blocks_failed", a->n.blocks_failed);
+	add(out, n, max, "verdicts_block", a->n.verdicts_block);
+	add(out, n, max, "verdicts_block_early", a->n.verdicts_block_early);
+	add(out, n, max, "verdicts_flow", a->n.verdicts_flow);
+	add(out, n, max, "verdicts_flow_early", a->n.verdicts_flow_early);
+	add(out, n, max, "verdicts_flow_unknown", a->n.verdicts_flow_unknown);
+	add(out, n, max, "flows_untracked", cs->flows_untracked);
+	add(out, n, max, "output_errors", a->n.output_errors);
+	if (a->stream)
+		add(out, n, max, "stream_rejected", a->n.stream_rejected);
+	if (a->cfg->n_ifaces)
+		add(out, n, max, "sweeps", a->n.sweeps);
+}
+
+void agent_counters_write(FILE *f, const struct agent_counter *c, size_t n)
+{
+	size_t i;
+
+	fputs("{\"counters\":{", f);
+	for (i = 0; i < n; i++) {
+		if (i)
+			fputc(',', f);
+		json_write_string(f, c[i].name);
+		fprintf(f, ":%" PRIu64, c[i].value);
+	}
+	fputs("}}\n", f);
+	fflush(f);
+}

@@ -1,0 +1,497 @@
+// SPDX-License-Identifier: MIT
+/* config.c - the agent's settings, from flags and from a config file; see config.h. */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flow.h"
+#include "number.h"
+
+/* Bounds shared by the checks and the messages. */
+#define SEC_MIN_NS 1000ULL			/* 1 us */
+#define SEC_MAX_NS (1ULL << 42)			/* about 73 minutes */
+#define RING_MIN (4u << 10)
+#define RING_MAX (1u << 30)
+
+const struct config_setting config_settings[] = {
+	{ "iface", 'i', CK_IFACES, "IF[,IF...]",
+	  "Capture live on these interfaces (XDP ingress + TC egress)", 1 },
+	{ "pcap", 'r', CK_PATH, "FILE",
+	  "Replay a capture (pcap, pcapng, samples CSV; gz/xz) through the same path", 1 },
+	{ "model", 'm', CK_PATH, "FILE",
+	  "int8 model file (.fpcnn); default: the model built into the program", 1 },
+	{ "idle-timeout", 0x100, CK_SECONDS, "SEC", "A flow ends after this much silence "
+	  "(default 120)", 2 },
+	{ "hop", 0x101, CK_SECONDS, "SEC", "Distance between block starts (default: the "
+	  "model's window; smaller gives overlapping blocks, earlier verdicts)", 2 },
+	{ "max-flows", 0x102, CK_UINT, "N", "Flows tracked at once (default 65536); packets of "
+	  "further flows are counted as flow_table_full", 2 },
+	{ "max-cells", 0x103, CK_UINT, "N", "Picture cells held by open blocks (default "
+	  "4194304, 4 bytes each); samples beyond are counted as cells_refused", 2 },
+	{ "design", 0x110, CK_DESIGN, "records|batches", "What the BPF programs send: one "
+	  "compact record per packet, or per-flow batches (default: the capture library's)", 3 },
+	{ "xdp-generic", 0x111, CK_BOOL, NULL, "Force generic (skb) XDP even where the driver "
+	  "has native XDP", 3 },
+	{ "ring-bytes", 0x112, CK_UINT, "N", "Ring buffer size per CPU in bytes, a power of two "
+	  "(default: the capture library's)", 3 },
+	{ "bpf-flows", 0x113, CK_UINT, "N", "Flows the BPF flow map holds (default: the capture "
+	  "library's)", 3 },
+	{ "batch-age", 0x114, CK_SECONDS, "SEC", "Per-flow batches are sent at latest this old "
+	  "(batches design; default: the capture library's)", 3 },
+	{ "sweep", 0x115, CK_SECONDS, "SEC", "Deadline sweep period: idle flows end on time "
+	  "even when no packet arrives (default 1)", 3 },
+	{ "sweep-lag", 0x116, CK_SECONDS, "SEC", "The sweep stays this far behind the clock, so "
+	  "packets still in the rings or batches are not late (default 2)", 3 },
+	{ "keep-caps", 0x117, CK_BOOL, NULL, "Keep all capabilities after attaching (default: "
+	  "drop them all)", 3 },
+	{ "counters-file", 0x120, CK_PATH, "FILE", "Append the counters line here instead of "
+	  "stderr", 4 },
+	{ "counters-every", 0x121, CK_SECONDS, "SEC", "Also write the counters this often "
+	  "(default: only on SIGUSR1 and at exit)", 4 },
+	{ "flow-verdicts-only", 0x122, CK_BOOL, NULL, "Print flow verdicts only, not one line "
+	  "per block", 4 },
+	{ "log-level", 0x123, CK_LEVEL, "LEVEL", "error, warn (default), info or debug; -q is "
+	  "error, -v info", 4 },
+	{ 0 }
+};
+
+void config_default(struct agent_config *c)
+{
+	struct flow_config fc;
+
+	memset(c, 0, sizeof(*c));
+	flow_config_default(&fc);
+	c->idle_timeout_ns = fc.idle_timeout_ns;
+	c->max_flows = fc.max_flows;
+	c->max_cells = fc.max_cells;
+	c->sweep_ns = NS_PER_SEC;
+	c->lag_ns = 2 * NS_PER_SEC;
+}
+
+/* Names compare with '-' and '_' as the same character. */
+static bool name_eq(const char *a, const char *b)
+{
+	for (; *a && *b; a++, b++) {
+		char x = *a == '_' ? '-' : *a, y = *b == '_' ? '-' : *b;
+
+		if (x != y)
+			return false;
+	}
+	return *a == *b;
+}
+
+const struct config_setting *config_find(const char *name)
+{
+	const struct config_setting *s;
+
+	for (s = config_settings; s->name; s++)
+		if (name_eq(s->name, name))
+			return s;
+	return NULL;
+}
+
+const struct config_setting *config_find_key(int key)
+{
+	const struct config_setting *s;
+
+	for (s = config_settings; s->name; s++)
+		if (s->key == key)
+			return s;
+	return NULL;
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* ns as the shortest decimal seconds: 1000 -> "0.000001", 2e9 -> "2". */
+static const char *fmt_seconds(uint64_t ns, char *buf, size_t len)
+{
+	size_t n;
+
+	snprintf(buf, len, "%" PRIu64 ".%09" PRIu64, ns / NS_PER_SEC, ns % NS_PER_SEC);
+	n = strlen(buf);
+	while (buf[n - 1] == '0')
+		buf[--n] = '\0';
+	if (buf[n - 1] == '.')
+		buf[n - 1] = '\0';
+	return buf;
+}
+
+static int set_ifaces(struct agent_config *c, const char *name, const char *v, char *err,
+		      size_t errlen)
+{
+	const char *p = v;
+
+	c->n_ifaces = 0;
+	while (*p) {
+		size_t n = strcspn(p, ",");
+
+		if (n == 0)
+			return fail(err, errlen, "%s '%s': empty interface name", name, v);
+		if (n >= IF_NAMESIZE)
+			return fail(err, errlen, "%s '%s': interface name longer than %d characters",
+				    name, v, IF_NAMESIZE - 1);
+		if (c->n_ifaces == AGENT_MAX_IFACES)
+			return fail(err, errlen, "%s '%s': more than %d interfaces", name, v,
+				    AGENT_MAX_IFACES);
+		memcpy(c->ifaces[c->n_ifaces], p, n);
+		c->ifaces[c->n_ifaces][n] = '\0';
+		c->n_ifaces++;
+		p += n;
+		if (*p == ',' && *++p == '\0')
+			return fail(err, errlen, "%s '%s': empty interface name", name, v);
+	}
+	if (c->n_ifaces == 0)
+		return fail(err, errlen, "%s: give at least one interface name", name);
+	return 0;
+}
+
+static int set_path(char *dst, const char *name, const char *v, char *err, size_t errlen)
+{
+	size_t n = strlen(v);
+
+	if (n == 0)
+		return fail(err, errlen, "%s: empty file name", name);
+	if (n >= AGENT_PATH_MAX)
+		return fail(err, errlen, "%s: file name longer than %d bytes", name, AGENT_PATH_MAX - 1);
+	memcpy(dst, v, n + 1);
+	return 0;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+	static const char *const yes[] = { "true", "yes", "on", "1" };
+	static const char *const no[] = { "false", "no", "off", "0" };
+	size_t i;
+
+	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (!strcasecmp(v, yes[i])) {
+			*out = true;
+			return 0;
+		}
+		if (!strcasecmp(v, no[i])) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* The field a seconds setting goes to, with its range. */
+static uint64_t *seconds_field(struct agent_config *c, const char *name, uint64_t *min)
+{
+	*min = SEC_MIN_NS;
+	if (!strcmp(name, "idle-timeout"))
+		return &c->idle_timeout_ns;
+	if (!strcmp(name, "hop"))
+		return &c->hop_ns;
+	if (!strcmp(name, "batch-age"))
+		return &c->batch_age_ns;
+	if (!strcmp(name, "sweep")) {
+		*min = NS_PER_SEC / 1000;
+		return &c->sweep_ns;
+	}
+	*min = 0;
+	if (!strcmp(name, "sweep-lag"))
+		return &c->lag_ns;
+	if (!strcmp(name, "counters-every"))
+		return &c->counters_every_ns;
+	return NULL;
+}
+
+static int set_uint(struct agent_config *c, const char *name, const char *v, char *err,
+		    size_t errlen)
+{
+	uint64_t x, min, max;
+	uint32_t *dst;
+
+	if (!strcmp(name, "max-flows")) {
+		dst = &c->max_flows, min = 1, max = 1u << 30;
+	} else if (!strcmp(name, "max-cells")) {
+		dst = &c->max_cells, min = CELL_CHUNK_CELLS, max = 1u << 31;
+	} else if (!strcmp(name, "ring-bytes")) {
+		dst = &c->ring_bytes, min = RING_MIN, max = RING_MAX;
+	} else if (!strcmp(name, "bpf-flows")) {
+		dst = &c->bpf_flows, min = 1, max = 1u << 24;
+	} else {
+		return fail(err, errlen, "%s: no such number setting", name);
+	}
+	if (number_parse_u64(v, min, max, &x))
+		return fail(err, errlen, "%s '%s': give a whole number from %" PRIu64 " to %" PRIu64,
+			    name, v, min, max);
+	if (!strcmp(name, "ring-bytes") && (x & (x - 1)))
+		return fail(err, errlen, "%s '%s': give a power of two (e.g. 4194304)", name, v);
+	*dst = (uint32_t)x;
+	return 0;
+}
+
+int config_set(struct agent_config *c, const struct config_setting *s, const char *value,
+	       char *err, size_t errlen)
+{
+	const char *v = value ? value : "true";
+	uint64_t ns, min, *dst;
+	bool b;
+
+	if (s->kind != CK_BOOL && !value)
+		return fail(err, errlen, "%s: give a value", s->name);
+	switch (s->kind) {
+	case CK_IFACES:
+		if (set_ifaces(c, s->name, v, err, errlen))
+			return -1;
+		break;
+	case CK_PATH:
+	case CK_STRING:
+		if (!strcmp(s->name, "pcap")) {
+			if (set_path(c->pcap, s->name, v, err, errlen))
+				return -1;
+		} else if (!strcmp(s->name, "model")) {
+			if (set_path(c->model, s->name, v, err, errlen))
+				return -1;
+		} else if (!strcmp(s->name, "counters-file")) {
+			if (set_path(c->counters_file, s->name, v, err, errlen))
+				return -1;
+		} else {
+			return fail(err, errlen, "%s: no such file setting", s->name);
+		}
+		break;
+	case CK_SECONDS:
+		dst = seconds_field(c, s->name, &min);
+		if (!dst)
+			return fail(err, errlen, "%s: no such seconds setting", s->name);
+		if (number_parse_seconds(v, &ns) || ns < min || ns > SEC_MAX_NS) {
+			char lo[32];
+
+			return fail(err, errlen, "%s '%s': give seconds from %s to %llu", s->name, v,
+				    fmt_seconds(min, lo, sizeof(lo)), SEC_MAX_NS / NS_PER_SEC);
+		}
+		*dst = ns;
+		break;
+	case CK_UINT:
+		if (set_uint(c, s->name, v, err, errlen))
+			return -1;
+		break;
+	case CK_BOOL:
+		if (parse_bool(v, &b))
+			return fail(err, errlen, "%s '%s': give true or false", s->name, v);
+		if (!strcmp(s->name, "xdp-generic"))
+			c->xdp_generic = b;
+		else if (!strcmp(s->name, "keep-caps"))
+			c->keep_caps = b;
+		else if (!strcmp(s->name, "flow-verdicts-only"))
+			c->no_block_verdicts = b;
+		else
+			return fail(err, errlen, "%s: no such switch", s->name);
+		break;
+	case CK_DESIGN:
+		if (!strcmp(v, "records"))
+			c->design = AGENT_DESIGN_RECORDS;
+		else if (!strcmp(v, "batches"))
+			c->design = AGENT_DESIGN_BATCHES;
+		else
+			return fail(err, errlen, "%s '%s': give records or batches", s->name, v);
+		break;
+	case CK_LEVEL:
+		if (!strcmp(v, "error"))
+			c->verbosity = -1;
+		else if (!strcmp(v, "warn"))
+			c->verbosity = 0;
+		else if (!strcmp(v, "info"))
+			c->verbosity = 1;
+		else if (!strcmp(v, "debug"))
+			c->verbosity = 2;
+		else
+			return fail(err, errlen, "%s '%s': give error, warn, info or debug", s->name, v);
+		break;
+	}
+	c->given |= 1ULL << (s - config_settings);
+	return 0;
+}
+
+/* Strip blanks at both ends, in place. */
+static char *trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
+		e--;
+	*e = '\0';
+	return s;
+}
+
+static void reportf(void (*report)(void *, const char *), void *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void reportf(void (*report)(void *, const char *), void *ctx, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	report(ctx, line);
+}
+
+/* One line of a config file: 0 fine (or blank), -1 bad (reported). */
+static int load_line(struct agent_config *c, const char *path, unsigned lineno, char *line,
+		     unsigned *seen_at, void (*report)(void *, const char *), void *ctx)
+{
+	const struct config_setting *s;
+	char *key, *val, *eq, err[512];
+	size_t n;
+
+	key = trim(line);
+	if (*key == '\0' || *key == '#')
+		return 0;
+	eq = strchr(key, '=');
+	if (!eq) {
+		reportf(report, ctx, "%s:%u: expected 'key = value', got '%.60s'", path, lineno, key);
+		return -1;
+	}
+	*eq = '\0';
+	key = trim(key);
+	val = trim(eq + 1);
+	if (*key == '\0') {
+		reportf(report, ctx, "%s:%u: no key before '='", path, lineno);
+		return -1;
+	}
+	s = config_find(key);
+	if (!s) {
+		reportf(report, ctx, "%s:%u: unknown key '%.60s' (keys are the long flags of "
+			"flowpic-agent --help)", path, lineno, key);
+		return -1;
+	}
+	n = strlen(val);
+	if (n >= 2 && val[0] == '"' && val[n - 1] == '"') {
+		val[n - 1] = '\0';
+		val++;
+	} else if (val[0] == '"') {
+		reportf(report, ctx, "%s:%u: %s: unterminated quote", path, lineno, s->name);
+		return -1;
+	}
+	if (*val == '\0') {
+		reportf(report, ctx, "%s:%u: %s: no value after '='", path, lineno, s->name);
+		return -1;
+	}
+	if (seen_at[s - config_settings]) {
+		reportf(report, ctx, "%s:%u: %s is already set on line %u", path, lineno, s->name,
+			seen_at[s - config_settings]);
+		return -1;
+	}
+	if (config_set(c, s, val, err, sizeof(err))) {
+		reportf(report, ctx, "%s:%u: %s", path, lineno, err);
+		return -1;
+	}
+	seen_at[s - config_settings] = lineno;
+	return 0;
+}
+
+int config_load(struct agent_config *c, const char *path,
+		void (*report)(void *ctx, const char *line), void *ctx)
+{
+	unsigned seen_at[64] = { 0 }, lineno = 0;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	int bad = 0;
+	FILE *f;
+
+	_Static_assert(sizeof(config_settings) / sizeof(config_settings[0]) <= 64,
+		       "'given' and seen_at hold one bit/slot per setting");
+	f = fopen(path, "r");
+	if (!f) {
+		reportf(report, ctx, "%s: cannot read the config file: %s", path, strerror(errno));
+		return -1;
+	}
+	while ((len = getline(&line, &cap, f)) >= 0) {
+		lineno++;
+		if ((size_t)len != strlen(line)) {
+			reportf(report, ctx, "%s:%u: NUL byte in the line", path, lineno);
+			bad++;
+			continue;
+		}
+		if (load_line(c, path, lineno, line, seen_at, report, ctx))
+			bad++;
+	}
+	if (ferror(f)) {
+		reportf(report, ctx, "%s:%u: read error: %s", path, lineno + 1, strerror(errno));
+		bad = -1;
+	}
+	free(line);
+	fclose(f);
+	return bad;
+}
+
+int config_check(const struct agent_config *c, char *err, size_t errlen)
+{
+	if (c->n_ifaces && c->pcap[0])
+		return fail(err, errlen, "give either --iface (live) or --pcap (replay), not both");
+	if (!c->n_ifaces && !c->pcap[0])
+		return fail(err, errlen, "give --iface IF to capture live or --pcap FILE to replay "
+			    "(see --help)");
+	return 0;
+}
+
+static void print_seconds(FILE *out, const char *name, uint64_t ns)
+{
+	char buf[32];
+
+	fprintf(out, "%s = %s\n", name, fmt_seconds(ns, buf, sizeof(buf)));
+}
+
+void config_print(FILE *out, const struct agent_config *c)
+{
+	static const char *const levels[] = { "error", "warn", "info", "debug" };
+	unsigned i;
+
+	fputs("# flowpic-agent effective settings\n", out);
+	if (c->n_ifaces) {
+		fputs("iface = ", out);
+		for (i = 0; i < c->n_ifaces; i++)
+			fprintf(out, "%s%s", i ? "," : "", c->ifaces[i]);
+		fputc('\n', out);
+	}
+	if (c->pcap[0])
+		fprintf(out, "pcap = \"%s\"\n", c->pcap);
+	if (c->model[0])
+		fprintf(out, "model = \"%s\"\n", c->model);
+	print_seconds(out, "idle-timeout", c->idle_timeout_ns);
+	if (c->hop_ns)
+		print_seconds(out, "hop", c->hop_ns);
+	fprintf(out, "max-flows = %u\nmax-cells = %u\n", c->max_flows, c->max_cells);
+	if (c->design)
+		fprintf(out, "design = %s\n", c->design == AGENT_DESIGN_RECORDS ? "records" : "batches");
+	fprintf(out, "xdp-generic = %s\n", c->xdp_generic ? "true" : "false");
+	if (c->ring_bytes)
+		fprintf(out, "ring-bytes = %u\n", c->ring_bytes);
+	if (c->bpf_flows)
+		fprintf(out, "bpf-flows = %u\n", c->bpf_flows);
+	if (c->batch_age_ns)
+		print_seconds(out, "batch-age", c->batch_age_ns);
+	print_seconds(out, "sweep", c->sweep_ns);
+	print_seconds(out, "sweep-lag", c->lag_ns);
+	fprintf(out, "keep-caps = %s\n", c->keep_caps ? "true" : "false");
+	if (c->counters_file[0])
+		fprintf(out, "counters-file = \"%s\"\n", c->counters_file);
+	if (c->counters_every_ns)
+		print_seconds(out, "counters-every", c->counters_every_ns);
+	fprintf(out, "flow-verdicts-only = %s\n", c->no_block_verdicts ? "true" : "false");
+	fprintf(out, "log-level = %s\n", levels[c->verbosity + 1]);
+}

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config.h - every setting of flowpic-agent, settable the same way from the
+ * command line (--name VALUE) and from a config file (name = value).
+ *
+ * One table of settings drives both: the flag parser and the file parser
+ * call config_set() with the setting's long name and its text, so a value
+ * means the same thing wherever it is written and is checked by the same
+ * code.  Flags are applied after the file, so they override it.
+ *
+ * Config file format (docs/agent.md): one "key = value" per line; blank
+ * lines and lines whose first non-blank character is '#' are ignored; keys
+ * are the long flag names ('-' and '_' are the same); the value is the rest
+ * of the line with surrounding blanks removed, optionally in double quotes;
+ * switches take true/false, yes/no, on/off or 1/0.  A key may appear once.
+ * Every bad line is reported as "FILE:LINE: what is wrong".
+ */
+#ifndef FLOWPIC_AGENT_CONFIG_H
+#define FLOWPIC_AGENT_CONFIG_H
+
+#include <net/if.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define AGENT_MAX_IFACES 16
+#define AGENT_PATH_MAX 4096
+
+/* Per-packet records or per-flow batches from the BPF programs (bpf/capture.h). */
+enum agent_design { AGENT_DESIGN_DEFAULT = 0, AGENT_DESIGN_RECORDS, AGENT_DESIGN_BATCHES };
+
+struct agent_config {
+	/* input: live interfaces or one capture file (exactly one of the two) */
+	char ifaces[AGENT_MAX_IFACES][IF_NAMESIZE];
+	unsigned n_ifaces;
+	char pcap[AGENT_PATH_MAX];
+
+	/* model ("" = the embedded default) */
+	char model[AGENT_PATH_MAX];
+
+	/* flow table (window and resolution come from the model) */
+	uint64_t idle_timeout_ns;
+	uint64_t hop_ns;		/* 0: the model's window (consecutive blocks) */
+	uint32_t max_flows;
+	uint32_t max_cells;
+
+	/* live capture */
+	enum agent_design design;
+	bool xdp_generic;		/* force generic (skb) XDP */
+	uint32_t ring_bytes;		/* 0: the capture library's default */
+	uint32_t bpf_flows;		/* 0: the capture library's default */
+	uint64_t batch_age_ns;		/* 0: the capture library's default */
+	uint64_t sweep_ns;		/* deadline sweep period */
+	uint64_t lag_ns;		/* how far behind the clock the sweep stays */
+	bool keep_caps;			/* do not drop capabilities after attaching */
+
+	/* output */
+	char counters_file[AGENT_PATH_MAX];	/* "" = stderr */
+	uint64_t counters_every_ns;	/* 0: only on SIGUSR1 and at exit */
+	bool no_block_verdicts;		/* print only flow verdicts */
+	int verbosity;			/* -1 quiet, 0 warnings, 1 info, 2 debug */
+
+	/* verdict stream to a collector (stream/; "" = none) */
+	char collector[AGENT_PATH_MAX];
+	char collector_ca[AGENT_PATH_MAX];
+	char collector_cert[AGENT_PATH_MAX];
+	char collector_key[AGENT_PATH_MAX];
+	char collector_token_file[AGENT_PATH_MAX];
+	char agent_id[128];
+	char spool_dir[AGENT_PATH_MAX];
+
+	/* which settings were given (flag or file), by table index */
+	uint64_t given;
+};
+
+/* Kinds of values, for the parsers and for --help. */
+enum config_kind { CK_STRING, CK_PATH, CK_IFACES, CK_SECONDS, CK_UINT, CK_BOOL, CK_DESIGN, CK_LEVEL };
+
+struct config_setting {
+	const char *name;	/* long flag and config key */
+	int key;		/* argp key (short option letter or a private number) */
+	enum config_kind kind;
+	const char *arg;	/* argument name in --help, NULL for switches */
+	const char *doc;
+	int group;		/* --help section */
+};
+
+/* The table, ending with a zeroed entry. */
+extern const struct config_setting config_settings[];
+
+void config_default(struct agent_config *c);
+
+/* The setting named name ('-' or '_'), or NULL. */
+const struct config_setting *config_find(const char *name);
+const struct config_setting *config_find_key(int key);
+
+/*
+ * Set one setting from text.  value may be NULL for a switch (= true).
+ * 0, or -1 with "what is wrong" in err (no file/flag prefix: the caller adds
+ * where it came from).
+ */
+int config_set(struct agent_config *c, const struct config_setting *s, const char *value,
+	       char *err, size_t errlen);
+
+/*
+ * Read a config file into c.  Each bad line is reported through report()
+ * (one "FILE:LINE: what is wrong" line each) and the rest is still read.
+ * Returns the number of bad lines, or -1 when the file cannot be read (one
+ * line through report()).
+ */
+int config_load(struct agent_config *c, const char *path,
+		void (*report)(void *ctx, const char *line), void *ctx);
+
+/*
+ * Check the settings together (after file and flags).  0, or -1 with one
+ * line in err.
+ */
+int config_check(const struct agent_config *c, char *err, size_t errlen);
+
+/* Write the effective settings as a config file (--print-config). */
+void config_print(FILE *out, const struct agent_config *c);
+
+#endif

@@ -1,0 +1,285 @@
+// SPDX-License-Identifier: MIT
+/*
+ * live.c - `flowpic-agent --iface IF[,IF...]`: check what live capture needs
+ * (interfaces, BTF, ring buffers, capabilities) so each missing piece is one
+ * clear line; attach through bpf/capture.h; drop every capability; then one
+ * epoll loop over the rings, the signals and the deadline sweep.
+ *
+ * The sweep: flow time only moves with packets, so without it a flow that
+ * goes silent would end only when some later packet arrives.  Every --sweep
+ * the wall clock, less --sweep-lag (packets may still wait in the rings or
+ * in per-flow batches for up to batch-age), is given to the flow table.
+ */
+#include <errno.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/libbpf.h>
+
+#include "capture.h"
+#include "caps.h"
+#include "log.h"
+#include "run.h"
+
+#define BTF_PATH "/sys/kernel/btf/vmlinux"
+/* Drain passes at exit after the flush (each empties the rings once). */
+#define DRAIN_PASSES 64
+
+/* Counter names with the "capture_" prefix, made once. */
+static char cap_names[CAPTURE_C_COUNT][48];
+/* The capture's counters when it closed: the last counters line comes after. */
+static struct capture_counters cap_final;
+static bool cap_final_valid;
+
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+void live_counters(struct run *r, struct agent_counter *out, size_t *n, size_t max)
+{
+	struct capture_counters cc;
+	uint64_t loss = 0;
+	unsigned i;
+
+	if (r->cap)
+		capture_counters(r->cap, &cc);
+	else if (cap_final_valid)
+		cc = cap_final;
+	else
+		return;
+	for (i = 0; i < CAPTURE_C_COUNT && *n < max; i++) {
+		const char *name = capture_counter_name(i);
+
+		if (!name)
+			continue;
+		if (!cap_names[i][0])
+			snprintf(cap_names[i], sizeof(cap_names[i]), "capture_%s", name);
+		out[(*n)++] = (struct agent_counter){ cap_names[i], cc.v[i] };
+		if (capture_counter_is_loss(i))
+			loss += cc.v[i];
+	}
+	if (*n < max)
+		out[(*n)++] = (struct agent_counter){ "capture_lost_total", loss };
+}
+
+static void on_pkt(void *ctx, const struct pkt *p, int ifindex, enum capture_dir dir)
+{
+	struct run *r = ctx;
+
+	(void)ifindex;
+	if (dir == CAPTURE_EGRESS)
+		r->agent.n.egress++;
+	else
+		r->agent.n.ingress++;
+	agent_packet(&r->agent, p);
+}
+
+/* What live capture needs, checked before anything is loaded. */
+static int preflight(const struct agent_config *cfg)
+{
+	char err[512];
+	unsigned i;
+	int rc;
+
+	for (i = 0; i < cfg->n_ifaces; i++) {
+		if (!if_nametoindex(cfg->ifaces[i])) {
+			log_error("interface '%s' does not exist: give --iface one of the names "
+				  "`ip link show` lists", cfg->ifaces[i]);
+			return AGENT_EXIT_CAPTURE;
+		}
+	}
+	if (access(BTF_PATH, R_OK)) {
+		log_error("this kernel has no BTF (%s: %s): the BPF programs are CO-RE and need "
+			  "a kernel built with CONFIG_DEBUG_INFO_BTF=y (Debian's 5.10+ kernels have "
+			  "it); use --pcap to classify a capture instead", BTF_PATH, strerror(errno));
+		return AGENT_EXIT_CAPTURE;
+	}
+	if (caps_check_attach(err, sizeof(err))) {
+		log_error("%s", err);
+		return AGENT_EXIT_PRIVILEGE;
+	}
+	rc = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL);
+	if (rc == 0) {
+		log_error("this kernel has no BPF ring buffers (BPF_MAP_TYPE_RINGBUF needs Linux "
+			  "5.8 or later): upgrade the kernel, or use --pcap to classify a capture");
+		return AGENT_EXIT_CAPTURE;
+	}
+	if (rc < 0)
+		log_warn("cannot probe for BPF ring buffers (%s): trying anyway", strerror(-rc));
+	return AGENT_EXIT_OK;
+}
+
+static int epoll_add(int ep, int fd, uint32_t tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = tag };
+
+	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static int sweep_timer(uint64_t period_ns)
+{
+	struct itimerspec its = {
+		.it_interval = { (time_t)(period_ns / NS_PER_SEC), (long)(period_ns % NS_PER_SEC) },
+	};
+	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+
+	its.it_value = its.it_interval;
+	if (fd >= 0 && timerfd_settime(fd, 0, &its, NULL)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+enum { TAG_CAPTURE, TAG_SIGNAL, TAG_SWEEP };
+
+static void sweep(struct run *r)
+{
+	uint64_t now = realtime_ns();
+
+	if (now > r->cfg->lag_ns)
+		agent_advance(&r->agent, now - r->cfg->lag_ns);
+}
+
+/* The epoll loop until SIGINT/SIGTERM: AGENT_EXIT_OK or _FAILURE. */
+static int loop(struct run *r)
+{
+	int ep, tfd = -1, status = AGENT_EXIT_FAILURE;
+	struct epoll_event evs[4];
+
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	tfd = sweep_timer(r->cfg->sweep_ns);
+	if (ep < 0 || tfd < 0 || epoll_add(ep, capture_fd(r->cap), TAG_CAPTURE) ||
+	    epoll_add(ep, r->sigfd, TAG_SIGNAL) || epoll_add(ep, tfd, TAG_SWEEP)) {
+		log_error("cannot set up the event loop: %s", strerror(errno));
+		goto out;
+	}
+	while (!r->stop) {
+		int i, n = epoll_wait(ep, evs, 4, -1);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("epoll_wait: %s", strerror(errno));
+			goto out;
+		}
+		for (i = 0; i < n; i++) {
+			uint64_t ticks;
+			int rc;
+
+			switch (evs[i].data.u32) {
+			case TAG_CAPTURE:
+				rc = capture_poll(r->cap, 0, on_pkt, r);
+				if (rc < 0 && rc != -EINTR) {
+					log_error("reading the capture rings: %s", strerror(-rc));
+					goto out;
+				}
+				break;
+			case TAG_SIGNAL:
+				run_signals(r);
+				break;
+			case TAG_SWEEP:
+				if (read(tfd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+					log_warn("sweep timer: %s", strerror(errno));
+				/* Batches older than batch-age are pushed out by a poll. */
+				rc = capture_poll(r->cap, 0, on_pkt, r);
+				if (rc < 0 && rc != -EINTR) {
+					log_error("reading the capture rings: %s", strerror(-rc));
+					goto out;
+				}
+				sweep(r);
+				run_signals(r);	/* --counters-every */
+				break;
+			}
+		}
+	}
+	log_info("signal %d: ending every flow and detaching", r->stop_signal);
+	status = AGENT_EXIT_OK;
+out:
+	if (tfd >= 0)
+		close(tfd);
+	if (ep >= 0)
+		close(ep);
+	return status;
+}
+
+/* Everything still in the BPF maps and rings, then every flow ends. */
+static void drain(struct run *r)
+{
+	int i, rc;
+
+	rc = capture_flush(r->cap);
+	if (rc)
+		log_warn("flushing the BPF batches: %s (their packets are not counted)",
+			 strerror(-rc));
+	for (i = 0; i < DRAIN_PASSES; i++)
+		if (capture_poll(r->cap, 0, on_pkt, r) <= 0)
+			break;
+	agent_flush(&r->agent);
+}
+
+int live_run(struct run *r)
+{
+	const struct agent_config *cfg = r->cfg;
+	struct capture_config cc;
+	char err[1024], caps[256];
+	unsigned i;
+	int status;
+
+	status = preflight(cfg);
+	if (status)
+		return status;
+	capture_config_default(&cc);
+	for (i = 0; i < cfg->n_ifaces; i++)
+		cc.ifaces[i] = cfg->ifaces[i];
+	cc.n_ifaces = cfg->n_ifaces;
+	if (cfg->design == AGENT_DESIGN_RECORDS)
+		cc.design = CAPTURE_RECORDS;
+	else if (cfg->design == AGENT_DESIGN_BATCHES)
+		cc.design = CAPTURE_BATCHES;
+	cc.force_generic_xdp = cfg->xdp_generic;
+	if (cfg->ring_bytes)
+		cc.ring_bytes = cfg->ring_bytes;
+	if (cfg->bpf_flows)
+		cc.flow_map_size = cfg->bpf_flows;
+	if (cfg->batch_age_ns) {
+		uint64_t ms = (cfg->batch_age_ns + 999999) / 1000000;
+
+		cc.batch_age_ms = (uint32_t)(ms > 2000 ? 2000 : ms);
+	}
+	r->cap = capture_open(&cc, err, sizeof(err));
+	if (!r->cap) {
+		log_error("%s", err);
+		return AGENT_EXIT_CAPTURE;
+	}
+	for (i = 0; i < cfg->n_ifaces; i++)
+		log_info("capturing on %s (XDP %s ingress, TC egress)", cfg->ifaces[i],
+			 capture_xdp_mode(r->cap, i));
+	if (!cfg->keep_caps) {
+		if (caps_drop_all(err, sizeof(err))) {
+			log_error("%s: refusing to run with privileges it does not need; use "
+				  "--keep-caps to run anyway", err);
+			capture_close(r->cap);
+			r->cap = NULL;
+			return AGENT_EXIT_FAILURE;
+		}
+		caps_describe(caps, sizeof(caps));
+		log_info("capabilities dropped (now '%s')", caps);
+	}
+	status = loop(r);
+	drain(r);
+	capture_counters(r->cap, &cap_final);
+	cap_final_valid = true;
+	capture_close(r->cap);
+	r->cap = NULL;
+	return status;
+}

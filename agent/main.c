@@ -1,0 +1,308 @@
+// SPDX-License-Identifier: MIT
+/*
+ * main.c - flowpic-agent: settings (flags over a config file), the model,
+ * signals and counters; then live capture (live.c) or replay (replay.c).
+ */
+#include <argp.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "classify.h"
+#include "config.h"
+#include "log.h"
+#include "run.h"
+
+#ifndef FLOWPIC_VERSION
+#define FLOWPIC_VERSION "0"
+#endif
+
+/* Flags that are not settings. */
+enum { OPT_CONFIG = 'c', OPT_QUIET = 'q', OPT_VERBOSE = 'v', OPT_PRINT_CONFIG = 0x200 };
+
+/* A flag as given, applied after the config file so that flags win. */
+struct given_flag {
+	const struct config_setting *s;
+	const char *arg;
+};
+
+struct args {
+	const char *config_path;
+	bool print_config;
+	struct given_flag *flags;
+	int nflags;
+};
+
+static const char doc[] =
+	"Classify live traffic: eBPF (XDP ingress, TC egress) records packet sizes and times "
+	"per 5-tuple; each flow's blocks become FlowPics that the int8 CNN classifies. Verdicts "
+	"are JSON lines on stdout (the fields of `flowpic classify --json`): one per block and "
+	"a combined one when the flow ends. --pcap replays a capture through the same path."
+	"\v"
+	"Every setting can also be written in a config file (-c FILE) as 'key = value', the "
+	"key being the long flag name; flags override the file. Counters, one JSON line "
+	"{\"counters\":{...}}, go to stderr (or --counters-file) on SIGUSR1 and at exit. "
+	"SIGINT/SIGTERM end every flow (their verdicts are printed, marked early when a block "
+	"is partial), detach and exit 0. Live capture needs CAP_BPF, CAP_PERFMON and "
+	"CAP_NET_ADMIN (root); all are dropped once attached.\n\n"
+	"Examples:\n"
+	"  flowpic-agent --iface eth0\n"
+	"  flowpic-agent --iface eth0,wlan0 --model lab.fpcnn --idle-timeout 30 > verdicts.jsonl\n"
+	"  flowpic-agent --pcap capture.pcap.xz --flow-verdicts-only\n"
+	"  flowpic-agent -c /etc/flowpic/agent.conf --counters-every 60\n"
+	"  kill -USR1 $(pidof flowpic-agent)    # counters line now\n"
+	"  flowpic-agent -c agent.conf --print-config   # the settings in effect\n\n"
+	"Exit status: 0 done (end of the capture file, or SIGINT/SIGTERM); 1 the capture file "
+	"could not be read at all, or a run-time failure; 2 bad flag, config file or "
+	"combination; 3 the capture file was read only in part (what was read is reported); "
+	"4 the model would not load; 5 live capture could not start (no such interface, kernel "
+	"without BTF, ring buffers or XDP, attach refused); 6 missing capability (not root). "
+	"See docs/agent.md.";
+
+static error_t parse_opt(int key, char *arg, struct argp_state *state)
+{
+	struct args *a = state->input;
+	const struct config_setting *s;
+
+	switch (key) {
+	case OPT_CONFIG:
+		a->config_path = arg;
+		return 0;
+	case OPT_PRINT_CONFIG:
+		a->print_config = true;
+		return 0;
+	case OPT_QUIET:
+		a->flags[a->nflags++] = (struct given_flag){ config_find("log-level"), "error" };
+		return 0;
+	case OPT_VERBOSE:
+		a->flags[a->nflags++] = (struct given_flag){ config_find("log-level"), "info" };
+		return 0;
+	case ARGP_KEY_ARG:
+		argp_error(state, "unexpected argument '%s' (give a capture file with --pcap)", arg);
+		return 0;
+	}
+	s = config_find_key(key);
+	if (!s)
+		return ARGP_ERR_UNKNOWN;
+	a->flags[a->nflags++] = (struct given_flag){ s, arg };
+	return 0;
+}
+
+/* The argp option table from the settings table, plus the flags of main. */
+static struct argp_option *build_options(void)
+{
+	static const struct argp_option extra[] = {
+		{ NULL, 0, NULL, 0, "Input (one of):", 1 },
+		{ NULL, 0, NULL, 0, "Flows and blocks (resolution and window come from the model):", 2 },
+		{ NULL, 0, NULL, 0, "Live capture:", 3 },
+		{ NULL, 0, NULL, 0, "Output:", 4 },
+		{ "quiet", OPT_QUIET, NULL, 0, "Errors only on stderr (log-level = error)", 4 },
+		{ "verbose", OPT_VERBOSE, NULL, 0, "Progress messages on stderr (log-level = info)", 4 },
+		{ NULL, 0, NULL, 0, "Settings:", 5 },
+		{ "config", OPT_CONFIG, "FILE", 0, "Read settings from FILE (key = value lines; "
+		  "flags override it)", 5 },
+		{ "print-config", OPT_PRINT_CONFIG, NULL, 0, "Print the settings in effect as a "
+		  "config file and exit", 5 },
+	};
+	size_t n = 0, i, nset = 0;
+	struct argp_option *o;
+
+	while (config_settings[nset].name)
+		nset++;
+	o = calloc(nset + sizeof(extra) / sizeof(extra[0]) + 1, sizeof(*o));
+	if (!o)
+		return NULL;
+	for (i = 0; i < sizeof(extra) / sizeof(extra[0]); i++)
+		o[n++] = extra[i];
+	for (i = 0; i < nset; i++) {
+		const struct config_setting *s = &config_settings[i];
+
+		o[n++] = (struct argp_option){ s->name, s->key, s->arg,
+					       s->arg ? 0 : OPTION_ARG_OPTIONAL, s->doc, s->group };
+		/* A switch takes an optional =false on the command line. */
+		if (!s->arg)
+			o[n - 1].arg = "BOOL";
+	}
+	return o;
+}
+
+static void report_line(void *ctx, const char *line)
+{
+	(void)ctx;
+	log_error("%s", line);
+}
+
+/* Settings from defaults, the config file, then the flags.  AGENT_EXIT_OK or _USAGE. */
+static int load_settings(int argc, char **argv, struct agent_config *cfg, struct args *a)
+{
+	struct argp_option *opts = build_options();
+	struct argp argp = { opts, parse_opt, NULL, doc, NULL, NULL, NULL };
+	char err[600];
+	int i, bad = 0;
+
+	a->flags = calloc((size_t)argc + 1, sizeof(*a->flags));
+	if (!opts || !a->flags) {
+		log_error("out of memory");
+		free(opts);
+		return AGENT_EXIT_FAILURE;
+	}
+	argp_program_version = "flowpic-agent " FLOWPIC_VERSION;
+	argp_err_exit_status = AGENT_EXIT_USAGE;
+	if (argp_parse(&argp, argc, argv, 0, NULL, a)) {
+		free(opts);
+		return AGENT_EXIT_USAGE;
+	}
+	free(opts);
+	config_default(cfg);
+	if (a->config_path) {
+		int rc = config_load(cfg, a->config_path, report_line, NULL);
+
+		if (rc < 0)
+			return AGENT_EXIT_USAGE;
+		bad += rc;
+	}
+	for (i = 0; i < a->nflags; i++) {
+		if (config_set(cfg, a->flags[i].s, a->flags[i].arg, err, sizeof(err))) {
+			log_error("--%s", err);
+			bad++;
+		}
+	}
+	if (bad)
+		return AGENT_EXIT_USAGE;
+	if (!a->print_config && config_check(cfg, err, sizeof(err))) {
+		log_error("%s", err);
+		return AGENT_EXIT_USAGE;
+	}
+	return AGENT_EXIT_OK;
+}
+
+uint64_t run_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+void run_counters_dump(struct run *r)
+{
+	struct agent_counter c[AGENT_MAX_COUNTERS];
+	size_t n = 0;
+
+	r->agent.n.counter_dumps++;
+	agent_counters(&r->agent, c, &n, AGENT_MAX_COUNTERS);
+	live_counters(r, c, &n, AGENT_MAX_COUNTERS);
+	agent_counters_write(r->counters_out, c, n);
+}
+
+void run_signals(struct run *r)
+{
+	struct signalfd_siginfo si;
+
+	while (read(r->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGUSR1) {
+			run_counters_dump(r);
+		} else if (!r->stop) {
+			r->stop = true;
+			r->stop_signal = (int)si.ssi_signo;
+		}
+	}
+	if (r->cfg->counters_every_ns && run_mono_ns() >= r->next_counters_ns) {
+		run_counters_dump(r);
+		r->next_counters_ns = run_mono_ns() + r->cfg->counters_every_ns;
+	}
+}
+
+/* SIGINT, SIGTERM and SIGUSR1 arrive through a signalfd read by the loops. */
+static int signals_setup(void)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);	/* a closed stdout is counted (output_errors), not fatal */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGUSR1);
+	if (sigprocmask(SIG_BLOCK, &set, NULL))
+		return -1;
+	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+static const enum log_level levels[] = { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+int main(int argc, char **argv)
+{
+	struct classifier_config ccfg;
+	struct agent_config cfg;
+	struct args args = { 0 };
+	struct classifier *cls = NULL;
+	struct run r = { .sigfd = -1 };
+	char err[600];
+	int status;
+
+	log_init("flowpic-agent", LOG_WARN);
+	status = load_settings(argc, argv, &cfg, &args);
+	free(args.flags);
+	if (status)
+		return status;
+	if (args.print_config) {
+		config_print(stdout, &cfg);
+		return AGENT_EXIT_OK;
+	}
+	log_set_level(levels[cfg.verbosity + 1]);
+	r.cfg = &cfg;
+	r.counters_out = stderr;
+	if (cfg.counters_file[0]) {
+		r.counters_out = fopen(cfg.counters_file, "ae");
+		if (!r.counters_out) {
+			log_error("%s: cannot open the counters file: %s; give a writable "
+				  "--counters-file", cfg.counters_file, strerror(errno));
+			return AGENT_EXIT_USAGE;
+		}
+		setvbuf(r.counters_out, NULL, _IOLBF, 0);
+	}
+	r.sigfd = signals_setup();
+	if (r.sigfd < 0) {
+		log_error("cannot set up signal handling: %s", strerror(errno));
+		status = AGENT_EXIT_FAILURE;
+		goto out_counters;
+	}
+	r.next_counters_ns = run_mono_ns() + cfg.counters_every_ns;
+
+	classifier_config_default(&ccfg);
+	ccfg.model_path = cfg.model[0] ? cfg.model : NULL;
+	cls = classifier_new(&ccfg, err, sizeof(err));
+	if (!cls) {
+		log_error("%s: give --model a flowpic model file (.fpcnn, docs/model-format.md), "
+			  "or leave --model out for the built-in model", err);
+		status = AGENT_EXIT_MODEL;
+		goto out_sig;
+	}
+	log_info("model %s: %s %s, %u classes, %ux%u, window %.3f s",
+		 classifier_model_source(cls), classifier_model(cls)->name,
+		 classifier_model(cls)->version, classifier_model(cls)->n_classes,
+		 classifier_model(cls)->res, classifier_model(cls)->res,
+		 (double)classifier_model(cls)->window_ns / 1e9);
+	if (agent_init(&r.agent, &cfg, cls, stdout, err, sizeof(err))) {
+		log_error("%s", err);
+		status = AGENT_EXIT_USAGE;
+		goto out_cls;
+	}
+	status = cfg.n_ifaces ? live_run(&r) : replay_run(&r);
+	/* The last counters: after every flow ended, so they add up. */
+	run_counters_dump(&r);
+	agent_fini(&r.agent);
+out_cls:
+	classifier_free(cls);
+out_sig:
+	close(r.sigfd);
+out_counters:
+	if (r.counters_out != stderr)
+		fclose(r.counters_out);
+	return status;
+}

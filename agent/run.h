@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * run.h - one run of the agent: the pipeline (agent.h), the signals that
+ * steer it, and where its counters go.  main.c sets it up; replay.c and
+ * live.c drive it from their sources.
+ */
+#ifndef FLOWPIC_AGENT_RUN_H
+#define FLOWPIC_AGENT_RUN_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "agent.h"
+
+struct capture;
+
+struct run {
+	struct agent agent;
+	const struct agent_config *cfg;
+	int sigfd;			/* signalfd: SIGINT, SIGTERM, SIGUSR1 (blocked otherwise) */
+	bool stop;			/* SIGINT or SIGTERM seen */
+	int stop_signal;
+	FILE *counters_out;		/* stderr or --counters-file */
+	struct capture *cap;		/* live only */
+	uint64_t next_counters_ns;	/* --counters-every: next periodic line (CLOCK_MONOTONIC) */
+};
+
+/* Read pending signals without waiting: SIGUSR1 writes the counters,
+ * SIGINT/SIGTERM set stop. */
+void run_signals(struct run *r);
+
+/* Write the counters line now (userspace + BPF + stream). */
+void run_counters_dump(struct run *r);
+
+/* Monotonic clock in ns. */
+uint64_t run_mono_ns(void);
+
+/* Replay cfg->pcap: an AGENT_EXIT_* status. */
+int replay_run(struct run *r);
+
+/* Capture live on cfg->ifaces until SIGINT/SIGTERM: an AGENT_EXIT_* status. */
+int live_run(struct run *r);
+
+/* Capture counters appended (live.c; nothing without a capture). */
+void live_counters(struct run *r, struct agent_counter *out, size_t *n, size_t max);
+
+#endif
