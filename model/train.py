@@ -268,6 +268,10 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--arrays", required=True, help="lab arrays folder (lab.py arrays)")
     ap.add_argument("--requet", help="Requet arrays folder (model/requet.py)")
+    ap.add_argument("--requet-train", metavar="REGEX",
+                    help="Requet captures whose name matches REGEX lend their labeled video "
+                    "pictures to training (class video); only the other captures are "
+                    "evaluated (default: none trained on, all held out)")
     ap.add_argument("--out", required=True, help="run folder")
     ap.add_argument("--net", default="lenet32", choices=sorted(nets.NETS))
     ap.add_argument("--epochs", type=int, default=20)
@@ -333,6 +337,13 @@ def main():
                      "lab arrays (res %d, window %s, %d channels)" % (
                          rmeta["res"], rmeta["window"], rmeta["direction"], full.res,
                          args.window, full.channels))
+        if args.requet_train:
+            rq_train, rq = data.split_requet(rq, args.requet_train)
+            if not len(rq_train) or not len(rq):
+                sys.exit("train.py: --requet-train %r leaves %d captures' pictures to train on "
+                         "and %d to evaluate: both must be non-empty"
+                         % (args.requet_train, len(rq_train), len(rq)))
+            full = data.concat(full, rq_train)
         held["requet"] = rq
     args.direction = args.direction or ("split" if full.channels == 2 else "both")
     if (args.direction == "split") != (full.channels == 2):

@@ -6,7 +6,8 @@ The pictures come only from `flowpic export --format npy` (through
 
   lab arrays:    DIR/{train,test_session,test_profile}.npy, uint8 [N, R, R]
                  (or [N, 2, R, R] for --direction split), and DIR/{split}.csv
-                 (session,app,profile,class,flow,block,complete,samples)
+                 (session,app,profile,class,flow,block,complete,samples[,copy]:
+                 copy > 0 marks augmented copies of the train split)
   requet arrays: DIR/requet.npy and DIR/requet.csv
                  (pcap,flow,block,complete,samples,label), label video or
                  background
@@ -101,6 +102,32 @@ def load_requet(dirname: str, classes=CLASSES, min_samples=1, complete_only=Fals
     return _filter(Split("requet", pics, y, meta), min_samples, complete_only)
 
 
+def split_requet(rq: Split, pattern: str) -> tuple[Split, Split]:
+    """(training part, held-out part) of Requet arrays: captures whose name
+    matches the regular expression pattern give their video pictures to
+    training, as lab-like rows (session = the capture, class video); the
+    held-out part keeps only the other captures, video and background."""
+    import re
+    rx = re.compile(pattern)
+    is_train = np.array([bool(rx.search(m["pcap"])) for m in rq.meta], bool)
+    train_idx = np.flatnonzero(is_train & (rq.y >= 0))
+    part = rq.subset(train_idx, "requet_train")
+    part.meta = [{"session": m["pcap"], "app": "requet-youtube", "profile": "requet",
+                  "class": "video", "flow": m["flow"], "block": m["block"],
+                  "complete": m["complete"], "samples": m["samples"], "copy": 0}
+                 for m in part.meta]
+    return part, rq.subset(np.flatnonzero(~is_train))
+
+
+def concat(a: Split, b: Split) -> Split:
+    """a's pictures then b's (same resolution and channels), named as a."""
+    if a.pics.shape[1:] != b.pics.shape[1:]:
+        raise ValueError("cannot join pictures of shapes %s and %s"
+                         % (a.pics.shape[1:], b.pics.shape[1:]))
+    return Split(a.name, np.concatenate([a.pics, b.pics]), np.concatenate([a.y, b.y]),
+                 a.meta + b.meta)
+
+
 def carve_validation(s: Split, frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(train indices, validation indices): about frac of each class's
     sessions go to validation, whole sessions only, and every class keeps at
@@ -117,7 +144,11 @@ def carve_validation(s: Split, frac: float, seed: int) -> tuple[np.ndarray, np.n
         if n > 0:
             val_sessions.update(rng.choice(sessions, n, replace=False).tolist())
     is_val = np.array([x in val_sessions for x in session_of], bool)
-    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+    # Validation keeps only plain pictures (copy 0): it picks the epoch, so it
+    # must look like the held-out sets; augmented copies of its sessions are
+    # left out of both.
+    plain = np.array([int(m.get("copy", 0)) == 0 for m in s.meta], bool)
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val & plain)
 
 
 def balanced_weights(y: np.ndarray, n_classes: int) -> np.ndarray:

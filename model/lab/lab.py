@@ -274,33 +274,56 @@ def cmd_arrays(args):
     common = ["--res", str(args.res), "--window", str(args.window)]
     if args.hop:
         common += ["--hop", str(args.hop)]
+
+    def exports(rec):
+        """(copy, extra export flags) for one session: copy 0 is the plain
+        export; the train split also gets --train-aug augmented copies and
+        --train-hop overlapping blocks (held-out splits never do)."""
+        if rec["split"] != "train":
+            return [(0, [])]
+        extra = ["--hop", str(args.train_hop)] if args.train_hop else []
+        out = [(0, extra)]
+        for k in range(1, args.train_aug + 1):
+            out.append((k, extra + ["--aug-time-scale", args.aug_time_scale,
+                                    "--aug-time-shift", str(args.window),
+                                    "--aug-drop", str(args.aug_drop),
+                                    "--aug-seed", str(k)]))
+        return out
+
     with tempfile.TemporaryDirectory() as tmp:
         for i, rec in enumerate(records):
             prefix = os.path.join(tmp, "s")
-            subprocess.run([args.flowpic, "export", "-q", os.path.join(args.release, rec["file"]),
-                            "--format", "npy", "--direction", args.direction, "-o", prefix]
-                           + common, check=True)
-            arr = np.load(prefix + ".npy")
-            with open(prefix + ".index.csv") as f:
-                rows = list(__import__("csv").DictReader(f))
-            for row, pic in zip(rows, arr):
-                flow = {"proto": "tcp" if row["proto"] == "6" else "udp", "src": row["src"],
-                        "sport": int(row["sport"]), "dst": row["dst"], "dport": int(row["dport"])}
-                label = label_flow(flow, _flow_record(rec))
-                if label not in CLASSES:
-                    continue
-                pics[rec["split"]].append(pic)
-                meta[rec["split"]].append([rec["id"], rec["app"], rec["profile"], label,
-                                           row["flow"], row["block"], row["complete"],
-                                           row["samples"]])
+            for copy, extra in exports(rec):
+                subprocess.run([args.flowpic, "export", "-q",
+                                os.path.join(args.release, rec["file"]), "--format", "npy",
+                                "--direction", args.direction, "-o", prefix]
+                               + common + extra, check=True)
+                arr = np.load(prefix + ".npy")
+                with open(prefix + ".index.csv") as f:
+                    rows = list(__import__("csv").DictReader(f))
+                for row, pic in zip(rows, arr):
+                    flow = {"proto": "tcp" if row["proto"] == "6" else "udp",
+                            "src": row["src"], "sport": int(row["sport"]), "dst": row["dst"],
+                            "dport": int(row["dport"])}
+                    label = label_flow(flow, _flow_record(rec))
+                    if label not in CLASSES:
+                        continue
+                    pics[rec["split"]].append(pic)
+                    meta[rec["split"]].append([rec["id"], rec["app"], rec["profile"], label,
+                                               row["flow"], row["block"], row["complete"],
+                                               row["samples"], copy])
             log(f"[{i + 1}/{len(records)}] {rec['id']}")
     for split in sorted(pics):
         np.save(os.path.join(args.out, f"{split}.npy"), np.stack(pics[split]))
         with open(os.path.join(args.out, f"{split}.csv"), "w") as f:
-            f.write("session,app,profile,class,flow,block,complete,samples\n")
+            f.write("session,app,profile,class,flow,block,complete,samples,copy\n")
             for m in meta[split]:
                 f.write(",".join(map(str, m)) + "\n")
         log(f"{split}: {len(pics[split])} pictures")
+    with open(os.path.join(args.out, "arrays.json"), "w") as f:
+        json.dump({k: getattr(args, k) for k in ("res", "window", "hop", "direction",
+                                                  "train_hop", "train_aug", "aug_time_scale",
+                                                  "aug_drop")}, f)
 
 
 def cmd_stats(args):
@@ -425,6 +448,12 @@ def main():
     a.add_argument("--window", type=float, default=60)
     a.add_argument("--hop", type=float)
     a.add_argument("--direction", default="both", choices=["both", "fwd", "rev", "split"])
+    a.add_argument("--train-hop", type=float,
+                   help="hop of the train split only: overlapping blocks, more pictures")
+    a.add_argument("--train-aug", type=int, default=0,
+                   help="augmented copies of the train split (flowpic export --aug-*)")
+    a.add_argument("--aug-time-scale", default="0.5:1.5", help="with --train-aug")
+    a.add_argument("--aug-drop", type=float, default=0.02, help="with --train-aug")
     s = sub.add_parser("stats")
     s.add_argument("release")
     e = sub.add_parser("examples")

@@ -9,10 +9,12 @@
  *                                  logits the Python reference computed
  *   cnn_golden --reencode IN OUT   load IN, write model_encode() to OUT (the
  *                                  Python side checks the bytes are its own)
- *   cnn_golden --bench MODEL CELLS [RUNS]
- *                                  microseconds per picture, each path, on
- *                                  random pictures of about CELLS non-zero
- *                                  pixels (not a test: a measurement)
+ *   cnn_golden --bench MODEL CELLS|GOLDEN [RUNS]
+ *                                  microseconds per picture, each path, on a
+ *                                  random picture of about CELLS non-zero
+ *                                  pixels, or cycling through the pictures of
+ *                                  a golden file (real held-out pictures):
+ *                                  not a test, a measurement (bench/inference.py)
  *
  * GOLDEN: "FPGOLD01", u32 count, u32 picture bytes, u32 classes, u32 0, then
  * count records of picture bytes followed by the int8 logits.
@@ -193,56 +195,112 @@ static double now_us(void)
 	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
+/* Best of 5 repetitions of runs pictures (cycling through npics of them). */
 static void bench_path(const struct model *m, unsigned int flags, const char *what,
-		       const uint8_t *pic, const struct cell *cells, size_t ncells, int runs)
+		       const uint8_t *pics, size_t npics, int runs)
 {
+	size_t n = model_tensor_size(m, -1), *ncells = NULL, i;
+	struct cell *cells = NULL;
 	struct cnn *c = cnn_new(m, flags);
-	struct cnn_result r;
+	struct cnn_result r = { 0 };
 	double t0, best = 1e30;
-	int i, rep;
+	int k, rep;
 
 	if (!c)
 		return;
+	if (!strcmp(what, "cells")) {
+		cells = malloc(npics * n * sizeof(*cells) + 1);
+		ncells = malloc(npics * sizeof(*ncells));
+		if (!ncells) {
+			free(cells);
+			cells = NULL;
+		}
+		for (i = 0; cells && i < npics; i++)
+			ncells[i] = pic_cells(m, pics + i * n, cells + i * n);
+	}
 	for (rep = 0; rep < 5; rep++) {
 		t0 = now_us();
-		for (i = 0; i < runs; i++)
+		for (k = 0; k < runs; k++) {
+			i = (size_t)k % npics;
 			if (cells)
-				cnn_run_sparse(c, cells, ncells, &r);
+				cnn_run_sparse(c, cells + i * n, ncells[i], &r);
 			else
-				cnn_run(c, pic, &r);
+				cnn_run(c, pics + i * n, &r);
+		}
 		t0 = (now_us() - t0) / runs;
 		best = t0 < best ? t0 : best;
 	}
-	printf("%-28s %-4s %10.1f us/picture  (class %u, %zu KiB scratch)\n", what, cnn_path(c),
+	printf("%-28s %-4s %10.2f us/picture  (class %u, %zu KiB scratch)\n", what, cnn_path(c),
 	       best, r.cls, cnn_memory(c) / 1024);
+	free(ncells);
+	free(cells);
 	cnn_free(c);
 }
 
-static int bench(const char *path, size_t want_cells, int runs)
+/* Pictures to time: those of a golden file, or one random picture of about
+ * want_cells non-zero pixels. */
+static uint8_t *bench_pictures(const struct model *m, const char *arg, size_t *npics)
+{
+	size_t n = model_tensor_size(m, -1), len, i;
+	uint8_t *buf, *pic;
+	uint32_t hdr[4];
+	char *end;
+	unsigned long want_cells = strtoul(arg, &end, 10);
+
+	if (*arg && !*end) {
+		pic = calloc(n, 1);
+		for (i = 0; pic && i < want_cells; i++)
+			pic[rnd() % n] = (uint8_t)(1 + rnd() % (rnd() % 4 ? 8 : 255));
+		*npics = 1;
+		return pic;
+	}
+	buf = slurp(arg, &len);
+	if (!buf || len < 24 || memcmp(buf, "FPGOLD01", 8)) {
+		fprintf(stderr, "cnn_golden: %s: not a golden file\n", arg);
+		free(buf);
+		return NULL;
+	}
+	memcpy(hdr, buf + 8, 16);
+	if (hdr[0] == 0 || hdr[1] != n || hdr[2] != m->n_classes ||
+	    len != 24 + ((size_t)hdr[1] + hdr[2]) * hdr[0]) {
+		fprintf(stderr, "cnn_golden: %s does not fit %s\n", arg, m->name);
+		free(buf);
+		return NULL;
+	}
+	pic = malloc(n * hdr[0]);
+	for (i = 0; pic && i < hdr[0]; i++)
+		memcpy(pic + i * n, buf + 24 + i * (n + hdr[2]), n);
+	free(buf);
+	*npics = hdr[0];
+	return pic;
+}
+
+static int bench(const char *path, const char *what, int runs)
 {
 	struct model *m = load(path);
-	size_t n, i, ncells;
-	struct cell *cells;
-	uint8_t *pic;
+	size_t npics = 0, n, i, nz = 0;
+	uint8_t *pics;
 
 	if (!m)
 		return 1;
+	pics = bench_pictures(m, what, &npics);
+	if (!pics) {
+		model_free(m);
+		return 1;
+	}
 	n = model_tensor_size(m, -1);
-	pic = calloc(n, 1);
-	cells = calloc(want_cells + 1, sizeof(*cells));
-	for (i = 0; i < want_cells; i++)
-		pic[rnd() % n] = (uint8_t)(1 + rnd() % (rnd() % 4 ? 8 : 255));
-	ncells = pic_cells(m, pic, cells);
-	printf("%s: %u x %u, %zu non-zero pixels\n", m->name, m->res, m->res, ncells);
-	bench_path(m, CNN_REF | CNN_DENSE_FIRST, "picture, dense first layer", pic, NULL, 0, runs);
-	bench_path(m, CNN_DENSE_FIRST, "picture, dense first layer", pic, NULL, 0, runs);
-	bench_path(m, CNN_REF | CNN_SPARSE_FIRST, "picture, sparse first layer", pic, NULL, 0,
+	for (i = 0; i < npics * n; i++)
+		nz += pics[i] != 0;
+	printf("%s: %u x %u, %zu picture(s), %.1f non-zero pixels each\n", m->name, m->res,
+	       m->res, npics, (double)nz / (double)npics);
+	bench_path(m, CNN_REF | CNN_DENSE_FIRST, "picture, dense first layer", pics, npics, runs);
+	bench_path(m, CNN_DENSE_FIRST, "picture, dense first layer", pics, npics, runs);
+	bench_path(m, CNN_REF | CNN_SPARSE_FIRST, "picture, sparse first layer", pics, npics,
 		   runs);
-	bench_path(m, CNN_SPARSE_FIRST, "picture, sparse first layer", pic, NULL, 0, runs);
-	bench_path(m, CNN_REF, "cells", pic, cells, ncells, runs);
-	bench_path(m, 0, "cells", pic, cells, ncells, runs);
-	free(cells);
-	free(pic);
+	bench_path(m, CNN_SPARSE_FIRST, "picture, sparse first layer", pics, npics, runs);
+	bench_path(m, CNN_REF, "cells", pics, npics, runs);
+	bench_path(m, 0, "cells", pics, npics, runs);
+	free(pics);
 	model_free(m);
 	return 0;
 }
@@ -254,8 +312,8 @@ int main(int argc, char **argv)
 	if (argc == 4 && !strcmp(argv[1], "--reencode"))
 		return reencode(argv[2], argv[3]);
 	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "--bench"))
-		return bench(argv[2], strtoul(argv[3], NULL, 10), argc == 5 ? atoi(argv[4]) : 100);
+		return bench(argv[2], argv[3], argc == 5 ? atoi(argv[4]) : 100);
 	fprintf(stderr, "usage: cnn_golden MODEL GOLDEN | --reencode IN OUT | "
-		"--bench MODEL CELLS [RUNS]\n");
+		"--bench MODEL CELLS|GOLDEN [RUNS]\n");
 	return 2;
 }
