@@ -70,10 +70,9 @@ int agent_init(struct agent *a, const struct agent_config *cfg, struct classifie
 	fc.idle_timeout_ns = cfg->idle_timeout_ns;
 	fc.max_flows = cfg->max_flows;
 	fc.max_cells = cfg->max_cells;
-	/* The model decides what a picture is: its resolution and window. */
+	/* The model decides what a picture is: its resolution and window, and
+	 * blocks follow each other as in training (hop = window). */
 	classifier_flow_config(cls, &fc);
-	if (cfg->hop_ns)
-		fc.hop_ns = cfg->hop_ns;
 	if (flow_config_check(&fc, err, errlen))
 		return -1;
 	a->ft = flow_table_new(&fc, &ev);

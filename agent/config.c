@@ -23,11 +23,10 @@ const struct config_setting config_settings[] = {
 	{ "pcap", 'r', CK_PATH, "FILE",
 	  "Replay a capture (pcap, pcapng, samples CSV; gz/xz) through the same path", 1 },
 	{ "model", 'm', CK_PATH, "FILE",
-	  "int8 model file (.fpcnn); default: the model built into the program", 1 },
+	  "int8 model file (.fpcnn); default: the model built into the program. Its "
+	  "resolution and window set the blocks'", 2 },
 	{ "idle-timeout", 0x100, CK_SECONDS, "SEC", "A flow ends after this much silence "
 	  "(default 120)", 2 },
-	{ "hop", 0x101, CK_SECONDS, "SEC", "Distance between block starts (default: the "
-	  "model's window; smaller gives overlapping blocks, earlier verdicts)", 2 },
 	{ "max-flows", 0x102, CK_UINT, "N", "Flows tracked at once (default 65536); packets of "
 	  "further flows are counted as flow_table_full", 2 },
 	{ "max-cells", 0x103, CK_UINT, "N", "Picture cells held by open blocks (default "
@@ -197,8 +196,6 @@ static uint64_t *seconds_field(struct agent_config *c, const char *name, uint64_
 	*min = SEC_MIN_NS;
 	if (!strcmp(name, "idle-timeout"))
 		return &c->idle_timeout_ns;
-	if (!strcmp(name, "hop"))
-		return &c->hop_ns;
 	if (!strcmp(name, "batch-age"))
 		return &c->batch_age_ns;
 	if (!strcmp(name, "sweep")) {
@@ -473,8 +470,6 @@ void config_print(FILE *out, const struct agent_config *c)
 	if (c->model[0])
 		fprintf(out, "model = \"%s\"\n", c->model);
 	print_seconds(out, "idle-timeout", c->idle_timeout_ns);
-	if (c->hop_ns)
-		print_seconds(out, "hop", c->hop_ns);
 	fprintf(out, "max-flows = %u\nmax-cells = %u\n", c->max_flows, c->max_cells);
 	if (c->design)
 		fprintf(out, "design = %s\n", c->design == AGENT_DESIGN_RECORDS ? "records" : "batches");

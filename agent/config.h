@@ -41,7 +41,6 @@ struct agent_config {
 
 	/* flow table (window and resolution come from the model) */
 	uint64_t idle_timeout_ns;
-	uint64_t hop_ns;		/* 0: the model's window (consecutive blocks) */
 	uint32_t max_flows;
 	uint32_t max_cells;
 

@@ -98,7 +98,7 @@ static struct argp_option *build_options(void)
 {
 	static const struct argp_option extra[] = {
 		{ NULL, 0, NULL, 0, "Input (one of):", 1 },
-		{ NULL, 0, NULL, 0, "Flows and blocks (resolution and window come from the model):", 2 },
+		{ NULL, 0, NULL, 0, "Model, flows and blocks:", 2 },
 		{ NULL, 0, NULL, 0, "Live capture:", 3 },
 		{ NULL, 0, NULL, 0, "Output:", 4 },
 		{ "quiet", OPT_QUIET, NULL, 0, "Errors only on stderr (log-level = error)", 4 },

@@ -237,7 +237,7 @@ static void test_file_bad_lines(void **state)
 		"= 5\n"					/* 6 no key */
 		"model =\n"				/* 7 no value */
 		"model = \"/x\n"			/* 8 unterminated quote */
-		"hop = 10\n";				/* 9 fine */
+		"max-cells = 100\n";			/* 9 fine */
 	struct reports rep = { 0 };
 	struct agent_config c;
 	char path[64], want[256];
@@ -266,7 +266,7 @@ static void test_file_bad_lines(void **state)
 	/* Good lines around the bad ones still count. */
 	assert_int_equal(c.n_ifaces, 1);
 	assert_string_equal(c.ifaces[0], "eth0");
-	assert_int_equal(c.hop_ns, 10 * NS_PER_SEC);
+	assert_int_equal(c.max_cells, 100);
 	unlink(path);
 }
 
@@ -285,7 +285,7 @@ static void test_file_unreadable(void **state)
 
 static void test_file_nul(void **state)
 {
-	static const char text[] = "iface = eth0\nmodel = a\0b\nhop = 5\n";
+	static const char text[] = "iface = eth0\nmodel = a\0b\nmax-flows = 5\n";
 	struct reports rep = { 0 };
 	struct agent_config c;
 	char path[64];
@@ -300,7 +300,7 @@ static void test_file_nul(void **state)
 	config_default(&c);
 	assert_int_equal(config_load(&c, path, collect, &rep), 1);
 	assert_non_null(strstr(rep.line[0], ":2: NUL byte"));
-	assert_int_equal(c.hop_ns, 5 * NS_PER_SEC);
+	assert_int_equal(c.max_flows, 5);
 	unlink(path);
 }
 
@@ -333,7 +333,7 @@ static void test_print_roundtrip(void **state)
 	assert_int_equal(set(&a, "iface", "eth0,lo", err), 0);
 	assert_int_equal(set(&a, "model", "/m/x.fpcnn", err), 0);
 	assert_int_equal(set(&a, "idle-timeout", "12.5", err), 0);
-	assert_int_equal(set(&a, "hop", "15", err), 0);
+	assert_int_equal(set(&a, "max-flows", "15", err), 0);
 	assert_int_equal(set(&a, "design", "records", err), 0);
 	assert_int_equal(set(&a, "ring-bytes", "1048576", err), 0);
 	assert_int_equal(set(&a, "counters-every", "0.5", err), 0);
