@@ -77,7 +77,7 @@ static const struct argp_option classify_options[] = {
 	{ "vote-ratio", OPT_VOTE_RATIO, "R", 0, "Unknown when the runner-up class has more than "
 	  "R x the votes of the top one (default 0.7, the seed's)", 4 },
 	{ "min-confidence", OPT_MIN_CONF, "P", 0, "Unknown when the top class's mean probability "
-	  "is below P (default 0.5)", 4 },
+	  "is below P (default 2 / classes: 0.4 for 5)", 4 },
 	{ "reference", OPT_REF, NULL, 0, "Reference C kernels instead of AVX2 (same results, slower)",
 	  4 },
 	{ 0 }
@@ -369,9 +369,12 @@ static void classes_print_text(const struct classify_args *a)
 	uint32_t i;
 
 	printf("# verdicts: %" PRIu64 " flows (%" PRIu64 " shown), %" PRIu64 " blocks (%" PRIu64
-	       " partial); model %s (%s %s, %ux%u, %.0f s blocks)\n", a->flows, a->shown,
+	       " partial); model %s (%s %s, %ux%u, %.0f s blocks); unknown below %.2f confidence "
+	       "or runner-up votes over %.2f x top\n", a->flows, a->shown,
 	       st->blocks, st->blocks_early, classifier_model_source(a->c), m->name, m->version,
-	       m->res, m->res, (double)m->window_ns / 1e9);
+	       m->res, m->res, (double)m->window_ns / 1e9,
+	       (double)classifier_config(a->c)->min_confidence,
+	       (double)classifier_config(a->c)->vote_ratio);
 	for (i = 0; i <= m->n_classes; i++) {
 		const struct class_total *t = &a->total[i];
 

@@ -50,7 +50,7 @@ void classifier_config_default(struct classifier_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->vote_ratio = CLASSIFY_VOTE_RATIO;
-	cfg->min_confidence = CLASSIFY_MIN_CONFIDENCE;
+	cfg->min_confidence = CLASSIFY_MIN_CONFIDENCE_AUTO;
 }
 
 /* What the flow table can draw for the model: the table's size axis is
@@ -85,7 +85,8 @@ struct classifier *classifier_new(const struct classifier_config *cfg, char *err
 	const void *buf;
 	int rc;
 
-	if (cfg->vote_ratio < 0 || cfg->vote_ratio > 1 || cfg->min_confidence < 0 ||
+	if (cfg->vote_ratio < 0 || cfg->vote_ratio > 1 ||
+	    (cfg->min_confidence < 0 && cfg->min_confidence != CLASSIFY_MIN_CONFIDENCE_AUTO) ||
 	    cfg->min_confidence > 1 || cfg->vote_ratio != cfg->vote_ratio ||
 	    cfg->min_confidence != cfg->min_confidence) {
 		snprintf(err, errlen, "classifier: vote ratio and minimum confidence must be 0 to 1");
@@ -114,6 +115,8 @@ struct classifier *classifier_new(const struct classifier_config *cfg, char *err
 		snprintf(err, errlen, "%s: %s", c->source, why);
 		goto fail_model;
 	}
+	if (c->cfg.min_confidence == CLASSIFY_MIN_CONFIDENCE_AUTO)
+		c->cfg.min_confidence = c->m->n_classes >= 4 ? 2.0f / (float)c->m->n_classes : 0.5f;
 	c->cnn = cnn_new(c->m, cfg->cnn_flags);
 	if (!c->cnn) {
 		rc = -errno;
@@ -172,6 +175,11 @@ void classifier_free(struct classifier *c)
 const struct model *classifier_model(const struct classifier *c)
 {
 	return c->m;
+}
+
+const struct classifier_config *classifier_config(const struct classifier *c)
+{
+	return &c->cfg;
 }
 
 const char *classifier_class_name(const struct classifier *c, uint32_t cls)

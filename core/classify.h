@@ -34,9 +34,9 @@
  *     probability), second = the runner-up;
  *   - confidence = the mean probability of top over the voting blocks;
  *   - UNKNOWN when votes[second] > vote_ratio * votes[top] (blocks disagree;
- *     0.7 as the seed) or confidence < min_confidence (default 0.5), or
- *     when the flow has no block at all (only oversize packets, or every
- *     sample refused by the cell pool).
+ *     0.7 as the seed) or confidence < min_confidence (default twice chance,
+ *     2 / n_classes: 0.4 for 5 classes), or when the flow has no block at
+ *     all (only oversize packets, or every sample refused by the cell pool).
  *
  * Example (every flow of a file, embedded model):
  *
@@ -86,12 +86,15 @@
 
 /* Defaults of the unknown rule. */
 #define CLASSIFY_VOTE_RATIO 0.7f	/* the seed's: runner-up votes > 0.7 x top -> unknown */
-#define CLASSIFY_MIN_CONFIDENCE 0.5f	/* mean probability of the top class below -> unknown */
+/* min_confidence below 0: twice chance, 2 / n_classes of the model (0.4 for
+ * 5 classes; 0.5 for models of fewer than 4 classes).  Not 0.5: int8 logits times a small output scale give soft
+ * probabilities (docs/classify.md has the numbers). */
+#define CLASSIFY_MIN_CONFIDENCE_AUTO (-1.0f)
 
 struct classifier_config {
 	const char *model_path;		/* NULL: the embedded default (model/default.fpcnn) */
 	float vote_ratio;		/* 0 .. 1 */
-	float min_confidence;		/* 0 .. 1 */
+	float min_confidence;		/* 0 .. 1, or CLASSIFY_MIN_CONFIDENCE_AUTO */
 	unsigned int cnn_flags;		/* enum cnn_flags (cnn.h): CNN_REF, ... */
 };
 
@@ -172,6 +175,8 @@ struct classifier *classifier_new(const struct classifier_config *cfg, char *err
 void classifier_free(struct classifier *c);
 
 const struct model *classifier_model(const struct classifier *c);
+/* The thresholds in use (min_confidence resolved from AUTO). */
+const struct classifier_config *classifier_config(const struct classifier *c);
 /* Class name; "unknown" for CLASSIFY_UNKNOWN or an index out of range. */
 const char *classifier_class_name(const struct classifier *c, uint32_t cls);
 /* The model's source: its path, or "embedded:model/default.fpcnn". */
