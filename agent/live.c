@@ -261,6 +261,7 @@ int live_run(struct run *r)
 		log_error("%s", err);
 		return AGENT_EXIT_CAPTURE;
 	}
+	r->started = true;
 	for (i = 0; i < cfg->n_ifaces; i++)
 		log_info("capturing on %s (XDP %s ingress, TC egress)", cfg->ifaces[i],
 			 capture_xdp_mode(r->cap, i));

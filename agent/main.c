@@ -294,8 +294,10 @@ int main(int argc, char **argv)
 		goto out_cls;
 	}
 	status = cfg.n_ifaces ? live_run(&r) : replay_run(&r);
-	/* The last counters: after every flow ended, so they add up. */
-	run_counters_dump(&r);
+	/* The last counters: after every flow ended, so they add up.  A run
+	 * that never started has nothing to count: its error line says it all. */
+	if (r.started)
+		run_counters_dump(&r);
 	agent_fini(&r.agent);
 out_cls:
 	classifier_free(cls);

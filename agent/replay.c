@@ -30,6 +30,7 @@ int replay_run(struct run *r)
 		log_error("%s", err);
 		return AGENT_EXIT_FAILURE;
 	}
+	r->started = true;
 	log_info("replaying %s (%s)", r->cfg->pcap, source_kind_name(source_kind(s)));
 	while ((st = source_next(s, &p, &why)) != SOURCE_END) {
 		if (st == SOURCE_ERROR) {

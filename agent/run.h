@@ -18,6 +18,7 @@ struct run {
 	struct agent agent;
 	const struct agent_config *cfg;
 	int sigfd;			/* signalfd: SIGINT, SIGTERM, SIGUSR1 (blocked otherwise) */
+	bool started;			/* the file opened or the capture attached: counters at exit */
 	bool stop;			/* SIGINT or SIGTERM seen */
 	int stop_signal;
 	FILE *counters_out;		/* stderr or --counters-file */
