@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: MIT
+/* encode.c - nanopb encoding of Batch and decoding of Ack; see encode.h. */
+#include "encode.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <pb_decode.h>
+#include <pb_encode.h>
+
+#include "flowpic.pb.h"
+
+/* Tag + length prefix of a repeated submessage: 1 byte tag, up to 5 bytes length. */
+#define SUBMSG_OVERHEAD 6
+
+struct verdicts_arg {
+	const struct encode_verdict *v;
+	unsigned n;
+};
+
+struct counters_arg {
+	const struct stream_counter *c;
+	unsigned n;
+};
+
+static const uint8_t v4_mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+/* Addresses go out as 4 bytes for IPv4 (IPv4-mapped in memory), else 16. */
+static void put_addr(pb_size_t *size, pb_byte_t bytes[16], const uint8_t a[16])
+{
+	if (!memcmp(a, v4_mapped, sizeof(v4_mapped))) {
+		*size = 4;
+		memcpy(bytes, a + 12, 4);
+	} else {
+		*size = 16;
+		memcpy(bytes, a, 16);
+	}
+}
+
+/* Bounded copy of a NUL-terminated field whose size the public struct fixes. */
+static void put_str(char *dst, size_t cap, const char *src, size_t srccap)
+{
+	size_t n = strnlen(src, srccap);
+
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+static void fill_verdict(flowpic_v1_Verdict *m, const struct encode_verdict *ev)
+{
+	const struct stream_verdict *v = &ev->v;
+
+	memset(m, 0, sizeof(*m));
+	m->seq = ev->seq;
+	put_str(m->interface, sizeof(m->interface), v->interface, sizeof(v->interface));
+	m->has_flow = true;
+	put_addr(&m->flow.src_addr.size, m->flow.src_addr.bytes, v->src_addr);
+	put_addr(&m->flow.dst_addr.size, m->flow.dst_addr.bytes, v->dst_addr);
+	m->flow.src_port = v->src_port;
+	m->flow.dst_port = v->dst_port;
+	m->flow.protocol = v->protocol;
+	m->direction = (flowpic_v1_Direction)v->direction;
+	m->flow_id = v->flow_id;
+	m->stage = (flowpic_v1_Stage)v->stage;
+	m->has_span = true;
+	m->span.start_unix_ns = v->start_unix_ns;
+	m->span.duration_ns = v->duration_ns;
+	m->span.packets_fwd = v->packets_fwd;
+	m->span.packets_rev = v->packets_rev;
+	m->span.bytes_fwd = v->bytes_fwd;
+	m->span.bytes_rev = v->bytes_rev;
+	m->span.block_index = v->block_index;
+	m->span.blocks = v->blocks;
+	put_str(m->class_name, sizeof(m->class_name), v->class_name, sizeof(v->class_name));
+	m->confidence = v->confidence;
+	m->probs_count = v->nprobs <= STREAM_MAX_CLASSES ? v->nprobs : STREAM_MAX_CLASSES;
+	memcpy(m->probs, v->probs, m->probs_count * sizeof(float));
+}
+
+static bool encode_verdicts(pb_ostream_t *os, const pb_field_t *field, void *const *arg)
+{
+	const struct verdicts_arg *a = *arg;
+	flowpic_v1_Verdict m;
+	unsigned i;
+
+	for (i = 0; i < a->n; i++) {
+		fill_verdict(&m, &a->v[i]);
+		if (!pb_encode_tag_for_field(os, field) ||
+		    !pb_encode_submessage(os, flowpic_v1_Verdict_fields, &m))
+			return false;
+	}
+	return true;
+}
+
+static bool encode_counters(pb_ostream_t *os, const pb_field_t *field, void *const *arg)
+{
+	const struct counters_arg *a = *arg;
+	flowpic_v1_Counter m;
+	unsigned i;
+
+	for (i = 0; i < a->n; i++) {
+		memset(&m, 0, sizeof(m));
+		if (a->c[i].name)
+			put_str(m.name, sizeof(m.name), a->c[i].name, sizeof(m.name));
+		m.value = a->c[i].value;
+		if (!pb_encode_tag_for_field(os, field) ||
+		    !pb_encode_submessage(os, flowpic_v1_Counter_fields, &m))
+			return false;
+	}
+	return true;
+}
+
+size_t encode_batch_bound(unsigned n, unsigned ncounters)
+{
+	return 64 + flowpic_v1_Agent_size + flowpic_v1_Model_size +
+	       (size_t)n * (flowpic_v1_Verdict_size + SUBMSG_OVERHEAD) +
+	       (size_t)ncounters * (flowpic_v1_Counter_size + SUBMSG_OVERHEAD);
+}
+
+long encode_batch(uint8_t *buf, size_t cap, const struct encode_header *h, uint64_t sequence,
+		  const struct encode_verdict *v, unsigned n, const struct stream_counter *c,
+		  unsigned ncounters, char *err, size_t errlen)
+{
+	struct verdicts_arg va = { v, n };
+	struct counters_arg ca = { c, ncounters };
+	/* The Batch struct holds no verdicts (callbacks): ~1.2 KiB on the stack. */
+	flowpic_v1_Batch b = flowpic_v1_Batch_init_zero;
+	pb_ostream_t os = pb_ostream_from_buffer(buf, cap);
+	unsigned i;
+
+	b.has_agent = true;
+	put_str(b.agent.host, sizeof(b.agent.host), h->host, sizeof(h->host));
+	put_str(b.agent.agent_id, sizeof(b.agent.agent_id), h->agent_id, sizeof(h->agent_id));
+	put_str(b.agent.version, sizeof(b.agent.version), h->version, sizeof(h->version));
+	b.agent.run_id = h->run_id;
+	b.sequence = sequence;
+	b.has_model = true;
+	put_str(b.model.name, sizeof(b.model.name), h->model_name, sizeof(h->model_name));
+	put_str(b.model.version, sizeof(b.model.version), h->model_version,
+		sizeof(h->model_version));
+	b.model.classes_count = h->nclasses;
+	for (i = 0; i < h->nclasses && i < STREAM_MAX_CLASSES; i++)
+		put_str(b.model.classes[i], sizeof(b.model.classes[i]), h->classes[i],
+			sizeof(h->classes[i]));
+	b.verdicts.funcs.encode = encode_verdicts;
+	b.verdicts.arg = &va;
+	b.counters.funcs.encode = encode_counters;
+	b.counters.arg = &ca;
+	if (!pb_encode(&os, flowpic_v1_Batch_fields, &b)) {
+		snprintf(err, errlen, "encoding batch %llu (%u verdicts) into %zu bytes: %s",
+			 (unsigned long long)sequence, n, cap, PB_GET_ERROR(&os));
+		return os.bytes_written >= cap ? -ENOSPC : -EINVAL;
+	}
+	return (long)os.bytes_written;
+}
+
+int encode_decode_ack(const uint8_t *buf, size_t len, struct encode_ack *ack, char *err,
+		      size_t errlen)
+{
+	flowpic_v1_Ack m = flowpic_v1_Ack_init_zero;
+	pb_istream_t is = pb_istream_from_buffer(buf, len);
+
+	if (!pb_decode(&is, flowpic_v1_Ack_fields, &m)) {
+		snprintf(err, errlen, "Ack of %zu bytes does not decode: %s", len,
+			 PB_GET_ERROR(&is));
+		return -EBADMSG;
+	}
+	ack->sequence = m.sequence;
+	ack->stored = m.stored;
+	ack->duplicates = m.duplicates;
+	return 0;
+}
+
+long encode_ack(uint8_t *buf, size_t cap, const struct encode_ack *ack)
+{
+	flowpic_v1_Ack m = flowpic_v1_Ack_init_zero;
+	pb_ostream_t os = pb_ostream_from_buffer(buf, cap);
+
+	m.sequence = ack->sequence;
+	m.stored = ack->stored;
+	m.duplicates = ack->duplicates;
+	if (!pb_encode(&os, flowpic_v1_Ack_fields, &m))
+		return -ENOSPC;
+	return (long)os.bytes_written;
+}

@@ -1,0 +1,882 @@
+// SPDX-License-Identifier: MIT
+/*
+ * stream.c - the verdict stream: submit ring, batches, memory queue, spool,
+ * one connection at a time with backoff; see stream.h.
+ *
+ * Order: every batch in the memory queue is older than every batch in the
+ * spool (a batch goes to the memory queue only while the spool is empty),
+ * so sending the queue first and then the spool keeps the order of the
+ * run, and acknowledgements (which come back in order) match the queue's
+ * head first, then the spool's oldest record in flight.
+ */
+#include "stream.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backoff.h"
+#include "conn.h"
+#include "encode.h"
+#include "log.h"
+#include "queue.h"
+#include "spool.h"
+#include "tls.h"
+#include "token.h"
+
+/* Spool records read and sent but not yet acknowledged (each holds its payload). */
+#define SFLIGHT_MAX 32
+/* Counters of the agent added to a batch, at most. */
+#define AGENT_COUNTERS_MAX 64
+#define OWN_COUNTERS 20
+
+struct sflight {
+	struct spool_record rec;
+};
+
+struct stream {
+	/* Set up by stream_new, read-only afterwards. */
+	char host[256], port[16], authority[300], server_name[256];
+	char authorization[RPC_TOKEN_MAX + 16];
+	struct conn_params cp;
+	SSL_CTX *tls;
+	struct encode_header hdr;
+	unsigned batch_max, batch_delay_ms, connect_timeout_ms, ack_timeout_ms;
+	size_t (*counters_fn)(void *ctx, struct stream_counter *out, size_t max);
+	void *counters_ctx;
+	pthread_t thread;
+	int evfd;
+
+	/* Shared with stream_submit() / stream_counters(): under lock. */
+	pthread_mutex_t lock;
+	struct encode_verdict *ring;
+	unsigned ring_cap, ring_head, ring_n;
+	uint64_t next_seq;
+	uint64_t submitted, rejected;
+	bool closing;
+	uint64_t close_deadline;	/* ms, monotonic */
+	struct stream_counters pub;	/* the thread's counters as last published */
+	char last_error[320];
+
+	/* The thread's own. */
+	struct stream_counters tc;
+	struct encode_verdict *open;
+	unsigned open_n;
+	uint64_t open_since;
+	uint8_t *encbuf;
+	size_t enccap;
+	uint64_t next_batch;
+	struct queue mq;
+	struct spool *spool;
+	struct sflight fl[SFLIGHT_MAX];
+	unsigned fl_head, fl_n;
+	struct conn *conn;
+	bool unreachable, had_connection, established, finishing;
+	uint64_t retry_at, conn_started, last_progress;
+	struct backoff bo;
+	char logged_error[320];
+	char drop_logged;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void stream_config_default(struct stream_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->batch_max = 500;
+	cfg->batch_delay_ms = 1000;
+	cfg->submit_max = 16384;
+	cfg->queue_max = 64;
+	cfg->spool_max_bytes = 1ull << 30;
+	cfg->spool_segment_bytes = 4ull << 20;
+	cfg->fsync = STREAM_FSYNC_BATCH;
+	cfg->backoff_initial_ms = 1000;
+	cfg->backoff_multiplier = 1.6;
+	cfg->backoff_jitter = 0.2;
+	cfg->backoff_max_ms = 120000;
+	cfg->connect_timeout_ms = 20000;
+	cfg->ack_timeout_ms = 30000;
+}
+
+size_t stream_counters_list(const struct stream_counters *c, struct stream_counter *out,
+			    size_t max)
+{
+	const struct stream_counter all[] = {
+		{ "stream.submitted", c->submitted },
+		{ "stream.rejected", c->rejected },
+		{ "stream.queued", c->queued },
+		{ "stream.spooled", c->spooled_now },
+		{ "stream.spooled_total", c->spooled_total },
+		{ "stream.replayed", c->replayed },
+		{ "stream.sent", c->sent },
+		{ "stream.acked", c->acked },
+		{ "stream.stored", c->stored },
+		{ "stream.duplicates", c->duplicates },
+		{ "stream.dropped", c->dropped },
+		{ "stream.spool_corrupt", c->spool_corrupt },
+		{ "stream.batches_sent", c->batches_sent },
+		{ "stream.batches_acked", c->batches_acked },
+		{ "stream.connects", c->connects },
+		{ "stream.reconnects", c->reconnects },
+		{ "stream.connect_failures", c->connect_failures },
+		{ "stream.refusals", c->refusals },
+		{ "stream.connected", c->connected },
+	};
+	size_t i, n = sizeof(all) / sizeof(all[0]);
+
+	_Static_assert(sizeof(all) / sizeof(all[0]) <= OWN_COUNTERS, "OWN_COUNTERS too small");
+	for (i = 0; i < n && i < max; i++)
+		out[i] = all[i];
+	return i;
+}
+
+/* The thread's view -> what stream_counters() returns.  Under lock. */
+static void fill_counters(struct stream *s, struct stream_counters *c)
+{
+	*c = s->pub;
+	c->submitted = s->submitted;
+	c->rejected = s->rejected;
+	c->queued += s->ring_n;
+}
+
+void stream_counters(struct stream *s, struct stream_counters *c)
+{
+	pthread_mutex_lock(&s->lock);
+	fill_counters(s, c);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void stream_last_error(struct stream *s, char *buf, size_t len)
+{
+	pthread_mutex_lock(&s->lock);
+	snprintf(buf, len, "%s", s->last_error);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Make the thread's counters visible. */
+static void publish(struct stream *s)
+{
+	struct spool_stats st = { 0 };
+
+	if (s->spool)
+		spool_get_stats(s->spool, &st);
+	s->tc.queued = s->open_n + s->mq.verdicts;
+	s->tc.spooled_now = st.verdicts;
+	s->tc.spool_corrupt = st.corrupt;
+	s->tc.connected = s->established;
+	pthread_mutex_lock(&s->lock);
+	s->pub = s->tc;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void set_error(struct stream *s, const char *msg)
+{
+	pthread_mutex_lock(&s->lock);
+	snprintf(s->last_error, sizeof(s->last_error), "%s", msg);
+	pthread_mutex_unlock(&s->lock);
+	/* The same failure again and again (collector down) is logged once. */
+	if (strcmp(msg, s->logged_error)) {
+		log_warn("%s", msg);
+		snprintf(s->logged_error, sizeof(s->logged_error), "%s", msg);
+	} else {
+		log_debug("%s", msg);
+	}
+}
+
+/* Sending --------------------------------------------------------------- */
+
+static int next_msg(void *ctx, const uint8_t **msg, size_t *len)
+{
+	struct stream *s = ctx;
+	struct qbatch *b;
+	bool idle = s->mq.unsent == 0 && s->fl_n == 0;
+
+	b = queue_next_unsent(&s->mq);
+	if (b) {
+		*msg = b->payload;
+		*len = b->len;
+		s->tc.sent += b->verdicts;
+	} else if (s->spool && s->fl_n < SFLIGHT_MAX) {
+		struct sflight *f = &s->fl[(s->fl_head + s->fl_n) % SFLIGHT_MAX];
+		int r = spool_read(s->spool, &f->rec);
+
+		if (r) {
+			if (r != -ENOENT)
+				log_error("spool: reading a batch back: %s", strerror(-r));
+			return 0;
+		}
+		s->fl_n++;
+		*msg = f->rec.payload;
+		*len = f->rec.len;
+		s->tc.sent += f->rec.verdicts;
+	} else {
+		return 0;
+	}
+	s->tc.batches_sent++;
+	if (idle)
+		s->last_progress = now_ms();
+	return 1;
+}
+
+static int on_ack(void *ctx, const uint8_t *msg, size_t len)
+{
+	struct stream *s = ctx;
+	struct encode_ack ack;
+	struct qbatch *b = queue_head(&s->mq);
+	uint64_t expect;
+	uint32_t verdicts;
+	char err[200];
+
+	if (encode_decode_ack(msg, len, &ack, err, sizeof(err))) {
+		set_error(s, err);
+		return -1;
+	}
+	if (b && b->sent) {
+		expect = b->sequence;
+		verdicts = b->verdicts;
+	} else if (s->fl_n) {
+		expect = s->fl[s->fl_head].rec.sequence;
+		verdicts = s->fl[s->fl_head].rec.verdicts;
+	} else {
+		snprintf(err, sizeof(err), "collector acknowledged batch %" PRIu64
+			 " but none is outstanding", ack.sequence);
+		set_error(s, err);
+		return -1;
+	}
+	if (ack.sequence != expect) {
+		snprintf(err, sizeof(err), "collector acknowledged batch %" PRIu64
+			 ", expected %" PRIu64 " (acknowledgements come in order)", ack.sequence,
+			 expect);
+		set_error(s, err);
+		return -1;
+	}
+	if (b && b->sent) {
+		queue_pop(&s->mq);
+	} else {
+		spool_record_free(&s->fl[s->fl_head].rec);
+		s->fl_head = (s->fl_head + 1) % SFLIGHT_MAX;
+		s->fl_n--;
+		spool_ack(s->spool);
+	}
+	s->tc.acked += verdicts;
+	s->tc.stored += ack.stored;
+	s->tc.duplicates += ack.duplicates;
+	s->tc.batches_acked++;
+	s->last_progress = now_ms();
+	/* An acknowledgement proves the connection works. */
+	if (!s->established) {
+		s->established = true;
+		s->unreachable = false;
+		s->tc.connects++;
+		if (s->had_connection)
+			s->tc.reconnects++;
+		s->had_connection = true;
+	}
+	backoff_reset(&s->bo);
+	return 0;
+}
+
+static void on_established(void *ctx)
+{
+	struct stream *s = ctx;
+
+	if (s->established)
+		return;
+	s->established = true;
+	s->unreachable = false;
+	s->tc.connects++;
+	if (s->had_connection)
+		s->tc.reconnects++;
+	s->had_connection = true;
+	backoff_reset(&s->bo);
+	log_info("connected to collector %s", s->authority);
+}
+
+static const struct conn_callbacks conn_cbs = {
+	.next = next_msg,
+	.message = on_ack,
+	.established = on_established,
+};
+
+static void conn_down(struct stream *s, const char *why)
+{
+	int st = s->conn ? conn_grpc_status(s->conn) : -1;
+	unsigned delay;
+	char msg[400];
+
+	if (s->finishing && st == 0) {
+		/* The clean end of the call at close. */
+		conn_free(s->conn);
+		s->conn = NULL;
+		s->established = false;
+		return;
+	}
+
+	if (!s->established)
+		s->tc.connect_failures++;
+	if (st > 0)
+		s->tc.refusals++;
+	delay = backoff_next(&s->bo);
+	snprintf(msg, sizeof(msg), "%s%s", why,
+		 s->mq.n || s->fl_n || (s->spool && !spool_is_empty(s->spool)) ?
+		 "; batches kept (memory queue / spool), retrying with backoff" :
+		 "; retrying with backoff");
+	set_error(s, msg);
+	log_debug("next attempt in %u ms", delay);
+	conn_free(s->conn);
+	s->conn = NULL;
+	s->established = false;
+	s->unreachable = true;
+	queue_unsend_all(&s->mq);
+	while (s->fl_n) {
+		spool_record_free(&s->fl[s->fl_head].rec);
+		s->fl_head = (s->fl_head + 1) % SFLIGHT_MAX;
+		s->fl_n--;
+	}
+	s->fl_head = 0;
+	if (s->spool)
+		spool_rewind(s->spool);
+	s->retry_at = now_ms() + delay;
+}
+
+static void conn_up(struct stream *s)
+{
+	char err[320];
+
+	s->conn = conn_open(&s->cp, &conn_cbs, s, err, sizeof(err));
+	s->conn_started = now_ms();
+	s->established = false;
+	if (!s->conn) {
+		conn_down(s, err);
+		return;
+	}
+	s->last_progress = s->conn_started;
+}
+
+/* Batches --------------------------------------------------------------- */
+
+static void place(struct stream *s, uint64_t seq, uint32_t n, const uint8_t *buf, size_t len)
+{
+	/* Memory while the collector is reachable, the queue has room and the
+	 * spool is empty (order); without a spool, memory while it has room. */
+	bool mem = !queue_full(&s->mq) &&
+		   (!s->spool || (!s->unreachable && spool_is_empty(s->spool)));
+	int r;
+
+	if (mem) {
+		struct qbatch b = { .sequence = seq, .verdicts = n, .len = (uint32_t)len };
+
+		b.payload = malloc(len ? len : 1);
+		if (b.payload) {
+			memcpy(b.payload, buf, len);
+			queue_push(&s->mq, &b);
+			goto placed;
+		}
+		log_error("batch %" PRIu64 ": out of memory for %zu bytes", seq, len);
+	}
+	if (!s->spool) {
+		if (!(s->drop_logged & 1))
+			log_error("memory queue full and no spool: dropping batches (each counted "
+				  "in stream.dropped)");
+		s->drop_logged |= 1;
+		s->tc.dropped += n;
+		return;
+	}
+	r = spool_append(s->spool, seq, n, buf, (uint32_t)len);
+	if (r) {
+		if (!(s->drop_logged & 2))
+			log_error("spool: %s: dropping batches, each counted in stream.dropped",
+				  r == -ENOSPC ? "its byte limit is reached" : strerror(-r));
+		s->drop_logged |= 2;
+		s->tc.dropped += n;
+		return;
+	}
+	s->tc.spooled_total += n;
+placed:
+	if (s->conn)
+		conn_resume(s->conn);
+}
+
+static void cut_batch(struct stream *s)
+{
+	struct stream_counter cs[OWN_COUNTERS + AGENT_COUNTERS_MAX];
+	size_t nc;
+	uint64_t seq;
+	long len;
+	char err[200];
+
+	if (!s->open_n)
+		return;
+	publish(s);
+	pthread_mutex_lock(&s->lock);
+	{
+		struct stream_counters snap;
+
+		fill_counters(s, &snap);
+		nc = stream_counters_list(&snap, cs, OWN_COUNTERS);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (s->counters_fn) {
+		size_t k = s->counters_fn(s->counters_ctx, cs + nc, AGENT_COUNTERS_MAX);
+
+		nc += k <= AGENT_COUNTERS_MAX ? k : AGENT_COUNTERS_MAX;
+	}
+	seq = ++s->next_batch;
+	len = encode_batch(s->encbuf, s->enccap, &s->hdr, seq, s->open, s->open_n, cs,
+			   (unsigned)nc, err, sizeof(err));
+	if (len < 0) {
+		/* Cannot happen with enccap from encode_batch_bound(): say so loudly. */
+		log_error("%s; %u verdicts dropped", err, s->open_n);
+		s->tc.dropped += s->open_n;
+	} else {
+		place(s, seq, s->open_n, s->encbuf, (size_t)len);
+	}
+	s->open_n = 0;
+}
+
+/* Move submitted verdicts into the open batch, cutting full batches. */
+static void drain_ring(struct stream *s)
+{
+	for (;;) {
+		unsigned take, first;
+
+		pthread_mutex_lock(&s->lock);
+		take = s->ring_n;
+		if (take > s->batch_max - s->open_n)
+			take = s->batch_max - s->open_n;
+		first = take;
+		if (s->ring_head + first > s->ring_cap)
+			first = s->ring_cap - s->ring_head;
+		memcpy(s->open + s->open_n, s->ring + s->ring_head, first * sizeof(*s->open));
+		memcpy(s->open + s->open_n + first, s->ring, (take - first) * sizeof(*s->open));
+		s->ring_head = (s->ring_head + take) % s->ring_cap;
+		s->ring_n -= take;
+		pthread_mutex_unlock(&s->lock);
+		if (take && !s->open_n)
+			s->open_since = now_ms();
+		s->open_n += take;
+		if (s->open_n == s->batch_max)
+			cut_batch(s);
+		else
+			return;
+	}
+}
+
+static bool all_done(struct stream *s)
+{
+	bool ring_empty;
+
+	pthread_mutex_lock(&s->lock);
+	ring_empty = s->ring_n == 0;
+	pthread_mutex_unlock(&s->lock);
+	return ring_empty && !s->open_n && !s->mq.n && (!s->spool || spool_is_empty(s->spool));
+}
+
+/* At the end: what is still in memory goes to the spool, ahead of what is there. */
+static void spill(struct stream *s)
+{
+	struct spool_batch *b;
+	size_t i, n = s->mq.n, done = 0;
+	uint64_t lost = 0;
+
+	if (!n)
+		return;
+	b = calloc(n, sizeof(*b));
+	if (s->spool && b) {
+		for (i = 0; i < n; i++) {
+			struct qbatch *q = queue_at(&s->mq, i);
+
+			b[i] = (struct spool_batch){ q->sequence, q->verdicts, q->len, q->payload };
+		}
+		done = spool_prepend(s->spool, b, n);
+		for (i = 0; i < done; i++)
+			s->tc.spooled_total += b[i].verdicts;
+	}
+	for (i = done; i < n; i++)
+		lost += queue_at(&s->mq, i)->verdicts;
+	if (lost) {
+		log_error("closing: %" PRIu64 " verdicts not acknowledged could not be kept (%s)",
+			  lost, s->spool ? "spool full" : "no spool");
+		s->tc.dropped += lost;
+	}
+	free(b);
+	while (s->mq.n)
+		queue_pop(&s->mq);
+}
+
+static void *stream_thread(void *arg)
+{
+	struct stream *s = arg;
+
+	for (;;) {
+		struct pollfd pfd[2];
+		uint64_t now, deadline;
+		bool closing;
+		int nfd = 1, timeout;
+
+		drain_ring(s);
+		now = now_ms();
+		pthread_mutex_lock(&s->lock);
+		closing = s->closing;
+		pthread_mutex_unlock(&s->lock);
+		if (s->open_n && (closing || now >= s->open_since + s->batch_delay_ms))
+			cut_batch(s);
+		if (closing && now >= s->close_deadline)
+			break;
+		if (closing && all_done(s)) {
+			/* End the call cleanly: END_STREAM, then the collector's trailers. */
+			if (!s->conn || !s->established)
+				break;
+			if (!s->finishing) {
+				s->finishing = true;
+				conn_finish(s->conn);
+			}
+		}
+		if (!s->conn && now >= s->retry_at)
+			conn_up(s);
+		if (s->conn) {
+			enum conn_phase ph = conn_get_phase(s->conn);
+			bool waiting = s->mq.unsent || s->fl_n;
+
+			if (ph != CONN_H2 && now >= s->conn_started + s->connect_timeout_ms) {
+				char why[400];
+
+				snprintf(why, sizeof(why), "collector %s: no connection after %u ms",
+					 s->authority, s->connect_timeout_ms);
+				conn_down(s, why);
+			} else if (waiting && now >= s->last_progress + s->ack_timeout_ms) {
+				char why[400];
+
+				snprintf(why, sizeof(why), "collector %s: no acknowledgement for %u ms",
+					 s->authority, s->ack_timeout_ms);
+				conn_down(s, why);
+			}
+		}
+		publish(s);
+
+		deadline = now + 1000;
+		if (s->open_n && s->open_since + s->batch_delay_ms < deadline)
+			deadline = s->open_since + s->batch_delay_ms;
+		if (!s->conn && s->retry_at < deadline)
+			deadline = s->retry_at;
+		if (closing && s->close_deadline < deadline)
+			deadline = s->close_deadline;
+		timeout = deadline > now ? (int)(deadline - now) : 0;
+		pfd[0] = (struct pollfd){ .fd = s->evfd, .events = POLLIN };
+		if (s->conn) {
+			pfd[1] = (struct pollfd){ .fd = conn_fd(s->conn), .events = conn_events(s->conn) };
+			nfd = 2;
+		}
+		if (poll(pfd, (nfds_t)nfd, timeout) < 0 && errno != EINTR) {
+			log_error("stream: poll: %s", strerror(errno));
+			continue;
+		}
+		if (pfd[0].revents & POLLIN) {
+			uint64_t v;
+
+			if (read(s->evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				log_debug("stream: eventfd: %s", strerror(errno));
+		}
+		if (s->conn) {
+			if (nfd == 2 && pfd[1].revents) {
+				if (conn_process(s->conn, pfd[1].revents) < 0)
+					conn_down(s, conn_error(s->conn));
+			} else if (conn_get_phase(s->conn) == CONN_H2) {
+				/* New batches may have been resumed into the session. */
+				if (conn_process(s->conn, 0) < 0)
+					conn_down(s, conn_error(s->conn));
+			}
+		}
+	}
+	conn_free(s->conn);
+	s->conn = NULL;
+	s->established = false;
+	while (s->fl_n) {
+		spool_record_free(&s->fl[s->fl_head].rec);
+		s->fl_head = (s->fl_head + 1) % SFLIGHT_MAX;
+		s->fl_n--;
+	}
+	spill(s);
+	publish(s);
+	return NULL;
+}
+
+/* Set-up ---------------------------------------------------------------- */
+
+static int copy_str(char *dst, size_t cap, const char *src, const char *what, char *err,
+		    size_t errlen)
+{
+	size_t n = src ? strlen(src) : 0;
+
+	if (n >= cap) {
+		snprintf(err, errlen, "%s is %zu bytes long, at most %zu fit", what, n, cap - 1);
+		return -1;
+	}
+	memcpy(dst, src ? src : "", n);
+	dst[n] = '\0';
+	return 0;
+}
+
+static int parse_target(struct stream *s, const char *target, char *err, size_t errlen)
+{
+	const char *colon, *host = target;
+	size_t hl;
+
+	if (!target || !*target) {
+		snprintf(err, errlen, "no collector address (HOST:PORT)");
+		return -1;
+	}
+	if (*target == '[') {
+		const char *end = strchr(target, ']');
+
+		if (!end || end[1] != ':') {
+			snprintf(err, errlen, "collector address %s: expected [IPv6]:PORT", target);
+			return -1;
+		}
+		host = target + 1;
+		hl = (size_t)(end - host);
+		colon = end + 1;
+	} else {
+		colon = strrchr(target, ':');
+		if (!colon || strchr(target, ':') != colon) {
+			snprintf(err, errlen, "collector address %s: expected HOST:PORT", target);
+			return -1;
+		}
+		hl = (size_t)(colon - target);
+	}
+	if (!hl || hl >= sizeof(s->host) || !colon[1] || strlen(colon + 1) >= sizeof(s->port) ||
+	    strspn(colon + 1, "0123456789") != strlen(colon + 1) || atoi(colon + 1) < 1 ||
+	    atoi(colon + 1) > 65535) {
+		snprintf(err, errlen, "collector address %s: expected HOST:PORT (port 1-65535)",
+			 target);
+		return -1;
+	}
+	memcpy(s->host, host, hl);
+	s->host[hl] = '\0';
+	snprintf(s->port, sizeof(s->port), "%s", colon + 1);
+	snprintf(s->authority, sizeof(s->authority), "%s", target);
+	return 0;
+}
+
+static void stream_free(struct stream *s)
+{
+	queue_free(&s->mq);
+	spool_close(s->spool);
+	if (s->tls)
+		SSL_CTX_free(s->tls);
+	if (s->evfd >= 0)
+		close(s->evfd);
+	free(s->ring);
+	free(s->open);
+	free(s->encbuf);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+struct stream *stream_new(const struct stream_config *cfg, char *err, size_t errlen)
+{
+	struct stream *s = calloc(1, sizeof(*s));
+	struct timespec ts;
+	unsigned i;
+	int r;
+
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->evfd = -1;
+	pthread_mutex_init(&s->lock, NULL);
+	if (parse_target(s, cfg->target, err, errlen))
+		goto err_free;
+	if (!cfg->agent_id || !*cfg->agent_id) {
+		snprintf(err, errlen, "no agent id");
+		goto err_free;
+	}
+	if (cfg->batch_max < 1 || cfg->batch_max > STREAM_BATCH_MAX) {
+		snprintf(err, errlen, "batch size %u: expected 1 to %d", cfg->batch_max,
+			 STREAM_BATCH_MAX);
+		goto err_free;
+	}
+	if (cfg->submit_max < 1 || cfg->queue_max < 1 || cfg->nclasses > STREAM_MAX_CLASSES) {
+		snprintf(err, errlen, "submit ring, queue: at least 1; classes: at most %d",
+			 STREAM_MAX_CLASSES);
+		goto err_free;
+	}
+	if (cfg->host) {
+		if (copy_str(s->hdr.host, sizeof(s->hdr.host), cfg->host, "host name", err, errlen))
+			goto err_free;
+	} else if (gethostname(s->hdr.host, sizeof(s->hdr.host) - 1) < 0) {
+		snprintf(s->hdr.host, sizeof(s->hdr.host), "unknown");
+	}
+	if (copy_str(s->hdr.agent_id, sizeof(s->hdr.agent_id), cfg->agent_id, "agent id", err,
+		     errlen) ||
+	    copy_str(s->hdr.version, sizeof(s->hdr.version), cfg->version, "agent version", err,
+		     errlen) ||
+	    copy_str(s->hdr.model_name, sizeof(s->hdr.model_name), cfg->model_name, "model name",
+		     err, errlen) ||
+	    copy_str(s->hdr.model_version, sizeof(s->hdr.model_version), cfg->model_version,
+		     "model version", err, errlen))
+		goto err_free;
+	for (i = 0; i < cfg->nclasses; i++)
+		if (copy_str(s->hdr.classes[i], STREAM_CLASS_MAX, cfg->classes[i], "class name",
+			     err, errlen))
+			goto err_free;
+	s->hdr.nclasses = cfg->nclasses;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	s->hdr.run_id = cfg->run_id ? cfg->run_id :
+				      (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	if (cfg->token) {
+		if (!rpc_token_valid(cfg->token)) {
+			snprintf(err, errlen, "access token: expected 1 to %d visible ASCII "
+				 "characters, no spaces", RPC_TOKEN_MAX);
+			goto err_free;
+		}
+		rpc_token_header(cfg->token, s->authorization, sizeof(s->authorization));
+	}
+	if (cfg->tls) {
+		struct rpc_tls_config tc = {
+			.cert_file = cfg->cert_file,
+			.key_file = cfg->key_file,
+			.ca_file = cfg->ca_file,
+			.server_name = cfg->server_name ? cfg->server_name : s->host,
+		};
+
+		if (!!cfg->cert_file != !!cfg->key_file) {
+			snprintf(err, errlen, "mutual TLS needs both a certificate and its key");
+			goto err_free;
+		}
+		snprintf(s->server_name, sizeof(s->server_name), "%s", tc.server_name);
+		s->tls = rpc_tls_client_ctx(&tc, err, errlen);
+		if (!s->tls)
+			goto err_free;
+	}
+	s->cp = (struct conn_params){
+		.host = s->host,
+		.port = s->port,
+		.authority = s->authority,
+		.tls = s->tls,
+		.server_name = s->server_name,
+		.authorization = cfg->token ? s->authorization : NULL,
+		.user_agent = "flowpic-stream/" FLOWPIC_STREAM_VERSION,
+	};
+	s->batch_max = cfg->batch_max;
+	s->batch_delay_ms = cfg->batch_delay_ms;
+	s->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 20000;
+	s->ack_timeout_ms = cfg->ack_timeout_ms ? cfg->ack_timeout_ms : 30000;
+	s->counters_fn = cfg->counters_fn;
+	s->counters_ctx = cfg->counters_ctx;
+	backoff_init(&s->bo, cfg->backoff_initial_ms, cfg->backoff_multiplier,
+		     cfg->backoff_jitter, cfg->backoff_max_ms, s->hdr.run_id ^ (uint64_t)getpid());
+	s->ring_cap = cfg->submit_max;
+	s->ring = calloc(s->ring_cap, sizeof(*s->ring));
+	s->open = calloc(s->batch_max, sizeof(*s->open));
+	s->enccap = encode_batch_bound(s->batch_max, OWN_COUNTERS + AGENT_COUNTERS_MAX);
+	s->encbuf = malloc(s->enccap);
+	if (!s->ring || !s->open || !s->encbuf || queue_init(&s->mq, cfg->queue_max)) {
+		snprintf(err, errlen, "out of memory (submit ring of %u verdicts)", cfg->submit_max);
+		goto err_free;
+	}
+	if (cfg->spool_dir) {
+		s->spool = spool_open(cfg->spool_dir, cfg->spool_max_bytes,
+				      cfg->spool_segment_bytes ? cfg->spool_segment_bytes : 4ull << 20,
+				      cfg->fsync, err, errlen);
+		if (!s->spool)
+			goto err_free;
+		{
+			struct spool_stats st;
+
+			spool_get_stats(s->spool, &st);
+			s->tc.replayed = st.found_verdicts;
+		}
+	}
+	s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (s->evfd < 0) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		goto err_free;
+	}
+	s->next_seq = 1;
+	publish(s);
+	r = pthread_create(&s->thread, NULL, stream_thread, s);
+	if (r) {
+		snprintf(err, errlen, "cannot start the stream thread: %s", strerror(r));
+		goto err_free;
+	}
+	return s;
+
+err_free:
+	stream_free(s);
+	return NULL;
+}
+
+int stream_submit(struct stream *s, const struct stream_verdict *v, uint64_t *seq)
+{
+	struct encode_verdict *slot;
+	bool wake;
+
+	if (v->nprobs > STREAM_MAX_CLASSES || v->direction > STREAM_DIR_INBOUND ||
+	    v->stage > STREAM_STAGE_FINAL)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	if (s->closing) {
+		pthread_mutex_unlock(&s->lock);
+		return -ESHUTDOWN;
+	}
+	if (s->ring_n == s->ring_cap) {
+		s->rejected++;
+		pthread_mutex_unlock(&s->lock);
+		return -EAGAIN;
+	}
+	slot = &s->ring[(s->ring_head + s->ring_n) % s->ring_cap];
+	slot->v = *v;
+	slot->seq = s->next_seq++;
+	if (seq)
+		*seq = slot->seq;
+	/* Wake the thread once per burst, and when a batch is full. */
+	wake = s->ring_n == 0 || s->ring_n + 1 == s->batch_max;
+	s->ring_n++;
+	s->submitted++;
+	pthread_mutex_unlock(&s->lock);
+	if (wake) {
+		uint64_t one = 1;
+
+		if (write(s->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			log_debug("stream: eventfd: %s", strerror(errno));
+	}
+	return 0;
+}
+
+int stream_close(struct stream *s, unsigned timeout_ms, struct stream_counters *final)
+{
+	uint64_t one = 1;
+	struct stream_counters c;
+
+	if (!s)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	s->closing = true;
+	s->close_deadline = now_ms() + timeout_ms;
+	pthread_mutex_unlock(&s->lock);
+	if (write(s->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_debug("stream: eventfd: %s", strerror(errno));
+	pthread_join(s->thread, NULL);
+	pthread_mutex_lock(&s->lock);
+	fill_counters(s, &c);
+	pthread_mutex_unlock(&s->lock);
+	if (final)
+		*final = c;
+	stream_free(s);
+	return c.dropped ? -EIO : 0;
+}

@@ -1,0 +1,387 @@
+// SPDX-License-Identifier: MIT
+/*
+ * vjson.c - a small JSON reader for verdict lines; see vjson.h.  Values are
+ * handed to one function by their key name whatever their depth, which is
+ * all a verdict line needs.
+ */
+#include "vjson.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define KEY_MAX 64
+#define STR_MAX 256
+#define DEPTH_MAX 8
+
+struct jp {
+	const char *p, *start, *end;
+	char *err;
+	size_t errlen;
+	struct stream_verdict *v;
+	bool is_block, is_summary, any;
+	bool have_stage, have_start_ns, have_dur_ns;
+	int early;		/* -1 unknown */
+};
+
+enum jtype { J_STR, J_NUM, J_BOOL, J_NULL };
+
+struct jval {
+	enum jtype t;
+	char s[STR_MAX];
+	double num;
+	bool b;
+	const char *numtext;
+	size_t numlen;
+};
+
+static int fail(struct jp *j, const char *what)
+{
+	snprintf(j->err, j->errlen, "%s at byte %td", what, j->p - j->start + 1);
+	return -1;
+}
+
+static void ws(struct jp *j)
+{
+	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\r' || *j->p == '\n'))
+		j->p++;
+}
+
+static int str(struct jp *j, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	if (j->p >= j->end || *j->p != '"')
+		return fail(j, "expected a string");
+	j->p++;
+	while (j->p < j->end && *j->p != '"') {
+		char c = *j->p++;
+
+		if ((unsigned char)c < 0x20)
+			return fail(j, "control character in a string");
+		if (c == '\\') {
+			if (j->p >= j->end)
+				break;
+			c = *j->p++;
+			switch (c) {
+			case 'n': c = '\n'; break;
+			case 't': c = '\t'; break;
+			case 'r': c = '\r'; break;
+			case 'b': c = '\b'; break;
+			case 'f': c = '\f'; break;
+			case 'u': {
+				unsigned u;
+
+				if (j->end - j->p < 4 || sscanf(j->p, "%4x", &u) != 1)
+					return fail(j, "bad \\u escape");
+				j->p += 4;
+				c = u < 0x80 ? (char)u : '?';
+				break;
+			}
+			case '"': case '\\': case '/': break;
+			default:
+				return fail(j, "bad escape in a string");
+			}
+		}
+		if (n + 1 < cap)
+			out[n++] = c;
+	}
+	if (j->p >= j->end)
+		return fail(j, "unterminated string");
+	j->p++;
+	out[n] = '\0';
+	return 0;
+}
+
+static int parse_addr(const char *s, uint8_t out[16])
+{
+	uint8_t v4[4];
+
+	if (inet_pton(AF_INET, s, v4) == 1) {
+		memset(out, 0, 10);
+		out[10] = out[11] = 0xff;
+		memcpy(out + 12, v4, 4);
+		return 0;
+	}
+	return inet_pton(AF_INET6, s, out) == 1 ? 0 : -1;
+}
+
+static uint64_t u64(const struct jval *x)
+{
+	/* Integers exactly from the text (ns timestamps exceed a double's 53 bits). */
+	if (x->t == J_NUM && x->numlen && !memchr(x->numtext, '.', x->numlen) &&
+	    !memchr(x->numtext, 'e', x->numlen) && !memchr(x->numtext, 'E', x->numlen) &&
+	    x->numtext[0] != '-')
+		return strtoull(x->numtext, NULL, 10);
+	return x->t == J_NUM && x->num > 0 ? (uint64_t)x->num : 0;
+}
+
+static int named(const char *s, const char *const *names, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (!strcasecmp(s, names[i]))
+			return i;
+	return -1;
+}
+
+#define IS(k, name) (!strcmp(k, name))
+
+/* One scalar value of key k (nesting ignored). */
+static int field(struct jp *j, const char *k, const struct jval *x)
+{
+	static const char *const dirs[] = { "unspecified", "outbound", "inbound" };
+	static const char *const dirs2[] = { "DIRECTION_UNSPECIFIED", "DIRECTION_OUTBOUND",
+					     "DIRECTION_INBOUND" };
+	static const char *const stages[] = { "unspecified", "early", "block", "final" };
+	static const char *const stages2[] = { "STAGE_UNSPECIFIED", "STAGE_EARLY", "STAGE_BLOCK",
+					       "STAGE_FINAL" };
+	struct stream_verdict *v = j->v;
+	char msg[STR_MAX + 64];
+
+	j->any = true;
+	if (IS(k, "interface") || IS(k, "iface") || (IS(k, "file") && !v->interface[0])) {
+		if (x->t != J_STR || strlen(x->s) >= sizeof(v->interface))
+			goto bad;
+		memcpy(v->interface, x->s, strlen(x->s) + 1);
+	} else if (IS(k, "src") || IS(k, "src_addr") || IS(k, "dst") || IS(k, "dst_addr")) {
+		if (x->t != J_STR || parse_addr(x->s, k[0] == 's' ? v->src_addr : v->dst_addr)) {
+			snprintf(msg, sizeof(msg), "\"%s\": not an IPv4 or IPv6 address", k);
+			return fail(j, msg);
+		}
+	} else if (IS(k, "sport") || IS(k, "src_port") || IS(k, "dport") || IS(k, "dst_port")) {
+		if (x->t != J_NUM || u64(x) > 65535)
+			goto bad;
+		*(k[0] == 's' ? &v->src_port : &v->dst_port) = (uint16_t)u64(x);
+	} else if (IS(k, "proto") || IS(k, "protocol")) {
+		if (x->t == J_STR && !strcasecmp(x->s, "tcp"))
+			v->protocol = 6;
+		else if (x->t == J_STR && !strcasecmp(x->s, "udp"))
+			v->protocol = 17;
+		else if (x->t == J_NUM && u64(x) < 256)
+			v->protocol = (uint8_t)u64(x);
+		else if (!(x->t == J_STR && !strcasecmp(x->s, "other")))
+			goto bad;
+	} else if (IS(k, "direction")) {
+		int d = x->t == J_STR ? named(x->s, dirs, 3) : x->t == J_NUM ? (int)u64(x) : -1;
+
+		if (d < 0 && x->t == J_STR)
+			d = named(x->s, dirs2, 3);
+		if (d < 0 || d > 2)
+			goto bad;
+		v->direction = (uint8_t)d;
+	} else if (IS(k, "stage")) {
+		int s = x->t == J_STR ? named(x->s, stages, 4) : x->t == J_NUM ? (int)u64(x) : -1;
+
+		if (s < 0 && x->t == J_STR)
+			s = named(x->s, stages2, 4);
+		if (s < 0 || s > 3)
+			goto bad;
+		v->stage = (uint8_t)s;
+		j->have_stage = true;
+	} else if (IS(k, "early")) {
+		if (x->t != J_BOOL)
+			goto bad;
+		j->early = x->b;
+	} else if (IS(k, "id") || IS(k, "flow_id") || (IS(k, "flow") && x->t == J_NUM)) {
+		v->flow_id = u64(x);
+	} else if (IS(k, "start_ns") || IS(k, "start_unix_ns")) {
+		v->start_unix_ns = u64(x);
+		j->have_start_ns = true;
+	} else if (IS(k, "start")) {
+		if (!j->have_start_ns && x->t == J_NUM)
+			v->start_unix_ns = (uint64_t)llround(x->num * 1e9);
+	} else if (IS(k, "duration_ns")) {
+		v->duration_ns = u64(x);
+		j->have_dur_ns = true;
+	} else if (IS(k, "duration")) {
+		if (!j->have_dur_ns && x->t == J_NUM && x->num >= 0)
+			v->duration_ns = (uint64_t)llround(x->num * 1e9);
+	} else if (IS(k, "packets_fwd")) {
+		v->packets_fwd = u64(x);
+	} else if (IS(k, "packets_rev")) {
+		v->packets_rev = u64(x);
+	} else if (IS(k, "bytes_fwd")) {
+		v->bytes_fwd = u64(x);
+	} else if (IS(k, "bytes_rev")) {
+		v->bytes_rev = u64(x);
+	} else if (IS(k, "block_index") || (IS(k, "index") && j->is_block)) {
+		v->block_index = u64(x);
+	} else if (IS(k, "blocks")) {
+		v->blocks = (uint32_t)u64(x);
+	} else if (IS(k, "class") || IS(k, "class_name")) {
+		if (x->t != J_STR || strlen(x->s) >= sizeof(v->class_name))
+			goto bad;
+		memcpy(v->class_name, x->s, strlen(x->s) + 1);
+	} else if (IS(k, "confidence")) {
+		if (x->t != J_NUM || !(x->num >= 0 && x->num <= 1))
+			goto bad;
+		v->confidence = (float)x->num;
+	} else if (IS(k, "probs")) {
+		if (x->t != J_NUM || v->nprobs >= STREAM_MAX_CLASSES) {
+			snprintf(msg, sizeof(msg), "\"probs\": at most %d numbers",
+				 STREAM_MAX_CLASSES);
+			return fail(j, msg);
+		}
+		v->probs[v->nprobs++] = (float)x->num;
+	}
+	return 0;
+bad:
+	snprintf(msg, sizeof(msg), "\"%s\": unexpected value", k);
+	return fail(j, msg);
+}
+
+static int value(struct jp *j, const char *key, int depth);
+
+static int object(struct jp *j, int depth)
+{
+	if (depth > DEPTH_MAX)
+		return fail(j, "nested too deep");
+	j->p++;		/* '{' */
+	ws(j);
+	if (j->p < j->end && *j->p == '}') {
+		j->p++;
+		return 0;
+	}
+	for (;;) {
+		char k[KEY_MAX];
+
+		ws(j);
+		if (str(j, k, sizeof(k)))
+			return -1;
+		ws(j);
+		if (j->p >= j->end || *j->p != ':')
+			return fail(j, "expected ':'");
+		j->p++;
+		ws(j);
+		if (depth == 0 && IS(k, "summary"))
+			j->is_summary = true;
+		if (depth == 0 && IS(k, "block"))
+			j->is_block = true;
+		if (value(j, k, depth + 1))
+			return -1;
+		ws(j);
+		if (j->p < j->end && *j->p == ',') {
+			j->p++;
+			continue;
+		}
+		if (j->p < j->end && *j->p == '}') {
+			j->p++;
+			return 0;
+		}
+		return fail(j, "expected ',' or '}'");
+	}
+}
+
+static int value(struct jp *j, const char *key, int depth)
+{
+	struct jval x;
+
+	if (j->p >= j->end)
+		return fail(j, "value missing");
+	if (*j->p == '{')
+		return object(j, depth);
+	if (*j->p == '[') {
+		if (depth > DEPTH_MAX)
+			return fail(j, "nested too deep");
+		j->p++;
+		ws(j);
+		if (j->p < j->end && *j->p == ']') {
+			j->p++;
+			return 0;
+		}
+		for (;;) {
+			ws(j);
+			if (value(j, key, depth + 1))
+				return -1;
+			ws(j);
+			if (j->p < j->end && *j->p == ',') {
+				j->p++;
+				continue;
+			}
+			if (j->p < j->end && *j->p == ']') {
+				j->p++;
+				return 0;
+			}
+			return fail(j, "expected ',' or ']'");
+		}
+	}
+	memset(&x, 0, sizeof(x));
+	if (*j->p == '"') {
+		x.t = J_STR;
+		if (str(j, x.s, sizeof(x.s)))
+			return -1;
+	} else if (j->end - j->p >= 4 && !memcmp(j->p, "true", 4)) {
+		x.t = J_BOOL;
+		x.b = true;
+		j->p += 4;
+	} else if (j->end - j->p >= 5 && !memcmp(j->p, "false", 5)) {
+		x.t = J_BOOL;
+		j->p += 5;
+	} else if (j->end - j->p >= 4 && !memcmp(j->p, "null", 4)) {
+		x.t = J_NULL;
+		j->p += 4;
+		return 0;
+	} else {
+		char buf[64];
+		size_t n = strspn(j->p, "+-0123456789.eE");
+		char *endp;
+
+		if (n > (size_t)(j->end - j->p))
+			n = (size_t)(j->end - j->p);
+		if (!n || n >= sizeof(buf))
+			return fail(j, "expected a value");
+		memcpy(buf, j->p, n);
+		buf[n] = '\0';
+		errno = 0;
+		x.num = strtod(buf, &endp);
+		if (*endp || errno)
+			return fail(j, "bad number");
+		x.t = J_NUM;
+		x.numtext = j->p;
+		x.numlen = n;
+		j->p += n;
+	}
+	if (j->is_summary)
+		return 0;
+	return field(j, key, &x);
+}
+
+int vjson_parse(const char *line, size_t len, struct stream_verdict *v, char *err, size_t errlen)
+{
+	struct jp j = { .p = line, .start = line, .end = line + len, .err = err,
+			.errlen = errlen, .v = v, .early = -1 };
+
+	memset(v, 0, sizeof(*v));
+	ws(&j);
+	if (j.p == j.end)
+		return 1;
+	if (*j.p != '{')
+		return fail(&j, "expected a JSON object");
+	if (object(&j, 0))
+		return -1;
+	ws(&j);
+	if (j.p != j.end)
+		return fail(&j, "text after the object");
+	if (j.is_summary)
+		return 1;
+	if (!v->class_name[0]) {
+		j.p = line;
+		snprintf(err, errlen, "no \"class\" (or \"class_name\"): not a verdict");
+		return -1;
+	}
+	if (!j.have_stage) {
+		if (j.early == 1)
+			v->stage = STREAM_STAGE_EARLY;
+		else
+			v->stage = j.is_block ? STREAM_STAGE_BLOCK : STREAM_STAGE_FINAL;
+	}
+	return 0;
+}
