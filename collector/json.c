@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: MIT
+/*
+ * json.c - growable buffer and JSON string escaping.
+ */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+
+void sbuf_reset(struct sbuf *b)
+{
+	b->len = 0;
+	b->oom = false;
+	if (b->p)
+		b->p[0] = '\0';
+}
+
+void sbuf_free(struct sbuf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof(*b));
+}
+
+static bool grow(struct sbuf *b, size_t need)
+{
+	size_t cap;
+	char *np;
+
+	if (b->len + need + 1 <= b->cap)
+		return true;
+	cap = b->cap ? b->cap : 256;
+	while (cap < b->len + need + 1)
+		cap *= 2;
+	np = realloc(b->p, cap);
+	if (!np) {
+		b->oom = true;
+		return false;
+	}
+	b->p = np;
+	b->cap = cap;
+	return true;
+}
+
+void sbuf_add(struct sbuf *b, const char *s, size_t n)
+{
+	if (!grow(b, n))
+		return;
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+void sbuf_puts(struct sbuf *b, const char *s)
+{
+	sbuf_add(b, s, strlen(s));
+}
+
+void sbuf_printf(struct sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (!grow(b, 64))
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= b->cap - b->len) {
+		if (!grow(b, (size_t)n))
+			return;
+		va_start(ap, fmt);
+		vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+	}
+	b->len += (size_t)n;
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len, i;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if ((s[0] & 0xe0) == 0xc0) {
+		len = 2;
+		cp = s[0] & 0x1f;
+	} else if ((s[0] & 0xf0) == 0xe0) {
+		len = 3;
+		cp = s[0] & 0x0f;
+	} else if ((s[0] & 0xf8) == 0xf0) {
+		len = 4;
+		cp = s[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (len > n)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+void sbuf_json_str(struct sbuf *b, const char *str, size_t n)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
+
+	sbuf_add(b, "\"", 1);
+	while (i < n) {
+		size_t run = i, l;
+
+		/* Copy plain runs in one go. */
+		while (run < n && s[run] >= 0x20 && s[run] < 0x80 && s[run] != '"' && s[run] != '\\')
+			run++;
+		if (run > i) {
+			sbuf_add(b, (const char *)s + i, run - i);
+			i = run;
+			continue;
+		}
+		if (s[i] == '"' || s[i] == '\\') {
+			char e[2] = { '\\', (char)s[i] };
+
+			sbuf_add(b, e, 2);
+			i++;
+		} else if (s[i] < 0x20) {
+			sbuf_printf(b, "\\u%04x", s[i]);
+			i++;
+		} else if ((l = utf8_len(s + i, n - i)) != 0) {
+			sbuf_add(b, (const char *)s + i, l);
+			i += l;
+		} else {
+			sbuf_add(b, "\xef\xbf\xbd", 3);
+			i++;
+		}
+	}
+	sbuf_add(b, "\"", 1);
+}

@@ -1,0 +1,300 @@
+// SPDX-License-Identifier: MIT
+/*
+ * query.c - the query command.
+ */
+#include <argp.h>
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "json.h"
+#include "log.h"
+#include "number.h"
+#include "query.h"
+#include "store.h"
+
+struct query_opts {
+	const char *db;
+	struct store_filter f;
+	bool table;
+	char addr[3][46];	/* normalised addr, src, dst */
+	uint64_t rows;
+};
+
+static const struct argp_option query_options[] = {
+	{ "db", 'd', "URL", 0, "sqlite:PATH or postgresql://... (as the collector's --db)", 0 },
+	{ "host", 'H', "NAME", 0, "verdicts from this host only", 0 },
+	{ "agent", 'a', "ID", 0, "verdicts from this agent_id only", 0 },
+	{ "class", 'c', "CLASS", 0, "verdicts of this class only (voip, video, file_transfer, chat, browsing, unknown)", 0 },
+	{ "since", 's', "TIME", 0, "blocks starting at or after TIME", 0 },
+	{ "until", 'u', "TIME", 0, "blocks starting before TIME", 0 },
+	{ "flow", 'f', "TERMS", 0, "flow filter: comma-separated addr=IP, src=IP, dst=IP, port=N, sport=N, dport=N, proto=tcp|udp|N (a bare IP means addr=IP)", 0 },
+	{ "limit", 'n', "N", 0, "at most N verdicts (default: all)", 0 },
+	{ "oldest-first", 'o', 0, 0, "oldest first (default: newest first)", 0 },
+	{ "table", 't', 0, 0, "a short table for people instead of JSON lines", 0 },
+	{ 0 }
+};
+
+int query_parse_time(const char *s, uint64_t now_ns, uint64_t *out)
+{
+	struct tm tm;
+	const char *rest;
+	uint64_t v, frac = 0;
+
+	if (s[0] == '-') {
+		size_t n = strlen(s);
+		uint64_t mul;
+		char num[32];
+
+		if (n < 3 || n > 20)
+			return -1;
+		switch (s[n - 1]) {
+		case 's': mul = 1; break;
+		case 'm': mul = 60; break;
+		case 'h': mul = 3600; break;
+		case 'd': mul = 86400; break;
+		default: return -1;
+		}
+		snprintf(num, sizeof(num), "%.*s", (int)(n - 2), s + 1);
+		if (number_parse_u64(num, 0, 100ull * 365 * 86400, &v))
+			return -1;
+		v = v * mul * 1000000000ull;
+		*out = v > now_ns ? 0 : now_ns - v;
+		return 0;
+	}
+	if (strchr(s, 'T') || strchr(s, '-')) {
+		memset(&tm, 0, sizeof(tm));
+		rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+		if (!rest) {
+			memset(&tm, 0, sizeof(tm));
+			rest = strptime(s, "%Y-%m-%d", &tm);
+			if (!rest)
+				return -1;
+		}
+		if (*rest == '.') {
+			uint64_t scale = 100000000;
+
+			for (rest++; *rest >= '0' && *rest <= '9'; rest++) {
+				frac += (uint64_t)(*rest - '0') * scale;
+				scale /= 10;
+			}
+		}
+		if (*rest == 'Z')
+			rest++;
+		if (*rest)
+			return -1;
+		{
+			time_t t = timegm(&tm);
+
+			if (t < 0)
+				return -1;
+			*out = (uint64_t)t * 1000000000ull + frac;
+		}
+		return 0;
+	}
+	return number_parse_seconds(s, out);
+}
+
+static int parse_ip(const char *s, char *out)
+{
+	unsigned char a[16];
+
+	if (inet_pton(AF_INET, s, a) == 1)
+		return inet_ntop(AF_INET, a, out, 46) ? 0 : -1;
+	if (inet_pton(AF_INET6, s, a) == 1)
+		return inet_ntop(AF_INET6, a, out, 46) ? 0 : -1;
+	return -1;
+}
+
+static void parse_flow(struct argp_state *state, struct query_opts *o, const char *expr)
+{
+	char buf[512], *save = NULL, *t;
+
+	snprintf(buf, sizeof(buf), "%s", expr);
+	for (t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+		char *eq = strchr(t, '=');
+		const char *k = eq ? t : "addr", *v = eq ? eq + 1 : t;
+		uint64_t n;
+
+		if (eq)
+			*eq = '\0';
+		if (!strcmp(k, "addr") || !strcmp(k, "src") || !strcmp(k, "dst")) {
+			int i = k[0] == 'a' ? 0 : k[0] == 's' ? 1 : 2;
+
+			if (parse_ip(v, o->addr[i]))
+				argp_error(state, "--flow %s=%s: not an IPv4 or IPv6 address", k, v);
+			if (i == 0)
+				o->f.addr = o->addr[0];
+			else if (i == 1)
+				o->f.src = o->addr[1];
+			else
+				o->f.dst = o->addr[2];
+		} else if (!strcmp(k, "port") || !strcmp(k, "sport") || !strcmp(k, "dport")) {
+			if (number_parse_u64(v, 0, 65535, &n))
+				argp_error(state, "--flow %s=%s: give a port from 0 to 65535", k, v);
+			if (k[0] == 'p')
+				o->f.port = (int)n;
+			else if (k[0] == 's')
+				o->f.sport = (int)n;
+			else
+				o->f.dport = (int)n;
+		} else if (!strcmp(k, "proto")) {
+			if (!strcasecmp(v, "tcp"))
+				o->f.proto = 6;
+			else if (!strcasecmp(v, "udp"))
+				o->f.proto = 17;
+			else if (!number_parse_u64(v, 0, 255, &n))
+				o->f.proto = (int)n;
+			else
+				argp_error(state, "--flow proto=%s: give tcp, udp or a number", v);
+		} else {
+			argp_error(state, "--flow: unknown term '%s' (addr, src, dst, port, sport, dport, proto)", k);
+		}
+	}
+}
+
+static uint64_t wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static error_t query_parse(int key, char *arg, struct argp_state *state)
+{
+	struct query_opts *o = state->input;
+	uint64_t v;
+
+	switch (key) {
+	case 'd': o->db = arg; break;
+	case 'H': o->f.host = arg; break;
+	case 'a': o->f.agent_id = arg; break;
+	case 'c': o->f.class_name = arg; break;
+	case 's':
+	case 'u':
+		if (query_parse_time(arg, wall_now(), &v))
+			argp_error(state, "--%s '%s': give Unix seconds, YYYY-MM-DDTHH:MM:SSZ (UTC) or -30m/-2h/-1d",
+				   key == 's' ? "since" : "until", arg);
+		if (key == 's') {
+			o->f.has_since = true;
+			o->f.since_ns = v;
+		} else {
+			o->f.has_until = true;
+			o->f.until_ns = v;
+		}
+		break;
+	case 'f': parse_flow(state, o, arg); break;
+	case 'n':
+		if (number_parse_u64(arg, 1, UINT32_MAX, &o->f.limit))
+			argp_error(state, "--limit '%s': give a whole number from 1", arg);
+		break;
+	case 'o': o->f.ascending = true; break;
+	case 't': o->table = true; break;
+	case ARGP_KEY_ARG: argp_error(state, "unexpected argument '%s'", arg); break;
+	case ARGP_KEY_END:
+		if (!o->db)
+			argp_error(state, "give --db sqlite:PATH or --db postgresql://...");
+		break;
+	default: return ARGP_ERR_UNKNOWN;
+	}
+	return 0;
+}
+
+static const char query_doc[] =
+	"Print stored verdicts, newest first, as JSON lines (one object per verdict) or a table."
+	"\n\nExamples:\n"
+	"  flowpic-collector query --db sqlite:verdicts.db --class video --since -1h\n"
+	"  flowpic-collector query --db sqlite:verdicts.db --host web1 --flow addr=10.0.0.5,port=443 --table\n"
+	"  flowpic-collector query --db postgresql://flowpic@db/flowpic --since 2026-11-27T00:00:00Z "
+	"--until 2026-11-28T00:00:00Z --limit 100\n"
+	"\nExit status: 0 done (also when nothing matched); 1 the store could not be read; "
+	"2 bad arguments.";
+
+static int print_json(void *ctx, const char *const *vals)
+{
+	struct query_opts *o = ctx;
+	static struct sbuf b;
+	int i;
+
+	sbuf_reset(&b);
+	sbuf_add(&b, "{", 1);
+	for (i = 0; i < store_ncols; i++) {
+		const char *v = vals[i];
+
+		sbuf_printf(&b, "%s\"%s\":", i ? "," : "", store_cols[i].name);
+		if (!v)
+			sbuf_puts(&b, "null");
+		else if (store_cols[i].type == COL_TEXT)
+			sbuf_json_str(&b, v, strlen(v));
+		else
+			sbuf_puts(&b, v); /* numbers and the stored probs JSON */
+	}
+	sbuf_add(&b, "}\n", 2);
+	fwrite(b.p, 1, b.len, stdout);
+	o->rows++;
+	return 0;
+}
+
+static const char *val(const char *const *vals, const char *name)
+{
+	int i;
+
+	for (i = 0; i < store_ncols; i++)
+		if (!strcmp(store_cols[i].name, name))
+			return vals[i] ? vals[i] : "";
+	return "";
+}
+
+static int print_row(void *ctx, const char *const *vals)
+{
+	struct query_opts *o = ctx;
+	uint64_t ns = strtoull(val(vals, "start_ns"), NULL, 10);
+	time_t t = (time_t)(ns / 1000000000ull);
+	char when[32], flow[160];
+	struct tm tm;
+	int proto = atoi(val(vals, "proto"));
+
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+	snprintf(flow, sizeof(flow), "%s:%s > %s:%s %s", val(vals, "src"), val(vals, "sport"),
+		 val(vals, "dst"), val(vals, "dport"), proto == 6 ? "tcp" : proto == 17 ? "udp" : "ip");
+	if (o->rows == 0)
+		printf("%-19s  %-14s  %-13s  %5s  %-6s  %s\n", "start (UTC)", "host", "class", "conf",
+		       "stage", "flow");
+	printf("%-19s  %-14.14s  %-13.13s  %5.2f  %-6.6s  %s\n", when, val(vals, "host"),
+	       val(vals, "class"), atof(val(vals, "confidence")), val(vals, "stage"), flow);
+	o->rows++;
+	return 0;
+}
+
+int collector_query(int argc, char **argv)
+{
+	struct argp argp = { query_options, query_parse, NULL, query_doc, NULL, NULL, NULL };
+	struct store_options so = { .readonly = true, .busy_timeout_ms = 5000 };
+	struct query_opts o;
+	struct store *s;
+	char err[1024];
+	int rc;
+
+	memset(&o, 0, sizeof(o));
+	o.f.port = o.f.sport = o.f.dport = o.f.proto = -1;
+	argp_parse(&argp, argc, argv, 0, NULL, &o);
+	s = store_open(o.db, &so, err, sizeof(err));
+	if (!s) {
+		log_error("%s", err);
+		return 1;
+	}
+	rc = store_query(s, &o.f, o.table ? print_row : print_json, &o, err, sizeof(err));
+	if (rc)
+		log_error("%s", err);
+	else if (o.table)
+		printf("(%" PRIu64 " verdicts)\n", o.rows);
+	store_close(s);
+	fflush(stdout);
+	return rc ? 1 : 0;
+}

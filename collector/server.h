@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * server.h - the collector's gRPC server: one thread, one epoll loop, many
+ * agents.  HTTP/2 is libnghttp2 (h2 over TLS with ALPN, or h2c with prior
+ * knowledge for local use); the gRPC call is flowpic.v1.Collector/Stream.
+ *
+ * Each call is a stream of Batch messages up and Ack messages down.  A batch
+ * is decoded, written into the store's open transaction, and acknowledged
+ * only after that transaction commits (many batches share one commit: the
+ * loop commits when no input is waiting, after commit_max verdicts, or
+ * after commit_delay).  Any fault (bad HTTP/2, bad gRPC framing, a bad
+ * protobuf, an oversized message, a wrong token, a client that stops
+ * reading) ends that stream or that connection with a gRPC status or a
+ * GOAWAY, one log line and a counter; the other agents go on.
+ */
+#ifndef FLOWPIC_COLLECTOR_SERVER_H
+#define FLOWPIC_COLLECTOR_SERVER_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "counters.h"
+#include "store.h"
+
+#define COLLECTOR_PATH "/flowpic.v1.Collector/Stream"
+
+struct server_config {
+	const char *listen;		/* "HOST:PORT", "[V6]:PORT" or ":PORT"; port 0 = any free */
+	SSL_CTX *tls;			/* NULL: cleartext h2c (prior knowledge) */
+	const char *token;		/* NULL: no token required */
+	uint32_t max_message;		/* bytes of one gRPC message */
+	uint32_t max_streams;		/* concurrent calls per connection */
+	uint32_t max_connections;
+	uint32_t max_pending_acks;	/* per connection; beyond: stop reading it */
+	uint64_t idle_timeout_ms;	/* no byte either way for this long: closed */
+	uint64_t slow_timeout_ms;	/* output or acks stuck for this long: closed */
+	uint64_t handshake_timeout_ms;	/* TLS handshake and HTTP/2 preface */
+	uint32_t commit_max;		/* verdicts per transaction at most */
+	uint64_t commit_delay_ms;	/* a transaction stays open at most this long */
+};
+
+void server_config_default(struct server_config *cfg);
+
+struct server;
+
+/* Bind and listen.  NULL and a one-line reason in err on failure. */
+struct server *server_new(const struct server_config *cfg, struct store *store, char *err,
+			  size_t errlen);
+/* The address actually bound ("127.0.0.1:40123"). */
+const char *server_address(const struct server *s);
+/* Run until SIGINT/SIGTERM (blocked by the caller and read here through a
+ * signalfd).  SIGUSR1 prints the counters.  0, or -1 on a fatal error. */
+int server_run(struct server *s);
+const struct collector_counters *server_counters(const struct server *s);
+void server_free(struct server *s);
+
+#endif

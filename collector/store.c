@@ -1,0 +1,221 @@
+// SPDX-License-Identifier: MIT
+/*
+ * store.c - the store front: picks the backend from the URL, flattens
+ * verdicts into rows, and builds the query both backends run.
+ */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "store.h"
+
+const struct store_col store_cols[] = {
+	{ "agent_id", COL_TEXT },    { "run_id", COL_INT },	  { "seq", COL_INT },
+	{ "host", COL_TEXT },	     { "interface", COL_TEXT },	  { "src", COL_TEXT },
+	{ "dst", COL_TEXT },	     { "sport", COL_INT },	  { "dport", COL_INT },
+	{ "proto", COL_INT },	     { "direction", COL_TEXT },	  { "flow_id", COL_INT },
+	{ "stage", COL_TEXT },	     { "start_ns", COL_INT },	  { "duration_ns", COL_INT },
+	{ "packets_fwd", COL_INT },  { "packets_rev", COL_INT },  { "bytes_fwd", COL_INT },
+	{ "bytes_rev", COL_INT },    { "block_index", COL_INT },  { "blocks", COL_INT },
+	{ "class", COL_TEXT },	     { "confidence", COL_REAL },  { "probs", COL_JSON },
+	{ "model", COL_TEXT },	     { "model_version", COL_TEXT }, { "received_ns", COL_INT },
+};
+const int store_ncols = sizeof(store_cols) / sizeof(store_cols[0]);
+
+/* The SELECT list in the order of store_cols (table column names). */
+static const char select_list[] =
+	"SELECT agent_id, run_id, seq, host, interface, src_addr, dst_addr, src_port, dst_port, "
+	"protocol, direction, flow_id, stage, start_ns, duration_ns, packets_fwd, packets_rev, "
+	"bytes_fwd, bytes_rev, block_index, blocks, class, confidence, probs, model, "
+	"model_version, received_ns FROM verdicts";
+
+struct store *store_open(const char *url, const struct store_options *opt, char *err,
+			 size_t errlen)
+{
+	struct store_options def = { .sqlite_sync_full = true, .busy_timeout_ms = 5000 };
+
+	if (!opt)
+		opt = &def;
+	if (!strncmp(url, "postgresql://", 13) || !strncmp(url, "postgres://", 11))
+		return store_pg_open(url, opt, err, errlen);
+	if (!strncmp(url, "pg:", 3))
+		return store_pg_open(url + 3, opt, err, errlen);
+	if (!strncmp(url, "sqlite:", 7))
+		url += 7;
+	if (!*url) {
+		snprintf(err, errlen, "--db: give sqlite:PATH or postgresql://...");
+		return NULL;
+	}
+	return store_sqlite_open(url, opt, err, errlen);
+}
+
+void store_close(struct store *s)
+{
+	if (s)
+		s->ops->close(s);
+}
+
+const char *store_kind(const struct store *s)
+{
+	return s->ops->kind;
+}
+
+int store_put_batch(struct store *s, const Flowpic__V1__Batch *b, uint64_t now_ns,
+		    struct store_batch_result *res, char *err, size_t errlen)
+{
+	memset(res, 0, sizeof(*res));
+	return s->ops->put_batch(s, b, now_ns, res, err, errlen);
+}
+
+bool store_in_txn(const struct store *s)
+{
+	return s->in_txn;
+}
+
+int store_commit(struct store *s, char *err, size_t errlen)
+{
+	if (!s->in_txn)
+		return 0;
+	return s->ops->commit(s, err, errlen);
+}
+
+int store_query(struct store *s, const struct store_filter *f, store_row_cb cb, void *ctx,
+		char *err, size_t errlen)
+{
+	return s->ops->query(s, f, cb, ctx, err, errlen);
+}
+
+static void addr_text(const ProtobufCBinaryData *a, char *out, size_t outlen)
+{
+	if (a->len == 4)
+		inet_ntop(AF_INET, a->data, out, (socklen_t)outlen);
+	else if (a->len == 16)
+		inet_ntop(AF_INET6, a->data, out, (socklen_t)outlen);
+	else
+		out[0] = '\0';
+}
+
+static const char *direction_name(Flowpic__V1__Direction d)
+{
+	switch (d) {
+	case FLOWPIC__V1__DIRECTION__DIRECTION_OUTBOUND: return "outbound";
+	case FLOWPIC__V1__DIRECTION__DIRECTION_INBOUND: return "inbound";
+	default: return "unspecified";
+	}
+}
+
+static const char *stage_name(Flowpic__V1__Stage s)
+{
+	switch (s) {
+	case FLOWPIC__V1__STAGE__STAGE_EARLY: return "early";
+	case FLOWPIC__V1__STAGE__STAGE_BLOCK: return "block";
+	case FLOWPIC__V1__STAGE__STAGE_FINAL: return "final";
+	default: return "unspecified";
+	}
+}
+
+/* Does a class name need no JSON escaping (so it can go in with %s)? */
+static bool plain_name(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f || *s == '"' || *s == '\\')
+			return false;
+	return true;
+}
+
+void verdict_row_fill(struct verdict_row *r, const Flowpic__V1__Batch *b,
+		      const Flowpic__V1__Verdict *v)
+{
+	size_t i, n = 0, cap = sizeof(r->probs);
+	bool named;
+
+	r->src[0] = r->dst[0] = '\0';
+	if (v->flow) {
+		addr_text(&v->flow->src_addr, r->src, sizeof(r->src));
+		addr_text(&v->flow->dst_addr, r->dst, sizeof(r->dst));
+	}
+	r->direction = direction_name(v->direction);
+	r->stage = stage_name(v->stage);
+	/* Probabilities keyed by class name when the model names them all. */
+	named = b->model && b->model->n_classes == v->n_probs;
+	for (i = 0; named && i < v->n_probs; i++)
+		named = plain_name(b->model->classes[i]) && strlen(b->model->classes[i]) < 40;
+	r->probs[n++] = named ? '{' : '[';
+	for (i = 0; i < v->n_probs && n + 64 < cap; i++) {
+		float p = v->probs[i];
+
+		if (p != p || p > 1e30f || p < -1e30f)
+			p = 0; /* NaN/inf are not JSON */
+		if (named)
+			n += (size_t)snprintf(r->probs + n, cap - n, "%s\"%s\":%.4g", i ? "," : "",
+					      b->model->classes[i], p);
+		else
+			n += (size_t)snprintf(r->probs + n, cap - n, "%s%.4g", i ? "," : "", p);
+	}
+	r->probs[n++] = named ? '}' : ']';
+	r->probs[n] = '\0';
+}
+
+static void add_param(struct store_sql *q, bool dollar, const char *cond, const char *val)
+{
+	size_t n = strlen(q->sql);
+	char ph[8];
+
+	/* Numbered ("?1" in SQLite, "$1" in PostgreSQL): one value may appear twice. */
+	snprintf(ph, sizeof(ph), "%c%d", dollar ? '$' : '?', q->nparams + 1);
+	n += (size_t)snprintf(q->sql + n, sizeof(q->sql) - n, "%s", q->nparams ? " AND " : " WHERE ");
+	/* Each '@' in cond stands for the placeholder (the same parameter). */
+	for (; *cond && n + sizeof(ph) < sizeof(q->sql); cond++) {
+		if (*cond == '@')
+			n += (size_t)snprintf(q->sql + n, sizeof(q->sql) - n, "%s", ph);
+		else
+			q->sql[n++] = *cond;
+	}
+	q->sql[n] = '\0';
+	q->params[q->nparams++] = val;
+}
+
+static void add_num(struct store_sql *q, bool dollar, const char *cond, uint64_t v)
+{
+	snprintf(q->pbuf[q->nparams], sizeof(q->pbuf[0]), "%" PRId64, (int64_t)v);
+	add_param(q, dollar, cond, q->pbuf[q->nparams]);
+}
+
+void store_build_query(const struct store_filter *f, bool dollar, struct store_sql *q)
+{
+	size_t n;
+
+	memset(q, 0, sizeof(*q));
+	snprintf(q->sql, sizeof(q->sql), "%s", select_list);
+	if (f->host)
+		add_param(q, dollar, "host = @", f->host);
+	if (f->agent_id)
+		add_param(q, dollar, "agent_id = @", f->agent_id);
+	if (f->class_name)
+		add_param(q, dollar, "class = @", f->class_name);
+	if (f->has_since)
+		add_num(q, dollar, "start_ns >= @", f->since_ns);
+	if (f->has_until)
+		add_num(q, dollar, "start_ns < @", f->until_ns);
+	if (f->addr)
+		add_param(q, dollar, "(src_addr = @ OR dst_addr = @)", f->addr);
+	if (f->src)
+		add_param(q, dollar, "src_addr = @", f->src);
+	if (f->dst)
+		add_param(q, dollar, "dst_addr = @", f->dst);
+	if (f->port >= 0)
+		add_num(q, dollar, "(src_port = @ OR dst_port = @)", (uint64_t)f->port);
+	if (f->sport >= 0)
+		add_num(q, dollar, "src_port = @", (uint64_t)f->sport);
+	if (f->dport >= 0)
+		add_num(q, dollar, "dst_port = @", (uint64_t)f->dport);
+	if (f->proto >= 0)
+		add_num(q, dollar, "protocol = @", (uint64_t)f->proto);
+	n = strlen(q->sql);
+	n += (size_t)snprintf(q->sql + n, sizeof(q->sql) - n,
+			      f->ascending ? " ORDER BY start_ns, agent_id, run_id, seq"
+					   : " ORDER BY start_ns DESC, agent_id, run_id, seq DESC");
+	if (f->limit)
+		snprintf(q->sql + n, sizeof(q->sql) - n, " LIMIT %" PRIu64, f->limit);
+}

@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store.h - where verdicts go: SQLite (a file, the default) or PostgreSQL (a
+ * connection string; several collectors may share the database).
+ *
+ * Both stores keep one table of verdicts keyed by the verdict's identity
+ * (agent_id, run_id, seq): a verdict resent after a reconnect hits the key
+ * and is counted as a duplicate, never stored twice, whichever collector
+ * receives it.  Batches are grouped into transactions: store_put_batch opens
+ * one when needed and store_commit makes everything since durable; only then
+ * may the batches be acknowledged.  The schema is in docs/collector.md.
+ */
+#ifndef FLOWPIC_COLLECTOR_STORE_H
+#define FLOWPIC_COLLECTOR_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flowpic.pb-c.h"
+
+struct store;
+
+struct store_options {
+	bool sqlite_sync_full;	/* SQLite: fsync the WAL at every commit (default) */
+	int busy_timeout_ms;	/* SQLite: wait for a lock held by a query this long */
+	bool readonly;		/* queries only: never create the file or the schema */
+};
+
+struct store_batch_result {
+	uint32_t stored;	/* verdicts new to the store */
+	uint32_t duplicates;	/* verdicts whose identity was already stored */
+	uint32_t rejected;	/* invalid verdicts (seq 0): not stored */
+	uint32_t counters;	/* agent counters written */
+};
+
+/* "sqlite:PATH", a plain PATH (SQLite), "postgresql://...", "postgres://..."
+ * or "pg:CONNINFO" (libpq key=value).  Creates the schema if missing.
+ * NULL and a one-line reason in err on failure. */
+struct store *store_open(const char *url, const struct store_options *opt, char *err,
+			 size_t errlen);
+void store_close(struct store *s);
+const char *store_kind(const struct store *s);	/* "sqlite" or "postgresql" */
+
+/* Write one batch inside the current transaction (opened if none).  The
+ * batch must carry an agent with a non-empty agent_id (checked by the
+ * caller).  0, or -1 with err: then the transaction is rolled back and
+ * everything since the last commit must be treated as not stored. */
+int store_put_batch(struct store *s, const Flowpic__V1__Batch *b, uint64_t now_ns,
+		    struct store_batch_result *res, char *err, size_t errlen);
+
+bool store_in_txn(const struct store *s);
+/* Commit the open transaction (no-op if none).  0, or -1 with err (rolled back). */
+int store_commit(struct store *s, char *err, size_t errlen);
+
+/* Query. */
+struct store_filter {
+	const char *host;
+	const char *agent_id;
+	const char *class_name;
+	bool has_since, has_until;
+	uint64_t since_ns, until_ns;	/* on the span's start: [since, until) */
+	const char *addr;		/* either end of the flow */
+	const char *src, *dst;
+	int port, sport, dport, proto;	/* -1: any */
+	uint64_t limit;			/* 0: no limit */
+	bool ascending;			/* oldest first (default: newest first) */
+};
+
+/* The columns every query row has, in order (names as printed). */
+enum store_col_type { COL_TEXT, COL_INT, COL_REAL, COL_JSON };
+struct store_col {
+	const char *name;
+	enum store_col_type type;
+};
+extern const struct store_col store_cols[];
+extern const int store_ncols;
+
+/* Called per row with the values as text (NULL for SQL NULL); nonzero stops. */
+typedef int (*store_row_cb)(void *ctx, const char *const *vals);
+
+/* Rows matching f; 0, or -1 with err. */
+int store_query(struct store *s, const struct store_filter *f, store_row_cb cb, void *ctx,
+		char *err, size_t errlen);
+
+/* ---- shared by the backends (store.c) ---- */
+
+/* One verdict flattened into the columns both schemas use. */
+struct verdict_row {
+	char src[46], dst[46];		/* INET6_ADDRSTRLEN; "" if the address is malformed */
+	const char *direction;		/* "outbound" ... */
+	const char *stage;		/* "early" ... */
+	char probs[1024];		/* JSON object {"class":p,...} or array if classes differ */
+};
+
+void verdict_row_fill(struct verdict_row *r, const Flowpic__V1__Batch *b,
+		      const Flowpic__V1__Verdict *v);
+
+/* The WHERE ... ORDER BY ... LIMIT tail of a query and its parameters (text);
+ * placeholders "?" (SQLite) or "$n" (PostgreSQL). */
+struct store_sql {
+	char sql[2048];
+	const char *params[16];
+	char pbuf[16][32];
+	int nparams;
+};
+void store_build_query(const struct store_filter *f, bool dollar, struct store_sql *q);
+
+/* Backends. */
+struct store_ops {
+	const char *kind;
+	int (*put_batch)(struct store *s, const Flowpic__V1__Batch *b, uint64_t now_ns,
+			 struct store_batch_result *res, char *err, size_t errlen);
+	int (*commit)(struct store *s, char *err, size_t errlen);
+	int (*query)(struct store *s, const struct store_filter *f, store_row_cb cb, void *ctx,
+		     char *err, size_t errlen);
+	void (*close)(struct store *s);
+};
+
+struct store {
+	const struct store_ops *ops;
+	bool in_txn;
+};
+
+struct store *store_sqlite_open(const char *path, const struct store_options *opt, char *err,
+				size_t errlen);
+struct store *store_pg_open(const char *conninfo, const struct store_options *opt, char *err,
+			    size_t errlen);
+
+#endif

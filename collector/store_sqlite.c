@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: MIT
+/*
+ * store_sqlite.c - the default store: one SQLite file in WAL mode, prepared
+ * statements, many batches per transaction.
+ *
+ * Dedup is the primary key (agent_id, run_id, seq) with INSERT OR IGNORE:
+ * sqlite3_changes() says per verdict whether it was new.  The table is
+ * WITHOUT ROWID so the key is the table: an agent's verdicts arrive in seq
+ * order and go in as appends to its key range.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+static const char schema_sql[] =
+	"CREATE TABLE IF NOT EXISTS verdicts ("
+	" agent_id TEXT NOT NULL, run_id INTEGER NOT NULL, seq INTEGER NOT NULL,"
+	" host TEXT NOT NULL, agent_version TEXT NOT NULL, interface TEXT NOT NULL,"
+	" src_addr TEXT NOT NULL, dst_addr TEXT NOT NULL, src_port INTEGER NOT NULL,"
+	" dst_port INTEGER NOT NULL, protocol INTEGER NOT NULL, direction TEXT NOT NULL,"
+	" flow_id INTEGER NOT NULL, stage TEXT NOT NULL, start_ns INTEGER NOT NULL,"
+	" duration_ns INTEGER NOT NULL, packets_fwd INTEGER NOT NULL, packets_rev INTEGER NOT NULL,"
+	" bytes_fwd INTEGER NOT NULL, bytes_rev INTEGER NOT NULL, block_index INTEGER NOT NULL,"
+	" blocks INTEGER NOT NULL, class TEXT NOT NULL, confidence REAL NOT NULL,"
+	" probs TEXT NOT NULL, model TEXT NOT NULL, model_version TEXT NOT NULL,"
+	" received_ns INTEGER NOT NULL,"
+	" PRIMARY KEY (agent_id, run_id, seq)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS verdicts_start ON verdicts (start_ns);"
+	"CREATE TABLE IF NOT EXISTS agent_counters ("
+	" agent_id TEXT NOT NULL, run_id INTEGER NOT NULL, name TEXT NOT NULL,"
+	" value INTEGER NOT NULL, host TEXT NOT NULL, batch_seq INTEGER NOT NULL,"
+	" updated_ns INTEGER NOT NULL,"
+	" PRIMARY KEY (agent_id, run_id, name)) WITHOUT ROWID;";
+
+static const char insert_sql[] =
+	"INSERT OR IGNORE INTO verdicts VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+	" ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)";
+
+/* Counters are cumulative: keep the value of the newest batch, whatever
+ * order batches arrive in after a resend. */
+static const char counter_sql[] =
+	"INSERT INTO agent_counters VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+	" ON CONFLICT (agent_id, run_id, name) DO UPDATE SET value = excluded.value,"
+	" host = excluded.host, batch_seq = excluded.batch_seq, updated_ns = excluded.updated_ns"
+	" WHERE excluded.batch_seq >= agent_counters.batch_seq";
+
+struct store_sqlite {
+	struct store base;
+	sqlite3 *db;
+	sqlite3_stmt *ins, *ctr, *begin, *commit, *rollback;
+	char path[512];
+};
+
+static const struct store_ops sqlite_ops;
+
+static void set_err(struct store_sqlite *s, const char *what, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "sqlite %s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
+}
+
+static int step_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static void sq_rollback(struct store_sqlite *s)
+{
+	if (!sqlite3_get_autocommit(s->db))
+		step_done(s->rollback);
+	s->base.in_txn = false;
+}
+
+static void bind_str(sqlite3_stmt *st, int i, const char *v)
+{
+	sqlite3_bind_text(st, i, v ? v : "", -1, SQLITE_STATIC);
+}
+
+static int sq_put_batch(struct store *base, const Flowpic__V1__Batch *b, uint64_t now_ns,
+			struct store_batch_result *res, char *err, size_t errlen)
+{
+	struct store_sqlite *s = (struct store_sqlite *)base;
+	const Flowpic__V1__Agent *a = b->agent;
+	const char *model = b->model ? b->model->name : "";
+	const char *model_ver = b->model ? b->model->version : "";
+	sqlite3_stmt *st = s->ins;
+	struct verdict_row r;
+	size_t i;
+
+	if (!s->base.in_txn) {
+		if (step_done(s->begin)) {
+			set_err(s, "BEGIN", err, errlen);
+			return -1;
+		}
+		s->base.in_txn = true;
+	}
+	/* Per-batch values bound once: bindings persist across resets. */
+	bind_str(st, 1, a->agent_id);
+	sqlite3_bind_int64(st, 2, (int64_t)a->run_id);
+	bind_str(st, 4, a->host);
+	bind_str(st, 5, a->version);
+	bind_str(st, 25, model);
+	bind_str(st, 26, model_ver);
+	sqlite3_bind_int64(st, 28, (int64_t)now_ns);
+	for (i = 0; i < b->n_verdicts; i++) {
+		const Flowpic__V1__Verdict *v = b->verdicts[i];
+		const Flowpic__V1__FlowKey *k = v->flow;
+		const Flowpic__V1__Span *sp = v->span;
+		int rc;
+
+		if (v->seq == 0) {
+			res->rejected++;
+			continue;
+		}
+		verdict_row_fill(&r, b, v);
+		sqlite3_bind_int64(st, 3, (int64_t)v->seq);
+		bind_str(st, 6, v->interface);
+		sqlite3_bind_text(st, 7, r.src, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 8, r.dst, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 9, k ? k->src_port : 0);
+		sqlite3_bind_int64(st, 10, k ? k->dst_port : 0);
+		sqlite3_bind_int64(st, 11, k ? k->protocol : 0);
+		sqlite3_bind_text(st, 12, r.direction, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 13, (int64_t)v->flow_id);
+		sqlite3_bind_text(st, 14, r.stage, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 15, sp ? (int64_t)sp->start_unix_ns : 0);
+		sqlite3_bind_int64(st, 16, sp ? (int64_t)sp->duration_ns : 0);
+		sqlite3_bind_int64(st, 17, sp ? (int64_t)sp->packets_fwd : 0);
+		sqlite3_bind_int64(st, 18, sp ? (int64_t)sp->packets_rev : 0);
+		sqlite3_bind_int64(st, 19, sp ? (int64_t)sp->bytes_fwd : 0);
+		sqlite3_bind_int64(st, 20, sp ? (int64_t)sp->bytes_rev : 0);
+		sqlite3_bind_int64(st, 21, sp ? (int64_t)sp->block_index : 0);
+		sqlite3_bind_int64(st, 22, sp ? sp->blocks : 0);
+		bind_str(st, 23, v->class_name);
+		sqlite3_bind_double(st, 24, v->confidence);
+		sqlite3_bind_text(st, 27, r.probs, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE) {
+			set_err(s, "insert verdict", err, errlen);
+			sq_rollback(s);
+			return -1;
+		}
+		if (sqlite3_changes(s->db) > 0)
+			res->stored++;
+		else
+			res->duplicates++;
+	}
+	sqlite3_clear_bindings(st);
+	for (i = 0; i < b->n_counters; i++) {
+		const Flowpic__V1__Counter *c = b->counters[i];
+
+		if (!c->name || !*c->name)
+			continue;
+		bind_str(s->ctr, 1, a->agent_id);
+		sqlite3_bind_int64(s->ctr, 2, (int64_t)a->run_id);
+		bind_str(s->ctr, 3, c->name);
+		sqlite3_bind_int64(s->ctr, 4, (int64_t)c->value);
+		bind_str(s->ctr, 5, a->host);
+		sqlite3_bind_int64(s->ctr, 6, (int64_t)b->sequence);
+		sqlite3_bind_int64(s->ctr, 7, (int64_t)now_ns);
+		if (step_done(s->ctr)) {
+			set_err(s, "upsert counter", err, errlen);
+			sq_rollback(s);
+			return -1;
+		}
+		res->counters++;
+	}
+	return 0;
+}
+
+static int sq_commit(struct store *base, char *err, size_t errlen)
+{
+	struct store_sqlite *s = (struct store_sqlite *)base;
+
+	if (step_done(s->commit)) {
+		set_err(s, "COMMIT", err, errlen);
+		sq_rollback(s);
+		return -1;
+	}
+	s->base.in_txn = false;
+	return 0;
+}
+
+static int sq_query(struct store *base, const struct store_filter *f, store_row_cb cb, void *ctx,
+		    char *err, size_t errlen)
+{
+	struct store_sqlite *s = (struct store_sqlite *)base;
+	const char *vals[64];
+	struct store_sql q;
+	sqlite3_stmt *st;
+	int i, rc;
+
+	store_build_query(f, false, &q);
+	if (sqlite3_prepare_v2(s->db, q.sql, -1, &st, NULL) != SQLITE_OK) {
+		set_err(s, "query", err, errlen);
+		return -1;
+	}
+	for (i = 0; i < q.nparams; i++)
+		sqlite3_bind_text(st, i + 1, q.params[i], -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		for (i = 0; i < store_ncols; i++)
+			vals[i] = (const char *)sqlite3_column_text(st, i);
+		if (cb(ctx, vals))
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		set_err(s, "query", err, errlen);
+		sqlite3_finalize(st);
+		return -1;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static void sq_close(struct store *base)
+{
+	struct store_sqlite *s = (struct store_sqlite *)base;
+
+	if (s->base.in_txn)
+		sq_rollback(s);
+	sqlite3_finalize(s->ins);
+	sqlite3_finalize(s->ctr);
+	sqlite3_finalize(s->begin);
+	sqlite3_finalize(s->commit);
+	sqlite3_finalize(s->rollback);
+	sqlite3_close(s->db);
+	free(s);
+}
+
+static const struct store_ops sqlite_ops = {
+	.kind = "sqlite",
+	.put_batch = sq_put_batch,
+	.commit = sq_commit,
+	.query = sq_query,
+	.close = sq_close,
+};
+
+static int prep(struct store_sqlite *s, const char *sql, sqlite3_stmt **st, char *err,
+		size_t errlen)
+{
+	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
+		set_err(s, "prepare", err, errlen);
+		return -1;
+	}
+	return 0;
+}
+
+struct store *store_sqlite_open(const char *path, const struct store_options *opt, char *err,
+				size_t errlen)
+{
+	struct store_sqlite *s = calloc(1, sizeof(*s));
+	char pragmas[160];
+	int flags;
+
+	if (!s) {
+		snprintf(err, errlen, "sqlite %s: out of memory", path);
+		return NULL;
+	}
+	s->base.ops = &sqlite_ops;
+	snprintf(s->path, sizeof(s->path), "%s", path);
+	flags = opt->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+	if (sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		set_err(s, opt->readonly ? "open (does the file exist?)" : "open", err, errlen);
+		goto fail;
+	}
+	sqlite3_busy_timeout(s->db, opt->busy_timeout_ms);
+	if (opt->readonly) {
+		sqlite3_stmt *st;
+
+		/* A file without our table is not a verdict store. */
+		if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM verdicts LIMIT 0", -1, &st, NULL) !=
+		    SQLITE_OK) {
+			set_err(s, "not a flowpic verdict store", err, errlen);
+			goto fail;
+		}
+		sqlite3_finalize(st);
+		return &s->base;
+	}
+	/* WAL: queries read while the collector writes.  FULL: a commit is on
+	 * disk before its batches are acknowledged. */
+	snprintf(pragmas, sizeof(pragmas),
+		 "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA temp_store=MEMORY;",
+		 opt->sqlite_sync_full ? "FULL" : "NORMAL");
+	if (sqlite3_exec(s->db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
+		set_err(s, "set WAL mode", err, errlen);
+		goto fail;
+	}
+	if (sqlite3_exec(s->db, schema_sql, NULL, NULL, NULL) != SQLITE_OK) {
+		set_err(s, "create schema", err, errlen);
+		goto fail;
+	}
+	if (prep(s, insert_sql, &s->ins, err, errlen) || prep(s, counter_sql, &s->ctr, err, errlen) ||
+	    prep(s, "BEGIN IMMEDIATE", &s->begin, err, errlen) ||
+	    prep(s, "COMMIT", &s->commit, err, errlen) ||
+	    prep(s, "ROLLBACK", &s->rollback, err, errlen))
+		goto fail;
+	return &s->base;
+fail:
+	sq_close(&s->base);
+	return NULL;
+}
