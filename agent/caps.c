@@ -43,14 +43,16 @@ int caps_check_attach(char *err, size_t errlen)
 	return -EPERM;
 }
 
-int caps_drop_all(char *err, size_t errlen)
+int caps_drop_all(bool keep_net_admin, char *err, size_t errlen)
 {
-	cap_value_t v;
+	cap_value_t v, keep = CAP_NET_ADMIN;
 	cap_t c;
 	int rc = 0;
 
 	/* The bounding set needs CAP_SETPCAP, so it goes first. */
 	for (v = 0; v <= CAP_LAST_CAP; v++) {
+		if (keep_net_admin && v == keep)
+			continue;
 		if (CAP_IS_SUPPORTED(v) && cap_drop_bound(v) && errno != EINVAL && errno != EPERM) {
 			snprintf(err, errlen, "cannot drop capability %d from the bounding set: %s", v,
 				 strerror(errno));
@@ -62,6 +64,13 @@ int caps_drop_all(char *err, size_t errlen)
 		return -errno;
 	}
 	c = cap_init();	/* all clear */
+	if (c && keep_net_admin &&
+	    (cap_set_flag(c, CAP_EFFECTIVE, 1, &keep, CAP_SET) ||
+	     cap_set_flag(c, CAP_PERMITTED, 1, &keep, CAP_SET))) {
+		snprintf(err, errlen, "cannot keep CAP_NET_ADMIN: %s", strerror(errno));
+		cap_free(c);
+		return -EINVAL;
+	}
 	if (!c || cap_set_proc(c)) {
 		snprintf(err, errlen, "cannot drop capabilities: %s", strerror(errno));
 		rc = -errno;

@@ -8,6 +8,7 @@
 #ifndef FLOWPIC_AGENT_CAPS_H
 #define FLOWPIC_AGENT_CAPS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /*
@@ -19,10 +20,12 @@ int caps_check_attach(char *err, size_t errlen);
 
 /*
  * Drop every capability (effective, permitted, inheritable, the bounding
- * set and the ambient set) and set no_new_privs, so neither this process nor
- * anything it runs can gain them back.  0, or a negative errno with err set.
+ * set and the ambient set) but CAP_NET_ADMIN when keep_net_admin (needed to
+ * remove a netlink TC filter at exit on kernels without tcx links), and set
+ * no_new_privs, so neither this process nor anything it runs can gain them
+ * back.  0, or a negative errno with err set.
  */
-int caps_drop_all(char *err, size_t errlen);
+int caps_drop_all(bool keep_net_admin, char *err, size_t errlen);
 
 /* The effective set as text ("=" when empty), for the log. */
 void caps_describe(char *buf, size_t len);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -140,6 +141,17 @@ static int sweep_timer(uint64_t period_ns)
 	return fd;
 }
 
+/* The running kernel is at least major.minor. */
+static bool kernel_at_least(int major, int minor)
+{
+	struct utsname u;
+	int ma = 0, mi = 0;
+
+	if (uname(&u) || sscanf(u.release, "%d.%d", &ma, &mi) != 2)
+		return false;
+	return ma > major || (ma == major && mi >= minor);
+}
+
 enum { TAG_CAPTURE, TAG_SIGNAL, TAG_SWEEP };
 
 static void sweep(struct run *r)
@@ -261,12 +273,14 @@ int live_run(struct run *r)
 		log_error("%s", err);
 		return AGENT_EXIT_CAPTURE;
 	}
+	/* capture_open() logged each interface with its XDP mode. */
 	r->started = true;
-	for (i = 0; i < cfg->n_ifaces; i++)
-		log_info("capturing on %s (XDP %s ingress, TC egress)", cfg->ifaces[i],
-			 capture_xdp_mode(r->cap, i));
 	if (!cfg->keep_caps) {
-		if (caps_drop_all(err, sizeof(err))) {
+		/* Without tcx (Linux < 6.6) TC egress is a netlink filter whose
+		 * removal at exit needs CAP_NET_ADMIN; a bpf_link needs nothing. */
+		bool keep_net_admin = !kernel_at_least(6, 6);
+
+		if (caps_drop_all(keep_net_admin, err, sizeof(err))) {
 			log_error("%s: refusing to run with privileges it does not need; use "
 				  "--keep-caps to run anyway", err);
 			capture_close(r->cap);

@@ -1,0 +1,273 @@
+#!/usr/bin/env bash
+# System test of flowpic-agent on live traffic (root): two network
+# namespaces joined by a veth pair; an HTTPS download (curl from
+# `openssl s_server -WWW`), a UDP media-like stream (50 packets/s) and pings
+# between them; the agent on the client side, and tcpdump on the same
+# interface at the same time.  Checks:
+#   - per flow, the packets, IP bytes and payload bytes the agent saw equal
+#     what tcpdump captured (read back with tshark), and no other flows;
+#   - the ICMP packets the BPF programs skipped equal tshark's count;
+#   - zero loss counters, verdicts for every flow (early: shorter than a
+#     block), a counters line on SIGUSR1 and one at exit;
+#   - capabilities all dropped once attached;
+#   - nothing left attached after SIGTERM, and after kill -9: the agent's
+#     bpf_links (from /proc/PID/fdinfo) are gone, no XDP on the interface,
+#     no TC filter on its egress.
+# Namespaces and interfaces are named fpt-agent-*, removed by a trap.
+# Usage: test_agent_system.sh AGENT
+set -uo pipefail
+agent=$1
+py=/usr/bin/python3
+ns_s=fpt-agent-srv ns_c=fpt-agent-cli
+if_s=fpt-agent-s0 if_c=fpt-agent-c0
+ip_s=10.198.77.1 ip_c=10.198.77.2
+tmp=$(mktemp -d /tmp/fpt-agent-system.XXXXXX)
+pids=()
+pass=0 fail=0
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+die() { echo "FAIL $1"; exit 1; }
+
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do kill -9 "$p" 2> /dev/null; done
+	wait 2> /dev/null
+	ip netns del $ns_s 2> /dev/null
+	ip netns del $ns_c 2> /dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+[ -x "$agent" ] || die "no flowpic-agent binary at $agent"
+[ "$(id -u)" -eq 0 ] || die "needs root (network namespaces, BPF); CI runs as root"
+for t in ip tcpdump tshark openssl curl ethtool bpftool tc; do
+	command -v $t > /dev/null || die "$t is missing (scripts/install-deps.sh installs it)"
+done
+
+# A namespace of a run killed before its trap ran.
+ip netns del $ns_s 2> /dev/null
+ip netns del $ns_c 2> /dev/null
+ip netns add $ns_s && ip netns add $ns_c || die "cannot create network namespaces"
+ip link add $if_c netns $ns_c type veth peer name $if_s netns $ns_s || die "cannot create the veth pair"
+for side in "$ns_s $if_s $ip_s" "$ns_c $if_c $ip_c"; do
+	set -- $side
+	ip netns exec $1 sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+	ip -n $1 addr add $3/24 dev $2
+	ip -n $1 link set lo up
+	ip -n $1 link set $2 up
+	# The wire carries what tcpdump sees: no TSO/GSO super-packets, no GRO.
+	ip netns exec $1 ethtool -K $2 tso off gso off gro off > /dev/null 2>&1
+done
+
+# ---- the peers ----
+mkdir -p "$tmp/www"
+head -c 6000000 /dev/urandom > "$tmp/www/big.bin"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/key.pem" -out "$tmp/cert.pem" -days 1 \
+	-subj /CN=fpt-agent > /dev/null 2>&1 || die "openssl req"
+(cd "$tmp/www" && exec ip netns exec $ns_s openssl s_server -WWW -accept 4433 -quiet \
+	-cert "$tmp/cert.pem" -key "$tmp/key.pem") > "$tmp/s_server.log" 2>&1 &
+pids+=($!)
+# UDP sink, so the stream gets no ICMP port-unreachable back.
+ip netns exec $ns_s "$py" -c "
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('$ip_s', 5004))
+s.settimeout(30)
+try:
+    while True:
+        s.recv(2048)
+except socket.timeout:
+    pass
+" &
+pids+=($!)
+
+wait_for() { # file pattern seconds
+	local i
+	for ((i = 0; i < $3 * 10; i++)); do
+		grep -q -- "$2" "$1" 2> /dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+ip netns exec $ns_c tcpdump -i $if_c -n -U -s 256 -w "$tmp/cap.pcap" 2> "$tmp/tcpdump.err" &
+tcpdump_pid=$!
+pids+=($tcpdump_pid)
+wait_for "$tmp/tcpdump.err" "listening on" 10 || die "tcpdump did not start: $(cat "$tmp/tcpdump.err")"
+
+# ip netns exec execs the agent: $! is its pid.
+ip netns exec $ns_c "$agent" --iface $if_c -v > "$tmp/verdicts" 2> "$tmp/agent.err" &
+agent_pid=$!
+pids+=($agent_pid)
+wait_for "$tmp/agent.err" "capabilities dropped" 30 || die "the agent did not start: $(cat "$tmp/agent.err")"
+
+# ---- attached, and the checks that it is can see it (else they prove nothing) ----
+links=$(grep -h '^link_id:' /proc/$agent_pid/fdinfo/* 2> /dev/null | awk '{print $2}' | sort -n | tr '\n' ' ')
+nlinks=$(echo $links | wc -w)
+if [ "$nlinks" -ge 2 ]; then ok "agent holds $nlinks bpf_links ($links)"; else bad "agent links: '$links'"; fi
+if ip -n $ns_c link show dev $if_c | grep -q "prog/xdp"; then ok "XDP attached while running"; else bad "no XDP while running"; fi
+if grep -q "CapEff:[[:space:]]*0000000000000000" /proc/$agent_pid/status; then
+	ok "capabilities all dropped after attaching"
+else
+	bad "capabilities: $(grep Cap /proc/$agent_pid/status | tr '\n' ' ')"
+fi
+
+# ---- traffic ----
+ip netns exec $ns_c curl -sk --max-time 60 -o "$tmp/got.bin" https://$ip_s:4433/big.bin
+if cmp -s "$tmp/got.bin" "$tmp/www/big.bin"; then ok "HTTPS download (6 MB)"; else bad "HTTPS download failed"; fi
+ip netns exec $ns_c "$py" -c "
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('$ip_c', 40004))
+t0 = time.monotonic()
+for i in range(200):   # 4 s at 50 packets/s, 160-byte payloads (20 ms audio frames)
+    s.sendto(i.to_bytes(4, 'big') + bytes(156), ('$ip_s', 5004))
+    time.sleep(max(0, t0 + (i + 1) * 0.02 - time.monotonic()))
+"
+ip netns exec $ns_c ping -c 5 -i 0.2 -q $ip_s > /dev/null || bad "ping"
+sleep 1
+
+# ---- counters on SIGUSR1, then a clean stop ----
+kill -USR1 $agent_pid
+wait_for "$tmp/agent.err" '^{"counters"' 10 && ok "SIGUSR1 writes a counters line" || bad "no counters line on SIGUSR1"
+sleep 0.5
+kill -TERM $agent_pid
+wait $agent_pid
+rc=$?
+[ $rc -eq 0 ] && ok "SIGTERM: exit 0" || bad "SIGTERM: exit $rc: $(tail -3 "$tmp/agent.err")"
+kill -INT $tcpdump_pid
+wait $tcpdump_pid
+
+nothing_attached() { # what
+	local id left=""
+	for id in $links; do
+		bpftool link show id $id > /dev/null 2>&1 && left="$left $id"
+	done
+	if [ -n "$left" ]; then
+		bad "$1: bpf_links still there:$left"
+	elif ip -n $ns_c link show dev $if_c | grep -q xdp; then
+		bad "$1: XDP still attached: $(ip -n $ns_c link show dev $if_c)"
+	elif [ -n "$(tc -n $ns_c filter show dev $if_c egress 2> /dev/null)" ]; then
+		bad "$1: TC filter left: $(tc -n $ns_c filter show dev $if_c egress)"
+	elif ip netns exec $ns_c bpftool net show dev $if_c | grep -q "id "; then
+		bad "$1: bpftool net: $(ip netns exec $ns_c bpftool net show dev $if_c)"
+	else
+		ok "$1: nothing left attached"
+	fi
+}
+nothing_attached "after SIGTERM"
+
+# ---- what the agent saw against what tcpdump saw ----
+tshark -r "$tmp/cap.pcap" -n -T fields -E separator=, -e frame.protocols -e ip.src -e ip.dst \
+	-e ip.proto -e tcp.srcport -e tcp.dstport -e udp.srcport -e udp.dstport -e ip.len \
+	-e tcp.len -e udp.length > "$tmp/tshark.csv" 2> "$tmp/tshark.err" || bad "tshark: $(cat "$tmp/tshark.err")"
+"$py" - "$tmp/verdicts" "$tmp/agent.err" "$tmp/tshark.csv" > "$tmp/compare.out" 2>&1 <<'EOF'
+import json, sys
+verdicts, agent_err, tsv = sys.argv[1:4]
+fails = []
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what)
+    if not cond:
+        fails.append(what)
+
+# tcpdump's view, bidirectional 5-tuples
+want, icmp = {}, 0
+for line in open(tsv):
+    f = line.rstrip("\n").split(",")
+    protos, src, dst, proto = f[0], f[1], f[2], f[3]
+    if "icmp" in protos.split(":"):
+        icmp += 1
+        continue
+    if proto == "6":
+        sp, dp, pay = int(f[4]), int(f[5]), int(f[9])
+    elif proto == "17":
+        sp, dp, pay = int(f[6]), int(f[7]), int(f[10]) - 8
+    else:
+        continue
+    key = (int(proto), frozenset([(src, sp), (dst, dp)]))
+    w = want.setdefault(key, [0, 0, 0])
+    w[0] += 1
+    w[1] += int(f[8])
+    w[2] += pay
+
+flows, blocks, got = [], [], {}
+for line in open(verdicts):
+    v = json.loads(line)
+    if "block" in v:
+        blocks.append(v["block"])
+        continue
+    flows.append(v)
+    key = ({"tcp": 6, "udp": 17}[v["proto"]],
+           frozenset([(v["src"], v["sport"]), (v["dst"], v["dport"])]))
+    g = got.setdefault(key, [0, 0, 0])
+    g[0] += v["packets"]
+    g[1] += v["bytes"]
+    g[2] += v["payload_bytes"]
+
+check(set(got) == set(want), "same flows as tcpdump: agent %d, tcpdump %d" % (len(got), len(want)))
+for key in sorted(want, key=lambda k: -want[k][0]):
+    proto, ends = key
+    name = "%s %s" % ({6: "tcp", 17: "udp"}[proto], " <-> ".join("%s:%d" % e for e in sorted(ends)))
+    check(got.get(key) == want[key], "%s: agent packets/bytes/payload %s, tcpdump %s"
+          % (name, got.get(key), want[key]))
+big = [w for (p, _), w in want.items() if p == 6 and w[2] >= 6000000]
+check(len(big) == 1, "the HTTPS download is one TCP flow carrying >= 6 MB")
+udp = [w for (p, _), w in want.items() if p == 17 and w[0] == 200]
+check(len(udp) == 1, "the UDP stream is one flow of 200 packets")
+
+counters = [json.loads(l)["counters"] for l in open(agent_err) if l.startswith('{"counters"')]
+check(len(counters) == 2, "two counters lines (SIGUSR1, exit): %d" % len(counters))
+c = counters[-1]
+losses = {k: n for k, n in c.items() if ("lost" in k or k in (
+    "skipped_flow_table_full", "cells_refused", "blocks_failed", "output_errors",
+    "flows_untracked")) and n}
+check(not losses, "zero loss counters %s" % (losses or ""))
+check(c["packets"] == sum(w[0] for w in want.values()), "packets %d = tcpdump's TCP+UDP" % c["packets"])
+check(c["capture_delivered"] == c["packets"], "capture_delivered = packets")
+check(c["capture_skip_icmp"] == icmp, "ICMP skipped by BPF %d = tcpdump's %d" % (c["capture_skip_icmp"], icmp))
+check(icmp >= 10, "pings seen (%d ICMP)" % icmp)
+check(c["capture_tcp_packets"] == c["packets_tcp"] and c["capture_udp_packets"] == c["packets_udp"],
+      "per-protocol counts: BPF = userspace")
+check(c["packets_ingress"] + c["packets_egress"] == c["packets"] and c["packets_egress"] > 0,
+      "both directions seen (ingress %d, egress %d)" % (c["packets_ingress"], c["packets_egress"]))
+check(c["flows"] == len(flows) == c["verdicts_flow"], "a verdict per flow (%d)" % len(flows))
+check(len(blocks) == c["verdicts_block"] > 0, "block verdicts (%d)" % len(blocks))
+check(all(f["early"] and f["class"] for f in flows), "flow verdicts marked early (shorter than a block)")
+check(all(b["early"] for b in blocks), "block verdicts marked early (partial blocks)")
+sys.exit(1 if fails else 0)
+EOF
+rc=$?
+cat "$tmp/compare.out"
+pass=$((pass + $(grep -c '^ok' "$tmp/compare.out")))
+fail=$((fail + $(grep -c '^FAIL' "$tmp/compare.out")))
+[ $rc -eq 0 ] || [ "$(grep -c '^FAIL' "$tmp/compare.out")" -gt 0 ] || bad "comparison script: exit $rc"
+
+# ---- a crash: kill -9 leaves nothing attached ----
+ip netns exec $ns_c "$agent" --iface $if_c -v > /dev/null 2> "$tmp/agent2.err" &
+agent_pid=$!
+pids+=($agent_pid)
+if wait_for "$tmp/agent2.err" "capabilities dropped" 30; then
+	links=$(grep -h '^link_id:' /proc/$agent_pid/fdinfo/* 2> /dev/null | awk '{print $2}' | tr '\n' ' ')
+	if [ "$(echo $links | wc -w)" -ge 2 ] && ip -n $ns_c link show dev $if_c | grep -q prog/xdp; then
+		ok "second agent attached (links $links)"
+	else
+		bad "second agent: links '$links', $(ip -n $ns_c link show dev $if_c)"
+	fi
+	ip netns exec $ns_c ping -c 2 -i 0.2 -q $ip_s > /dev/null
+	kill -9 $agent_pid
+	wait $agent_pid 2> /dev/null
+	# Links are released with the last reference: the process's fds.
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		ip -n $ns_c link show dev $if_c | grep -q xdp || break
+		sleep 0.2
+	done
+	nothing_attached "after kill -9"
+	ip netns exec $ns_c ping -c 2 -i 0.2 -q $ip_s > /dev/null && ok "traffic flows after kill -9" \
+		|| bad "no traffic after kill -9"
+else
+	bad "second agent did not start: $(cat "$tmp/agent2.err")"
+fi
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
