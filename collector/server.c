@@ -560,11 +560,22 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const u
 	return 0;
 }
 
+static void h2_error(struct conn *c, const char *what);
+
 static int on_frame_send(nghttp2_session *h2, const nghttp2_frame *f, void *user)
 {
 	struct stream *st;
 
-	(void)user;
+	/* nghttp2 found a connection error itself (some, like a bad frame
+	 * size, reach no other callback): its GOAWAY says which. */
+	if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code != NGHTTP2_NO_ERROR) {
+		char what[96];
+
+		snprintf(what, sizeof(what), "answered with GOAWAY %s",
+			 nghttp2_http2_strerror(f->goaway.error_code));
+		h2_error(user, what);
+		return 0;
+	}
 	if (f->hd.type != NGHTTP2_HEADERS || !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
 		return 0;
 	st = nghttp2_session_get_stream_user_data(h2, f->hd.stream_id);
@@ -591,14 +602,36 @@ static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t code, void 
 	return 0;
 }
 
+/* Counted once per connection: err_http2_protocol is the number of
+ * connections that sent malformed HTTP/2; each is logged once. */
+static void h2_error(struct conn *c, const char *what)
+{
+	if (c->logged_h2_error)
+		return;
+	c->logged_h2_error = true;
+	c->srv->k.err_http2_protocol++;
+	log_warn("%s: malformed HTTP/2 (%s)", c->peer, what);
+}
+
 static int on_invalid_frame(nghttp2_session *h2, const nghttp2_frame *f, int lib_err, void *user)
 {
-	struct conn *c = user;
+	char what[160];
 
 	(void)h2;
-	c->srv->k.err_http2_protocol++;
-	log_warn("%s: invalid HTTP/2 frame (type %u, stream %d): %s", c->peer, f->hd.type,
+	snprintf(what, sizeof(what), "invalid frame of type %u on stream %d: %s", f->hd.type,
 		 f->hd.stream_id, nghttp2_strerror(lib_err));
+	h2_error(user, what);
+	return 0;
+}
+
+static int on_h2_error(nghttp2_session *h2, int lib_err, const char *msg, size_t len, void *user)
+{
+	char what[200];
+
+	(void)h2;
+	snprintf(what, sizeof(what), "%.*s [%s]", (int)(len < 150 ? len : 150), msg,
+		 nghttp2_strerror(lib_err));
+	h2_error(user, what);
 	return 0;
 }
 
@@ -890,9 +923,7 @@ static void conn_read(struct conn *c)
 		c->last_io_ms = now_ms();
 		used = nghttp2_session_mem_recv(c->h2, s->rbuf, (size_t)n);
 		if (used < 0) {
-			s->k.err_http2_protocol++;
-			log_warn("%s: malformed HTTP/2 (%s): closing the connection", c->peer,
-				 nghttp2_strerror((int)used));
+			h2_error(c, nghttp2_strerror((int)used));
 			if (used != NGHTTP2_ERR_BAD_CLIENT_MAGIC) {
 				nghttp2_session_terminate_session(c->h2, NGHTTP2_PROTOCOL_ERROR);
 				conn_flush(c);
@@ -1224,6 +1255,7 @@ struct server *server_new(const struct server_config *cfg, struct store *store, 
 	nghttp2_session_callbacks_set_on_frame_send_callback(s->cbs, on_frame_send);
 	nghttp2_session_callbacks_set_on_stream_close_callback(s->cbs, on_stream_close);
 	nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(s->cbs, on_invalid_frame);
+	nghttp2_session_callbacks_set_error_callback2(s->cbs, on_h2_error);
 	/* Bound what a peer can make us hold: header lists and reserved streams. */
 	nghttp2_option_set_max_send_header_block_length(s->h2opt, 16384);
 	nghttp2_option_set_max_reserved_remote_streams(s->h2opt, 0);

@@ -106,8 +106,8 @@ static int sq_put_batch(struct store *base, const Flowpic__V1__Batch *b, uint64_
 	sqlite3_bind_int64(st, 2, (int64_t)a->run_id);
 	bind_str(st, 4, a->host);
 	bind_str(st, 5, a->version);
-	bind_str(st, 25, model);
-	bind_str(st, 26, model_ver);
+	bind_str(st, 26, model);
+	bind_str(st, 27, model_ver);
 	sqlite3_bind_int64(st, 28, (int64_t)now_ns);
 	for (i = 0; i < b->n_verdicts; i++) {
 		const Flowpic__V1__Verdict *v = b->verdicts[i];
@@ -140,7 +140,7 @@ static int sq_put_batch(struct store *base, const Flowpic__V1__Batch *b, uint64_
 		sqlite3_bind_int64(st, 22, sp ? sp->blocks : 0);
 		bind_str(st, 23, v->class_name);
 		sqlite3_bind_double(st, 24, v->confidence);
-		sqlite3_bind_text(st, 27, r.probs, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 25, r.probs, -1, SQLITE_STATIC);
 		rc = sqlite3_step(st);
 		sqlite3_reset(st);
 		if (rc != SQLITE_DONE) {

@@ -1,0 +1,102 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Interoperability: Debian's python3-grpcio streams batches to flowpic-collector,
+cleartext (h2c) and over TLS (certificates made here with openssl), and gets
+one Ack per batch; the stored rows, the agents' counters and the query
+command are checked against what was sent."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+
+def check_acks(acks, code, details, batches):
+    assert code.name == "OK", "call failed: %s %s" % (code, details)
+    assert [a.sequence for a in acks] == [b.sequence for b in batches], acks
+    assert all(a.stored == len(b.verdicts) and a.duplicates == 0 for a, b in zip(acks, batches))
+
+
+def main():
+    binary = h.collector_binary()
+    d = tempfile.mkdtemp(prefix="fpt-collector-interop-")
+    try:
+        pki = h.make_pki(d)
+        db = os.path.join(d, "v.db")
+        # Cleartext: 20 batches of 50 verdicts, counters on the last one.
+        c = h.Collector(binary, "sqlite:" + db)
+        batches = [h.make_batch(sequence=i + 1, first_seq=i * 50 + 1, n=50) for i in range(20)]
+        batches[-1].counters.add(name="packets.tcp", value=1234)
+        batches[-1].counters.add(name="stream.spooled", value=0)
+        acks, code, details = h.stream(c.address, batches, token="test-token")
+        check_acks(acks, code, details, batches)
+
+        # TLS: the server's certificate is verified against our CA as "localhost".
+        k = c.stop()
+        assert k["verdicts_stored"] == 1000 and k["acks_sent"] == 20, k
+        c = h.Collector(binary, "sqlite:" + db,
+                        tls={"cert": pki["server"] + ".pem", "key": pki["server"] + ".key"})
+        tb = [h.make_batch(agent_id="agent-tls", host="host-tls", sequence=i + 1,
+                           first_seq=i * 100 + 1, n=100) for i in range(5)]
+        acks, code, details = h.stream(c.address, tb, token="test-token",
+                                       tls={"ca": pki["ca"] + ".pem", "name": "localhost"})
+        check_acks(acks, code, details, tb)
+        # A client that does not trust the server's CA gets nowhere.
+        acks, code, details = h.stream(c.address, tb[:1], token="test-token",
+                                       tls={"ca": pki["otherca"] + ".pem", "name": "localhost"},
+                                       timeout=5)
+        assert code.name == "UNAVAILABLE" and not acks, (code, details)
+        k = c.stop()
+        assert k["verdicts_stored"] == 500 and k["err_tls_handshake"] >= 1, k
+
+        rows = h.sqlite_rows(db, "SELECT agent_id, count(*), min(seq), max(seq) FROM verdicts "
+                                 "GROUP BY agent_id ORDER BY agent_id")
+        assert rows == [("agent-1", 1000, 1, 1000), ("agent-tls", 500, 1, 500)], rows
+        row = h.sqlite_rows(db, "SELECT host, interface, src_addr, dst_addr, src_port, dst_port,"
+                                " protocol, direction, stage, start_ns, packets_rev, bytes_rev,"
+                                " class, round(confidence, 3), probs, model, model_version"
+                                " FROM verdicts WHERE agent_id = 'agent-1' AND seq = 7")[0]
+        want = ("host-a", "eth0", "10.0.0.7", "192.0.2.1", 40007, 443, 6, "outbound", "block",
+                1764230400 * 10**9 + 7 * 10**9, 14, 1400, "file_transfer", 0.57)
+        assert row[:14] == want, row
+        probs = json.loads(row[14])
+        assert probs == {"voip": 0.05, "video": 0.05, "file_transfer": 0.8, "chat": 0.05,
+                         "browsing": 0.05}, probs
+        assert row[15:] == ("lenet32", "1"), row
+        ctr = h.sqlite_rows(db, "SELECT name, value, batch_seq FROM agent_counters ORDER BY name")
+        assert ctr == [("packets.tcp", 1234, 20), ("stream.spooled", 0, 20)], ctr
+
+        # The query command, JSON lines and filters.
+        def q(*args):
+            r = subprocess.run([binary, "query", "--db", "sqlite:" + db, *args],
+                               capture_output=True, text=True)
+            assert r.returncode == 0, r.stderr
+            return [json.loads(l) for l in r.stdout.splitlines()]
+        assert len(q()) == 1500
+        chat = q("--class", "chat", "--host", "host-a")
+        assert len(chat) == 200 and all(v["class"] == "chat" for v in chat)
+        one = q("--flow", "src=10.0.0.7,dport=443,proto=tcp")
+        assert [(v["agent_id"], v["seq"]) for v in one] == [("agent-1", 7), ("agent-tls", 7)], one
+        assert one[0]["probs"]["file_transfer"] == 0.8 and one[0]["sport"] == 40007
+        t0 = 1764230400
+        win = q("--since", str(t0 + 10), "--until", "2025-11-27T08:00:20Z", "--oldest-first",
+                "--agent", "agent-1")
+        assert [v["seq"] for v in win] == list(range(10, 20)), [v["seq"] for v in win]
+        assert len(q("--limit", "3")) == 3
+        r = subprocess.run([binary, "query", "--db", "sqlite:" + db, "--table", "--limit", "2"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0 and "(2 verdicts)" in r.stdout, r.stdout
+        r = subprocess.run([binary, "query", "--db", "sqlite:" + os.path.join(d, "none.db")],
+                           capture_output=True, text=True)
+        assert r.returncode == 1 and "none.db" in r.stderr, r.stderr
+        print("interop: ok (h2c 1000 verdicts, TLS 500 verdicts, query)")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
