@@ -540,8 +540,8 @@ static void samples_block(void *ctx, const struct flow_table *ft, const struct f
 }
 
 int classifier_samples(struct classifier *c, const struct classify_sample *smp, size_t n,
-		       struct block_verdict *blocks, size_t max_blocks, size_t *nblocks,
-		       struct flow_verdict *out)
+		       uint64_t end_ns, struct block_verdict *blocks, size_t max_blocks,
+		       size_t *nblocks, struct flow_verdict *out)
 {
 	struct samples_ctx s = { .c = c, .blocks = blocks, .max_blocks = max_blocks };
 	struct flow_events ev = { .block = samples_block, .ctx = &s };
@@ -587,6 +587,10 @@ int classifier_samples(struct classifier *c, const struct classify_sample *smp, 
 		p.tcp_flags = i == 0 && rev0 ? 0x12 : p.proto == 6 ? 0x10 : 0;
 		flow_table_add(ft, &p);
 	}
+	/* Time moves on to the end of the observation: the blocks whose
+	 * window passed are complete, as in a capture that went on. */
+	if (end_ns)
+		flow_table_advance(ft, end_ns);
 	flow_table_flush(ft);
 	flow_table_free(ft);
 	if (nblocks)

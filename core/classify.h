@@ -232,13 +232,16 @@ struct classify_sample {
 /*
  * The seed's Classifier on one flow's samples (times in any origin,
  * non-decreasing): cut into the model's blocks exactly as a capture would be
- * (one idle-free flow), each block classified, the verdicts combined.
- * blocks may be NULL; otherwise up to max_blocks block verdicts are stored
- * and *nblocks says how many blocks there were.  0 or -errno (-ENOMEM).
+ * (one flow; its time starts at the first sample), each block classified,
+ * the verdicts combined.  end_ns is when observing the flow stopped (the
+ * end of the capture): blocks whose window passed by then are complete; 0
+ * means at the last sample, so the last block is partial.  blocks may be
+ * NULL; otherwise up to max_blocks block verdicts are stored and *nblocks
+ * (may be NULL) says how many blocks there were.  0 or -errno (-ENOMEM).
  */
 int classifier_samples(struct classifier *c, const struct classify_sample *s, size_t n,
-		       struct block_verdict *blocks, size_t max_blocks, size_t *nblocks,
-		       struct flow_verdict *out);
+		       uint64_t end_ns, struct block_verdict *blocks, size_t max_blocks,
+		       size_t *nblocks, struct flow_verdict *out);
 
 /* ---- whole files ---- */
 

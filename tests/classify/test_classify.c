@@ -215,7 +215,7 @@ static void verdict_of(struct classifier *c, const char *seq, bool tail, struct 
 	struct block_verdict bv[64];
 	size_t n = flow_of(seq, s, tail), nb, k;
 
-	assert_int_equal(classifier_samples(c, s, n, bv, 64, &nb, v), 0);
+	assert_int_equal(classifier_samples(c, s, n, 0, bv, 64, &nb, v), 0);
 	assert_int_equal(nb, strlen(seq) + tail);
 	for (k = 0; k < strlen(seq); k++) {
 		assert_int_equal(bv[k].cls, (uint32_t)(seq[k] - 'a'));
@@ -315,6 +315,20 @@ static void test_early(void **state)
 	assert_int_equal(v.blocks_voting, 1);
 	assert_int_equal(st->flows_early, 1);
 	assert_int_equal(st->blocks_early, 1);
+	/* the observation went on past the block: it is complete, not early */
+	{
+		struct classify_sample s[4];
+		size_t n = flow_of("b", s, false), nb;
+		struct block_verdict bv[2];
+
+		assert_int_equal(classifier_samples(c, s, n, T0 + 61 * SEC, bv, 2, &nb, &v), 0);
+		assert_int_equal(nb, 1);
+		assert_false(bv[0].early);
+		assert_false(v.early);
+		assert_int_equal(v.cls, B);
+		assert_int_equal(classifier_samples(c, s, n, T0 + 59 * SEC, bv, 2, &nb, &v), 0);
+		assert_true(v.early);
+	}
 	/* complete blocks exist: they vote, the partial one does not */
 	verdict_of(c, "aab", false, &v);
 	assert_int_equal(v.cls, A);
@@ -355,7 +369,7 @@ static void test_no_blocks(void **state)
 
 	(void)state;
 	/* only packets of 1500 bytes or more: in the flow, never drawn */
-	assert_int_equal(classifier_samples(c, s, 2, NULL, 0, &nb, &v), 0);
+	assert_int_equal(classifier_samples(c, s, 2, 0, NULL, 0, &nb, &v), 0);
 	assert_int_equal(nb, 0);
 	assert_int_equal(v.cls, CLASSIFY_UNKNOWN);
 	assert_int_equal(v.reason, CLASSIFY_NO_BLOCKS);
@@ -505,7 +519,7 @@ static void test_csv_file(void **state)
 	size_t n = flow_of("abbcb", s, true), nb, k;
 
 	(void)state;
-	assert_int_equal(classifier_samples(c, s, n, bv, 64, &nb, &v), 0);
+	assert_int_equal(classifier_samples(c, s, n, 0, bv, 64, &nb, &v), 0);
 	snprintf(path, sizeof(path), "%s/flow.csv", tmpdir);
 	write_csv(path, s, n, true);
 	assert_int_equal(classifier_csv_file(c, path, NULL, &cb, &res), 0);
@@ -666,7 +680,7 @@ static void test_json_lines(void **state)
 	FILE *out;
 
 	(void)state;
-	assert_int_equal(classifier_samples(c, s, flow_of("aa", s, true), bv, 8, &nb, &v), 0);
+	assert_int_equal(classifier_samples(c, s, flow_of("aa", s, true), 0, bv, 8, &nb, &v), 0);
 	memset(&f, 0, sizeof(f));
 	f.id = 7;
 	f.key.proto = 17;
