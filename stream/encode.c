@@ -152,7 +152,8 @@ long encode_batch(uint8_t *buf, size_t cap, const struct encode_header *h, uint6
 	if (!pb_encode(&os, flowpic_v1_Batch_fields, &b)) {
 		snprintf(err, errlen, "encoding batch %llu (%u verdicts) into %zu bytes: %s",
 			 (unsigned long long)sequence, n, cap, PB_GET_ERROR(&os));
-		return os.bytes_written >= cap ? -ENOSPC : -EINVAL;
+		/* nanopb says "stream full" when the buffer is too small. */
+		return strstr(PB_GET_ERROR(&os), "full") ? -ENOSPC : -EINVAL;
 	}
 	return (long)os.bytes_written;
 }

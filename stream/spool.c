@@ -251,7 +251,10 @@ static int segs_reserve(struct spool *sp, size_t n)
 	return 0;
 }
 
-/* Index one segment left by a previous run: its good records, and one line per damage. */
+/*
+ * Index one segment left by a previous run: its good records, and one line
+ * per damage.  0, 1 (not a segment of ours: leave it out), or -errno.
+ */
 static int seg_scan(struct spool *sp, struct seg *s)
 {
 	char name[64];
@@ -269,13 +272,10 @@ static int seg_scan(struct spool *sp, struct seg *s)
 	s->size = (uint64_t)stt.st_size;
 	if (s->size < SPOOL_SEG_HDR || pread_full(s->rfd, hdr, sizeof(hdr), 0) != SPOOL_SEG_HDR ||
 	    memcmp(hdr, SEG_MAGIC, 8) || get32(hdr + 8) != SEG_VERSION) {
-		log_error("spool %s/%s: not a flowpic spool segment (header of %" PRIu64
-			  " bytes does not match version %d); its %" PRIu64 " bytes are skipped",
-			  sp->dir, name, s->size, SEG_VERSION, s->size);
+		log_error("spool %s/%s: not a flowpic spool segment (no version %d header in its %"
+			  PRIu64 " bytes); left alone", sp->dir, name, SEG_VERSION, s->size);
 		sp->st.corrupt++;
-		s->reported_to = s->size;
-		s->ack_off = s->size;
-		return 0;
+		return 1;
 	}
 	off = SPOOL_SEG_HDR;
 	while (off < s->size) {
@@ -384,10 +384,17 @@ struct spool *spool_open(const char *dir, uint64_t max_bytes, uint64_t segment_b
 		struct seg *s = &sp->segs[i];
 		int e = seg_scan(sp, s);
 
-		if (e) {
+		if (e < 0) {
 			snprintf(err, errlen, "spool %s: reading segment %016" PRIx64 ": %s", dir,
 				 s->id, strerror(-e));
 			goto err_free;
+		}
+		if (e > 0) {
+			close(s->rfd);
+			memmove(s, s + 1, (sp->nsegs - i - 1) * sizeof(*s));
+			sp->nsegs--;
+			i--;
+			continue;
 		}
 		sp->st.bytes += s->size;
 		sp->st.records += s->records;

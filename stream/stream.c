@@ -270,6 +270,9 @@ static int on_ack(void *ctx, const uint8_t *msg, size_t len)
 		s->fl_head = (s->fl_head + 1) % SFLIGHT_MAX;
 		s->fl_n--;
 		spool_ack(s->spool);
+		/* A slot for the next spool record: the call may have been deferred on it. */
+		if (s->conn)
+			conn_resume(s->conn);
 	}
 	s->tc.acked += verdicts;
 	s->tc.stored += ack.stored;
