@@ -42,6 +42,7 @@
 struct ack {
 	uint64_t sequence;
 	uint32_t stored, duplicates, rejected;
+	size_t txn_idx;		/* the batch's place in the store's transaction */
 };
 
 struct ackq {
@@ -260,10 +261,10 @@ static int on_message(void *ctx, const uint8_t *msg, size_t len)
 {
 	struct stream *st = ctx;
 	struct server *s = st->c->srv;
-	struct store_batch_result res;
 	Flowpic__V1__Batch *b;
 	char err[512];
 	struct ack a;
+	size_t idx;
 
 	b = flowpic__v1__batch__unpack(NULL, len, msg);
 	if (!b) {
@@ -281,7 +282,7 @@ static int on_message(void *ctx, const uint8_t *msg, size_t len)
 	}
 	if (!store_in_txn(s->store))
 		s->txn_start_ms = now_ms();
-	if (store_put_batch(s->store, b, wall_ns(), &res, err, sizeof(err))) {
+	if (store_put_batch(s->store, b, wall_ns(), &idx, err, sizeof(err))) {
 		struct stream *p, *next;
 
 		/* The transaction is gone: every batch waiting for it is lost,
@@ -303,18 +304,10 @@ static int on_message(void *ctx, const uint8_t *msg, size_t len)
 	st->batches++;
 	s->k.batches++;
 	s->k.verdicts_received += b->n_verdicts;
-	s->k.verdicts_stored += res.stored;
-	s->k.verdicts_duplicate += res.duplicates;
-	s->k.verdicts_rejected += res.rejected;
-	s->k.counters_stored += res.counters;
 	s->txn_verdicts += b->n_verdicts;
-	if (res.rejected)
-		log_warn("%s: stream %d: batch %" PRIu64 " of agent %s: %u verdicts with seq 0 refused",
-			 st->c->peer, st->id, b->sequence, b->agent->agent_id, res.rejected);
+	memset(&a, 0, sizeof(a));
 	a.sequence = b->sequence;
-	a.stored = res.stored;
-	a.duplicates = res.duplicates;
-	a.rejected = res.rejected;
+	a.txn_idx = idx;
 	flowpic__v1__batch__free_unpacked(b, NULL);
 	if (ackq_push(&st->uncommitted, &a)) {
 		stream_fail(st, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL, "out of memory queueing an ack");
@@ -1067,7 +1060,9 @@ static void accept_all(struct server *s)
 
 static void commit_and_ack(struct server *s)
 {
+	const struct store_batch_result *res = NULL;
 	struct stream *st, *next;
+	size_t i, nres = 0;
 	struct conn *c, *cn;
 	char err[512];
 
@@ -1085,14 +1080,29 @@ static void commit_and_ack(struct server *s)
 			goto flush;
 		}
 		s->k.commits++;
+		res = store_results(s->store, &nres);
+	}
+	for (i = 0; i < nres; i++) {
+		s->k.verdicts_stored += res[i].stored;
+		s->k.verdicts_duplicate += res[i].duplicates;
+		s->k.verdicts_rejected += res[i].rejected;
+		s->k.counters_stored += res[i].counters;
 	}
 	s->txn_verdicts = 0;
 	for (st = s->pending; st; st = next) {
-		size_t i;
-
 		next = st->next_pending;
 		for (i = st->uncommitted.head; i < st->uncommitted.len; i++) {
-			if (ackq_push(&st->ready, &st->uncommitted.a[i]) == 0)
+			struct ack *a = &st->uncommitted.a[i];
+
+			if (a->txn_idx < nres) {
+				a->stored = res[a->txn_idx].stored;
+				a->duplicates = res[a->txn_idx].duplicates;
+				a->rejected = res[a->txn_idx].rejected;
+			}
+			if (a->rejected)
+				log_warn("%s: stream %d: batch %" PRIu64 ": %u verdicts with seq 0 refused",
+					 st->c->peer, st->id, a->sequence, a->rejected);
+			if (ackq_push(&st->ready, a) == 0)
 				st->c->acks_waiting++;
 		}
 		st->uncommitted.len = st->uncommitted.head = 0;

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "store.h"
@@ -52,8 +53,10 @@ struct store *store_open(const char *url, const struct store_options *opt, char 
 
 void store_close(struct store *s)
 {
-	if (s)
+	if (s) {
+		free(s->res);
 		s->ops->close(s);
+	}
 }
 
 const char *store_kind(const struct store *s)
@@ -61,11 +64,30 @@ const char *store_kind(const struct store *s)
 	return s->ops->kind;
 }
 
-int store_put_batch(struct store *s, const Flowpic__V1__Batch *b, uint64_t now_ns,
-		    struct store_batch_result *res, char *err, size_t errlen)
+int store_put_batch(struct store *s, const Flowpic__V1__Batch *b, uint64_t now_ns, size_t *idx,
+		    char *err, size_t errlen)
 {
-	memset(res, 0, sizeof(*res));
-	return s->ops->put_batch(s, b, now_ns, res, err, errlen);
+	if (!s->in_txn)
+		s->nres = 0;
+	if (s->nres == s->capres) {
+		size_t cap = s->capres ? s->capres * 2 : 256;
+		struct store_batch_result *nr = realloc(s->res, cap * sizeof(*nr));
+
+		if (!nr) {
+			snprintf(err, errlen, "%s: out of memory", s->ops->kind);
+			return -1;
+		}
+		s->res = nr;
+		s->capres = cap;
+	}
+	*idx = s->nres;
+	memset(&s->res[*idx], 0, sizeof(s->res[0]));
+	if (s->ops->put_batch(s, b, now_ns, *idx, &s->res[*idx], err, errlen)) {
+		s->nres = 0;
+		return -1;
+	}
+	s->nres++;
+	return 0;
 }
 
 bool store_in_txn(const struct store *s)
@@ -77,7 +99,17 @@ int store_commit(struct store *s, char *err, size_t errlen)
 {
 	if (!s->in_txn)
 		return 0;
-	return s->ops->commit(s, err, errlen);
+	if (s->ops->commit(s, err, errlen)) {
+		s->nres = 0;
+		return -1;
+	}
+	return 0;
+}
+
+const struct store_batch_result *store_results(const struct store *s, size_t *n)
+{
+	*n = s->nres;
+	return s->res;
 }
 
 int store_query(struct store *s, const struct store_filter *f, store_row_cb cb, void *ctx,

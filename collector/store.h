@@ -42,16 +42,21 @@ struct store *store_open(const char *url, const struct store_options *opt, char 
 void store_close(struct store *s);
 const char *store_kind(const struct store *s);	/* "sqlite" or "postgresql" */
 
-/* Write one batch inside the current transaction (opened if none).  The
- * batch must carry an agent with a non-empty agent_id (checked by the
- * caller).  0, or -1 with err: then the transaction is rolled back and
- * everything since the last commit must be treated as not stored. */
-int store_put_batch(struct store *s, const Flowpic__V1__Batch *b, uint64_t now_ns,
-		    struct store_batch_result *res, char *err, size_t errlen);
+/* Add one batch to the current transaction (opened if none).  The batch
+ * must carry an agent with a non-empty agent_id (checked by the caller).
+ * *idx is the batch's place in the transaction: its result is
+ * store_results()[*idx] once store_commit() succeeded (PostgreSQL learns
+ * what was new only at the commit).  0, or -1 with err: then the
+ * transaction is rolled back and every batch in it is not stored. */
+int store_put_batch(struct store *s, const Flowpic__V1__Batch *b, uint64_t now_ns, size_t *idx,
+		    char *err, size_t errlen);
 
 bool store_in_txn(const struct store *s);
-/* Commit the open transaction (no-op if none).  0, or -1 with err (rolled back). */
+/* Commit the open transaction (no-op if none).  0, or -1 with err (rolled
+ * back: nothing of it stored). */
 int store_commit(struct store *s, char *err, size_t errlen);
+/* After a successful commit: the results of its batches, in put order. */
+const struct store_batch_result *store_results(const struct store *s, size_t *n);
 
 /* Query. */
 struct store_filter {
@@ -106,11 +111,12 @@ struct store_sql {
 };
 void store_build_query(const struct store_filter *f, bool dollar, struct store_sql *q);
 
-/* Backends. */
+/* Backends.  put_batch fills what it knows now (SQLite: everything;
+ * PostgreSQL: rejected, and duplicates = valid verdicts until commit). */
 struct store_ops {
 	const char *kind;
 	int (*put_batch)(struct store *s, const Flowpic__V1__Batch *b, uint64_t now_ns,
-			 struct store_batch_result *res, char *err, size_t errlen);
+			 size_t idx, struct store_batch_result *res, char *err, size_t errlen);
 	int (*commit)(struct store *s, char *err, size_t errlen);
 	int (*query)(struct store *s, const struct store_filter *f, store_row_cb cb, void *ctx,
 		     char *err, size_t errlen);
@@ -120,6 +126,8 @@ struct store_ops {
 struct store {
 	const struct store_ops *ops;
 	bool in_txn;
+	struct store_batch_result *res;	/* per batch of the transaction */
+	size_t nres, capres;
 };
 
 struct store *store_sqlite_open(const char *path, const struct store_options *opt, char *err,

@@ -42,29 +42,50 @@ static const char schema_sql[] =
 	" PRIMARY KEY (agent_id, run_id, name));"
 	"SELECT pg_advisory_unlock(7301985);";
 
-/* $1 agent_id $2 run_id $3 host $4 agent_version $5 model $6 model_version
- * $7 received_ns $8 the verdicts as a JSON array. */
+/* The transaction's batches travel as one JSON array ($1: b, agent_id,
+ * run_id, host, agent_version, model, model_version, sequence, received_ns)
+ * and its verdicts as another ($2, each naming its batch b).  Rows go in
+ * sorted by key: two collectors writing overlapping verdicts then wait for
+ * each other in the same order and cannot deadlock.  The result says, per
+ * batch, how many of its verdicts were new; within the transaction the
+ * first batch carrying a verdict gets the credit. */
 static const char insert_sql[] =
-	"INSERT INTO verdicts (agent_id, run_id, seq, host, agent_version, interface, src_addr,"
-	" dst_addr, src_port, dst_port, protocol, direction, flow_id, stage, start_ns, duration_ns,"
-	" packets_fwd, packets_rev, bytes_fwd, bytes_rev, block_index, blocks, class, confidence,"
-	" probs, model, model_version, received_ns)"
-	" SELECT $1, $2, x.seq, $3, $4, x.interface, x.src, x.dst, x.sport, x.dport, x.proto,"
-	" x.direction, x.flow_id, x.stage, x.start_ns, x.duration_ns, x.pf, x.pr, x.bf, x.br,"
-	" x.block_index, x.blocks, x.class, x.confidence, x.probs, $5, $6, $7"
-	" FROM json_to_recordset($8::json) AS x(seq bigint, interface text, src text, dst text,"
-	" sport integer, dport integer, proto integer, direction text, flow_id bigint, stage text,"
-	" start_ns bigint, duration_ns bigint, pf bigint, pr bigint, bf bigint, br bigint,"
-	" block_index bigint, blocks bigint, class text, confidence real, probs text)"
-	" ON CONFLICT DO NOTHING";
+	"WITH bt AS (SELECT * FROM json_to_recordset($1::json) AS x(b integer, agent_id text,"
+	"  run_id bigint, host text, agent_version text, model text, model_version text,"
+	"  sequence bigint, received_ns bigint)),"
+	" rows AS (SELECT bt.b, bt.agent_id, bt.run_id, v.seq, bt.host, bt.agent_version,"
+	"  v.interface, v.src, v.dst, v.sport, v.dport, v.proto, v.direction, v.flow_id, v.stage,"
+	"  v.start_ns, v.duration_ns, v.pf, v.pr, v.bf, v.br, v.block_index, v.blocks, v.class,"
+	"  v.confidence, v.probs, bt.model, bt.model_version, bt.received_ns"
+	"  FROM json_to_recordset($2::json) AS v(b integer, seq bigint, interface text, src text,"
+	"  dst text, sport integer, dport integer, proto integer, direction text, flow_id bigint,"
+	"  stage text, start_ns bigint, duration_ns bigint, pf bigint, pr bigint, bf bigint,"
+	"  br bigint, block_index bigint, blocks bigint, class text, confidence real, probs text)"
+	"  JOIN bt USING (b)),"
+	" ins AS (INSERT INTO verdicts (agent_id, run_id, seq, host, agent_version, interface,"
+	"  src_addr, dst_addr, src_port, dst_port, protocol, direction, flow_id, stage, start_ns,"
+	"  duration_ns, packets_fwd, packets_rev, bytes_fwd, bytes_rev, block_index, blocks, class,"
+	"  confidence, probs, model, model_version, received_ns)"
+	"  SELECT agent_id, run_id, seq, host, agent_version, interface, src, dst, sport, dport,"
+	"  proto, direction, flow_id, stage, start_ns, duration_ns, pf, pr, bf, br, block_index,"
+	"  blocks, class, confidence, probs, model, model_version, received_ns"
+	"  FROM rows ORDER BY agent_id, run_id, seq"
+	"  ON CONFLICT DO NOTHING RETURNING agent_id, run_id, seq),"
+	" firsts AS (SELECT DISTINCT ON (agent_id, run_id, seq) b, agent_id, run_id, seq"
+	"  FROM rows ORDER BY agent_id, run_id, seq, b)"
+	" SELECT f.b, count(*) FROM ins JOIN firsts f USING (agent_id, run_id, seq) GROUP BY f.b";
 
-/* $1 agent_id $2 run_id $3 host $4 batch_seq $5 updated_ns $6 [{name,value}].
- * DISTINCT ON: one batch naming a counter twice must not hit a row twice. */
+/* Counters ($2: b, name, value): the newest batch's value per counter, in
+ * key order; never rolled back by an older batch arriving late. */
 static const char counter_sql[] =
 	"INSERT INTO agent_counters (agent_id, run_id, name, value, host, batch_seq, updated_ns)"
-	" SELECT DISTINCT ON (x.name) $1, $2, x.name, x.value, $3, $4, $5"
-	" FROM json_to_recordset($6::json) AS x(name text, value bigint)"
-	" WHERE x.name <> ''"
+	" SELECT DISTINCT ON (bt.agent_id, bt.run_id, c.name) bt.agent_id, bt.run_id, c.name,"
+	" c.value, bt.host, bt.sequence, bt.received_ns"
+	" FROM json_to_recordset($2::json) AS c(b integer, name text, value bigint)"
+	" JOIN json_to_recordset($1::json) AS bt(b integer, agent_id text, run_id bigint,"
+	" host text, sequence bigint, received_ns bigint) USING (b)"
+	" WHERE c.name <> ''"
+	" ORDER BY bt.agent_id, bt.run_id, c.name, bt.sequence DESC"
 	" ON CONFLICT (agent_id, run_id, name) DO UPDATE SET value = EXCLUDED.value,"
 	" host = EXCLUDED.host, batch_seq = EXCLUDED.batch_seq, updated_ns = EXCLUDED.updated_ns"
 	" WHERE EXCLUDED.batch_seq >= agent_counters.batch_seq";
@@ -72,7 +93,8 @@ static const char counter_sql[] =
 struct store_pg {
 	struct store base;
 	PGconn *conn;
-	struct sbuf rows;
+	struct sbuf batches, rows, counters;	/* the open transaction, as JSON */
+	size_t nrows, ncounters;
 	char conninfo[1024];
 };
 
@@ -115,14 +137,14 @@ static int prepare_all(struct store_pg *s, char *err, size_t errlen)
 {
 	PGresult *r;
 
-	r = PQprepare(s->conn, "ins", insert_sql, 8, NULL);
+	r = PQprepare(s->conn, "ins", insert_sql, 2, NULL);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		set_err(s, "prepare insert", r, err, errlen);
 		PQclear(r);
 		return -1;
 	}
 	PQclear(r);
-	r = PQprepare(s->conn, "ctr", counter_sql, 6, NULL);
+	r = PQprepare(s->conn, "ctr", counter_sql, 2, NULL);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		set_err(s, "prepare counters", r, err, errlen);
 		PQclear(r);
@@ -146,34 +168,45 @@ static int ensure_conn(struct store_pg *s, char *err, size_t errlen)
 	return prepare_all(s, err, errlen);
 }
 
-static void json_i64(struct sbuf *b, const char *key, uint64_t v)
+
+static void json_u(struct sbuf *b, const char *key, uint64_t v)
 {
 	sbuf_printf(b, ",\"%s\":%" PRId64, key, (int64_t)v);
 }
 
+static void json_s(struct sbuf *b, const char *key, const char *v)
+{
+	sbuf_printf(b, ",\"%s\":", key);
+	sbuf_json_str(b, v ? v : "", v ? strlen(v) : 0);
+}
+
+/* Nothing is sent yet: the batch joins the transaction's JSON documents. */
 static int pg_put_batch(struct store *base, const Flowpic__V1__Batch *b, uint64_t now_ns,
-			struct store_batch_result *res, char *err, size_t errlen)
+			size_t idx, struct store_batch_result *res, char *err, size_t errlen)
 {
 	struct store_pg *s = (struct store_pg *)base;
 	const Flowpic__V1__Agent *a = b->agent;
-	char run[24], recv[24], bseq[24];
-	const char *params[8];
 	struct sbuf *j = &s->rows;
 	struct verdict_row r;
-	uint32_t valid = 0;
-	PGresult *pr;
 	size_t i;
 
 	if (!s->base.in_txn) {
-		if (ensure_conn(s, err, errlen) || exec_cmd(s, "BEGIN", err, errlen))
-			return -1;
+		sbuf_reset(&s->batches);
+		sbuf_reset(&s->rows);
+		sbuf_reset(&s->counters);
+		s->nrows = s->ncounters = 0;
 		s->base.in_txn = true;
 	}
-	snprintf(run, sizeof(run), "%" PRId64, (int64_t)a->run_id);
-	snprintf(recv, sizeof(recv), "%" PRId64, (int64_t)now_ns);
-	snprintf(bseq, sizeof(bseq), "%" PRId64, (int64_t)b->sequence);
-	sbuf_reset(j);
-	sbuf_add(j, "[", 1);
+	sbuf_printf(&s->batches, "%s{\"b\":%zu", idx ? "," : "[", idx);
+	json_s(&s->batches, "agent_id", a->agent_id);
+	json_u(&s->batches, "run_id", a->run_id);
+	json_s(&s->batches, "host", a->host);
+	json_s(&s->batches, "agent_version", a->version);
+	json_s(&s->batches, "model", b->model ? b->model->name : "");
+	json_s(&s->batches, "model_version", b->model ? b->model->version : "");
+	json_u(&s->batches, "sequence", b->sequence);
+	json_u(&s->batches, "received_ns", now_ns);
+	sbuf_add(&s->batches, "}", 1);
 	for (i = 0; i < b->n_verdicts; i++) {
 		const Flowpic__V1__Verdict *v = b->verdicts[i];
 		const Flowpic__V1__FlowKey *k = v->flow;
@@ -187,95 +220,135 @@ static int pg_put_batch(struct store *base, const Flowpic__V1__Batch *b, uint64_
 		if (conf != conf || conf > 1e30f || conf < -1e30f)
 			conf = 0;
 		verdict_row_fill(&r, b, v);
-		sbuf_printf(j, "%s{\"seq\":%" PRId64 ",\"interface\":", valid ? "," : "",
-			    (int64_t)v->seq);
-		sbuf_json_str(j, v->interface, strlen(v->interface));
+		sbuf_printf(j, "%s{\"b\":%zu", s->nrows ? "," : "[", idx);
+		json_u(j, "seq", v->seq);
+		json_s(j, "interface", v->interface);
 		sbuf_printf(j,
 			    ",\"src\":\"%s\",\"dst\":\"%s\",\"sport\":%u,\"dport\":%u,\"proto\":%u,"
 			    "\"direction\":\"%s\",\"stage\":\"%s\"",
 			    r.src, r.dst, k ? k->src_port : 0, k ? k->dst_port : 0,
 			    k ? k->protocol : 0, r.direction, r.stage);
-		json_i64(j, "flow_id", v->flow_id);
-		json_i64(j, "start_ns", sp ? sp->start_unix_ns : 0);
-		json_i64(j, "duration_ns", sp ? sp->duration_ns : 0);
-		json_i64(j, "pf", sp ? sp->packets_fwd : 0);
-		json_i64(j, "pr", sp ? sp->packets_rev : 0);
-		json_i64(j, "bf", sp ? sp->bytes_fwd : 0);
-		json_i64(j, "br", sp ? sp->bytes_rev : 0);
-		json_i64(j, "block_index", sp ? sp->block_index : 0);
-		json_i64(j, "blocks", sp ? sp->blocks : 0);
-		sbuf_puts(j, ",\"class\":");
-		sbuf_json_str(j, v->class_name, strlen(v->class_name));
-		sbuf_printf(j, ",\"confidence\":%.9g,\"probs\":", conf);
-		sbuf_json_str(j, r.probs, strlen(r.probs));
+		json_u(j, "flow_id", v->flow_id);
+		json_u(j, "start_ns", sp ? sp->start_unix_ns : 0);
+		json_u(j, "duration_ns", sp ? sp->duration_ns : 0);
+		json_u(j, "pf", sp ? sp->packets_fwd : 0);
+		json_u(j, "pr", sp ? sp->packets_rev : 0);
+		json_u(j, "bf", sp ? sp->bytes_fwd : 0);
+		json_u(j, "br", sp ? sp->bytes_rev : 0);
+		json_u(j, "block_index", sp ? sp->block_index : 0);
+		json_u(j, "blocks", sp ? sp->blocks : 0);
+		json_s(j, "class", v->class_name);
+		sbuf_printf(j, ",\"confidence\":%.9g", conf);
+		json_s(j, "probs", r.probs);
 		sbuf_add(j, "}", 1);
-		valid++;
+		s->nrows++;
+		res->duplicates++; /* valid verdicts, until the commit says which were new */
 	}
-	sbuf_add(j, "]", 1);
-	if (j->oom) {
-		snprintf(err, errlen, "postgresql: out of memory building a batch of %zu verdicts",
-			 b->n_verdicts);
-		pg_rollback(s);
+	for (i = 0; i < b->n_counters; i++) {
+		sbuf_printf(&s->counters, "%s{\"b\":%zu", s->ncounters ? "," : "[", idx);
+		json_s(&s->counters, "name", b->counters[i]->name);
+		json_u(&s->counters, "value", b->counters[i]->value);
+		sbuf_add(&s->counters, "}", 1);
+		s->ncounters++;
+		res->counters++;
+	}
+	if (s->batches.oom || s->rows.oom || s->counters.oom) {
+		snprintf(err, errlen, "postgresql: out of memory building a transaction");
+		s->base.in_txn = false;
 		return -1;
 	}
-	if (valid) {
-		params[0] = a->agent_id;
-		params[1] = run;
-		params[2] = a->host;
-		params[3] = a->version;
-		params[4] = b->model ? b->model->name : "";
-		params[5] = b->model ? b->model->version : "";
-		params[6] = recv;
-		params[7] = j->p;
-		pr = PQexecPrepared(s->conn, "ins", 8, params, NULL, NULL, 0);
-		if (PQresultStatus(pr) != PGRES_COMMAND_OK) {
-			set_err(s, "insert verdicts", pr, err, errlen);
-			PQclear(pr);
-			pg_rollback(s);
-			return -1;
-		}
-		res->stored = (uint32_t)strtoul(PQcmdTuples(pr), NULL, 10);
-		res->duplicates = valid - res->stored;
-		PQclear(pr);
-	}
-	if (b->n_counters) {
-		sbuf_reset(j);
-		sbuf_add(j, "[", 1);
-		for (i = 0; i < b->n_counters; i++) {
-			sbuf_puts(j, i ? ",{\"name\":" : "{\"name\":");
-			sbuf_json_str(j, b->counters[i]->name, strlen(b->counters[i]->name));
-			sbuf_printf(j, ",\"value\":%" PRId64 "}", (int64_t)b->counters[i]->value);
-		}
-		sbuf_add(j, "]", 1);
-		params[0] = a->agent_id;
-		params[1] = run;
-		params[2] = a->host;
-		params[3] = bseq;
-		params[4] = recv;
-		params[5] = j->p;
-		pr = PQexecPrepared(s->conn, "ctr", 6, params, NULL, NULL, 0);
-		if (j->oom || PQresultStatus(pr) != PGRES_COMMAND_OK) {
-			set_err(s, "upsert counters", pr, err, errlen);
-			PQclear(pr);
-			pg_rollback(s);
-			return -1;
-		}
-		res->counters = (uint32_t)strtoul(PQcmdTuples(pr), NULL, 10);
-		PQclear(pr);
-	}
 	return 0;
+}
+
+static bool retryable(const PGresult *r)
+{
+	const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+
+	/* deadlock_detected, serialization_failure: the whole transaction can
+	 * simply run again. */
+	return st && (!strcmp(st, "40P01") || !strcmp(st, "40001"));
+}
+
+static int pg_commit_once(struct store_pg *s, bool *retry, char *err, size_t errlen)
+{
+	struct store_batch_result *res = s->base.res;
+	const char *params[2];
+	PGresult *r;
+	int i;
+
+	*retry = false;
+	if (ensure_conn(s, err, errlen) || exec_cmd(s, "BEGIN", err, errlen))
+		return -1;
+	params[0] = s->batches.p;
+	if (s->nrows) {
+		params[1] = s->rows.p;
+		r = PQexecPrepared(s->conn, "ins", 2, params, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+			*retry = retryable(r);
+			set_err(s, "insert verdicts", r, err, errlen);
+			PQclear(r);
+			goto fail;
+		}
+		for (i = 0; i < PQntuples(r); i++) {
+			size_t b = strtoul(PQgetvalue(r, i, 0), NULL, 10);
+			uint32_t n = (uint32_t)strtoul(PQgetvalue(r, i, 1), NULL, 10);
+
+			if (b < s->base.nres && n <= res[b].duplicates) {
+				res[b].stored = n;
+				res[b].duplicates -= n;
+			}
+		}
+		PQclear(r);
+	}
+	if (s->ncounters) {
+		params[1] = s->counters.p;
+		r = PQexecPrepared(s->conn, "ctr", 2, params, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			*retry = retryable(r);
+			set_err(s, "upsert counters", r, err, errlen);
+			PQclear(r);
+			goto fail;
+		}
+		PQclear(r);
+	}
+	r = PQexec(s->conn, "COMMIT");
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		*retry = retryable(r);
+		set_err(s, "COMMIT", r, err, errlen);
+		PQclear(r);
+		goto fail;
+	}
+	PQclear(r);
+	return 0;
+fail:
+	pg_rollback(s);
+	return -1;
 }
 
 static int pg_commit(struct store *base, char *err, size_t errlen)
 {
 	struct store_pg *s = (struct store_pg *)base;
+	struct store_batch_result *res = base->res;
+	int attempt, rc = -1;
+	bool retry = true;
+	size_t i;
 
-	if (exec_cmd(s, "COMMIT", err, errlen)) {
-		pg_rollback(s);
-		return -1;
+	if (s->batches.p)
+		sbuf_add(&s->batches, "]", 1);
+	if (s->nrows)
+		sbuf_add(&s->rows, "]", 1);
+	if (s->ncounters)
+		sbuf_add(&s->counters, "]", 1);
+	for (attempt = 0; attempt < 3 && retry && rc; attempt++) {
+		/* A retry starts from the verdict counts put_batch left. */
+		for (i = 0; attempt && i < base->nres; i++) {
+			res[i].duplicates += res[i].stored;
+			res[i].stored = 0;
+		}
+		rc = pg_commit_once(s, &retry, err, errlen);
 	}
 	s->base.in_txn = false;
-	return 0;
+	return rc;
 }
 
 static int pg_query(struct store *base, const struct store_filter *f, store_row_cb cb, void *ctx,
@@ -314,7 +387,9 @@ static void pg_close(struct store *base)
 			pg_rollback(s);
 		PQfinish(s->conn);
 	}
+	sbuf_free(&s->batches);
 	sbuf_free(&s->rows);
+	sbuf_free(&s->counters);
 	free(s);
 }
 

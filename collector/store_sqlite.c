@@ -84,7 +84,7 @@ static void bind_str(sqlite3_stmt *st, int i, const char *v)
 }
 
 static int sq_put_batch(struct store *base, const Flowpic__V1__Batch *b, uint64_t now_ns,
-			struct store_batch_result *res, char *err, size_t errlen)
+			size_t idx, struct store_batch_result *res, char *err, size_t errlen)
 {
 	struct store_sqlite *s = (struct store_sqlite *)base;
 	const Flowpic__V1__Agent *a = b->agent;
@@ -94,6 +94,7 @@ static int sq_put_batch(struct store *base, const Flowpic__V1__Batch *b, uint64_
 	struct verdict_row r;
 	size_t i;
 
+	(void)idx;
 	if (!s->base.in_txn) {
 		if (step_done(s->begin)) {
 			set_err(s, "BEGIN", err, errlen);

@@ -330,3 +330,51 @@ class RawH2:
 
     def close(self):
         self.s.close()
+
+
+# ---- a throw-away PostgreSQL server ----
+
+PG_BIN = "/usr/lib/postgresql/15/bin"
+
+
+class PgServer:
+    """initdb + pg_ctl in a temporary directory, a unix socket only, run as
+    `nobody` when we are root (postgres refuses to run as root)."""
+
+    def __init__(self):
+        for b in ("initdb", "pg_ctl", "postgres"):
+            if not os.access(os.path.join(PG_BIN, b), os.X_OK):
+                raise RuntimeError("PostgreSQL 15 server not installed (%s/%s): "
+                                   "apt-get install postgresql" % (PG_BIN, b))
+        self.dir = tempfile.mkdtemp(prefix="fpt-collector-pg-")
+        self.data = os.path.join(self.dir, "data")
+        self.sock = self.dir
+        self.user = "nobody" if os.geteuid() == 0 else None
+        if self.user:
+            os.chown(self.dir, 65534, 65534)
+        os.chmod(self.dir, 0o700)
+        self._run("initdb", "-D", self.data, "-A", "trust", "-U", "flowpic", "--no-sync")
+        self._run("pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "log"), "-w", "-t",
+                  "60", "-o", "-k %s -c listen_addresses= -c fsync=on" % self.sock, "start")
+        self.url = "postgresql:///postgres?host=%s&user=flowpic" % self.sock
+
+    def _run(self, prog, *args):
+        cmd = [os.path.join(PG_BIN, prog), *args]
+        if self.user:
+            cmd = ["runuser", "-u", self.user, "--", *cmd]
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=self.dir)
+        if r.returncode != 0:
+            raise RuntimeError("%s failed: %s %s" % (prog, r.stdout, r.stderr))
+
+    def psql(self, sql):
+        r = subprocess.run(["psql", "-X", "-A", "-t", "-h", self.sock, "-U", "flowpic",
+                            "-d", "postgres", "-c", sql], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("psql: " + r.stderr)
+        return [l.split("|") for l in r.stdout.splitlines() if l]
+
+    def stop(self):
+        try:
+            self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
