@@ -259,7 +259,7 @@ def filters_and_formats(a, capture):
     fp = a.flowpic
     allf = jlines(run([fp, "classify", "-q", "--json", capture]).stdout, "flow")
     classes = {f["class"] for f in allf}
-    pick = sorted(classes - {"unknown"})[0]
+    pick = (sorted(classes - {"unknown"}) or ["unknown"])[0]
     r = run([fp, "classify", "-q", "--json", "--class", pick + ",unknown", capture])
     got = jlines(r.stdout, "flow")
     check(got and all(f["class"] in (pick, "unknown") for f in got) and

@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# bench/classify/run.sh - whole-file classification rate, side by side on one
+# input: `flowpic classify` against the bare libpcap read loop (the ceiling)
+# and against nDPI's ndpiReader (Debian libndpi-bin), which also reads every
+# packet and tracks every flow to name its application.
+#
+# The input is the Requet captures (all 69 by default) decompressed and
+# concatenated in capture-time order with `mergecap -a`, as bench/run.sh
+# does.  Rounds interleave the tools (a burst of load on the shared machine
+# does not hit only one); the best wall time of --repeat runs counts, and
+# peak RSS comes from /usr/bin/time.  One markdown table on stdout
+# (docs/benchmarks.md, docs/classify.md), progress on stderr.
+#
+# shellcheck disable=SC2016  # backquotes in single quotes are markdown
+
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+
+data_dir=${FLOWPIC_REQUET:-/work/shared/data/requet}
+build_dir=$repo/build-classify-bench
+nfiles=0		# 0: all
+repeat=3
+keep=0
+
+usage() {
+	cat <<EOF
+Usage: bench/classify/run.sh [OPTION...]
+Time pcap_count, flowpic classify and ndpiReader on one concatenation of the
+Requet captures and print a markdown table.
+
+  --files N      the first N captures by name (default: all)
+  --repeat R     best of R runs (default $repeat)
+  --data DIR     the *.pcap.xz captures (default $data_dir)
+  --build DIR    a Release build with cli/flowpic and bench/pcap_count
+                 (default $build_dir)
+  --keep         keep the temporary directory
+  -h, --help     this help
+
+Build first:
+  cmake -S . -B build-classify-bench -DCMAKE_BUILD_TYPE=Release
+  cmake --build build-classify-bench -j2 --target flowpic pcap_count
+Example:
+  bench/classify/run.sh --repeat 3 > /tmp/classify-bench.md
+EOF
+}
+
+die() {
+	echo "bench/classify/run.sh: $*" >&2
+	exit 1
+}
+
+say() {
+	echo "# $*" >&2
+}
+
+cmdline=$(printf '%q ' "bench/classify/run.sh" "$@")
+cmdline=${cmdline% }
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	--files) nfiles=${2:?--files needs N}; shift 2 ;;
+	--repeat) repeat=${2:?--repeat needs R}; shift 2 ;;
+	--data) data_dir=${2:?--data needs DIR}; shift 2 ;;
+	--build) build_dir=${2:?--build needs DIR}; shift 2 ;;
+	--keep) keep=1; shift ;;
+	-h|--help) usage; exit 0 ;;
+	*) usage >&2; die "unknown argument: $1" ;;
+	esac
+done
+[[ $nfiles =~ ^[0-9]+$ ]] || die "--files wants a number, not '$nfiles'"
+[[ $repeat =~ ^[1-9][0-9]*$ ]] || die "--repeat wants a number >= 1, not '$repeat'"
+
+pcap_count=$build_dir/bench/pcap_count
+flowpic=$build_dir/cli/flowpic
+for b in "$pcap_count" "$flowpic"; do
+	[ -x "$b" ] || die "$b not found; build it first (see --help)"
+done
+if [ -f "$build_dir/CMakeCache.txt" ] &&
+   ! grep -q '^CMAKE_BUILD_TYPE:STRING=Release$' "$build_dir/CMakeCache.txt"; then
+	say "warning: $build_dir is not a Release build"
+fi
+for t in xz mergecap capinfos ndpiReader; do
+	command -v "$t" >/dev/null ||
+		die "$t not found (apt-get install xz-utils wireshark-common libndpi-bin)"
+done
+[ -x /usr/bin/time ] || die "/usr/bin/time not found (apt-get install time)"
+[ -d "$data_dir" ] || die "no data directory $data_dir (--data DIR)"
+mapfile -t all_files < <(find "$data_dir" -maxdepth 1 -name '*.pcap.xz' | LC_ALL=C sort)
+[ ${#all_files[@]} -gt 0 ] || die "no *.pcap.xz captures in $data_dir"
+[ "$nfiles" -gt 0 ] || nfiles=${#all_files[@]}
+[ "$nfiles" -le ${#all_files[@]} ] || die "--files $nfiles: only ${#all_files[@]} captures"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/flowpic-classify-bench.XXXXXX")
+cleanup() {
+	if [ $keep = 1 ]; then say "kept $tmp"; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+mkdir "$tmp/in"
+
+# ---- the input ----
+
+say "decompressing $nfiles captures into $tmp/in"
+picked=()
+for f in "${all_files[@]:0:$nfiles}"; do
+	out=$tmp/in/$(basename "$f" .xz)
+	xz -dc "$f" > "$out" || die "cannot decompress $f"
+	picked+=("$out")
+done
+mapfile -t ordered < <(capinfos -T -r -S -a "${picked[@]}" | sort -t $'\t' -k2,2n | cut -f1)
+[ ${#ordered[@]} -eq ${#picked[@]} ] || die "capinfos could not date every capture"
+big=$tmp/all.pcap
+say "concatenating with mergecap -a"
+mergecap -a -F pcap -w "$big" "${ordered[@]}" || die "mergecap failed"
+rm -rf "$tmp/in"
+big_mb=$(awk -v b="$(stat -c %s "$big")" 'BEGIN { printf "%.0f", b / 1048576 }')
+
+# ---- timing ----
+
+# time_run NAME CMD...: appends "wall_s rss_kb cpu_s" to $tmp/NAME.runs.
+time_run() {
+	local name=$1 t0 t1 rc
+	shift
+	t0=$EPOCHREALTIME
+	/usr/bin/time -f '%M %U %S' -o "$tmp/$name.rss" "$@" > "$tmp/$name.out" 2> "$tmp/$name.err" &&
+		rc=0 || rc=$?
+	t1=$EPOCHREALTIME
+	if [ $rc -ne 0 ]; then
+		cat "$tmp/$name.err" >&2
+		die "$name failed (exit $rc): $*"
+	fi
+	tail -n 1 "$tmp/$name.rss" | awk -v a="$t0" -v b="$t1" \
+		'{ printf "%.4f %d %.2f\n", b - a, $1, $2 + $3 }' >> "$tmp/$name.runs"
+}
+
+best() {
+	awk 'NR == 1 || $1 < w { w = $1 } $2 > m { m = $2 } NR == 1 || $3 < c { c = $3 }
+	     END { print w, m, c }' "$tmp/$1.runs"
+}
+
+cmd_count=("$pcap_count" "$big")
+cmd_json=("$flowpic" classify -q --json "$big")
+cmd_table=("$flowpic" classify -q "$big")
+cmd_ndpi=(ndpiReader -i "$big")
+
+for ((r = 1; r <= repeat; r++)); do
+	say "round $r/$repeat"
+	time_run count "${cmd_count[@]}"
+	time_run json "${cmd_json[@]}"
+	time_run table "${cmd_table[@]}"
+	time_run ndpi "${cmd_ndpi[@]}"
+done
+
+# ---- every tool read the whole file; the flows each found ----
+
+read -r packets _ < "$tmp/count.out"
+rec=$(grep -o '"records":[0-9]*' "$tmp/json.out" | tail -n 1 | cut -d: -f2)
+[ "$rec" = "$packets" ] || die "flowpic classify read ${rec:-?} records, not $packets"
+fp_flows=$(grep -o '"classes":{"model":"[^"]*","flows":[0-9]*' "$tmp/json.out" | grep -o '[0-9]*$')
+[ "$fp_flows" = "$(grep -c '^{"id"' "$tmp/json.out")" ] || die "flowpic: flow lines and summary differ"
+nd_total=$(awk '/IP packets:/ { print $5 }' "$tmp/ndpi.out")
+[ "$nd_total" = "$packets" ] ||
+	die "ndpiReader read ${nd_total:-?} packets, not $packets; see $tmp/ndpi.out"
+nd_flows=$(awk '/Unique flows:/ { print $3 }' "$tmp/ndpi.out")
+model=$(grep -o '^# verdicts: .*' "$tmp/table.out" | sed 's/.*; model \([^;]*\);.*/\1/')
+
+# ---- the table ----
+
+cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+commit=$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)
+read -r bare_wall _ _ < <(best count)
+read -r ndpi_wall _ _ < <(best ndpi)
+
+row() {
+	local label=$1 name=$2 flows=$3 w m c
+	read -r w m c < <(best "$name")
+	awk -v l="$label" -v p="$packets" -v f="$flows" -v w="$w" -v m="$m" -v c="$c" \
+		-v b="$bare_wall" -v nd="$ndpi_wall" \
+		'BEGIN { printf "| %s | %d | %s | %.3f | %.2f | %s | %.2f | %.2f | %.2f | %.1f |\n",
+			 l, p, f == "" ? "-" : f, w, p / w / 1e6,
+			 f == "" ? "-" : sprintf("%.0f", f / w), c, b / w, nd / w, m / 1024 }'
+}
+
+cat <<EOF
+## flowpic classify: whole-file classification rate
+
+- date: $(date -u '+%Y-%m-%d %H:%M UTC')
+- machine: $(nproc) CPUs, ${cpu:-unknown CPU}, $(uname -sr)
+- flowpic: $commit ($(basename "$build_dir"), $(grep -o '^CMAKE_BUILD_TYPE:STRING=.*' \
+	"$build_dir/CMakeCache.txt" 2>/dev/null | cut -d= -f2 || echo '?')); model $model
+- ndpiReader: $(ndpiReader -h 2>&1 | grep -o 'nDPI [0-9.]*' | head -n 1) (Debian libndpi-bin)
+- command: \`$cmdline\`
+- input: ${#ordered[@]} Requet captures, \`mergecap -a\` in capture-time order:
+  $packets packets, $big_mb MiB (pcap, snaplen 72)
+- wall: best of $repeat interleaved runs; "x bare" = the bare loop's time / this one's
+  (1 = as fast as only reading the file), "x ndpi" = ndpiReader's time / this one's
+  (above 1 = faster than ndpiReader); flows: what each tool counts as a flow
+  (flowpic: bidirectional sessions split by 120 s idle; nDPI: its own flow table)
+
+| what | packets | flows | wall s | Mpackets/s | flows/s | cpu s | x bare | x ndpi | peak RSS MiB |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+EOF
+row 'bare libpcap loop (`pcap_count`)' count ""
+row '`flowpic classify --json`' json "$fp_flows"
+row '`flowpic classify` (table)' table "$fp_flows"
+row '`ndpiReader -i`' ndpi "$nd_flows"
