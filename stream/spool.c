@@ -379,7 +379,8 @@ struct spool *spool_open(const char *dir, uint64_t max_bytes, uint64_t segment_b
 	}
 	closedir(d);
 	d = NULL;
-	qsort(sp->segs, sp->nsegs, sizeof(*sp->segs), cmp_seg);
+	if (sp->nsegs)
+		qsort(sp->segs, sp->nsegs, sizeof(*sp->segs), cmp_seg);
 	for (i = 0; i < sp->nsegs; i++) {
 		struct seg *s = &sp->segs[i];
 		int e = seg_scan(sp, s);
