@@ -5,8 +5,12 @@ flowpic-send streams to a Python gRPC server (Debian's python3-grpcio,
 grpc_server.py) in cleartext, TLS and mutual TLS; the server is killed and
 restarted mid-stream; the spool fills up; the token is wrong.
 
-Usage: interop.py --send PATH/flowpic-send SCENARIO
-Scenarios: clear tls mtls kill spool-limit token
+With --collector, the same against flowpic-collector (SQLite): killed and
+restarted mid-stream (every verdict stored exactly once), mutual TLS with a
+token (a wrong token refused, nothing lost).
+
+Usage: interop.py --send PATH/flowpic-send [--collector PATH] SCENARIO
+Scenarios: clear tls mtls kill spool-limit token collector-kill collector-mtls
 Exit status 0 = pass; anything else says what failed (one line per check).
 """
 import argparse
@@ -378,18 +382,127 @@ def scenario_token(tool, tmp):
         srv.stop()
 
 
+class Collector:
+    """flowpic-collector (collector/) with a SQLite store."""
+
+    def __init__(self, path, tmp, db, port=0, args=()):
+        self.err = open(os.path.join(tmp, "collector.err"), "a")
+        self.p = subprocess.Popen([path, "--listen", "127.0.0.1:%d" % port, "--db",
+                                   "sqlite:" + db] + list(args), stdout=subprocess.PIPE,
+                                  stderr=self.err, text=True)
+        line = self.p.stdout.readline()
+        try:
+            ev = json.loads(line)
+            self.port = int(ev["address"].rsplit(":", 1)[1])
+        except (ValueError, KeyError):
+            self.p.kill()
+            raise SystemExit("flowpic-collector did not start (%r; see %s/collector.err)"
+                             % (line, tmp))
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+            self.p.wait(timeout=30)
+
+
+def db_seqs(db, run_id):
+    import sqlite3
+    con = sqlite3.connect(db)
+    try:
+        rows = con.execute("SELECT seq FROM verdicts WHERE agent_id = 'flowpic-send' AND "
+                           "run_id = ? ORDER BY seq", (run_id,)).fetchall()
+    finally:
+        con.close()
+    return [r[0] for r in rows]
+
+
+def scenario_collector_kill(tool, collector, tmp):
+    """The collector killed (-9) mid-stream and restarted: every verdict stored once in SQLite."""
+    db = os.path.join(tmp, "verdicts.db")
+    spool = os.path.join(tmp, "spool")
+    tokf = os.path.join(tmp, "token")
+    with open(tokf, "w") as f:
+        f.write("fpt-stream-token\n")
+    col = Collector(collector, tmp, db, args=["--token-file", tokf])
+    port = col.port
+    n = 6000
+    inp = os.path.join(tmp, "verdicts.jsonl")
+    with open(inp, "w") as f:
+        f.write(verdict_lines(n))
+    p = subprocess.Popen([tool, "--json", "-c", "127.0.0.1:%d" % port, "--run-id", "61",
+                          "--token-file", tokf, "--batch", "50", "--delay", "100",
+                          "--rate", "2000", "--spool", spool, "--backoff-initial", "200",
+                          "--backoff-max", "1000", "--timeout", "20000", inp],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)
+        col.stop(signal.SIGKILL)
+        before = len(db_seqs(db, 61))
+        time.sleep(1.2)
+        col = Collector(collector, tmp, db, port=port, args=["--token-file", tokf])
+        out, err = p.communicate(timeout=90)
+        c = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])
+        check(p.returncode == 0, "collector kill/restart: exit 0 (got %d): %s"
+              % (p.returncode, err.strip()))
+        counters_ok(c, n, "collector kill/restart")
+        check(0 < before < n, "killed mid-stream (%d of %d stored before)" % (before, n))
+        check(c.get("reconnects", 0) >= 1, "reconnected: %s" % c)
+        check(c.get("stored", 0) + c.get("duplicates", 0) == n,
+              "acks: stored + duplicates = %d: %s" % (n, c))
+        seqs = db_seqs(db, 61)
+        check(seqs == list(range(1, n + 1)), "SQLite holds seq 1..%d exactly once (%d rows)"
+              % (n, len(seqs)))
+    finally:
+        if p.poll() is None:
+            p.kill()
+        col.stop()
+
+
+def scenario_collector_mtls(tool, collector, tmp):
+    """Mutual TLS and a token against the real collector; a wrong token refused and spooled."""
+    certs = make_certs(tmp)
+    db = os.path.join(tmp, "verdicts.db")
+    col = Collector(collector, tmp, db, args=[
+        "--tls-cert", certs["server"][0], "--tls-key", certs["server"][1],
+        "--client-ca", certs["ca"], "--token", "fpt-stream-ok"])
+    try:
+        base = ["-c", "127.0.0.1:%d" % col.port, "--ca", certs["ca"], "--cert",
+                certs["client"][0], "--key", certs["client"][1]]
+        spool = os.path.join(tmp, "spool")
+        rc, c, err = send(tool, base + ["--token", "fpt-stream-bad", "--run-id", "71",
+                                        "--spool", spool, "--timeout", "1500",
+                                        "--backoff-initial", "200"], verdict_lines(300))
+        check(rc == 3 and c.get("spooled") == 300 and c.get("refusals", 0) >= 1,
+              "wrong token: refused, all 300 spooled: rc %d %s" % (rc, c))
+        check("UNAUTHENTICATED" in err, "refusal reported: %r" % err.strip())
+        check(db_seqs(db, 71) == [], "nothing stored with a wrong token")
+        rc, c, err = send(tool, base + ["--token", "fpt-stream-ok", "--spool", spool],
+                          "")
+        check(rc == 0 and c.get("acked") == 300, "right token: spool delivered: rc %d %s %s"
+              % (rc, c, err.strip()))
+        check(db_seqs(db, 71) == list(range(1, 301)), "SQLite holds the 300 verdicts once")
+    finally:
+        col.stop()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--send", required=True)
-    ap.add_argument("scenario", choices=["clear", "tls", "mtls", "kill", "spool-limit", "token"])
+    ap.add_argument("--collector", help="flowpic-collector, for the collector-* scenarios")
+    ap.add_argument("scenario", choices=["clear", "tls", "mtls", "kill", "spool-limit", "token",
+                                         "collector-kill", "collector-mtls"])
     a = ap.parse_args()
+    if a.scenario.startswith("collector-") and not a.collector:
+        ap.error("--collector PATH is needed for " + a.scenario)
     with tempfile.TemporaryDirectory(prefix="fpt-stream-") as tmp:
         {"clear": lambda: scenario_clear(a.send, tmp),
          "tls": lambda: scenario_tls(a.send, tmp, False),
          "mtls": lambda: scenario_tls(a.send, tmp, True),
          "kill": lambda: scenario_kill(a.send, tmp),
          "spool-limit": lambda: scenario_spool_limit(a.send, tmp),
-         "token": lambda: scenario_token(a.send, tmp)}[a.scenario]()
+         "token": lambda: scenario_token(a.send, tmp),
+         "collector-kill": lambda: scenario_collector_kill(a.send, a.collector, tmp),
+         "collector-mtls": lambda: scenario_collector_mtls(a.send, a.collector, tmp)}[a.scenario]()
     if FAILS:
         print("%d check(s) failed" % len(FAILS))
         return 1
