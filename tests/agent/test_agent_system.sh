@@ -269,5 +269,33 @@ else
 	bad "second agent did not start: $(cat "$tmp/agent2.err")"
 fi
 
+# ---- the deadline sweep: a flow that goes quiet ends on time, no packet needed ----
+ip netns exec $ns_c "$agent" --iface $if_c -v --idle-timeout 2 --sweep 0.5 --sweep-lag 0.5 \
+	> "$tmp/verdicts3" 2> "$tmp/agent3.err" &
+agent_pid=$!
+pids+=($agent_pid)
+if wait_for "$tmp/agent3.err" "capabilities dropped" 30; then
+	ip netns exec $ns_c "$py" -c "
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('$ip_c', 40005))
+for i in range(20):
+    s.sendto(bytes(100), ('$ip_s', 5004))
+    time.sleep(0.02)
+"
+	sent=$(date +%s.%N)
+	# idle 2 s + lag 0.5 s + sweep period 0.5 s, and the agent running all along.
+	if wait_for "$tmp/verdicts3" '"sport":40005.*"end":"idle"' 8; then
+		took=$("$py" -c "import time; print('%.1f' % (time.time() - $sent))")
+		ok "quiet flow ended by the sweep, ${took} s after its last packet (idle timeout 2 s)"
+	else
+		bad "quiet flow did not end while the agent ran: $(cat "$tmp/verdicts3")"
+	fi
+	kill -TERM $agent_pid
+	wait $agent_pid || bad "third agent exit $?"
+else
+	bad "third agent did not start: $(cat "$tmp/agent3.err")"
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
