@@ -9,6 +9,7 @@
  * order and go in as appends to its key range.
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,7 +141,8 @@ static int sq_put_batch(struct store *base, const Flowpic__V1__Batch *b, uint64_
 		sqlite3_bind_int64(st, 21, sp ? (int64_t)sp->block_index : 0);
 		sqlite3_bind_int64(st, 22, sp ? sp->blocks : 0);
 		bind_str(st, 23, v->class_name);
-		sqlite3_bind_double(st, 24, v->confidence);
+		/* A float's 7 digits, not the double's 17 ("0.8", not 0.800000011920929). */
+		sqlite3_bind_double(st, 24, round((double)v->confidence * 1e6) / 1e6);
 		sqlite3_bind_text(st, 25, r.probs, -1, SQLITE_STATIC);
 		rc = sqlite3_step(st);
 		sqlite3_reset(st);
