@@ -76,7 +76,13 @@ static int load_pair(SSL_CTX *ctx, const char *cert, const char *key, char *err,
 		return -1;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-		snprintf(pre, sizeof(pre), "key %s: cannot load (PEM key expected)", key);
+		int reason = ERR_GET_REASON(ERR_peek_last_error());
+
+		/* OpenSSL checks the pair while loading the key. */
+		if (reason == X509_R_KEY_VALUES_MISMATCH || reason == X509_R_KEY_TYPE_MISMATCH)
+			snprintf(pre, sizeof(pre), "key %s does not match certificate %s", key, cert);
+		else
+			snprintf(pre, sizeof(pre), "key %s: cannot load (PEM key expected)", key);
 		rpc_tls_errors(pre, err, errlen);
 		return -1;
 	}

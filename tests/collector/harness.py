@@ -168,6 +168,12 @@ class Collector:
         line = self.p.stdout.readline()
         return json.loads(line)
 
+    def kill(self):
+        """SIGKILL: no commit, no goodbye (a crash or a power cut of the process)."""
+        self.p.kill()
+        self.p.wait(10)
+        self.err.close()
+
     def alive(self):
         return self.p.poll() is None
 

@@ -8,9 +8,42 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
+
+
+def crash_and_resend(binary, path):
+    """SIGKILL mid-stream: every acknowledged batch is in the file; after a
+    restart the agent resends everything and each verdict is stored once."""
+    c = h.Collector(binary, "sqlite:" + path)
+    batches = [h.make_batch(agent_id="crash", sequence=i + 1, first_seq=i * 50 + 1, n=50)
+               for i in range(60)]
+
+    def slow():
+        for b in batches:
+            yield b
+            time.sleep(0.02)
+    killer = threading.Timer(0.6, c.kill)
+    killer.start()
+    acks, code, det = h.stream(c.address, slow(), token="test-token")
+    killer.join()
+    assert code.name == "UNAVAILABLE", (code, det)
+    assert 0 < len(acks) < 60, len(acks)
+    acked = [a.sequence for a in acks]
+    assert acked == list(range(1, len(acks) + 1)), acked
+    rows = h.sqlite_rows(path, "SELECT count(*) FROM verdicts WHERE seq <= %d" % (50 * len(acks)))
+    assert rows == [(50 * len(acks),)], ("acknowledged but not stored", rows, len(acks))
+    c = h.Collector(binary, "sqlite:" + path)
+    again, code, det = h.stream(c.address, batches, token="test-token")
+    assert code.name == "OK", (code, det)
+    assert all(a.duplicates == 50 for a in again[:len(acks)]), again[:len(acks)]
+    assert all(a.stored + a.duplicates == 50 for a in again)
+    c.stop()
+    rows = h.sqlite_rows(path, "SELECT count(*), count(DISTINCT seq), max(seq) FROM verdicts")
+    assert rows == [(3000, 3000, 3000)], rows
 
 
 def main():
@@ -66,6 +99,7 @@ def main():
         ctr = h.sqlite_rows(path, "SELECT value, batch_seq FROM agent_counters "
                                   "WHERE run_id = 1 AND name = 'packets.tcp'")
         assert ctr == [(1100, 11)], ctr
+        crash_and_resend(binary, os.path.join(d, "crash.db"))
         print("dedup: ok")
     finally:
         shutil.rmtree(d, ignore_errors=True)

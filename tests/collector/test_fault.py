@@ -53,6 +53,26 @@ def wait_counter(c, name, want, timeout=15):
     raise AssertionError("%s stayed %d (< %d)" % (name, k[name], want))
 
 
+def max_connections(binary, db):
+    """--max-connections 2: a third connection is closed at once, the two
+    others keep working."""
+    c = h.Collector(binary, db, "--max-connections", "2", token=TOKEN)
+    a, b = h.RawH2(c.address), h.RawH2(c.address)
+    for r in (a, b):
+        r.frames(lambda t, f, s, p: t == r.SETTINGS and not f & 1)
+    third = h.RawH2(c.address)
+    seen, closed = third.frames(lambda t, f, s, p: False)
+    assert closed and not seen, seen
+    a.open_call(token=TOKEN)
+    a.data(1, h.grpc_msg(h.make_batch(agent_id="limit", n=2).SerializeToString()), end=True)
+    seen = call_end(a)
+    assert any(f[0] == a.DATA and len(f[3]) > 5 for f in seen), "no ack"
+    for r in (a, b, third):
+        r.close()
+    k = c.stop()
+    assert k["err_refused_max_connections"] == 1 and k["verdicts_stored"] == 2, k
+
+
 def main():
     binary = h.collector_binary()
     d = tempfile.mkdtemp(prefix="fpt-collector-fault-")
@@ -166,6 +186,7 @@ def main():
                        "larger than the limit", "slow client", "stream ended inside",
                        "unknown method /flowpic.v1.Collector/Nope"):
             assert phrase in err, (phrase, err)
+        max_connections(binary, "sqlite:" + os.path.join(d, "limits.db"))
         print("fault: ok (%d good batches during the faults)" % result["sent"])
     finally:
         shutil.rmtree(d, ignore_errors=True)
