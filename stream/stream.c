@@ -15,6 +15,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -450,7 +451,12 @@ static void cut_batch(struct stream *s)
 	s->open_n = 0;
 }
 
-/* Move submitted verdicts into the open batch, cutting full batches. */
+/*
+ * Move submitted verdicts into the open batch, cutting full batches.  At
+ * most DRAIN_CHUNK verdicts per hold of the lock, so that stream_submit()
+ * never waits long behind the thread.
+ */
+#define DRAIN_CHUNK 64
 static void drain_ring(struct stream *s)
 {
 	for (;;) {
@@ -460,6 +466,8 @@ static void drain_ring(struct stream *s)
 		take = s->ring_n;
 		if (take > s->batch_max - s->open_n)
 			take = s->batch_max - s->open_n;
+		if (take > DRAIN_CHUNK)
+			take = DRAIN_CHUNK;
 		first = take;
 		if (s->ring_head + first > s->ring_cap)
 			first = s->ring_cap - s->ring_head;
@@ -468,13 +476,13 @@ static void drain_ring(struct stream *s)
 		s->ring_head = (s->ring_head + take) % s->ring_cap;
 		s->ring_n -= take;
 		pthread_mutex_unlock(&s->lock);
-		if (take && !s->open_n)
+		if (!take)
+			return;
+		if (!s->open_n)
 			s->open_since = now_ms();
 		s->open_n += take;
 		if (s->open_n == s->batch_max)
 			cut_batch(s);
-		else
-			return;
 	}
 }
 
@@ -523,6 +531,13 @@ static void spill(struct stream *s)
 static void *stream_thread(void *arg)
 {
 	struct stream *s = arg;
+	sigset_t pipe;
+
+	/* A collector that goes away mid-write must not kill the agent with
+	 * SIGPIPE (OpenSSL writes with write(2)): the write fails with EPIPE. */
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe, NULL);
 
 	for (;;) {
 		struct pollfd pfd[2];
