@@ -268,28 +268,34 @@ static ssize_t io_recv(struct gen *g, uint8_t *p, size_t n)
 	}
 }
 
+/* "host:port" or "[v6]:port"; every address of the host is tried. */
 static int connect_to(const char *target)
 {
 	char host[256], port[16];
 	const char *colon = strrchr(target, ':');
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai;
-	int fd, one = 1;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai, *a;
+	int fd = -1, one = 1;
 
 	if (!colon)
 		return -1;
-	snprintf(host, sizeof(host), "%.*s", (int)(colon - target), target);
+	if (target[0] == '[')
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - target - 2), target + 1);
+	else
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - target), target);
 	snprintf(port, sizeof(port), "%s", colon + 1);
 	if (getaddrinfo(host, port, &hints, &ai))
 		return -1;
-	fd = socket(ai->ai_family, SOCK_STREAM, 0);
-	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen)) {
-		freeaddrinfo(ai);
+	for (a = ai; a; a = a->ai_next) {
+		fd = socket(a->ai_family, SOCK_STREAM, 0);
+		if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) == 0)
+			break;
 		if (fd >= 0)
 			close(fd);
-		return -1;
+		fd = -1;
 	}
 	freeaddrinfo(ai);
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (fd >= 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
 }
 
