@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "flow_json.h"
+#include "forward.h"
 #include "log.h"
 
 static void out_done(struct agent *a)
@@ -34,6 +35,10 @@ static void on_block(void *ctx, const struct flow_table *ft, const struct flow *
 	a->n.verdicts_block++;
 	if (v.early)
 		a->n.verdicts_block_early++;
+#ifdef FLOWPIC_AGENT_STREAM
+	if (a->stream)
+		forward_block(a, f, b, &v);
+#endif
 	if (a->cfg->no_block_verdicts)
 		return;
 	block_verdict_json_line(a->out, a->cls, &v, NULL);
@@ -52,6 +57,10 @@ static void on_flow_end(void *ctx, const struct flow_table *ft, const struct flo
 		a->n.verdicts_flow_early++;
 	if (v.cls == CLASSIFY_UNKNOWN)
 		a->n.verdicts_flow_unknown++;
+#ifdef FLOWPIC_AGENT_STREAM
+	if (a->stream)
+		forward_flow(a, f, &v);
+#endif
 	verdict_json_line(a->out, a->cls, f, why, NULL, &v);
 	out_done(a);
 }
@@ -165,7 +174,7 @@ void agent_counters(const struct agent *a, struct agent_counter *out, size_t *n,
 	add(out, n, max, "verdicts_flow_unknown", a->n.verdicts_flow_unknown);
 	add(out, n, max, "flows_untracked", cs->flows_untracked);
 	add(out, n, max, "output_errors", a->n.output_errors);
-	if (a->stream)
+	if (a->cfg->collector[0])
 		add(out, n, max, "stream_rejected", a->n.stream_rejected);
 	if (a->cfg->n_ifaces)
 		add(out, n, max, "sweeps", a->n.sweeps);

@@ -55,7 +55,6 @@ struct agent_counts {
 	uint64_t blocks_failed;			/* classifier refused a block */
 	uint64_t output_errors;			/* stdout lines that could not be written */
 	uint64_t stream_rejected;		/* verdicts the stream did not take */
-	uint64_t counter_dumps;			/* counters lines written */
 	uint64_t sweeps;			/* live deadline sweeps */
 };
 

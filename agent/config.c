@@ -55,6 +55,42 @@ const struct config_setting config_settings[] = {
 	  "per block", 4 },
 	{ "log-level", 0x123, CK_LEVEL, "LEVEL", "error, warn (default), info or debug; -q is "
 	  "error, -v info", 4 },
+	{ "collector", 0x130, CK_STRING, "HOST:PORT", "Also stream the verdicts to this collector "
+	  "(gRPC, proto/flowpic.proto; cleartext HTTP/2 unless a TLS setting is given)", 6 },
+	{ "collector-tls", 0x131, CK_BOOL, NULL, "TLS to the collector", 6 },
+	{ "collector-ca", 0x132, CK_PATH, "FILE", "CA certificate(s) to verify the collector "
+	  "(default: the system's); implies TLS", 6 },
+	{ "collector-cert", 0x133, CK_PATH, "FILE", "This agent's certificate, for mutual TLS", 6 },
+	{ "collector-key", 0x134, CK_PATH, "FILE", "The key of --collector-cert", 6 },
+	{ "collector-server-name", 0x135, CK_STRING, "NAME", "Name to verify in the collector's "
+	  "certificate (default: HOST); implies TLS", 6 },
+	{ "collector-token-file", 0x136, CK_PATH, "FILE", "Access token (first line of FILE), "
+	  "sent as authorization: Bearer", 6 },
+	{ "agent-id", 0x137, CK_STRING, "ID", "This agent's id at the collector (default: the "
+	  "host name)", 6 },
+	{ "spool-dir", 0x138, CK_PATH, "DIR", "Keep verdicts here while the collector is away "
+	  "(default: none; what does not fit in memory is dropped and counted)", 6 },
+	{ "spool-max-bytes", 0x139, CK_UINT, "N", "Spool size limit (default 1073741824)", 6 },
+	{ "collector-wait", 0x13a, CK_SECONDS, "SEC", "At exit, wait this long for the collector "
+	  "to acknowledge; the rest goes to the spool (default 5)", 6 },
+	{ 0 }
+};
+
+#define TEXT(n, field) { n, offsetof(struct agent_config, field), \
+			 sizeof(((struct agent_config *)0)->field) }
+/* Text and file settings: where each is stored. */
+static const struct config_text texts[] = {
+	TEXT("pcap", pcap),
+	TEXT("model", model),
+	TEXT("counters-file", counters_file),
+	TEXT("collector", collector),
+	TEXT("collector-ca", collector_ca),
+	TEXT("collector-cert", collector_cert),
+	TEXT("collector-key", collector_key),
+	TEXT("collector-server-name", collector_server_name),
+	TEXT("collector-token-file", collector_token_file),
+	TEXT("agent-id", agent_id),
+	TEXT("spool-dir", spool_dir),
 	{ 0 }
 };
 
@@ -69,6 +105,7 @@ void config_default(struct agent_config *c)
 	c->max_cells = fc.max_cells;
 	c->sweep_ns = NS_PER_SEC;
 	c->lag_ns = 2 * NS_PER_SEC;
+	c->collector_wait_ns = 5 * NS_PER_SEC;
 }
 
 /* Names compare with '-' and '_' as the same character. */
@@ -159,15 +196,22 @@ static int set_ifaces(struct agent_config *c, const char *name, const char *v, c
 	return 0;
 }
 
-static int set_path(char *dst, const char *name, const char *v, char *err, size_t errlen)
+static int set_text(struct agent_config *c, const struct config_setting *s, const char *v,
+		    char *err, size_t errlen)
 {
+	const char *what = s->kind == CK_PATH ? "file name" : "value";
+	const struct config_text *t;
 	size_t n = strlen(v);
 
+	for (t = texts; t->name && strcmp(t->name, s->name); t++)
+		;
+	if (!t->name)
+		return fail(err, errlen, "%s: no such text setting", s->name);
 	if (n == 0)
-		return fail(err, errlen, "%s: empty file name", name);
-	if (n >= AGENT_PATH_MAX)
-		return fail(err, errlen, "%s: file name longer than %d bytes", name, AGENT_PATH_MAX - 1);
-	memcpy(dst, v, n + 1);
+		return fail(err, errlen, "%s: empty %s", s->name, what);
+	if (n >= t->size)
+		return fail(err, errlen, "%s: %s longer than %zu bytes", s->name, what, t->size - 1);
+	memcpy((char *)c + t->offset, v, n + 1);
 	return 0;
 }
 
@@ -203,6 +247,8 @@ static uint64_t *seconds_field(struct agent_config *c, const char *name, uint64_
 		return &c->sweep_ns;
 	}
 	*min = 0;
+	if (!strcmp(name, "collector-wait"))
+		return &c->collector_wait_ns;
 	if (!strcmp(name, "sweep-lag"))
 		return &c->lag_ns;
 	if (!strcmp(name, "counters-every"))
@@ -216,6 +262,12 @@ static int set_uint(struct agent_config *c, const char *name, const char *v, cha
 	uint64_t x, min, max;
 	uint32_t *dst;
 
+	if (!strcmp(name, "spool-max-bytes")) {
+		if (number_parse_u64(v, 1 << 20, 1ULL << 50, &c->spool_max_bytes))
+			return fail(err, errlen, "%s '%s': give a whole number of bytes from 1048576 "
+				    "to 1125899906842624", name, v);
+		return 0;
+	}
 	if (!strcmp(name, "max-flows")) {
 		dst = &c->max_flows, min = 1, max = 1u << 30;
 	} else if (!strcmp(name, "max-cells")) {
@@ -252,18 +304,8 @@ int config_set(struct agent_config *c, const struct config_setting *s, const cha
 		break;
 	case CK_PATH:
 	case CK_STRING:
-		if (!strcmp(s->name, "pcap")) {
-			if (set_path(c->pcap, s->name, v, err, errlen))
-				return -1;
-		} else if (!strcmp(s->name, "model")) {
-			if (set_path(c->model, s->name, v, err, errlen))
-				return -1;
-		} else if (!strcmp(s->name, "counters-file")) {
-			if (set_path(c->counters_file, s->name, v, err, errlen))
-				return -1;
-		} else {
-			return fail(err, errlen, "%s: no such file setting", s->name);
-		}
+		if (set_text(c, s, v, err, errlen))
+			return -1;
 		break;
 	case CK_SECONDS:
 		dst = seconds_field(c, s->name, &min);
@@ -290,6 +332,8 @@ int config_set(struct agent_config *c, const struct config_setting *s, const cha
 			c->keep_caps = b;
 		else if (!strcmp(s->name, "flow-verdicts-only"))
 			c->no_block_verdicts = b;
+		else if (!strcmp(s->name, "collector-tls"))
+			c->collector_tls = b;
 		else
 			return fail(err, errlen, "%s: no such switch", s->name);
 		break;
@@ -443,6 +487,13 @@ int config_check(const struct agent_config *c, char *err, size_t errlen)
 	if (!c->n_ifaces && !c->pcap[0])
 		return fail(err, errlen, "give --iface IF to capture live or --pcap FILE to replay "
 			    "(see --help)");
+	if (!c->collector[0] && (c->collector_tls || c->collector_ca[0] || c->collector_cert[0] ||
+				 c->collector_key[0] || c->collector_server_name[0] ||
+				 c->collector_token_file[0] || c->spool_dir[0]))
+		return fail(err, errlen, "collector settings without --collector HOST:PORT");
+	if (!c->collector_cert[0] != !c->collector_key[0])
+		return fail(err, errlen, "give both --collector-cert and --collector-key (mutual TLS), "
+			    "or neither");
 	return 0;
 }
 
@@ -489,4 +540,18 @@ void config_print(FILE *out, const struct agent_config *c)
 		print_seconds(out, "counters-every", c->counters_every_ns);
 	fprintf(out, "flow-verdicts-only = %s\n", c->no_block_verdicts ? "true" : "false");
 	fprintf(out, "log-level = %s\n", levels[c->verbosity + 1]);
+	if (c->collector[0]) {
+		const struct config_text *t;
+
+		for (t = texts; t->name; t++)
+			if (!strncmp(t->name, "collector", 9) || !strcmp(t->name, "agent-id") ||
+			    !strcmp(t->name, "spool-dir"))
+				if (((const char *)c + t->offset)[0])
+					fprintf(out, "%s = \"%s\"\n", t->name,
+						(const char *)c + t->offset);
+		fprintf(out, "collector-tls = %s\n", c->collector_tls ? "true" : "false");
+		if (c->spool_max_bytes)
+			fprintf(out, "spool-max-bytes = %" PRIu64 "\n", c->spool_max_bytes);
+		print_seconds(out, "collector-wait", c->collector_wait_ns);
+	}
 }

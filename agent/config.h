@@ -61,13 +61,17 @@ struct agent_config {
 	int verbosity;			/* -1 quiet, 0 warnings, 1 info, 2 debug */
 
 	/* verdict stream to a collector (stream/; "" = none) */
-	char collector[AGENT_PATH_MAX];
+	char collector[256];		/* HOST:PORT */
+	bool collector_tls;		/* implied by a CA, certificate or server name */
 	char collector_ca[AGENT_PATH_MAX];
 	char collector_cert[AGENT_PATH_MAX];
 	char collector_key[AGENT_PATH_MAX];
+	char collector_server_name[256];
 	char collector_token_file[AGENT_PATH_MAX];
-	char agent_id[128];
-	char spool_dir[AGENT_PATH_MAX];
+	char agent_id[128];		/* "" = the host name */
+	char spool_dir[AGENT_PATH_MAX];	/* "" = no spool */
+	uint64_t spool_max_bytes;	/* 0 = the stream's default (1 GiB) */
+	uint64_t collector_wait_ns;	/* at exit: wait this long for acknowledgements */
 
 	/* which settings were given (flag or file), by table index */
 	uint64_t given;
@@ -75,6 +79,13 @@ struct agent_config {
 
 /* Kinds of values, for the parsers and for --help. */
 enum config_kind { CK_STRING, CK_PATH, CK_IFACES, CK_SECONDS, CK_UINT, CK_BOOL, CK_DESIGN, CK_LEVEL };
+
+/* Where a text setting is stored. */
+struct config_text {
+	const char *name;
+	size_t offset;
+	size_t size;
+};
 
 struct config_setting {
 	const char *name;	/* long flag and config key */

@@ -15,6 +15,7 @@
 
 #include "classify.h"
 #include "config.h"
+#include "forward.h"
 #include "log.h"
 #include "run.h"
 
@@ -104,6 +105,7 @@ static struct argp_option *build_options(void)
 		{ "quiet", OPT_QUIET, NULL, 0, "Errors only on stderr (log-level = error)", 4 },
 		{ "verbose", OPT_VERBOSE, NULL, 0, "Progress messages on stderr (log-level = info)", 4 },
 		{ NULL, 0, NULL, 0, "Settings:", 5 },
+		{ NULL, 0, NULL, 0, "Verdict stream to a collector (optional; docs/stream.md):", 6 },
 		{ "config", OPT_CONFIG, "FILE", 0, "Read settings from FILE (key = value lines; "
 		  "flags override it)", 5 },
 		{ "print-config", OPT_PRINT_CONFIG, NULL, 0, "Print the settings in effect as a "
@@ -194,10 +196,28 @@ void run_counters_dump(struct run *r)
 	struct agent_counter c[AGENT_MAX_COUNTERS];
 	size_t n = 0;
 
-	r->agent.n.counter_dumps++;
 	agent_counters(&r->agent, c, &n, AGENT_MAX_COUNTERS);
 	live_counters(r, c, &n, AGENT_MAX_COUNTERS);
+#ifdef FLOWPIC_AGENT_STREAM
+	forward_counters(&r->agent, c, &n, AGENT_MAX_COUNTERS);
+#endif
 	agent_counters_write(r->counters_out, c, n);
+}
+
+void run_counters_publish(struct run *r)
+{
+#ifdef FLOWPIC_AGENT_STREAM
+	struct agent_counter c[AGENT_MAX_COUNTERS];
+	size_t n = 0;
+
+	if (!r->agent.stream)
+		return;
+	agent_counters(&r->agent, c, &n, AGENT_MAX_COUNTERS);
+	live_counters(r, c, &n, AGENT_MAX_COUNTERS);
+	forward_publish(&r->agent, c, n);
+#else
+	(void)r;
+#endif
 }
 
 void run_signals(struct run *r)
@@ -212,6 +232,7 @@ void run_signals(struct run *r)
 			r->stop_signal = (int)si.ssi_signo;
 		}
 	}
+	run_counters_publish(r);
 	if (r->cfg->counters_every_ns && run_mono_ns() >= r->next_counters_ns) {
 		run_counters_dump(r);
 		r->next_counters_ns = run_mono_ns() + r->cfg->counters_every_ns;
@@ -293,11 +314,40 @@ int main(int argc, char **argv)
 		status = AGENT_EXIT_USAGE;
 		goto out_cls;
 	}
+	if (cfg.collector[0]) {
+#ifdef FLOWPIC_AGENT_STREAM
+		char where[256];
+		unsigned i;
+
+		where[0] = '\0';
+		for (i = 0; i < cfg.n_ifaces; i++)
+			snprintf(where + strlen(where), sizeof(where) - strlen(where), "%s%s",
+				 i ? "," : "", cfg.ifaces[i]);
+		if (!cfg.n_ifaces)
+			snprintf(where, sizeof(where), "%s", cfg.pcap);
+		if (forward_open(&r.agent, &cfg, where, err, sizeof(err))) {
+			log_error("collector %s: %s", cfg.collector, err);
+			status = AGENT_EXIT_USAGE;
+			goto out_agent;
+		}
+#else
+		log_error("this flowpic-agent was built without the verdict stream (stream/): "
+			  "leave out --collector, or rebuild with stream/");
+		status = AGENT_EXIT_USAGE;
+		goto out_agent;
+#endif
+	}
 	status = cfg.n_ifaces ? live_run(&r) : replay_run(&r);
+#ifdef FLOWPIC_AGENT_STREAM
+	if (r.agent.stream && forward_close(&r.agent, cfg.collector_wait_ns) &&
+	    status == AGENT_EXIT_OK)
+		status = AGENT_EXIT_FAILURE;
+#endif
 	/* The last counters: after every flow ended, so they add up.  A run
 	 * that never started has nothing to count: its error line says it all. */
 	if (r.started)
 		run_counters_dump(&r);
+out_agent:
 	agent_fini(&r.agent);
 out_cls:
 	classifier_free(cls);

@@ -33,6 +33,9 @@ void run_signals(struct run *r);
 /* Write the counters line now (userspace + BPF + stream). */
 void run_counters_dump(struct run *r);
 
+/* The counters the verdict stream's batches carry, refreshed. */
+void run_counters_publish(struct run *r);
+
 /* Monotonic clock in ns. */
 uint64_t run_mono_ns(void);
 

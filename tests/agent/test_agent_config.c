@@ -194,6 +194,39 @@ static void test_switches_and_words(void **state)
 	assert_string_equal(err, "pcap: empty file name");
 }
 
+static void test_collector(void **state)
+{
+	struct agent_config c;
+	char err[256], longname[300];
+
+	(void)state;
+	config_default(&c);
+	assert_int_equal(c.collector_wait_ns, 5 * NS_PER_SEC);
+	assert_int_equal(set(&c, "iface", "lo", err), 0);
+	assert_int_equal(set(&c, "spool-dir", "/var/spool/fp", err), 0);
+	assert_int_equal(config_check(&c, err, sizeof(err)), -1);
+	assert_string_equal(err, "collector settings without --collector HOST:PORT");
+	assert_int_equal(set(&c, "collector", "collector.example:4317", err), 0);
+	assert_int_equal(config_check(&c, err, sizeof(err)), 0);
+	assert_int_equal(set(&c, "collector-cert", "/etc/fp/agent.pem", err), 0);
+	assert_int_equal(config_check(&c, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "both --collector-cert and --collector-key"));
+	assert_int_equal(set(&c, "collector-key", "/etc/fp/agent.key", err), 0);
+	assert_int_equal(config_check(&c, err, sizeof(err)), 0);
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	assert_int_equal(set(&c, "collector", longname, err), -1);
+	assert_string_equal(err, "collector: value longer than 255 bytes");
+	assert_string_equal(c.collector, "collector.example:4317");
+	assert_int_equal(set(&c, "agent-id", "", err), -1);
+	assert_string_equal(err, "agent-id: empty value");
+	assert_int_equal(set(&c, "spool-max-bytes", "1000", err), -1);
+	assert_int_equal(set(&c, "spool-max-bytes", "10737418240", err), 0);
+	assert_int_equal(c.spool_max_bytes, 10737418240ULL);
+	assert_int_equal(set(&c, "collector-wait", "0", err), 0);
+	assert_int_equal(c.collector_wait_ns, 0);
+}
+
 static void test_file_good(void **state)
 {
 	const char *text =
@@ -339,6 +372,10 @@ static void test_print_roundtrip(void **state)
 	assert_int_equal(set(&a, "counters-every", "0.5", err), 0);
 	assert_int_equal(set(&a, "log-level", "info", err), 0);
 	assert_int_equal(set(&a, "xdp-generic", NULL, err), 0);
+	assert_int_equal(set(&a, "collector", "[::1]:4317", err), 0);
+	assert_int_equal(set(&a, "collector-ca", "/etc/ca.pem", err), 0);
+	assert_int_equal(set(&a, "agent-id", "edge 7", err), 0);
+	assert_int_equal(set(&a, "spool-max-bytes", "2097152", err), 0);
 	strcpy(path, "/tmp/fpt-agent-config-XXXXXX");
 	close(mkstemp(path));
 	f = fopen(path, "w");
@@ -359,6 +396,7 @@ int main(void)
 		cmocka_unit_test(test_ifaces),
 		cmocka_unit_test(test_numbers),
 		cmocka_unit_test(test_switches_and_words),
+		cmocka_unit_test(test_collector),
 		cmocka_unit_test(test_file_good),
 		cmocka_unit_test(test_file_bad_lines),
 		cmocka_unit_test(test_file_unreadable),

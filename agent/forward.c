@@ -1,0 +1,270 @@
+// SPDX-License-Identifier: MIT
+/* forward.c - verdicts to a collector through stream/; see forward.h. */
+#include "forward.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "stream.h"
+#include "token.h"
+
+#ifndef FLOWPIC_VERSION
+#define FLOWPIC_VERSION "0"
+#endif
+
+#define MAX_LOCAL 64
+
+/* One stream per process: the state lives here, not in struct agent. */
+static struct {
+	char where[STREAM_IFNAME_MAX];		/* interface(s) or replayed file */
+	uint8_t local[MAX_LOCAL][16];		/* this host's addresses, IPv4-mapped */
+	unsigned n_local;
+	char token[RPC_TOKEN_MAX + 1];
+	const char *classes[STREAM_MAX_CLASSES];
+	struct stream_counters final;		/* after stream_close() */
+	bool closed;
+	/* counters snapshot for the batches (read by the stream's thread) */
+	pthread_mutex_t mu;
+	struct stream_counter snap[AGENT_MAX_COUNTERS];
+	size_t nsnap;
+} fw = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static void local_addresses(void)
+{
+	struct ifaddrs *ifa, *i;
+
+	fw.n_local = 0;
+	if (getifaddrs(&ifa)) {
+		log_warn("cannot list this host's addresses (%s): verdict directions will be "
+			 "unspecified", strerror(errno));
+		return;
+	}
+	for (i = ifa; i && fw.n_local < MAX_LOCAL; i = i->ifa_next) {
+		uint8_t *a = fw.local[fw.n_local];
+
+		if (!i->ifa_addr)
+			continue;
+		if (i->ifa_addr->sa_family == AF_INET) {
+			memset(a, 0, 10);
+			a[10] = a[11] = 0xff;
+			memcpy(a + 12, &((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr, 4);
+			fw.n_local++;
+		} else if (i->ifa_addr->sa_family == AF_INET6) {
+			memcpy(a, &((struct sockaddr_in6 *)(void *)i->ifa_addr)->sin6_addr, 16);
+			fw.n_local++;
+		}
+	}
+	freeifaddrs(ifa);
+}
+
+static bool is_local(const uint8_t addr[16])
+{
+	unsigned i;
+
+	for (i = 0; i < fw.n_local; i++)
+		if (!memcmp(fw.local[i], addr, 16))
+			return true;
+	return false;
+}
+
+static size_t counters_fn(void *ctx, struct stream_counter *out, size_t max)
+{
+	size_t n;
+
+	(void)ctx;
+	pthread_mutex_lock(&fw.mu);
+	n = fw.nsnap < max ? fw.nsnap : max;
+	memcpy(out, fw.snap, n * sizeof(*out));
+	pthread_mutex_unlock(&fw.mu);
+	return n;
+}
+
+void forward_publish(struct agent *a, const struct agent_counter *c, size_t n)
+{
+	size_t i;
+
+	if (!a->stream)
+		return;
+	pthread_mutex_lock(&fw.mu);
+	for (i = 0; i < n && i < AGENT_MAX_COUNTERS; i++)
+		fw.snap[i] = (struct stream_counter){ c[i].name, c[i].value };
+	fw.nsnap = i;
+	pthread_mutex_unlock(&fw.mu);
+}
+
+int forward_open(struct agent *a, const struct agent_config *cfg, const char *where, char *err,
+		 size_t errlen)
+{
+	const struct model *m = classifier_model(a->cls);
+	struct stream_config sc;
+	char terr[256];
+	unsigned i;
+
+	stream_config_default(&sc);
+	sc.target = cfg->collector;
+	sc.tls = cfg->collector_tls || cfg->collector_ca[0] || cfg->collector_cert[0] ||
+		 cfg->collector_server_name[0];
+	sc.ca_file = cfg->collector_ca[0] ? cfg->collector_ca : NULL;
+	sc.cert_file = cfg->collector_cert[0] ? cfg->collector_cert : NULL;
+	sc.key_file = cfg->collector_key[0] ? cfg->collector_key : NULL;
+	sc.server_name = cfg->collector_server_name[0] ? cfg->collector_server_name : NULL;
+	if (cfg->collector_token_file[0]) {
+		if (rpc_token_load(cfg->collector_token_file, fw.token, sizeof(fw.token), terr,
+				   sizeof(terr))) {
+			snprintf(err, errlen, "%s", terr);
+			return -1;
+		}
+		sc.token = fw.token;
+	}
+	if (cfg->agent_id[0]) {
+		sc.agent_id = cfg->agent_id;
+	} else {
+		static char host[256];
+
+		if (gethostname(host, sizeof(host) - 1))
+			snprintf(host, sizeof(host), "flowpic-agent");
+		sc.agent_id = host;
+	}
+	sc.version = "flowpic-agent " FLOWPIC_VERSION;
+	sc.model_name = m->name;
+	sc.model_version = m->version;
+	if (m->n_classes > STREAM_MAX_CLASSES) {
+		snprintf(err, errlen, "the model has %u classes; the verdict stream carries at most %d",
+			 m->n_classes, STREAM_MAX_CLASSES);
+		return -1;
+	}
+	for (i = 0; i < m->n_classes; i++)
+		fw.classes[i] = m->classes[i];
+	sc.classes = fw.classes;
+	sc.nclasses = m->n_classes;
+	sc.spool_dir = cfg->spool_dir[0] ? cfg->spool_dir : NULL;
+	if (cfg->spool_max_bytes)
+		sc.spool_max_bytes = cfg->spool_max_bytes;
+	sc.counters_fn = counters_fn;
+	a->stream = stream_new(&sc, err, errlen);
+	if (!a->stream)
+		return -1;
+	snprintf(fw.where, sizeof(fw.where), "%s", where);
+	if (cfg->n_ifaces)
+		local_addresses();
+	log_info("streaming verdicts to %s as '%s'%s%s", cfg->collector, sc.agent_id,
+		 sc.tls ? " over TLS" : "", sc.spool_dir ? ", spool " : "");
+	return 0;
+}
+
+/* The parts of a verdict that come from the flow. */
+static void fill_flow(struct stream_verdict *sv, const struct flow *f)
+{
+	memset(sv, 0, sizeof(*sv));
+	sv->flow_id = f->id;
+	sv->protocol = f->key.proto;
+	sv->src_port = f->key.port_a;
+	sv->dst_port = f->key.port_b;
+	memcpy(sv->src_addr, f->key.a, 16);
+	memcpy(sv->dst_addr, f->key.b, 16);
+	if (is_local(f->key.a))
+		sv->direction = STREAM_DIR_OUTBOUND;
+	else if (is_local(f->key.b))
+		sv->direction = STREAM_DIR_INBOUND;
+	memcpy(sv->interface, fw.where, sizeof(sv->interface));
+}
+
+static void submit(struct agent *a, const struct stream_verdict *sv)
+{
+	if (stream_submit(a->stream, sv, NULL))
+		a->n.stream_rejected++;
+}
+
+void forward_block(struct agent *a, const struct flow *f, const struct block *b,
+		   const struct block_verdict *v)
+{
+	const struct model *m = classifier_model(a->cls);
+	uint64_t window = flow_table_config(a->ft)->window_ns;
+	struct stream_verdict sv;
+	unsigned i;
+
+	fill_flow(&sv, f);
+	sv.stage = v->early ? STREAM_STAGE_EARLY : STREAM_STAGE_BLOCK;
+	sv.start_unix_ns = b->start_ns;
+	/* A partial block spans to the flow's last packet. */
+	sv.duration_ns = b->complete ? window :
+			 f->last_ns > b->start_ns ? f->last_ns - b->start_ns : 0;
+	sv.packets_fwd = b->samples[0];
+	sv.packets_rev = b->samples[1];
+	sv.bytes_fwd = b->bytes[0];
+	sv.bytes_rev = b->bytes[1];
+	sv.block_index = v->index;
+	sv.confidence = v->confidence;
+	sv.nprobs = (uint8_t)m->n_classes;
+	for (i = 0; i < m->n_classes; i++)
+		sv.probs[i] = v->prob[i];
+	snprintf(sv.class_name, sizeof(sv.class_name), "%s", classifier_class_name(a->cls, v->cls));
+	submit(a, &sv);
+}
+
+void forward_flow(struct agent *a, const struct flow *f, const struct flow_verdict *v)
+{
+	const struct model *m = classifier_model(a->cls);
+	struct stream_verdict sv;
+	unsigned i;
+
+	fill_flow(&sv, f);
+	sv.stage = STREAM_STAGE_FINAL;
+	sv.start_unix_ns = f->first_ns;
+	sv.duration_ns = f->last_ns - f->first_ns;
+	sv.packets_fwd = f->packets[0];
+	sv.packets_rev = f->packets[1];
+	sv.bytes_fwd = f->payload[0];
+	sv.bytes_rev = f->payload[1];
+	sv.blocks = v->blocks;
+	sv.confidence = v->confidence;
+	sv.nprobs = (uint8_t)m->n_classes;
+	for (i = 0; i < m->n_classes; i++)
+		sv.probs[i] = v->prob[i];
+	snprintf(sv.class_name, sizeof(sv.class_name), "%s", classifier_class_name(a->cls, v->cls));
+	submit(a, &sv);
+}
+
+void forward_counters(struct agent *a, struct agent_counter *out, size_t *n, size_t max)
+{
+	struct stream_counter sc[32];
+	struct stream_counters c;
+	size_t i, k;
+
+	if (a->stream)
+		stream_counters(a->stream, &c);
+	else if (fw.closed)
+		c = fw.final;
+	else
+		return;
+	k = stream_counters_list(&c, sc, sizeof(sc) / sizeof(sc[0]));
+	for (i = 0; i < k && *n < max; i++)
+		out[(*n)++] = (struct agent_counter){ sc[i].name, sc[i].value };
+}
+
+int forward_close(struct agent *a, uint64_t wait_ns)
+{
+	uint64_t ms = wait_ns / 1000000;
+	int rc;
+
+	if (!a->stream)
+		return 0;
+	rc = stream_close(a->stream, (unsigned)(ms > 3600000 ? 3600000 : ms), &fw.final);
+	a->stream = NULL;
+	fw.closed = true;
+	if (fw.final.spooled_now)
+		log_warn("%llu verdicts wait in the spool for the collector (sent by the next run)",
+			 (unsigned long long)fw.final.spooled_now);
+	if (rc) {
+		log_error("%llu verdicts could not be kept (spool full or none): counted as "
+			  "stream.dropped", (unsigned long long)fw.final.dropped);
+		return -1;
+	}
+	return 0;
+}
