@@ -209,9 +209,12 @@ static const char query_doc[] =
 	"Print stored verdicts, newest first, as JSON lines (one object per verdict) or a table."
 	"\n\nExamples:\n"
 	"  flowpic-collector query --db sqlite:verdicts.db --class video --since -1h\n"
-	"  flowpic-collector query --db sqlite:verdicts.db --host web1 --flow addr=10.0.0.5,port=443 --table\n"
-	"  flowpic-collector query --db postgresql://flowpic@db/flowpic --since 2026-11-27T00:00:00Z "
-	"--until 2026-11-28T00:00:00Z --limit 100\n"
+	"  flowpic-collector query --db sqlite:verdicts.db --host web1 \\\n"
+	"      --flow addr=10.0.0.5,port=443 --table\n"
+	"  flowpic-collector query --db postgresql://flowpic@db/flowpic \\\n"
+	"      --since 2026-11-27T00:00:00Z --until 2026-11-28T00:00:00Z --limit 100\n"
+	"\nTIME: Unix seconds (\"1764230400.5\"), UTC \"YYYY-MM-DD[THH:MM:SS[.frac]][Z]\", "
+	"or before now: -30s, -30m, -2h, -1d.\n"
 	"\nExit status: 0 done (also when nothing matched); 1 the store could not be read; "
 	"2 bad arguments.";
 
