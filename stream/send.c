@@ -32,7 +32,7 @@ enum {
 	OPT_AGENT_ID, OPT_HOST, OPT_RUN_ID, OPT_MODEL, OPT_MODEL_VERSION, OPT_CLASSES, OPT_BATCH,
 	OPT_DELAY, OPT_QUEUE, OPT_SUBMIT, OPT_SPOOL, OPT_SPOOL_MAX, OPT_SEGMENT, OPT_FSYNC,
 	OPT_BACKOFF_INITIAL, OPT_BACKOFF_MAX, OPT_CONNECT_TIMEOUT, OPT_ACK_TIMEOUT, OPT_TIMEOUT,
-	OPT_RATE, OPT_REPEAT, OPT_JSON,
+	OPT_RATE, OPT_REPEAT, OPT_JSON, OPT_INTERFACE,
 };
 
 struct send_opts {
@@ -44,6 +44,7 @@ struct send_opts {
 	uint64_t rate;		/* verdicts per second, 0: as fast as possible */
 	uint64_t repeat;
 	bool json;
+	const char *interface;
 	int verbose;
 	char **files;
 	int nfiles;
@@ -65,7 +66,8 @@ static const struct argp_option options[] = {
 	{ "run-id", OPT_RUN_ID, "N", 0, "run id (default: now in ns); verdict seq restarts with it", 2 },
 	{ "model", OPT_MODEL, "NAME", 0, "model name", 2 },
 	{ "model-version", OPT_MODEL_VERSION, "V", 0, "model version", 2 },
-	{ "classes", OPT_CLASSES, "A,B,...", 0, "the model's classes, in the order of probs", 2 },
+	{ "classes", OPT_CLASSES, "A,B,...", 0, "the model's classes, in the order of probs (default: the names of the first line's \"probs\" object)", 2 },
+	{ "interface", OPT_INTERFACE, "NAME", 0, "interface (or file) of verdicts whose line has none", 2 },
 	{ NULL, 0, NULL, 0, "Batches, queue and spool:", 3 },
 	{ "batch", OPT_BATCH, "N", 0, "verdicts per batch at most (default 500)", 3 },
 	{ "delay", OPT_DELAY, "MS", 0, "longest wait of a verdict in an open batch (default 1000)", 3 },
@@ -97,7 +99,8 @@ static const char doc[] =
 	"(docs/stream.md). \"summary\" lines are skipped; a malformed line is reported "
 	"(FILE:LINE: what) and skipped, the rest is sent.\n\n"
 	"Examples:\n"
-	"  flowpic classify --json capture.pcap | flowpic-send -c collector:7800 --spool /var/spool/flowpic\n"
+	"  flowpic classify --json capture.pcap | flowpic-send -c collector:7800 --interface capture.pcap \\\n"
+	"      --spool /var/spool/flowpic\n"
 	"  flowpic-send -c localhost:7800 verdicts.jsonl --json\n"
 	"  flowpic-send -c collector.example:7800 --ca ca.pem --cert agent.pem --key agent.key \\\n"
 	"      --token-file /etc/flowpic/token verdicts.jsonl\n"
@@ -218,6 +221,11 @@ static error_t parse_opt(int key, char *arg, struct argp_state *st)
 	case OPT_RATE: o->rate = num(st, arg, 1, 100000000); break;
 	case OPT_REPEAT: o->repeat = num(st, arg, 1, 1000000); break;
 	case OPT_JSON: o->json = true; break;
+	case OPT_INTERFACE:
+		if (strlen(arg) >= STREAM_IFNAME_MAX)
+			argp_error(st, "--interface: at most %d characters", STREAM_IFNAME_MAX - 1);
+		o->interface = arg;
+		break;
 	case 'v': o->verbose++; break;
 	case ARGP_KEY_ARGS:
 		o->files = st->argv + st->next;
@@ -245,8 +253,40 @@ static uint64_t mono_ns(void)
 
 struct feed {
 	struct stream *s;
+	struct send_opts *o;
+	bool failed;		/* stream_new() failed: nothing more to do */
 	uint64_t rate, submitted, bad, skipped, start_ns;
 };
+
+/*
+ * The stream is made at the first verdict, so that the model's classes can
+ * come from it ("probs":{"voip":...} of classify --json) when --classes is
+ * not given; or at the end for a run that only replays the spool.
+ */
+static int ensure_stream(struct feed *f, const struct vjson_classes *vc)
+{
+	const char *names[STREAM_MAX_CLASSES];
+	struct stream_config cfg = f->o->cfg;
+	char err[320];
+	unsigned i;
+
+	if (f->s || f->failed)
+		return f->s ? 0 : -1;
+	if (!cfg.nclasses && vc && vc->n) {
+		for (i = 0; i < vc->n; i++)
+			names[i] = vc->names[i];
+		cfg.classes = names;
+		cfg.nclasses = vc->n;
+	}
+	f->s = stream_new(&cfg, err, sizeof(err));
+	if (!f->s) {
+		log_error("%s", err);
+		f->failed = true;
+		return -1;
+	}
+	f->start_ns = mono_ns();
+	return 0;
+}
 
 static void submit_paced(struct feed *f, const struct stream_verdict *v)
 {
@@ -286,11 +326,12 @@ static int feed_file(struct feed *f, const char *path, struct stream_verdict **c
 	}
 	while ((n = getline(&line, &cap, in)) >= 0) {
 		struct stream_verdict v;
+		struct vjson_classes vc;
 		char err[200];
 		int r;
 
 		lineno++;
-		r = vjson_parse(line, (size_t)n, &v, err, sizeof(err));
+		r = vjson_parse(line, (size_t)n, &v, &vc, err, sizeof(err));
 		if (r < 0) {
 			log_error("%s:%" PRIu64 ": %s; line skipped", path, lineno, err);
 			f->bad++;
@@ -299,6 +340,12 @@ static int feed_file(struct feed *f, const char *path, struct stream_verdict **c
 		if (r > 0) {
 			f->skipped++;
 			continue;
+		}
+		if (!v.interface[0] && f->o->interface)
+			strcpy(v.interface, f->o->interface);
+		if (ensure_stream(f, &vc)) {
+			ret = -1;
+			break;
 		}
 		if (keep) {
 			if (*ncache == *capcache) {
@@ -356,7 +403,6 @@ int main(int argc, char **argv)
 	size_t ncache = 0, capcache = 0;
 	struct stream_counters c;
 	struct feed f = { 0 };
-	char err[320];
 	uint64_t r, t0;
 	int i, status = EXIT_ACKED;
 	char *stdin_only[] = { (char *)"-" };
@@ -376,17 +422,16 @@ int main(int argc, char **argv)
 		o.nfiles = 1;
 	}
 	t0 = mono_ns();
-	f.s = stream_new(&o.cfg, err, sizeof(err));
-	if (!f.s) {
-		log_error("%s", err);
+	f.o = &o;
+	f.rate = o.rate;
+	for (i = 0; i < o.nfiles && !f.failed; i++)
+		if (feed_file(&f, o.files[i], &cache, &ncache, &capcache, o.repeat > 1))
+			status = EXIT_UNREADABLE;
+	if (ensure_stream(&f, NULL)) {
+		free(cache);
 		free(o.classes_buf);
 		return EXIT_UNREADABLE;
 	}
-	f.rate = o.rate;
-	f.start_ns = mono_ns();
-	for (i = 0; i < o.nfiles; i++)
-		if (feed_file(&f, o.files[i], &cache, &ncache, &capcache, o.repeat > 1))
-			status = EXIT_UNREADABLE;
 	for (r = 1; r < o.repeat; r++) {
 		size_t k;
 

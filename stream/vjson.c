@@ -27,7 +27,9 @@ struct jp {
 	struct stream_verdict *v;
 	bool is_block, is_summary, any;
 	bool have_stage, have_start_ns, have_dur_ns;
+	bool in_probs;		/* inside "probs":{"class":p,...} */
 	int early;		/* -1 unknown */
+	struct vjson_classes *classes;
 };
 
 enum jtype { J_STR, J_NUM, J_BOOL, J_NULL };
@@ -134,6 +136,23 @@ static int named(const char *s, const char *const *names, int n)
 
 #define IS(k, name) (!strcmp(k, name))
 
+static int add_prob(struct jp *j, const char *name, const struct jval *x)
+{
+	struct stream_verdict *v = j->v;
+	char msg[96];
+
+	if (x->t != J_NUM || v->nprobs >= STREAM_MAX_CLASSES) {
+		snprintf(msg, sizeof(msg), "\"probs\": at most %d numbers", STREAM_MAX_CLASSES);
+		return fail(j, msg);
+	}
+	if (name && j->classes && strlen(name) < STREAM_CLASS_MAX) {
+		memcpy(j->classes->names[v->nprobs], name, strlen(name) + 1);
+		j->classes->n = v->nprobs + 1u;
+	}
+	v->probs[v->nprobs++] = (float)x->num;
+	return 0;
+}
+
 /* One scalar value of key k (nesting ignored). */
 static int field(struct jp *j, const char *k, const struct jval *x)
 {
@@ -225,12 +244,7 @@ static int field(struct jp *j, const char *k, const struct jval *x)
 			goto bad;
 		v->confidence = (float)x->num;
 	} else if (IS(k, "probs")) {
-		if (x->t != J_NUM || v->nprobs >= STREAM_MAX_CLASSES) {
-			snprintf(msg, sizeof(msg), "\"probs\": at most %d numbers",
-				 STREAM_MAX_CLASSES);
-			return fail(j, msg);
-		}
-		v->probs[v->nprobs++] = (float)x->num;
+		return add_prob(j, NULL, x);
 	}
 	return 0;
 bad:
@@ -261,7 +275,8 @@ static int object(struct jp *j, int depth)
 			return fail(j, "expected ':'");
 		j->p++;
 		ws(j);
-		if (depth == 0 && IS(k, "summary"))
+		/* classify --json ends with {"summary":...} and {"classes":...} lines. */
+		if (depth == 0 && (IS(k, "summary") || IS(k, "classes")))
 			j->is_summary = true;
 		if (depth == 0 && IS(k, "block"))
 			j->is_block = true;
@@ -286,8 +301,15 @@ static int value(struct jp *j, const char *key, int depth)
 
 	if (j->p >= j->end)
 		return fail(j, "value missing");
-	if (*j->p == '{')
-		return object(j, depth);
+	if (*j->p == '{') {
+		int r;
+
+		/* `flowpic classify --json`: "probs":{"voip":0.99,...} in class order. */
+		j->in_probs = IS(key, "probs");
+		r = object(j, depth);
+		j->in_probs = false;
+		return r;
+	}
 	if (*j->p == '[') {
 		if (depth > DEPTH_MAX)
 			return fail(j, "nested too deep");
@@ -351,15 +373,20 @@ static int value(struct jp *j, const char *key, int depth)
 	}
 	if (j->is_summary)
 		return 0;
+	if (j->in_probs)
+		return add_prob(j, key, &x);
 	return field(j, key, &x);
 }
 
-int vjson_parse(const char *line, size_t len, struct stream_verdict *v, char *err, size_t errlen)
+int vjson_parse(const char *line, size_t len, struct stream_verdict *v,
+		struct vjson_classes *classes, char *err, size_t errlen)
 {
 	struct jp j = { .p = line, .start = line, .end = line + len, .err = err,
-			.errlen = errlen, .v = v, .early = -1 };
+			.errlen = errlen, .v = v, .early = -1, .classes = classes };
 
 	memset(v, 0, sizeof(*v));
+	if (classes)
+		classes->n = 0;
 	ws(&j);
 	if (j.p == j.end)
 		return 1;

@@ -485,12 +485,46 @@ def scenario_collector_mtls(tool, collector, tmp):
         col.stop()
 
 
+def scenario_classify(tool, flowpic, tmp):
+    """What `flowpic classify --json` prints goes through flowpic-send as it is."""
+    demo = os.path.join(os.path.dirname(os.path.dirname(HERE)), "data", "demo.pcap.xz")
+    cl = subprocess.run([flowpic, "classify", "--json", demo], capture_output=True, text=True,
+                        timeout=120)
+    check(cl.returncode == 0, "flowpic classify ran: %s" % cl.stderr.strip())
+    lines = [json.loads(l) for l in cl.stdout.splitlines()]
+    flows = [d for d in lines if "class" in d]
+    store = os.path.join(tmp, "store.jsonl")
+    srv = Server(tmp, store)
+    try:
+        rc, c, err = send(tool, ["-c", "127.0.0.1:%d" % srv.port, "--run-id", "81",
+                                 "--interface", "demo.pcap.xz"], cl.stdout)
+        check(rc == 0 and c.get("acked") == len(flows) > 0
+              and c.get("lines_skipped") == len(lines) - len(flows),
+              "classify --json: %d flow verdicts sent, summaries skipped: rc %d %s %s"
+              % (len(flows), rc, c, err.strip()))
+        recs, _ = stored(store)
+        got = sorted((d["flow_id"], d["class_name"], d["sport"], d["interface"], d["classes"][0])
+                     for d in recs.values())
+        want = sorted((d["id"], d["class"], d["sport"], "demo.pcap.xz", list(d["probs"])[0])
+                      for d in flows)
+        check(got == want, "stored = classify's verdicts: %s vs %s" % (got, want))
+        for d in recs.values():
+            f = next(x for x in flows if x["id"] == d["flow_id"])
+            check([round(p, 4) for p in d["probs"]] == list(f["probs"].values()),
+                  "flow %d probabilities in class order" % f["id"])
+            check(d["start_unix_ns"] == f["start_ns"] and d["packets_rev"] == f["packets_rev"],
+                  "flow %d span" % f["id"])
+    finally:
+        srv.stop()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--send", required=True)
     ap.add_argument("--collector", help="flowpic-collector, for the collector-* scenarios")
+    ap.add_argument("--flowpic", help="flowpic, for the classify scenario")
     ap.add_argument("scenario", choices=["clear", "tls", "mtls", "kill", "spool-limit", "token",
-                                         "collector-kill", "collector-mtls"])
+                                         "collector-kill", "collector-mtls", "classify"])
     a = ap.parse_args()
     if a.scenario.startswith("collector-") and not a.collector:
         ap.error("--collector PATH is needed for " + a.scenario)
@@ -501,6 +535,7 @@ def main():
          "kill": lambda: scenario_kill(a.send, tmp),
          "spool-limit": lambda: scenario_spool_limit(a.send, tmp),
          "token": lambda: scenario_token(a.send, tmp),
+         "classify": lambda: scenario_classify(a.send, a.flowpic, tmp),
          "collector-kill": lambda: scenario_collector_kill(a.send, a.collector, tmp),
          "collector-mtls": lambda: scenario_collector_mtls(a.send, a.collector, tmp)}[a.scenario]()
     if FAILS:

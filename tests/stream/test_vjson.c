@@ -12,7 +12,7 @@
 
 static int parse(const char *s, struct stream_verdict *v, char *err)
 {
-	return vjson_parse(s, strlen(s), v, err, 200);
+	return vjson_parse(s, strlen(s), v, NULL, err, 200);
 }
 
 static void test_minimal_form(void **state)
@@ -68,6 +68,18 @@ static void test_classify_form(void **state)
 	assert_true(v.duration_ns == 62121961000ull);
 	assert_int_equal(v.stage, STREAM_STAGE_EARLY);
 	assert_int_equal(v.blocks, 2);
+	/* The probabilities as classify --json prints them: an object in class order. */
+	{
+		struct vjson_classes vc;
+
+		assert_int_equal(vjson_parse("{\"class\":\"voip\",\"probs\":{\"voip\":0.5,"
+					     "\"video\":0.25,\"chat\":0.25},\"votes\":{\"voip\":1,"
+					     "\"video\":0}}", 91, &v, &vc, err, sizeof(err)), 0);
+		assert_int_equal(v.nprobs, 3);
+		assert_true(v.probs[1] == 0.25f);
+		assert_int_equal(vc.n, 3);
+		assert_string_equal(vc.names[2], "chat");
+	}
 	/* A block verdict line. */
 	assert_int_equal(parse("{\"block\":{\"flow\":4,\"index\":1,\"class\":\"video\","
 			       "\"confidence\":0.5,\"early\":false}}", &v, err), 0);
@@ -84,6 +96,7 @@ static void test_skips_and_errors(void **state)
 	(void)state;
 	assert_int_equal(parse("{\"summary\":{\"file\":\"x\",\"flows\":3,\"class\":\"no\"}}", &v, err), 1);
 	assert_int_equal(parse("   \n", &v, err), 1);
+	assert_int_equal(parse("{\"classes\":{\"model\":\"m\",\"per_class\":{\"voip\":{\"early\":0}}}}", &v, err), 1);
 	assert_int_equal(parse("{\"class\":\"video\",\"src\":\"10.0.0\"}", &v, err), -1);
 	assert_string_equal(err, "\"src\": not an IPv4 or IPv6 address at byte 32");
 	assert_int_equal(parse("{\"class\":\"video\",\"probs\":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}",
