@@ -63,7 +63,8 @@ struct {
 } cpu_state SEC(".maps");
 
 /* Records design: flow -> slot, per CPU; an eviction only costs a new
- * announcement, never a packet. */
+ * announcement, never a packet.  An entry inserted on one CPU exists,
+ * zeroed, on the others: `valid` tells them to announce their own slot. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
 	__uint(max_entries, 65536);
@@ -154,10 +155,10 @@ static __always_inline void do_records(void *ring, struct fp_key *key, const str
 	/* Announce when the flow has no slot, when its slot may have been
 	 * reused in userspace's table (mask + 1 newer slots), or when the time
 	 * delta does not fit 32 bits: the FLOW record carries the full time. */
-	if (!s || st->next_slot - s->slot > slot_mask || dt > 0xffffffffULL) {
+	if (!s || !s->valid || st->next_slot - s->slot > slot_mask || dt > 0xffffffffULL) {
 		__u32 slot;
 
-		if (s && st->next_slot - s->slot <= slot_mask)
+		if (s && s->valid && st->next_slot - s->slot <= slot_mask)
 			slot = s->slot;
 		else
 			slot = st->next_slot++;
@@ -166,8 +167,10 @@ static __always_inline void do_records(void *ring, struct fp_key *key, const str
 		st->last_ts = now;
 		if (s) {
 			s->slot = slot;
+			s->valid = 1;
 		} else {
 			ns.slot = slot;
+			ns.valid = 1;
 			/* LRU: fails only under memory pressure; the next
 			 * packet then announces again. */
 			if (bpf_map_update_elem(&slots, key, &ns, BPF_ANY))

@@ -132,7 +132,8 @@ struct fp_batch {
 /* Records design: the value of the per-CPU flow map. */
 struct fp_slot {
 	__u32 slot;
-	__u32 pad;
+	__u32 valid;		/* 1 once announced on this CPU: an entry another
+				 * CPU created reads as zeroes here */
 };
 
 /* Per-CPU state shared by the programs on one CPU. */

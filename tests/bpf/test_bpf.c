@@ -9,7 +9,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <sched.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bpf_harness.h"
 #include "frames.h"
@@ -364,6 +366,38 @@ static void test_many_packets(void **state)
 	h_free(h);
 }
 
+/* The same flows on alternating CPUs: each CPU has its own ring, slots and
+ * batches; every packet comes back with its own flow's key. */
+static void test_cpu_migration(void **state)
+{
+	struct harness *h = h_new(state, 0, 0);
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	cpu_set_t old, one;
+	struct frame f[2];
+	unsigned int i, k;
+
+	if (ncpu < 2)
+		fail_msg("needs 2 CPUs to move between (have %ld)", ncpu);
+	memset(f, 0, sizeof(f));
+	for (k = 0; k < 2; k++)
+		v4_tcp(&f[k], 0, (uint16_t)(100 + k), 5, 0x10, (uint16_t)(3000 + k));
+	assert_int_equal(sched_getaffinity(0, sizeof(old), &old), 0);
+	h->n = 0;
+	for (i = 0; i < 40; i++) {
+		CPU_ZERO(&one);
+		CPU_SET((int)(i % 2), &one);
+		assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+		for (k = 0; k < 2; k++)
+			assert_int_equal(h_run(h, 0, f[k].b, f[k].len, 0, 0), XDP_PASS_);
+	}
+	assert_int_equal(sched_setaffinity(0, sizeof(old), &old), 0);
+	assert_true(h_drain(h) >= 0);
+	assert_int_equal(h->n, 80);
+	for (i = 0; i < h->n; i++)
+		assert_int_equal(h->pkts[i].p.size, 100u + (h->pkts[i].p.sport - 3000u));
+	h_free(h);
+}
+
 /* A small ring not drained: what does not fit is counted, never silent. */
 static void test_ring_full_counted(void **state)
 {
@@ -446,6 +480,7 @@ int main(void)
 		BOTH(test_skips_counted),
 		BOTH(test_tc_egress_gso),
 		BOTH(test_many_packets),
+		BOTH(test_cpu_migration),
 		BOTH(test_ring_full_counted),
 		BOTH(test_flow_map_full),
 		cmocka_unit_test(test_counter_names),
