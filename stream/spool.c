@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -353,6 +354,13 @@ struct spool *spool_open(const char *dir, uint64_t max_bytes, uint64_t segment_b
 	if (sp->dfd < 0) {
 		snprintf(err, errlen, "spool %s: cannot open the directory: %s", dir,
 			 strerror(errno));
+		goto err_free;
+	}
+	/* One writer per spool: two agents appending to one directory would
+	 * interleave segments and delete each other's records. */
+	if (flock(sp->dfd, LOCK_EX | LOCK_NB) < 0) {
+		snprintf(err, errlen, "spool %s: in use by another process (%s); give each agent "
+			 "its own spool directory", dir, strerror(errno));
 		goto err_free;
 	}
 	fd = dup(sp->dfd);

@@ -318,8 +318,18 @@ static void test_truncated_and_foreign(void **state)
 static void test_open_errors(void **state)
 {
 	char err[256];
+	struct spool *sp;
 
 	(void)state;
+	/* One spool, one writer. */
+	sp = spool_open(dir, 1 << 20, 1 << 20, STREAM_FSYNC_BATCH, err, sizeof(err));
+	assert_non_null(sp);
+	assert_null(spool_open(dir, 1 << 20, 1 << 20, STREAM_FSYNC_BATCH, err, sizeof(err)));
+	assert_non_null(strstr(err, "in use by another process"));
+	spool_close(sp);
+	sp = spool_open(dir, 1 << 20, 1 << 20, STREAM_FSYNC_BATCH, err, sizeof(err));
+	assert_non_null(sp);
+	spool_close(sp);
 	assert_null(spool_open("/proc/fpt-stream-no/such", 1 << 20, 1 << 20, STREAM_FSYNC_BATCH,
 			       err, sizeof(err)));
 	assert_non_null(strstr(err, "spool /proc/fpt-stream-no/such"));
@@ -334,7 +344,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_prepend, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_and_foreign, setup, teardown),
-		cmocka_unit_test(test_open_errors),
+		cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
