@@ -162,14 +162,19 @@ static void sweep(struct run *r)
 		agent_advance(&r->agent, now - r->cfg->lag_ns);
 }
 
-/* The epoll loop until SIGINT/SIGTERM: AGENT_EXIT_OK or _FAILURE. */
-static int loop(struct run *r)
+/*
+ * The epoll loop until SIGINT/SIGTERM: AGENT_EXIT_OK or _FAILURE.  The timer
+ * ticks every tick_ns: the sweep period, or half the batch age when shorter
+ * (the batches design pushes out an idle flow's batch only from a poll).
+ */
+static int loop(struct run *r, uint64_t tick_ns)
 {
 	int ep, tfd = -1, status = AGENT_EXIT_FAILURE;
+	uint64_t next_sweep = run_mono_ns() + r->cfg->sweep_ns;
 	struct epoll_event evs[4];
 
 	ep = epoll_create1(EPOLL_CLOEXEC);
-	tfd = sweep_timer(r->cfg->sweep_ns);
+	tfd = sweep_timer(tick_ns);
 	if (ep < 0 || tfd < 0 || epoll_add(ep, capture_fd(r->cap), TAG_CAPTURE) ||
 	    epoll_add(ep, r->sigfd, TAG_SIGNAL) || epoll_add(ep, tfd, TAG_SWEEP)) {
 		log_error("cannot set up the event loop: %s", strerror(errno));
@@ -208,8 +213,11 @@ static int loop(struct run *r)
 					log_error("reading the capture rings: %s", strerror(-rc));
 					goto out;
 				}
+				if (run_mono_ns() < next_sweep)
+					break;
+				next_sweep += r->cfg->sweep_ns;
 				sweep(r);
-				run_signals(r);	/* --counters-every */
+				run_signals(r);	/* --counters-every, counters for the stream */
 				break;
 			}
 		}
@@ -244,6 +252,7 @@ int live_run(struct run *r)
 	const struct agent_config *cfg = r->cfg;
 	struct capture_config cc;
 	char err[1024], caps[256];
+	uint64_t tick;
 	unsigned i;
 	int status;
 
@@ -290,7 +299,12 @@ int live_run(struct run *r)
 		caps_describe(caps, sizeof(caps));
 		log_info("capabilities dropped (now '%s')", caps);
 	}
-	status = loop(r);
+	tick = cfg->sweep_ns;
+	if (cc.design == CAPTURE_BATCHES && (uint64_t)cc.batch_age_ms * 500000 < tick)
+		tick = (uint64_t)cc.batch_age_ms * 500000;
+	if (tick < 1000000)
+		tick = 1000000;
+	status = loop(r, tick);
 	drain(r);
 	capture_counters(r->cap, &cap_final);
 	cap_final_valid = true;

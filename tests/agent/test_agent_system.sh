@@ -128,6 +128,10 @@ for i in range(200):   # 4 s at 50 packets/s, 160-byte payloads (20 ms audio fra
 ip netns exec $ns_c ping -c 5 -i 0.2 -q $ip_s > /dev/null || bad "ping"
 sleep 1
 
+# What it cost (for the record, not a pass/fail: the machine is shared).
+read -r ut st < <(awk '{print $14, $15}' /proc/$agent_pid/stat)
+echo "info agent after $(grep -c . "$tmp/verdicts") verdict lines: peak RSS $(awk '/VmHWM/ {print $2, $3}' /proc/$agent_pid/status), CPU $(( (ut + st) * 1000 / $(getconf CLK_TCK) )) ms"
+
 # ---- counters on SIGUSR1, then a clean stop ----
 kill -USR1 $agent_pid
 wait_for "$tmp/agent.err" '^{"counters"' 10 && ok "SIGUSR1 writes a counters line" || bad "no counters line on SIGUSR1"
