@@ -25,6 +25,10 @@ const struct config_setting config_settings[] = {
 	{ "model", 'm', CK_PATH, "FILE",
 	  "int8 model file (.fpcnn); default: the model built into the program. Its "
 	  "resolution and window set the blocks'", 2 },
+	{ "vote-ratio", 0x104, CK_FRACTION, "R", "A flow is unknown when the runner-up class has "
+	  "more than R x the top class's votes (default 0.7, as `flowpic classify`)", 2 },
+	{ "min-confidence", 0x105, CK_FRACTION, "P", "A flow is unknown when the top class's mean "
+	  "probability is below P (default: twice chance, as `flowpic classify`)", 2 },
 	{ "idle-timeout", 0x100, CK_SECONDS, "SEC", "A flow ends after this much silence "
 	  "(default 120)", 2 },
 	{ "max-flows", 0x102, CK_UINT, "N", "Flows tracked at once (default 65536); packets of "
@@ -106,6 +110,8 @@ void config_default(struct agent_config *c)
 	c->sweep_ns = NS_PER_SEC;
 	c->lag_ns = 2 * NS_PER_SEC;
 	c->collector_wait_ns = 5 * NS_PER_SEC;
+	c->vote_ratio = -1;
+	c->min_confidence = -1;
 }
 
 /* Names compare with '-' and '_' as the same character. */
@@ -345,6 +351,20 @@ int config_set(struct agent_config *c, const struct config_setting *s, const cha
 		else
 			return fail(err, errlen, "%s '%s': give records or batches", s->name, v);
 		break;
+	case CK_FRACTION: {
+		char *end;
+		double d;
+
+		errno = 0;
+		d = strtod(v, &end);
+		if (errno || end == v || *end || !(d >= 0 && d <= 1))
+			return fail(err, errlen, "%s '%s': give a number from 0 to 1", s->name, v);
+		if (!strcmp(s->name, "vote-ratio"))
+			c->vote_ratio = (float)d;
+		else
+			c->min_confidence = (float)d;
+		break;
+	}
 	case CK_LEVEL:
 		if (!strcmp(v, "error"))
 			c->verbosity = -1;
@@ -520,6 +540,10 @@ void config_print(FILE *out, const struct agent_config *c)
 		fprintf(out, "pcap = \"%s\"\n", c->pcap);
 	if (c->model[0])
 		fprintf(out, "model = \"%s\"\n", c->model);
+	if (c->vote_ratio >= 0)
+		fprintf(out, "vote-ratio = %.9g\n", (double)c->vote_ratio);
+	if (c->min_confidence >= 0)
+		fprintf(out, "min-confidence = %.9g\n", (double)c->min_confidence);
 	print_seconds(out, "idle-timeout", c->idle_timeout_ns);
 	fprintf(out, "max-flows = %u\nmax-cells = %u\n", c->max_flows, c->max_cells);
 	if (c->design)

@@ -36,8 +36,10 @@ struct agent_config {
 	unsigned n_ifaces;
 	char pcap[AGENT_PATH_MAX];
 
-	/* model ("" = the embedded default) */
+	/* model ("" = the embedded default) and the flow verdict rule (< 0: default) */
 	char model[AGENT_PATH_MAX];
+	float vote_ratio;
+	float min_confidence;
 
 	/* flow table (window and resolution come from the model) */
 	uint64_t idle_timeout_ns;
@@ -78,7 +80,9 @@ struct agent_config {
 };
 
 /* Kinds of values, for the parsers and for --help. */
-enum config_kind { CK_STRING, CK_PATH, CK_IFACES, CK_SECONDS, CK_UINT, CK_BOOL, CK_DESIGN, CK_LEVEL };
+enum config_kind {
+	CK_STRING, CK_PATH, CK_IFACES, CK_SECONDS, CK_UINT, CK_BOOL, CK_DESIGN, CK_LEVEL, CK_FRACTION
+};
 
 /* Where a text setting is stored. */
 struct config_text {

@@ -299,6 +299,10 @@ int main(int argc, char **argv)
 
 	classifier_config_default(&ccfg);
 	ccfg.model_path = cfg.model[0] ? cfg.model : NULL;
+	if (cfg.vote_ratio >= 0)
+		ccfg.vote_ratio = cfg.vote_ratio;
+	if (cfg.min_confidence >= 0)
+		ccfg.min_confidence = cfg.min_confidence;
 	cls = classifier_new(&ccfg, err, sizeof(err));
 	if (!cls) {
 		log_error("%s: give --model a flowpic model file (.fpcnn, docs/model-format.md), "

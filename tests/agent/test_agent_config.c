@@ -187,6 +187,13 @@ static void test_switches_and_words(void **state)
 	assert_int_equal(set(&c, "log-level", "error", err), 0);
 	assert_int_equal(c.verbosity, -1);
 	assert_int_equal(set(&c, "log-level", "loud", err), -1);
+	assert_true(c.vote_ratio < 0 && c.min_confidence < 0);	/* defaults: the classifier's */
+	assert_int_equal(set(&c, "min-confidence", "0.25", err), 0);
+	assert_true(c.min_confidence == 0.25f);
+	assert_int_equal(set(&c, "vote-ratio", "1.5", err), -1);
+	assert_string_equal(err, "vote-ratio '1.5': give a number from 0 to 1");
+	assert_int_equal(set(&c, "vote-ratio", "nan", err), -1);
+	assert_int_equal(set(&c, "vote-ratio", "", err), -1);
 
 	assert_int_equal(set(&c, "model", "/x/y.fpcnn", err), 0);
 	assert_string_equal(c.model, "/x/y.fpcnn");
@@ -372,6 +379,7 @@ static void test_print_roundtrip(void **state)
 	assert_int_equal(set(&a, "counters-every", "0.5", err), 0);
 	assert_int_equal(set(&a, "log-level", "info", err), 0);
 	assert_int_equal(set(&a, "xdp-generic", NULL, err), 0);
+	assert_int_equal(set(&a, "vote-ratio", "0.35", err), 0);
 	assert_int_equal(set(&a, "collector", "[::1]:4317", err), 0);
 	assert_int_equal(set(&a, "collector-ca", "/etc/ca.pem", err), 0);
 	assert_int_equal(set(&a, "agent-id", "edge 7", err), 0);

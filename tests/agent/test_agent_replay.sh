@@ -80,6 +80,7 @@ done
 f=$(ls "$data"/requet/*.pcap.xz | head -1)
 compare "idle timeout 5 s" "$f" --idle-timeout 5
 compare "small flow table (4 flows)" "$f" --max-flows 4
+compare "verdict rule (--vote-ratio 0.3 --min-confidence 0.8)" "$lab" --vote-ratio 0.3 --min-confidence 0.8
 
 # Flow verdicts only: classify --json without --blocks.
 "$agent" --pcap "$demo" --flow-verdicts-only > "$tmp/a" 2> /dev/null
