@@ -10,7 +10,7 @@ restarted mid-stream (every verdict stored exactly once), mutual TLS with a
 token (a wrong token refused, nothing lost).
 
 Usage: interop.py --send PATH/flowpic-send [--collector PATH] SCENARIO
-Scenarios: clear tls mtls kill spool-limit token collector-kill collector-mtls
+Scenarios: clear tls mtls kill stall spool-limit token collector-kill collector-mtls
 Exit status 0 = pass; anything else says what failed (one line per check).
 """
 import argparse
@@ -314,6 +314,42 @@ def scenario_kill(tool, tmp):
         srv.stop()
 
 
+def scenario_stall(tool, tmp):
+    """A server that stops answering (SIGSTOP): no acknowledgement within --ack-timeout
+    -> reconnect with backoff, batches spooled; it comes back (SIGCONT): all delivered once."""
+    store = os.path.join(tmp, "store.jsonl")
+    spool = os.path.join(tmp, "spool")
+    srv = Server(tmp, store)
+    n = 3000
+    inp = os.path.join(tmp, "verdicts.jsonl")
+    with open(inp, "w") as f:
+        f.write(verdict_lines(n))
+    p = subprocess.Popen([tool, "--json", "-c", "127.0.0.1:%d" % srv.port, "--run-id", "91",
+                          "--batch", "50", "--delay", "100", "--rate", "1500", "--spool", spool,
+                          "--ack-timeout", "800", "--connect-timeout", "800",
+                          "--backoff-initial", "200", "--backoff-max", "500",
+                          "--timeout", "20000", inp],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.7)
+        srv.p.send_signal(signal.SIGSTOP)
+        time.sleep(2.5)
+        srv.p.send_signal(signal.SIGCONT)
+        out, err = p.communicate(timeout=90)
+        c = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])
+        check(p.returncode == 0, "stall: exit 0 (got %d): %s" % (p.returncode, err.strip()))
+        counters_ok(c, n, "stall")
+        check("no acknowledgement for 800 ms" in err, "the stall is reported: %r" % err.strip())
+        check(c.get("spooled_total", 0) > 0 and c.get("reconnects", 0) >= 1,
+              "spooled while stalled, reconnected: %s" % c)
+        expect_all(store, n, 91)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        srv.p.send_signal(signal.SIGCONT)
+        srv.stop()
+
+
 def scenario_spool_limit(tool, tmp):
     spool = os.path.join(tmp, "spool")
     port = free_port()
@@ -523,7 +559,7 @@ def main():
     ap.add_argument("--send", required=True)
     ap.add_argument("--collector", help="flowpic-collector, for the collector-* scenarios")
     ap.add_argument("--flowpic", help="flowpic, for the classify scenario")
-    ap.add_argument("scenario", choices=["clear", "tls", "mtls", "kill", "spool-limit", "token",
+    ap.add_argument("scenario", choices=["clear", "tls", "mtls", "kill", "stall", "spool-limit", "token",
                                          "collector-kill", "collector-mtls", "classify"])
     a = ap.parse_args()
     if a.scenario.startswith("collector-") and not a.collector:
@@ -533,6 +569,7 @@ def main():
          "tls": lambda: scenario_tls(a.send, tmp, False),
          "mtls": lambda: scenario_tls(a.send, tmp, True),
          "kill": lambda: scenario_kill(a.send, tmp),
+         "stall": lambda: scenario_stall(a.send, tmp),
          "spool-limit": lambda: scenario_spool_limit(a.send, tmp),
          "token": lambda: scenario_token(a.send, tmp),
          "classify": lambda: scenario_classify(a.send, a.flowpic, tmp),
