@@ -3,9 +3,10 @@
  * cmd_classify.c - `flowpic classify FILE...`: a verdict per flow (and per
  * block with --blocks), then a summary per file and per class.
  *
- * The files go through run_file() (progress, accounting) with the flow
- * table's events feeding the classifier incrementally, as the agent does;
- * the tests check that this gives the verdicts of classifier_file().
+ * The files go through classifier_file() with one worker thread: the file
+ * is read and its flows tracked in this thread while the blocks are
+ * classified in the other (--workers 0: all in one).  The tests check that
+ * this gives, byte for byte, what the inline API gives.
  */
 #include <argp.h>
 #include <errno.h>
@@ -13,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "classify.h"
 #include "cmds.h"
@@ -43,6 +46,8 @@ struct classify_args {
 	struct classifier *c;
 	const char *file;
 	bool header_done;
+	bool progress_shown;
+	struct timespec progress_last;
 	uint32_t show_mask;		/* bit per class, bit n_classes: unknown */
 	uint64_t flows, shown;
 	struct class_total total[CLASSIFY_MAX_CLASSES + 1];
@@ -58,6 +63,8 @@ enum {
 	OPT_MIN_CONF,
 	OPT_EARLY_ONLY,
 	OPT_REF,
+	OPT_CACHE,
+	OPT_WORKERS,
 };
 
 static const struct argp_option classify_options[] = {
@@ -80,6 +87,10 @@ static const struct argp_option classify_options[] = {
 	  "is below P (default 2 / classes: 0.4 for 5)", 4 },
 	{ "reference", OPT_REF, NULL, 0, "Reference C kernels instead of AVX2 (same results, slower)",
 	  4 },
+	{ "cache", OPT_CACHE, "N", 0, "Keep the verdicts of N small pictures (default 4096; 0: "
+	  "run the model on every block; same results)", 4 },
+	{ "workers", OPT_WORKERS, "N", 0, "1 (default): classify in a second thread while the "
+	  "file is read; 0: in one thread (same results)", 4 },
 	{ 0 }
 };
 
@@ -99,6 +110,7 @@ static int parse_fraction(const char *s, float *out)
 static error_t classify_parse(int key, char *arg, struct argp_state *state)
 {
 	struct classify_args *a = state->input;
+	uint64_t v;
 
 	switch (key) {
 	case ARGP_KEY_INIT:
@@ -136,6 +148,16 @@ static error_t classify_parse(int key, char *arg, struct argp_state *state)
 		return 0;
 	case OPT_REF:
 		a->ccfg.cnn_flags |= CNN_REF;
+		return 0;
+	case OPT_WORKERS:
+		if (parse_u64(arg, 0, 1, &v))
+			argp_error(state, "--workers '%s': give 0 or 1", arg);
+		a->ccfg.workers = (uint32_t)v;
+		return 0;
+	case OPT_CACHE:
+		if (parse_u64(arg, 0, 1u << 24, &v))
+			argp_error(state, "--cache '%s': give a number of entries, 0 to 16777216", arg);
+		a->ccfg.cache_entries = (uint32_t)v;
 		return 0;
 	case ARGP_KEY_ARGS:
 		a->files = state->argv + state->next;
@@ -302,62 +324,109 @@ static void csv_row(FILE *out, const struct classify_args *a, const struct flow 
 	fputc('\n', out);
 }
 
-/* ---- events ---- */
+/* ---- verdicts (called in the worker thread) ---- */
 
-static void on_block(void *ctx, const struct flow_table *ft, const struct flow *f,
-		     const struct block *b)
+static void on_block(void *ctx, const struct classifier *c, const struct flow *f,
+		     const struct block_verdict *v)
 {
 	struct classify_args *a = ctx;
-	struct block_verdict v;
 	char t[40];
 
-	if (classifier_block(a->c, ft, f, b, &v) == -EINVAL) {
-		log_warn("%s: flow %" PRIu64 " block %" PRIu64 ": not classified (cells outside "
-			 "the model's picture)", a->file, f->id, b->index);
-		return;
-	}
 	if (!a->blocks || f->packets[0] + f->packets[1] < a->min_packets)
 		return;
 	if (a->fmt == OUT_JSON)
-		block_verdict_json_line(stdout, a->c, &v, a->nfiles > 1 ? a->file : NULL);
+		block_verdict_json_line(stdout, c, v, a->nfiles > 1 ? a->file : NULL);
 	else if (a->fmt == OUT_TABLE)
 		printf("#   flow %" PRIu64 " block %" PRIu64 " %s: %s %.2f, %u packets%s\n", f->id,
-		       v.index, fmt_time(v.start_ns, t, sizeof(t)),
-		       classifier_class_name(a->c, v.cls), (double)v.confidence, v.samples,
-		       v.early ? " (partial block: early)" : "");
+		       v->index, fmt_time(v->start_ns, t, sizeof(t)), classifier_class_name(c, v->cls),
+		       (double)v->confidence, v->samples, v->early ? " (partial block: early)" : "");
 }
 
-static void on_flow_end(void *ctx, const struct flow_table *ft, const struct flow *f,
-			enum flow_end_reason why)
+static void on_flow(void *ctx, const struct classifier *c, const struct flow *f,
+		    enum flow_end_reason why, const struct flow_verdict *v)
 {
 	struct classify_args *a = ctx;
-	struct flow_verdict v;
 	struct class_total *t;
 
-	classifier_flow_end(a->c, ft, f, &v);
 	a->flows++;
-	t = &a->total[class_slot(a, v.cls)];
+	t = &a->total[class_slot(a, v->cls)];
 	t->flows++;
-	t->early += v.early;
+	t->early += v->early;
 	t->packets += f->packets[0] + f->packets[1];
-	if (!shown(a, f, &v))
+	if (!shown(a, f, v))
 		return;
 	a->shown++;
 	switch (a->fmt) {
 	case OUT_JSON:
-		verdict_json_line(stdout, a->c, f, why, a->nfiles > 1 ? a->file : NULL, &v);
+		verdict_json_line(stdout, c, f, why, a->nfiles > 1 ? a->file : NULL, v);
 		break;
 	case OUT_CSV:
-		csv_row(stdout, a, f, &v);
+		csv_row(stdout, a, f, v);
 		break;
 	case OUT_TABLE:
 		/* The header comes with the first flow: an unreadable file prints nothing. */
 		if (!a->header_done)
 			table_header(stdout);
 		a->header_done = true;
-		table_row(stdout, a, f, &v);
+		table_row(stdout, a, f, v);
 		break;
 	}
+}
+
+/* Progress on a terminal (stderr only; the reading thread). */
+static void on_progress(void *ctx, const struct source *s)
+{
+	struct classify_args *a = ctx;
+	uint64_t size = source_file_size(s), pos = source_file_pos(s);
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if ((now.tv_sec - a->progress_last.tv_sec) * 1000 +
+	    (now.tv_nsec - a->progress_last.tv_nsec) / 1000000 < 250)
+		return;
+	a->progress_last = now;
+	a->progress_shown = true;
+	if (size)
+		fprintf(stderr, "\r%s: %3.0f%%, %.1f M records ", a->file,
+			100.0 * (double)pos / (double)size, (double)source_records(s) / 1e6);
+	else
+		fprintf(stderr, "\r%s: %.1f M records ", a->file, (double)source_records(s) / 1e6);
+}
+
+/* One file; the exit status of run_file() (opts.h) and its accounting. */
+static int classify_one(struct classify_args *a, const char *path, struct file_run *run)
+{
+	struct classify_callbacks cb = { .block = on_block, .flow = on_flow, .ctx = a };
+	struct classify_file_result res;
+	int rc;
+
+	if (!a->common.quiet && isatty(STDERR_FILENO))
+		cb.progress = on_progress;
+	a->progress_shown = false;
+	clock_gettime(CLOCK_MONOTONIC, &a->progress_last);
+	rc = classifier_file(a->c, path, &a->common.flow, &cb, &res);
+	if (a->progress_shown)
+		fprintf(stderr, "\r\033[K");
+	memset(run, 0, sizeof(*run));
+	run->path = path;
+	run->kind = res.kind;
+	run->linktype = res.linktype;
+	run->counts = res.counts;
+	run->stats = res.stats;
+	run->opened = res.opened;
+	run->partial = res.partial;
+	snprintf(run->error, sizeof(run->error), "%s", res.error);
+	if (!res.opened) {
+		log_error("%s", res.error);
+		return EXIT_UNREADABLE;
+	}
+	if (rc && !res.partial) {	/* opened, then refused (flow table) */
+		log_error("%s", res.error);
+		return EXIT_UNREADABLE;
+	}
+	if (res.partial && res.counts.records == 0)
+		return EXIT_UNREADABLE;
+	return res.partial ? EXIT_PARTIAL : EXIT_OK;
 }
 
 /* ---- the closing summary per class ---- */
@@ -403,8 +472,9 @@ static void classes_print_json(const struct classify_args *a)
 	fputs("{\"classes\":{\"model\":", stdout);
 	json_write_string(stdout, classifier_model_source(a->c));
 	printf(",\"flows\":%" PRIu64 ",\"shown\":%" PRIu64 ",\"blocks\":%" PRIu64
-	       ",\"blocks_early\":%" PRIu64 ",\"blocks_failed\":%" PRIu64 ",\"per_class\":{",
-	       a->flows, a->shown, st->blocks, st->blocks_early, st->blocks_failed);
+	       ",\"blocks_early\":%" PRIu64 ",\"blocks_cached\":%" PRIu64 ",\"blocks_failed\":%"
+	       PRIu64 ",\"per_class\":{", a->flows, a->shown, st->blocks, st->blocks_early,
+	       st->blocks_cached, st->blocks_failed);
 	for (i = 0; i <= m->n_classes; i++) {
 		const struct class_total *t = &a->total[i];
 
@@ -453,7 +523,6 @@ int cmd_classify(int argc, char **argv)
 	static const struct argp argp = { classify_options, classify_parse, "FILE...",
 					  classify_doc, classify_children, NULL, NULL };
 	struct classify_args *a;
-	struct flow_events ev = { .block = on_block, .flow_end = on_flow_end };
 	char err[512];
 	int i, status = EXIT_OK;
 
@@ -462,9 +531,9 @@ int cmd_classify(int argc, char **argv)
 		fprintf(stderr, "flowpic classify: out of memory\n");
 		return EXIT_UNREADABLE;
 	}
-	ev.ctx = a;
 	common_opts_init(&a->common);
 	classifier_config_default(&a->ccfg);
+	a->ccfg.workers = 1;
 	if (argp_parse(&argp, argc, argv, 0, NULL, a)) {
 		free(a);
 		return EXIT_USAGE;
@@ -492,7 +561,7 @@ int cmd_classify(int argc, char **argv)
 
 		a->file = a->files[i];
 		a->header_done = false;
-		rc = run_file(a->files[i], &a->common, &ev, NULL, &run);
+		rc = classify_one(a, a->files[i], &run);
 		status = exit_worse(status, rc);
 		if (rc == EXIT_UNREADABLE || a->fmt == OUT_CSV)
 			continue;

@@ -3,6 +3,7 @@
 #include "classify.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,20 @@ struct classifier {
 	uint32_t *free_stack;
 	uint32_t cap, nslots, nfree;
 	bool alloc_failed;
+	/* Verdicts of small pictures (classify.h): cache_mask + 1 entries. */
+	struct cache_entry *cache;
+	uint32_t cache_mask;
 	struct classify_stats stats;
+};
+
+/* A picture of at most CLASSIFY_CACHE_CELLS pixels and its verdict.  A
+ * pixel is (channel << 30 | y << 19 | x << 8 | count): x, y < 2048. */
+struct cache_entry {
+	uint32_t key[CLASSIFY_CACHE_CELLS];
+	uint8_t n;			/* pixels in key; 0: empty */
+	uint8_t cls;
+	int8_t logits[CLASSIFY_MAX_CLASSES];
+	float prob[CLASSIFY_MAX_CLASSES];
 };
 
 static const char *const reason_names[CLASSIFY_REASON_COUNT] = {
@@ -51,6 +65,7 @@ void classifier_config_default(struct classifier_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->vote_ratio = CLASSIFY_VOTE_RATIO;
 	cfg->min_confidence = CLASSIFY_MIN_CONFIDENCE_AUTO;
+	cfg->cache_entries = CLASSIFY_CACHE_ENTRIES;
 }
 
 /* What the flow table can draw for the model: the table's size axis is
@@ -85,6 +100,11 @@ struct classifier *classifier_new(const struct classifier_config *cfg, char *err
 	const void *buf;
 	int rc;
 
+	if (cfg->workers > 1) {
+		snprintf(err, errlen, "classifier: workers must be 0 or 1");
+		errno = EINVAL;
+		return NULL;
+	}
 	if (cfg->vote_ratio < 0 || cfg->vote_ratio > 1 ||
 	    (cfg->min_confidence < 0 && cfg->min_confidence != CLASSIFY_MIN_CONFIDENCE_AUTO) ||
 	    cfg->min_confidence > 1 || cfg->vote_ratio != cfg->vote_ratio ||
@@ -127,7 +147,15 @@ struct classifier *classifier_new(const struct classifier_config *cfg, char *err
 	c->plane_len = 2 * (size_t)c->m->res * c->m->res;
 	c->plane = calloc(c->plane_len, 1);
 	c->cells = calloc(c->plane_len, sizeof(*c->cells));
-	if (!c->plane || !c->cells) {
+	if (cfg->cache_entries) {
+		uint32_t n = 1;
+
+		while (n < cfg->cache_entries && n < (1u << 24))
+			n <<= 1;
+		c->cache = calloc(n, sizeof(*c->cache));
+		c->cache_mask = n - 1;
+	}
+	if (!c->plane || !c->cells || (cfg->cache_entries && !c->cache)) {
 		rc = -ENOMEM;
 		snprintf(err, errlen, "%s: out of memory for the cell buffers", c->source);
 		goto fail_cnn;
@@ -135,6 +163,7 @@ struct classifier *classifier_new(const struct classifier_config *cfg, char *err
 	return c;
 
 fail_cnn:
+	free(c->cache);
 	free(c->plane);
 	free(c->cells);
 	cnn_free(c->cnn);
@@ -165,6 +194,7 @@ void classifier_free(struct classifier *c)
 	if (!c)
 		return;
 	accs_free(c);
+	free(c->cache);
 	free(c->plane);
 	free(c->cells);
 	cnn_free(c->cnn);
@@ -200,6 +230,7 @@ const struct classify_stats *classifier_stats(const struct classifier *c)
 size_t classifier_memory(const struct classifier *c)
 {
 	return cnn_memory(c->cnn) + c->m->mem_len + c->plane_len * (1 + sizeof(struct cell)) +
+	       (c->cache ? ((size_t)c->cache_mask + 1) * sizeof(struct cache_entry) : 0) +
 	       (size_t)c->cap * (sizeof(struct classify_acc) + sizeof(uint32_t)) +
 	       (size_t)c->nslots * sizeof(uint32_t);
 }
@@ -327,12 +358,87 @@ static void verdict_from_result(const struct classifier *c, const struct cnn_res
 	v->confidence = r->prob[r->cls];
 }
 
-/* Run the model on one block's cells. */
-static int infer_block(struct classifier *c, const struct flow_table *ft, const struct block *b,
-		       struct block_verdict *v)
+/* ---- the verdict cache ---- */
+
+/* Channel of a cell under the model's direction mode, or -1 (not drawn). */
+static int cell_channel(enum model_dirs dirs, const struct cell *cl)
 {
-	uint32_t res = c->m->res;
-	struct cnn_result r;
+	switch (dirs) {
+	case MODEL_DIR_BOTH:
+		return 0;
+	case MODEL_DIR_FWD:
+		return cl->dir == FLOW_DIR_FWD ? 0 : -1;
+	case MODEL_DIR_REV:
+		return cl->dir == FLOW_DIR_REV ? 0 : -1;
+	case MODEL_DIR_SPLIT:
+		return cl->dir;
+	}
+	return -1;
+}
+
+/*
+ * The cache key of a block's distinct cells: the pixels the model sees
+ * (channel, y, x; both directions of one pixel merged for a one-channel
+ * model), sorted, with their counts.  0 when the picture has more than
+ * CLASSIFY_CACHE_CELLS pixels (not cached), else the number of pixels.
+ */
+static unsigned int cache_key(const struct classifier *c, const struct cell *cells, size_t n,
+			      uint32_t key[CLASSIFY_CACHE_CELLS])
+{
+	uint32_t tmp[2 * CLASSIFY_CACHE_CELLS], v;
+	unsigned int m = 0, i, j, k = 0;
+	int ch;
+
+	if (n > 2 * CLASSIFY_CACHE_CELLS)
+		return 0;
+	for (i = 0; i < n; i++) {
+		ch = cell_channel(c->m->dirs, &cells[i]);
+		if (ch < 0)
+			continue;
+		v = (uint32_t)ch << 30 | (uint32_t)cells[i].y << 19 | (uint32_t)cells[i].x << 8 |
+		    cells[i].count;
+		/* insertion sort on the pixel (count bits below it) */
+		for (j = m; j > 0 && (tmp[j - 1] >> 8) > (v >> 8); j--)
+			tmp[j] = tmp[j - 1];
+		tmp[j] = v;
+		m++;
+	}
+	for (i = 0; i < m; i++) {
+		if (k && (key[k - 1] >> 8) == (tmp[i] >> 8)) {
+			unsigned int sum = (key[k - 1] & 0xff) + (tmp[i] & 0xff);
+
+			key[k - 1] = (key[k - 1] & ~0xffu) | (sum > 255 ? 255 : sum);
+			continue;
+		}
+		if (k == CLASSIFY_CACHE_CELLS)
+			return 0;
+		key[k++] = tmp[i];
+	}
+	/* An empty picture (every cell of a direction the model leaves out)
+	 * is one key too: 0 pixels, stored as n = 0xff. */
+	return k ? k : 0xff;
+}
+
+static struct cache_entry *cache_slot(const struct classifier *c, const uint32_t *key,
+				      unsigned int k)
+{
+	uint64_t h = 0x9e3779b97f4a7c15ULL * (k + 1);
+	unsigned int i;
+
+	for (i = 0; i < (k == 0xff ? 0 : k); i++)
+		h = (h ^ key[i]) * 0xff51afd7ed558ccdULL;
+	return &c->cache[(h >> 32) & c->cache_mask];
+}
+
+/*
+ * A block's distinct cells (x, y, dir) with their counts summed (saturating
+ * at 255), through plane (all 0 before and after), into out: at most
+ * 2 * res * res of them.  -EINVAL when a cell lies outside the model's
+ * picture (a table not configured by classifier_flow_config()).
+ */
+static long cells_dedupe(uint32_t res, uint8_t *plane, const struct flow_table *ft,
+			 const struct block *b, struct cell *out)
+{
 	struct cell_iter it;
 	struct cell cl;
 	size_t n = 0, i, px;
@@ -348,27 +454,52 @@ static int infer_block(struct classifier *c, const struct flow_table *ft, const 
 		if (!cl.count)
 			continue;
 		px = ((size_t)cl.dir * res + cl.y) * res + cl.x;
-		if (!c->plane[px]) {
-			c->cells[n] = cl;
-			n++;
-		}
-		sum = c->plane[px] + cl.count;
-		c->plane[px] = sum > 255 ? 255 : (uint8_t)sum;
+		if (!plane[px])
+			out[n++] = cl;
+		sum = plane[px] + cl.count;
+		plane[px] = sum > 255 ? 255 : (uint8_t)sum;
 	}
 	for (i = 0; i < n; i++) {
-		px = ((size_t)c->cells[i].dir * res + c->cells[i].y) * res + c->cells[i].x;
-		c->cells[i].count = c->plane[px];
-		c->plane[px] = 0;
+		px = ((size_t)out[i].dir * res + out[i].y) * res + out[i].x;
+		out[i].count = plane[px];
+		plane[px] = 0;
 	}
-	if (bad) {
-		c->stats.blocks_failed++;
-		return -EINVAL;
+	return bad ? -EINVAL : (long)n;
+}
+
+/* Run the model (or the cache) on a block's distinct cells. */
+static int infer_cells(struct classifier *c, const struct cell *cells, size_t n,
+		       const struct block *b, struct block_verdict *v)
+{
+	uint32_t key[CLASSIFY_CACHE_CELLS];
+	struct cache_entry *e;
+	struct cnn_result r;
+	unsigned int k;
+
+	k = c->cache ? cache_key(c, cells, n, key) : 0;
+	e = k ? cache_slot(c, key, k) : NULL;
+	if (e && e->n == k && !memcmp(e->key, key, (k == 0xff ? 0 : k) * sizeof(key[0]))) {
+		memset(v->logits, 0, sizeof(v->logits));
+		memset(v->prob, 0, sizeof(v->prob));
+		memcpy(v->logits, e->logits, c->m->n_classes);
+		memcpy(v->prob, e->prob, c->m->n_classes * sizeof(float));
+		v->cls = e->cls;
+		v->confidence = e->prob[e->cls];
+		c->stats.blocks_cached++;
+	} else {
+		if (cnn_run_sparse(c->cnn, cells, n, &r)) {
+			c->stats.blocks_failed++;
+			return -EINVAL;
+		}
+		verdict_from_result(c, &r, v);
+		if (e) {
+			e->n = (uint8_t)k;
+			memcpy(e->key, key, (k == 0xff ? 0 : k) * sizeof(key[0]));
+			memcpy(e->logits, v->logits, c->m->n_classes);
+			memcpy(e->prob, v->prob, c->m->n_classes * sizeof(float));
+			e->cls = (uint8_t)v->cls;
+		}
 	}
-	if (cnn_run_sparse(c->cnn, c->cells, n, &r)) {
-		c->stats.blocks_failed++;
-		return -EINVAL;
-	}
-	verdict_from_result(c, &r, v);
 	v->index = b->index;
 	v->start_ns = b->start_ns;
 	v->samples = block_samples(b);
@@ -376,6 +507,18 @@ static int infer_block(struct classifier *c, const struct flow_table *ft, const 
 	c->stats.blocks++;
 	c->stats.blocks_early += v->early;
 	return 0;
+}
+
+static int infer_block(struct classifier *c, const struct flow_table *ft, const struct block *b,
+		       struct block_verdict *v)
+{
+	long n = cells_dedupe(c->m->res, c->plane, ft, b, c->cells);
+
+	if (n < 0) {
+		c->stats.blocks_failed++;
+		return -EINVAL;
+	}
+	return infer_cells(c, c->cells, (size_t)n, b, v);
 }
 
 static void acc_add(const struct classifier *c, struct classify_acc *a,
@@ -451,11 +594,24 @@ static void acc_combine(struct classifier *c, const struct classify_acc *a, uint
 	}
 }
 
+/* Add a block verdict to its flow's votes. */
+static int block_vote(struct classifier *c, uint32_t max_flows, const struct block_verdict *v)
+{
+	struct classify_acc *a;
+
+	if (!c->alloc_failed && accs_size(c, max_flows) == -ENOMEM)
+		c->alloc_failed = true;	/* counted per flow below; not retried per block */
+	a = accs_find(c, v->flow_id, true);
+	if (!a)		/* counted at the flow's end (flows_untracked) */
+		return c->alloc_failed ? -ENOMEM : 0;
+	acc_add(c, a, v);
+	return 0;
+}
+
 int classifier_block(struct classifier *c, const struct flow_table *ft, const struct flow *f,
 		     const struct block *b, struct block_verdict *out)
 {
 	struct block_verdict local, *v = out ? out : &local;
-	struct classify_acc *a;
 	int rc;
 
 	memset(v, 0, sizeof(*v));
@@ -463,13 +619,7 @@ int classifier_block(struct classifier *c, const struct flow_table *ft, const st
 	rc = infer_block(c, ft, b, v);
 	if (rc)
 		return rc;
-	if (!c->alloc_failed && accs_size(c, flow_table_config(ft)->max_flows) == -ENOMEM)
-		c->alloc_failed = true;	/* counted per flow below; not retried per block */
-	a = accs_find(c, f->id, true);
-	if (!a)		/* counted at the flow's end (flows_untracked) */
-		return c->alloc_failed ? -ENOMEM : 0;
-	acc_add(c, a, v);
-	return 0;
+	return block_vote(c, flow_table_config(ft)->max_flows, v);
 }
 
 void classifier_flow_end(struct classifier *c, const struct flow_table *ft, const struct flow *f,
@@ -636,6 +786,217 @@ static void file_progress(void *ctx, const struct source *s)
 	x->cb->progress(x->cb->ctx, s);
 }
 
+/* ---- classifying while reading: one worker thread ----
+ *
+ * The reading thread runs the source and the flow table; each block's
+ * distinct cells and each ended flow go, copied, through a bounded queue to
+ * the worker, which classifies them in order and calls the callbacks.  So
+ * the results and their order are those of the inline path; only the
+ * thread differs.  Memory is fixed per file: ASYNC_JOBS jobs and an arena of
+ * cells that holds at least four of the largest blocks.
+ */
+
+#define ASYNC_JOBS 1024
+
+enum job_kind { JOB_BLOCK, JOB_FLOW, JOB_END };
+
+struct job {
+	enum job_kind kind;
+	enum flow_end_reason why;
+	bool bad;		/* block: a cell outside the model's picture */
+	uint32_t ncells;
+	uint64_t cell_pos;	/* arena position of its cells (monotonic) */
+	uint64_t arena_end;	/* arena position released when it is done */
+	struct block b;
+	struct flow f;
+};
+
+struct async {
+	struct classifier *c;
+	const struct classify_callbacks *cb;
+	uint32_t max_flows, max_cells;	/* max_cells: a block's most distinct cells */
+	struct job *jobs;
+	struct cell *arena;
+	uint64_t arena_cap;
+	uint8_t *plane;			/* the reading thread's dedupe plane */
+	uint64_t head, tail;		/* jobs queued / done (monotonic) */
+	uint64_t arena_head, arena_tail;
+	bool worker_waits, reader_waits;	/* who sleeps on data / space */
+	pthread_mutex_t mu;
+	pthread_cond_t data, space;
+	pthread_t thread;
+};
+
+/* Reading thread: wait for a job slot and, for a block, max_cells of
+ * contiguous arena at *pos. */
+static struct job *async_reserve(struct async *a, uint32_t need, uint64_t *pos)
+{
+	uint64_t p = a->arena_head, off = p % a->arena_cap;
+
+	if (off + need > a->arena_cap)
+		p += a->arena_cap - off;	/* the cells of one block stay contiguous */
+	pthread_mutex_lock(&a->mu);
+	while (a->head - a->tail == ASYNC_JOBS || p + need - a->arena_tail > a->arena_cap) {
+		a->reader_waits = true;
+		pthread_cond_wait(&a->space, &a->mu);
+	}
+	pthread_mutex_unlock(&a->mu);
+	*pos = p;
+	return &a->jobs[a->head % ASYNC_JOBS];
+}
+
+static void async_publish(struct async *a, struct job *j)
+{
+	a->arena_head = j->arena_end;
+	pthread_mutex_lock(&a->mu);
+	a->head++;
+	/* Wake a sleeping worker with a batch of jobs, not for each one:
+	 * fewer switches; the end and a full queue always wake it. */
+	if (a->worker_waits && (a->head - a->tail >= ASYNC_JOBS / 16 || j->kind == JOB_END ||
+				a->reader_waits)) {
+		a->worker_waits = false;
+		pthread_cond_signal(&a->data);
+	}
+	pthread_mutex_unlock(&a->mu);
+}
+
+static void async_block(void *ctx, const struct flow_table *ft, const struct flow *f,
+			const struct block *b)
+{
+	struct async *a = ctx;
+	uint64_t pos;
+	struct job *j = async_reserve(a, a->max_cells, &pos);
+	long n = cells_dedupe(a->c->m->res, a->plane, ft, b, &a->arena[pos % a->arena_cap]);
+
+	j->kind = JOB_BLOCK;
+	j->bad = n < 0;
+	j->ncells = n < 0 ? 0 : (uint32_t)n;
+	j->cell_pos = pos;
+	j->arena_end = pos + j->ncells;
+	j->b = *b;
+	j->f = *f;
+	async_publish(a, j);
+}
+
+static void async_flow_end(void *ctx, const struct flow_table *ft, const struct flow *f,
+			   enum flow_end_reason why)
+{
+	struct async *a = ctx;
+	uint64_t pos;
+	struct job *j = async_reserve(a, 0, &pos);
+
+	(void)ft;
+	j->kind = JOB_FLOW;
+	j->why = why;
+	j->arena_end = a->arena_head;
+	j->f = *f;
+	async_publish(a, j);
+}
+
+static void *async_worker(void *arg)
+{
+	struct async *a = arg;
+	struct classifier *c = a->c;
+	struct block_verdict bv;
+	struct flow_verdict fv;
+	enum job_kind kind;
+	struct job *j;
+
+	do {
+		pthread_mutex_lock(&a->mu);
+		while (a->tail == a->head) {
+			a->worker_waits = true;
+			pthread_cond_wait(&a->data, &a->mu);
+		}
+		j = &a->jobs[a->tail % ASYNC_JOBS];
+		pthread_mutex_unlock(&a->mu);
+		kind = j->kind;
+		if (kind == JOB_BLOCK && j->bad) {
+			c->stats.blocks_failed++;
+		} else if (kind == JOB_BLOCK) {
+			memset(&bv, 0, sizeof(bv));
+			bv.flow_id = j->f.id;
+			if (!infer_cells(c, &a->arena[j->cell_pos % a->arena_cap], j->ncells, &j->b,
+					 &bv)) {
+				block_vote(c, a->max_flows, &bv);
+				if (a->cb && a->cb->block)
+					a->cb->block(a->cb->ctx, c, &j->f, &bv);
+			}
+		} else if (kind == JOB_FLOW) {
+			classifier_flow_end(c, NULL, &j->f, &fv);
+			if (a->cb && a->cb->flow)
+				a->cb->flow(a->cb->ctx, c, &j->f, j->why, &fv);
+		}
+		pthread_mutex_lock(&a->mu);
+		a->arena_tail = j->arena_end;
+		a->tail++;
+		if (a->reader_waits) {
+			a->reader_waits = false;
+			pthread_cond_signal(&a->space);
+		}
+		pthread_mutex_unlock(&a->mu);
+	} while (kind != JOB_END);
+	return NULL;
+}
+
+static void async_free(struct async *a)
+{
+	free(a->jobs);
+	free(a->arena);
+	free(a->plane);
+	free(a);
+}
+
+/* NULL when the thread or its memory cannot be had: classify inline then. */
+static struct async *async_start(struct classifier *c, const struct classify_callbacks *cb,
+				 uint32_t max_flows)
+{
+	struct async *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return NULL;
+	a->c = c;
+	a->cb = cb;
+	a->max_flows = max_flows;
+	a->max_cells = (uint32_t)c->plane_len;
+	a->arena_cap = 4 * (uint64_t)a->max_cells < 65536 ? 65536 : 4 * (uint64_t)a->max_cells;
+	a->jobs = malloc(ASYNC_JOBS * sizeof(*a->jobs));
+	a->arena = malloc(a->arena_cap * sizeof(*a->arena));
+	a->plane = calloc(c->plane_len, 1);
+	if (!a->jobs || !a->arena || !a->plane)
+		goto fail;
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_cond_init(&a->data, NULL);
+	pthread_cond_init(&a->space, NULL);
+	if (pthread_create(&a->thread, NULL, async_worker, a))
+		goto fail_sync;
+	return a;
+
+fail_sync:
+	pthread_cond_destroy(&a->space);
+	pthread_cond_destroy(&a->data);
+	pthread_mutex_destroy(&a->mu);
+fail:
+	async_free(a);
+	return NULL;
+}
+
+/* Queue the end, wait for the worker to finish everything, free. */
+static void async_stop(struct async *a)
+{
+	uint64_t pos;
+	struct job *j = async_reserve(a, 0, &pos);
+
+	j->kind = JOB_END;
+	j->arena_end = a->arena_head;
+	async_publish(a, j);
+	pthread_join(a->thread, NULL);
+	pthread_cond_destroy(&a->space);
+	pthread_cond_destroy(&a->data);
+	pthread_mutex_destroy(&a->mu);
+	async_free(a);
+}
+
 /* want: -1 any kind, 0 a capture, 1 a CSV. */
 static int classify_path(struct classifier *c, const char *path, const struct flow_config *base,
 			 const struct classify_callbacks *cb, struct classify_file_result *res,
@@ -644,6 +1005,7 @@ static int classify_path(struct classifier *c, const char *path, const struct fl
 	struct file_ctx x = { .c = c, .cb = cb };
 	struct flow_events ev = { .block = file_block, .flow_end = file_flow_end, .ctx = &x };
 	struct pipeline_hooks hooks = { .ctx = &x };
+	struct async *as = NULL;
 	struct flow_config cfg;
 	struct flow_table *ft;
 	struct source *s;
@@ -673,11 +1035,20 @@ static int classify_path(struct classifier *c, const char *path, const struct fl
 		source_close(s);
 		return -EINVAL;
 	}
+	if (c->cfg.workers)
+		as = async_start(c, cb, cfg.max_flows);
+	if (as) {
+		ev.block = async_block;
+		ev.flow_end = async_flow_end;
+		ev.ctx = as;
+	}
 	ft = flow_table_new(&cfg, &ev);
 	if (!ft) {
 		rc = -errno;
 		snprintf(res->error, sizeof(res->error), "%s: cannot allocate the flow table: %s",
 			 path, strerror(errno));
+		if (as)
+			async_stop(as);
 		source_close(s);
 		return rc;
 	}
@@ -689,6 +1060,8 @@ static int classify_path(struct classifier *c, const char *path, const struct fl
 		snprintf(res->error, sizeof(res->error), "%s", source_error(s));
 	}
 	flow_table_flush(ft);
+	if (as)
+		async_stop(as);
 	res->stats = *flow_table_stats(ft);
 	flow_table_free(ft);
 	source_close(s);

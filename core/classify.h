@@ -96,7 +96,23 @@ struct classifier_config {
 	float vote_ratio;		/* 0 .. 1 */
 	float min_confidence;		/* 0 .. 1, or CLASSIFY_MIN_CONFIDENCE_AUTO */
 	unsigned int cnn_flags;		/* enum cnn_flags (cnn.h): CNN_REF, ... */
+	uint32_t cache_entries;		/* verdicts of small pictures kept (default
+					 * CLASSIFY_CACHE_ENTRIES; 0: none) */
+	uint32_t workers;		/* classifier_file(): 1 = classify in a second
+					 * thread while the file is read (the same
+					 * verdicts, callbacks in the same order, from
+					 * that thread); 0 (default) = in the caller's */
 };
+
+/*
+ * Most blocks are tiny (a handshake, a DNS exchange: the median block of the
+ * Requet captures has 2 cells) and the same tiny pictures recur, so the
+ * verdicts of pictures of at most CLASSIFY_CACHE_CELLS pixels are kept in a
+ * direct-mapped table keyed by the exact pixels: a hit gives the very logits
+ * inference would (the arithmetic is exact), without running it.
+ */
+#define CLASSIFY_CACHE_CELLS 8
+#define CLASSIFY_CACHE_ENTRIES 4096
 
 void classifier_config_default(struct classifier_config *cfg);
 
@@ -153,6 +169,7 @@ _Static_assert(sizeof(struct classify_acc) <= 256, "per-flow classify state stay
 struct classify_stats {
 	uint64_t blocks;			/* classified */
 	uint64_t blocks_early;			/* of which partial */
+	uint64_t blocks_cached;			/* of which from the verdict cache */
 	uint64_t blocks_failed;			/* inference refused the block (cell outside
 						 * the picture: a flow table not configured by
 						 * classifier_flow_config) */
@@ -182,7 +199,7 @@ const char *classifier_class_name(const struct classifier *c, uint32_t cls);
 /* The model's source: its path, or "embedded:model/default.fpcnn". */
 const char *classifier_model_source(const struct classifier *c);
 const struct classify_stats *classifier_stats(const struct classifier *c);
-/* Bytes allocated (engine, cell buffers, accumulator table). */
+/* Bytes allocated (engine, cell buffers, verdict cache, accumulator table). */
 size_t classifier_memory(const struct classifier *c);
 
 /* The embedded default model file (model/default.fpcnn at build time). */
