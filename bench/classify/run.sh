@@ -144,6 +144,7 @@ best() {
 cmd_count=("$pcap_count" "$big")
 cmd_json=("$flowpic" classify -q --json "$big")
 cmd_table=("$flowpic" classify -q "$big")
+cmd_one=("$flowpic" classify -q --json --workers 0 "$big")
 cmd_ndpi=(ndpiReader -i "$big")
 
 for ((r = 1; r <= repeat; r++)); do
@@ -151,6 +152,7 @@ for ((r = 1; r <= repeat; r++)); do
 	time_run count "${cmd_count[@]}"
 	time_run json "${cmd_json[@]}"
 	time_run table "${cmd_table[@]}"
+	time_run one "${cmd_one[@]}"
 	time_run ndpi "${cmd_ndpi[@]}"
 done
 
@@ -171,17 +173,18 @@ model=$(grep -o '^# verdicts: .*' "$tmp/table.out" | sed 's/.*; model \([^;]*\);
 
 cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 commit=$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)
-read -r bare_wall _ _ < <(best count)
+read -r bare_wall _ bare_cpu < <(best count)
 read -r ndpi_wall _ _ < <(best ndpi)
 
 row() {
 	local label=$1 name=$2 flows=$3 w m c
 	read -r w m c < <(best "$name")
 	awk -v l="$label" -v p="$packets" -v f="$flows" -v w="$w" -v m="$m" -v c="$c" \
-		-v b="$bare_wall" -v nd="$ndpi_wall" \
-		'BEGIN { printf "| %s | %d | %s | %.3f | %.2f | %s | %.2f | %.2f | %.2f | %.1f |\n",
+		-v b="$bare_wall" -v nd="$ndpi_wall" -v bc="$bare_cpu" \
+		'BEGIN { printf "| %s | %d | %s | %.3f | %.2f | %s | %.2f | %.2f | %.2f | %.2f | %.1f |\n",
 			 l, p, f == "" ? "-" : f, w, p / w / 1e6,
-			 f == "" ? "-" : sprintf("%.0f", f / w), c, b / w, nd / w, m / 1024 }'
+			 f == "" ? "-" : sprintf("%.0f", f / w), c, b / w, (c > 0 ? bc / c : 0),
+			 nd / w, m / 1024 }'
 }
 
 cat <<EOF
@@ -195,15 +198,18 @@ cat <<EOF
 - command: \`$cmdline\`
 - input: ${#ordered[@]} Requet captures, \`mergecap -a\` in capture-time order:
   $packets packets, $big_mb MiB (pcap, snaplen 72)
-- wall: best of $repeat interleaved runs; "x bare" = the bare loop's time / this one's
-  (1 = as fast as only reading the file), "x ndpi" = ndpiReader's time / this one's
-  (above 1 = faster than ndpiReader); flows: what each tool counts as a flow
-  (flowpic: bidirectional sessions split by 120 s idle; nDPI: its own flow table)
+- wall: best of $repeat interleaved runs; "x bare" = the bare loop's wall time / this
+  one's (1 = as fast as only reading the file), "cpu x bare" the same for user + system
+  CPU seconds (best run, 10 ms resolution; with the worker thread it adds both
+  threads), "x ndpi" = ndpiReader's wall time / this one's (above 1 = faster than
+  ndpiReader); flows: what each tool counts as a flow (flowpic: bidirectional
+  sessions split by 120 s idle; nDPI: its own flow table)
 
-| what | packets | flows | wall s | Mpackets/s | flows/s | cpu s | x bare | x ndpi | peak RSS MiB |
-|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| what | packets | flows | wall s | Mpackets/s | flows/s | cpu s | x bare | cpu x bare | x ndpi | peak RSS MiB |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 EOF
 row 'bare libpcap loop (`pcap_count`)' count ""
 row '`flowpic classify --json`' json "$fp_flows"
 row '`flowpic classify` (table)' table "$fp_flows"
+row '`flowpic classify --json --workers 0` (one thread)' one "$fp_flows"
 row '`ndpiReader -i`' ndpi "$nd_flows"
