@@ -191,7 +191,7 @@ static const char classify_doc[] =
 	"  flowpic classify data/lab-mix.pcap.xz\n"
 	"  flowpic classify --json capture.pcapng.gz | jq 'select(.class == \"video\")'\n"
 	"  flowpic classify --class voip,chat --min-packets 100 capture.pcap\n"
-	"  flowpic classify --csv --model runs/lenet32/model.fpcnn samples.csv > verdicts.csv\n"
+	"  flowpic classify --csv --model model.fpcnn samples.csv > verdicts.csv\n"
 	"  flowpic classify --json --blocks capture.pcap   # block verdicts too\n\n" EXIT_CODES_DOC;
 
 /* ---- filters ---- */

@@ -23,7 +23,7 @@ import io
 import json
 import lzma
 import os
-import shutil
+import re
 import subprocess
 import sys
 import tempfile
@@ -75,6 +75,15 @@ def differential(a, inputs, tmp):
         print(f"differential {mode:5} {' '.join(os.path.basename(f) for f in files)}: "
               f"{len(jlines(cli.stdout, 'flow'))} flows, {len(jlines(cli.stdout, 'block'))} "
               "blocks, same")
+    # neither the verdict cache nor the worker thread changes a byte
+    f = inputs[0][1][0]
+    plain = run([a.flowpic, "classify", "-q", "--json", "--blocks", "--cache", "0",
+                 "--workers", "0", f])
+    fast = run([a.flowpic, "classify", "-q", "--json", "--blocks", f])
+    check(plain.returncode == 0 and plain.stdout.replace('"blocks_cached":0', "") ==
+          re.sub(r'"blocks_cached":[0-9]+', "", fast.stdout),
+          "--cache 0 --workers 0 gives other verdicts than the defaults")
+    print(f"cache and worker thread: {os.path.basename(f)}: the same output as --cache 0 --workers 0")
     # the seed's Classifier on each flow's own packets
     for f in [inputs[0][1][0]]:
         r = run([a.api, "samples", f])
