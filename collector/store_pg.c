@@ -154,8 +154,8 @@ static int prepare_all(struct store_pg *s, char *err, size_t errlen)
 	return 0;
 }
 
-/* A dropped connection is re-established at the next batch (the agents
- * resend whatever was not acknowledged). */
+/* A dropped connection is re-established before the next transaction;
+ * a transaction it broke is run again (pg_commit). */
 static int ensure_conn(struct store_pg *s, char *err, size_t errlen)
 {
 	if (PQstatus(s->conn) == CONNECTION_OK)
@@ -277,8 +277,14 @@ static int pg_commit_once(struct store_pg *s, bool *retry, char *err, size_t err
 	int i;
 
 	*retry = false;
-	if (ensure_conn(s, err, errlen) || exec_cmd(s, "BEGIN", err, errlen))
+	if (ensure_conn(s, err, errlen))
 		return -1;
+	if (exec_cmd(s, "BEGIN", err, errlen)) {
+		/* The server restarted since the last commit: reconnect and
+		 * run the transaction again (it is all in our JSON). */
+		*retry = PQstatus(s->conn) != CONNECTION_OK;
+		return -1;
+	}
 	params[0] = s->batches.p;
 	if (s->nrows) {
 		params[1] = s->rows.p;
@@ -321,7 +327,10 @@ static int pg_commit_once(struct store_pg *s, bool *retry, char *err, size_t err
 	PQclear(r);
 	return 0;
 fail:
-	pg_rollback(s);
+	if (PQstatus(s->conn) != CONNECTION_OK)
+		*retry = true;
+	else
+		pg_rollback(s);
 	return -1;
 }
 

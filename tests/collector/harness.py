@@ -7,6 +7,7 @@ makes test certificates with the openssl command, and streams batches with
 Debian's python3-grpcio through a generic stream-stream call (the same bytes
 any gRPC client sends).
 """
+import atexit
 import json
 import os
 import shutil
@@ -24,6 +25,20 @@ METHOD = "/flowpic.v1.Collector/Stream"
 CLASSES = ["voip", "video", "file_transfer", "chat", "browsing"]
 
 _pb = None
+_cleanup = []       # temporary paths and live collectors, undone at exit
+
+
+@atexit.register
+def _undo():
+    for x in reversed(_cleanup):
+        if isinstance(x, Collector):
+            if x.p.poll() is None:  # a test failed with it running
+                x.p.kill()
+                x.p.wait()
+        elif os.path.isdir(x):
+            shutil.rmtree(x, ignore_errors=True)
+        elif os.path.exists(x):
+            os.unlink(x)
 
 
 def pb():
@@ -31,6 +46,7 @@ def pb():
     global _pb
     if _pb is None:
         out = tempfile.mkdtemp(prefix="fpt-collector-pb-")
+        _cleanup.append(out)
         subprocess.run(["protoc", "--proto_path=" + os.path.dirname(PROTO),
                         "--python_out=" + out, PROTO], check=True)
         sys.path.insert(0, out)
@@ -144,10 +160,12 @@ class Collector:
             if tls.get("client_ca"):
                 cmd += ["--client-ca", tls["client_ca"]]
         cmd += list(args)
-        self.errpath = tempfile.mktemp(prefix="fpt-collector-err-")
-        self.err = open(self.errpath, "w+")
+        fd, self.errpath = tempfile.mkstemp(prefix="fpt-collector-err-")
+        self.err = os.fdopen(fd, "w+")
+        _cleanup.append(self.errpath)
         self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.err, text=True,
                                   env=env)
+        _cleanup.append(self)
         line = self.p.stdout.readline()
         if not line:
             self.p.wait(10)
@@ -359,9 +377,14 @@ class PgServer:
         if self.user:
             os.chown(self.dir, 65534, 65534)
         os.chmod(self.dir, 0o700)
-        self._run("initdb", "-D", self.data, "-A", "trust", "-U", "flowpic", "--no-sync")
-        self._run("pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "log"), "-w", "-t",
-                  "60", "-o", "-k %s -c listen_addresses= -c fsync=on" % self.sock, "start")
+        try:
+            self._run("initdb", "-D", self.data, "-A", "trust", "-U", "flowpic", "--no-sync")
+            self._run("pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "log"), "-w",
+                      "-t", "60", "-o", "-k %s -c listen_addresses= -c fsync=on" % self.sock,
+                      "start")
+        except Exception:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
         self.url = "postgresql:///postgres?host=%s&user=flowpic" % self.sock
 
     def _run(self, prog, *args):
@@ -371,6 +394,10 @@ class PgServer:
         r = subprocess.run(cmd, capture_output=True, text=True, cwd=self.dir)
         if r.returncode != 0:
             raise RuntimeError("%s failed: %s %s" % (prog, r.stdout, r.stderr))
+
+    def restart(self):
+        self._run("pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "log"), "-m", "fast",
+                  "-w", "-t", "60", "restart")
 
     def psql(self, sql):
         r = subprocess.run(["psql", "-X", "-A", "-t", "-h", self.sock, "-U", "flowpic",

@@ -60,6 +60,19 @@ def main():
         out = [json.loads(l) for l in r.stdout.splitlines()]
         assert len(out) == 5 and all(v["class"] == "video" and v["proto"] == 17 for v in out), out
         assert out[0]["start_ns"] > out[-1]["start_ns"]
+        # The database restarts under an idle collector: the next
+        # transaction reconnects and runs again; nothing is lost or doubled.
+        c3 = h.Collector(binary, pg.url)
+        acks, code, det = h.stream(c3.address, batches[:2], token="test-token")
+        assert code.name == "OK" and [a.duplicates for a in acks] == [100, 100], acks
+        pg.restart()
+        more = [h.make_batch(sequence=31 + i, first_seq=3001 + i * 100, n=100) for i in range(3)]
+        acks, code, det = h.stream(c3.address, more, token="test-token")
+        assert code.name == "OK" and [a.stored for a in acks] == [100] * 3, (code, det, acks)
+        k3 = c3.stop()
+        assert k3["err_store"] == 0, k3
+        rows = pg.psql("SELECT count(*), max(seq) FROM verdicts")
+        assert rows == [["3300", "3300"]], rows
         print("pg: ok (two collectors, one database, 6000 sent, 3000 stored)")
     finally:
         pg.stop()
