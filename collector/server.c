@@ -102,6 +102,7 @@ struct server {
 	uint32_t nconns;
 	struct stream *pending;	/* streams with acks waiting for the commit */
 	uint64_t txn_verdicts, txn_start_ms;
+	uint64_t last_timer_ms;
 	struct collector_counters k;
 	nghttp2_session_callbacks *cbs;
 	nghttp2_option *h2opt;
@@ -982,15 +983,73 @@ static void peer_name(const struct sockaddr_storage *ss, char *out, size_t len)
 	}
 }
 
+/* A connected socket becomes a connection (TLS or h2c as configured).
+ * 0, or -1 (fd closed). */
+static int conn_adopt(struct server *s, int fd, const char *peer)
+{
+	struct epoll_event e;
+	struct conn *c;
+	int one = 1;
+
+	if (s->nconns >= s->cfg.max_connections) {
+		s->k.err_refused_max_connections++;
+		log_warn("%s: refused: %u connections open (--max-connections)", peer, s->nconns);
+		close(fd);
+		return -1;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return -1;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->srv = s;
+	c->fd = fd;
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	c->created_ms = c->last_io_ms = now_ms();
+	if (s->cfg.tls) {
+		c->ssl = SSL_new(s->cfg.tls);
+		if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1)
+			goto fail;
+		SSL_set_accept_state(c->ssl);
+		c->state = CONN_TLS_HANDSHAKE;
+	} else if (conn_start_h2(c)) {
+		goto fail;
+	}
+	e.events = EPOLLIN;
+	e.data.ptr = c;
+	if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &e))
+		goto fail;
+	c->events = EPOLLIN;
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	s->nconns++;
+	s->k.connections_accepted++;
+	s->k.connections_open++;
+	log_debug("%s: connected", peer);
+	if (c->h2 && conn_flush(c)) {
+		conn_close(c, "write failed");
+		return -1;
+	}
+	return 0;
+fail:
+	if (c->h2)
+		nghttp2_session_del(c->h2);
+	SSL_free(c->ssl);
+	close(fd);
+	free(c);
+	return -1;
+}
+
 static void accept_all(struct server *s)
 {
 	for (;;) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
-		struct epoll_event e;
-		struct conn *c;
-		int fd, one = 1;
 		char peer[64];
+		int fd;
 
 		fd = accept4(s->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
@@ -1001,59 +1060,24 @@ static void accept_all(struct server *s)
 			return;
 		}
 		peer_name(&ss, peer, sizeof(peer));
-		if (s->nconns >= s->cfg.max_connections) {
-			s->k.err_refused_max_connections++;
-			log_warn("%s: refused: %u connections open (--max-connections)", peer, s->nconns);
-			close(fd);
-			continue;
-		}
-		c = calloc(1, sizeof(*c));
-		if (!c) {
-			close(fd);
-			continue;
-		}
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		c->srv = s;
-		c->fd = fd;
-		snprintf(c->peer, sizeof(c->peer), "%s", peer);
-		c->created_ms = c->last_io_ms = now_ms();
-		if (s->cfg.tls) {
-			c->ssl = SSL_new(s->cfg.tls);
-			if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1) {
-				SSL_free(c->ssl);
-				close(fd);
-				free(c);
-				continue;
-			}
-			SSL_set_accept_state(c->ssl);
-			c->state = CONN_TLS_HANDSHAKE;
-		} else if (conn_start_h2(c)) {
-			close(fd);
-			free(c);
-			continue;
-		}
-		e.events = EPOLLIN;
-		e.data.ptr = c;
-		if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &e)) {
-			if (c->h2)
-				nghttp2_session_del(c->h2);
-			SSL_free(c->ssl);
-			close(fd);
-			free(c);
-			continue;
-		}
-		c->events = EPOLLIN;
-		c->next = s->conns;
-		if (s->conns)
-			s->conns->prev = c;
-		s->conns = c;
-		s->nconns++;
-		s->k.connections_accepted++;
-		s->k.connections_open++;
-		log_debug("%s: connected", peer);
-		if (c->h2 && conn_flush(c))
-			conn_close(c, "write failed");
+		conn_adopt(s, fd, peer);
 	}
+}
+
+int server_adopt(struct server *s, int fd, const char *peer)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		close(fd);
+		return -1;
+	}
+	return conn_adopt(s, fd, peer);
+}
+
+unsigned server_connections(const struct server *s)
+{
+	return s->nconns;
 }
 
 /* ---- commit and acks ---- */
@@ -1288,55 +1312,55 @@ const struct collector_counters *server_counters(const struct server *s)
 	return &s->k;
 }
 
-int server_run(struct server *s)
+int server_step(struct server *s, int max_wait_ms)
 {
 	struct epoll_event ev[64];
-	uint64_t last_timer = now_ms();
+	int n, i, timeout = store_in_txn(s->store) ? 0 : max_wait_ms;
 	bool stop = false;
+	uint64_t t;
 
-	while (!stop) {
-		int n, i, timeout = store_in_txn(s->store) ? 0 : 200;
-		uint64_t t;
+	n = epoll_wait(s->ep, ev, 64, timeout);
+	if (n < 0) {
+		if (errno == EINTR)
+			return 0;
+		log_error("epoll_wait: %s", strerror(errno));
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		void *p = ev[i].data.ptr;
 
-		n = epoll_wait(s->ep, ev, 64, timeout);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			log_error("epoll_wait: %s", strerror(errno));
-			return -1;
-		}
-		for (i = 0; i < n; i++) {
-			void *p = ev[i].data.ptr;
+		if (p == &s->lfd) {
+			accept_all(s);
+		} else if (p == &s->sfd) {
+			struct signalfd_siginfo si;
 
-			if (p == &s->lfd) {
-				accept_all(s);
-			} else if (p == &s->sfd) {
-				struct signalfd_siginfo si;
-
-				while (read(s->sfd, &si, sizeof(si)) == sizeof(si)) {
-					if (si.ssi_signo == SIGUSR1)
-						collector_counters_print(&s->k, stdout);
-					else
-						stop = true;
-				}
-			} else {
-				conn_event(p, ev[i].events);
+			while (read(s->sfd, &si, sizeof(si)) == sizeof(si)) {
+				if (si.ssi_signo == SIGUSR1)
+					collector_counters_print(&s->k, stdout);
+				else
+					stop = true;
 			}
-		}
-		t = now_ms();
-		/* Group commit: when no input waits, or the group is big or old. */
-		if (store_in_txn(s->store) || s->pending) {
-			if (n == 0 || s->txn_verdicts >= s->cfg.commit_max ||
-			    t - s->txn_start_ms >= s->cfg.commit_delay_ms || stop)
-				commit_and_ack(s);
-		}
-		sweep(s);
-		if (t - last_timer >= 200) {
-			last_timer = t;
-			check_timeouts(s);
+		} else {
+			conn_event(p, ev[i].events);
 		}
 	}
-	/* Shutting down: what is stored is acknowledged; then GOAWAY. */
+	t = now_ms();
+	/* Group commit: when no input waits, or the group is big or old. */
+	if (store_in_txn(s->store) || s->pending) {
+		if (n == 0 || s->txn_verdicts >= s->cfg.commit_max ||
+		    t - s->txn_start_ms >= s->cfg.commit_delay_ms || stop)
+			commit_and_ack(s);
+	}
+	sweep(s);
+	if (t - s->last_timer_ms >= 200) {
+		s->last_timer_ms = t;
+		check_timeouts(s);
+	}
+	return stop ? 1 : 0;
+}
+
+void server_close_all(struct server *s)
+{
 	commit_and_ack(s);
 	while (s->conns) {
 		struct conn *c = s->conns;
@@ -1349,7 +1373,17 @@ int server_run(struct server *s)
 		}
 		conn_close(c, NULL);
 	}
-	return 0;
+}
+
+int server_run(struct server *s)
+{
+	int rc;
+
+	while ((rc = server_step(s, 200)) == 0)
+		;
+	/* Shutting down: what is stored is acknowledged; then GOAWAY. */
+	server_close_all(s);
+	return rc < 0 ? -1 : 0;
 }
 
 void server_free(struct server *s)

@@ -54,6 +54,15 @@ const char *server_address(const struct server *s);
  * signalfd).  SIGUSR1 prints the counters.  0, or -1 on a fatal error. */
 int server_run(struct server *s);
 const struct collector_counters *server_counters(const struct server *s);
+
+/* The loop in pieces, for tests and fuzzing: one round of waiting at most
+ * max_wait_ms, events, commit, timers (1: a stop signal came, 0, -1 fatal);
+ * a connected socket of ours to serve (0, or -1 and fd closed); how many
+ * connections are open; commit, ack and close them all. */
+int server_step(struct server *s, int max_wait_ms);
+int server_adopt(struct server *s, int fd, const char *peer);
+unsigned server_connections(const struct server *s);
+void server_close_all(struct server *s);
 void server_free(struct server *s);
 
 #endif
