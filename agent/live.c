@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -36,6 +38,11 @@ static char cap_names[CAPTURE_C_COUNT][48];
 /* The capture's counters when it closed: the last counters line comes after. */
 static struct capture_counters cap_final;
 static bool cap_final_valid;
+
+/* Loopback interfaces captured (ifindex), and their egress records skipped. */
+static int loopback_ifindex[AGENT_MAX_IFACES];
+static unsigned n_loopback;
+static uint64_t loopback_egress;
 
 static uint64_t realtime_ns(void)
 {
@@ -70,13 +77,47 @@ void live_counters(struct run *r, struct agent_counter *out, size_t *n, size_t m
 	}
 	if (*n < max)
 		out[(*n)++] = (struct agent_counter){ "capture_lost_total", loss };
+	if (*n < max && n_loopback)
+		out[(*n)++] = (struct agent_counter){ "loopback_egress_skipped", loopback_egress };
+}
+
+static bool is_loopback(int ifindex)
+{
+	unsigned i;
+
+	for (i = 0; i < n_loopback; i++)
+		if (loopback_ifindex[i] == ifindex)
+			return true;
+	return false;
+}
+
+static void find_loopbacks(const struct agent_config *cfg)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	unsigned i;
+
+	n_loopback = 0;
+	for (i = 0; fd >= 0 && i < cfg->n_ifaces; i++) {
+		struct ifreq ifr = { 0 };
+
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", cfg->ifaces[i]);
+		if (!ioctl(fd, SIOCGIFFLAGS, &ifr) && (ifr.ifr_flags & IFF_LOOPBACK))
+			loopback_ifindex[n_loopback++] = (int)if_nametoindex(cfg->ifaces[i]);
+	}
+	if (fd >= 0)
+		close(fd);
 }
 
 static void on_pkt(void *ctx, const struct pkt *p, int ifindex, enum capture_dir dir)
 {
 	struct run *r = ctx;
 
-	(void)ifindex;
+	/* What a loopback interface sends it also receives: the same packet at
+	 * TC egress and then at XDP.  Keep the ingress copy only. */
+	if (dir == CAPTURE_EGRESS && n_loopback && is_loopback(ifindex)) {
+		loopback_egress++;
+		return;
+	}
 	if (dir == CAPTURE_EGRESS)
 		r->agent.n.egress++;
 	else
@@ -259,6 +300,7 @@ int live_run(struct run *r)
 	status = preflight(cfg);
 	if (status)
 		return status;
+	find_loopbacks(cfg);
 	capture_config_default(&cc);
 	for (i = 0; i < cfg->n_ifaces; i++)
 		cc.ifaces[i] = cfg->ifaces[i];

@@ -34,7 +34,7 @@ cleanup() {
 	wait 2> /dev/null
 	ip netns del $ns_s 2> /dev/null
 	ip netns del $ns_c 2> /dev/null
-	rm -rf "$tmp"
+	[ -n "${FPT_AGENT_KEEP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -320,8 +320,8 @@ else
 fi
 
 # ---- the deadline sweep: a flow that goes quiet ends on time, no packet needed ----
-ip netns exec $ns_c "$agent" --iface $if_c -v --idle-timeout 2 --sweep 0.5 --sweep-lag 0.5 \
-	> "$tmp/verdicts3" 2> "$tmp/agent3.err" &
+ip netns exec $ns_c "$agent" --iface $if_c,lo -v --idle-timeout 2 --sweep 0.5 --sweep-lag 0.5 \
+	--counters-every 1 > "$tmp/verdicts3" 2> "$tmp/agent3.err" &
 agent_pid=$!
 pids+=($agent_pid)
 if wait_for "$tmp/agent3.err" "capabilities dropped" 30; then
@@ -341,8 +341,25 @@ for i in range(20):
 	else
 		bad "quiet flow did not end while the agent ran: $(cat "$tmp/verdicts3")"
 	fi
+	# --counters-every 1: a line a second while it runs (it ran 3 s or more).
+	n=$(grep -c '^{"counters"' "$tmp/agent3.err")
+	[ "$n" -ge 2 ] && ok "--counters-every 1: $n lines so far" || bad "--counters-every: $n lines"
+	# Two interfaces (the veth and lo): both attached, loopback traffic seen.
+	ip netns exec $ns_c "$py" -c "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(7):
+    s.sendto(bytes(10), ('127.0.0.1', 9))
+"
+	sleep 1
 	kill -TERM $agent_pid
 	wait $agent_pid || bad "third agent exit $?"
+	if grep -q '"src":"127.0.0.1".*"dport":9,"packets":7,' "$tmp/verdicts3" \
+		&& grep -q "lo: capturing" "$tmp/agent3.err"; then
+		ok "two interfaces: the loopback flow seen on lo (7 packets)"
+	else
+		bad "two interfaces: $(grep -v '^{' "$tmp/agent3.err" | head -5)"
+	fi
 else
 	bad "third agent did not start: $(cat "$tmp/agent3.err")"
 fi
