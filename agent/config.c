@@ -541,9 +541,9 @@ void config_print(FILE *out, const struct agent_config *c)
 	if (c->model[0])
 		fprintf(out, "model = \"%s\"\n", c->model);
 	if (c->vote_ratio >= 0)
-		fprintf(out, "vote-ratio = %.9g\n", (double)c->vote_ratio);
+		fprintf(out, "vote-ratio = %.7g\n", (double)c->vote_ratio);
 	if (c->min_confidence >= 0)
-		fprintf(out, "min-confidence = %.9g\n", (double)c->min_confidence);
+		fprintf(out, "min-confidence = %.7g\n", (double)c->min_confidence);
 	print_seconds(out, "idle-timeout", c->idle_timeout_ns);
 	fprintf(out, "max-flows = %u\nmax-cells = %u\n", c->max_flows, c->max_cells);
 	if (c->design)

@@ -107,6 +107,17 @@ else
 	bad "--print-config: $(cat "$tmp/p")"
 fi
 
+# The example config file parses, with its commented settings too.
+example=$(dirname "$0")/../../agent/agent.conf.example
+sed 's/^# \([a-z-]* = \)/\1/' "$example" > "$tmp/all.conf"
+if "$agent" -c "$example" --print-config > /dev/null 2> "$tmp/e1" \
+	&& "$agent" -c "$tmp/all.conf" --print-config > "$tmp/p" 2> "$tmp/e2" \
+	&& grep -q '^collector = "collector.example:4317"' "$tmp/p" && grep -q '^vote-ratio = 0.7' "$tmp/p"; then
+	ok "agent/agent.conf.example parses (all $(grep -c ' = ' "$tmp/all.conf") settings)"
+else
+	bad "agent.conf.example: $(cat "$tmp/e1" "$tmp/e2")"
+fi
+
 # Counters to a file, not stderr.
 "$agent" --pcap "$demo" --counters-file "$tmp/counters" > /dev/null 2> "$tmp/err"
 if grep -q '^{"counters":{"packets":' "$tmp/counters" && ! grep -q counters "$tmp/err"; then
