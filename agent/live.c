@@ -341,6 +341,15 @@ int live_run(struct run *r)
 		caps_describe(caps, sizeof(caps));
 		log_info("capabilities dropped (now '%s')", caps);
 	}
+	/* Threads keep the capabilities they were created with: the stream's
+	 * thread (network, TLS) starts only now. */
+	status = run_stream_open(r);
+	if (status) {
+		capture_close(r->cap);
+		r->cap = NULL;
+		r->started = false;
+		return status;
+	}
 	tick = cfg->sweep_ns;
 	if (cc.design == CAPTURE_BATCHES && (uint64_t)cc.batch_age_ms * 500000 < tick)
 		tick = (uint64_t)cc.batch_age_ms * 500000;

@@ -206,6 +206,36 @@ void run_counters_dump(struct run *r)
 	agent_counters_write(r->counters_out, c, n);
 }
 
+int run_stream_open(struct run *r)
+{
+	const struct agent_config *cfg = r->cfg;
+
+	if (!cfg->collector[0])
+		return AGENT_EXIT_OK;
+#ifdef FLOWPIC_AGENT_STREAM
+	{
+		char where[256], err[600];
+		unsigned i;
+
+		where[0] = '\0';
+		for (i = 0; i < cfg->n_ifaces; i++)
+			snprintf(where + strlen(where), sizeof(where) - strlen(where), "%s%s",
+				 i ? "," : "", cfg->ifaces[i]);
+		if (!cfg->n_ifaces)
+			snprintf(where, sizeof(where), "%s", cfg->pcap);
+		if (forward_open(&r->agent, cfg, where, err, sizeof(err))) {
+			log_error("collector %s: %s", cfg->collector, err);
+			return AGENT_EXIT_USAGE;
+		}
+		return AGENT_EXIT_OK;
+	}
+#else
+	log_error("this flowpic-agent was built without the verdict stream (stream/): leave out "
+		  "--collector, or rebuild with stream/");
+	return AGENT_EXIT_USAGE;
+#endif
+}
+
 void run_counters_publish(struct run *r)
 {
 #ifdef FLOWPIC_AGENT_STREAM
@@ -320,29 +350,6 @@ int main(int argc, char **argv)
 		status = AGENT_EXIT_USAGE;
 		goto out_cls;
 	}
-	if (cfg.collector[0]) {
-#ifdef FLOWPIC_AGENT_STREAM
-		char where[256];
-		unsigned i;
-
-		where[0] = '\0';
-		for (i = 0; i < cfg.n_ifaces; i++)
-			snprintf(where + strlen(where), sizeof(where) - strlen(where), "%s%s",
-				 i ? "," : "", cfg.ifaces[i]);
-		if (!cfg.n_ifaces)
-			snprintf(where, sizeof(where), "%s", cfg.pcap);
-		if (forward_open(&r.agent, &cfg, where, err, sizeof(err))) {
-			log_error("collector %s: %s", cfg.collector, err);
-			status = AGENT_EXIT_USAGE;
-			goto out_agent;
-		}
-#else
-		log_error("this flowpic-agent was built without the verdict stream (stream/): "
-			  "leave out --collector, or rebuild with stream/");
-		status = AGENT_EXIT_USAGE;
-		goto out_agent;
-#endif
-	}
 	status = cfg.n_ifaces ? live_run(&r) : replay_run(&r);
 #ifdef FLOWPIC_AGENT_STREAM
 	if (r.agent.stream && forward_close(&r.agent, cfg.collector_wait_ns) &&
@@ -353,7 +360,6 @@ int main(int argc, char **argv)
 	 * that never started has nothing to count: its error line says it all. */
 	if (r.started)
 		run_counters_dump(&r);
-out_agent:
 	agent_fini(&r.agent);
 out_cls:
 	classifier_free(cls);

@@ -25,6 +25,9 @@ int replay_run(struct run *r)
 	uint64_t n = 0;
 	int status = AGENT_EXIT_OK;
 
+	status = run_stream_open(r);
+	if (status)
+		return status;
 	s = source_open(r->cfg->pcap, err, sizeof(err));
 	if (!s) {
 		log_error("%s", err);

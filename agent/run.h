@@ -33,6 +33,13 @@ void run_signals(struct run *r);
 /* Write the counters line now (userspace + BPF + stream). */
 void run_counters_dump(struct run *r);
 
+/*
+ * Start the verdict stream when --collector is set (its own thread: live,
+ * only after the capabilities are dropped, since they are per thread).
+ * AGENT_EXIT_OK, or _USAGE with the error logged.
+ */
+int run_stream_open(struct run *r);
+
 /* The counters the verdict stream's batches carry, refreshed. */
 void run_counters_publish(struct run *r);
 

@@ -117,10 +117,15 @@ links=$(grep -h '^link_id:' /proc/$agent_pid/fdinfo/* 2> /dev/null | awk '{print
 nlinks=$(echo $links | wc -w)
 if [ "$nlinks" -ge 2 ]; then ok "agent holds $nlinks bpf_links ($links)"; else bad "agent links: '$links'"; fi
 if ip -n $ns_c link show dev $if_c | grep -q "prog/xdp"; then ok "XDP attached while running"; else bad "no XDP while running"; fi
-if grep -q "CapEff:[[:space:]]*0000000000000000" /proc/$agent_pid/status; then
-	ok "capabilities all dropped after attaching"
+# Capabilities are per thread: every thread (the stream's too) has none.
+sleep 0.5
+nthreads=$(ls /proc/$agent_pid/task | wc -l)
+withcaps=$(grep -L "CapEff:[[:space:]]*0000000000000000" /proc/$agent_pid/task/*/status | wc -l)
+withbnd=$(grep -L "CapBnd:[[:space:]]*0000000000000000" /proc/$agent_pid/task/*/status | wc -l)
+if [ "$nthreads" -ge 2 ] && [ "$withcaps" -eq 0 ] && [ "$withbnd" -eq 0 ]; then
+	ok "capabilities all dropped after attaching, in all $nthreads threads"
 else
-	bad "capabilities: $(grep Cap /proc/$agent_pid/status | tr '\n' ' ')"
+	bad "capabilities: $nthreads threads, $withcaps with effective, $withbnd with bounding capabilities"
 fi
 
 # ---- traffic ----
