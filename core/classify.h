@@ -177,8 +177,9 @@ struct classify_stats {
 	uint64_t flows_early;
 	uint64_t flows_class[CLASSIFY_MAX_CLASSES];	/* flow verdicts per class */
 	uint64_t flows_unknown[CLASSIFY_REASON_COUNT];	/* per reason ([CLASSIFY_OK] unused) */
-	uint64_t flows_untracked;		/* accumulator table full or not allocated:
-						 * the flow's later blocks were not combined */
+	uint64_t flows_untracked;		/* verdicts 'untracked': the accumulator table
+						 * could not be allocated, or was full (a
+						 * second, larger flow table on one classifier) */
 };
 
 struct classifier;
