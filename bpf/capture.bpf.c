@@ -198,7 +198,7 @@ static __always_inline void do_records(void *ring, struct fp_key *key, const str
 
 /* Submit b's pairs as one record (ring full: its packets are counted lost). */
 static __always_inline void submit_batch(void *ring, const struct fp_key *key,
-					 struct fp_batch *b)
+					 struct fp_batch *b, struct fp_cpu_state *st)
 {
 	struct fp_rec_batch *r;
 	__u32 n = b->n;
@@ -206,6 +206,8 @@ static __always_inline void submit_batch(void *ring, const struct fp_key *key,
 	if (!n)
 		return;
 	b->n = 0;
+	if (st->pending)
+		st->pending--;
 	r = bpf_ringbuf_reserve(ring, sizeof(*r), 0);
 	if (!r) {
 		count(FP_C_RING_FULL, n);
@@ -258,18 +260,20 @@ static __always_inline void do_batches(void *ring, struct fp_key *key, const str
 		}
 	}
 	if (b->n && (now - b->ts0 >= batch_age_ns || b->n >= FP_BATCH_MAX))
-		submit_batch(ring, key, b);
+		submit_batch(ring, key, b, st);
 	/* GSO super-packets and headers a pair cannot hold go out whole, after
 	 * the flow's earlier packets (order within the flow is kept). */
 	if (segs > 1 || hdr > 1020 || (hdr & 3)) {
-		submit_batch(ring, key, b);
+		submit_batch(ring, key, b, st);
 		emit_full(ring, FP_REC_FULL, 0, now, key, p, gso_size, segs);
 		b->last = now;
 		goto out;
 	}
 	n = b->n;
-	if (n == 0)
+	if (n == 0) {
 		b->ts0 = now;
+		st->pending++;
+	}
 	/* n < FP_BATCH_MAX here (a full batch was submitted above); the mask
 	 * answers the verifier's "R3 unbounded memory access" (clang drops a
 	 * plain range check it can prove redundant). */
@@ -282,7 +286,7 @@ static __always_inline void do_batches(void *ring, struct fp_key *key, const str
 	b->last = now;
 	count_ok(p, 1);
 	if (b->n >= FP_BATCH_MAX)
-		submit_batch(ring, key, b);
+		submit_batch(ring, key, b, st);
 out:
 	st->busy = 0;
 }
@@ -389,6 +393,7 @@ int fp_tc(struct __sk_buff *skb)
  * BPF_F_TEST_RUN_ON_CPU on each CPU. */
 struct flush_ctx {
 	void *ring;
+	struct fp_cpu_state *st;
 	__u64 now;
 	__u64 age;
 	__u64 idle;
@@ -400,7 +405,7 @@ static long flush_one(void *map, struct fp_key *key, struct fp_batch *b, struct 
 	if (key->cpu != fc->cpu)
 		return 0;
 	if (b->n && fc->now - b->ts0 >= fc->age)
-		submit_batch(fc->ring, key, b);
+		submit_batch(fc->ring, key, b, fc->st);
 	if (!b->n && fc->now - b->last >= fc->idle)
 		bpf_map_delete_elem(map, key);
 	return 0;
@@ -421,6 +426,7 @@ int fp_flush(struct bpf_raw_tracepoint_args *ctx)
 	fc.ring = cpu_ring();
 	if (!fc.ring)
 		return 0;
+	fc.st = st;
 	fc.now = bpf_ktime_get_ns();
 	fc.age = ctx->args[0];
 	fc.idle = ctx->args[1];

@@ -104,6 +104,8 @@ struct capture {
 	uint64_t batch_age_ns;
 	int64_t mono_to_real;		/* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
 	uint64_t last_flush;		/* CLOCK_MONOTONIC of the last age flush */
+	uint64_t last_sweep;		/* ... and of the last flush of all CPUs */
+	void *state_buf;		/* ncpu struct fp_cpu_state */
 	uint64_t user[CAPTURE_C_COUNT];	/* userspace counters */
 	capture_pkt_fn on_pkt;
 	void *on_pkt_ctx;
@@ -162,6 +164,10 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* libbpf's messages through the one logging module, at debug level (our own
+ * error line says what failed). */
+static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
 	char line[512];
@@ -283,15 +289,28 @@ bad:
 
 /* ---- flush (batches design) ---------------------------------------------- */
 
-static int run_flush(struct capture *c, uint64_t age_ns)
+/*
+ * Run the flush program on each CPU that holds pairs (all CPUs when `all`:
+ * idle empty entries are deleted then too).  The program walks the whole
+ * flow map (about 40 ns per bucket), so CPUs without pending pairs are
+ * skipped by reading their `pending` count first.
+ */
+static int run_flush(struct capture *c, uint64_t age_ns, bool all)
 {
 	uint64_t args[2] = { age_ns, FP_IDLE_NS };
 	int fd = bpf_program__fd(c->skel->progs.fp_flush);
+	int sfd = bpf_map__fd(c->skel->maps.cpu_state);
+	struct fp_cpu_state *st = c->state_buf;
+	uint32_t zero = 0;
 	int cpu, tries, err;
 
 	if (c->design != CAPTURE_BATCHES)
 		return 0;
+	if (bpf_map_lookup_elem(sfd, &zero, st))
+		all = true;
 	for (cpu = 0; cpu < c->ncpu; cpu++) {
+		if (!all && !st[cpu].pending)
+			continue;
 		for (tries = 0; tries < 100; tries++) {
 			LIBBPF_OPTS(bpf_test_run_opts, o, .ctx_in = args, .ctx_size_in = sizeof(args),
 				    .flags = BPF_F_TEST_RUN_ON_CPU, .cpu = (uint32_t)cpu);
@@ -311,7 +330,7 @@ static int run_flush(struct capture *c, uint64_t age_ns)
 
 int capture_flush(struct capture *c)
 {
-	return run_flush(c, 0);
+	return run_flush(c, 0, false);
 }
 
 /* ---- open / attach ------------------------------------------------------- */
@@ -599,6 +618,12 @@ struct capture *capture_open(const struct capture_config *cfg, char *err, size_t
 		e = c->ncpu;
 		goto fail;
 	}
+	c->state_buf = calloc((size_t)c->ncpu, sizeof(struct fp_cpu_state));
+	if (!c->state_buf) {
+		seterr(err, errlen, "out of memory");
+		e = -ENOMEM;
+		goto fail;
+	}
 	c->skel = capture_bpf__open();
 	if (!c->skel) {
 		e = -errno;
@@ -652,7 +677,7 @@ struct capture *capture_open(const struct capture_config *cfg, char *err, size_t
 			 c->design == CAPTURE_BATCHES ? "batches" : "records");
 	}
 	update_clock_offset(c);
-	c->last_flush = clock_ns(CLOCK_MONOTONIC);
+	c->last_flush = c->last_sweep = clock_ns(CLOCK_MONOTONIC);
 	return c;
 fail:
 	capture_close(c);
@@ -684,10 +709,14 @@ int capture_poll(struct capture *c, int timeout_ms, capture_pkt_fn on_pkt, void 
 			timeout_ms = half;
 		now = clock_ns(CLOCK_MONOTONIC);
 		if (now - c->last_flush >= c->batch_age_ns / 2) {
-			e = run_flush(c, c->batch_age_ns);
+			bool sweep = now - c->last_sweep >= FP_IDLE_NS;
+
+			e = run_flush(c, c->batch_age_ns, sweep);
 			if (e)
 				return e;
 			c->last_flush = now;
+			if (sweep)
+				c->last_sweep = now;
 		}
 	}
 	if (timeout_ms != 0) {
@@ -766,6 +795,7 @@ void capture_close(struct capture *c)
 	}
 	free(c->rctx);
 	free(c->ring_fds);
+	free(c->state_buf);
 	capture_bpf__destroy(c->skel);
 	free(c);
 }

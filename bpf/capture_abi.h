@@ -142,7 +142,8 @@ struct fp_cpu_state {
 	__u32 next_slot;	/* records: next slot number (monotonic, wraps) */
 	__u32 busy;		/* batches: a datapath program is modifying a batch */
 	__u32 flushing;		/* batches: the flush program is running */
-	__u32 pad;
+	__u32 pending;		/* batches: entries of this CPU holding pairs
+				 * (userspace flushes only CPUs with some) */
 };
 
 /* Flush program (raw_tp, run with BPF_F_TEST_RUN_ON_CPU): ctx args[0] =

@@ -204,7 +204,8 @@ int main(int argc, char **argv)
 			"MAX_FRAMES MAX_FILES PATH...\n");
 		return 2;
 	}
-	H.c = h_open(strcmp(argv[a], "batches") ? CAPTURE_RECORDS : CAPTURE_BATCHES, 0, 0);
+	/* A small flow map: every frame is flushed, and a flush walks the map. */
+	H.c = h_open(strcmp(argv[a], "batches") ? CAPTURE_RECORDS : CAPTURE_BATCHES, 0, 4096);
 	if (!H.c)
 		return 1;
 	max_frames = strtoul(argv[a + 1], NULL, 10);
