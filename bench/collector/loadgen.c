@@ -304,7 +304,7 @@ static const struct argp_option options[] = {
 	{ "token", 'k', "TOKEN", 0, "access token", 0 },
 	{ "batches", 'b', "N", 0, "batches to send (default 1000)", 0 },
 	{ "per-batch", 'm', "M", 0, "verdicts per batch (default 500)", 0 },
-	{ "inflight", 'w', "W", 0, "batches sent but not yet acknowledged, at most (default 32)", 0 },
+	{ "inflight", 'w', "W", 0, "batches sent but not yet acknowledged, at most (default 64, as an agent's queue)", 0 },
 	{ "agent-id", 'a', "ID", 0, "agent_id (default loadgen)", 0 },
 	{ "run-id", 'r', "N", 0, "run_id (default: now)", 0 },
 	{ "ca", 1000, "PEM", 0, "TLS: the server's CA", 0 },
@@ -360,7 +360,7 @@ int main(int argc, char **argv)
 	g.o.agent_id = "loadgen";
 	g.o.batches = 1000;
 	g.o.per_batch = 500;
-	g.o.inflight = 32;
+	g.o.inflight = 64;
 	g.o.run_id = (uint64_t)time(NULL) * 1000000000ull;
 	g.status = -1;
 	argp_parse(&argp, argc, argv, 0, NULL, &g.o);

@@ -95,13 +95,16 @@ def main():
         shutil.rmtree(disk, ignore_errors=True)
         shutil.rmtree(shm, ignore_errors=True)
     print("flowpic-collector: verdicts stored per second (batches of 500, one collector thread)")
-    print("%-15s %-27s %9s %7s %11s %8s %14s %8s" % ("client", "store", "verdicts", "wall s",
-          "verdicts/s", "coll. s", "verdicts/CPU-s", "vs goal"))
+    print("%-15s %-27s %8s %6s %10s %7s %10s %6s %6s" % (
+        "client", "store", "verdicts", "wall s", "verdicts/s", "coll.s", "per core/s", "wall",
+        "core"))
     for client, store, n, wall, rate, cpu, per_cpu in rows:
-        print("%-15s %-27s %9d %7.2f %11.0f %8.2f %14.0f %7.2fx" % (
-            client, store, n, wall, rate, cpu, per_cpu, rate / GOAL))
-    print("goal (baseline): %d verdicts/s into SQLite on one core; 'vs goal' = verdicts/s / goal"
-          % GOAL)
+        print("%-15s %-27s %8d %6.2f %10.0f %7.2f %10.0f %5.2fx %5.2fx" % (
+            client, store, n, wall, rate, cpu, per_cpu, rate / GOAL, per_cpu / GOAL))
+    print("baseline = the goal, %d verdicts/s into SQLite on one core.  verdicts/s: stored / "
+          "wall time;\nper core/s: stored / the collector's CPU time (user+sys), what one "
+          "core sustains\nwhen the collector is not kept waiting (shared machine).  The last "
+          "two columns: / goal." % GOAL)
 
 
 if __name__ == "__main__":
