@@ -480,11 +480,40 @@ static void expire_idle(struct flow_table *ft)
 	}
 }
 
+/* Note when flow_blocks_advance() or close_due_blocks() must next run. */
+static void next_event(const struct flow_config *c, struct flow *f)
+{
+	f->next_event_ns = f->next_block * c->hop_ns;
+	if (f->nopen && f->open[0].start_t + c->window_ns < f->next_event_ns)
+		f->next_event_ns = f->open[0].start_t + c->window_ns;
+}
+
+/* Hand out the blocks whose window has passed by now, without waiting for
+ * the flow's next packet (live capture: a verdict on time for a flow that
+ * went quiet).  A packet that later arrives for such a block, timed before
+ * now, is counted as late (flow_stats.samples_late). */
+static void close_due_blocks(struct flow_table *ft)
+{
+	uint32_t idx;
+
+	for (idx = ft->lru_head; idx != NONE; idx = ft->flows[idx].lru_next) {
+		struct flow *f = &ft->flows[idx];
+		uint64_t t = flow_time(f, ft->now_ns);
+
+		if (!f->nopen || f->open[0].start_t + ft->cfg.window_ns > t)
+			continue;
+		while (f->nopen && f->open[0].start_t + ft->cfg.window_ns <= t)
+			block_emit_oldest(ft, f, true);
+		next_event(&ft->cfg, f);
+	}
+}
+
 void flow_table_advance(struct flow_table *ft, uint64_t now_ns)
 {
 	if (now_ns > ft->now_ns)
 		ft->now_ns = now_ns;
 	expire_idle(ft);
+	close_due_blocks(ft);
 }
 
 void flow_table_flush(struct flow_table *ft)
@@ -562,9 +591,7 @@ static void flow_blocks_advance(struct flow_table *ft, struct flow *f, uint64_t 
 		b->head = b->tail = NONE;
 		f->next_block = k + 1;
 	}
-	f->next_event_ns = f->next_block * c->hop_ns;
-	if (f->nopen && f->open[0].start_t + c->window_ns < f->next_event_ns)
-		f->next_event_ns = f->open[0].start_t + c->window_ns;
+	next_event(c, f);
 }
 
 /*
@@ -587,14 +614,18 @@ static void flow_sample(struct flow_table *ft, struct flow *f, uint64_t t, uint3
 {
 	const struct flow_config *c = &ft->cfg;
 	uint32_t y = flowpic_ybin(size, c->res);
-	int i, lost = 0;
+	int i, lost = 0, binned = 0;
 
 	if (t >= f->next_event_ns)
 		flow_blocks_advance(ft, f, t);
 	for (i = 0; i < f->nopen; i++) {
 		struct block *b = &f->open[i];
-		uint32_t x = block_col(c, b, t - b->start_t);
+		uint32_t x;
 
+		if (t < b->start_t)
+			break;	/* open blocks are in time order: none after holds t */
+		binned = 1;
+		x = block_col(c, b, t - b->start_t);
 		if (block_count(ft, b, x, y, dir)) {
 			b->cells_refused++;
 			lost = 1;
@@ -603,7 +634,10 @@ static void flow_sample(struct flow_table *ft, struct flow *f, uint64_t t, uint3
 		b->samples[dir]++;
 		b->bytes[dir] = b->bytes[dir] + size < b->bytes[dir] ? UINT32_MAX : b->bytes[dir] + size;
 	}
-	if (lost) {
+	if (!binned) {
+		/* Its block was handed out early by flow_table_advance(). */
+		ft->stats.samples_late++;
+	} else if (lost) {
 		f->cells_refused++;
 		ft->stats.cells_refused++;
 	} else {

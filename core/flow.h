@@ -152,6 +152,7 @@ struct flow_stats {
 	uint64_t cells_in_use_max;	/* most cells reserved at once (chunks of CELL_CHUNK_CELLS) */
 	uint64_t blocks_empty;	/* blocks not handed out: every sample refused (cell pool) */
 	uint64_t aug_dropped;	/* samples dropped by augmentation (on purpose) */
+	uint64_t samples_late;	/* arrived for a block flow_table_advance() had handed out */
 };
 
 /* NULL and errno set (EINVAL bad config, ENOMEM) on failure. */
@@ -161,7 +162,8 @@ void flow_table_free(struct flow_table *ft);
 /* Account one packet.  Returns SKIP_NONE or SKIP_FLOW_TABLE_FULL. */
 enum skip_reason flow_table_add(struct flow_table *ft, const struct pkt *p);
 
-/* Move capture time on without a packet (live use): ends idle flows. */
+/* Move capture time on without a packet (live use): ends idle flows and
+ * hands out the blocks whose window has passed. */
 void flow_table_advance(struct flow_table *ft, uint64_t now_ns);
 
 /* End every flow (end of input), handing out their open blocks. */

@@ -303,6 +303,48 @@ static void test_overlapping_blocks(void **state)
 	flow_table_free(ft);
 }
 
+/* Live: flow_table_advance() hands out a block once its window has passed,
+ * without a packet; a packet timed inside that block that arrives afterwards
+ * is counted late, and later packets go into the next block as usual. */
+static void test_advance_closes_due_blocks(void **state)
+{
+	struct flow_events ev = { on_block, on_end, NULL };
+	struct flow_config cfg;
+	struct flow_table *ft;
+	struct seen s;
+	int i;
+
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	ev.ctx = &s;
+	flow_config_default(&cfg);
+	cfg.idle_timeout_ns = 300 * SEC;
+	ft = flow_table_new(&cfg, &ev);
+	assert_non_null(ft);
+	for (i = 0; i < 50; i++)
+		add(ft, mk(T0 + (uint64_t)i * SEC / 50, 1, 1, 2, 2, 100));
+	flow_table_advance(ft, T0 + 59 * SEC);
+	assert_int_equal(s.nblocks, 0);
+	flow_table_advance(ft, T0 + 61 * SEC);
+	assert_int_equal(s.nblocks, 1);
+	assert_true(s.blocks[0].b.complete);
+	assert_int_equal(block_samples(&s.blocks[0].b), 50);
+	assert_int_equal(s.nflows, 0);
+	/* Captured at 59.5 s, read after the block closed: late, not drawn. */
+	add(ft, mk(T0 + 59 * SEC + SEC / 2, 1, 1, 2, 2, 100));
+	assert_int_equal(flow_table_stats(ft)->samples_late, 1);
+	add(ft, mk(T0 + 62 * SEC, 1, 1, 2, 2, 100));
+	add(ft, mk(T0 + 63 * SEC, 2, 2, 1, 1, 100));
+	flow_table_flush(ft);
+	assert_int_equal(s.nblocks, 2);
+	assert_int_equal(s.blocks[1].b.index, 1);
+	assert_int_equal(block_samples(&s.blocks[1].b), 2);
+	assert_false(s.blocks[1].b.complete);
+	assert_int_equal(flow_table_stats(ft)->samples, 52);
+	assert_int_equal(s.flows[0].packets[0] + s.flows[0].packets[1], 53);
+	flow_table_free(ft);
+}
+
 static void test_cell_pool_bound(void **state)
 {
 	struct seen s;
@@ -528,6 +570,7 @@ int main(void)
 		cmocka_unit_test(test_bin_edges),
 		cmocka_unit_test(test_saturation_across_chunks),
 		cmocka_unit_test(test_overlapping_blocks),
+		cmocka_unit_test(test_advance_closes_due_blocks),
 		cmocka_unit_test(test_cell_pool_bound),
 		cmocka_unit_test(test_reordered_time_is_clamped),
 		cmocka_unit_test(test_table_against_reference),
