@@ -72,6 +72,7 @@ struct stream {
 	struct grpc_reader rd;
 	struct ackq uncommitted, ready;
 	uint64_t batches;
+	size_t unconsumed;	/* DATA bytes read but not yet given back as window */
 };
 
 enum conn_state { CONN_TLS_HANDSHAKE, CONN_H2 };
@@ -90,6 +91,7 @@ struct conn {
 	uint64_t created_ms, last_io_ms, stuck_since_ms;
 	uint32_t events;	/* epoll mask registered */
 	size_t acks_waiting;	/* ready acks of all streams */
+	size_t unconsumed;	/* sum of the streams' unconsumed */
 	bool closing, dirty, logged_h2_error, preface_done;
 };
 
@@ -219,6 +221,7 @@ static void stream_free(struct stream *st)
 	if (st->next_in_conn)
 		st->next_in_conn->prev_in_conn = st->prev_in_conn;
 	c->acks_waiting -= ackq_count(&st->ready);
+	c->unconsumed -= st->unconsumed;
 	grpc_reader_free(&st->rd);
 	ackq_free(&st->uncommitted);
 	ackq_free(&st->ready);
@@ -538,19 +541,35 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *user
 	return 0;
 }
 
+static bool conn_backlogged(const struct conn *c);
+
 static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t *data,
 			 size_t len, void *user)
 {
 	struct stream *st = nghttp2_session_get_stream_user_data(h2, id);
+	struct conn *c = user;
 	int err;
 
 	(void)flags;
-	(void)user;
-	if (!st || st->failed || !st->started)
-		return 0; /* a refused call's body is read and dropped */
-	err = grpc_reader_feed(&st->rd, data, len, on_message, st);
-	if (err)
-		frame_error(st, err);
+	if (!st) {
+		nghttp2_session_consume_connection(h2, len);
+		return 0;
+	}
+	/* A refused call's body is read and dropped. */
+	if (!st->failed && st->started) {
+		err = grpc_reader_feed(&st->rd, data, len, on_message, st);
+		if (err)
+			frame_error(st, err);
+	}
+	/* Flow control is the back-pressure: while the peer leaves its acks
+	 * unread, the window it used is not given back, so it must stop
+	 * sending; we keep reading (its WINDOW_UPDATEs, PINGs). */
+	if (conn_backlogged(c)) {
+		st->unconsumed += len;
+		c->unconsumed += len;
+	} else {
+		nghttp2_session_consume(h2, id, len);
+	}
 	return 0;
 }
 
@@ -587,6 +606,11 @@ static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t code, void 
 
 	if (!st)
 		return 0;
+	if (st->unconsumed) {
+		nghttp2_session_consume_connection(h2, st->unconsumed);
+		c->unconsumed -= st->unconsumed;
+		st->unconsumed = 0;
+	}
 	if (st->trailers_sent && st->status == GRPC_STATUS_OK)
 		c->srv->k.streams_ok++;
 	else if (!st->trailers_sent && code != NGHTTP2_NO_ERROR)
@@ -728,6 +752,8 @@ static int out_append(struct conn *c, const uint8_t *p, size_t n)
 
 /* Everything nghttp2 wants to send, as far as the socket takes it.
  * 0 ok (maybe blocked), -1 the connection must close. */
+static void release_windows(struct conn *c);
+
 static int conn_flush(struct conn *c)
 {
 	uint64_t t = now_ms();
@@ -737,6 +763,7 @@ static int conn_flush(struct conn *c)
 		const uint8_t *p;
 		ssize_t n, w;
 
+		release_windows(c);
 		if (c->out_off < c->out_len) {
 			w = conn_write(c, c->out + c->out_off, c->out_len - c->out_off);
 			if (w < 0) {
@@ -774,16 +801,31 @@ static int conn_flush(struct conn *c)
 	return 0;
 }
 
-/* Read side wanted unless the peer is not taking what we owe it. */
+/* The peer is not taking what we owe it: acks or bytes pile up. */
 static bool conn_backlogged(const struct conn *c)
 {
 	return c->out_len - c->out_off > OUT_MAX || c->acks_waiting > c->srv->cfg.max_pending_acks;
 }
 
+/* The backlog cleared: give the peer its window back. */
+static void release_windows(struct conn *c)
+{
+	struct stream *st;
+
+	if (!c->unconsumed || !c->h2 || conn_backlogged(c))
+		return;
+	for (st = c->streams; st; st = st->next_in_conn) {
+		if (st->unconsumed) {
+			nghttp2_session_consume(c->h2, st->id, st->unconsumed);
+			st->unconsumed = 0;
+		}
+	}
+	c->unconsumed = 0;
+}
+
 /* After I/O: close if done, else set the epoll mask; track stuck time. */
 static void conn_settle(struct conn *c)
 {
-	uint32_t ev = 0;
 	bool blocked = c->out_off < c->out_len;
 
 	if (c->state == CONN_H2 && !nghttp2_session_want_read(c->h2) &&
@@ -791,19 +833,14 @@ static void conn_settle(struct conn *c)
 		conn_close(c, "HTTP/2 session ended");
 		return;
 	}
-	if (!conn_backlogged(c))
-		ev |= EPOLLIN;
-	if (blocked)
-		ev |= EPOLLOUT;
-	if (c->ssl && c->state == CONN_H2 && SSL_want_read(c->ssl))
-		ev |= EPOLLIN;
+	/* Always read: back-pressure is the HTTP/2 window (on_data_chunk). */
+	conn_set_events(c, EPOLLIN | (blocked ? EPOLLOUT : 0));
 	if (blocked || conn_backlogged(c)) {
 		if (!c->stuck_since_ms)
 			c->stuck_since_ms = now_ms();
 	} else {
 		c->stuck_since_ms = 0;
 	}
-	conn_set_events(c, ev);
 }
 
 static int conn_start_h2(struct conn *c)
@@ -875,7 +912,7 @@ static void conn_read(struct conn *c)
 	struct server *s = c->srv;
 	size_t total = 0;
 
-	while (total < READ_BUDGET && !conn_backlogged(c)) {
+	while (total < READ_BUDGET) {
 		ssize_t n, used;
 
 		if (c->ssl) {
@@ -1155,7 +1192,7 @@ static void sweep(struct server *s)
 		cn = c->next;
 		if (c->state != CONN_H2)
 			continue;
-		if (c->ssl && SSL_has_pending(c->ssl) && !conn_backlogged(c)) {
+		if (c->ssl && SSL_has_pending(c->ssl)) {
 			conn_read(c);
 			continue;
 		}
@@ -1293,6 +1330,8 @@ struct server *server_new(const struct server_config *cfg, struct store *store, 
 	/* Bound what a peer can make us hold: header lists and reserved streams. */
 	nghttp2_option_set_max_send_header_block_length(s->h2opt, 16384);
 	nghttp2_option_set_max_reserved_remote_streams(s->h2opt, 0);
+	/* Windows are given back as acks are taken (on_data_chunk). */
+	nghttp2_option_set_no_auto_window_update(s->h2opt, 1);
 	freeaddrinfo(ai);
 	return s;
 fail:

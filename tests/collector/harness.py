@@ -302,6 +302,17 @@ def grpc_msg(body, flag=0):
     return bytes([flag]) + len(body).to_bytes(4, "big") + body
 
 
+def grpc_split(body):
+    """The messages of a gRPC byte stream (uncompressed)."""
+    out = []
+    while len(body) >= 5:
+        n = int.from_bytes(body[1:5], "big")
+        out.append(body[5:5 + n])
+        body = body[5 + n:]
+    assert not body, "trailing bytes in a gRPC stream"
+    return out
+
+
 class RawH2:
     """A cleartext HTTP/2 connection driven by hand."""
     DATA, HEADERS, RST, SETTINGS, PING, GOAWAY, WINDOW = 0, 1, 3, 4, 6, 7, 8

@@ -154,6 +154,23 @@ def main():
             pass
         assert time.time() - t0 < 5
         s.close()
+        # 8a. A client that stops taking acks for a while (window 0), then
+        # opens its window: the collector held back, resumes, loses nothing.
+        r = h.RawH2(c.address, settings=(4).to_bytes(2, "big") + (0).to_bytes(4, "big"))
+        r.open_call(token=TOKEN)
+        for i in range(20):
+            r.data(1, h.grpc_msg(h.make_batch(agent_id="pause", sequence=i + 1,
+                                              first_seq=i + 1, n=1).SerializeToString()))
+        time.sleep(0.4)
+        r.send(h.h2_frame(r.SETTINGS, 0, 0, (4).to_bytes(2, "big") + (65535).to_bytes(4, "big")))
+        r.data(1, b"", end=True)
+        seen = call_end(r)
+        body = b"".join(f[3] for f in seen if f[0] == r.DATA and f[2] == 1)
+        acks = [h.pb().Ack.FromString(m) for m in h.grpc_split(body)]
+        assert [a.sequence for a in acks] == list(range(1, 21)), acks
+        assert all(a.stored == 1 for a in acks), acks
+        assert seen[-1][0] == r.HEADERS, "no trailers"
+        r.close()
         # 8. A client that sends and never reads (window 0: no ack can reach
         # it): no longer read, then closed after --slow-timeout.
         r = h.RawH2(c.address, settings=(4).to_bytes(2, "big") + (0).to_bytes(4, "big"))
