@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# bench/bpf/run.sh - the BPF capture benchmark, one run, two tables:
+# bench/bpf/run.sh - the BPF capture benchmark, one run, three tables:
 #  1. BPF cost per packet (bpf_prog_test_run_opts, repeat) of the capture's
 #     XDP and TC programs in both designs against an empty XDP program;
-#  2. packet rate over a veth pair: trafgen (netsniff-ng) in one network
+#  2. the rings at the fastest producer this host has: the XDP program run
+#     back to back on CPU 0 (bpf_prog_test_run), the consumer on CPU 1;
+#  3. packet rate over a veth pair: trafgen (netsniff-ng) in one network
 #     namespace sends small UDP packets (60-byte frames) at fixed rates to
 #     the other, where capture_count drains the capture attached to the
 #     receiving veth; per design and rate: what was sent, what XDP saw, what
@@ -44,7 +46,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-echo "## BPF cost per packet (bpf_prog_test_run_opts, 1,000,000 runs, 60-byte UDP frame)"
+echo "## BPF cost per packet (bpf_prog_test_run_opts, 1,000,000 runs, 64-byte UDP frame)"
 echo
 "$cost_bin" 1000000
 echo
@@ -60,6 +62,12 @@ ip -n "$tx" link set "$va" up
 ip -n "$rx" link set "$vb" up
 ip -n "$tx" link set lo up
 ip -n "$rx" link set lo up
+echo "## The rings under the fastest producer here (bpf_cost --stress 3: XDP program run back to back"
+echo "## by bpf_prog_test_run on CPU 0, 256 flows; consumer draining the default 8 MiB rings on CPU 1)"
+echo
+"$cost_bin" --stress 3
+echo
+
 mac=$(ip -n "$rx" -br link show "$vb" | awk '{print $3}')
 macb=$(echo "$mac" | sed 's/^/0x/; s/:/, 0x/g')
 # 60-byte frame: Ethernet, IPv4 (total 46), UDP (length 26), 18 payload bytes.
@@ -88,7 +96,8 @@ print(d["counters"][k] if k in d["counters"] else d[k])' "$1" "$2"
 
 echo "## Packet rate over veth (trafgen -> XDP on the receiving veth; up to ${secs} s per run; capture consumer on CPU 1, trafgen on CPU 0)"
 echo
-echo "'none' = no capture attached: what veth delivers here at all (rx_packets of the receiving veth)."
+echo "received pps: packets that reached the receiving veth per second of trafgen's run ('none': no"
+echo "capture, rx_packets; else the capture's ingress_frames counter)."
 echo
 echo "| design | XDP | offered pps | received pps | seen by XDP | UDP delivered | capture losses | consumer CPU % | consumer max RSS MiB |"
 echo "|---|---|---|---|---|---|---|---|---|"
@@ -115,18 +124,13 @@ for design in none records batches; do
 			mode=$(grep -o 'XDP ingress [a-z]*' "$tmp/cap.err" | awk '{print $3}')
 		fi
 		# Bounded: n packets, or the time limit when veth cannot take them.
-		timeout -s INT $(( secs + 3 )) ip netns exec "$tx" taskset -c 0 trafgen -o "$va" \
-			-i "$tmp/udp.cfg" -n "$n" -P 1 "${rate_opt[@]}" -C >/dev/null 2>&1 &
-		gen_pid=$!
-		# The rate in the middle of the run, past trafgen's start-up.
-		sleep 1
 		rx0=$(rx_packets)
 		t0=$(date +%s.%N)
-		sleep "$(( secs > 2 ? secs - 1 : 1 ))"
-		rx1=$(rx_packets)
+		timeout -s INT $(( secs + 2 )) ip netns exec "$tx" taskset -c 0 trafgen -o "$va" \
+			-i "$tmp/udp.cfg" -n "$n" -P 1 "${rate_opt[@]}" -C >/dev/null 2>&1 || true
 		t1=$(date +%s.%N)
-		wait "$gen_pid" || true
 		sleep 0.5
+		rx1=$(rx_packets)
 		pps=$(/usr/bin/python3 -c "print('%.0f' % (($rx1-$rx0)/($t1-$t0)))")
 		if [ "$design" = none ]; then
 			echo "| none | - | $rate | $pps | - | - | - | - | - |"
@@ -143,6 +147,7 @@ for design in none records batches; do
 d=json.load(open(sys.argv[1]))
 print("%.0f" % (100*(d["cpu_user_s"]+d["cpu_sys_s"])/d["seconds"]))' "$tmp/cap.json")
 		rss=$(( $(json "$tmp/cap.json" max_rss_kib) / 1024 ))
+		pps=$(/usr/bin/python3 -c "print('%.0f' % ($seen/($t1-$t0)))")
 		echo "| $design | $mode | $rate | $pps | $seen | $deliv | $lost | $cpu | $rss |"
 	done
 done
