@@ -63,7 +63,7 @@ static const struct argp_option serve_options[] = {
 	{ "max-message", OPT_MAX_MESSAGE, "BYTES", 0, "largest gRPC message (default 4194304)", 3 },
 	{ "max-streams", OPT_MAX_STREAMS, "N", 0, "concurrent calls per connection (default 16)", 3 },
 	{ "max-connections", OPT_MAX_CONNECTIONS, "N", 0, "connections at once (default 1024)", 3 },
-	{ "max-pending-acks", OPT_MAX_PENDING_ACKS, "N", 0, "acks a connection may leave unread before it is no longer read (default 4096)", 3 },
+	{ "max-pending-acks", OPT_MAX_PENDING_ACKS, "N", 0, "acks a connection may leave unread before its HTTP/2 window is held back (default 4096)", 3 },
 	{ "idle-timeout", OPT_IDLE_TIMEOUT, "SECONDS", 0, "close a connection silent this long (default 600)", 3 },
 	{ "slow-timeout", OPT_SLOW_TIMEOUT, "SECONDS", 0, "close a client not reading its acks this long (default 30)", 3 },
 	{ "handshake-timeout", OPT_HANDSHAKE_TIMEOUT, "SECONDS", 0, "TLS handshake and HTTP/2 preface (default 10)", 3 },

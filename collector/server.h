@@ -33,7 +33,7 @@ struct server_config {
 	uint32_t max_message;		/* bytes of one gRPC message */
 	uint32_t max_streams;		/* concurrent calls per connection */
 	uint32_t max_connections;
-	uint32_t max_pending_acks;	/* per connection; beyond: stop reading it */
+	uint32_t max_pending_acks;	/* per connection; beyond: its window is held back */
 	uint64_t idle_timeout_ms;	/* no byte either way for this long: closed */
 	uint64_t slow_timeout_ms;	/* output or acks stuck for this long: closed */
 	uint64_t handshake_timeout_ms;	/* TLS handshake and HTTP/2 preface */

@@ -1,0 +1,535 @@
+// SPDX-License-Identifier: MIT
+/*
+ * call.c - one flowpic.v1.Collector/Stream call on one HTTP/2 stream: the
+ * request headers checked (method, path, content-type, token, encoding),
+ * gRPC messages reassembled and decoded into Batches for the store, one Ack
+ * per batch once its transaction committed, then the trailers with the
+ * call's grpc-status.  Also the nghttp2 callbacks that drive it.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flowpic.pb-c.h"
+#include "grpc_status.h"
+#include "log.h"
+#include "rpc_error.h"
+#include "server_int.h"
+#include "token.h"
+
+int ackq_push(struct ackq *q, const struct ack *a)
+{
+	if (q->head > 0 && q->head == q->len)
+		q->head = q->len = 0;
+	if (q->len == q->cap) {
+		size_t cap = q->cap ? q->cap * 2 : 16;
+		struct ack *na;
+
+		if (q->head > 0) { /* compact before growing */
+			memmove(q->a, q->a + q->head, (q->len - q->head) * sizeof(*q->a));
+			q->len -= q->head;
+			q->head = 0;
+			if (q->len < q->cap)
+				goto put;
+		}
+		na = realloc(q->a, cap * sizeof(*na));
+		if (!na)
+			return -1;
+		q->a = na;
+		q->cap = cap;
+	}
+put:
+	q->a[q->len++] = *a;
+	return 0;
+}
+
+size_t ackq_count(const struct ackq *q)
+{
+	return q->len - q->head;
+}
+
+static void ackq_free(struct ackq *q)
+{
+	free(q->a);
+	memset(q, 0, sizeof(*q));
+}
+
+/* ---- streams ---- */
+
+void pending_unlink(struct server *s, struct stream *st)
+{
+	if (!st->on_pending)
+		return;
+	if (st->prev_pending)
+		st->prev_pending->next_pending = st->next_pending;
+	else
+		s->pending = st->next_pending;
+	if (st->next_pending)
+		st->next_pending->prev_pending = st->prev_pending;
+	st->next_pending = st->prev_pending = NULL;
+	st->on_pending = false;
+}
+
+static void pending_link(struct server *s, struct stream *st)
+{
+	if (st->on_pending)
+		return;
+	st->prev_pending = NULL;
+	st->next_pending = s->pending;
+	if (s->pending)
+		s->pending->prev_pending = st;
+	s->pending = st;
+	st->on_pending = true;
+}
+
+void stream_free(struct stream *st)
+{
+	struct conn *c = st->c;
+
+	pending_unlink(c->srv, st);
+	if (st->prev_in_conn)
+		st->prev_in_conn->next_in_conn = st->next_in_conn;
+	else
+		c->streams = st->next_in_conn;
+	if (st->next_in_conn)
+		st->next_in_conn->prev_in_conn = st->prev_in_conn;
+	c->acks_waiting -= ackq_count(&st->ready);
+	c->unconsumed -= st->unconsumed;
+	grpc_reader_free(&st->rd);
+	ackq_free(&st->uncommitted);
+	ackq_free(&st->ready);
+	free(st);
+}
+
+void stream_wake(struct stream *st)
+{
+	if (st->deferred && st->started) {
+		st->deferred = false;
+		nghttp2_session_resume_data(st->c->h2, st->id);
+	}
+	st->c->dirty = true;
+}
+
+/* Decide the call's status; the data provider sends the trailers once the
+ * acks already earned are out.  The first status wins. */
+void stream_fail(struct stream *st, int status, uint64_t *counter, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (st->failed)
+		return;
+	st->failed = true;
+	st->status = status;
+	va_start(ap, fmt);
+	vsnprintf(st->message, sizeof(st->message), fmt, ap);
+	va_end(ap);
+	if (counter)
+		(*counter)++;
+	log_warn("%s: stream %d: %s: ending the call with %s", st->c->peer, st->id, st->message,
+		 grpc_status_name(status));
+	stream_wake(st);
+}
+
+/* ---- the gRPC call ---- */
+
+static int on_message(void *ctx, const uint8_t *msg, size_t len)
+{
+	struct stream *st = ctx;
+	struct server *s = st->c->srv;
+	Flowpic__V1__Batch *b;
+	char err[512];
+	struct ack a;
+	size_t idx;
+
+	b = flowpic__v1__batch__unpack(NULL, len, msg);
+	if (!b) {
+		stream_fail(st, GRPC_STATUS_INVALID_ARGUMENT, &s->k.err_bad_protobuf,
+			    "batch %" PRIu64 " of the call: malformed protobuf Batch (%zu bytes)",
+			    st->batches + 1, len);
+		return -1;
+	}
+	if (!b->agent || !b->agent->agent_id || !*b->agent->agent_id) {
+		stream_fail(st, GRPC_STATUS_INVALID_ARGUMENT, &s->k.err_bad_batch,
+			    "batch sequence %" PRIu64 ": no agent.agent_id (a verdict's identity needs it)",
+			    b->sequence);
+		flowpic__v1__batch__free_unpacked(b, NULL);
+		return -1;
+	}
+	if (!store_in_txn(s->store))
+		s->txn_start_ms = now_ms();
+	if (store_put_batch(s->store, b, wall_ns(), &idx, err, sizeof(err))) {
+		struct stream *p, *next;
+
+		/* The transaction is gone: every batch waiting for it is lost,
+		 * so every call with such a batch ends UNAVAILABLE (the agents
+		 * resend what was not acknowledged). */
+		log_error("%s", err);
+		s->k.err_store++;
+		stream_fail(st, GRPC_STATUS_UNAVAILABLE, NULL, "store failed: %s", err);
+		for (p = s->pending; p; p = next) {
+			next = p->next_pending;
+			p->uncommitted.len = p->uncommitted.head = 0;
+			stream_fail(p, GRPC_STATUS_UNAVAILABLE, NULL, "store failed: %s", err);
+			pending_unlink(s, p);
+		}
+		s->txn_verdicts = 0;
+		flowpic__v1__batch__free_unpacked(b, NULL);
+		return -1;
+	}
+	st->batches++;
+	s->k.batches++;
+	s->k.verdicts_received += b->n_verdicts;
+	s->txn_verdicts += b->n_verdicts;
+	memset(&a, 0, sizeof(a));
+	a.sequence = b->sequence;
+	a.txn_idx = idx;
+	flowpic__v1__batch__free_unpacked(b, NULL);
+	if (ackq_push(&st->uncommitted, &a)) {
+		stream_fail(st, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL, "out of memory queueing an ack");
+		return -1;
+	}
+	pending_link(s, st);
+	return 0;
+}
+
+static ssize_t data_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t length,
+			 uint32_t *flags, nghttp2_data_source *src, void *user)
+{
+	struct stream *st = src->ptr;
+	struct conn *c = user;
+	size_t n = 0;
+
+	(void)id;
+	while (ackq_count(&st->ready) && n + ACK_MAX_LEN <= length) {
+		struct ack *a = &st->ready.a[st->ready.head];
+		Flowpic__V1__Ack m = FLOWPIC__V1__ACK__INIT;
+		size_t sz;
+
+		m.sequence = a->sequence;
+		m.stored = a->stored;
+		m.duplicates = a->duplicates;
+		m.rejected = a->rejected;
+		sz = flowpic__v1__ack__get_packed_size(&m);
+		grpc_frame_prefix(buf + n, (uint32_t)sz);
+		flowpic__v1__ack__pack(&m, buf + n + GRPC_PREFIX_LEN);
+		n += GRPC_PREFIX_LEN + sz;
+		st->ready.head++;
+		c->acks_waiting--;
+		c->srv->k.acks_sent++;
+	}
+	if (n)
+		return (ssize_t)n;
+	if ((st->failed || st->client_done) && !ackq_count(&st->uncommitted)) {
+		char msg[sizeof(st->message) * 3 + 1], code[12];
+		nghttp2_nv tr[2];
+		size_t ntr = 1;
+
+		if (!st->failed)
+			st->status = GRPC_STATUS_OK;
+		snprintf(code, sizeof(code), "%d", st->status);
+		tr[0] = (nghttp2_nv){ (uint8_t *)GRPC_HDR_STATUS, (uint8_t *)code,
+				      sizeof(GRPC_HDR_STATUS) - 1, strlen(code),
+				      NGHTTP2_NV_FLAG_NONE };
+		if (st->status != GRPC_STATUS_OK) {
+			grpc_message_encode(st->message, msg, sizeof(msg));
+			tr[1] = (nghttp2_nv){ (uint8_t *)GRPC_HDR_MESSAGE, (uint8_t *)msg,
+					      sizeof(GRPC_HDR_MESSAGE) - 1, strlen(msg),
+					      NGHTTP2_NV_FLAG_NONE };
+			ntr = 2;
+		}
+		/* nghttp2 copies the trailer fields. */
+		if (nghttp2_submit_trailer(h2, st->id, tr, ntr) == 0) {
+			*flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+			st->trailers_sent = true;
+			return 0;
+		}
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	}
+	st->deferred = true;
+	return NGHTTP2_ERR_DEFERRED;
+}
+
+/* The request headers are complete: check them and answer with the
+ * response headers; the body (acks, then trailers) comes from data_read. */
+static void stream_start(struct stream *st)
+{
+	struct server *s = st->c->srv;
+	nghttp2_data_provider dp = { .source.ptr = st, .read_callback = data_read };
+	nghttp2_nv hdrs[3];
+	const char *code = "200";
+
+	if (!st->method_post || !st->path_seen)
+		code = "405";
+	else if (!st->ct_ok)
+		code = "415"; /* the gRPC spec's answer to a non-gRPC content-type */
+	if (strcmp(code, "200")) {
+		nghttp2_nv h = { (uint8_t *)":status", (uint8_t *)code, 7, 3, NGHTTP2_NV_FLAG_NONE };
+
+		s->k.err_bad_request++;
+		st->failed = true;
+		log_warn("%s: stream %d: not a gRPC request (method, path or content-type): HTTP %s",
+			 st->c->peer, st->id, code);
+		nghttp2_submit_response(st->c->h2, st->id, &h, 1, NULL);
+		st->c->dirty = true;
+		return;
+	}
+	hdrs[0] = (nghttp2_nv){ (uint8_t *)":status", (uint8_t *)"200", 7, 3, NGHTTP2_NV_FLAG_NONE };
+	hdrs[1] = (nghttp2_nv){ (uint8_t *)"content-type", (uint8_t *)GRPC_CONTENT_TYPE, 12,
+				sizeof(GRPC_CONTENT_TYPE) - 1, NGHTTP2_NV_FLAG_NONE };
+	hdrs[2] = (nghttp2_nv){ (uint8_t *)GRPC_HDR_ACCEPT_ENCODING, (uint8_t *)"identity",
+				sizeof(GRPC_HDR_ACCEPT_ENCODING) - 1, 8, NGHTTP2_NV_FLAG_NONE };
+	if (nghttp2_submit_response(st->c->h2, st->id, hdrs, 3, &dp)) {
+		nghttp2_submit_rst_stream(st->c->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+		st->failed = true;
+		return;
+	}
+	st->started = true;
+	s->k.streams_opened++;
+	if (!st->path_ok)
+		stream_fail(st, GRPC_STATUS_UNIMPLEMENTED, &s->k.err_unknown_method,
+			    "unknown method %s (this server has " COLLECTOR_PATH ")", st->path);
+	else if (!st->auth_ok)
+		stream_fail(st, GRPC_STATUS_UNAUTHENTICATED, &s->k.err_unauthenticated,
+			    "missing or wrong access token (authorization: Bearer ...)");
+	else if (st->encoding_bad)
+		stream_fail(st, GRPC_STATUS_UNIMPLEMENTED, &s->k.err_compressed,
+			    "grpc-encoding other than identity: no compression is supported");
+	st->c->dirty = true;
+}
+
+static void frame_error(struct stream *st, int err)
+{
+	struct server *s = st->c->srv;
+	uint64_t *counter = &s->k.err_grpc_frame;
+	int status = GRPC_STATUS_INTERNAL;
+
+	if (err == GRPC_FRAME_E_CALLBACK)
+		return; /* on_message decided */
+	if (err == GRPC_FRAME_E_TOO_BIG) {
+		counter = &s->k.err_message_too_big;
+		status = GRPC_STATUS_RESOURCE_EXHAUSTED;
+	} else if (err == GRPC_FRAME_E_COMPRESSED) {
+		counter = &s->k.err_compressed;
+		status = GRPC_STATUS_UNIMPLEMENTED;
+	} else if (err == GRPC_FRAME_E_TRUNCATED) {
+		counter = &s->k.err_truncated;
+	}
+	if (err == GRPC_FRAME_E_TOO_BIG)
+		stream_fail(st, status, counter, "%s (%u bytes)", rpc_strerror(err),
+			    s->cfg.max_message);
+	else
+		stream_fail(st, status, counter, "%s", rpc_strerror(err));
+}
+
+/* ---- nghttp2 callbacks ---- */
+
+static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *user)
+{
+	struct conn *c = user;
+	struct stream *st;
+
+	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	st->c = c;
+	st->id = f->hd.stream_id;
+	st->auth_ok = c->srv->cfg.token == NULL;
+	grpc_reader_init(&st->rd, c->srv->cfg.max_message);
+	st->next_in_conn = c->streams;
+	if (c->streams)
+		c->streams->prev_in_conn = st;
+	c->streams = st;
+	nghttp2_session_set_stream_user_data(h2, st->id, st);
+	return 0;
+}
+
+static bool hdr_is(const uint8_t *name, size_t len, const char *want)
+{
+	return len == strlen(want) && !memcmp(name, want, len);
+}
+
+static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name,
+		     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+		     void *user)
+{
+	struct conn *c = user;
+	struct stream *st;
+
+	(void)flags;
+	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	st = nghttp2_session_get_stream_user_data(h2, f->hd.stream_id);
+	if (!st)
+		return 0;
+	if (hdr_is(name, namelen, ":method")) {
+		st->method_post = valuelen == 4 && !memcmp(value, "POST", 4);
+	} else if (hdr_is(name, namelen, ":path")) {
+		size_t n = valuelen < sizeof(st->path) - 1 ? valuelen : sizeof(st->path) - 1;
+		size_t i;
+
+		st->path_seen = true;
+		st->path_ok = hdr_is(value, valuelen, COLLECTOR_PATH);
+		memcpy(st->path, value, n);
+		st->path[n] = '\0';
+		for (i = 0; i < n; i++) /* the path goes into a log line */
+			if ((unsigned char)st->path[i] < 0x21 || (unsigned char)st->path[i] > 0x7e)
+				st->path[i] = '?';
+	} else if (hdr_is(name, namelen, "content-type")) {
+		/* "application/grpc", "application/grpc+proto", "application/grpc;..." */
+		st->ct_ok = valuelen >= 16 && !memcmp(value, GRPC_CONTENT_TYPE, 16) &&
+			    (valuelen == 16 || value[16] == '+' || value[16] == ';');
+	} else if (hdr_is(name, namelen, GRPC_HDR_AUTHORIZATION)) {
+		if (c->srv->cfg.token)
+			st->auth_ok = rpc_token_check(c->srv->cfg.token, (const char *)value, valuelen);
+	} else if (hdr_is(name, namelen, GRPC_HDR_ENCODING)) {
+		st->encoding_bad = !hdr_is(value, valuelen, "identity");
+	}
+	return 0;
+}
+
+static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *user)
+{
+	struct conn *c = user;
+	struct stream *st;
+	int err;
+
+	c->preface_done = true;
+	if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
+		return 0;
+	st = nghttp2_session_get_stream_user_data(h2, f->hd.stream_id);
+	if (!st)
+		return 0;
+	if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST)
+		stream_start(st);
+	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+		st->client_done = true;
+		if (!st->failed && (err = grpc_reader_finish(&st->rd)) != 0)
+			frame_error(st, err);
+		stream_wake(st);
+	}
+	return 0;
+}
+
+static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t *data,
+			 size_t len, void *user)
+{
+	struct stream *st = nghttp2_session_get_stream_user_data(h2, id);
+	struct conn *c = user;
+	int err;
+
+	(void)flags;
+	if (!st) {
+		nghttp2_session_consume_connection(h2, len);
+		return 0;
+	}
+	/* A refused call's body is read and dropped. */
+	if (!st->failed && st->started) {
+		err = grpc_reader_feed(&st->rd, data, len, on_message, st);
+		if (err)
+			frame_error(st, err);
+	}
+	/* Flow control is the back-pressure: while the peer leaves its acks
+	 * unread, the window it used is not given back, so it must stop
+	 * sending; we keep reading (its WINDOW_UPDATEs, PINGs). */
+	if (conn_backlogged(c)) {
+		st->unconsumed += len;
+		c->unconsumed += len;
+	} else {
+		nghttp2_session_consume(h2, id, len);
+	}
+	return 0;
+}
+
+static int on_frame_send(nghttp2_session *h2, const nghttp2_frame *f, void *user)
+{
+	struct stream *st;
+
+	/* nghttp2 found a connection error itself (some, like a bad frame
+	 * size, reach no other callback): its GOAWAY says which. */
+	if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code != NGHTTP2_NO_ERROR) {
+		char what[96];
+
+		snprintf(what, sizeof(what), "answered with GOAWAY %s",
+			 nghttp2_http2_strerror(f->goaway.error_code));
+		h2_error(user, what);
+		return 0;
+	}
+	if (f->hd.type != NGHTTP2_HEADERS || !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+		return 0;
+	st = nghttp2_session_get_stream_user_data(h2, f->hd.stream_id);
+	/* The response is complete but the client still sends: tell it to stop
+	 * (RFC 9113 8.1: RST_STREAM with NO_ERROR). */
+	if (st && !st->client_done)
+		nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
+	return 0;
+}
+
+static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t code, void *user)
+{
+	struct conn *c = user;
+	struct stream *st = nghttp2_session_get_stream_user_data(h2, id);
+
+	if (!st)
+		return 0;
+	if (st->unconsumed) {
+		nghttp2_session_consume_connection(h2, st->unconsumed);
+		c->unconsumed -= st->unconsumed;
+		st->unconsumed = 0;
+	}
+	if (st->trailers_sent && st->status == GRPC_STATUS_OK)
+		c->srv->k.streams_ok++;
+	else if (!st->trailers_sent && code != NGHTTP2_NO_ERROR)
+		c->srv->k.streams_reset_by_peer++;
+	nghttp2_session_set_stream_user_data(h2, id, NULL);
+	stream_free(st);
+	return 0;
+}
+
+/* Counted once per connection: err_http2_protocol is the number of
+ * connections that sent malformed HTTP/2; each is logged once. */
+void h2_error(struct conn *c, const char *what)
+{
+	if (c->logged_h2_error)
+		return;
+	c->logged_h2_error = true;
+	c->srv->k.err_http2_protocol++;
+	log_warn("%s: malformed HTTP/2 (%s)", c->peer, what);
+}
+
+static int on_invalid_frame(nghttp2_session *h2, const nghttp2_frame *f, int lib_err, void *user)
+{
+	char what[160];
+
+	(void)h2;
+	snprintf(what, sizeof(what), "invalid frame of type %u on stream %d: %s", f->hd.type,
+		 f->hd.stream_id, nghttp2_strerror(lib_err));
+	h2_error(user, what);
+	return 0;
+}
+
+static int on_h2_error(nghttp2_session *h2, int lib_err, const char *msg, size_t len, void *user)
+{
+	char what[200];
+
+	(void)h2;
+	snprintf(what, sizeof(what), "%.*s [%s]", (int)(len < 150 ? len : 150), msg,
+		 nghttp2_strerror(lib_err));
+	h2_error(user, what);
+	return 0;
+}
+
+void call_set_callbacks(nghttp2_session_callbacks *cbs)
+{
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+	nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, on_invalid_frame);
+	nghttp2_session_callbacks_set_error_callback2(cbs, on_h2_error);
+}

@@ -1,0 +1,449 @@
+// SPDX-License-Identifier: MIT
+/*
+ * conn.c - one agent connection: a non-blocking socket, TLS (OpenSSL, ALPN
+ * h2) or cleartext, an nghttp2 server session fed from memory buffers,
+ * output buffered while the socket is full, back-pressure through HTTP/2
+ * flow control, and the one place a connection is closed.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "log.h"
+#include "server_int.h"
+#include "tls.h"
+
+/* ---- connections ---- */
+
+static void conn_set_events(struct conn *c, uint32_t ev)
+{
+	struct epoll_event e = { .events = ev, .data.ptr = c };
+
+	if (ev == c->events)
+		return;
+	if (epoll_ctl(c->srv->ep, EPOLL_CTL_MOD, c->fd, &e) == 0)
+		c->events = ev;
+}
+
+void conn_close(struct conn *c, const char *why)
+{
+	struct server *s = c->srv;
+
+	if (why)
+		log_info("%s: connection closed: %s", c->peer, why);
+	while (c->streams) {
+		if (c->h2)
+			nghttp2_session_set_stream_user_data(c->h2, c->streams->id, NULL);
+		stream_free(c->streams);
+	}
+	if (c->h2)
+		nghttp2_session_del(c->h2);
+	if (c->ssl) {
+		if (c->state == CONN_H2)
+			SSL_shutdown(c->ssl);
+		SSL_free(c->ssl);
+	}
+	epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	free(c->out);
+	free(c);
+	s->nconns--;
+	s->k.connections_open--;
+	s->k.connections_closed++;
+}
+
+/* Raw write: bytes written, 0 would block, -1 error. */
+static ssize_t conn_write(struct conn *c, const uint8_t *p, size_t n)
+{
+	if (c->ssl) {
+		int r;
+
+		ERR_clear_error();
+		r = SSL_write(c->ssl, p, (int)(n > INT32_MAX ? INT32_MAX : n));
+		if (r > 0)
+			return r;
+		r = SSL_get_error(c->ssl, r);
+		return r == SSL_ERROR_WANT_WRITE || r == SSL_ERROR_WANT_READ ? 0 : -1;
+	}
+	for (;;) {
+		ssize_t r = send(c->fd, p, n, MSG_NOSIGNAL);
+
+		if (r >= 0)
+			return r;
+		if (errno == EINTR)
+			continue;
+		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+	}
+}
+
+static int out_append(struct conn *c, const uint8_t *p, size_t n)
+{
+	if (c->out_off > 0 && c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	if (c->out_len + n > c->out_cap) {
+		size_t cap = c->out_cap ? c->out_cap : 16384;
+		uint8_t *nb;
+
+		if (c->out_off) {
+			memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+			c->out_len -= c->out_off;
+			c->out_off = 0;
+		}
+		while (cap < c->out_len + n)
+			cap *= 2;
+		if (cap != c->out_cap) {
+			nb = realloc(c->out, cap);
+			if (!nb)
+				return -1;
+			c->out = nb;
+			c->out_cap = cap;
+		}
+	}
+	memcpy(c->out + c->out_len, p, n);
+	c->out_len += n;
+	return 0;
+}
+
+/* Everything nghttp2 wants to send, as far as the socket takes it.
+ * 0 ok (maybe blocked), -1 the connection must close. */
+static void release_windows(struct conn *c);
+
+int conn_flush(struct conn *c)
+{
+	uint64_t t = now_ms();
+
+	c->dirty = false;
+	for (;;) {
+		const uint8_t *p;
+		ssize_t n, w;
+
+		release_windows(c);
+		if (c->out_off < c->out_len) {
+			w = conn_write(c, c->out + c->out_off, c->out_len - c->out_off);
+			if (w < 0) {
+				c->srv->k.err_io++;
+				return -1;
+			}
+			c->out_off += (size_t)w;
+			c->srv->k.bytes_out += (uint64_t)w;
+			if (w > 0)
+				c->last_io_ms = t;
+			if (c->out_off < c->out_len)
+				break;
+			c->out_off = c->out_len = 0;
+		}
+		if (!c->h2)
+			break;
+		n = nghttp2_session_mem_send(c->h2, &p);
+		if (n < 0) {
+			log_warn("%s: HTTP/2 send: %s", c->peer, nghttp2_strerror((int)n));
+			return -1;
+		}
+		if (n == 0)
+			break;
+		w = conn_write(c, p, (size_t)n);
+		if (w < 0) {
+			c->srv->k.err_io++;
+			return -1;
+		}
+		c->srv->k.bytes_out += (uint64_t)w;
+		if (w > 0)
+			c->last_io_ms = t;
+		if (w < n && out_append(c, p + w, (size_t)(n - w)))
+			return -1;
+	}
+	return 0;
+}
+
+/* The peer is not taking what we owe it: acks or bytes pile up. */
+bool conn_backlogged(const struct conn *c)
+{
+	return c->out_len - c->out_off > OUT_MAX || c->acks_waiting > c->srv->cfg.max_pending_acks;
+}
+
+/* The backlog cleared: give the peer its window back. */
+static void release_windows(struct conn *c)
+{
+	struct stream *st;
+
+	if (!c->unconsumed || !c->h2 || conn_backlogged(c))
+		return;
+	for (st = c->streams; st; st = st->next_in_conn) {
+		if (st->unconsumed) {
+			nghttp2_session_consume(c->h2, st->id, st->unconsumed);
+			st->unconsumed = 0;
+		}
+	}
+	c->unconsumed = 0;
+}
+
+/* After I/O: close if done, else set the epoll mask; track stuck time. */
+void conn_settle(struct conn *c)
+{
+	bool blocked = c->out_off < c->out_len;
+
+	if (c->state == CONN_H2 && !nghttp2_session_want_read(c->h2) &&
+	    !nghttp2_session_want_write(c->h2) && !blocked) {
+		conn_close(c, "HTTP/2 session ended");
+		return;
+	}
+	/* Always read: back-pressure is the HTTP/2 window (on_data_chunk). */
+	conn_set_events(c, EPOLLIN | (blocked ? EPOLLOUT : 0));
+	if (blocked || conn_backlogged(c)) {
+		if (!c->stuck_since_ms)
+			c->stuck_since_ms = now_ms();
+	} else {
+		c->stuck_since_ms = 0;
+	}
+}
+
+static int conn_start_h2(struct conn *c)
+{
+	struct server *s = c->srv;
+	nghttp2_settings_entry iv[] = {
+		{ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, s->cfg.max_streams },
+		/* Big windows: batches stream in without waiting for WINDOW_UPDATEs. */
+		{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20 },
+		{ NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 16384 },
+	};
+
+	if (nghttp2_session_server_new2(&c->h2, s->cbs, c, s->h2opt))
+		return -1;
+	if (nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) ||
+	    nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0, 8 << 20))
+		return -1;
+	c->state = CONN_H2;
+	return 0;
+}
+
+static void conn_handshake(struct conn *c)
+{
+	int r, e;
+	char err[512];
+
+	ERR_clear_error();
+	r = SSL_do_handshake(c->ssl);
+	if (r == 1) {
+		if (!rpc_tls_alpn_is_h2(c->ssl)) {
+			c->srv->k.err_tls_no_h2++;
+			log_warn("%s: TLS peer did not negotiate ALPN h2: gRPC needs HTTP/2", c->peer);
+			conn_close(c, NULL);
+			return;
+		}
+		c->last_io_ms = now_ms();
+		if (conn_start_h2(c)) {
+			conn_close(c, "cannot start HTTP/2 session");
+			return;
+		}
+		if (conn_flush(c)) {
+			conn_close(c, "write failed");
+			return;
+		}
+		conn_settle(c);
+		return;
+	}
+	e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_READ) {
+		conn_set_events(c, EPOLLIN);
+		return;
+	}
+	if (e == SSL_ERROR_WANT_WRITE) {
+		conn_set_events(c, EPOLLOUT);
+		return;
+	}
+	c->srv->k.err_tls_handshake++;
+	rpc_tls_errors("TLS handshake failed", err, sizeof(err));
+	if (SSL_get_verify_result(c->ssl) != X509_V_OK)
+		log_warn("%s: %s (client certificate: %s)", c->peer, err, rpc_tls_verify_result(c->ssl));
+	else
+		log_warn("%s: %s", c->peer, err);
+	conn_close(c, NULL);
+}
+
+/* Read what the socket has (up to the budget) into nghttp2. */
+void conn_read(struct conn *c)
+{
+	struct server *s = c->srv;
+	size_t total = 0;
+
+	while (total < READ_BUDGET) {
+		ssize_t n, used;
+
+		if (c->ssl) {
+			int r, e;
+
+			ERR_clear_error();
+			r = SSL_read(c->ssl, s->rbuf, sizeof(s->rbuf));
+			if (r <= 0) {
+				e = SSL_get_error(c->ssl, r);
+				if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+					break;
+				if (e == SSL_ERROR_ZERO_RETURN) {
+					conn_close(c, "peer closed");
+					return;
+				}
+				s->k.err_io++;
+				conn_close(c, "TLS read failed");
+				return;
+			}
+			n = r;
+		} else {
+			n = recv(c->fd, s->rbuf, sizeof(s->rbuf), 0);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				if (errno == EAGAIN || errno == EWOULDBLOCK)
+					break;
+				s->k.err_io++;
+				conn_close(c, strerror(errno));
+				return;
+			}
+			if (n == 0) {
+				conn_close(c, "peer closed");
+				return;
+			}
+		}
+		total += (size_t)n;
+		s->k.bytes_in += (uint64_t)n;
+		c->last_io_ms = now_ms();
+		used = nghttp2_session_mem_recv(c->h2, s->rbuf, (size_t)n);
+		if (used < 0) {
+			h2_error(c, nghttp2_strerror((int)used));
+			if (used != NGHTTP2_ERR_BAD_CLIENT_MAGIC) {
+				nghttp2_session_terminate_session(c->h2, NGHTTP2_PROTOCOL_ERROR);
+				conn_flush(c);
+			}
+			conn_close(c, NULL);
+			return;
+		}
+		/* Acks and window updates out as we go. */
+		if (conn_flush(c)) {
+			conn_close(c, "write failed");
+			return;
+		}
+	}
+	if (conn_flush(c)) {
+		conn_close(c, "write failed");
+		return;
+	}
+	conn_settle(c);
+}
+
+void conn_event(struct conn *c, uint32_t ev)
+{
+	if (c->state == CONN_TLS_HANDSHAKE) {
+		conn_handshake(c);
+		return;
+	}
+	if (ev & (EPOLLERR | EPOLLHUP) && !(ev & EPOLLIN)) {
+		conn_close(c, "socket error or hang-up");
+		return;
+	}
+	if (ev & EPOLLOUT) {
+		if (conn_flush(c)) {
+			conn_close(c, "write failed");
+			return;
+		}
+	}
+	if (ev & EPOLLIN) {
+		conn_read(c);
+		return;
+	}
+	conn_settle(c);
+}
+
+void peer_name(const struct sockaddr_storage *ss, char *out, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)ss;
+
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+		port = ntohs(a->sin_port);
+		snprintf(out, len, "%s:%u", host, port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const void *)ss;
+
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+		port = ntohs(a->sin6_port);
+		snprintf(out, len, "[%s]:%u", host, port);
+	} else {
+		snprintf(out, len, "unknown peer");
+	}
+}
+
+/* A connected socket becomes a connection (TLS or h2c as configured).
+ * 0, or -1 (fd closed). */
+int conn_adopt(struct server *s, int fd, const char *peer)
+{
+	struct epoll_event e;
+	struct conn *c;
+	int one = 1;
+
+	if (s->nconns >= s->cfg.max_connections) {
+		s->k.err_refused_max_connections++;
+		log_warn("%s: refused: %u connections open (--max-connections)", peer, s->nconns);
+		close(fd);
+		return -1;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return -1;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->srv = s;
+	c->fd = fd;
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	c->created_ms = c->last_io_ms = now_ms();
+	if (s->cfg.tls) {
+		c->ssl = SSL_new(s->cfg.tls);
+		if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1)
+			goto fail;
+		SSL_set_accept_state(c->ssl);
+		c->state = CONN_TLS_HANDSHAKE;
+	} else if (conn_start_h2(c)) {
+		goto fail;
+	}
+	e.events = EPOLLIN;
+	e.data.ptr = c;
+	if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &e))
+		goto fail;
+	c->events = EPOLLIN;
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	s->nconns++;
+	s->k.connections_accepted++;
+	s->k.connections_open++;
+	log_debug("%s: connected", peer);
+	if (c->h2 && conn_flush(c)) {
+		conn_close(c, "write failed");
+		return -1;
+	}
+	return 0;
+fail:
+	if (c->h2)
+		nghttp2_session_del(c->h2);
+	SSL_free(c->ssl);
+	close(fd);
+	free(c);
+	return -1;
+}
