@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -35,9 +36,25 @@ def main():
         acks, code, details = h.stream(c.address, batches, token="test-token")
         check_acks(acks, code, details, batches)
 
+        # Many agents at once: 24 concurrent calls, one connection each.
+        results = {}
+
+        def agent(i):
+            bs = [h.make_batch(agent_id="many-%02d" % i, sequence=j + 1, first_seq=j * 20 + 1,
+                               n=20) for j in range(10)]
+            results[i] = h.stream(c.address, bs, token="test-token")
+        threads = [threading.Thread(target=agent, args=(i,)) for i in range(24)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        for i in range(24):
+            acks, code, details = results[i]
+            assert code.name == "OK" and [a.stored for a in acks] == [20] * 10, (i, code, details)
+
         # TLS: the server's certificate is verified against our CA as "localhost".
         k = c.stop()
-        assert k["verdicts_stored"] == 1000 and k["acks_sent"] == 20, k
+        assert k["verdicts_stored"] == 1000 + 24 * 200 and k["acks_sent"] == 20 + 240, k
         c = h.Collector(binary, "sqlite:" + db,
                         tls={"cert": pki["server"] + ".pem", "key": pki["server"] + ".key"})
         tb = [h.make_batch(agent_id="agent-tls", host="host-tls", sequence=i + 1,
@@ -54,8 +71,11 @@ def main():
         assert k["verdicts_stored"] == 500 and k["err_tls_handshake"] >= 1, k
 
         rows = h.sqlite_rows(db, "SELECT agent_id, count(*), min(seq), max(seq) FROM verdicts "
-                                 "GROUP BY agent_id ORDER BY agent_id")
+                                 "WHERE agent_id NOT LIKE 'many-%' GROUP BY agent_id ORDER BY agent_id")
         assert rows == [("agent-1", 1000, 1, 1000), ("agent-tls", 500, 1, 500)], rows
+        rows = h.sqlite_rows(db, "SELECT count(DISTINCT agent_id), count(*) FROM verdicts "
+                                 "WHERE agent_id LIKE 'many-%'")
+        assert rows == [(24, 4800)], rows
         row = h.sqlite_rows(db, "SELECT host, interface, src_addr, dst_addr, src_port, dst_port,"
                                 " protocol, direction, stage, start_ns, packets_rev, bytes_rev,"
                                 " class, round(confidence, 3), probs, model, model_version"
@@ -76,10 +96,11 @@ def main():
                                capture_output=True, text=True)
             assert r.returncode == 0, r.stderr
             return [json.loads(l) for l in r.stdout.splitlines()]
-        assert len(q()) == 1500
-        chat = q("--class", "chat", "--host", "host-a")
+        assert len(q()) == 1500 + 4800
+        chat = q("--class", "chat", "--host", "host-a", "--agent", "agent-1")
         assert len(chat) == 200 and all(v["class"] == "chat" for v in chat)
-        one = q("--flow", "src=10.0.0.7,dport=443,proto=tcp")
+        one = q("--flow", "src=10.0.0.7,dport=443,proto=tcp", "--limit", "2")
+        assert len(q("--flow", "10.0.0.7")) == 2 + 24
         assert [(v["agent_id"], v["seq"]) for v in one] == [("agent-1", 7), ("agent-tls", 7)], one
         assert one[0]["probs"]["file_transfer"] == 0.8 and one[0]["sport"] == 40007
         t0 = 1764230400
@@ -93,7 +114,7 @@ def main():
         r = subprocess.run([binary, "query", "--db", "sqlite:" + os.path.join(d, "none.db")],
                            capture_output=True, text=True)
         assert r.returncode == 1 and "none.db" in r.stderr, r.stderr
-        print("interop: ok (h2c 1000 verdicts, TLS 500 verdicts, query)")
+        print("interop: ok (h2c 1000 verdicts and 24 agents at once, TLS 500 verdicts, query)")
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
