@@ -30,6 +30,7 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 const volatile __u32 design = 0;		/* 0 records, 1 batches */
 const volatile __u32 slot_mask = 65535;		/* records: userspace slot table - 1 (2^k - 1) */
 const volatile __u64 batch_age_ns = 200000000;	/* batches: submit when older */
+const volatile __u64 wakeup_bytes = 0;		/* 0: wake the consumer per record */
 
 /* One ring per CPU: producers on one CPU never contend with another CPU's.
  * The rings are created by userspace at the configured size; this is only
@@ -81,6 +82,18 @@ struct {
 	__type(value, struct fp_batch);
 } batches SEC(".maps");
 
+/* Lazy wakeups: a consumer woken for every few records spends more CPU on
+ * wakeups than on records.  Wake it only when the ring holds wakeup_bytes;
+ * below that, records wait for its next poll (the library polls at least
+ * every 100 ms). */
+static __always_inline __u64 wakeup_flag(void *ring)
+{
+	if (!wakeup_bytes)
+		return 0;
+	return bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+									   : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline void count(__u32 idx, __u64 n)
 {
 	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
@@ -130,7 +143,7 @@ static __always_inline int emit_full(void *ring, __u8 kind, __u32 slot, __u64 no
 	r->pad = 0;
 	r->key = *key;
 	r->pad2 = 0;
-	bpf_ringbuf_submit(r, 0);
+	bpf_ringbuf_submit(r, wakeup_flag(ring));
 	count(FP_C_RECORDS, 1);
 	count_ok(p, segs);
 	return 0;
@@ -190,7 +203,7 @@ static __always_inline void do_records(void *ring, struct fp_key *key, const str
 	r->dt_ns = (__u32)dt;
 	r->hdr = (__u16)(p->ip_len - p->size);
 	r->gso_size = (__u16)gso_size;
-	bpf_ringbuf_submit(r, 0);
+	bpf_ringbuf_submit(r, wakeup_flag(ring));
 	st->last_ts = now;
 	count(FP_C_RECORDS, 1);
 	count_ok(p, segs);
@@ -221,7 +234,7 @@ static __always_inline void submit_batch(void *ring, const struct fp_key *key,
 	r->key = *key;
 	r->pad2 = 0;
 	__builtin_memcpy(r->pairs, b->pairs, sizeof(r->pairs));
-	bpf_ringbuf_submit(r, 0);
+	bpf_ringbuf_submit(r, wakeup_flag(ring));
 	count(FP_C_BATCHES, 1);
 	count(FP_C_RECORDS, 1);
 }

@@ -102,6 +102,7 @@ struct capture {
 	enum capture_design design;
 	uint32_t slot_mask;
 	uint64_t batch_age_ns;
+	uint64_t wakeup_bytes;		/* 0: eager wakeups */
 	int64_t mono_to_real;		/* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
 	uint64_t last_flush;		/* CLOCK_MONOTONIC of the last age flush */
 	uint64_t last_sweep;		/* ... and of the last flush of all CPUs */
@@ -418,11 +419,14 @@ static int attach_tc(struct capture *c, struct iface *f, char *err, size_t errle
 	LIBBPF_OPTS(bpf_tc_opts, tco, .handle = FP_TC_HANDLE, .priority = FP_TC_PRIO);
 	int fd, e;
 
-	/* tcx: a bpf_link, gone with the process (kernel >= 6.6). */
-	fd = bpf_link_create(prog, f->ifindex, (enum bpf_attach_type)FP_BPF_TCX_EGRESS, &o);
-	if (fd >= 0) {
-		f->tc_fd = fd;
-		return 0;
+	/* tcx: a bpf_link, gone with the process (kernel >= 6.6).  The
+	 * environment variable lets tests take the fallback on new kernels. */
+	if (!getenv("FLOWPIC_CAPTURE_NO_TCX")) {
+		fd = bpf_link_create(prog, f->ifindex, (enum bpf_attach_type)FP_BPF_TCX_EGRESS, &o);
+		if (fd >= 0) {
+			f->tc_fd = fd;
+			return 0;
+		}
 	}
 	/* Older kernels: a cls_bpf filter on clsact via netlink.  Not a link:
 	 * remove a filter a crashed run left first (same handle/priority). */
@@ -480,6 +484,7 @@ static void save_verifier_log(const struct capture_config *cfg, struct capture *
 		skel->rodata->design = (uint32_t)c->design;
 		skel->rodata->slot_mask = c->slot_mask;
 		skel->rodata->batch_age_ns = c->batch_age_ns;
+		skel->rodata->wakeup_bytes = c->wakeup_bytes;
 		bpf_map__set_max_entries(skel->maps.rings, (uint32_t)c->ncpu);
 		capture_bpf__load(skel);
 		capture_bpf__destroy(skel);
@@ -584,6 +589,7 @@ struct capture *capture_open(const struct capture_config *cfg, char *err, size_t
 	c->design = cfg->design;
 	c->batch_age_ns = (uint64_t)cfg->batch_age_ms * 1000000ULL;
 	c->slot_mask = pow2_at_least(cfg->flow_map_size) - 1;
+	c->wakeup_bytes = cfg->eager_wakeup ? 0 : cfg->ring_bytes / 8;
 	for (i = 0; i < cfg->n_ifaces; i++) {
 		struct iface *f = &c->ifaces[i];
 
@@ -633,6 +639,7 @@ struct capture *capture_open(const struct capture_config *cfg, char *err, size_t
 	c->skel->rodata->design = (uint32_t)c->design;
 	c->skel->rodata->slot_mask = c->slot_mask;
 	c->skel->rodata->batch_age_ns = c->batch_age_ns;
+	c->skel->rodata->wakeup_bytes = c->wakeup_bytes;
 	bpf_map__set_max_entries(c->skel->maps.rings, (uint32_t)c->ncpu);
 	/* The other design's map: as small as the kernel allows. */
 	if (c->design == CAPTURE_RECORDS) {
@@ -699,6 +706,9 @@ int capture_poll(struct capture *c, int timeout_ms, capture_pkt_fn on_pkt, void 
 	c->on_pkt_ctx = ctx;
 	c->delivered = 0;
 	update_clock_offset(c);
+	/* Lazy wakeups: records below the wakeup mark wait for a poll. */
+	if (c->wakeup_bytes && (timeout_ms < 0 || timeout_ms > 100))
+		timeout_ms = 100;
 	if (c->design == CAPTURE_BATCHES) {
 		int half = (int)(c->batch_age_ns / 2000000ULL);
 

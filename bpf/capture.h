@@ -46,6 +46,10 @@ struct capture_config {
 	uint32_t batch_age_ms;		/* a batch older than this is submitted; 1..2000, default 200 */
 	const char *verifier_log;	/* where a failed load's verifier log goes;
 					 * NULL: /tmp/flowpic-verifier.log */
+	bool eager_wakeup;		/* wake the consumer at every record (the
+					 * kernel's default); default: only when a ring
+					 * is 1/8 full, else records wait for the next
+					 * capture_poll() (call it at least every 100 ms) */
 };
 
 /* Counters summed over CPUs: BPF (first) then userspace decoding. Stable order. */
@@ -94,12 +98,15 @@ void capture_config_default(struct capture_config *cfg);
  */
 struct capture *capture_open(const struct capture_config *cfg, char *err, size_t errlen);
 
-/* An fd that is readable when records wait (epoll it; then capture_poll(c, 0)). */
+/* An fd that is readable when records wait (epoll it; then capture_poll(c, 0)).
+ * Unless eager_wakeup, it becomes readable only when a ring is 1/8 full:
+ * also call capture_poll(c, 0, ...) from a timer, at least every 100 ms. */
 int capture_fd(const struct capture *c);
 
 /*
- * Wait up to timeout_ms (0: do not wait, -1: forever) and deliver what the
- * rings hold; batches older than batch_age_ms are pushed out first.
+ * Wait up to timeout_ms (0: do not wait, -1: forever; capped at 100 ms, and
+ * at batch_age_ms / 2 for batches) and deliver what the rings hold; batches
+ * older than batch_age_ms are pushed out first.
  * Returns packets delivered or a negative errno (-EINTR on a signal).
  */
 int capture_poll(struct capture *c, int timeout_ms, capture_pkt_fn on_pkt, void *ctx);

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <sched.h>
+#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -439,6 +440,62 @@ static void test_flow_map_full(void **state)
 	h_free(h);
 }
 
+static int readable(struct capture *c)
+{
+	struct epoll_event ev;
+	int ep = epoll_create1(0), n;
+
+	ev.events = EPOLLIN;
+	ev.data.u32 = 0;
+	assert_true(ep >= 0);
+	assert_int_equal(epoll_ctl(ep, EPOLL_CTL_ADD, capture_fd(c), &ev), 0);
+	n = epoll_wait(ep, &ev, 1, 0);
+	close(ep);
+	return n;
+}
+
+/* Lazy wakeups (default): the fd turns readable only once a ring holds
+ * 1/8 of its size; eager: at the first record.  Records design, 64 KiB. */
+static void test_wakeups(void **state)
+{
+	struct capture_config cfg;
+	struct harness *h = calloc(1, sizeof(*h));
+	struct frame f = { 0 };
+	char err[512];
+	unsigned int i;
+
+	cpu_set_t old, one;
+
+	(void)state;
+	assert_non_null(h);
+	v4_udp(&f, 0, 20);
+	/* One CPU: all records in one ring. */
+	assert_int_equal(sched_getaffinity(0, sizeof(old), &old), 0);
+	CPU_ZERO(&one);
+	CPU_SET(0, &one);
+	assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+	for (int eager = 0; eager < 2; eager++) {
+		capture_config_default(&cfg);
+		cfg.design = CAPTURE_RECORDS;
+		cfg.ring_bytes = 65536;
+		cfg.eager_wakeup = eager;
+		h->c = capture_open(&cfg, err, sizeof(err));
+		assert_non_null(h->c);
+		assert_int_equal(h_run(h, 0, f.b, f.len, 0, 0), XDP_PASS_);
+		assert_int_equal(readable(h->c), eager ? 1 : 0);
+		/* 24 bytes per record in the ring: 400 pass the 8 KiB mark. */
+		for (i = 0; i < 400; i++)
+			assert_int_equal(h_run(h, 0, f.b, f.len, 0, 0), XDP_PASS_);
+		assert_int_equal(readable(h->c), 1);
+		h->n = 0;
+		assert_true(h_drain(h) >= 0);
+		assert_int_equal(h->n, 401);
+		capture_close(h->c);
+	}
+	assert_int_equal(sched_setaffinity(0, sizeof(old), &old), 0);
+	free(h);
+}
+
 static void test_counter_names(void **state)
 {
 	unsigned int i;
@@ -483,6 +540,7 @@ int main(void)
 		BOTH(test_cpu_migration),
 		BOTH(test_ring_full_counted),
 		BOTH(test_flow_map_full),
+		cmocka_unit_test(test_wakeups),
 		cmocka_unit_test(test_counter_names),
 		cmocka_unit_test(test_open_errors),
 	};

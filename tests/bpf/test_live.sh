@@ -137,6 +137,29 @@ done
 [ "$(ip netns exec "$b" "$att" "$vb")" = "xdp=0 tcx_egress=0" ] ||
 	fail "left attached after SIGKILL: $(ip netns exec "$b" "$att" "$vb")"
 
+# The netlink (cls_bpf) fallback of kernels without tcx, forced: attached
+# while running, removed at a clean exit; after SIGKILL it stays, and the
+# next start replaces it (one filter, not two).
+tcf() { ip netns exec "$b" tc filter show dev "$vb" egress | grep -c 'fp_tc' || true; }
+run_nl() {
+	FLOWPIC_CAPTURE_NO_TCX=1 ip netns exec "$b" "$cc" -i "$vb" --seconds 60 \
+		> /dev/null 2> "$tmp/cap.err" &
+	cap=$!
+	for _ in $(seq 100); do grep -q ready "$tmp/cap.err" && break; sleep 0.1; done
+	grep -q "TC egress cls_bpf (netlink)" "$tmp/cap.err" || fail "netlink fallback not taken"
+}
+run_nl
+[ "$(tcf)" = 1 ] || fail "netlink: $(tcf) filters while running, want 1"
+kill -INT "$cap"; wait "$cap" || fail "netlink: exit status"
+[ "$(tcf)" = 0 ] || fail "netlink: filter left after a clean exit"
+run_nl
+kill -KILL "$cap"; wait "$cap" 2>/dev/null || true
+[ "$(tcf)" = 1 ] || fail "netlink: $(tcf) filters after SIGKILL, want the stale 1"
+run_nl
+[ "$(tcf)" = 1 ] || fail "netlink: $(tcf) filters after a restart, want 1"
+kill -INT "$cap"; wait "$cap" || fail "netlink: exit status"
+[ "$(tcf)" = 0 ] || fail "netlink: filter left after the restart's exit"
+
 # A missing interface: one clear line, non-zero exit.
 if ip netns exec "$b" "$cc" -i fpt-bpf-nosuch > /dev/null 2> "$tmp/err"; then
 	fail "a missing interface did not fail"
