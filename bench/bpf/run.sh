@@ -97,11 +97,13 @@ print(d["counters"][k] if k in d["counters"] else d[k])' "$1" "$2"
 echo "## Packet rate over veth (trafgen -> XDP on the receiving veth; up to ${secs} s per run; capture consumer on CPU 1, trafgen on CPU 0)"
 echo
 echo "received pps: packets that reached the receiving veth per second of trafgen's run ('none': no"
-echo "capture, rx_packets; else the capture's ingress_frames counter)."
+echo "XDP at all, 'empty': an XDP program that only passes (bench/bpf/empty.bpf.c), both from"
+echo "rx_packets; else the capture's ingress_frames counter)."
+
 echo
 echo "| design | XDP | offered pps | received pps | seen by XDP | UDP delivered | capture losses | consumer CPU % | consumer max RSS MiB |"
 echo "|---|---|---|---|---|---|---|---|---|"
-for design in none records batches; do
+for design in none empty records batches; do
 	for rate in "${rates[@]}"; do
 		if [ "$rate" = max ]; then
 			n=$(( 3000000 * secs ))
@@ -110,7 +112,9 @@ for design in none records batches; do
 			n=$(( rate * secs ))
 			rate_opt=(-b "${rate}pps")
 		fi
-		if [ "$design" != none ]; then
+		if [ "$design" = empty ]; then
+			ip -n "$rx" link set dev "$vb" xdpdrv obj "$build/bench/bpf/empty_bpf.bpf.o" sec xdp
+		elif [ "$design" != none ]; then
 			: > "$tmp/cap.err"
 			ip netns exec "$rx" taskset -c 1 "$count_bin" -i "$vb" --design "$design" \
 				--no-egress > "$tmp/cap.json" 2> "$tmp/cap.err" &
@@ -132,8 +136,9 @@ for design in none records batches; do
 		sleep 0.5
 		rx1=$(rx_packets)
 		pps=$(/usr/bin/python3 -c "print('%.0f' % (($rx1-$rx0)/($t1-$t0)))")
-		if [ "$design" = none ]; then
-			echo "| none | - | $rate | $pps | - | - | - | - | - |"
+		if [ "$design" = none ] || [ "$design" = empty ]; then
+			[ "$design" = empty ] && ip -n "$rx" link set dev "$vb" xdpdrv off
+			echo "| $design | $([ "$design" = empty ] && echo native || echo -) | $rate | $pps | - | - | - | - | - |"
 			continue
 		fi
 		kill -INT "$cap_pid"
