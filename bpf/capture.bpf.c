@@ -83,15 +83,23 @@ struct {
 } batches SEC(".maps");
 
 /* Lazy wakeups: a consumer woken for every few records spends more CPU on
- * wakeups than on records.  Wake it only when the ring holds wakeup_bytes;
- * below that, records wait for its next poll (the library polls at least
- * every 100 ms). */
-static __always_inline __u64 wakeup_flag(void *ring)
+ * wakeups than on records.  Wake it only when this record (of sz bytes,
+ * reserved: already counted in the ring's data) makes the ring cross
+ * wakeup_bytes.  Waking at every record above the mark would cost each
+ * packet a wakeup exactly when the consumer is behind (measured: 0.9-1.7 us
+ * instead of 0.13).  A consumer sleeps only after draining, so the next
+ * crossing wakes it; below the mark, records wait for its next poll (the
+ * library polls at least every 100 ms). */
+static __always_inline __u64 wakeup_flag(void *ring, __u64 sz)
 {
+	__u64 avail;
+
 	if (!wakeup_bytes)
 		return 0;
-	return bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-									   : BPF_RB_NO_WAKEUP;
+	sz = (sz + 8 + 7) & ~7ULL;	/* with the ring's 8-byte header, rounded */
+	avail = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
+	return avail >= wakeup_bytes && avail - sz < wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+								   : BPF_RB_NO_WAKEUP;
 }
 
 static __always_inline void count(__u32 idx, __u64 n)
@@ -143,7 +151,7 @@ static __always_inline int emit_full(void *ring, __u8 kind, __u32 slot, __u64 no
 	r->pad = 0;
 	r->key = *key;
 	r->pad2 = 0;
-	bpf_ringbuf_submit(r, wakeup_flag(ring));
+	bpf_ringbuf_submit(r, wakeup_flag(ring, sizeof(*r)));
 	count(FP_C_RECORDS, 1);
 	count_ok(p, segs);
 	return 0;
@@ -203,7 +211,7 @@ static __always_inline void do_records(void *ring, struct fp_key *key, const str
 	r->dt_ns = (__u32)dt;
 	r->hdr = (__u16)(p->ip_len - p->size);
 	r->gso_size = (__u16)gso_size;
-	bpf_ringbuf_submit(r, wakeup_flag(ring));
+	bpf_ringbuf_submit(r, wakeup_flag(ring, sizeof(*r)));
 	st->last_ts = now;
 	count(FP_C_RECORDS, 1);
 	count_ok(p, segs);
@@ -234,7 +242,7 @@ static __always_inline void submit_batch(void *ring, const struct fp_key *key,
 	r->key = *key;
 	r->pad2 = 0;
 	__builtin_memcpy(r->pairs, b->pairs, sizeof(r->pairs));
-	bpf_ringbuf_submit(r, wakeup_flag(ring));
+	bpf_ringbuf_submit(r, wakeup_flag(ring, sizeof(*r)));
 	count(FP_C_BATCHES, 1);
 	count(FP_C_RECORDS, 1);
 }

@@ -150,7 +150,7 @@ for design in none empty records batches; do
 			+ $(json "$tmp/cap.json" lost_bad_record) + $(json "$tmp/cap.json" lost_unknown_slot) ))
 		cpu=$(/usr/bin/python3 -c 'import json,sys
 d=json.load(open(sys.argv[1]))
-print("%.0f" % (100*(d["cpu_user_s"]+d["cpu_sys_s"])/d["seconds"]))' "$tmp/cap.json")
+print("%.1f" % (100*(d["cpu_user_s"]+d["cpu_sys_s"])/d["seconds"]))' "$tmp/cap.json")
 		rss=$(( $(json "$tmp/cap.json" max_rss_kib) / 1024 ))
 		pps=$(/usr/bin/python3 -c "print('%.0f' % ($seen/($t1-$t0)))")
 		echo "| $design | $mode | $rate | $pps | $seen | $deliv | $lost | $cpu | $rss |"
