@@ -13,6 +13,7 @@
 # (fpt-bpf-*) are removed on exit.
 #
 # usage: bench/bpf/run.sh [BUILD_DIR] [SECONDS_PER_RUN] [RATES...]
+#   FPT_CAPTURE_ARGS="--eager-wakeup" adds options to capture_count.
 #   e.g. bench/bpf/run.sh build-bpf 3 250000 500000 1000000 2000000 max
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -116,8 +117,9 @@ for design in none empty records batches; do
 			ip -n "$rx" link set dev "$vb" xdpdrv obj "$build/bench/bpf/empty_bpf.bpf.o" sec xdp
 		elif [ "$design" != none ]; then
 			: > "$tmp/cap.err"
+			# shellcheck disable=SC2086
 			ip netns exec "$rx" taskset -c 1 "$count_bin" -i "$vb" --design "$design" \
-				--no-egress > "$tmp/cap.json" 2> "$tmp/cap.err" &
+				--no-egress ${FPT_CAPTURE_ARGS:-} > "$tmp/cap.json" 2> "$tmp/cap.err" &
 			cap_pid=$!
 			for _ in $(seq 100); do
 				grep -q ready "$tmp/cap.err" && break
