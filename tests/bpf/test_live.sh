@@ -165,4 +165,13 @@ if ip netns exec "$b" "$cc" -i fpt-bpf-nosuch > /dev/null 2> "$tmp/err"; then
 	fail "a missing interface did not fail"
 fi
 grep -q "interface 'fpt-bpf-nosuch' does not exist" "$tmp/err" || fail "unclear error: $(cat "$tmp/err")"
+# Without capabilities (as nobody): one clear line naming the capability.
+# (A copy in the temporary directory: the build tree may be closed to nobody.)
+chmod 755 "$tmp"
+cp "$cc" "$tmp/cc"
+chmod 755 "$tmp/cc"
+if setpriv --reuid=65534 --regid=65534 --clear-groups "$tmp/cc" -i lo > /dev/null 2> "$tmp/err"; then
+	fail "no capabilities, yet capture_count ran"
+fi
+grep -q "missing capability CAP_BPF" "$tmp/err" || fail "unclear capability error: $(cat "$tmp/err")"
 echo "test_live: ok"
