@@ -79,6 +79,10 @@ d=json.load(open(sys.argv[1])); k=sys.argv[2]
 print(d["counters"][k] if k in d["counters"] else d[k])' "$1" "$2"; }
 
 for design in batches records; do
+	# Truncated here, not by the children's redirections: they may run late
+	# and a poll loop would read the previous round's lines.
+	: > "$tmp/cap.err"
+	: > "$tmp/server.out"
 	ip netns exec "$b" timeout 60 $py "$tmp/server.py" > "$tmp/server.out" &
 	pids+=($!)
 	ip netns exec "$b" timeout 60 "$cc" -i "$vb" --design "$design" \
@@ -124,6 +128,7 @@ done
 # A crash: SIGKILL leaves nothing attached (the links close with the fds).
 # No timeout(1) wrapper here: $! must be capture_count itself ('ip netns
 # exec' execs it); --seconds bounds it.
+: > "$tmp/cap.err"
 ip netns exec "$b" "$cc" -i "$vb" --seconds 60 > /dev/null 2> "$tmp/cap.err" &
 cap=$!
 for _ in $(seq 100); do grep -q ready "$tmp/cap.err" && break; sleep 0.1; done
@@ -142,6 +147,7 @@ done
 # next start replaces it (one filter, not two).
 tcf() { ip netns exec "$b" tc filter show dev "$vb" egress | grep -c 'fp_tc' || true; }
 run_nl() {
+	: > "$tmp/cap.err"	# here, not in the child: it may truncate late
 	FLOWPIC_CAPTURE_NO_TCX=1 ip netns exec "$b" "$cc" -i "$vb" --seconds 60 \
 		> /dev/null 2> "$tmp/cap.err" &
 	cap=$!
