@@ -5,7 +5,7 @@
 # as skipped, zero loss counters, the TCP payload complete, GSO segments
 # accounted; and nothing left attached after a clean exit, after SIGKILL
 # (bpf_links die with the process), and a clear error for a missing
-# interface.  Both designs.
+# interface.  Both designs, native and generic XDP, tcx and the netlink fallback.
 # usage: test_live.sh CAPTURE_COUNT ATTACHED
 set -euo pipefail
 cc=$1
@@ -85,7 +85,10 @@ for design in batches records; do
 	: > "$tmp/server.out"
 	ip netns exec "$b" timeout 60 $py "$tmp/server.py" > "$tmp/server.out" &
 	pids+=($!)
-	ip netns exec "$b" timeout 60 "$cc" -i "$vb" --design "$design" \
+	# records with generic (skb) XDP, batches with native: both XDP paths.
+	gen=()
+	[ "$design" = records ] && gen=(--generic)
+	ip netns exec "$b" timeout 60 "$cc" -i "$vb" --design "$design" "${gen[@]}" \
 		> "$tmp/cap.json" 2> "$tmp/cap.err" &
 	cap=$!
 	pids+=($cap)
@@ -94,7 +97,10 @@ for design in batches records; do
 		sleep 0.1
 	done
 	grep -q ready "$tmp/cap.err" || { cat "$tmp/cap.err" >&2; fail "capture did not start"; }
-	grep -q "$vb: capturing" "$tmp/cap.err" || fail "no per-interface log line"
+	want_mode=native
+	[ "$design" = records ] && want_mode=generic
+	grep -q "$vb: capturing (ifindex [0-9]*): XDP ingress $want_mode, TC egress tcx link" \
+		"$tmp/cap.err" || fail "no per-interface log line with XDP $want_mode: $(cat "$tmp/cap.err")"
 	[ "$(ip netns exec "$b" "$att" "$vb")" = "xdp=1 tcx_egress=1" ] ||
 		fail "not attached: $(ip netns exec "$b" "$att" "$vb")"
 	ip netns exec "$a" ping -c 5 -i 0.2 -q 10.202.0.2 >/dev/null
