@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_live.sh - the capture attached to a real veth between two network
-# namespaces (root): UDP both ways, pings, a TCP download (GSO on egress).
+# namespaces (root): UDP both ways (IPv4, IPv6), pings, a TCP download (GSO on egress).
 # Checks: exact UDP packet and payload counts per direction, ICMP counted
 # as skipped, zero loss counters, the TCP payload complete, GSO segments
 # accounted; and nothing left attached after a clean exit, after SIGKILL
@@ -35,6 +35,8 @@ ip link set "$va" netns "$a"
 ip link set "$vb" netns "$b"
 ip -n "$a" addr add 10.202.0.1/24 dev "$va"
 ip -n "$b" addr add 10.202.0.2/24 dev "$vb"
+ip -n "$a" addr add fd00:fb::1/64 dev "$va" nodad
+ip -n "$b" addr add fd00:fb::2/64 dev "$vb" nodad
 ip -n "$a" link set "$va" up
 ip -n "$b" link set "$vb" up
 
@@ -42,6 +44,13 @@ cat > "$tmp/server.py" <<'PY'
 import socket, sys, threading
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 u.bind(("10.202.0.2", 5004))
+u6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+u6.bind(("fd00:fb::2", 5006))
+def v6():
+    while True:
+        d, peer = u6.recvfrom(2048)
+        u6.sendto(d[:30], peer)     # reply: 30 bytes
+threading.Thread(target=v6, daemon=True).start()
 t = socket.socket()
 t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 t.bind(("10.202.0.2", 8443))
@@ -63,6 +72,11 @@ u.settimeout(5)
 for i in range(1000):
     u.sendto(b"q" * 100, ("10.202.0.2", 5004))
     u.recvfrom(2048)
+u6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+u6.settimeout(5)
+for i in range(100):
+    u6.sendto(b"s" * 70, ("fd00:fb::2", 5006))
+    u6.recvfrom(2048)
 t = socket.create_connection(("10.202.0.2", 8443), timeout=10)
 n = 0
 while True:
@@ -120,12 +134,12 @@ for design in batches records; do
 	lost=$(( $(num "$tmp/cap.json" lost_ring_full) + $(num "$tmp/cap.json" lost_too_big) \
 		+ $(num "$tmp/cap.json" lost_bad_record) + $(num "$tmp/cap.json" lost_unknown_slot) ))
 	echo "test_live: $design: $(cat "$tmp/cap.json")"
-	[ "$udp" = 2000 ] || fail "$design: $udp UDP packets, want 2000 (1000 each way)"
+	[ "$udp" = 2200 ] || fail "$design: $udp UDP packets, want 2200 (1000 + 100 IPv6 each way)"
 	[ "$lost" = 0 ] || fail "$design: $lost packets lost"
 	[ "$icmp" -ge 10 ] || fail "$design: $icmp ICMP skipped, want >= 10 (5 pings each way)"
-	# UDP 1000 x 100 in + 1000 x 50 out; TCP 1 MiB out (more only if
-	# something was retransmitted: allow 64 KiB).
-	min=$(( 150000 + 1048576 ))
+	# UDP 1000 x 100 in + 1000 x 50 out, IPv6 100 x 70 in + 100 x 30 out;
+	# TCP 1 MiB out (more only if something was retransmitted: allow 64 KiB).
+	min=$(( 150000 + 10000 + 1048576 ))
 	[ "$bytes" -ge "$min" ] && [ "$bytes" -le $(( min + 65536 )) ] ||
 		fail "$design: payload bytes $bytes, want $min"
 	[ "$gso" -gt 0 ] || echo "test_live: note: no GSO super-packet seen (TSO off on veth?)"
