@@ -395,7 +395,7 @@ class H2Client:
 
 def _attrs(s):
     """HLS attribute list -> dict."""
-    out, key, val, q, buf = {}, None, None, False, ""
+    out, key, q, buf = {}, None, False, ""
     for ch in s + ",":
         if ch == '"':
             q = not q
