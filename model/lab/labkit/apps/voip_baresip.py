@@ -158,7 +158,8 @@ class BaresipCall:
                                        f"{tail(logs['client'], proc=cli)}")
                 time.sleep(0.2)
             if "Call established" not in read(logs["client"]):
-                raise RuntimeError(f"baresip call not established: {tail(logs['client'], proc=cli)}")
+                raise RuntimeError("baresip call not established: "
+                                   f"{tail(logs['client'], proc=cli)}")
             # Talk until the session's time is up, then one side hangs up.
             while env.remaining() > 0:
                 if cli.poll() is not None or srv.poll() is not None:
