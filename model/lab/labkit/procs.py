@@ -89,7 +89,7 @@ def run_client(env, what, args, log, timeout, done):
     try:
         rc = proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise RuntimeError(f"{what} did not finish in {timeout:.0f} s")
+        raise RuntimeError(f"{what} did not finish in {timeout:.1f} s")
     finally:
         stop([proc])
     if rc != 0 or done not in read(log):
