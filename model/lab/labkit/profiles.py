@@ -48,6 +48,17 @@ def _dir(delay, jitter, loss, rate, queue_ms, burst=0, corr=20):
             "loss_burst": burst, "rate": rate, "queue_ms": queue_ms}
 
 
+def _link(note, delay, jitter, loss, rate, queue_ms, burst=0, corr=20, **extra):
+    """A profile: both directions (_dir) from one set of values, where
+    delay, jitter, rate and queue_ms may be an (up, down) pair; extra: more
+    of the profile's keys (jitter_dist)."""
+    def side(v, i):
+        return v[i] if isinstance(v, tuple) else v
+    prof = {s: _dir(side(delay, i), side(jitter, i), loss, side(rate, i), side(queue_ms, i),
+                    burst=burst, corr=corr) for i, s in enumerate(("up", "down"))}
+    return dict(prof, **extra, note=note)
+
+
 # Sources for the figures quoted below:
 #  [FCC]   FCC, Measuring Broadband America, fixed broadband reports (2016-2021):
 #          idle round-trip latency by access technology, roughly fiber 10 ms,
@@ -74,112 +85,73 @@ def _dir(delay, jitter, loss, rate, queue_ms, burst=0, corr=20):
 PROFILES = {
     # Same switch: sub-millisecond, no loss; 1 Gbit/s (linkem's own speed
     # caps what actually passes).
-    "lan": {"up": _dir(0.2, 0.05, 0, 1000000, 2),
-            "down": _dir(0.2, 0.05, 0, 1000000, 2),
-            "note": "wired LAN, server on the same segment"},
+    "lan": _link("wired LAN, server on the same segment", 0.2, 0.05, 0, 1000000, 2),
     # Home Wi-Fi on a fiber/cable line, nearby server: ~20 ms RTT [FCC] plus
     # a few ms of Wi-Fi contention.
-    "wifi-good": {"up": _dir(10, 2, 0.1, 40000, 30),
-                  "down": _dir(10, 2, 0.1, 100000, 30),
-                  "note": "home Wi-Fi, good signal, idle channel"},
+    "wifi-good": _link("home Wi-Fi, good signal, idle channel", 10, 2, 0.1, (40000, 100000), 30),
     # Crowded channel: retransmissions show as jitter and short loss bursts,
     # and the access point's buffer bloats [BB].
-    "wifi-congested": {"up": _dir(22, 15, 1.5, 3000, 250, burst=2, corr=10),
-                       "down": _dir(22, 15, 1.5, 8000, 200, burst=2, corr=10),
-                       "note": "shared Wi-Fi, busy channel, weak signal"},
+    "wifi-congested": _link("shared Wi-Fi, busy channel, weak signal",
+        22, 15, 1.5, (3000, 8000), (250, 200), burst=2, corr=10),
     # Public hotspot: thin shared backhaul, captive-portal-grade service.
-    "wifi-public": {"up": _dir(30, 20, 1.0, 2000, 300, burst=2, corr=10),
-                    "down": _dir(30, 20, 1.0, 6000, 250, burst=2, corr=10),
-                    "note": "cafe or hotel Wi-Fi"},
+    "wifi-public": _link("cafe or hotel Wi-Fi",
+        30, 20, 1.0, (2000, 6000), (300, 250), burst=2, corr=10),
     # ADSL2+ [ITU]: 12/1 Mbit/s, interleaving puts RTT near 40 ms [FCC]; the
     # modem's upstream buffer is deep [BB].
-    "dsl": {"up": _dir(19, 2, 0.2, 1000, 400),
-            "down": _dir(19, 2, 0.2, 12000, 100),
-            "note": "ADSL2+"},
+    "dsl": _link("ADSL2+", 19, 2, 0.2, (1000, 12000), (400, 100)),
     # VDSL2 [ITU]: 50/10 Mbit/s, fast path: ~20 ms RTT [FCC].
-    "vdsl": {"up": _dir(10, 1.5, 0.1, 10000, 200),
-             "down": _dir(10, 1.5, 0.1, 50000, 80),
-             "note": "VDSL2 street cabinet"},
+    "vdsl": _link("VDSL2 street cabinet", 10, 1.5, 0.1, (10000, 50000), (200, 80)),
     # DOCSIS 3.0: ~20 ms RTT [FCC]; upstream request-grant scheduling adds
     # jitter, and cable modems are bloated upstream [BB].
-    "cable": {"up": _dir(11, 4, 0.1, 10000, 300),
-              "down": _dir(11, 2, 0.1, 100000, 80),
-              "note": "DOCSIS 3.0 cable"},
+    "cable": _link("DOCSIS 3.0 cable", 11, (4, 2), 0.1, (10000, 100000), (300, 80)),
     # FTTH/GPON: ~10 ms RTT to a nearby server [FCC].
-    "fiber": {"up": _dir(5, 0.5, 0.02, 100000, 40),
-              "down": _dir(5, 0.5, 0.02, 300000, 40),
-              "note": "fiber to the home"},
+    "fiber": _link("fiber to the home", 5, 0.5, 0.02, (100000, 300000), 40),
     # 4G, good coverage: 30-50 ms RTT [LTE]; the radio scheduler adds
     # jitter; cellular buffers are deep [CELL].
-    "lte-good": {"up": _dir(21, 6, 0.1, 10000, 200),
-                 "down": _dir(18, 5, 0.1, 30000, 200),
-                 "note": "4G LTE, good signal"},
+    "lte-good": _link("4G LTE, good signal", (21, 18), (6, 5), 0.1, (10000, 30000), 200),
     # 4G at the cell edge: low rate, retransmissions (jitter, burst loss),
     # very deep buffers [CELL].
-    "lte-poor": {"up": _dir(45, 25, 1.0, 800, 800, burst=3, corr=40),
-                 "down": _dir(40, 20, 1.0, 4000, 600, burst=3, corr=40),
-                 "note": "4G LTE, cell edge"},
+    "lte-poor": _link("4G LTE, cell edge",
+        (45, 40), (25, 20), 1.0, (800, 4000), (800, 600), burst=3, corr=40),
     # 5G non-standalone: 20-30 ms RTT [LTE].
-    "5g": {"up": _dir(13, 4, 0.05, 30000, 100),
-           "down": _dir(12, 4, 0.05, 200000, 100),
-           "note": "5G NSA, good signal"},
+    "5g": _link("5G NSA, good signal", (13, 12), 4, 0.05, (30000, 200000), 100),
     # HSPA [ITU]: a few Mbit/s at best, ~100-200 ms RTT, buffers of seconds
     # under load [CELL].
-    "3g": {"up": _dir(65, 25, 0.5, 500, 1000, burst=2, corr=50),
-           "down": _dir(60, 25, 0.5, 2000, 800, burst=2, corr=50),
-           "note": "3G HSPA"},
+    "3g": _link("3G HSPA", (65, 60), 25, 0.5, (500, 2000), (1000, 800), burst=2, corr=50),
     # EDGE [ITU]: ~200/80 kbit/s in practice, RTT of 300-500 ms.
-    "edge": {"up": _dir(220, 60, 1.0, 80, 1500, burst=2, corr=100),
-             "down": _dir(180, 50, 1.0, 200, 1500, burst=2, corr=100),
-             "note": "2.5G EDGE"},
+    "edge": _link("2.5G EDGE", (220, 180), (60, 50), 1.0, (80, 200), 1500, burst=2, corr=100),
     # Geostationary satellite: 477 ms of propagation alone [GEO], ~600 ms
     # RTT measured [FCC].
-    "satellite-geo": {"up": _dir(300, 15, 0.5, 3000, 400),
-                      "down": _dir(300, 15, 0.5, 25000, 300),
-                      "note": "GEO satellite broadband"},
+    "satellite-geo": _link("GEO satellite broadband", 300, 15, 0.5, (3000, 25000), (400, 300)),
     # Low Earth orbit constellation: ~45 ms RTT, bursty loss [SL].
-    "satellite-leo": {"up": _dir(23, 8, 0.7, 12000, 150, burst=6, corr=50),
-                      "down": _dir(22, 8, 0.7, 100000, 100, burst=6, corr=50),
-                      "note": "LEO satellite (Starlink-like)"},
+    "satellite-leo": _link("LEO satellite (Starlink-like)",
+        (23, 22), 8, 0.7, (12000, 100000), (150, 100), burst=6, corr=50),
     # Good access, server across the Atlantic: ~75 ms RTT [WN].
-    "transatlantic": {"up": _dir(38, 1.5, 0.05, 40000, 60),
-                      "down": _dir(38, 1.5, 0.05, 100000, 60),
-                      "note": "fiber/cable access, server on the other side of the Atlantic"},
+    "transatlantic": _link("fiber/cable access, server on the other side of the Atlantic",
+        38, 1.5, 0.05, (40000, 100000), 60),
     # Good access, server half the world away: ~260 ms RTT [WN].
-    "intercontinental": {"up": _dir(130, 3, 0.2, 20000, 60),
-                         "down": _dir(130, 3, 0.2, 50000, 60),
-                         "note": "long-haul, e.g. Europe to Australia"},
+    "intercontinental": _link("long-haul, e.g. Europe to Australia",
+        130, 3, 0.2, (20000, 50000), 60),
     # Evening peak: a saturated shared link upstream of the user, queues
     # full [BB], losses in short bursts.
-    "congested": {"up": _dir(45, 25, 2.0, 1000, 400, burst=2),
-                  "down": _dir(45, 25, 2.0, 3000, 400, burst=2),
-                  "note": "peak-hour congestion"},
+    "congested": _link("peak-hour congestion", 45, 25, 2.0, (1000, 3000), 400, burst=2),
     # Independent random loss on an otherwise fine path.
-    "lossy": {"up": _dir(20, 3, 3.0, 5000, 60),
-              "down": _dir(20, 3, 3.0, 20000, 60),
-              "note": "random loss, e.g. a bad cable or radio interference"},
+    "lossy": _link("random loss, e.g. a bad cable or radio interference",
+        20, 3, 3.0, (5000, 20000), 60),
     # The same average loss order, but in long bursts (Gilbert model).
-    "bursty-loss": {"up": _dir(25, 5, 2.0, 5000, 80, burst=8),
-                    "down": _dir(25, 5, 2.0, 15000, 80, burst=8),
-                    "note": "loss in long bursts, e.g. fading or route flaps"},
+    "bursty-loss": _link("loss in long bursts, e.g. fading or route flaps",
+        25, 5, 2.0, (5000, 15000), 80, burst=8),
     # Rural line or a throttled data plan.
-    "low-bandwidth": {"up": _dir(40, 10, 0.5, 256, 600),
-                      "down": _dir(40, 10, 0.5, 512, 500),
-                      "note": "512/256 kbit/s"},
+    "low-bandwidth": _link("512/256 kbit/s", 40, 10, 0.5, (256, 512), (600, 500)),
     # Fast downlink, a thin uplink behind a deep buffer [BB].
-    "asymmetric-uplink": {"up": _dir(15, 3, 0.1, 768, 800),
-                          "down": _dir(15, 3, 0.1, 50000, 100),
-                          "note": "50 Mbit/s down, 768 kbit/s up"},
+    "asymmetric-uplink": _link("50 Mbit/s down, 768 kbit/s up",
+        15, 3, 0.1, (768, 50000), (800, 100)),
     # Moving vehicle: handovers make delay swing widely (uniform jitter) and
     # lose frames in bursts.
-    "mobile-handover": {"up": _dir(50, 40, 1.5, 2000, 300, burst=5, corr=150),
-                        "down": _dir(50, 40, 1.5, 8000, 300, burst=5, corr=150),
-                        "jitter_dist": "uniform",
-                        "note": "mobile in a car or train, frequent handovers"},
+    "mobile-handover": _link("mobile in a car or train, frequent handovers",
+        50, 40, 1.5, (2000, 8000), 300, burst=5, corr=150, jitter_dist="uniform"),
     # Corporate VPN: traffic hairpins through a distant concentrator.
-    "enterprise-vpn": {"up": _dir(25, 2, 0.05, 50000, 50),
-                       "down": _dir(25, 2, 0.05, 50000, 50),
-                       "note": "office VPN to a remote gateway"},
+    "enterprise-vpn": _link("office VPN to a remote gateway", 25, 2, 0.05, 50000, 50),
 }
 
 # Held out for the test split: each has training neighbours (vdsl: dsl and

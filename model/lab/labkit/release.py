@@ -3,11 +3,8 @@ its flows as a samples CSV (docs/csv.md) with a `label` column, xz
 compressed, plus the manifest and SHA-256 checksums.  flowpic reads these
 files directly (extra columns are ignored), so training needs no pcap and
 no second parser."""
-import csv
 import hashlib
-import io
 import ipaddress
-import json
 import lzma
 import os
 import subprocess

@@ -34,6 +34,8 @@ import time
 
 if __name__ != "__main__":
     from labkit import assets as labassets
+    from labkit import nginx
+    from labkit.procs import finish
     from labkit.session import stop
 
 PORT = 443
@@ -363,19 +365,9 @@ def site_asset(assets_dir):
 
 # ---------------------------------------------------------------- the server
 
-NGINX_HEAD = """\
-worker_processes 1;
-user root;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log {prefix}/access.log;
-    client_body_temp_path {prefix}/tmp/body;
-    proxy_temp_path {prefix}/tmp/proxy;
-    fastcgi_temp_path {prefix}/tmp/fastcgi;
-    uwsgi_temp_path {prefix}/tmp/uwsgi;
-    scgi_temp_path {prefix}/tmp/scgi;
+# The http block after labkit.nginx's HEAD: shared settings, then a server
+# per address (NGINX_SERVER).
+NGINX_HTTP = """\
     include /etc/nginx/mime.types;
     default_type application/octet-stream;
     sendfile on;
@@ -417,31 +409,18 @@ def start_nginx(env, site, hosts, http2, keepalive):
     """nginx on every server address; hosts: {'static': ip, 'img': ip, 'tag': ip}
     (None: the origin itself)."""
     tls = labassets.tls(env.assets, env.server_ips)
-    prefix = os.path.join(env.workdir, "nginx")
-    os.makedirs(os.path.join(prefix, "tmp"), exist_ok=True)
-    conf = os.path.join(prefix, "nginx.conf")
+    prefix = nginx.prefix(env)
 
     def url(ip):
         return f"https://{ip}" if ip else ""
 
-    text = NGINX_HEAD.format(prefix=prefix, keepalive=keepalive, static=url(hosts["static"]),
-                             img=url(hosts["img"]), tag=url(hosts["tag"]), cert=tls["cert"], key=tls["key"],
-                             site=site)
+    text = NGINX_HTTP.format(keepalive=keepalive, static=url(hosts["static"]),
+                             img=url(hosts["img"]), tag=url(hosts["tag"]), cert=tls["cert"],
+                             key=tls["key"], site=site)
     for ip in env.server_ips:
-        text += NGINX_SERVER.format(ip=ip, port=PORT, h2=" http2" if http2 else "")
+        text += NGINX_SERVER.format(ip=ip, port=PORT, h2=nginx.h2(http2))
     text += "}\n"
-    with open(conf, "w") as f:
-        f.write(text)
-    errlog = os.path.join(prefix, "error.log")
-    srv = env.server(["nginx", "-p", prefix, "-c", conf, "-e", errlog, "-g", "daemon off;"])
-    try:
-        env.wait_port(PORT)
-    except RuntimeError:
-        stop([srv])
-        with open(errlog, errors="replace") as f:
-            lines = f.read().strip().splitlines() or ["no error log"]
-        raise RuntimeError(f"nginx did not start: {lines[-1]}")
-    return srv, tls
+    return nginx.start(env, prefix, text, PORT, connections=1024), tls
 
 
 def spki_hash(cert):
@@ -481,7 +460,9 @@ class _Browse:
         site_asset(assets_dir)
 
     def hosts(self, env):
-        raise NotImplementedError
+        """The static, image and analytics hosts' addresses (HOSTS: their
+        indexes in env.server_ips)."""
+        return {k: env.server_ips[i] for k, i in zip(("static", "img", "tag"), self.HOSTS)}
 
     def run(self, env):
         rng = env.rng
@@ -498,16 +479,8 @@ class _Browse:
                                 json.dumps(cfg)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env=dict(os.environ, HOME=env.workdir))
-            try:
-                out, err = agent.communicate(timeout=env.remaining() + 20)
-            except subprocess.TimeoutExpired:
-                agent.terminate()
-                out, err = agent.communicate(timeout=15)
-            if agent.returncode != 0:
-                lines = [l for l in err.strip().splitlines() if l.strip()] or \
-                    [f"exit {agent.returncode}"]
-                raise RuntimeError(f"browser session failed: {lines[-1][:300]}")
-            env.log(f"{self.NAME}: {out.strip().splitlines()[-1] if out.strip() else ''}")
+            out = finish(agent, "browser session", env.remaining() + 20, 15)
+            env.log(f"{self.NAME}: {out}")
         finally:
             stop([agent, srv], grace=8)
         return [{"proto": "tcp", "port": PORT, "label": "browsing"}]
@@ -518,10 +491,7 @@ class BrowseH2(_Browse):
     SERVER_IPS = 3
     HTTP2 = True
     KEEPALIVE = 65
-
-    def hosts(self, env):
-        return {"static": env.server_ips[1], "img": env.server_ips[1],
-                "tag": env.server_ips[2]}
+    HOSTS = (1, 1, 2)          # a CDN for static files and images, analytics
 
 
 class BrowseH1Cdn(_Browse):
@@ -529,10 +499,7 @@ class BrowseH1Cdn(_Browse):
     SERVER_IPS = 4
     HTTP2 = False
     KEEPALIVE = 15
-
-    def hosts(self, env):
-        return {"static": env.server_ips[1], "img": env.server_ips[2],
-                "tag": env.server_ips[3]}
+    HOSTS = (1, 2, 3)          # static files, images and analytics apart
 
 
 APPS = [BrowseH2, BrowseH1Cdn]

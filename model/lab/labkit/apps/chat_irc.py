@@ -14,11 +14,11 @@ import os
 import time
 
 from labkit import assets as lab_assets
+from labkit.procs import keep_logs, run_client, script, start_server
 from labkit.session import stop
 
 TLS_PORT = 6697
 PLAIN_PORT = 6667
-LAB_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 NGIRCD_CONF = """\
 [Global]
@@ -72,20 +72,10 @@ Have fun.
 """
 
 CLIENTS = r'''
-import argparse, asyncio, json, random, ssl, sys, time
+import asyncio, json, random, ssl, sys, time
 
-sys.path.insert(0, LAB_DIR)
 from labkit.apps import chat_text as ct
-
-T0 = time.monotonic()
-
-
-def log(*args):
-    print(f"{time.monotonic() - T0:7.1f}", *args, flush=True)
-
-
-async def sleep_until(seconds, deadline):
-    await asyncio.sleep(max(0.0, min(seconds, deadline - time.monotonic())))
+from labkit.apps.chat_text import log, sleep_until
 
 
 class User:
@@ -336,16 +326,7 @@ async def main(a):
     print("DONE", flush=True)
 
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--server")
-ap.add_argument("--port", type=int)
-ap.add_argument("--tls", type=int)
-ap.add_argument("--ca")
-ap.add_argument("--users")
-ap.add_argument("--seed", type=int)
-ap.add_argument("--seconds", type=float)
-a = ap.parse_args()
-asyncio.run(main(a))
+asyncio.run(main(ct.client_args(tls=int)))
 '''
 
 NICKS = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"]
@@ -382,55 +363,24 @@ class IrcNgircd:
                           "lag": env.rng.choice([30, 60, 60, 120]),
                           "random": env.rng.random() < 0.5,
                           "late": k >= 2 and env.rng.random() < 0.3})
-        script = os.path.join(env.workdir, "irc_clients.py")
-        with open(script, "w") as f:
-            f.write(f"LAB_DIR = {LAB_DIR!r}\n" + CLIENTS)
+        clients = script(env, "irc_clients.py", CLIENTS)
         logs = {s: os.path.join(env.workdir, f"irc-{s}.log") for s in ("server", "client")}
-        procs = []
+        srv = None
         try:
-            with open(logs["server"], "w") as lf:
-                srv = env.server(["ngircd", "-n", "-f", conf], stdout=lf, stderr=lf)
-            procs.append(srv)
-            try:
-                env.wait_port(port, seconds=15)
-            except RuntimeError:
-                raise RuntimeError(f"ngircd did not start: {_tail(logs['server'])}")
+            srv = start_server(env, "ngircd", ["ngircd", "-n", "-f", conf], port, logs["server"],
+                               seconds=15)
             time.sleep(env.rng.uniform(0.2, 1.0))
             talk = max(5.0, env.remaining() - 2.0)
-            with open(logs["client"], "w") as lf:
-                cli = env.client(["/usr/bin/python3", script, "--server", env.server_ip,
-                                  "--port", str(port), "--tls", str(int(use_tls)),
-                                  "--ca", tls["ca"], "--users", json.dumps(users),
-                                  "--seed", str(env.rng.getrandbits(32)),
-                                  "--seconds", f"{talk:.1f}"], stdout=lf, stderr=lf)
-            procs.append(cli)
-            try:
-                rc = cli.wait(timeout=talk + 40)
-            except Exception:
-                raise RuntimeError("irc clients did not finish")
-            if rc != 0 or "DONE" not in _read(logs["client"]):
-                raise RuntimeError(f"irc clients failed: {_tail(logs['client'])}")
+            run_client(env, "irc clients",
+                       ["/usr/bin/python3", clients, "--server", env.server_ip,
+                        "--port", str(port), "--tls", str(int(use_tls)),
+                        "--ca", tls["ca"], "--users", json.dumps(users),
+                        "--seed", str(env.rng.getrandbits(32)),
+                        "--seconds", f"{talk:.1f}"], logs["client"], talk + 40, "DONE")
         finally:
-            stop(procs)
-            if os.environ.get("FPLAB_KEEP_LOGS"):
-                import shutil
-                for f in logs.values():
-                    if os.path.exists(f):
-                        shutil.copy(f, os.environ["FPLAB_KEEP_LOGS"])
+            stop([srv])
+            keep_logs(*logs.values())
         return [{"proto": "tcp", "port": port, "label": "chat"}]
-
-
-def _read(path):
-    try:
-        with open(path, errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
-def _tail(path):
-    lines = [l.strip() for l in _read(path).splitlines() if l.strip()]
-    return " | ".join(lines[-3:]) or "no output"
 
 
 APPS = [IrcNgircd]

@@ -2,10 +2,38 @@
 people type and how long it takes them.  No APPS here.
 
 The client scripts of those drivers run in the client namespace and import
-this module (its folder's parent is put on sys.path); every function takes
-the random.Random it draws from, seeded from the session's env.rng.
+this module (labkit.procs.script puts the lab's folder on sys.path); every
+function that draws takes the random.Random it draws from, seeded from the
+session's env.rng.  log() and sleep_until() are the scripts' progress lines
+and pacing.
 """
+import argparse
+import asyncio
 import math
+import time
+
+T0 = time.monotonic()
+
+
+def log(*args):
+    """A progress line of a client script: seconds since it started, then args."""
+    print(f"{time.monotonic() - T0:7.1f}", *args, flush=True)
+
+
+async def sleep_until(seconds, deadline):
+    """Sleep seconds, but not past deadline (monotonic time)."""
+    await asyncio.sleep(max(0.0, min(seconds, deadline - time.monotonic())))
+
+
+def client_args(**more):
+    """A client script's arguments: the server's --server, --port and --ca,
+    the --users (JSON), --seed and --seconds, and more (name=type)."""
+    ap = argparse.ArgumentParser()
+    opts = dict({"server": str, "port": int, "ca": str, "users": str, "seed": int,
+                 "seconds": float}, **more)
+    for name, kind in opts.items():
+        ap.add_argument(f"--{name}", type=kind)
+    return ap.parse_args()
 
 SHORT = [
     "ok", "okay", "lol", "haha", "hahaha yes", "sure", "yep", "nope", "yes!", "no way",

@@ -17,12 +17,12 @@ import os
 import time
 
 from labkit import assets as lab_assets
+from labkit.procs import keep_logs, run_client, script, start_server
 from labkit.session import stop
 
 DOMAIN = "lab.flowpic.test"
 C2S_PORT = 5222
 HTTPS_PORT = 5281
-LAB_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 PROSODY_CFG = """\
 -- flowpic lab: one session's XMPP server
@@ -66,12 +66,12 @@ Component "upload.{domain}" "http_file_share"
 """
 
 CLIENTS = r'''
-import argparse, asyncio, json, logging, os, random, ssl, sys, time
+import asyncio, json, logging, random, ssl, sys, time
 import xml.etree.ElementTree as ET
 from urllib.parse import urlsplit
 
-sys.path.insert(0, LAB_DIR)
 from labkit.apps import chat_text as ct
+from labkit.apps.chat_text import log, sleep_until
 import slixmpp
 from slixmpp import JID
 
@@ -246,17 +246,6 @@ async def http(ctx, method, url, body=b"", headers=None, ctype=None):
     return len(rest)
 
 
-T0 = time.monotonic()
-
-
-def log(*args):
-    print(f"{time.monotonic() - T0:7.1f}", *args, flush=True)
-
-
-async def sleep_until(seconds, deadline):
-    await asyncio.sleep(max(0.0, min(seconds, deadline - time.monotonic())))
-
-
 def online(users):
     return [u for u in users if u.online and not u.failed]
 
@@ -339,18 +328,8 @@ async def main(a):
     print("DONE", flush=True)
 
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--server")
-ap.add_argument("--port", type=int)
-ap.add_argument("--domain")
-ap.add_argument("--room")
-ap.add_argument("--ca")
-ap.add_argument("--users")
-ap.add_argument("--seed", type=int)
-ap.add_argument("--seconds", type=float)
-a = ap.parse_args()
 logging.basicConfig(level=logging.ERROR)
-asyncio.run(main(a))
+asyncio.run(main(ct.client_args(domain=str, room=str)))
 '''
 
 NAMES = ["alice", "bob", "carol", "dave"]
@@ -410,61 +389,28 @@ class XmppProsody:
         os.makedirs(rdir, exist_ok=True)
         for name in names:
             _roster_file(os.path.join(rdir, _enc(name) + ".dat"), name, names)
-        script = os.path.join(env.workdir, "xmpp_clients.py")
-        with open(script, "w") as f:
-            f.write(f"LAB_DIR = {LAB_DIR!r}\n" + CLIENTS)
+        clients = script(env, "xmpp_clients.py", CLIENTS)
         logs = {s: os.path.join(env.workdir, f"xmpp-{s}.log") for s in ("server", "client")}
-        procs = []
+        prosody_log = os.path.join(wd, "prosody.log")
+        srv = None
         try:
-            with open(logs["server"], "w") as lf:
-                srv = env.server(["prosody", "--config", cfg, "-F"], stdout=lf, stderr=lf)
-            procs.append(srv)
-            try:
-                env.wait_port(C2S_PORT, seconds=20)
-                env.wait_port(HTTPS_PORT, seconds=10)
-            except RuntimeError:
-                raise RuntimeError(f"prosody did not start: "
-                                   f"{_tail(os.path.join(wd, 'prosody.log'), logs['server'])}")
+            srv = start_server(env, "prosody", ["prosody", "--config", cfg, "-F"], C2S_PORT,
+                               logs["server"], seconds=20, more_ports=[HTTPS_PORT],
+                               more_logs=[prosody_log])
             time.sleep(env.rng.uniform(0.2, 1.0))
             talk = max(5.0, env.remaining() - 2.0)
-            with open(logs["client"], "w") as lf:
-                cli = env.client(["/usr/bin/python3", script, "--server", env.server_ip,
-                                  "--port", str(C2S_PORT), "--domain", DOMAIN,
-                                  "--room", f"friends@conference.{DOMAIN}", "--ca", tls["ca"],
-                                  "--users", json.dumps(users),
-                                  "--seed", str(env.rng.getrandbits(32)),
-                                  "--seconds", f"{talk:.1f}"], stdout=lf, stderr=lf)
-            procs.append(cli)
-            try:
-                rc = cli.wait(timeout=talk + 40)
-            except Exception:
-                raise RuntimeError("xmpp clients did not finish")
-            if rc != 0 or "DONE" not in _read(logs["client"]):
-                raise RuntimeError(f"xmpp clients failed: {_tail(logs['client'])}")
+            run_client(env, "xmpp clients",
+                       ["/usr/bin/python3", clients, "--server", env.server_ip,
+                        "--port", str(C2S_PORT), "--domain", DOMAIN,
+                        "--room", f"friends@conference.{DOMAIN}", "--ca", tls["ca"],
+                        "--users", json.dumps(users),
+                        "--seed", str(env.rng.getrandbits(32)),
+                        "--seconds", f"{talk:.1f}"], logs["client"], talk + 40, "DONE")
         finally:
-            stop(procs)
-            if os.environ.get("FPLAB_KEEP_LOGS"):
-                import shutil
-                for f in list(logs.values()) + [os.path.join(wd, "prosody.log")]:
-                    if os.path.exists(f):
-                        shutil.copy(f, os.environ["FPLAB_KEEP_LOGS"])
+            stop([srv])
+            keep_logs(*logs.values(), prosody_log)
         return [{"proto": "tcp", "port": C2S_PORT, "label": "chat"},
                 {"proto": "tcp", "port": HTTPS_PORT, "label": "upload"}]
-
-
-def _read(path):
-    try:
-        with open(path, errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
-def _tail(*paths):
-    lines = []
-    for p in paths:
-        lines += [l.strip() for l in _read(p).splitlines() if l.strip()]
-    return " | ".join(lines[-3:]) or "no output"
 
 
 APPS = [XmppProsody]

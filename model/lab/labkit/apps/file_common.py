@@ -1,13 +1,12 @@
 """Helpers shared by the file_transfer drivers (file_*.py): random payload
 files, a person's transfer rates and pauses, and running a client command
-until it ends or the session's deadline comes.  No drivers here."""
+until it ends or the session's deadline comes.  No drivers here (servers
+start through labkit.procs.start_server)."""
 import math
 import os
 import signal
 import subprocess
 import time
-
-from labkit.session import stop
 
 MB = 1 << 20
 MAX_FILE = 400 * MB      # no payload file is larger
@@ -154,31 +153,6 @@ def run_until(env, side, args, deadline=None, sig=signal.SIGTERM, log_name=None)
         if p.poll() is None:
             p.kill()
             p.wait()
-
-
-def start_server(env, what, args, port, log, proto="tcp", **kw):
-    """Start a server in the server namespace, its output to the file log,
-    and wait until it listens on port; else stop it and raise with a
-    one-line reason (its exit status and the last line of its log)."""
-    with open(log, "w") as f:
-        proc = env.server(args, stdout=f, stderr=f, **kw)
-    try:
-        env.wait_port(port, proto=proto)
-    except RuntimeError:
-        why = "not listening" if proc.poll() is None else f"exit {proc.returncode}"
-        stop([proc])
-        try:
-            with open(log, errors="replace") as f:
-                why += f": {last_line(f.read())}"
-        except OSError:
-            pass
-        raise RuntimeError(f"{what} did not start on {proto}/{port} ({why})"[:300])
-    return proc
-
-
-def last_line(text):
-    lines = [l.strip() for l in (text or "").splitlines() if l.strip()]
-    return lines[-1][:200] if lines else ""
 
 
 APPS = []

@@ -5,8 +5,9 @@ getting several files and putting one or two, in one session with pauses."""
 import os
 import pwd
 
-from labkit.apps.file_common import (Plan, draw_name, fit_size, last_line, link_rates,
-                                     make_file, run_until, start_server, unlink)
+from labkit.apps.file_common import (Plan, draw_name, fit_size, link_rates, make_file,
+                                     run_until, unlink)
+from labkit.procs import last_line, start_server
 from labkit.session import stop
 
 PORT = 21

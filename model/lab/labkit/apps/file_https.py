@@ -4,36 +4,22 @@ namespace, as a person fetching a few big files, sometimes two at once,
 pausing between them, and uploading one."""
 import os
 
-from labkit import assets
-from labkit.apps.file_common import (Plan, draw_name, fit_size, last_line, make_file,
-                                     pause, run_until, start_server, unlink)
+from labkit import assets, nginx
+from labkit.apps.file_common import (Plan, draw_name, fit_size, make_file, pause, run_until,
+                                     unlink)
+from labkit.procs import last_line
 from labkit.session import stop
 
 PORT = 443
 
-NGINX_CONF = """\
-worker_processes 1;
-user root;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log {prefix}/access.log;
-    client_body_temp_path {prefix}/tmp/body;
-    proxy_temp_path {prefix}/tmp/proxy;
-    fastcgi_temp_path {prefix}/tmp/fastcgi;
-    uwsgi_temp_path {prefix}/tmp/uwsgi;
-    scgi_temp_path {prefix}/tmp/scgi;
+# The rest of the http block after labkit.nginx's HEAD.
+NGINX_HTTP = """\
     default_type application/octet-stream;
     sendfile on;
     tcp_nopush on;
     keepalive_timeout 65;
     server {{
-        listen {ip}:{port} ssl{h2};
-        server_name lab.flowpic.test;
-        ssl_certificate {cert};
-        ssl_certificate_key {key};
-        ssl_protocols TLSv1.2 TLSv1.3;
+{tls}
         root {prefix}/www;
         location /files/ {{ }}
         location /upload/ {{
@@ -57,17 +43,10 @@ class HttpsCurl:
     def run(self, env):
         rng = env.rng
         tls = assets.tls(env.assets, env.server_ips)
-        prefix = os.path.join(env.workdir, "nginx")
-        for d in ("tmp", "www/files", "www/upload"):
-            os.makedirs(os.path.join(prefix, d), exist_ok=True)
-        conf = os.path.join(prefix, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(NGINX_CONF.format(prefix=prefix, ip=env.server_ip, port=PORT,
-                                      h2=" http2" if self.HTTP2 else "",
-                                      cert=tls["cert"], key=tls["key"]))
-        errlog = os.path.join(prefix, "error.log")
-        srv = start_server(env, "nginx", ["nginx", "-p", prefix, "-c", conf, "-e", errlog,
-                                          "-g", "daemon off;"], PORT, errlog)
+        prefix = nginx.prefix(env, "www/files", "www/upload")
+        server = nginx.TLS_SERVER.format(ip=env.server_ip, port=PORT, h2=nginx.h2(self.HTTP2),
+                                         cert=tls["cert"], key=tls["key"])
+        srv = nginx.start(env, prefix, NGINX_HTTP.format(tls=server, prefix=prefix), PORT)
         try:
             self._person(env, rng, prefix, tls["ca"])
         finally:

@@ -6,8 +6,9 @@ import os
 import shutil
 import subprocess
 
-from labkit.apps.file_common import (MB, Plan, draw_name, draw_size, fit_size, last_line,
-                                     make_file, pause, run_until, start_server, unlink)
+from labkit.apps.file_common import (MB, Plan, draw_name, draw_size, fit_size, make_file,
+                                     pause, run_until, unlink)
+from labkit.procs import last_line, start_server
 from labkit.session import stop
 
 PORT = 22
@@ -86,12 +87,10 @@ def _check(rc, err, what):
         raise RuntimeError(f"{what} failed with exit {rc}: {last_line(err)}")
 
 
-class ScpSftp:
-    """A person fetching and sending files with scp, and with sftp (a batch
-    of gets and puts in one session, pausing between them)."""
+class _OverSsh:
+    """A driver whose person (_person(env, srv)) transfers files over this
+    session's sshd."""
     CLASS = "file_transfer"
-    NAME = "scp-sftp"
-    PACKAGES = ["openssh-server", "openssh-client"]
     SERVER_IPS = 1
 
     def run(self, env):
@@ -101,6 +100,13 @@ class ScpSftp:
         finally:
             srv.stop()
         return [{"proto": "tcp", "port": PORT, "label": "file_transfer"}]
+
+
+class ScpSftp(_OverSsh):
+    """A person fetching and sending files with scp, and with sftp (a batch
+    of gets and puts in one session, pausing between them)."""
+    NAME = "scp-sftp"
+    PACKAGES = ["openssh-server", "openssh-client"]
 
     def _person(self, env, srv):
         rng = env.rng
@@ -169,21 +175,11 @@ class ScpSftp:
             pause(env, wait)
 
 
-class RsyncSsh:
+class RsyncSsh(_OverSsh):
     """A person syncing directories with rsync over ssh: pulling a project
     or data folder, pushing a backup, re-syncing after changing some files."""
-    CLASS = "file_transfer"
     NAME = "rsync-ssh"
     PACKAGES = ["openssh-server", "openssh-client", "rsync"]
-    SERVER_IPS = 1
-
-    def run(self, env):
-        srv = SshServer(env).start()
-        try:
-            self._person(env, srv)
-        finally:
-            srv.stop()
-        return [{"proto": "tcp", "port": PORT, "label": "file_transfer"}]
 
     def _tree(self, env, root, volume):
         """A folder of a few big files and some small ones, about volume bytes."""

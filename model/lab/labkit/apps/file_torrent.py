@@ -13,9 +13,9 @@ import shutil
 import subprocess
 import time
 
-from labkit.apps.file_common import (MB, draw_name, draw_size, fit_size, last_line,
-                                     link_rates, loguniform, make_file, pause, run_until,
-                                     start_server)
+from labkit.apps.file_common import (MB, draw_name, draw_size, fit_size, link_rates,
+                                     loguniform, make_file, pause, run_until)
+from labkit.procs import last_line, start_server
 from labkit.session import stop
 
 TRACKER_PORT = 6969

@@ -30,6 +30,8 @@ import xml.etree.ElementTree as ET
 
 if __name__ != "__main__":
     from labkit import assets as labassets
+    from labkit import nginx
+    from labkit.procs import finish
     from labkit.session import stop
 
 PORT = 443
@@ -229,19 +231,8 @@ def media_asset(assets_dir):
 
 # ---------------------------------------------------------------- the server
 
-NGINX_CONF = """\
-worker_processes 1;
-user root;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log {prefix}/access.log;
-    client_body_temp_path {prefix}/tmp/body;
-    proxy_temp_path {prefix}/tmp/proxy;
-    fastcgi_temp_path {prefix}/tmp/fastcgi;
-    uwsgi_temp_path {prefix}/tmp/uwsgi;
-    scgi_temp_path {prefix}/tmp/scgi;
+# The rest of the http block after labkit.nginx's HEAD.
+NGINX_HTTP = """\
     default_type application/octet-stream;
     types {{
         application/vnd.apple.mpegurl m3u8;
@@ -255,11 +246,7 @@ http {{
     gzip on;
     gzip_types application/vnd.apple.mpegurl application/dash+xml;
     server {{
-        listen {ip}:{port} ssl{h2};
-        server_name lab.flowpic.test;
-        ssl_certificate {cert};
-        ssl_certificate_key {key};
-        ssl_protocols TLSv1.2 TLSv1.3;
+{tls}
         location /vod/ {{
             alias {media}/;
             add_header Access-Control-Allow-Origin *;
@@ -272,23 +259,10 @@ http {{
 
 def start_nginx(env, media, http2):
     tls = labassets.tls(env.assets, env.server_ips)
-    prefix = os.path.join(env.workdir, "nginx")
-    os.makedirs(os.path.join(prefix, "tmp"), exist_ok=True)
-    conf = os.path.join(prefix, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(NGINX_CONF.format(prefix=prefix, ip=env.server_ip, port=PORT, media=media,
-                                  h2=" http2" if http2 else "",
-                                  cert=tls["cert"], key=tls["key"]))
-    errlog = os.path.join(prefix, "error.log")
-    srv = env.server(["nginx", "-p", prefix, "-c", conf, "-e", errlog, "-g", "daemon off;"])
-    try:
-        env.wait_port(PORT)
-    except RuntimeError:
-        stop([srv])
-        with open(errlog, errors="replace") as f:
-            lines = f.read().strip().splitlines() or ["no error log"]
-        raise RuntimeError(f"nginx did not start: {lines[-1]}")
-    return srv, tls
+    prefix = nginx.prefix(env)
+    server = nginx.TLS_SERVER.format(ip=env.server_ip, port=PORT, h2=nginx.h2(http2),
+                                     cert=tls["cert"], key=tls["key"])
+    return nginx.start(env, prefix, NGINX_HTTP.format(tls=server, media=media), PORT), tls
 
 
 # ---------------------------------------------------------------- the drivers
@@ -322,15 +296,8 @@ class _AbrPlayer:
             if self.HTTP2:
                 args.append("--http2")
             player = env.client(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            try:
-                out, err = player.communicate(timeout=env.remaining() + 1)
-            except subprocess.TimeoutExpired:
-                player.terminate()
-                out, err = player.communicate(timeout=10)
-            if player.returncode != 0:
-                lines = err.strip().splitlines() or [f"exit {player.returncode}"]
-                raise RuntimeError(f"video player failed: {lines[-1]}")
-            env.log(f"{self.NAME}: {manifest} {out.strip().splitlines()[-1] if out.strip() else ''}")
+            out = finish(player, "video player", env.remaining() + 1, 10)
+            env.log(f"{self.NAME}: {manifest} {out}")
         finally:
             stop([player, srv])
         return [{"proto": "tcp", "port": PORT, "label": "video"}]
@@ -428,7 +395,7 @@ class H2Client:
 
 def _attrs(s):
     """HLS attribute list -> dict."""
-    out, key, val, q, buf = {}, None, None, False, ""
+    out, key, q, buf = {}, None, False, ""
     for ch in s + ",":
         if ch == '"':
             q = not q

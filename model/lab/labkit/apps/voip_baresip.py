@@ -8,12 +8,12 @@ use a fixed port range (rtcp_mux off: RTCP on the port above RTP); both
 agents are driven through their ctrl_tcp module on the loopback of their
 namespace (dial, hangup), which the capture does not see.
 """
-import json
 import os
 import subprocess
 import time
 
 from labkit.apps import voip_speech
+from labkit.procs import keep_logs, read, start_server, tail
 from labkit.session import stop
 
 SIP_PORT = 5060
@@ -123,12 +123,10 @@ class BaresipCall:
                 timeout=15, check=False)
         return r.returncode == 0, (r.stdout.strip() or r.stderr.strip())
 
-    def _wait_ctrl(self, env, side, proc, log):
-        try:
-            env.wait_port(CTRL_PORT, side=side, seconds=10)
-        except RuntimeError:
-            raise RuntimeError(f"baresip did not start in the {side} namespace: "
-                               f"{_tail(log, proc)}")
+    def _start(self, env, side, conf_dir, log):
+        """baresip in a namespace, once its control port listens."""
+        return start_server(env, "baresip", ["baresip", "-f", conf_dir], CTRL_PORT, log,
+                            side=side, stdin=subprocess.DEVNULL)
 
     def run(self, env):
         topo = env.topo
@@ -142,17 +140,11 @@ class BaresipCall:
         logs = {s: os.path.join(env.workdir, f"baresip-{s}.log") for s in ("server", "client")}
         procs = []
         try:
-            with open(logs["server"], "w") as lf:
-                srv = env.server(["baresip", "-f", srv_dir], stdout=lf, stderr=lf,
-                                 stdin=subprocess.DEVNULL)
+            srv = self._start(env, "server", srv_dir, logs["server"])
             procs.append(srv)
-            self._wait_ctrl(env, "server", srv, logs["server"])
             env.wait_port(SIP_PORT, proto="udp", side="server")
-            with open(logs["client"], "w") as lf:
-                cli = env.client(["baresip", "-f", cli_dir], stdout=lf, stderr=lf,
-                                 stdin=subprocess.DEVNULL)
+            cli = self._start(env, "client", cli_dir, logs["client"])
             procs.append(cli)
-            self._wait_ctrl(env, "client", cli, logs["client"])
             # A person picks the contact and presses call after a moment.
             time.sleep(env.rng.uniform(0.5, 2.0))
             ok, out = self._ctrl(env, "client", "dial",
@@ -160,46 +152,29 @@ class BaresipCall:
             if not ok:
                 raise RuntimeError(f"baresip dial failed: {out}")
             end = time.monotonic() + 15
-            while time.monotonic() < end and "Call established" not in _read(logs["client"]):
+            while time.monotonic() < end and "Call established" not in read(logs["client"]):
                 if cli.poll() is not None or srv.poll() is not None:
                     raise RuntimeError("baresip exited during call set-up: "
-                                       f"{_tail(logs['client'], cli)}")
+                                       f"{tail(logs['client'], proc=cli)}")
                 time.sleep(0.2)
-            if "Call established" not in _read(logs["client"]):
-                raise RuntimeError(f"baresip call not established: {_tail(logs['client'], cli)}")
+            if "Call established" not in read(logs["client"]):
+                raise RuntimeError("baresip call not established: "
+                                   f"{tail(logs['client'], proc=cli)}")
             # Talk until the session's time is up, then one side hangs up.
             while env.remaining() > 0:
                 if cli.poll() is not None or srv.poll() is not None:
                     raise RuntimeError("baresip exited during the call")
-                if "terminated" in _read(logs["client"]).split("Call established", 1)[1]:
-                    raise RuntimeError(f"call ended early: {_tail(logs['client'], cli)}")
+                if "terminated" in read(logs["client"]).split("Call established", 1)[1]:
+                    raise RuntimeError(f"call ended early: {tail(logs['client'], proc=cli)}")
                 time.sleep(min(1.0, env.remaining()) or 0.01)
             side = "client" if env.rng.random() < 0.6 else "server"
             self._ctrl(env, side, "hangup")
             time.sleep(1.0)
         finally:
             stop(procs)
-            if os.environ.get("FPLAB_KEEP_LOGS"):
-                import shutil
-                for f in logs.values():
-                    shutil.copy(f, os.environ["FPLAB_KEEP_LOGS"])
+            keep_logs(*logs.values())
         return [{"proto": "udp", "port": [RTP_PORTS[0], RTP_PORTS[1] + 1], "label": "voip"},
                 {"proto": "udp", "port": SIP_PORT, "label": "control"}]
-
-
-def _read(path):
-    try:
-        with open(path, errors="replace") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
-def _tail(path, proc=None):
-    lines = [l.strip() for l in _read(path).splitlines() if l.strip()]
-    rc = proc.poll() if proc else None
-    msg = " | ".join(lines[-3:]) or "no output"
-    return f"{msg} (exit {rc})" if rc is not None else msg
 
 
 class BaresipOpus(BaresipCall):
