@@ -22,6 +22,9 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
+bench_name=bench/run.sh
+# shellcheck source=bench/lib.sh
+source "$repo/bench/lib.sh"
 
 data_dir=${FLOWPIC_REQUET:-/work/shared/data/requet}
 build_dir=$repo/build-bench
@@ -54,15 +57,6 @@ Build first:
 EOF
 }
 
-die() {
-	echo "bench/run.sh: $*" >&2
-	exit 1
-}
-
-say() {
-	echo "# $*" >&2
-}
-
 cmdline=$(printf '%q ' "bench/run.sh" "$@")
 cmdline=${cmdline% }
 
@@ -93,10 +87,7 @@ for b in "$pcap_count" "$flowpic"; do
 	[ -x "$b" ] || die "$b not found; build it first:
   cd $repo && cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release && cmake --build build-bench -j2"
 done
-if [ -f "$build_dir/CMakeCache.txt" ] &&
-   ! grep -q '^CMAKE_BUILD_TYPE:STRING=Release$' "$build_dir/CMakeCache.txt"; then
-	say "warning: $build_dir is not a Release build"
-fi
+warn_unless_release "$build_dir"
 for t in xz mergecap capinfos; do
 	command -v "$t" >/dev/null || die "$t not found (apt-get install xz-utils wireshark-common)"
 done
@@ -110,15 +101,7 @@ mapfile -t all_files < <(find "$data_dir" -maxdepth 1 -name '*.pcap.xz' | LC_ALL
 [ "$nfiles" -le ${#all_files[@]} ] ||
 	die "--files $nfiles: only ${#all_files[@]} captures in $data_dir"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/flowpic-bench.XXXXXX")
-cleanup() {
-	if [ $keep = 1 ]; then
-		say "kept $tmp"
-	else
-		rm -rf "$tmp"
-	fi
-}
-trap cleanup EXIT
+bench_tmpdir flowpic-bench
 mkdir "$tmp/in" "$tmp/out"
 
 # ---- the input: N captures, decompressed, concatenated in time order ----
@@ -144,42 +127,13 @@ for f in "${all_files[@]}"; do
 	picked+=("$out")
 done
 
-# Capture-time order, so that time never runs back across the seams: the
-# flow table then sees one long capture, as it would a real one.
-mapfile -t ordered < <(capinfos -T -r -S -a "${picked[@]}" | sort -t $'\t' -k2,2n | cut -f1)
-[ ${#ordered[@]} -eq ${#picked[@]} ] || die "capinfos could not date every capture"
+time_order "${picked[@]}"
 big=$tmp/all.pcap
 say "concatenating ${#ordered[@]} captures ($total packets) with mergecap -a"
-mergecap -a -F pcap -w "$big" "${ordered[@]}" || die "mergecap failed"
+merge_ordered "$big"
 one=${ordered[0]}
-big_mb=$(awk -v b="$(stat -c %s "$big")" 'BEGIN { printf "%.0f", b / 1048576 }')
 
 # ---- timing ----
-
-# time_run NAME CMD...: one run; appends "wall_s rss_kb cpu_s" to $tmp/NAME.runs
-# (cpu = user + system time of the command: less disturbed by other load on
-# the shared machine than wall time).
-# stdout and stderr of CMD go to $tmp/NAME.out / .err (or where CMD says).
-time_run() {
-	local name=$1 t0 t1 rc
-	shift
-	t0=$EPOCHREALTIME
-	/usr/bin/time -f '%M %U %S' -o "$tmp/$name.rss" "$@" > "$tmp/$name.out" 2> "$tmp/$name.err" &&
-		rc=0 || rc=$?
-	t1=$EPOCHREALTIME
-	if [ $rc -ne 0 ]; then
-		cat "$tmp/$name.err" >&2
-		die "$name failed (exit $rc): $*"
-	fi
-	tail -n 1 "$tmp/$name.rss" | awk -v a="$t0" -v b="$t1" \
-		'{ printf "%.4f %d %.2f\n", b - a, $1, $2 + $3 }' >> "$tmp/$name.runs"
-}
-
-# best NAME: "best_wall max_rss_kb best_cpu" over the runs.
-best() {
-	awk 'NR == 1 || $1 < w { w = $1 } $2 > m { m = $2 } NR == 1 || $3 < c { c = $3 }
-	     END { print w, m, c }' "$tmp/$1.runs"
-}
 
 # The commands, as run (stdout of flows goes to $tmp/flows.out, not printed).
 cmd_count=("$pcap_count" "$big")
@@ -227,8 +181,7 @@ packets_one=$(packets_of "$one")
 
 # ---- the table ----
 
-cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-commit=$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)
+host_info
 read -r bare_wall _ bare_cpu < <(best count)
 
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
@@ -249,8 +202,7 @@ cat <<EOF
 
 - date: $(date -u '+%Y-%m-%d %H:%M UTC')
 - machine: $(nproc) CPUs, ${cpu:-unknown CPU}, $(uname -sr)
-- flowpic: $commit ($(basename "$build_dir"), $(grep -o '^CMAKE_BUILD_TYPE:STRING=.*' \
-	"$build_dir/CMakeCache.txt" 2>/dev/null | cut -d= -f2 || echo '?'))
+- flowpic: $commit ($(basename "$build_dir"), $(build_type "$build_dir"))
 - command: \`$cmdline\`
 - input: ${#ordered[@]} Requet captures, \`mergecap -a\` in capture-time order:
   $packets packets, $big_mb MiB (pcap, snaplen 72)

@@ -19,6 +19,9 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+bench_name=bench/classify/run.sh
+# shellcheck source=bench/lib.sh
+source "$repo/bench/lib.sh"
 
 data_dir=${FLOWPIC_REQUET:-/work/shared/data/requet}
 build_dir=$repo/build-classify-bench
@@ -48,15 +51,6 @@ Example:
 EOF
 }
 
-die() {
-	echo "bench/classify/run.sh: $*" >&2
-	exit 1
-}
-
-say() {
-	echo "# $*" >&2
-}
-
 cmdline=$(printf '%q ' "bench/classify/run.sh" "$@")
 cmdline=${cmdline% }
 
@@ -79,10 +73,7 @@ flowpic=$build_dir/cli/flowpic
 for b in "$pcap_count" "$flowpic"; do
 	[ -x "$b" ] || die "$b not found; build it first (see --help)"
 done
-if [ -f "$build_dir/CMakeCache.txt" ] &&
-   ! grep -q '^CMAKE_BUILD_TYPE:STRING=Release$' "$build_dir/CMakeCache.txt"; then
-	say "warning: $build_dir is not a Release build"
-fi
+warn_unless_release "$build_dir"
 for t in xz mergecap capinfos ndpiReader; do
 	command -v "$t" >/dev/null ||
 		die "$t not found (apt-get install xz-utils wireshark-common libndpi-bin)"
@@ -94,11 +85,7 @@ mapfile -t all_files < <(find "$data_dir" -maxdepth 1 -name '*.pcap.xz' | LC_ALL
 [ "$nfiles" -gt 0 ] || nfiles=${#all_files[@]}
 [ "$nfiles" -le ${#all_files[@]} ] || die "--files $nfiles: only ${#all_files[@]} captures"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/flowpic-classify-bench.XXXXXX")
-cleanup() {
-	if [ $keep = 1 ]; then say "kept $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
+bench_tmpdir flowpic-classify-bench
 mkdir "$tmp/in"
 
 # ---- the input ----
@@ -110,36 +97,13 @@ for f in "${all_files[@]:0:$nfiles}"; do
 	xz -dc "$f" > "$out" || die "cannot decompress $f"
 	picked+=("$out")
 done
-mapfile -t ordered < <(capinfos -T -r -S -a "${picked[@]}" | sort -t $'\t' -k2,2n | cut -f1)
-[ ${#ordered[@]} -eq ${#picked[@]} ] || die "capinfos could not date every capture"
+time_order "${picked[@]}"
 big=$tmp/all.pcap
 say "concatenating with mergecap -a"
-mergecap -a -F pcap -w "$big" "${ordered[@]}" || die "mergecap failed"
+merge_ordered "$big"
 rm -rf "$tmp/in"
-big_mb=$(awk -v b="$(stat -c %s "$big")" 'BEGIN { printf "%.0f", b / 1048576 }')
 
 # ---- timing ----
-
-# time_run NAME CMD...: appends "wall_s rss_kb cpu_s" to $tmp/NAME.runs.
-time_run() {
-	local name=$1 t0 t1 rc
-	shift
-	t0=$EPOCHREALTIME
-	/usr/bin/time -f '%M %U %S' -o "$tmp/$name.rss" "$@" > "$tmp/$name.out" 2> "$tmp/$name.err" &&
-		rc=0 || rc=$?
-	t1=$EPOCHREALTIME
-	if [ $rc -ne 0 ]; then
-		cat "$tmp/$name.err" >&2
-		die "$name failed (exit $rc): $*"
-	fi
-	tail -n 1 "$tmp/$name.rss" | awk -v a="$t0" -v b="$t1" \
-		'{ printf "%.4f %d %.2f\n", b - a, $1, $2 + $3 }' >> "$tmp/$name.runs"
-}
-
-best() {
-	awk 'NR == 1 || $1 < w { w = $1 } $2 > m { m = $2 } NR == 1 || $3 < c { c = $3 }
-	     END { print w, m, c }' "$tmp/$1.runs"
-}
 
 cmd_count=("$pcap_count" "$big")
 cmd_json=("$flowpic" classify -q --json "$big")
@@ -171,8 +135,7 @@ model=$(grep -o '^# verdicts: .*' "$tmp/table.out" | sed 's/.*; model \([^;]*\);
 
 # ---- the table ----
 
-cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-commit=$(git -C "$repo" describe --always --dirty 2>/dev/null || echo unknown)
+host_info
 read -r bare_wall _ bare_cpu < <(best count)
 read -r ndpi_wall _ _ < <(best ndpi)
 
@@ -192,8 +155,7 @@ cat <<EOF
 
 - date: $(date -u '+%Y-%m-%d %H:%M UTC')
 - machine: $(nproc) CPUs, ${cpu:-unknown CPU}, $(uname -sr)
-- flowpic: $commit ($(basename "$build_dir"), $(grep -o '^CMAKE_BUILD_TYPE:STRING=.*' \
-	"$build_dir/CMakeCache.txt" 2>/dev/null | cut -d= -f2 || echo '?')); model $model
+- flowpic: $commit ($(basename "$build_dir"), $(build_type "$build_dir")); model $model
 - ndpiReader: $(ndpiReader -h 2>&1 | grep -o 'nDPI [0-9.]*' | head -n 1) (Debian libndpi-bin)
 - command: \`$cmdline\`
 - input: ${#ordered[@]} Requet captures, \`mergecap -a\` in capture-time order:
