@@ -113,9 +113,6 @@ static error_t classify_parse(int key, char *arg, struct argp_state *state)
 	uint64_t v;
 
 	switch (key) {
-	case ARGP_KEY_INIT:
-		state->child_inputs[0] = &a->common;
-		return 0;
 	case 'j':
 		a->fmt = OUT_JSON;
 		return 0;
@@ -159,18 +156,9 @@ static error_t classify_parse(int key, char *arg, struct argp_state *state)
 			argp_error(state, "--cache '%s': give a number of entries, 0 to 16777216", arg);
 		a->ccfg.cache_entries = (uint32_t)v;
 		return 0;
-	case ARGP_KEY_ARGS:
-		a->files = state->argv + state->next;
-		a->nfiles = state->argc - state->next;
-		return 0;
-	case ARGP_KEY_NO_ARGS:
-		argp_error(state, "give at least one capture or CSV file");
-		return 0;
 	}
-	return ARGP_ERR_UNKNOWN;
+	return files_parse(key, state, &a->common, &a->files, &a->nfiles);
 }
-
-static const struct argp_child classify_children[] = { { &common_argp, 0, NULL, 0 }, { 0 } };
 
 static const char classify_doc[] =
 	"Classify every flow of captures (pcap, pcapng; gzip or xz compressed too) or samples "
@@ -521,7 +509,7 @@ static int check_flow_opts(struct classify_args *a, const struct flow_config *gi
 int cmd_classify(int argc, char **argv)
 {
 	static const struct argp argp = { classify_options, classify_parse, "FILE...",
-					  classify_doc, classify_children, NULL, NULL };
+					  classify_doc, common_children, NULL, NULL };
 	struct classify_args *a;
 	char err[512];
 	int i, status = EXIT_OK;

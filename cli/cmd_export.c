@@ -164,8 +164,6 @@ static error_t export_parse(int key, char *arg, struct argp_state *state)
 	return ARGP_ERR_UNKNOWN;
 }
 
-static const struct argp_child export_children[] = { { &common_argp, 0, NULL, 0 }, { 0 } };
-
 static const char export_doc[] =
 	"Export a capture's samples as CSV, or its blocks as FlowPics for training."
 	"\v"
@@ -348,7 +346,7 @@ static int close_outputs(struct export_args *a, bool keep)
 int cmd_export(int argc, char **argv)
 {
 	static const struct argp argp = { export_options, export_parse, "FILE", export_doc,
-					  export_children, NULL, NULL };
+					  common_children, NULL, NULL };
 	struct export_args a = { .min_samples = 1 };
 	struct flow_events ev = { .block = on_block, .ctx = &a };
 	struct file_run run;

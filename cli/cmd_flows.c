@@ -27,24 +27,12 @@ static error_t flows_parse(int key, char *arg, struct argp_state *state)
 
 	(void)arg;
 	switch (key) {
-	case ARGP_KEY_INIT:
-		state->child_inputs[0] = &a->common;
-		return 0;
 	case 'j':
 		a->json = true;
 		return 0;
-	case ARGP_KEY_ARGS:
-		a->files = state->argv + state->next;
-		a->nfiles = state->argc - state->next;
-		return 0;
-	case ARGP_KEY_NO_ARGS:
-		argp_error(state, "give at least one capture or CSV file");
-		return 0;
 	}
-	return ARGP_ERR_UNKNOWN;
+	return files_parse(key, state, &a->common, &a->files, &a->nfiles);
 }
-
-static const struct argp_child flows_children[] = { { &common_argp, 0, NULL, 0 }, { 0 } };
 
 static const char flows_doc[] =
 	"List the flows of captures (pcap, pcapng; gzip or xz compressed too) or samples CSV "
@@ -79,7 +67,7 @@ static void on_flow_end(void *ctx, const struct flow_table *ft, const struct flo
 int cmd_flows(int argc, char **argv)
 {
 	static const struct argp argp = { flows_options, flows_parse, "FILE...", flows_doc,
-					  flows_children, NULL, NULL };
+					  common_children, NULL, NULL };
 	struct flows_args a = { 0 };
 	struct flow_events ev = { .flow_end = on_flow_end, .ctx = &a };
 	int i, status = EXIT_OK;

@@ -82,8 +82,6 @@ static error_t render_parse(int key, char *arg, struct argp_state *state)
 	return ARGP_ERR_UNKNOWN;
 }
 
-static const struct argp_child render_children[] = { { &common_argp, 0, NULL, 0 }, { 0 } };
-
 static const char render_doc[] =
 	"Draw one block of one flow as a PNG: time left to right, size bottom to top, darker "
 	"cells hold more packets."
@@ -128,7 +126,7 @@ static void on_flow_end(void *ctx, const struct flow_table *ft, const struct flo
 int cmd_render(int argc, char **argv)
 {
 	static const struct argp argp = { render_options, render_parse, "FILE", render_doc,
-					  render_children, NULL, NULL };
+					  common_children, NULL, NULL };
 	struct render_args a = { 0 };
 	struct flow_events ev = { .block = on_block, .flow_end = on_flow_end, .ctx = &a };
 	struct png_render_opts po = { 0 };

@@ -118,6 +118,26 @@ static error_t common_parse(int key, char *arg, struct argp_state *state)
 
 const struct argp common_argp = { common_options, common_parse, NULL, NULL, NULL, NULL, NULL };
 
+const struct argp_child common_children[] = { { &common_argp, 0, NULL, 0 }, { 0 } };
+
+error_t files_parse(int key, struct argp_state *state, struct common_opts *common,
+		    char ***files, int *nfiles)
+{
+	switch (key) {
+	case ARGP_KEY_INIT:
+		state->child_inputs[0] = common;
+		return 0;
+	case ARGP_KEY_ARGS:
+		*files = state->argv + state->next;
+		*nfiles = state->argc - state->next;
+		return 0;
+	case ARGP_KEY_NO_ARGS:
+		argp_error(state, "give at least one capture or CSV file");
+		return 0;
+	}
+	return ARGP_ERR_UNKNOWN;
+}
+
 /* ---- progress on a terminal: stderr only, never stdout ---- */
 
 /* Context of the pipeline hooks: progress state and the caller's tap. */

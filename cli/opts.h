@@ -42,6 +42,16 @@ struct common_opts {
 
 /* Parser for the shared options; its input is a struct common_opts. */
 extern const struct argp common_argp;
+/* A command's argp children: just common_argp. */
+extern const struct argp_child common_children[];
+
+/*
+ * The keys a `COMMAND FILE...` parser shares: common gets the shared
+ * options, files/nfiles the file list (at least one).  A command's parser
+ * returns this for the keys it does not handle itself.
+ */
+error_t files_parse(int key, struct argp_state *state, struct common_opts *common,
+		    char ***files, int *nfiles);
 
 void common_opts_init(struct common_opts *o);
 
