@@ -24,6 +24,13 @@ warn_unless_release() {
 	fi
 }
 
+# list_captures DIR: sets all_files to the *.pcap.xz captures in DIR, by name.
+list_captures() {
+	[ -d "$1" ] || die "no data directory $1 (--data DIR)"
+	mapfile -t all_files < <(find "$1" -maxdepth 1 -name '*.pcap.xz' | LC_ALL=C sort)
+	[ ${#all_files[@]} -gt 0 ] || die "no *.pcap.xz captures in $1"
+}
+
 # bench_tmpdir PREFIX: sets tmp to a new directory, removed on exit unless keep=1.
 bench_tmpdir() {
 	tmp=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")

@@ -95,9 +95,7 @@ done
 if [ $run_tshark = 1 ]; then
 	command -v tshark >/dev/null || die "tshark not found (apt-get install tshark, or --no-tshark)"
 fi
-[ -d "$data_dir" ] || die "no data directory $data_dir (--data DIR)"
-mapfile -t all_files < <(find "$data_dir" -maxdepth 1 -name '*.pcap.xz' | LC_ALL=C sort)
-[ ${#all_files[@]} -gt 0 ] || die "no *.pcap.xz captures in $data_dir"
+list_captures "$data_dir"
 [ "$nfiles" -le ${#all_files[@]} ] ||
 	die "--files $nfiles: only ${#all_files[@]} captures in $data_dir"
 

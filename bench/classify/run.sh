@@ -79,9 +79,7 @@ for t in xz mergecap capinfos ndpiReader; do
 		die "$t not found (apt-get install xz-utils wireshark-common libndpi-bin)"
 done
 [ -x /usr/bin/time ] || die "/usr/bin/time not found (apt-get install time)"
-[ -d "$data_dir" ] || die "no data directory $data_dir (--data DIR)"
-mapfile -t all_files < <(find "$data_dir" -maxdepth 1 -name '*.pcap.xz' | LC_ALL=C sort)
-[ ${#all_files[@]} -gt 0 ] || die "no *.pcap.xz captures in $data_dir"
+list_captures "$data_dir"
 [ "$nfiles" -gt 0 ] || nfiles=${#all_files[@]}
 [ "$nfiles" -le ${#all_files[@]} ] || die "--files $nfiles: only ${#all_files[@]} captures"
 
