@@ -360,22 +360,6 @@ static void verdict_from_result(const struct classifier *c, const struct cnn_res
 
 /* ---- the verdict cache ---- */
 
-/* Channel of a cell under the model's direction mode, or -1 (not drawn). */
-static int cell_channel(enum model_dirs dirs, const struct cell *cl)
-{
-	switch (dirs) {
-	case MODEL_DIR_BOTH:
-		return 0;
-	case MODEL_DIR_FWD:
-		return cl->dir == FLOW_DIR_FWD ? 0 : -1;
-	case MODEL_DIR_REV:
-		return cl->dir == FLOW_DIR_REV ? 0 : -1;
-	case MODEL_DIR_SPLIT:
-		return cl->dir;
-	}
-	return -1;
-}
-
 /*
  * The cache key of a block's distinct cells: the pixels the model sees
  * (channel, y, x; both directions of one pixel merged for a one-channel
@@ -392,7 +376,7 @@ static unsigned int cache_key(const struct classifier *c, const struct cell *cel
 	if (n > 2 * CLASSIFY_CACHE_CELLS)
 		return 0;
 	for (i = 0; i < n; i++) {
-		ch = cell_channel(c->m->dirs, &cells[i]);
+		ch = cnn_cell_channel(c->m->dirs, &cells[i]);
 		if (ch < 0)
 			continue;
 		v = (uint32_t)ch << 30 | (uint32_t)cells[i].y << 19 | (uint32_t)cells[i].x << 8 |

@@ -80,6 +80,22 @@ int cnn_run(struct cnn *c, const uint8_t *pic, struct cnn_result *out);
  */
 int cnn_run_sparse(struct cnn *c, const struct cell *cells, size_t n, struct cnn_result *out);
 
+/* Channel of a cell under the model's direction mode, or -1 to leave it out. */
+static inline int cnn_cell_channel(enum model_dirs dirs, const struct cell *cl)
+{
+	switch (dirs) {
+	case MODEL_DIR_BOTH:
+		return 0;
+	case MODEL_DIR_FWD:
+		return cl->dir == FLOW_DIR_FWD ? 0 : -1;
+	case MODEL_DIR_REV:
+		return cl->dir == FLOW_DIR_REV ? 0 : -1;
+	case MODEL_DIR_SPLIT:
+		return cl->dir;
+	}
+	return -1;
+}
+
 /* ---- the arithmetic and the kernels (for the two paths and the tests) ---- */
 
 /*

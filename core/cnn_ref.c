@@ -486,22 +486,6 @@ int cnn_run(struct cnn *c, const uint8_t *pic, struct cnn_result *out)
 	return 0;
 }
 
-/* Channel of a cell under the model's direction mode, or -1 to leave it out. */
-static int cell_channel(enum model_dirs dirs, const struct cell *cl)
-{
-	switch (dirs) {
-	case MODEL_DIR_BOTH:
-		return 0;
-	case MODEL_DIR_FWD:
-		return cl->dir == FLOW_DIR_FWD ? 0 : -1;
-	case MODEL_DIR_REV:
-		return cl->dir == FLOW_DIR_REV ? 0 : -1;
-	case MODEL_DIR_SPLIT:
-		return cl->dir;
-	}
-	return -1;
-}
-
 static int cells_check(const struct model *m, const struct cell *cells, size_t n)
 {
 	size_t i;
@@ -519,7 +503,7 @@ static void cells_merge(struct cnn *c, const struct cell *cells, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		int ch = cell_channel(m->dirs, &cells[i]);
+		int ch = cnn_cell_channel(m->dirs, &cells[i]);
 		size_t px = ((size_t)ch * m->res + cells[i].y) * m->res + cells[i].x;
 		unsigned int sum;
 
@@ -537,7 +521,7 @@ static void cells_scatter(struct cnn *c, const struct cell *cells, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		int ch = cell_channel(m->dirs, &cells[i]);
+		int ch = cnn_cell_channel(m->dirs, &cells[i]);
 		size_t px = ((size_t)ch * m->res + cells[i].y) * m->res + cells[i].x;
 
 		if (ch < 0 || !c->sp.counts[px])
@@ -556,7 +540,7 @@ static void cells_dense(struct cnn *c, const struct cell *cells, size_t n)
 	for (i = 0; i < npx; i++)
 		c->arena[i] = m->lut[0];
 	for (i = 0; i < n; i++) {
-		int ch = cell_channel(m->dirs, &cells[i]);
+		int ch = cnn_cell_channel(m->dirs, &cells[i]);
 		size_t px = ((size_t)ch * m->res + cells[i].y) * m->res + cells[i].x;
 		unsigned int sum;
 
@@ -568,7 +552,7 @@ static void cells_dense(struct cnn *c, const struct cell *cells, size_t n)
 		c->arena[px] = m->lut[c->sp.counts[px]];
 	}
 	for (i = 0; i < n; i++) {
-		int ch = cell_channel(m->dirs, &cells[i]);
+		int ch = cnn_cell_channel(m->dirs, &cells[i]);
 
 		if (ch >= 0)
 			c->sp.counts[((size_t)ch * m->res + cells[i].y) * m->res + cells[i].x] = 0;
