@@ -2,7 +2,6 @@
 /* csv.c - the samples CSV; see csv.h. */
 #include "csv.h"
 
-#include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,19 +85,6 @@ static int parse_uint(const char *s, uint64_t max, uint64_t *out)
 	return number_parse_u64(s, 0, max, out);
 }
 
-static int parse_addr(const char *s, uint8_t out[16])
-{
-	uint8_t v4[4];
-
-	if (inet_pton(AF_INET, s, v4) == 1) {
-		memset(out, 0, 10);
-		out[10] = out[11] = 0xff;
-		memcpy(out + 12, v4, 4);
-		return 0;
-	}
-	return inet_pton(AF_INET6, s, out) == 1 ? 0 : -1;
-}
-
 #define BAD(...) do { snprintf(err, errlen, __VA_ARGS__); return SKIP_CSV_BAD_LINE; } while (0)
 
 enum skip_reason csv_parse_row(char *line, const struct csv_layout *lay, struct pkt *out,
@@ -120,9 +106,9 @@ enum skip_reason csv_parse_row(char *line, const struct csv_layout *lay, struct 
 	else if (parse_uint(f[lay->pos[CSV_PROTO]], 255, &v))
 		BAD("proto '%.40s' is not 0-255, tcp or udp", f[lay->pos[CSV_PROTO]]);
 	out->proto = (uint8_t)v;
-	if (parse_addr(f[lay->pos[CSV_SRC]], out->src))
+	if (pkt_addr_parse(f[lay->pos[CSV_SRC]], out->src))
 		BAD("src '%.60s' is not an IPv4 or IPv6 address", f[lay->pos[CSV_SRC]]);
-	if (parse_addr(f[lay->pos[CSV_DST]], out->dst))
+	if (pkt_addr_parse(f[lay->pos[CSV_DST]], out->dst))
 		BAD("dst '%.60s' is not an IPv4 or IPv6 address", f[lay->pos[CSV_DST]]);
 	if (parse_uint(f[lay->pos[CSV_SPORT]], 65535, &v))
 		BAD("sport '%.40s' is not 0-65535", f[lay->pos[CSV_SPORT]]);

@@ -39,3 +39,16 @@ const char *pkt_addr_str(const uint8_t addr[16], char *buf, unsigned long len)
 		return inet_ntop(AF_INET, addr + 12, buf, (socklen_t)len);
 	return inet_ntop(AF_INET6, addr, buf, (socklen_t)len);
 }
+
+int pkt_addr_parse(const char *s, uint8_t out[16])
+{
+	uint8_t v4[4];
+
+	if (inet_pton(AF_INET, s, v4) == 1) {
+		memset(out, 0, 10);
+		out[10] = out[11] = 0xff;
+		memcpy(out + 12, v4, 4);
+		return 0;
+	}
+	return inet_pton(AF_INET6, s, out) == 1 ? 0 : -1;
+}

@@ -6,7 +6,6 @@
  */
 #include "vjson.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
@@ -15,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "pkt.h"
 
 #define KEY_MAX 64
 #define STR_MAX 256
@@ -101,19 +102,6 @@ static int str(struct jp *j, char *out, size_t cap)
 	return 0;
 }
 
-static int parse_addr(const char *s, uint8_t out[16])
-{
-	uint8_t v4[4];
-
-	if (inet_pton(AF_INET, s, v4) == 1) {
-		memset(out, 0, 10);
-		out[10] = out[11] = 0xff;
-		memcpy(out + 12, v4, 4);
-		return 0;
-	}
-	return inet_pton(AF_INET6, s, out) == 1 ? 0 : -1;
-}
-
 static uint64_t u64(const struct jval *x)
 {
 	/* Integers exactly from the text (ns timestamps exceed a double's 53 bits). */
@@ -171,7 +159,7 @@ static int field(struct jp *j, const char *k, const struct jval *x)
 			goto bad;
 		memcpy(v->interface, x->s, strlen(x->s) + 1);
 	} else if (IS(k, "src") || IS(k, "src_addr") || IS(k, "dst") || IS(k, "dst_addr")) {
-		if (x->t != J_STR || parse_addr(x->s, k[0] == 's' ? v->src_addr : v->dst_addr)) {
+		if (x->t != J_STR || pkt_addr_parse(x->s, k[0] == 's' ? v->src_addr : v->dst_addr)) {
 			snprintf(msg, sizeof(msg), "\"%s\": not an IPv4 or IPv6 address", k);
 			return fail(j, msg);
 		}
