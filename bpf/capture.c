@@ -152,19 +152,6 @@ static void update_clock_offset(struct capture *c)
 	c->mono_to_real = (int64_t)(r - (m0 + (m1 - m0) / 2));
 }
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* libbpf's messages through the one logging module, at debug level (our own
  * error line says what failed). */
 static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -361,7 +348,7 @@ static int check_caps(bool attach, char *err, size_t errlen)
 		missing = "CAP_NET_ADMIN";
 	if (!missing)
 		return 0;
-	seterr(err, errlen,
+	log_errbuf(err, errlen,
 	       "missing capability %s: run as root or grant it, e.g. "
 	       "setcap cap_bpf,cap_perfmon,cap_net_admin+ep <program>", missing);
 	return -EPERM;
@@ -393,7 +380,7 @@ static int attach_xdp(struct capture *c, struct iface *f, bool force_generic, ch
 			e = -fd;
 			if (e == EBUSY || e == EEXIST)
 				goto busy;
-			seterr(err, errlen, "cannot attach XDP to %s: %s", f->name, strerror(e));
+			log_errbuf(err, errlen, "cannot attach XDP to %s: %s", f->name, strerror(e));
 			return -e;
 		}
 		f->mode = "generic";
@@ -405,7 +392,7 @@ static int attach_xdp(struct capture *c, struct iface *f, bool force_generic, ch
 			 force_generic ? "" : strerror(e), force_generic ? "" : ")");
 	return 0;
 busy:
-	seterr(err, errlen,
+	log_errbuf(err, errlen,
 	       "interface %s already has an XDP program (see 'ip link show %s'); "
 	       "remove it or capture on another interface", f->name, f->name);
 	return -EBUSY;
@@ -432,7 +419,7 @@ static int attach_tc(struct capture *c, struct iface *f, char *err, size_t errle
 	 * remove a filter a crashed run left first (same handle/priority). */
 	e = bpf_tc_hook_create(&hook);
 	if (e && e != -EEXIST) {
-		seterr(err, errlen, "cannot create the clsact qdisc on %s: %s", f->name,
+		log_errbuf(err, errlen, "cannot create the clsact qdisc on %s: %s", f->name,
 		       strerror(-e));
 		return e;
 	}
@@ -444,7 +431,7 @@ static int attach_tc(struct capture *c, struct iface *f, char *err, size_t errle
 	tco.prog_fd = prog;
 	e = bpf_tc_attach(&hook, &tco);
 	if (e) {
-		seterr(err, errlen, "cannot attach the TC egress program to %s: %s", f->name,
+		log_errbuf(err, errlen, "cannot attach the TC egress program to %s: %s", f->name,
 		       strerror(-e));
 		return e;
 	}
@@ -514,14 +501,14 @@ static int setup_rings(struct capture *c, uint32_t ring_bytes, char *err, size_t
 
 		fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "fp_ring", 0, 0, ring_bytes, NULL);
 		if (fd < 0) {
-			seterr(err, errlen, "cannot create a %u-byte ring buffer for CPU %d: %s "
+			log_errbuf(err, errlen, "cannot create a %u-byte ring buffer for CPU %d: %s "
 			       "(try a smaller ring size)", ring_bytes, i, strerror(-fd));
 			return fd;
 		}
 		c->ring_fds[i] = fd;
 		e = bpf_map_update_elem(outer, &key, &fd, BPF_ANY);
 		if (e) {
-			seterr(err, errlen, "cannot install the ring of CPU %d: %s", i,
+			log_errbuf(err, errlen, "cannot install the ring of CPU %d: %s", i,
 			       strerror(-e));
 			return e;
 		}
@@ -559,30 +546,30 @@ struct capture *capture_open(const struct capture_config *cfg, char *err, size_t
 
 	libbpf_set_print(libbpf_log);
 	if (cfg->n_ifaces > CAPTURE_MAX_IFACES) {
-		seterr(err, errlen, "too many interfaces (%u, at most %d)", cfg->n_ifaces,
+		log_errbuf(err, errlen, "too many interfaces (%u, at most %d)", cfg->n_ifaces,
 		       CAPTURE_MAX_IFACES);
 		errno = EINVAL;
 		return NULL;
 	}
 	if (cfg->ring_bytes < 4096 || (cfg->ring_bytes & (cfg->ring_bytes - 1))) {
-		seterr(err, errlen, "ring size %u is not a power of 2 >= 4096", cfg->ring_bytes);
+		log_errbuf(err, errlen, "ring size %u is not a power of 2 >= 4096", cfg->ring_bytes);
 		errno = EINVAL;
 		return NULL;
 	}
 	if (cfg->batch_age_ms < 1 || cfg->batch_age_ms > 2000) {
-		seterr(err, errlen, "batch age %u ms out of range 1..2000", cfg->batch_age_ms);
+		log_errbuf(err, errlen, "batch age %u ms out of range 1..2000", cfg->batch_age_ms);
 		errno = EINVAL;
 		return NULL;
 	}
 	if (cfg->flow_map_size < 1 || cfg->flow_map_size > (1u << 24)) {
-		seterr(err, errlen, "flow map size %u out of range 1..16777216",
+		log_errbuf(err, errlen, "flow map size %u out of range 1..16777216",
 		       cfg->flow_map_size);
 		errno = EINVAL;
 		return NULL;
 	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
-		seterr(err, errlen, "out of memory");
+		log_errbuf(err, errlen, "out of memory");
 		return NULL;
 	}
 	c->epfd = -1;
@@ -597,14 +584,14 @@ struct capture *capture_open(const struct capture_config *cfg, char *err, size_t
 		snprintf(f->name, sizeof(f->name), "%s", cfg->ifaces[i]);
 		f->ifindex = (int)if_nametoindex(cfg->ifaces[i]);
 		if (!f->ifindex || strlen(cfg->ifaces[i]) >= IF_NAMESIZE) {
-			seterr(err, errlen, "interface '%s' does not exist "
+			log_errbuf(err, errlen, "interface '%s' does not exist "
 			       "('ip link show' lists them)", cfg->ifaces[i]);
 			e = -ENODEV;
 			goto fail;
 		}
 	}
 	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
-		seterr(err, errlen, "this kernel has no BTF (/sys/kernel/btf/vmlinux): use a "
+		log_errbuf(err, errlen, "this kernel has no BTF (/sys/kernel/btf/vmlinux): use a "
 		       "kernel built with CONFIG_DEBUG_INFO_BTF=y (Debian's is)");
 		e = -ENOTSUP;
 		goto fail;
@@ -613,27 +600,27 @@ struct capture *capture_open(const struct capture_config *cfg, char *err, size_t
 	if (e)
 		goto fail;
 	if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL) != 1) {
-		seterr(err, errlen, "this kernel has no BPF ring buffers: use Linux >= 5.8 "
+		log_errbuf(err, errlen, "this kernel has no BPF ring buffers: use Linux >= 5.8 "
 		       "(6.6 or newer recommended)");
 		e = -ENOTSUP;
 		goto fail;
 	}
 	c->ncpu = libbpf_num_possible_cpus();
 	if (c->ncpu <= 0) {
-		seterr(err, errlen, "cannot count CPUs: %s", strerror(-c->ncpu));
+		log_errbuf(err, errlen, "cannot count CPUs: %s", strerror(-c->ncpu));
 		e = c->ncpu;
 		goto fail;
 	}
 	c->state_buf = calloc((size_t)c->ncpu, sizeof(struct fp_cpu_state));
 	if (!c->state_buf) {
-		seterr(err, errlen, "out of memory");
+		log_errbuf(err, errlen, "out of memory");
 		e = -ENOMEM;
 		goto fail;
 	}
 	c->skel = capture_bpf__open();
 	if (!c->skel) {
 		e = -errno;
-		seterr(err, errlen, "cannot open the embedded BPF object: %s", strerror(-e));
+		log_errbuf(err, errlen, "cannot open the embedded BPF object: %s", strerror(-e));
 		goto fail;
 	}
 	c->skel->rodata->design = (uint32_t)c->design;
@@ -655,14 +642,14 @@ struct capture *capture_open(const struct capture_config *cfg, char *err, size_t
 		char where[PATH_MAX];
 
 		save_verifier_log(cfg, c, where, sizeof(where));
-		seterr(err, errlen, "the kernel refused the capture programs (%s); verifier log "
+		log_errbuf(err, errlen, "the kernel refused the capture programs (%s); verifier log "
 		       "in %s: report it with 'uname -r'", strerror(-e), where);
 		goto fail;
 	}
 	e = setup_rings(c, cfg->ring_bytes, err, errlen);
 	if (e) {
 		if (err && !err[0])
-			seterr(err, errlen, "cannot set up the ring buffers: %s", strerror(-e));
+			log_errbuf(err, errlen, "cannot set up the ring buffers: %s", strerror(-e));
 		goto fail;
 	}
 	c->epfd = ring_buffer__epoll_fd(c->rb);

@@ -13,13 +13,14 @@
 #include <errno.h>
 #include <math.h>
 #include <setjmp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include <png.h>
+
+#include "log.h"
 
 /* The plot area is scaled up to at least this width, px. */
 #define PLOT_MIN_PX 480
@@ -161,18 +162,6 @@ struct geom {
 	int ylabel_w;		/* widest y tick label, px */
 };
 
-__attribute__((format(printf, 3, 4)))
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 static const uint8_t *glyph_rows(char ch)
 {
 	size_t i;
@@ -290,21 +279,21 @@ static int tick_label(const struct ticks *t, unsigned i, char *buf)
 static int check_opts(uint32_t res, const struct png_render_opts *opts, char *err, size_t errlen)
 {
 	if (res < 1 || res > PNG_RENDER_MAX_RES) {
-		set_err(err, errlen, "picture resolution %u is outside 1..%u", res,
+		log_errbuf(err, errlen, "picture resolution %u is outside 1..%u", res,
 			PNG_RENDER_MAX_RES);
 		return -EINVAL;
 	}
 	if (!opts) {
-		set_err(err, errlen, "no render options");
+		log_errbuf(err, errlen, "no render options");
 		return -EINVAL;
 	}
 	if (!(opts->window_s >= WINDOW_MIN_S && opts->window_s <= WINDOW_MAX_S)) {
-		set_err(err, errlen, "time window %g s is outside %g..%g s", opts->window_s,
+		log_errbuf(err, errlen, "time window %g s is outside %g..%g s", opts->window_s,
 			WINDOW_MIN_S, WINDOW_MAX_S);
 		return -EINVAL;
 	}
 	if (!opts->max_size) {
-		set_err(err, errlen, "size axis top is 0 bytes");
+		log_errbuf(err, errlen, "size axis top is 0 bytes");
 		return -EINVAL;
 	}
 	return 0;
@@ -483,10 +472,10 @@ static void png_error_cb(png_structp png, png_const_charp msg)
 	/* libpng's "Write Error" hides why fwrite failed; errno still knows. */
 	ctx->sys_errno = errno;
 	if (ctx->sys_errno)
-		set_err(ctx->err, ctx->errlen, "cannot write %s: libpng: %s (%s)", ctx->path, msg,
+		log_errbuf(ctx->err, ctx->errlen, "cannot write %s: libpng: %s (%s)", ctx->path, msg,
 			strerror(ctx->sys_errno));
 	else
-		set_err(ctx->err, ctx->errlen, "cannot write %s: libpng: %s", ctx->path, msg);
+		log_errbuf(ctx->err, ctx->errlen, "cannot write %s: libpng: %s", ctx->path, msg);
 	png_longjmp(png, 1);
 }
 
@@ -537,20 +526,20 @@ static int write_png(const char *path, const struct canvas *cv, char *err, size_
 	fp = fopen(path, "wb");
 	if (!fp) {
 		ret = -errno;
-		set_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		log_errbuf(err, errlen, "cannot open %s: %s", path, strerror(errno));
 		return ret;
 	}
 	regular = is_regular(fp);
 	png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, png_error_cb, png_warn_cb);
 	if (!png) {
 		ret = -ENOMEM;
-		set_err(err, errlen, "cannot write %s: out of memory", path);
+		log_errbuf(err, errlen, "cannot write %s: out of memory", path);
 		goto close_file;
 	}
 	info = png_create_info_struct(png);
 	if (!info) {
 		ret = -ENOMEM;
-		set_err(err, errlen, "cannot write %s: out of memory", path);
+		log_errbuf(err, errlen, "cannot write %s: out of memory", path);
 		goto destroy_png;
 	}
 	errno = 0;
@@ -563,7 +552,7 @@ close_file:
 	/* fclose flushes: a full disk may only show up here. */
 	if (fclose(fp) && !ret) {
 		ret = -errno;
-		set_err(err, errlen, "cannot write %s: %s", path, strerror(errno));
+		log_errbuf(err, errlen, "cannot write %s: %s", path, strerror(errno));
 	}
 	if (ret && regular)
 		remove(path);
@@ -578,7 +567,7 @@ int png_render_flowpic(const char *path, const uint8_t *pic, uint32_t res,
 	int ret;
 
 	if (!path || !pic) {
-		set_err(err, errlen, "no %s given", path ? "picture" : "output path");
+		log_errbuf(err, errlen, "no %s given", path ? "picture" : "output path");
 		return -EINVAL;
 	}
 	ret = check_opts(res, opts, err, errlen);
@@ -589,7 +578,7 @@ int png_render_flowpic(const char *path, const uint8_t *pic, uint32_t res,
 	cv.h = (int)g.lay.height;
 	cv.px = malloc((size_t)cv.w * (size_t)cv.h);
 	if (!cv.px) {
-		set_err(err, errlen, "cannot render %s: out of memory", path);
+		log_errbuf(err, errlen, "cannot render %s: out of memory", path);
 		return -ENOMEM;
 	}
 	memset(cv.px, 255, (size_t)cv.w * (size_t)cv.h);

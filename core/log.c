@@ -37,3 +37,14 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 }
+
+void log_errbuf(char *err, unsigned long errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}

@@ -19,4 +19,9 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
 
+/* A message into a caller's error buffer instead (nothing if err is NULL or
+ * errlen 0): for functions that leave the logging to their caller. */
+void log_errbuf(char *err, unsigned long errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 #endif
