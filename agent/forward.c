@@ -175,8 +175,18 @@ static void fill_flow(struct stream_verdict *sv, const struct flow *f)
 	memcpy(sv->interface, fw.where, sizeof(sv->interface));
 }
 
-static void submit(struct agent *a, const struct stream_verdict *sv)
+/* The parts that come from the verdict (block or flow), then off to the stream. */
+static void submit(struct agent *a, struct stream_verdict *sv, uint32_t cls, float confidence,
+		   const float *prob)
 {
+	const struct model *m = classifier_model(a->cls);
+	unsigned i;
+
+	sv->confidence = confidence;
+	sv->nprobs = (uint8_t)m->n_classes;
+	for (i = 0; i < m->n_classes; i++)
+		sv->probs[i] = prob[i];
+	snprintf(sv->class_name, sizeof(sv->class_name), "%s", classifier_class_name(a->cls, cls));
 	if (stream_submit(a->stream, sv, NULL))
 		a->n.stream_rejected++;
 }
@@ -184,10 +194,8 @@ static void submit(struct agent *a, const struct stream_verdict *sv)
 void forward_block(struct agent *a, const struct flow *f, const struct block *b,
 		   const struct block_verdict *v)
 {
-	const struct model *m = classifier_model(a->cls);
 	uint64_t window = flow_table_config(a->ft)->window_ns;
 	struct stream_verdict sv;
-	unsigned i;
 
 	fill_flow(&sv, f);
 	sv.stage = v->early ? STREAM_STAGE_EARLY : STREAM_STAGE_BLOCK;
@@ -200,19 +208,12 @@ void forward_block(struct agent *a, const struct flow *f, const struct block *b,
 	sv.bytes_fwd = b->bytes[0];
 	sv.bytes_rev = b->bytes[1];
 	sv.block_index = v->index;
-	sv.confidence = v->confidence;
-	sv.nprobs = (uint8_t)m->n_classes;
-	for (i = 0; i < m->n_classes; i++)
-		sv.probs[i] = v->prob[i];
-	snprintf(sv.class_name, sizeof(sv.class_name), "%s", classifier_class_name(a->cls, v->cls));
-	submit(a, &sv);
+	submit(a, &sv, v->cls, v->confidence, v->prob);
 }
 
 void forward_flow(struct agent *a, const struct flow *f, const struct flow_verdict *v)
 {
-	const struct model *m = classifier_model(a->cls);
 	struct stream_verdict sv;
-	unsigned i;
 
 	fill_flow(&sv, f);
 	sv.stage = STREAM_STAGE_FINAL;
@@ -223,12 +224,7 @@ void forward_flow(struct agent *a, const struct flow *f, const struct flow_verdi
 	sv.bytes_fwd = f->payload[0];
 	sv.bytes_rev = f->payload[1];
 	sv.blocks = v->blocks;
-	sv.confidence = v->confidence;
-	sv.nprobs = (uint8_t)m->n_classes;
-	for (i = 0; i < m->n_classes; i++)
-		sv.probs[i] = v->prob[i];
-	snprintf(sv.class_name, sizeof(sv.class_name), "%s", classifier_class_name(a->cls, v->cls));
-	submit(a, &sv);
+	submit(a, &sv, v->cls, v->confidence, v->prob);
 }
 
 void forward_counters(struct agent *a, struct agent_counter *out, size_t *n, size_t max)
