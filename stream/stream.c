@@ -232,6 +232,17 @@ static int next_msg(void *ctx, const uint8_t **msg, size_t *len)
 	return 1;
 }
 
+/* The connection works (first acknowledgement, or the transport said so). */
+static void mark_established(struct stream *s)
+{
+	s->established = true;
+	s->unreachable = false;
+	s->tc.connects++;
+	if (s->had_connection)
+		s->tc.reconnects++;
+	s->had_connection = true;
+}
+
 static int on_ack(void *ctx, const uint8_t *msg, size_t len)
 {
 	struct stream *s = ctx;
@@ -281,14 +292,8 @@ static int on_ack(void *ctx, const uint8_t *msg, size_t len)
 	s->tc.batches_acked++;
 	s->last_progress = now_ms();
 	/* An acknowledgement proves the connection works. */
-	if (!s->established) {
-		s->established = true;
-		s->unreachable = false;
-		s->tc.connects++;
-		if (s->had_connection)
-			s->tc.reconnects++;
-		s->had_connection = true;
-	}
+	if (!s->established)
+		mark_established(s);
 	backoff_reset(&s->bo);
 	return 0;
 }
@@ -299,12 +304,7 @@ static void on_established(void *ctx)
 
 	if (s->established)
 		return;
-	s->established = true;
-	s->unreachable = false;
-	s->tc.connects++;
-	if (s->had_connection)
-		s->tc.reconnects++;
-	s->had_connection = true;
+	mark_established(s);
 	backoff_reset(&s->bo);
 	log_info("connected to collector %s", s->authority);
 }
