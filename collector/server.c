@@ -159,6 +159,19 @@ static void sweep(struct server *s)
 	}
 }
 
+/* Close politely: a GOAWAY first (if HTTP/2 started), so the peer knows
+ * which calls were seen. */
+static void goaway_close(struct conn *c)
+{
+	if (c->h2) {
+		nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
+				      nghttp2_session_get_last_proc_stream_id(c->h2),
+				      NGHTTP2_NO_ERROR, NULL, 0);
+		conn_flush(c);
+	}
+	conn_close(c, NULL);
+}
+
 static void check_timeouts(struct server *s)
 {
 	uint64_t t = now_ms();
@@ -182,13 +195,7 @@ static void check_timeouts(struct server *s)
 		} else if (t - c->last_io_ms > s->cfg.idle_timeout_ms) {
 			s->k.err_idle_timeout++;
 			log_info("%s: idle for %" PRIu64 " ms: closing", c->peer, t - c->last_io_ms);
-			if (c->h2) {
-				nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
-						      nghttp2_session_get_last_proc_stream_id(c->h2),
-						      NGHTTP2_NO_ERROR, NULL, 0);
-				conn_flush(c);
-			}
-			conn_close(c, NULL);
+			goaway_close(c);
 		}
 	}
 }
@@ -348,17 +355,8 @@ int server_step(struct server *s, int max_wait_ms)
 void server_close_all(struct server *s)
 {
 	commit_and_ack(s);
-	while (s->conns) {
-		struct conn *c = s->conns;
-
-		if (c->h2) {
-			nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
-					      nghttp2_session_get_last_proc_stream_id(c->h2),
-					      NGHTTP2_NO_ERROR, NULL, 0);
-			conn_flush(c);
-		}
-		conn_close(c, NULL);
-	}
+	while (s->conns)
+		goaway_close(s->conns);
 }
 
 int server_run(struct server *s)
