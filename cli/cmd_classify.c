@@ -365,20 +365,8 @@ static void on_flow(void *ctx, const struct classifier *c, const struct flow *f,
 static void on_progress(void *ctx, const struct source *s)
 {
 	struct classify_args *a = ctx;
-	uint64_t size = source_file_size(s), pos = source_file_pos(s);
-	struct timespec now;
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if ((now.tv_sec - a->progress_last.tv_sec) * 1000 +
-	    (now.tv_nsec - a->progress_last.tv_nsec) / 1000000 < 250)
-		return;
-	a->progress_last = now;
-	a->progress_shown = true;
-	if (size)
-		fprintf(stderr, "\r%s: %3.0f%%, %.1f M records ", a->file,
-			100.0 * (double)pos / (double)size, (double)source_records(s) / 1e6);
-	else
-		fprintf(stderr, "\r%s: %.1f M records ", a->file, (double)source_records(s) / 1e6);
+	progress_line(a->file, s, &a->progress_last, &a->progress_shown);
 }
 
 /* One file; the exit status of run_file() (opts.h) and its accounting. */

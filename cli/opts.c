@@ -156,22 +156,28 @@ static void tap_forward(void *ctx, const struct pkt *p)
 	pr->tap(pr->tap_ctx, p);
 }
 
-static void progress_show(void *ctx, const struct source *s)
+void progress_line(const char *path, const struct source *s, struct timespec *last, bool *shown)
 {
-	struct progress *pr = ctx;
 	uint64_t size = source_file_size(s), pos = source_file_pos(s);
 	struct timespec now;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	if ((now.tv_sec - pr->last.tv_sec) * 1000 + (now.tv_nsec - pr->last.tv_nsec) / 1000000 < 250)
+	if ((now.tv_sec - last->tv_sec) * 1000 + (now.tv_nsec - last->tv_nsec) / 1000000 < 250)
 		return;
-	pr->last = now;
-	pr->shown = true;
+	*last = now;
+	*shown = true;
 	if (size)
-		fprintf(stderr, "\r%s: %3.0f%%, %.1f M records ", pr->path,
+		fprintf(stderr, "\r%s: %3.0f%%, %.1f M records ", path,
 			100.0 * (double)pos / (double)size, (double)source_records(s) / 1e6);
 	else
-		fprintf(stderr, "\r%s: %.1f M records ", pr->path, (double)source_records(s) / 1e6);
+		fprintf(stderr, "\r%s: %.1f M records ", path, (double)source_records(s) / 1e6);
+}
+
+static void progress_show(void *ctx, const struct source *s)
+{
+	struct progress *pr = ctx;
+
+	progress_line(pr->path, s, &pr->last, &pr->shown);
 }
 
 int run_file(const char *path, const struct common_opts *o, const struct flow_events *ev,

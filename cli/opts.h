@@ -10,6 +10,7 @@
 #include <argp.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "flow.h"
 #include "pipeline.h"
@@ -59,6 +60,13 @@ void common_opts_init(struct common_opts *o);
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* Seconds with optional decimals ("60", "0.5") -> ns, in [min_ns, max_ns]. */
 int parse_seconds(const char *s, uint64_t min_ns, uint64_t max_ns, uint64_t *out);
+
+/*
+ * The progress line of a file being read (stderr, "\r" without a newline):
+ * at most every 250 ms after *last, which it updates; *shown says a line
+ * was drawn (to be cleared with "\r\033[K").
+ */
+void progress_line(const char *path, const struct source *s, struct timespec *last, bool *shown);
 
 /* One file through the pipeline. */
 struct file_run {
