@@ -4,7 +4,9 @@
 second on one thread, for the C int8 engine (reference and AVX2 paths) and
 for PyTorch fp32 and PyTorch quantized (FX graph mode, static int8, fbgemm),
 on the same pictures: the golden vectors of a training run (real held-out
-pictures), one picture at a time as the agent classifies them.
+pictures), one picture at a time as the agent classifies them. Times are
+the measuring thread's CPU time (best of 5 passes), so other work on a
+shared machine does not inflate them.
 
   bench/inference.py RUNDIR [RUNDIR...] [--c-bench build/tests/unit/cnn_golden]
 
@@ -33,14 +35,16 @@ from flowpic_model import export, nets  # noqa: E402
 
 
 def best_us(fn, pics, min_seconds=1.0, reps=5):
-    """Best of reps passes over pics (at least min_seconds in all), us/picture."""
+    """Best of reps passes over pics (at least min_seconds in all), in us of
+    this thread's CPU time per picture: a shared machine's other work does
+    not count (the C side measures the same way)."""
     best = float("inf")
     t_end = time.monotonic() + min_seconds
     for rep in range(reps):
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         for p in pics:
             fn(p)
-        best = min(best, (time.perf_counter() - t0) / len(pics) * 1e6)
+        best = min(best, (time.thread_time() - t0) / len(pics) * 1e6)
         if rep >= 1 and time.monotonic() > t_end:
             break
     return best
@@ -48,8 +52,9 @@ def best_us(fn, pics, min_seconds=1.0, reps=5):
 
 def torch_rows(run, pics):
     ck = torch.load(os.path.join(run, "model.pt"))
-    net = nets.build(ck["net"], ck["in_channels"], len(ck["classes"]), dropout=False)
-    net.load_state_dict(ck["state_dict"], strict=False)
+    # dropout=None: each net's own default, as train.py builds it (identity in eval()).
+    net = nets.build(ck["net"], ck["in_channels"], len(ck["classes"]), dropout=None)
+    net.load_state_dict(ck["state_dict"])
     net.eval()
     x = [nets.to_input(torch.from_numpy(p).reshape(1, ck["in_channels"], net.res, net.res))
          for p in pics]

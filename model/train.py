@@ -197,7 +197,7 @@ def quantize_and_export(net, train, val, sets, args, log):
                 classes=CLASSES, direction=args.direction, window_ns=window_ns)
     scales = quantize.calibrate(net, calib, pct)
     if args.calib == "search":
-        scales = quantize.search_scales(net, calib, scales, log=log)
+        scales = quantize.search_scales(net, calib, scales, log=log, tol=args.calib_tol)
     m = quantize.build_model(net, scales, **meta)
     # The decision set: validation (from training sessions), else the calibration pictures.
     dec = val if val is not None and len(val) else train.subset(calib_idx, "calibration")
@@ -303,6 +303,9 @@ def main():
                     "agrees most with fp32 on the calibration pictures), max, or a percentile "
                     "of |activation| such as 99.99")
     ap.add_argument("--calib-pics", type=int, default=1000)
+    ap.add_argument("--calib-tol", type=float, default=0.0,
+                    help="with --calib search: take the largest scale whose agreement is "
+                    "within this of the best (e.g. 0.005: less clipping of dense pictures)")
     ap.add_argument("--qat-threshold", type=float, default=0.01)
     ap.add_argument("--qat-epochs", type=int, default=3)
     ap.add_argument("--qat-lr", type=float, default=1e-4)
