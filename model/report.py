@@ -38,8 +38,9 @@ def describe_run(name, m):
                 name, m["net"], m["params"], m["macs"] / 1e6, a["window"], a["direction"],
                 train["pictures"], "train.py " + " ".join(
                     "--%s %s" % (k.replace("_", "-"), v) for k, v in sorted(a.items())
-                    if v not in (None, False) and k in ("net", "epochs", "window",
-                                                        "requet_train", "quantize", "seed"))))
+                    if v not in (None, False, 0, 0.0) and k in (
+                        "net", "epochs", "window", "direction", "requet_train", "quantize",
+                        "calib_tol", "seed"))))
 
 
 def summary_table(runs):
@@ -65,8 +66,9 @@ def requet_table(runs):
     for name, m in runs:
         if "requet" not in m["fp32"]:
             continue
-        held = ("all 69 (none trained on)" if not m["args"].get("requet_train") else
-                "those not matching `%s`" % m["args"]["requet_train"])
+        n = max(v["sessions"] for v in m["data"]["requet"]["per_class"].values())
+        held = ("%d (none trained on)" % n if not m["args"].get("requet_train") else
+                "%d: those not matching `%s`" % (n, m["args"]["requet_train"]))
         for k, label in KINDS:
             r = m[k].get("requet")
             if r:
