@@ -175,7 +175,11 @@ def the_rule(a, capture):
 
 
 def same_flow_fields(a, capture):
-    fl = jlines(run([a.flowpic, "flows", "--json", capture]).stdout, "flow")
+    # Blocks are counted at the model's window: flows must use the same one.
+    sys.path.insert(0, os.path.join(a.root, "model"))
+    from flowpic_model import modelfile
+    win = "%.9f" % (modelfile.load(os.path.join(a.root, "model/default.fpcnn")).window_ns / 1e9)
+    fl = jlines(run([a.flowpic, "flows", "--json", "--window", win, capture]).stdout, "flow")
     cl = jlines(run([a.flowpic, "classify", "-q", "--json", capture]).stdout, "flow")
     by_id = {f["id"]: f for f in cl}
     extra = {"class", "top", "confidence", "reason", "early", "blocks_voting", "probs", "votes"}
