@@ -27,12 +27,15 @@ bad() { fail=$((fail + 1)); echo "FAIL $1"; }
 start_server() {
 	"$py" "$server" --pyout "$tmp/py" --store "$tmp/store.jsonl" > "$tmp/port" 2> "$tmp/server.err" &
 	srv_pid=$!
-	for i in $(seq 100); do
+	# Up to 60 s: importing grpc and generating the messages is slow on a
+	# loaded machine (ctest runs tests in parallel); stop early if it died.
+	for i in $(seq 600); do
 		grep -q listening "$tmp/port" && break
+		kill -0 "$srv_pid" 2> /dev/null || break
 		sleep 0.1
 	done
 	port=$(awk '/listening/ {print $2}' "$tmp/port")
-	[ -n "$port" ] || { echo "the gRPC test server did not start: $(cat "$tmp/server.err")"; exit 1; }
+	[ -n "$port" ] || { echo "the gRPC test server did not start within 60 s: $(cat "$tmp/server.err")"; exit 1; }
 }
 
 # Stored verdicts against the stdout lines and the counters.
