@@ -53,11 +53,15 @@ struct agent_config {
 	uint32_t bpf_flows;		/* 0: the capture library's default */
 	uint64_t batch_age_ns;		/* 0: the capture library's default */
 	uint64_t sweep_ns;		/* deadline sweep period */
-	uint64_t lag_ns;		/* how far behind the clock the sweep stays */
+	uint64_t lag_ns;		/* how far behind the clock the sweep stays
+					 * (only without the merge: it has a watermark) */
+	uint32_t merge_max;		/* 0: the capture library's default */
+	bool no_merge;			/* ring order, not time order */
 	bool keep_caps;			/* do not drop capabilities after attaching */
 
 	/* output */
 	char counters_file[AGENT_PATH_MAX];	/* "" = stderr */
+	char samples_out[AGENT_PATH_MAX];	/* "" = none; else a samples CSV of every packet */
 	uint64_t counters_every_ns;	/* 0: only on SIGUSR1 and at exit */
 	bool no_block_verdicts;		/* print only flow verdicts */
 	int verbosity;			/* -1 quiet, 0 warnings, 1 info, 2 debug */

@@ -22,6 +22,7 @@
 #include "capture_abi.h"
 #include "capture_bpf.skel.h"
 #include "log.h"
+#include "merge.h"
 
 _Static_assert(sizeof(struct fp_key) == 44, "fp_key layout");
 _Static_assert(sizeof(struct fp_rec_pkt) == 16, "fp_rec_pkt layout");
@@ -42,6 +43,14 @@ _Static_assert(FP_SKIP_TRUNCATED == SKIP_TRUNCATED && FP_SKIP_NOT_IP == SKIP_NOT
 #define FP_TC_PRIO 0xf10c
 /* Empty batch entries idle this long are deleted by the flush program. */
 #define FP_IDLE_NS (10ULL * 1000000000ULL)
+/* The merge's watermark trails what a drain proves by this much: a program
+ * on another CPU may have read the clock but not yet committed its record
+ * when the drain passed its ring (nanoseconds to microseconds). */
+#define FP_MERGE_MARGIN_NS (5ULL * 1000000ULL)
+/* The wall clock's offset is re-read at each poll but only taken when it
+ * moved this much (a step of the clock): re-measuring it every poll would
+ * jitter packet times by tens of ns and break their order. */
+#define FP_CLOCK_STEP_NS 1000000LL
 
 static const char *const counter_names[CAPTURE_C_COUNT] = {
 	[CAPTURE_C_INGRESS] = "ingress_frames",
@@ -65,6 +74,10 @@ static const char *const counter_names[CAPTURE_C_COUNT] = {
 	[CAPTURE_C_DELIVERED] = "delivered",
 	[CAPTURE_C_BAD_RECORD] = "lost_bad_record",
 	[CAPTURE_C_UNKNOWN_SLOT] = "lost_unknown_slot",
+	[CAPTURE_C_MERGE_LATE] = "merge_late",
+	[CAPTURE_C_MERGE_FORCED] = "merge_forced",
+	[CAPTURE_C_MERGE_HELD] = "merge_held",
+	[CAPTURE_C_MERGE_HELD_MAX] = "merge_held_max",
 };
 
 /* Records design: what userspace knows of a slot on one CPU's ring. */
@@ -104,6 +117,10 @@ struct capture {
 	uint64_t batch_age_ns;
 	uint64_t wakeup_bytes;		/* 0: eager wakeups */
 	int64_t mono_to_real;		/* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
+	struct merge *merge;		/* NULL: no_merge */
+	uint64_t wm_mono;		/* CLOCK_MONOTONIC before which every packet is
+					 * in the rings: from the last age flush, or
+					 * capture_flush(), or a records ring drain */
 	uint64_t last_flush;		/* CLOCK_MONOTONIC of the last age flush */
 	uint64_t last_sweep;		/* ... and of the last flush of all CPUs */
 	void *state_buf;		/* ncpu struct fp_cpu_state */
@@ -148,8 +165,10 @@ static void update_clock_offset(struct capture *c)
 	uint64_t m0 = clock_ns(CLOCK_MONOTONIC);
 	uint64_t r = clock_ns(CLOCK_REALTIME);
 	uint64_t m1 = clock_ns(CLOCK_MONOTONIC);
+	int64_t off = (int64_t)(r - (m0 + (m1 - m0) / 2));
 
-	c->mono_to_real = (int64_t)(r - (m0 + (m1 - m0) / 2));
+	if (!c->mono_to_real || llabs(off - c->mono_to_real) >= FP_CLOCK_STEP_NS)
+		c->mono_to_real = off;
 }
 
 /* libbpf's messages through the one logging module, at debug level (our own
@@ -173,6 +192,28 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 
 /* ---- decoding ---------------------------------------------------------- */
 
+/* A packet in time order (from the merge, or straight from a ring): its
+ * CLOCK_MONOTONIC time becomes wall-clock time here. */
+static void emit(void *ctx, const struct pkt *mp, uint32_t tag)
+{
+	struct capture *c = ctx;
+	struct pkt p = *mp;
+
+	p.ts_ns = (uint64_t)((int64_t)p.ts_ns + c->mono_to_real);
+	c->on_pkt(c->on_pkt_ctx, &p, (int)(tag >> 1), (enum capture_dir)(tag & 1));
+	c->delivered++;
+}
+
+static void hand_out(struct capture *c, const struct pkt *p, const struct fp_key *k)
+{
+	uint32_t tag = k->ifindex << 1 | (k->dir & 1);
+
+	if (c->merge)
+		merge_push(c->merge, p, tag, emit, c);
+	else
+		emit(c, p, tag);
+}
+
 static void deliver(struct capture *c, const struct fp_key *k, uint64_t mono, uint32_t size,
 		    uint32_t hdr, uint32_t gso, uint8_t flags)
 {
@@ -180,7 +221,7 @@ static void deliver(struct capture *c, const struct fp_key *k, uint64_t mono, ui
 	uint32_t left = size, i, segs;
 
 	memset(&p, 0, sizeof(p));
-	p.ts_ns = (uint64_t)((int64_t)mono + c->mono_to_real);
+	p.ts_ns = mono;
 	memcpy(p.src, k->src, 16);
 	memcpy(p.dst, k->dst, 16);
 	p.sport = k->sport;
@@ -190,8 +231,7 @@ static void deliver(struct capture *c, const struct fp_key *k, uint64_t mono, ui
 		p.size = size;
 		p.ip_len = hdr + size;
 		p.tcp_flags = flags;
-		c->on_pkt(c->on_pkt_ctx, &p, (int)k->ifindex, (enum capture_dir)k->dir);
-		c->delivered++;
+		hand_out(c, &p, k);
 		return;
 	}
 	/* A GSO super-packet: the wire carries gso-sized segments, the last
@@ -209,8 +249,7 @@ static void deliver(struct capture *c, const struct fp_key *k, uint64_t mono, ui
 			if (i + 1 < segs)
 				p.tcp_flags &= (uint8_t)~0x09;
 		}
-		c->on_pkt(c->on_pkt_ctx, &p, (int)k->ifindex, (enum capture_dir)k->dir);
-		c->delivered++;
+		hand_out(c, &p, k);
 	}
 }
 
@@ -281,7 +320,9 @@ bad:
  * Run the flush program on each CPU that holds pairs (all CPUs when `all`:
  * idle empty entries are deleted then too).  The program walks the whole
  * flow map (about 40 ns per bucket), so CPUs without pending pairs are
- * skipped by reading their `pending` count first.
+ * skipped by reading their `pending` count first.  Returns 0 when every
+ * CPU was flushed, 1 when one stayed busy (its old pairs may still be in
+ * the map), or a negative errno.
  */
 static int run_flush(struct capture *c, uint64_t age_ns, bool all)
 {
@@ -290,7 +331,7 @@ static int run_flush(struct capture *c, uint64_t age_ns, bool all)
 	int sfd = bpf_map__fd(c->skel->maps.cpu_state);
 	struct fp_cpu_state *st = c->state_buf;
 	uint32_t zero = 0;
-	int cpu, tries, err;
+	int cpu, tries, err, busy = 0;
 
 	if (c->design != CAPTURE_BATCHES)
 		return 0;
@@ -312,13 +353,29 @@ static int run_flush(struct capture *c, uint64_t age_ns, bool all)
 				break;
 			/* retval 1: we interrupted a datapath program there. */
 		}
+		if (tries == 100)
+			busy = 1;
 	}
-	return 0;
+	return busy;
 }
 
 int capture_flush(struct capture *c)
 {
-	return run_flush(c, 0, false);
+	uint64_t t = clock_ns(CLOCK_MONOTONIC);
+	int e = run_flush(c, 0, false);
+
+	/* Every packet before t is in the rings now: the next poll releases
+	 * them all (no margin: this is the end of input or a deadline). */
+	if (!e && t > c->wm_mono)
+		c->wm_mono = t;
+	return e < 0 ? e : 0;
+}
+
+uint64_t capture_watermark(const struct capture *c)
+{
+	uint64_t wm = c->merge ? merge_watermark(c->merge) : 0;
+
+	return wm ? (uint64_t)((int64_t)wm + c->mono_to_real) : 0;
 }
 
 /* ---- open / attach ------------------------------------------------------- */
@@ -611,6 +668,18 @@ struct capture *capture_open(const struct capture_config *cfg, char *err, size_t
 		e = c->ncpu;
 		goto fail;
 	}
+	if (!cfg->no_merge) {
+		uint32_t held = cfg->merge_max_held ? cfg->merge_max_held : MERGE_DEFAULT_MAX_HELD;
+
+		c->merge = merge_new(held);
+		if (!c->merge) {
+			e = -errno;
+			log_errbuf(err, errlen, "cannot set up the time-ordered merge of %u records: "
+				   "%s (merge_max_held is 1..%u)", held, strerror(-e),
+				   MERGE_MAX_MAX_HELD);
+			goto fail;
+		}
+	}
 	c->state_buf = calloc((size_t)c->ncpu, sizeof(struct fp_cpu_state));
 	if (!c->state_buf) {
 		log_errbuf(err, errlen, "out of memory");
@@ -684,9 +753,21 @@ int capture_fd(const struct capture *c)
 	return c->epfd;
 }
 
+/* Hand out what the merge holds before the watermark the last flush or
+ * drain proved. */
+static void release(struct capture *c, uint64_t drained_from)
+{
+	if (!c->merge)
+		return;
+	if (c->design == CAPTURE_RECORDS && drained_from > FP_MERGE_MARGIN_NS &&
+	    drained_from - FP_MERGE_MARGIN_NS > c->wm_mono)
+		c->wm_mono = drained_from - FP_MERGE_MARGIN_NS;
+	merge_release(c->merge, c->wm_mono, emit, c);
+}
+
 int capture_poll(struct capture *c, int timeout_ms, capture_pkt_fn on_pkt, void *ctx)
 {
-	uint64_t now;
+	uint64_t now, drained_from;
 	int e;
 
 	c->on_pkt = on_pkt;
@@ -709,8 +790,12 @@ int capture_poll(struct capture *c, int timeout_ms, capture_pkt_fn on_pkt, void 
 			bool sweep = now - c->last_sweep >= FP_IDLE_NS;
 
 			e = run_flush(c, c->batch_age_ns, sweep);
-			if (e)
+			if (e < 0)
 				return e;
+			/* Batches older than the age are in the rings now, and
+			 * younger ones hold only younger pairs. */
+			if (!e && now - c->batch_age_ns > c->wm_mono + FP_MERGE_MARGIN_NS)
+				c->wm_mono = now - c->batch_age_ns - FP_MERGE_MARGIN_NS;
 			c->last_flush = now;
 			if (sweep)
 				c->last_sweep = now;
@@ -723,11 +808,39 @@ int capture_poll(struct capture *c, int timeout_ms, capture_pkt_fn on_pkt, void 
 		if (e < 0)
 			return -errno;
 	}
+	/* Records design: each CPU's ring is in time order, so a full drain
+	 * proves every packet before its start delivered. */
+	drained_from = clock_ns(CLOCK_MONOTONIC);
 	e = ring_buffer__consume(c->rb);
 	if (e < 0)
 		return e;
+	release(c, drained_from);
 	c->user[CAPTURE_C_DELIVERED] += (uint64_t)c->delivered;
 	return c->delivered;
+}
+
+int capture_finish(struct capture *c, capture_pkt_fn on_pkt, void *ctx)
+{
+	int i, n, e, total = 0;
+
+	for (i = 0; i < 64; i++) {
+		e = capture_flush(c);
+		if (e)
+			return e;
+		n = capture_poll(c, 0, on_pkt, ctx);
+		if (n < 0)
+			return n;
+		total += n;
+		if (!n)
+			break;
+	}
+	if (c->merge) {
+		c->delivered = 0;
+		merge_drain(c->merge, emit, c);
+		c->user[CAPTURE_C_DELIVERED] += (uint64_t)c->delivered;
+		total += c->delivered;
+	}
+	return total;
 }
 
 void capture_counters(const struct capture *c, struct capture_counters *out)
@@ -740,6 +853,14 @@ void capture_counters(const struct capture *c, struct capture_counters *out)
 	memset(out, 0, sizeof(*out));
 	for (i = 0; i < CAPTURE_C_COUNT; i++)
 		out->v[i] = c->user[i];
+	if (c->merge) {
+		const struct merge_stats *ms = merge_stats(c->merge);
+
+		out->v[CAPTURE_C_MERGE_LATE] = ms->late;
+		out->v[CAPTURE_C_MERGE_FORCED] = ms->forced;
+		out->v[CAPTURE_C_MERGE_HELD] = ms->held;
+		out->v[CAPTURE_C_MERGE_HELD_MAX] = ms->held_max;
+	}
 	if (!v)
 		return;
 	for (i = 0; i < FP_C_COUNT; i++) {
@@ -793,6 +914,7 @@ void capture_close(struct capture *c)
 	free(c->rctx);
 	free(c->ring_fds);
 	free(c->state_buf);
+	merge_free(c->merge);
 	capture_bpf__destroy(c->skel);
 	free(c);
 }

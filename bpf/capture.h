@@ -46,6 +46,10 @@ struct capture_config {
 	uint32_t batch_age_ms;		/* a batch older than this is submitted; 1..2000, default 200 */
 	const char *verifier_log;	/* where a failed load's verifier log goes;
 					 * NULL: /tmp/flowpic-verifier.log */
+	uint32_t merge_max_held;	/* records the time-ordered merge holds; 0: the
+					 * default (MERGE_DEFAULT_MAX_HELD, core/merge.h) */
+	bool no_merge;			/* hand records out in ring order (benchmarks,
+					 * the parity test's negative control) */
 	bool eager_wakeup;		/* wake the consumer at every record (the
 					 * kernel's default); default: only when a ring
 					 * is 1/8 full, else records wait for the next
@@ -76,6 +80,12 @@ enum capture_counter {
 	CAPTURE_C_DELIVERED = CAPTURE_C_BPF_COUNT,	/* packets handed to on_pkt */
 	CAPTURE_C_BAD_RECORD,	/* loss: ring record that does not decode */
 	CAPTURE_C_UNKNOWN_SLOT,	/* loss: packet record for a slot never announced */
+	CAPTURE_C_MERGE_LATE,	/* not a loss: arrived after its watermark, handed out
+				 * out of time order */
+	CAPTURE_C_MERGE_FORCED,	/* not a loss: handed out before its watermark, the
+				 * merge was full (raise merge_max_held) */
+	CAPTURE_C_MERGE_HELD,	/* gauge: records the merge holds now */
+	CAPTURE_C_MERGE_HELD_MAX,	/* gauge: most it held at once */
 	CAPTURE_C_COUNT
 };
 
@@ -85,7 +95,9 @@ struct capture_counters {
 
 struct capture;
 
-/* Called once per packet (GSO super-packets: once per wire segment). */
+/* Called once per packet (GSO super-packets: once per wire segment), in
+ * time order across every ring and batch unless no_merge (see
+ * capture_watermark()). */
 typedef void (*capture_pkt_fn)(void *ctx, const struct pkt *p, int ifindex,
 			       enum capture_dir dir);
 
@@ -111,9 +123,25 @@ int capture_fd(const struct capture *c);
  */
 int capture_poll(struct capture *c, int timeout_ms, capture_pkt_fn on_pkt, void *ctx);
 
-/* Push every partial batch into the rings (deliver with capture_poll()).
+/* Push every partial batch into the rings; the next capture_poll() delivers
+ * them and every record the merge holds (end of input, deadlines).
  * 0 or a negative errno. */
 int capture_flush(struct capture *c);
+
+/*
+ * End of capture: flush the batches and drain the rings until a pass finds
+ * nothing (at most 64 passes), then hand out everything the merge holds, in
+ * order.  Packets delivered, or a negative errno.
+ */
+int capture_finish(struct capture *c, capture_pkt_fn on_pkt, void *ctx);
+
+/*
+ * The merge's watermark, ns since the Unix epoch: every packet earlier than
+ * this has been delivered (0 before the first, and with no_merge).  The
+ * agent moves its flow table's clock to it, so no block closes before all of
+ * its packets are in.
+ */
+uint64_t capture_watermark(const struct capture *c);
 
 /* Counters summed over CPUs. */
 void capture_counters(const struct capture *c, struct capture_counters *out);

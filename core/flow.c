@@ -645,6 +645,27 @@ static void flow_sample(struct flow_table *ft, struct flow *f, uint64_t t, uint3
 	}
 }
 
+/* Count one wire packet of f and draw it. */
+static void flow_packet(struct flow_table *ft, struct flow *f, enum flow_dir dir, uint64_t ts,
+			uint32_t size, uint32_t ip_len)
+{
+	f->packets[dir]++;
+	f->ip_bytes[dir] += ip_len;
+	f->payload[dir] += size;
+	if (size >= PKT_MAX_SIZE) {
+		f->oversize++;
+		ft->stats.oversize++;
+		return;
+	}
+	if (ft->cfg.aug.drop_ppm &&
+	    splitmix(ft->cfg.aug.seed ^ splitmix(f->id) ^ (f->packets[0] + f->packets[1]) << 1) %
+	    1000000 < ft->cfg.aug.drop_ppm) {
+		ft->stats.aug_dropped++;
+		return;
+	}
+	flow_sample(ft, f, flow_time(f, ts), size, dir);
+}
+
 enum skip_reason flow_table_add(struct flow_table *ft, const struct pkt *p)
 {
 	uint32_t hash = session_hash(ft, p);
@@ -673,6 +694,8 @@ enum skip_reason flow_table_add(struct flow_table *ft, const struct pkt *p)
 	}
 	idx = (uint32_t)(f - ft->flows);
 	ft->stats.packets++;
+	if (p->proto == 6 && p->tcp_seg && (!f->tcp_seg || p->tcp_seg < f->tcp_seg))
+		f->tcp_seg = p->tcp_seg;
 	if (ts < f->last_ns) {
 		/* Out of order within the flow: clamp, so time never runs back. */
 		ts = f->last_ns;
@@ -684,20 +707,18 @@ enum skip_reason flow_table_add(struct flow_table *ft, const struct pkt *p)
 		lru_unlink(ft, idx);
 		lru_insert_sorted(ft, idx);
 	}
-	f->packets[dir]++;
-	f->ip_bytes[dir] += p->ip_len;
-	f->payload[dir] += p->size;
-	if (p->size >= PKT_MAX_SIZE) {
-		f->oversize++;
-		ft->stats.oversize++;
+	if (f->tcp_seg && p->size > f->tcp_seg) {
+		uint32_t left = p->size, hdr = p->ip_len - p->size;
+
+		ft->stats.super_packets++;
+		while (left) {
+			uint32_t seg = left < f->tcp_seg ? left : f->tcp_seg;
+
+			flow_packet(ft, f, dir, ts, seg, hdr + seg);
+			left -= seg;
+		}
 		return SKIP_NONE;
 	}
-	if (ft->cfg.aug.drop_ppm &&
-	    splitmix(ft->cfg.aug.seed ^ splitmix(f->id) ^ (f->packets[0] + f->packets[1]) << 1) %
-	    1000000 < ft->cfg.aug.drop_ppm) {
-		ft->stats.aug_dropped++;
-		return SKIP_NONE;
-	}
-	flow_sample(ft, f, flow_time(f, ts), p->size, dir);
+	flow_packet(ft, f, dir, ts, p->size, p->ip_len);
 	return SKIP_NONE;
 }

@@ -16,6 +16,11 @@
  * binned as packets arrive; it is handed to the caller when its window has
  * passed or its flow ends, then freed.
  *
+ * A TCP record larger than the segment size the flow's SYNs announced (a
+ * TSO super-packet a host capture saw before segmentation, or a GRO
+ * aggregate) is counted as the wire segments it stands for: full segments
+ * and the remainder, at its time, as the live capture does with gso_size.
+ *
  * Memory is fixed at flow_table_new(): max_flows flow slots and a pool of
  * max_cells cells.  Nothing is allocated per packet.  What the bounds refuse
  * is counted (stats.flows_refused, stats.cells_refused).
@@ -118,7 +123,10 @@ struct flow {
 	uint64_t next_event_ns;	/* flow time of the next block to close or open */
 	uint32_t lru_prev, lru_next;
 	uint8_t nopen;		/* open blocks in open[] (oldest first) */
-	uint8_t pad[3];
+	uint8_t pad;
+	uint16_t tcp_seg;	/* TCP: the smallest segment size its SYNs announced
+				 * (0: none seen); larger records are TSO/GRO
+				 * super-packets, counted as the segments they were */
 	uint64_t next_block;	/* lowest block index not yet opened */
 	uint32_t aug_scale;	/* this flow's time factor x 1000 (1000 without augmentation) */
 	uint64_t aug_shift_ns;	/* this flow's time shift */
@@ -153,6 +161,7 @@ struct flow_stats {
 	uint64_t blocks_empty;	/* blocks not handed out: every sample refused (cell pool) */
 	uint64_t aug_dropped;	/* samples dropped by augmentation (on purpose) */
 	uint64_t samples_late;	/* arrived for a block flow_table_advance() had handed out */
+	uint64_t super_packets;	/* TSO/GRO records split into their wire segments */
 };
 
 /* NULL and errno set (EINVAL bad config, ENOMEM) on failure. */

@@ -28,7 +28,9 @@ struct pkt {
 	uint16_t dport;		/* host order */
 	uint8_t proto;		/* IPPROTO_TCP or IPPROTO_UDP */
 	uint8_t tcp_flags;	/* TCP flags byte, 0 for UDP */
-	uint8_t pad[2];
+	uint16_t tcp_seg;	/* a SYN's announced segment size: its MSS option less
+				 * the 12 bytes of a timestamp option; 0 when none.
+				 * The flow table splits TSO/GRO super-packets by it. */
 };
 
 /*

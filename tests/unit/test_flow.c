@@ -151,6 +151,52 @@ static void test_syn_ack_first_names_initiator(void **state)
 	flow_table_free(ft);
 }
 
+/* A TSO/GRO super-packet is counted as the wire segments the flow's SYNs
+ * allow: full segments and the remainder, at its time, in the picture too. */
+static void test_super_packet_split_by_syn_segment(void **state)
+{
+	struct seen s;
+	struct flow_table *ft = table(&s, 32, 16, 1 << 12);
+	struct pkt syn = mk(T0, 1, 5555, 2, 443, 0), synack = mk(T0 + 1, 2, 443, 1, 5555, 0);
+	struct pkt big = mk(T0 + 2, 2, 443, 1, 5555, 10000);
+	uint32_t i, drawn = 0;
+
+	(void)state;
+	syn.tcp_flags = 0x02, syn.tcp_seg = 1448;
+	synack.tcp_flags = 0x12, synack.tcp_seg = 1460;
+	add(ft, syn);
+	add(ft, synack);
+	add(ft, big);		/* 6 x 1448 + 1312 */
+	add(ft, mk(T0 + 3, 2, 443, 1, 5555, 1448));	/* one segment: as it is */
+	flow_table_flush(ft);
+	assert_int_equal(s.flows[0].tcp_seg, 1448);
+	assert_int_equal(s.flows[0].packets[FLOW_DIR_REV], 1 + 7 + 1);
+	assert_int_equal(s.flows[0].payload[FLOW_DIR_REV], 10000 + 1448);
+	assert_int_equal(s.flows[0].ip_bytes[FLOW_DIR_REV], 40 + 7 * 40 + 10000 + 40 + 1448);
+	assert_int_equal(s.flows[0].oversize, 0);
+	assert_int_equal(flow_table_stats(ft)->super_packets, 1);
+	assert_int_equal(flow_table_stats(ft)->packets, 4);
+	for (i = 0; i < 32 * 32; i++)
+		drawn += s.blocks[0].pic[i];
+	assert_int_equal(drawn, 2 + 7 + 1);
+	flow_table_free(ft);
+}
+
+/* Without an announced segment size a big record stays one oversize packet. */
+static void test_super_packet_without_syn_is_oversize(void **state)
+{
+	struct seen s;
+	struct flow_table *ft = table(&s, 32, 16, 1 << 12);
+
+	(void)state;
+	add(ft, mk(T0, 2, 443, 1, 5555, 10000));
+	flow_table_flush(ft);
+	assert_int_equal(s.flows[0].packets[FLOW_DIR_FWD], 1);
+	assert_int_equal(s.flows[0].oversize, 1);
+	assert_int_equal(flow_table_stats(ft)->super_packets, 0);
+	flow_table_free(ft);
+}
+
 static void test_idle_timeout_splits(void **state)
 {
 	struct seen s;
@@ -564,6 +610,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bidirectional_session),
 		cmocka_unit_test(test_syn_ack_first_names_initiator),
+		cmocka_unit_test(test_super_packet_split_by_syn_segment),
+		cmocka_unit_test(test_super_packet_without_syn_is_oversize),
 		cmocka_unit_test(test_idle_timeout_splits),
 		cmocka_unit_test(test_table_bound_refuses_and_counts),
 		cmocka_unit_test(test_block_edges_and_completeness),

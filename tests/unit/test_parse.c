@@ -36,6 +36,38 @@ static void test_ipv4_tcp_size_from_ip_length(void **state)
 	assert_true(pkt_addr_is_v4(p.src));
 }
 
+/* A SYN's MSS and timestamp options give the segment size (MSS - 12 with
+ * timestamps), read only as far as captured; other packets give 0. */
+static void test_syn_segment_size(void **state)
+{
+	static const uint8_t opts[20] = { 2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1,
+					  0, 0, 0, 0, 1, 3, 3, 7 };
+	struct frame f = { 0 };
+	uint32_t hdr;
+	struct pkt p;
+
+	(void)state;
+	eth(&f, 0x0800, 0);
+	ipv4(&f, 6, 20 + 40, 0, 0);
+	hdr = f.len;
+	tcp(&f, 40000, 443, 0x02, 10);
+	memcpy(f.b + hdr + 20, opts, sizeof(opts));
+	assert_int_equal(parse_frame(LINK_ETHERNET, f.b, f.len, f.len, &p), SKIP_NONE);
+	assert_int_equal(p.tcp_seg, 1460 - 12);
+	/* Snap length inside the timestamp option: MSS alone. */
+	assert_int_equal(parse_frame(LINK_ETHERNET, f.b, hdr + 28, f.len, &p), SKIP_NONE);
+	assert_int_equal(p.tcp_seg, 1460);
+	/* Not a SYN: options are not read. */
+	f.b[hdr + 13] = 0x10;
+	assert_int_equal(parse_frame(LINK_ETHERNET, f.b, f.len, f.len, &p), SKIP_NONE);
+	assert_int_equal(p.tcp_seg, 0);
+	/* An option length running past the header stops the walk. */
+	f.b[hdr + 13] = 0x12;
+	f.b[hdr + 21] = 40;
+	assert_int_equal(parse_frame(LINK_ETHERNET, f.b, f.len, f.len, &p), SKIP_NONE);
+	assert_int_equal(p.tcp_seg, 0);
+}
+
 static void test_vlan_and_qinq(void **state)
 {
 	struct frame f1 = { 0 }, f2 = { 0 }, f5 = { 0 };
@@ -307,6 +339,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ipv4_tcp_size_from_ip_length),
+		cmocka_unit_test(test_syn_segment_size),
 		cmocka_unit_test(test_vlan_and_qinq),
 		cmocka_unit_test(test_udp_size_and_bad_length),
 		cmocka_unit_test(test_ipv4_fragments_counted),
