@@ -6,9 +6,11 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "csv.h"
 #include "flow_json.h"
 #include "forward.h"
 #include "log.h"
+#include "pipeline.h"
 
 static void out_done(struct agent *a)
 {
@@ -35,10 +37,8 @@ static void on_block(void *ctx, const struct flow_table *ft, const struct flow *
 	a->n.verdicts_block++;
 	if (v.early)
 		a->n.verdicts_block_early++;
-#ifdef FLOWPIC_AGENT_STREAM
 	if (a->stream)
 		forward_block(a, f, b, &v);
-#endif
 	if (a->cfg->no_block_verdicts)
 		return;
 	block_verdict_json_line(a->out, a->cls, &v, NULL);
@@ -57,10 +57,8 @@ static void on_flow_end(void *ctx, const struct flow_table *ft, const struct flo
 		a->n.verdicts_flow_early++;
 	if (v.cls == CLASSIFY_UNKNOWN)
 		a->n.verdicts_flow_unknown++;
-#ifdef FLOWPIC_AGENT_STREAM
 	if (a->stream)
 		forward_flow(a, f, &v);
-#endif
 	verdict_json_line(a->out, a->cls, f, why, NULL, &v);
 	out_done(a);
 }
@@ -90,6 +88,17 @@ int agent_init(struct agent *a, const struct agent_config *cfg, struct classifie
 			 fc.max_flows, fc.max_cells, strerror(errno));
 		return -1;
 	}
+	if (cfg->samples_out[0]) {
+		a->samples = fopen(cfg->samples_out, "w");
+		if (!a->samples) {
+			snprintf(err, errlen, "--samples-out %s: cannot create it: %s",
+				 cfg->samples_out, strerror(errno));
+			flow_table_free(a->ft);
+			a->ft = NULL;
+			return -1;
+		}
+		csv_write_header(a->samples);
+	}
 	return 0;
 }
 
@@ -97,10 +106,26 @@ void agent_fini(struct agent *a)
 {
 	flow_table_free(a->ft);
 	a->ft = NULL;
+	if (a->samples && (fclose(a->samples) || a->n.samples_errors))
+		log_error("--samples-out %s: %llu rows could not be written (disk full?)",
+			  a->cfg->samples_out, (unsigned long long)a->n.samples_errors);
+	a->samples = NULL;
+}
+
+void agent_sample_out(struct agent *a, const struct pkt *p)
+{
+	if (!a->samples)
+		return;
+	csv_write_pkt(a->samples, p);
+	if (ferror(a->samples)) {
+		a->n.samples_errors++;
+		clearerr(a->samples);
+	}
 }
 
 void agent_packet(struct agent *a, const struct pkt *p)
 {
+	agent_sample_out(a, p);
 	a->n.packets++;
 	if (p->proto == 6)
 		a->n.tcp++;
@@ -108,6 +133,16 @@ void agent_packet(struct agent *a, const struct pkt *p)
 		a->n.udp++;
 	if (flow_table_add(a->ft, p) != SKIP_NONE)
 		a->n.skipped[SKIP_FLOW_TABLE_FULL]++;
+}
+
+/* Every packet a source hands out is TCP or UDP, and the flow table refuses
+ * one only when it is full: the same numbers agent_packet() keeps. */
+void agent_take_counts(struct agent *a, const struct pipeline_counts *c)
+{
+	a->n.packets = c->tcp + c->udp;
+	a->n.tcp = c->tcp;
+	a->n.udp = c->udp;
+	memcpy(a->n.skipped, c->skipped, sizeof(a->n.skipped));
 }
 
 void agent_advance(struct agent *a, uint64_t now_ns)
@@ -174,6 +209,8 @@ void agent_counters(const struct agent *a, struct agent_counter *out, size_t *n,
 	add(out, n, max, "verdicts_flow_unknown", a->n.verdicts_flow_unknown);
 	add(out, n, max, "flows_untracked", cs->flows_untracked);
 	add(out, n, max, "output_errors", a->n.output_errors);
+	if (a->samples)
+		add(out, n, max, "samples_out_errors", a->n.samples_errors);
 	if (a->cfg->collector[0])
 		add(out, n, max, "stream_rejected", a->n.stream_rejected);
 	if (a->cfg->n_ifaces)

@@ -8,7 +8,10 @@
  * Live capture (live.c) and replay (replay.c) differ only in where struct
  * pkt comes from and in who moves the clock: in replay the packets' own
  * times do; live, a deadline sweep moves it with the wall clock so idle
- * flows end on time without a packet.
+ * flows end on time without a packet.  Live packets go in one at a time
+ * through agent_packet(); replay reads the file with the loop of
+ * `flowpic classify` (core/pipeline.h) straight into the flow table and
+ * takes its counts (agent_take_counts()).
  */
 #ifndef FLOWPIC_AGENT_AGENT_H
 #define FLOWPIC_AGENT_AGENT_H
@@ -43,7 +46,7 @@ struct agent_counter {
 
 /* Counted by the agent itself (the flow table and classifier count the rest). */
 struct agent_counts {
-	uint64_t packets;			/* records handed to agent_packet() */
+	uint64_t packets;			/* packets handed to the flow table */
 	uint64_t tcp, udp;
 	uint64_t skipped[SKIP_REASON_COUNT];	/* records not turned into samples, by reason */
 	uint64_t ingress, egress;		/* live: records by direction */
@@ -54,6 +57,7 @@ struct agent_counts {
 	uint64_t verdicts_flow_unknown;
 	uint64_t blocks_failed;			/* classifier refused a block */
 	uint64_t output_errors;			/* stdout lines that could not be written */
+	uint64_t samples_errors;		/* --samples-out rows that could not be written */
 	uint64_t stream_rejected;		/* verdicts the stream did not take */
 	uint64_t sweeps;			/* live deadline sweeps */
 };
@@ -66,6 +70,7 @@ struct agent {
 	struct flow_table *ft;
 	struct stream *stream;		/* NULL: verdicts to stdout only */
 	FILE *out;			/* verdict lines */
+	FILE *samples;			/* --samples-out: every packet, as a samples CSV */
 	struct agent_counts n;
 	const char *ifname_of[AGENT_MAX_IFACES];	/* live: interface names, for the stream */
 };
@@ -78,8 +83,19 @@ int agent_init(struct agent *a, const struct agent_config *cfg, struct classifie
 	       FILE *out, char *err, size_t errlen);
 void agent_fini(struct agent *a);
 
-/* The one per-packet entry point of both sources. */
+/* --samples-out: one CSV row for a packet the flow table takes (live:
+ * agent_packet(); replay: the pipeline's tap). */
+void agent_sample_out(struct agent *a, const struct pkt *p);
+
+/* A live packet: counted, then into the flow table. */
 void agent_packet(struct agent *a, const struct pkt *p);
+
+struct pipeline_counts;
+
+/* Replay: the counts of the pipeline that read the file into a->ft become
+ * the agent's packet and skip counters (what agent_packet() and agent_skip()
+ * would have counted). */
+void agent_take_counts(struct agent *a, const struct pipeline_counts *c);
 
 /* A record a source read but could not turn into a packet. */
 static inline void agent_skip(struct agent *a, enum skip_reason why)

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* caps.c - check and drop capabilities with libcap; see caps.h. */
+/* caps.c - drop and describe capabilities with libcap; see caps.h. */
 #include "caps.h"
 
 #include <errno.h>
@@ -8,40 +8,6 @@
 #include <string.h>
 #include <sys/capability.h>
 #include <sys/prctl.h>
-
-static bool cap_has(cap_t c, cap_value_t v)
-{
-	cap_flag_value_t f = CAP_CLEAR;
-
-	return cap_get_flag(c, v, CAP_EFFECTIVE, &f) == 0 && f == CAP_SET;
-}
-
-int caps_check_attach(char *err, size_t errlen)
-{
-	char missing[128] = "";
-	cap_t c = cap_get_proc();
-	bool sys;
-
-	if (!c) {
-		snprintf(err, errlen, "cannot read the process capabilities: %s", strerror(errno));
-		return -errno;
-	}
-	/* Kernels >= 5.8 split CAP_BPF and CAP_PERFMON out of CAP_SYS_ADMIN. */
-	sys = cap_has(c, CAP_SYS_ADMIN);
-	if (!sys && !cap_has(c, CAP_BPF))
-		strcat(missing, ", CAP_BPF");
-	if (!sys && !cap_has(c, CAP_PERFMON))
-		strcat(missing, ", CAP_PERFMON");
-	if (!cap_has(c, CAP_NET_ADMIN))
-		strcat(missing, ", CAP_NET_ADMIN");
-	cap_free(c);
-	if (!missing[0])
-		return 0;
-	snprintf(err, errlen, "missing capability %s to load and attach the BPF programs: run as "
-		 "root (sudo flowpic-agent ...) or give the program the capabilities "
-		 "(setcap cap_bpf,cap_perfmon,cap_net_admin+ep flowpic-agent)", missing + 2);
-	return -EPERM;
-}
 
 int caps_drop_all(bool keep_net_admin, char *err, size_t errlen)
 {

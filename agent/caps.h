@@ -1,22 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * caps.h - the capabilities the agent needs, checked up front so a missing
- * one is one clear line instead of a libbpf error, and dropped once the BPF
- * programs are attached: reading ring buffers and maps through file
+ * caps.h - the capabilities the agent holds once the BPF programs are
+ * attached: it drops them, since reading ring buffers and maps through file
  * descriptors already open, and closing the links, needs none of them.
+ * Whether the capabilities to load and attach are there is the capture
+ * library's to check (capture_open() fails with EPERM and one line naming
+ * the missing ones).
  */
 #ifndef FLOWPIC_AGENT_CAPS_H
 #define FLOWPIC_AGENT_CAPS_H
 
 #include <stdbool.h>
 #include <stddef.h>
-
-/*
- * Check that the effective set allows loading and attaching BPF programs:
- * CAP_BPF + CAP_PERFMON (or CAP_SYS_ADMIN) and CAP_NET_ADMIN.  0, or -EPERM
- * with one line in err naming what is missing and what to do.
- */
-int caps_check_attach(char *err, size_t errlen);
 
 /*
  * Drop every capability (effective, permitted, inheritable, the bounding

@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
- * live.c - `flowpic-agent --iface IF[,IF...]`: check what live capture needs
- * (interfaces, BTF, ring buffers, capabilities) so each missing piece is one
- * clear line; attach through bpf/capture.h; drop every capability; then one
- * epoll loop over the rings, the signals and the deadline sweep.
+ * live.c - `flowpic-agent --iface IF[,IF...]`: attach through bpf/capture.h,
+ * drop every capability, then one epoll loop over the rings, the signals and
+ * the deadline sweep.
+ *
+ * What live capture needs (the interfaces, BTF, ring buffers, capabilities)
+ * is checked by capture_open() alone, before it loads anything: it says
+ * what is missing in one line and sets errno, which only sorts it here into
+ * the agent's exit status.
  *
  * The sweep: flow time only moves with packets, so without it a flow that
  * goes silent would end only when some later packet arrives.  Every --sweep
@@ -22,16 +26,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <bpf/libbpf.h>
-
 #include "capture.h"
 #include "caps.h"
 #include "log.h"
 #include "run.h"
-
-#define BTF_PATH "/sys/kernel/btf/vmlinux"
-/* Drain passes at exit after the flush (each empties the rings once). */
-#define DRAIN_PASSES 64
 
 /* Counter names with the "capture_" prefix, made once. */
 static char cap_names[CAPTURE_C_COUNT][48];
@@ -52,7 +50,9 @@ static uint64_t realtime_ns(void)
 	return (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
 }
 
-void live_counters(struct run *r, struct agent_counter *out, size_t *n, size_t max)
+/* The capture's counters (run->source_counters): live, or as they were at
+ * the close, for the last counters line. */
+static void live_counters(struct run *r, struct agent_counter *out, size_t *n, size_t max)
 {
 	struct capture_counters cc;
 	uint64_t loss = 0;
@@ -125,39 +125,22 @@ static void on_pkt(void *ctx, const struct pkt *p, int ifindex, enum capture_dir
 	agent_packet(&r->agent, p);
 }
 
-/* What live capture needs, checked before anything is loaded. */
-static int preflight(const struct agent_config *cfg)
+/*
+ * capture_open() failed: its errno -> the agent's exit status.  Its err line
+ * says what is missing and what to do (ENODEV no such interface; ENOTSUP no
+ * BTF or no ring buffers; EPERM a missing capability; EBUSY XDP already
+ * attached; else the verifier or an attach refused); the agent only adds
+ * its own way out where there is one.
+ */
+static int capture_failed(int e, const char *err)
 {
-	char err[512];
-	unsigned i;
-	int rc;
-
-	for (i = 0; i < cfg->n_ifaces; i++) {
-		if (!if_nametoindex(cfg->ifaces[i])) {
-			log_error("interface '%s' does not exist: give --iface one of the names "
-				  "`ip link show` lists", cfg->ifaces[i]);
-			return AGENT_EXIT_CAPTURE;
-		}
-	}
-	if (access(BTF_PATH, R_OK)) {
-		log_error("this kernel has no BTF (%s: %s): the BPF programs are CO-RE and need "
-			  "a kernel built with CONFIG_DEBUG_INFO_BTF=y (Debian's 5.10+ kernels have "
-			  "it); use --pcap to classify a capture instead", BTF_PATH, strerror(errno));
+	/* The kernel lacks what the BPF programs need: capture files still work. */
+	if (e == ENOTSUP) {
+		log_error("%s; use --pcap to classify a capture instead", err);
 		return AGENT_EXIT_CAPTURE;
 	}
-	if (caps_check_attach(err, sizeof(err))) {
-		log_error("%s", err);
-		return AGENT_EXIT_PRIVILEGE;
-	}
-	rc = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL);
-	if (rc == 0) {
-		log_error("this kernel has no BPF ring buffers (BPF_MAP_TYPE_RINGBUF needs Linux "
-			  "5.8 or later): upgrade the kernel, or use --pcap to classify a capture");
-		return AGENT_EXIT_CAPTURE;
-	}
-	if (rc < 0)
-		log_warn("cannot probe for BPF ring buffers (%s): trying anyway", strerror(-rc));
-	return AGENT_EXIT_OK;
+	log_error("%s", err);
+	return e == EPERM ? AGENT_EXIT_PRIVILEGE : AGENT_EXIT_CAPTURE;
 }
 
 static int epoll_add(int ep, int fd, uint32_t tag)
@@ -195,11 +178,17 @@ static bool kernel_at_least(int major, int minor)
 
 enum { TAG_CAPTURE, TAG_SIGNAL, TAG_SWEEP };
 
+/* The flow table's clock: the merge's watermark (every packet before it
+ * has been handed over), or without the merge the wall clock less the lag. */
 static void sweep(struct run *r)
 {
-	uint64_t now = realtime_ns();
+	uint64_t now = realtime_ns(), wm = capture_watermark(r->cap);
 
-	if (now > r->cfg->lag_ns)
+	if (wm)
+		agent_advance(&r->agent, wm);
+	else if (!r->cfg->no_merge)
+		return;		/* nothing proved delivered yet */
+	else if (now > r->cfg->lag_ns)
 		agent_advance(&r->agent, now - r->cfg->lag_ns);
 }
 
@@ -276,15 +265,11 @@ out:
 /* Everything still in the BPF maps and rings, then every flow ends. */
 static void drain(struct run *r)
 {
-	int i, rc;
+	int rc = capture_finish(r->cap, on_pkt, r);
 
-	rc = capture_flush(r->cap);
-	if (rc)
+	if (rc < 0)
 		log_warn("flushing the BPF batches: %s (their packets are not counted)",
 			 strerror(-rc));
-	for (i = 0; i < DRAIN_PASSES; i++)
-		if (capture_poll(r->cap, 0, on_pkt, r) <= 0)
-			break;
 	agent_flush(&r->agent);
 }
 
@@ -297,9 +282,6 @@ int live_run(struct run *r)
 	unsigned i;
 	int status;
 
-	status = preflight(cfg);
-	if (status)
-		return status;
 	find_loopbacks(cfg);
 	capture_config_default(&cc);
 	for (i = 0; i < cfg->n_ifaces; i++)
@@ -310,6 +292,8 @@ int live_run(struct run *r)
 	else if (cfg->design == AGENT_DESIGN_BATCHES)
 		cc.design = CAPTURE_BATCHES;
 	cc.force_generic_xdp = cfg->xdp_generic;
+	cc.merge_max_held = cfg->merge_max;
+	cc.no_merge = cfg->no_merge;
 	if (cfg->ring_bytes)
 		cc.ring_bytes = cfg->ring_bytes;
 	if (cfg->bpf_flows)
@@ -320,12 +304,11 @@ int live_run(struct run *r)
 		cc.batch_age_ms = (uint32_t)(ms > 2000 ? 2000 : ms);
 	}
 	r->cap = capture_open(&cc, err, sizeof(err));
-	if (!r->cap) {
-		log_error("%s", err);
-		return AGENT_EXIT_CAPTURE;
-	}
+	if (!r->cap)
+		return capture_failed(errno, err);
 	/* capture_open() logged each interface with its XDP mode. */
 	r->started = true;
+	r->source_counters = live_counters;
 	if (!cfg->keep_caps) {
 		/* Without tcx (Linux < 6.6) TC egress is a netlink filter whose
 		 * removal at exit needs CAP_NET_ADMIN; a bpf_link needs nothing. */

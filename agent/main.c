@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * main.c - flowpic-agent: settings (flags over a config file), the model,
- * signals and counters; then live capture (live.c) or replay (replay.c).
+ * the signalfd and where the counters go; then live capture (live.c) or
+ * replay (replay.c), which run with the helpers of run.c.
  */
 #include <argp.h>
 #include <errno.h>
@@ -10,12 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "classify.h"
 #include "config.h"
-#include "forward.h"
 #include "log.h"
 #include "run.h"
 
@@ -185,92 +184,6 @@ static int load_settings(int argc, char **argv, struct agent_config *cfg, struct
 	return AGENT_EXIT_OK;
 }
 
-uint64_t run_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
-}
-
-void run_counters_dump(struct run *r)
-{
-	struct agent_counter c[AGENT_MAX_COUNTERS];
-	size_t n = 0;
-
-	agent_counters(&r->agent, c, &n, AGENT_MAX_COUNTERS);
-	live_counters(r, c, &n, AGENT_MAX_COUNTERS);
-#ifdef FLOWPIC_AGENT_STREAM
-	forward_counters(&r->agent, c, &n, AGENT_MAX_COUNTERS);
-#endif
-	agent_counters_write(r->counters_out, c, n);
-}
-
-int run_stream_open(struct run *r)
-{
-	const struct agent_config *cfg = r->cfg;
-
-	if (!cfg->collector[0])
-		return AGENT_EXIT_OK;
-#ifdef FLOWPIC_AGENT_STREAM
-	{
-		char where[256], err[600];
-		unsigned i;
-
-		where[0] = '\0';
-		for (i = 0; i < cfg->n_ifaces; i++)
-			snprintf(where + strlen(where), sizeof(where) - strlen(where), "%s%s",
-				 i ? "," : "", cfg->ifaces[i]);
-		if (!cfg->n_ifaces)
-			snprintf(where, sizeof(where), "%s", cfg->pcap);
-		if (forward_open(&r->agent, cfg, where, err, sizeof(err))) {
-			log_error("collector %s: %s", cfg->collector, err);
-			return AGENT_EXIT_USAGE;
-		}
-		return AGENT_EXIT_OK;
-	}
-#else
-	log_error("this flowpic-agent was built without the verdict stream (stream/): leave out "
-		  "--collector, or rebuild with stream/");
-	return AGENT_EXIT_USAGE;
-#endif
-}
-
-void run_counters_publish(struct run *r)
-{
-#ifdef FLOWPIC_AGENT_STREAM
-	struct agent_counter c[AGENT_MAX_COUNTERS];
-	size_t n = 0;
-
-	if (!r->agent.stream)
-		return;
-	agent_counters(&r->agent, c, &n, AGENT_MAX_COUNTERS);
-	live_counters(r, c, &n, AGENT_MAX_COUNTERS);
-	forward_publish(&r->agent, c, n);
-#else
-	(void)r;
-#endif
-}
-
-void run_signals(struct run *r)
-{
-	struct signalfd_siginfo si;
-
-	while (read(r->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		if (si.ssi_signo == SIGUSR1) {
-			run_counters_dump(r);
-		} else if (!r->stop) {
-			r->stop = true;
-			r->stop_signal = (int)si.ssi_signo;
-		}
-	}
-	run_counters_publish(r);
-	if (r->cfg->counters_every_ns && run_mono_ns() >= r->next_counters_ns) {
-		run_counters_dump(r);
-		r->next_counters_ns = run_mono_ns() + r->cfg->counters_every_ns;
-	}
-}
-
 /* SIGINT, SIGTERM and SIGUSR1 arrive through a signalfd read by the loops. */
 static int signals_setup(void)
 {
@@ -351,11 +264,8 @@ int main(int argc, char **argv)
 		goto out_cls;
 	}
 	status = cfg.n_ifaces ? live_run(&r) : replay_run(&r);
-#ifdef FLOWPIC_AGENT_STREAM
-	if (r.agent.stream && forward_close(&r.agent, cfg.collector_wait_ns) &&
-	    status == AGENT_EXIT_OK)
+	if (run_stream_close(&r) && status == AGENT_EXIT_OK)
 		status = AGENT_EXIT_FAILURE;
-#endif
 	/* The last counters: after every flow ended, so they add up.  A run
 	 * that never started has nothing to count: its error line says it all. */
 	if (r.started)

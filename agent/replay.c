@@ -1,30 +1,48 @@
 // SPDX-License-Identifier: MIT
 /*
- * replay.c - `flowpic-agent --pcap FILE`: the packets of a capture file (or
- * samples CSV) through the same agent_packet() as live capture.  The clock
- * is the packets' own, so the flows, blocks and verdicts are exactly those
- * of `flowpic classify --json` on the same file and model.
+ * replay.c - `flowpic-agent --pcap FILE`: a capture file (or samples CSV)
+ * read by the same loop as `flowpic classify` (core/pipeline.h) into the
+ * agent's flow table, whose blocks and flows get the same verdict path as
+ * live capture.  The clock is the packets' own, so the flows, blocks and
+ * verdicts are exactly those of `flowpic classify --json` on the same file
+ * and model.
  */
 #include <errno.h>
 
 #include "log.h"
+#include "pipeline.h"
 #include "run.h"
 #include "source.h"
 
-/* Signals are looked at every this many records (a syscall each time). */
-#define REPLAY_SIGNAL_EVERY 4096
+/* Every PIPELINE_STOP_EVERY records: SIGUSR1 (counters as of now),
+ * SIGINT/SIGTERM (stop), --counters-every. */
+static bool replay_stop(void *ctx, const struct pipeline_counts *c)
+{
+	struct run *r = ctx;
+
+	agent_take_counts(&r->agent, c);
+	run_signals(r);
+	return r->stop;
+}
+
+/* --samples-out: the file's packets as the flow table takes them. */
+static void replay_tap(void *ctx, const struct pkt *p)
+{
+	struct run *r = ctx;
+
+	agent_sample_out(&r->agent, p);
+}
 
 int replay_run(struct run *r)
 {
-	struct agent *a = &r->agent;
-	enum source_status st;
-	enum skip_reason why;
+	struct pipeline_hooks hooks = { .stop = replay_stop, .ctx = r };
+	struct pipeline_counts c = { 0 };
 	char err[512];
 	struct source *s;
-	struct pkt p;
-	uint64_t n = 0;
-	int status = AGENT_EXIT_OK;
+	int status, rc;
 
+	if (r->agent.samples)
+		hooks.tap = replay_tap;
 	status = run_stream_open(r);
 	if (status)
 		return status;
@@ -35,28 +53,14 @@ int replay_run(struct run *r)
 	}
 	r->started = true;
 	log_info("replaying %s (%s)", r->cfg->pcap, source_kind_name(source_kind(s)));
-	while ((st = source_next(s, &p, &why)) != SOURCE_END) {
-		if (st == SOURCE_ERROR) {
-			/* What was read before stays: its flows still end below. */
-			log_error("%s", source_error(s));
-			status = AGENT_EXIT_PARTIAL;
-			break;
-		}
-		if (st == SOURCE_PACKET)
-			agent_packet(a, &p);
-		else
-			agent_skip(a, why);
-		if (++n % REPLAY_SIGNAL_EVERY == 0) {
-			run_signals(r);
-			if (r->stop) {
-				log_warn("stopped by signal %d after %llu records of %s: the flows "
-					 "read so far end now", r->stop_signal, (unsigned long long)n,
-					 r->cfg->pcap);
-				break;
-			}
-		}
-	}
-	agent_flush(a);
+	rc = pipeline_run(s, r->agent.ft, &c, &hooks);
+	if (rc == -EIO)		/* logged; what was read before stays and its flows end below */
+		status = AGENT_EXIT_PARTIAL;
+	else if (rc == -EINTR)
+		log_warn("stopped by signal %d after %llu records of %s: the flows read so far "
+			 "end now", r->stop_signal, (unsigned long long)c.records, r->cfg->pcap);
+	agent_take_counts(&r->agent, &c);
+	agent_flush(&r->agent);
 	source_close(s);
 	return status;
 }

@@ -394,20 +394,23 @@ static int have_cap(int cap)
 
 static int check_caps(bool attach, char *err, size_t errlen)
 {
-	int sys = have_cap(21);	/* CAP_SYS_ADMIN covers BPF and PERFMON */
-	const char *missing = NULL;
+	int sys = have_cap(CAP_SYS_ADMIN);	/* covers BPF and PERFMON */
+	char missing[64] = "";
 
-	if (sys != 1 && have_cap(39) != 1)
-		missing = "CAP_BPF";
-	else if (sys != 1 && have_cap(38) != 1)
-		missing = "CAP_PERFMON";
-	else if (attach && have_cap(12) != 1)
-		missing = "CAP_NET_ADMIN";
-	if (!missing)
+	/* Name every missing one: granting them one failure at a time is tedious. */
+	if (sys != 1 && have_cap(CAP_BPF) != 1)
+		strcat(missing, ", CAP_BPF");
+	if (sys != 1 && have_cap(CAP_PERFMON) != 1)
+		strcat(missing, ", CAP_PERFMON");
+	if (attach && have_cap(CAP_NET_ADMIN) != 1)
+		strcat(missing, ", CAP_NET_ADMIN");
+	if (!missing[0])
 		return 0;
 	log_errbuf(err, errlen,
-	       "missing capability %s: run as root or grant it, e.g. "
-	       "setcap cap_bpf,cap_perfmon,cap_net_admin+ep <program>", missing);
+	       "missing capability %s to %s the BPF programs: run as root (sudo %s ...) or give "
+	       "the program the capabilities (setcap cap_bpf,cap_perfmon,cap_net_admin+ep %s)",
+	       missing + 2, attach ? "load and attach" : "load", program_invocation_short_name,
+	       program_invocation_short_name);
 	return -EPERM;
 }
 
@@ -641,27 +644,32 @@ struct capture *capture_open(const struct capture_config *cfg, char *err, size_t
 		snprintf(f->name, sizeof(f->name), "%s", cfg->ifaces[i]);
 		f->ifindex = (int)if_nametoindex(cfg->ifaces[i]);
 		if (!f->ifindex || strlen(cfg->ifaces[i]) >= IF_NAMESIZE) {
-			log_errbuf(err, errlen, "interface '%s' does not exist "
-			       "('ip link show' lists them)", cfg->ifaces[i]);
+			log_errbuf(err, errlen, "interface '%s' does not exist: give one of the "
+			       "names 'ip link show' lists", cfg->ifaces[i]);
 			e = -ENODEV;
 			goto fail;
 		}
 	}
 	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
-		log_errbuf(err, errlen, "this kernel has no BTF (/sys/kernel/btf/vmlinux): use a "
-		       "kernel built with CONFIG_DEBUG_INFO_BTF=y (Debian's is)");
+		log_errbuf(err, errlen, "this kernel has no BTF (/sys/kernel/btf/vmlinux: %s): the "
+		       "BPF programs are CO-RE and need a kernel built with "
+		       "CONFIG_DEBUG_INFO_BTF=y (Debian's 5.10+ kernels have it)", strerror(errno));
 		e = -ENOTSUP;
 		goto fail;
 	}
 	e = check_caps(cfg->n_ifaces > 0, err, errlen);
 	if (e)
 		goto fail;
-	if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL) != 1) {
-		log_errbuf(err, errlen, "this kernel has no BPF ring buffers: use Linux >= 5.8 "
-		       "(6.6 or newer recommended)");
+	e = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL);
+	if (e == 0) {
+		log_errbuf(err, errlen, "this kernel has no BPF ring buffers (BPF_MAP_TYPE_RINGBUF "
+		       "needs Linux 5.8 or later): upgrade the kernel (6.6 or later recommended)");
 		e = -ENOTSUP;
 		goto fail;
 	}
+	/* A probe that fails says nothing about the kernel: the load will tell. */
+	if (e < 0)
+		log_warn("cannot probe for BPF ring buffers (%s): trying anyway", strerror(-e));
 	c->ncpu = libbpf_num_possible_cpus();
 	if (c->ncpu <= 0) {
 		log_errbuf(err, errlen, "cannot count CPUs: %s", strerror(-c->ncpu));

@@ -37,6 +37,9 @@ int pipeline_run(struct source *s, struct flow_table *ft, struct pipeline_counts
 			c->in_flows++;
 		else
 			c->skipped[why]++;
+		if (hooks && hooks->stop && c->records % PIPELINE_STOP_EVERY == 0 &&
+		    hooks->stop(hooks->ctx, c))
+			return -EINTR;
 	}
 }
 

@@ -81,7 +81,7 @@ expect "no CAP_NET_ADMIN" 6 1 "missing capability CAP_NET_ADMIN to load" \
 	capsh --drop=cap_net_admin -- -c "exec '$agent' --iface lo"
 expect "no CAP_BPF nor CAP_SYS_ADMIN" 6 1 "missing capability CAP_BPF to load" \
 	capsh --drop=cap_bpf,cap_sys_admin -- -c "exec '$agent' --iface lo"
-expect "kernel without BTF" 5 1 "this kernel has no BTF.*CONFIG_DEBUG_INFO_BTF" \
+expect "kernel without BTF" 5 1 "this kernel has no BTF.*CONFIG_DEBUG_INFO_BTF.*use --pcap" \
 	unshare -m sh -c "mount -t tmpfs none /sys/kernel/btf && exec '$agent' --iface lo"
 
 echo "$pass passed, $fail failed"

@@ -209,8 +209,9 @@ static void test_counters_line(void **state)
 	free(buf);
 }
 
-/* Root: the check passes, then after the drop nothing is left and the check
- * names every missing capability.  Not root: the check names them. */
+/* Root: after the drop nothing is left, not even in the bounding set.  (The
+ * check that the capabilities are there is the capture library's: the
+ * agent.errors test runs it without them.)  Not root: nothing to drop. */
 static void test_caps(void **state)
 {
 	char err[512];
@@ -218,12 +219,8 @@ static void test_caps(void **state)
 	int st;
 
 	(void)state;
-	if (geteuid() != 0) {
-		assert_int_equal(caps_check_attach(err, sizeof(err)), -EPERM);
-		assert_non_null(strstr(err, "missing capability CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN"));
+	if (geteuid() != 0)
 		return;
-	}
-	assert_int_equal(caps_check_attach(err, sizeof(err)), 0);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
@@ -237,9 +234,6 @@ static void test_caps(void **state)
 		caps_describe(caps, sizeof(caps));
 		if (strcmp(caps, "="))
 			_exit(11);
-		if (caps_check_attach(err, sizeof(err)) != -EPERM ||
-		    !strstr(err, "CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN"))
-			_exit(12);
 		f = fopen("/proc/self/status", "r");
 		while (f && fgets(line, sizeof(line), f)) {
 			ok_eff |= !strcmp(line, "CapEff:\t0000000000000000\n");
