@@ -197,6 +197,9 @@ void agent_counters(const struct agent *a, struct agent_counter *out, size_t *n,
 	add(out, n, max, "samples", fs->samples);
 	add(out, n, max, "oversize", fs->oversize);
 	add(out, n, max, "reordered", fs->reordered);
+	add(out, n, max, "super_packets", fs->super_packets);
+	add(out, n, max, "super_segments", fs->super_segments);
+	add(out, n, max, "samples_late", fs->samples_late);
 	add(out, n, max, "cells_refused", fs->cells_refused);
 	add(out, n, max, "cells_in_use_max", fs->cells_in_use_max);
 	add(out, n, max, "blocks", fs->blocks);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,15 @@ const struct config_setting config_settings[] = {
 	  "more than R x the top class's votes (default 0.7, as `flowpic classify`)", 2 },
 	{ "min-confidence", 0x105, CK_FRACTION, "P", "A flow is unknown when the top class's mean "
 	  "probability is below P (default: twice chance, as `flowpic classify`)", 2 },
+	{ "min-block-packets", 0x106, CK_UINT, "N", "Blocks of fewer than N packets (both "
+	  "directions) do not vote; a flow with no voting block is unknown (sparse) (default: "
+	  "the classifier's, as `flowpic classify --min-block-packets`)", 2 },
+	{ "reject-prob", 0x107, CK_FRACTION, "P", "A block whose top probability is below P is "
+	  "'other', none of the classes (default: off)", 2 },
+	{ "reject-energy", 0x108, CK_REAL, "E", "A block whose energy (-logsumexp of its logits) "
+	  "is above E is 'other' (default: off)", 2 },
+	{ "weight-packets", 0x109, CK_BOOL, NULL, "A voting block counts its packets, not 1 "
+	  "(to measure; default false)", 2 },
 	{ "idle-timeout", 0x100, CK_SECONDS, "SEC", "A flow ends after this much silence "
 	  "(default 120)", 2 },
 	{ "max-flows", 0x102, CK_UINT, "N", "Flows tracked at once (default 65536); packets of "
@@ -51,7 +61,7 @@ const struct config_setting config_settings[] = {
 	{ "sweep-lag", 0x116, CK_SECONDS, "SEC", "The sweep stays this far behind the clock, so "
 	  "packets still in the rings or batches are not late (default 2)", 3 },
 	{ "merge-max", 0x118, CK_UINT, "N", "Records the time-ordered merge of the rings holds "
-	  "(default 524288, 84 bytes each: 0.4 s at 1.3 Mpps); beyond, the earliest is "
+	  "(default 524288, 92 bytes each: 0.4 s at 1.3 Mpps); beyond, the earliest is "
 	  "handed out early and counted as capture_merge_forced", 3 },
 	{ "no-merge", 0x119, CK_BOOL, NULL, "Hand packets to the flow table in ring order, not "
 	  "time order (benchmarks and tests only: pictures then differ from a capture's)", 3 },
@@ -122,6 +132,9 @@ void config_default(struct agent_config *c)
 	c->collector_wait_ns = 5 * NS_PER_SEC;
 	c->vote_ratio = -1;
 	c->min_confidence = -1;
+	c->min_block_packets = -1;
+	c->reject_prob = -1;
+	c->reject_energy = NAN;
 }
 
 /* Names compare with '-' and '_' as the same character. */
@@ -284,6 +297,13 @@ static int set_uint(struct agent_config *c, const char *name, const char *v, cha
 				    "to 1125899906842624", name, v);
 		return 0;
 	}
+	if (!strcmp(name, "min-block-packets")) {
+		if (number_parse_u64(v, 0, UINT32_MAX, &x))
+			return fail(err, errlen, "%s '%s': give a whole number from 0 to %u", name, v,
+				    UINT32_MAX);
+		c->min_block_packets = (int64_t)x;
+		return 0;
+	}
 	if (!strcmp(name, "max-flows")) {
 		dst = &c->max_flows, min = 1, max = 1u << 30;
 	} else if (!strcmp(name, "max-cells")) {
@@ -350,6 +370,8 @@ int config_set(struct agent_config *c, const struct config_setting *s, const cha
 			c->keep_caps = b;
 		else if (!strcmp(s->name, "no-merge"))
 			c->no_merge = b;
+		else if (!strcmp(s->name, "weight-packets"))
+			c->weight_packets = b;
 		else if (!strcmp(s->name, "flow-verdicts-only"))
 			c->no_block_verdicts = b;
 		else if (!strcmp(s->name, "collector-tls"))
@@ -375,8 +397,21 @@ int config_set(struct agent_config *c, const struct config_setting *s, const cha
 			return fail(err, errlen, "%s '%s': give a number from 0 to 1", s->name, v);
 		if (!strcmp(s->name, "vote-ratio"))
 			c->vote_ratio = (float)d;
+		else if (!strcmp(s->name, "reject-prob"))
+			c->reject_prob = (float)d;
 		else
 			c->min_confidence = (float)d;
+		break;
+	}
+	case CK_REAL: {
+		char *end;
+		double d;
+
+		errno = 0;
+		d = strtod(v, &end);
+		if (errno || end == v || *end || !isfinite(d))
+			return fail(err, errlen, "%s '%s': give a number", s->name, v);
+		c->reject_energy = (float)d;
 		break;
 	}
 	case CK_LEVEL:
@@ -558,6 +593,14 @@ void config_print(FILE *out, const struct agent_config *c)
 		fprintf(out, "vote-ratio = %.7g\n", (double)c->vote_ratio);
 	if (c->min_confidence >= 0)
 		fprintf(out, "min-confidence = %.7g\n", (double)c->min_confidence);
+	if (c->min_block_packets >= 0)
+		fprintf(out, "min-block-packets = %" PRId64 "\n", c->min_block_packets);
+	if (c->reject_prob >= 0)
+		fprintf(out, "reject-prob = %.7g\n", (double)c->reject_prob);
+	if (!isnan(c->reject_energy))
+		fprintf(out, "reject-energy = %.7g\n", (double)c->reject_energy);
+	if (c->weight_packets)
+		fputs("weight-packets = true\n", out);
 	print_seconds(out, "idle-timeout", c->idle_timeout_ns);
 	fprintf(out, "max-flows = %u\nmax-cells = %u\n", c->max_flows, c->max_cells);
 	if (c->design)

@@ -40,6 +40,10 @@ struct agent_config {
 	char model[AGENT_PATH_MAX];
 	float vote_ratio;
 	float min_confidence;
+	int64_t min_block_packets;	/* < 0: the classifier's default */
+	float reject_prob;		/* < 0: off */
+	float reject_energy;		/* NAN: off */
+	bool weight_packets;		/* a voting block counts its packets, not 1 */
 
 	/* flow table (window and resolution come from the model) */
 	uint64_t idle_timeout_ns;
@@ -85,7 +89,8 @@ struct agent_config {
 
 /* Kinds of values, for the parsers and for --help. */
 enum config_kind {
-	CK_STRING, CK_PATH, CK_IFACES, CK_SECONDS, CK_UINT, CK_BOOL, CK_DESIGN, CK_LEVEL, CK_FRACTION
+	CK_STRING, CK_PATH, CK_IFACES, CK_SECONDS, CK_UINT, CK_BOOL, CK_DESIGN, CK_LEVEL, CK_FRACTION,
+	CK_REAL
 };
 
 /* Where a text setting is stored. */

@@ -175,13 +175,28 @@ static void fill_flow(struct stream_verdict *sv, const struct flow *f)
 	memcpy(sv->interface, fw.where, sizeof(sv->interface));
 }
 
+/* The classifier's reason as the stream carries it (flowpic.v1.Reason). */
+static uint8_t stream_reason(enum classify_reason r)
+{
+	switch (r) {
+	case CLASSIFY_OK: return STREAM_REASON_OK;
+	case CLASSIFY_OTHER: return STREAM_REASON_OTHER;
+	case CLASSIFY_SPARSE: return STREAM_REASON_SPARSE;
+	case CLASSIFY_DISAGREE: return STREAM_REASON_DISAGREE;
+	case CLASSIFY_LOW_CONFIDENCE: return STREAM_REASON_LOW_CONFIDENCE;
+	case CLASSIFY_UNTRACKED: return STREAM_REASON_UNTRACKED;
+	default: return STREAM_REASON_UNSPECIFIED;
+	}
+}
+
 /* The parts that come from the verdict (block or flow), then off to the stream. */
-static void submit(struct agent *a, struct stream_verdict *sv, uint32_t cls, float confidence,
-		   const float *prob)
+static void submit(struct agent *a, struct stream_verdict *sv, uint32_t cls,
+		   enum classify_reason reason, float confidence, const float *prob)
 {
 	const struct model *m = classifier_model(a->cls);
 	unsigned i;
 
+	sv->reason = stream_reason(reason);
 	sv->confidence = confidence;
 	sv->nprobs = (uint8_t)m->n_classes;
 	for (i = 0; i < m->n_classes; i++)
@@ -208,7 +223,7 @@ void forward_block(struct agent *a, const struct flow *f, const struct block *b,
 	sv.bytes_fwd = b->bytes[0];
 	sv.bytes_rev = b->bytes[1];
 	sv.block_index = v->index;
-	submit(a, &sv, v->cls, v->confidence, v->prob);
+	submit(a, &sv, v->cls, v->reason, v->confidence, v->prob);
 }
 
 void forward_flow(struct agent *a, const struct flow *f, const struct flow_verdict *v)
@@ -224,7 +239,7 @@ void forward_flow(struct agent *a, const struct flow *f, const struct flow_verdi
 	sv.bytes_fwd = f->payload[0];
 	sv.bytes_rev = f->payload[1];
 	sv.blocks = v->blocks;
-	submit(a, &sv, v->cls, v->confidence, v->prob);
+	submit(a, &sv, v->cls, v->reason, v->confidence, v->prob);
 }
 
 void forward_counters(struct agent *a, struct agent_counter *out, size_t *n, size_t max)

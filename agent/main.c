@@ -6,6 +6,7 @@
  */
 #include <argp.h>
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -246,6 +247,13 @@ int main(int argc, char **argv)
 		ccfg.vote_ratio = cfg.vote_ratio;
 	if (cfg.min_confidence >= 0)
 		ccfg.min_confidence = cfg.min_confidence;
+	if (cfg.min_block_packets >= 0)
+		ccfg.min_block_packets = (uint32_t)cfg.min_block_packets;
+	if (cfg.reject_prob >= 0)
+		ccfg.reject_prob = cfg.reject_prob;
+	if (!isnan(cfg.reject_energy))
+		ccfg.reject_energy = cfg.reject_energy;
+	ccfg.weight_packets = cfg.weight_packets;
 	cls = classifier_new(&ccfg, err, sizeof(err));
 	if (!cls) {
 		log_error("%s: give --model a flowpic model file (.fpcnn, docs/model-format.md), "

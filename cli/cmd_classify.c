@@ -11,6 +11,7 @@
 #include <argp.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,10 @@ enum {
 	OPT_REF,
 	OPT_CACHE,
 	OPT_WORKERS,
+	OPT_MIN_BLOCK,
+	OPT_REJECT_PROB,
+	OPT_REJECT_ENERGY,
+	OPT_WEIGHT,
 };
 
 static const struct argp_option classify_options[] = {
@@ -76,7 +81,8 @@ static const struct argp_option classify_options[] = {
 	{ NULL, 0, NULL, 0, "Filters (what is printed; the summary counts every flow):", 3 },
 	{ "class", OPT_CLASS, "NAMES", 0, "Only flows whose verdict is one of these "
 	  "(comma-separated; 'unknown' too)", 3 },
-	{ "min-packets", OPT_MIN_PACKETS, "N", 0, "Only flows with at least N packets", 3 },
+	{ "min-packets", OPT_MIN_PACKETS, "N", 0, "Only flows with at least N packets (a filter; "
+	  "--min-block-packets sets the evidence a verdict needs)", 3 },
 	{ "early", OPT_EARLY_ONLY, NULL, 0, "Only early verdicts (flows shorter than one block)", 3 },
 	{ NULL, 0, NULL, 0, "Model and verdict rule:", 4 },
 	{ "model", OPT_MODEL, "FILE", 0, "A model file (.fpcnn) instead of the embedded default; "
@@ -85,6 +91,15 @@ static const struct argp_option classify_options[] = {
 	  "R x the votes of the top one (default 0.7, the seed's)", 4 },
 	{ "min-confidence", OPT_MIN_CONF, "P", 0, "Unknown when the top class's mean probability "
 	  "is below P (default 2 / classes: 0.4 for 5)", 4 },
+	{ "min-block-packets", OPT_MIN_BLOCK, "N", 0, "Blocks of fewer than N packets (both "
+	  "directions) do not vote (reason 'sparse'); a flow with no voting block is unknown "
+	  "(sparse) (default 20; 0: every block votes)", 4 },
+	{ "reject-prob", OPT_REJECT_PROB, "P", 0, "A block whose top probability is below P is "
+	  "'other': none of the classes (default 0: off)", 4 },
+	{ "reject-energy", OPT_REJECT_ENERGY, "E", 0, "A block whose energy (-logsumexp of its "
+	  "logits) is above E is 'other' (default: off)", 4 },
+	{ "weight-packets", OPT_WEIGHT, NULL, 0, "A voting block counts its packets instead of 1 "
+	  "(to measure; off by default)", 4 },
 	{ "reference", OPT_REF, NULL, 0, "Reference C kernels instead of AVX2 (same results, slower)",
 	  4 },
 	{ "cache", OPT_CACHE, "N", 0, "Keep the verdicts of N small pictures (default 4096; 0: "
@@ -102,6 +117,24 @@ static int parse_fraction(const char *s, float *out)
 	errno = 0;
 	v = strtod(s, &end);
 	if (errno || end == s || *end || !(v >= 0 && v <= 1))
+		return -1;
+	*out = (float)v;
+	return 0;
+}
+
+/* Any finite number (energies are negative as often as not), or "off". */
+static int parse_energy(const char *s, float *out)
+{
+	char *end;
+	double v;
+
+	if (!strcmp(s, "off")) {
+		*out = CLASSIFY_REJECT_ENERGY_OFF;
+		return 0;
+	}
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(v))
 		return -1;
 	*out = (float)v;
 	return 0;
@@ -143,6 +176,22 @@ static error_t classify_parse(int key, char *arg, struct argp_state *state)
 		if (parse_fraction(arg, &a->ccfg.min_confidence))
 			argp_error(state, "--min-confidence '%s': give a number from 0 to 1", arg);
 		return 0;
+	case OPT_MIN_BLOCK:
+		if (parse_u64(arg, 0, UINT32_MAX, &v))
+			argp_error(state, "--min-block-packets '%s': give a whole number", arg);
+		a->ccfg.min_block_packets = (uint32_t)v;
+		return 0;
+	case OPT_REJECT_PROB:
+		if (parse_fraction(arg, &a->ccfg.reject_prob))
+			argp_error(state, "--reject-prob '%s': give a number from 0 to 1", arg);
+		return 0;
+	case OPT_REJECT_ENERGY:
+		if (parse_energy(arg, &a->ccfg.reject_energy))
+			argp_error(state, "--reject-energy '%s': give a number, or 'off'", arg);
+		return 0;
+	case OPT_WEIGHT:
+		a->ccfg.weight_packets = true;
+		return 0;
 	case OPT_REF:
 		a->ccfg.cnn_flags |= CNN_REF;
 		return 0;
@@ -163,16 +212,20 @@ static error_t classify_parse(int key, char *arg, struct argp_state *state)
 static const char classify_doc[] =
 	"Classify every flow of captures (pcap, pcapng; gzip or xz compressed too) or samples "
 	"CSV files with the int8 CNN: each block of a flow gets a verdict, and the blocks are "
-	"combined into the flow's verdict, or 'unknown' when they disagree or the confidence "
-	"is low. One line per flow in the order flows end, then a summary per file and per "
+	"combined into the flow's verdict, or 'unknown' (with a reason) when the flow is too "
+	"sparse to judge, is none of the classes, its blocks disagree or the confidence is "
+	"low. One line per flow in the order flows end, then a summary per file and per "
 	"class."
 	"\v"
-	"The flow's verdict is voted by its complete blocks. A flow shorter than one block "
-	"(no complete block) is voted by its partial blocks and marked EARLY ('early' in "
-	"JSON). It is unknown when the runner-up class got more than --vote-ratio of the "
-	"top class's votes (reason 'disagree'), when the top class's mean probability is "
-	"below --min-confidence ('low_confidence'), or when the flow has no block at all "
-	"('no_blocks': only packets of 1500 bytes or more). docs/classify.md has the details.\n\n"
+	"A block of fewer than --min-block-packets packets does not vote (reason 'sparse'); "
+	"a block rejected by --reject-prob or --reject-energy, or of the model's class "
+	"'other', votes for no class (reason 'other'). The flow's verdict is voted by its "
+	"complete blocks that are not sparse; a flow with none (shorter than one block) is "
+	"voted by its partial blocks and marked EARLY ('early' in JSON). It is unknown when "
+	"no block votes ('sparse'), when more than half the votes are 'other' ('other'), when "
+	"the runner-up class got more than --vote-ratio of the top class's votes "
+	"('disagree'), or when the top class's mean probability is below --min-confidence "
+	"('low_confidence'). docs/classify.md has the details.\n\n"
 	"The model (embedded default, or --model) sets --res and --window; giving other "
 	"values is an error.\n\n"
 	"Examples:\n"
@@ -180,7 +233,9 @@ static const char classify_doc[] =
 	"  flowpic classify --json capture.pcapng.gz | jq 'select(.class == \"video\")'\n"
 	"  flowpic classify --class voip,chat --min-packets 100 capture.pcap\n"
 	"  flowpic classify --csv --model model.fpcnn samples.csv > verdicts.csv\n"
-	"  flowpic classify --json --blocks capture.pcap   # block verdicts too\n\n" EXIT_CODES_DOC;
+	"  flowpic classify --json --blocks capture.pcap   # block verdicts too\n"
+	"  flowpic classify --json --min-block-packets 50 --reject-prob 0.5 capture.pcap\n\n"
+	EXIT_CODES_DOC;
 
 /* ---- filters ---- */
 
@@ -325,9 +380,12 @@ static void on_block(void *ctx, const struct classifier *c, const struct flow *f
 	if (a->fmt == OUT_JSON)
 		block_verdict_json_line(stdout, c, v, a->nfiles > 1 ? a->file : NULL);
 	else if (a->fmt == OUT_TABLE)
-		printf("#   flow %" PRIu64 " block %" PRIu64 " %s: %s %.2f, %u packets%s\n", f->id,
-		       v->index, fmt_time(v->start_ns, t, sizeof(t)), classifier_class_name(c, v->cls),
-		       (double)v->confidence, v->samples, v->early ? " (partial block: early)" : "");
+		printf("#   flow %" PRIu64 " block %" PRIu64 " %s: %s %.2f, %u packets%s%s%s\n",
+		       f->id, v->index, fmt_time(v->start_ns, t, sizeof(t)),
+		       classifier_class_name(c, v->cls), (double)v->confidence, v->samples,
+		       v->reason != CLASSIFY_OK ? ", " : "",
+		       v->reason != CLASSIFY_OK ? classify_reason_name(v->reason) : "",
+		       v->early ? " (partial block: early)" : "");
 }
 
 static void on_flow(void *ctx, const struct classifier *c, const struct flow *f,
@@ -411,15 +469,16 @@ static void classes_print_text(const struct classify_args *a)
 {
 	const struct model *m = classifier_model(a->c);
 	const struct classify_stats *st = classifier_stats(a->c);
-	uint32_t i;
+	const struct classifier_config *cfg = classifier_config(a->c);
+	uint32_t i, r;
 
 	printf("# verdicts: %" PRIu64 " flows (%" PRIu64 " shown), %" PRIu64 " blocks (%" PRIu64
-	       " partial); model %s (%s %s, %ux%u, %.0f s blocks); unknown below %.2f confidence "
-	       "or runner-up votes over %.2f x top\n", a->flows, a->shown,
-	       st->blocks, st->blocks_early, classifier_model_source(a->c), m->name, m->version,
-	       m->res, m->res, (double)m->window_ns / 1e9,
-	       (double)classifier_config(a->c)->min_confidence,
-	       (double)classifier_config(a->c)->vote_ratio);
+	       " partial, %" PRIu64 " sparse, %" PRIu64 " other); model %s (%s %s, %ux%u, %.0f s "
+	       "blocks); blocks vote from %u packets; unknown below %.2f confidence or runner-up "
+	       "votes over %.2f x top\n", a->flows, a->shown, st->blocks, st->blocks_early,
+	       st->blocks_sparse, st->blocks_other, classifier_model_source(a->c), m->name,
+	       m->version, m->res, m->res, (double)m->window_ns / 1e9, cfg->min_block_packets,
+	       (double)cfg->min_confidence, (double)cfg->vote_ratio);
 	for (i = 0; i <= m->n_classes; i++) {
 		const struct class_total *t = &a->total[i];
 
@@ -430,11 +489,13 @@ static void classes_print_text(const struct classify_args *a)
 			printf("  (%" PRIu64 " early)", t->early);
 		putchar('\n');
 	}
-	if (a->total[m->n_classes].flows)
-		printf("#   unknown: %" PRIu64 " disagree, %" PRIu64 " low_confidence, %" PRIu64
-		       " no_blocks, %" PRIu64 " untracked\n", st->flows_unknown[CLASSIFY_DISAGREE],
-		       st->flows_unknown[CLASSIFY_LOW_CONFIDENCE], st->flows_unknown[CLASSIFY_NO_BLOCKS],
-		       st->flows_unknown[CLASSIFY_UNTRACKED]);
+	if (a->total[m->n_classes].flows) {
+		printf("#   unknown:");
+		for (r = 1; r < CLASSIFY_REASON_COUNT; r++)
+			printf("%s %" PRIu64 " %s", r > 1 ? "," : "", st->flows_unknown[r],
+			       classify_reason_name(r));
+		putchar('\n');
+	}
 	if (st->blocks_failed)
 		printf("#   blocks not classified: %" PRIu64 "\n", st->blocks_failed);
 }
@@ -448,9 +509,10 @@ static void classes_print_json(const struct classify_args *a)
 	fputs("{\"classes\":{\"model\":", stdout);
 	json_write_string(stdout, classifier_model_source(a->c));
 	printf(",\"flows\":%" PRIu64 ",\"shown\":%" PRIu64 ",\"blocks\":%" PRIu64
-	       ",\"blocks_early\":%" PRIu64 ",\"blocks_cached\":%" PRIu64 ",\"blocks_failed\":%"
-	       PRIu64 ",\"per_class\":{", a->flows, a->shown, st->blocks, st->blocks_early,
-	       st->blocks_cached, st->blocks_failed);
+	       ",\"blocks_early\":%" PRIu64 ",\"blocks_sparse\":%" PRIu64 ",\"blocks_other\":%"
+	       PRIu64 ",\"blocks_cached\":%" PRIu64 ",\"blocks_failed\":%" PRIu64
+	       ",\"per_class\":{", a->flows, a->shown, st->blocks, st->blocks_early,
+	       st->blocks_sparse, st->blocks_other, st->blocks_cached, st->blocks_failed);
 	for (i = 0; i <= m->n_classes; i++) {
 		const struct class_total *t = &a->total[i];
 

@@ -62,9 +62,10 @@ void summary_print_json(FILE *out, const struct file_run *r)
 	fprintf(out, "},\"flows\":%" PRIu64 ",\"flows_active_max\":%" PRIu64 ",\"blocks\":%" PRIu64
 		",\"samples\":%" PRIu64 ",\"oversize\":%" PRIu64 ",\"cells_refused\":%" PRIu64
 		",\"reordered\":%" PRIu64 ",\"cells_in_use_max\":%" PRIu64 ",\"blocks_empty\":%" PRIu64
-		",\"aug_dropped\":%" PRIu64,
+		",\"aug_dropped\":%" PRIu64 ",\"super_packets\":%" PRIu64 ",\"super_segments\":%" PRIu64,
 		s->flows, s->flows_active_max, s->blocks, s->samples, s->oversize, s->cells_refused,
-		s->reordered, s->cells_in_use_max, s->blocks_empty, s->aug_dropped);
+		s->reordered, s->cells_in_use_max, s->blocks_empty, s->aug_dropped, s->super_packets,
+		s->super_segments);
 	if (r->partial) {
 		fputs(",\"error\":", out);
 		json_write_string(out, r->error);
@@ -90,6 +91,9 @@ void summary_print_text(FILE *out, const struct file_run *r)
 		fprintf(out, "#     cells refused %6" PRIu64 "  (raise --max-cells)\n", s->cells_refused);
 	if (s->aug_dropped)
 		fprintf(out, "#     left out by --aug-drop %" PRIu64 "\n", s->aug_dropped);
+	if (s->super_packets)
+		fprintf(out, "#     TSO/GRO records split %" PRIu64 " (into %" PRIu64
+			" wire segments)\n", s->super_packets, s->super_segments);
 	fprintf(out, "#   skipped   %12" PRIu64 "\n", pipeline_skipped(c));
 	for (i = 1; i < SKIP_REASON_COUNT; i++)
 		if (c->skipped[i])

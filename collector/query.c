@@ -30,6 +30,7 @@ static const struct argp_option query_options[] = {
 	{ "host", 'H', "NAME", 0, "verdicts from this host only", 0 },
 	{ "agent", 'a', "ID", 0, "verdicts from this agent_id only", 0 },
 	{ "class", 'c', "CLASS", 0, "verdicts of this class only (voip, video, file_transfer, chat, browsing, unknown)", 0 },
+	{ "reason", 'r', "REASON", 0, "verdicts with this reason only (ok, other, sparse, disagree, low_confidence, untracked; unspecified: from agents before reasons)", 0 },
 	{ "since", 's', "TIME", 0, "blocks starting at or after TIME", 0 },
 	{ "until", 'u', "TIME", 0, "blocks starting before TIME", 0 },
 	{ "flow", 'f', "TERMS", 0, "flow filter: comma-separated addr=IP, src=IP, dst=IP, port=N, sport=N, dport=N, proto=tcp|udp|N (a bare IP means addr=IP)", 0 },
@@ -165,6 +166,18 @@ static uint64_t wall_now(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+static bool valid_reason(const char *s)
+{
+	static const char *const names[] = { "ok", "other", "sparse", "disagree",
+					     "low_confidence", "untracked", "unspecified" };
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(s, names[i]))
+			return true;
+	return false;
+}
+
 static error_t query_parse(int key, char *arg, struct argp_state *state)
 {
 	struct query_opts *o = state->input;
@@ -175,6 +188,12 @@ static error_t query_parse(int key, char *arg, struct argp_state *state)
 	case 'H': o->f.host = arg; break;
 	case 'a': o->f.agent_id = arg; break;
 	case 'c': o->f.class_name = arg; break;
+	case 'r':
+		if (!valid_reason(arg))
+			argp_error(state, "--reason '%s': give ok, other, sparse, disagree, "
+				   "low_confidence, untracked or unspecified", arg);
+		o->f.reason = arg;
+		break;
 	case 's':
 	case 'u':
 		if (query_parse_time(arg, wall_now(), &v))
@@ -209,6 +228,7 @@ static const char query_doc[] =
 	"Print stored verdicts, newest first, as JSON lines (one object per verdict) or a table."
 	"\n\nExamples:\n"
 	"  flowpic-collector query --db sqlite:verdicts.db --class video --since -1h\n"
+	"  flowpic-collector query --db sqlite:verdicts.db --class unknown --reason sparse --table\n"
 	"  flowpic-collector query --db sqlite:verdicts.db --host web1 \\\n"
 	"      --flow addr=10.0.0.5,port=443 --table\n"
 	"  flowpic-collector query --db postgresql://flowpic@db/flowpic \\\n"
@@ -267,10 +287,11 @@ static int print_row(void *ctx, const char *const *vals)
 	snprintf(flow, sizeof(flow), "%s:%s > %s:%s %s", val(vals, "src"), val(vals, "sport"),
 		 val(vals, "dst"), val(vals, "dport"), proto == 6 ? "tcp" : proto == 17 ? "udp" : "ip");
 	if (o->rows == 0)
-		printf("%-19s  %-14s  %-13s  %5s  %-6s  %s\n", "start (UTC)", "host", "class", "conf",
-		       "stage", "flow");
-	printf("%-19s  %-14.14s  %-13.13s  %5.2f  %-6.6s  %s\n", when, val(vals, "host"),
-	       val(vals, "class"), atof(val(vals, "confidence")), val(vals, "stage"), flow);
+		printf("%-19s  %-14s  %-13s  %-14s  %5s  %-6s  %s\n", "start (UTC)", "host", "class",
+		       "reason", "conf", "stage", "flow");
+	printf("%-19s  %-14.14s  %-13.13s  %-14.14s  %5.2f  %-6.6s  %s\n", when, val(vals, "host"),
+	       val(vals, "class"), val(vals, "reason"), atof(val(vals, "confidence")),
+	       val(vals, "stage"), flow);
 	o->rows++;
 	return 0;
 }

@@ -19,17 +19,21 @@ const struct store_col store_cols[] = {
 	{ "stage", COL_TEXT },	     { "start_ns", COL_INT },	  { "duration_ns", COL_INT },
 	{ "packets_fwd", COL_INT },  { "packets_rev", COL_INT },  { "bytes_fwd", COL_INT },
 	{ "bytes_rev", COL_INT },    { "block_index", COL_INT },  { "blocks", COL_INT },
-	{ "class", COL_TEXT },	     { "confidence", COL_REAL },  { "probs", COL_JSON },
+	{ "class", COL_TEXT },	     { "reason", COL_TEXT },	  { "confidence", COL_REAL },
+	{ "probs", COL_JSON },
 	{ "model", COL_TEXT },	     { "model_version", COL_TEXT }, { "received_ns", COL_INT },
 };
 const int store_ncols = sizeof(store_cols) / sizeof(store_cols[0]);
 
-/* The SELECT list in the order of store_cols (table column names). */
+/* The SELECT list in the order of store_cols (table column names); %s is
+ * the reason column, or a constant for a store from before it. */
 static const char select_list[] =
 	"SELECT agent_id, run_id, seq, host, interface, src_addr, dst_addr, src_port, dst_port, "
 	"protocol, direction, flow_id, stage, start_ns, duration_ns, packets_fwd, packets_rev, "
-	"bytes_fwd, bytes_rev, block_index, blocks, class, confidence, probs, model, "
+	"bytes_fwd, bytes_rev, block_index, blocks, class, %s, confidence, probs, model, "
 	"model_version, received_ns FROM verdicts";
+#define REASON_COL "reason"
+#define REASON_NONE "'unspecified'"
 
 struct store *store_open(const char *url, const struct store_options *opt, char *err,
 			 size_t errlen)
@@ -137,6 +141,19 @@ static const char *direction_name(Flowpic__V1__Direction d)
 	}
 }
 
+static const char *reason_name(Flowpic__V1__Reason r)
+{
+	switch (r) {
+	case FLOWPIC__V1__REASON__REASON_OK: return "ok";
+	case FLOWPIC__V1__REASON__REASON_OTHER: return "other";
+	case FLOWPIC__V1__REASON__REASON_SPARSE: return "sparse";
+	case FLOWPIC__V1__REASON__REASON_DISAGREE: return "disagree";
+	case FLOWPIC__V1__REASON__REASON_LOW_CONFIDENCE: return "low_confidence";
+	case FLOWPIC__V1__REASON__REASON_UNTRACKED: return "untracked";
+	default: return "unspecified";	/* an agent from before reasons, or a newer one */
+	}
+}
+
 static const char *stage_name(Flowpic__V1__Stage s)
 {
 	switch (s) {
@@ -192,6 +209,7 @@ void verdict_row_fill(struct verdict_row *r, const Flowpic__V1__Batch *b,
 	}
 	r->direction = direction_name(v->direction);
 	r->stage = stage_name(v->stage);
+	r->reason = reason_name(v->reason);
 	/* Probabilities keyed by class name when the model names them all. */
 	named = b->model && b->model->n_classes == v->n_probs;
 	for (i = 0; named && i < v->n_probs; i++)
@@ -244,18 +262,25 @@ static void add_num(struct store_sql *q, bool dollar, const char *cond, uint64_t
 	add_param(q, dollar, cond, q->pbuf[q->nparams]);
 }
 
-void store_build_query(const struct store_filter *f, bool dollar, struct store_sql *q)
+void store_build_query(const struct store *s, const struct store_filter *f, bool dollar,
+		       struct store_sql *q)
 {
+	const char *reason = s->no_reason ? REASON_NONE : REASON_COL;
+	char cond[64];
 	size_t n;
 
 	memset(q, 0, sizeof(*q));
-	snprintf(q->sql, sizeof(q->sql), "%s", select_list);
+	snprintf(q->sql, sizeof(q->sql), select_list, reason);
 	if (f->host)
 		add_param(q, dollar, "host = @", f->host);
 	if (f->agent_id)
 		add_param(q, dollar, "agent_id = @", f->agent_id);
 	if (f->class_name)
 		add_param(q, dollar, "class = @", f->class_name);
+	if (f->reason) {
+		snprintf(cond, sizeof(cond), "%s = @", reason);
+		add_param(q, dollar, cond, f->reason);
+	}
 	if (f->has_since)
 		add_num(q, dollar, "start_ns >= @", f->since_ns);
 	if (f->has_until)

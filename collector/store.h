@@ -63,6 +63,7 @@ struct store_filter {
 	const char *host;
 	const char *agent_id;
 	const char *class_name;
+	const char *reason;		/* "ok", "sparse", ... ("unspecified": from old agents) */
 	bool has_since, has_until;
 	uint64_t since_ns, until_ns;	/* on the span's start: [since, until) */
 	const char *addr;		/* either end of the flow */
@@ -95,6 +96,7 @@ struct verdict_row {
 	char src[46], dst[46];		/* INET6_ADDRSTRLEN; "" if the address is malformed */
 	const char *direction;		/* "outbound" ... */
 	const char *stage;		/* "early" ... */
+	const char *reason;		/* "ok", "other", "sparse", ... or "unspecified" */
 	char probs[1024];		/* JSON object {"class":p,...} or array if classes differ */
 };
 
@@ -109,7 +111,8 @@ struct store_sql {
 	char pbuf[16][32];
 	int nparams;
 };
-void store_build_query(const struct store_filter *f, bool dollar, struct store_sql *q);
+void store_build_query(const struct store *s, const struct store_filter *f, bool dollar,
+		       struct store_sql *q);
 
 /* Backends.  put_batch fills what it knows now (SQLite: everything;
  * PostgreSQL: rejected, and duplicates = valid verdicts until commit). */
@@ -126,6 +129,8 @@ struct store_ops {
 struct store {
 	const struct store_ops *ops;
 	bool in_txn;
+	bool no_reason;		/* a read-only store from before the reason column:
+				 * its verdicts read as reason "unspecified" */
 	struct store_batch_result *res;	/* per batch of the transaction */
 	size_t nres, capres;
 };

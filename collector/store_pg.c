@@ -32,8 +32,11 @@ static const char schema_sql[] =
 	" bytes_fwd BIGINT NOT NULL, bytes_rev BIGINT NOT NULL, block_index BIGINT NOT NULL,"
 	" blocks BIGINT NOT NULL, class TEXT NOT NULL, confidence REAL NOT NULL,"
 	" probs TEXT NOT NULL, model TEXT NOT NULL, model_version TEXT NOT NULL,"
-	" received_ns BIGINT NOT NULL,"
+	" received_ns BIGINT NOT NULL, reason TEXT NOT NULL DEFAULT 'unspecified',"
 	" PRIMARY KEY (agent_id, run_id, seq));"
+	/* A store from before reasons: its rows read "unspecified". */
+	"ALTER TABLE verdicts ADD COLUMN IF NOT EXISTS reason TEXT NOT NULL"
+	" DEFAULT 'unspecified';"
 	"CREATE INDEX IF NOT EXISTS verdicts_start ON verdicts (start_ns);"
 	"CREATE TABLE IF NOT EXISTS agent_counters ("
 	" agent_id TEXT NOT NULL, run_id BIGINT NOT NULL, name TEXT NOT NULL,"
@@ -56,19 +59,20 @@ static const char insert_sql[] =
 	" rows AS (SELECT bt.b, bt.agent_id, bt.run_id, v.seq, bt.host, bt.agent_version,"
 	"  v.interface, v.src, v.dst, v.sport, v.dport, v.proto, v.direction, v.flow_id, v.stage,"
 	"  v.start_ns, v.duration_ns, v.pf, v.pr, v.bf, v.br, v.block_index, v.blocks, v.class,"
-	"  v.confidence, v.probs, bt.model, bt.model_version, bt.received_ns"
+	"  v.confidence, v.probs, bt.model, bt.model_version, bt.received_ns, v.reason"
 	"  FROM json_to_recordset($2::json) AS v(b integer, seq bigint, interface text, src text,"
 	"  dst text, sport integer, dport integer, proto integer, direction text, flow_id bigint,"
 	"  stage text, start_ns bigint, duration_ns bigint, pf bigint, pr bigint, bf bigint,"
-	"  br bigint, block_index bigint, blocks bigint, class text, confidence real, probs text)"
+	"  br bigint, block_index bigint, blocks bigint, class text, confidence real, probs text,"
+	"  reason text)"
 	"  JOIN bt USING (b)),"
 	" ins AS (INSERT INTO verdicts (agent_id, run_id, seq, host, agent_version, interface,"
 	"  src_addr, dst_addr, src_port, dst_port, protocol, direction, flow_id, stage, start_ns,"
 	"  duration_ns, packets_fwd, packets_rev, bytes_fwd, bytes_rev, block_index, blocks, class,"
-	"  confidence, probs, model, model_version, received_ns)"
+	"  confidence, probs, model, model_version, received_ns, reason)"
 	"  SELECT agent_id, run_id, seq, host, agent_version, interface, src, dst, sport, dport,"
 	"  proto, direction, flow_id, stage, start_ns, duration_ns, pf, pr, bf, br, block_index,"
-	"  blocks, class, confidence, probs, model, model_version, received_ns"
+	"  blocks, class, confidence, probs, model, model_version, received_ns, reason"
 	"  FROM rows ORDER BY agent_id, run_id, seq"
 	"  ON CONFLICT DO NOTHING RETURNING agent_id, run_id, seq),"
 	" firsts AS (SELECT DISTINCT ON (agent_id, run_id, seq) b, agent_id, run_id, seq"
@@ -240,6 +244,7 @@ static int pg_put_batch(struct store *base, const Flowpic__V1__Batch *b, uint64_
 		json_s(j, "class", v->class_name);
 		sbuf_printf(j, ",\"confidence\":%.9g", conf);
 		json_s(j, "probs", r.probs);
+		json_s(j, "reason", r.reason);
 		sbuf_add(j, "}", 1);
 		s->nrows++;
 		res->duplicates++; /* valid verdicts, until the commit says which were new */
@@ -369,7 +374,7 @@ static int pg_query(struct store *base, const struct store_filter *f, store_row_
 	PGresult *r;
 	int i, row, rows;
 
-	store_build_query(f, true, &q);
+	store_build_query(base, f, true, &q);
 	r = PQexecParams(s->conn, q.sql, q.nparams, NULL, q.params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		set_err(s, "query", r, err, errlen);
@@ -410,6 +415,17 @@ static const struct store_ops pg_ops = {
 	.close = pg_close,
 };
 
+/* Read-only on a store from before the reason column: query without it. */
+static bool pg_has_reason(struct store_pg *s)
+{
+	PGresult *r = PQexec(s->conn, "SELECT 1 FROM information_schema.columns WHERE "
+			     "table_name = 'verdicts' AND column_name = 'reason'");
+	bool found = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0;
+
+	PQclear(r);
+	return found;
+}
+
 struct store *store_pg_open(const char *conninfo, const struct store_options *opt, char *err,
 			    size_t errlen)
 {
@@ -431,6 +447,8 @@ struct store *store_pg_open(const char *conninfo, const struct store_options *op
 		goto fail;
 	if (!(opt && opt->readonly) && exec_cmd(s, schema_sql, err, errlen))
 		goto fail;
+	if (opt && opt->readonly)
+		s->base.no_reason = !pg_has_reason(s);
 	if (prepare_all(s, err, errlen))
 		goto fail;
 	return &s->base;

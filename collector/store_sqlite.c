@@ -29,7 +29,7 @@ static const char schema_sql[] =
 	" bytes_fwd INTEGER NOT NULL, bytes_rev INTEGER NOT NULL, block_index INTEGER NOT NULL,"
 	" blocks INTEGER NOT NULL, class TEXT NOT NULL, confidence REAL NOT NULL,"
 	" probs TEXT NOT NULL, model TEXT NOT NULL, model_version TEXT NOT NULL,"
-	" received_ns INTEGER NOT NULL,"
+	" received_ns INTEGER NOT NULL, reason TEXT NOT NULL DEFAULT 'unspecified',"
 	" PRIMARY KEY (agent_id, run_id, seq)) WITHOUT ROWID;"
 	"CREATE INDEX IF NOT EXISTS verdicts_start ON verdicts (start_ns);"
 	"CREATE TABLE IF NOT EXISTS agent_counters ("
@@ -40,7 +40,8 @@ static const char schema_sql[] =
 
 static const char insert_sql[] =
 	"INSERT OR IGNORE INTO verdicts VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
-	" ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)";
+	" ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28,"
+	" ?29)";
 
 /* Counters are cumulative: keep the value of the newest batch, whatever
  * order batches arrive in after a resend. */
@@ -144,6 +145,7 @@ static int sq_put_batch(struct store *base, const Flowpic__V1__Batch *b, uint64_
 		/* A float's 7 digits, not the double's 17 ("0.8", not 0.800000011920929). */
 		sqlite3_bind_double(st, 24, round((double)v->confidence * 1e6) / 1e6);
 		sqlite3_bind_text(st, 25, r.probs, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 29, r.reason, -1, SQLITE_STATIC);
 		rc = sqlite3_step(st);
 		sqlite3_reset(st);
 		if (rc != SQLITE_DONE) {
@@ -201,7 +203,7 @@ static int sq_query(struct store *base, const struct store_filter *f, store_row_
 	sqlite3_stmt *st;
 	int i, rc;
 
-	store_build_query(f, false, &q);
+	store_build_query(base, f, false, &q);
 	if (sqlite3_prepare_v2(s->db, q.sql, -1, &st, NULL) != SQLITE_OK) {
 		set_err(s, "query", err, errlen);
 		return -1;
@@ -246,6 +248,37 @@ static const struct store_ops sqlite_ops = {
 	.close = sq_close,
 };
 
+/* Does the verdicts table have the reason column (a store made before it
+ * has not)? */
+static bool has_reason(struct store_sqlite *s)
+{
+	sqlite3_stmt *st;
+	bool found = false;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA table_info(verdicts)", -1, &st, NULL) != SQLITE_OK)
+		return false;
+	while (sqlite3_step(st) == SQLITE_ROW)
+		if (!strcmp((const char *)sqlite3_column_text(st, 1), "reason"))
+			found = true;
+	sqlite3_finalize(st);
+	return found;
+}
+
+/* A store from before the reason column gets it, last, as a new store
+ * has it: the insert's column order is the same for both.  Its old rows
+ * read "unspecified", as verdicts of old agents do. */
+static int add_reason(struct store_sqlite *s, char *err, size_t errlen)
+{
+	if (has_reason(s))
+		return 0;
+	if (sqlite3_exec(s->db, "ALTER TABLE verdicts ADD COLUMN reason TEXT NOT NULL "
+			 "DEFAULT 'unspecified'", NULL, NULL, NULL) != SQLITE_OK) {
+		set_err(s, "add the reason column", err, errlen);
+		return -1;
+	}
+	return 0;
+}
+
 static int prep(struct store_sqlite *s, const char *sql, sqlite3_stmt **st, char *err,
 		size_t errlen)
 {
@@ -285,6 +318,7 @@ struct store *store_sqlite_open(const char *path, const struct store_options *op
 			goto fail;
 		}
 		sqlite3_finalize(st);
+		s->base.no_reason = !has_reason(s);
 		return &s->base;
 	}
 	/* WAL: queries read while the collector writes.  FULL: a commit is on
@@ -300,6 +334,8 @@ struct store *store_sqlite_open(const char *path, const struct store_options *op
 		set_err(s, "create schema", err, errlen);
 		goto fail;
 	}
+	if (add_reason(s, err, errlen))
+		goto fail;
 	if (prep(s, insert_sql, &s->ins, err, errlen) || prep(s, counter_sql, &s->ctr, err, errlen) ||
 	    prep(s, "BEGIN IMMEDIATE", &s->begin, err, errlen) ||
 	    prep(s, "COMMIT", &s->commit, err, errlen) ||

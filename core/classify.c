@@ -3,6 +3,7 @@
 #include "classify.h"
 
 #include <errno.h>
+#include <math.h>	/* isnan, INFINITY: macros; the core links no libm */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,8 @@ struct classifier {
 	uint32_t *free_stack;
 	uint32_t cap, nslots, nfree;
 	bool alloc_failed;
+	uint32_t other_cls;		/* the class named "other", or CLASSIFY_UNKNOWN */
+	float out_scale;		/* the last layer's: logits to real values */
 	/* Verdicts of small pictures (classify.h): cache_mask + 1 entries. */
 	struct cache_entry *cache;
 	uint32_t cache_mask;
@@ -49,9 +52,10 @@ struct cache_entry {
 
 static const char *const reason_names[CLASSIFY_REASON_COUNT] = {
 	[CLASSIFY_OK] = "ok",
+	[CLASSIFY_OTHER] = "other",
+	[CLASSIFY_SPARSE] = "sparse",
 	[CLASSIFY_DISAGREE] = "disagree",
 	[CLASSIFY_LOW_CONFIDENCE] = "low_confidence",
-	[CLASSIFY_NO_BLOCKS] = "no_blocks",
 	[CLASSIFY_UNTRACKED] = "untracked",
 };
 
@@ -60,12 +64,25 @@ const char *classify_reason_name(enum classify_reason r)
 	return (unsigned int)r < CLASSIFY_REASON_COUNT ? reason_names[r] : "?";
 }
 
+int classify_reason_parse(const char *name)
+{
+	int r;
+
+	for (r = 0; r < CLASSIFY_REASON_COUNT; r++)
+		if (!strcmp(name, reason_names[r]))
+			return r;
+	return -1;
+}
+
 void classifier_config_default(struct classifier_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->vote_ratio = CLASSIFY_VOTE_RATIO;
 	cfg->min_confidence = CLASSIFY_MIN_CONFIDENCE_AUTO;
 	cfg->cache_entries = CLASSIFY_CACHE_ENTRIES;
+	cfg->min_block_packets = CLASSIFY_MIN_BLOCK_PACKETS;
+	cfg->reject_prob = CLASSIFY_REJECT_PROB_AUTO;
+	cfg->reject_energy = CLASSIFY_REJECT_ENERGY_OFF;
 }
 
 /* What the flow table can draw for the model: the table's size axis is
@@ -92,6 +109,17 @@ static int model_fits(const struct model *m, char *err, size_t errlen)
 	return 0;
 }
 
+/* The model's background class, if it has one: its blocks are no class. */
+static uint32_t other_class(const struct model *m)
+{
+	uint32_t i;
+
+	for (i = 0; i < m->n_classes; i++)
+		if (!strcmp(m->classes[i], CLASSIFY_OTHER_NAME))
+			return i;
+	return CLASSIFY_UNKNOWN;
+}
+
 struct classifier *classifier_new(const struct classifier_config *cfg, char *err, size_t errlen)
 {
 	struct classifier *c;
@@ -110,6 +138,14 @@ struct classifier *classifier_new(const struct classifier_config *cfg, char *err
 	    cfg->min_confidence > 1 || cfg->vote_ratio != cfg->vote_ratio ||
 	    cfg->min_confidence != cfg->min_confidence) {
 		snprintf(err, errlen, "classifier: vote ratio and minimum confidence must be 0 to 1");
+		errno = EINVAL;
+		return NULL;
+	}
+	/* NaN energy would reject nothing silently: refuse it with the rest. */
+	if (!((cfg->reject_prob >= 0 && cfg->reject_prob <= 1) ||
+	      cfg->reject_prob == CLASSIFY_REJECT_PROB_AUTO) || isnan(cfg->reject_energy)) {
+		snprintf(err, errlen, "classifier: rejection probability must be 0 to 1, "
+			 "energy a number");
 		errno = EINVAL;
 		return NULL;
 	}
@@ -137,6 +173,11 @@ struct classifier *classifier_new(const struct classifier_config *cfg, char *err
 	}
 	if (c->cfg.min_confidence == CLASSIFY_MIN_CONFIDENCE_AUTO)
 		c->cfg.min_confidence = c->m->n_classes >= 4 ? 2.0f / (float)c->m->n_classes : 0.5f;
+	c->other_cls = other_class(c->m);
+	if (c->cfg.reject_prob == CLASSIFY_REJECT_PROB_AUTO)
+		c->cfg.reject_prob = c->other_cls != CLASSIFY_UNKNOWN ? CLASSIFY_REJECT_PROB_OPEN_SET
+								     : CLASSIFY_REJECT_PROB_OFF;
+	c->out_scale = c->m->layers[c->m->n_layers - 1].out_scale;
 	c->cnn = cnn_new(c->m, cfg->cnn_flags);
 	if (!c->cnn) {
 		rc = -errno;
@@ -451,6 +492,60 @@ static long cells_dedupe(uint32_t res, uint8_t *plane, const struct flow_table *
 	return bad ? -EINVAL : (long)n;
 }
 
+/* ln x for x > 0 without libm (the core library does without it, as
+ * cnn_ref.c's exp does): x = m 2^e, m in [1, 2), ln m = 2 atanh((m-1)/(m+1)). */
+static float ln_pos(float x)
+{
+	union { float f; uint32_t u; } b = { .f = x };
+	int e = (int)((b.u >> 23) & 0xff) - 127;
+	double u, u2, term, sum = 0;
+	int k;
+
+	b.u = (b.u & 0x7fffff) | (127u << 23);	/* m in [1, 2) */
+	u = ((double)b.f - 1) / ((double)b.f + 1);	/* [0, 1/3) */
+	u2 = u * u;
+	term = u;
+	for (k = 1; k <= 23; k += 2) {
+		sum += term / k;
+		term *= u2;
+	}
+	return (float)(e * 0.6931471805599453 + 2 * sum);
+}
+
+/*
+ * The energy score of a block: -logsumexp of its real logits.  Low when
+ * some class fits well; high when none does (what the model was not
+ * trained on), which the max probability alone does not always show.
+ * The softmax has it already: prob[top] = 1 / sum exp(z - z_top), so
+ * logsumexp = z_top - ln prob[top].
+ */
+static float block_energy(const struct classifier *c, const struct block_verdict *v)
+{
+	return ln_pos(v->prob[v->top]) - (float)v->logits[v->top] * c->out_scale;
+}
+
+/*
+ * A block's reason, from its packets and logits: sparse (no vote), other
+ * (a vote for no class: rejected, or the background class), or ok.  sized:
+ * the block's packet count is known (not for classifier_picture()).
+ */
+static void block_judge(struct classifier *c, struct block_verdict *v, bool sized)
+{
+	v->top = v->cls;
+	v->energy = block_energy(c, v);
+	if (sized && v->samples < c->cfg.min_block_packets)
+		v->reason = CLASSIFY_SPARSE;
+	else if (v->top == c->other_cls || v->confidence < c->cfg.reject_prob ||
+		 v->energy > c->cfg.reject_energy)
+		v->reason = CLASSIFY_OTHER;
+	else
+		v->reason = CLASSIFY_OK;
+	if (v->reason != CLASSIFY_OK)
+		v->cls = CLASSIFY_UNKNOWN;
+	c->stats.blocks_sparse += v->reason == CLASSIFY_SPARSE;
+	c->stats.blocks_other += v->reason == CLASSIFY_OTHER;
+}
+
 /* Run the model (or the cache) on a block's distinct cells. */
 static int infer_cells(struct classifier *c, const struct cell *cells, size_t n,
 		       const struct block *b, struct block_verdict *v)
@@ -490,6 +585,7 @@ static int infer_cells(struct classifier *c, const struct cell *cells, size_t n,
 	v->early = !b->complete;
 	c->stats.blocks++;
 	c->stats.blocks_early += v->early;
+	block_judge(c, v, true);
 	return 0;
 }
 
@@ -505,22 +601,37 @@ static int infer_block(struct classifier *c, const struct flow_table *ft, const 
 	return infer_cells(c, c->cells, (size_t)n, b, v);
 }
 
+/*
+ * What a block weighs in its flow's vote: 1, or its packets with
+ * weight_packets (a block of 300 packets is more evidence than one of 20).
+ */
+static float block_weight(const struct classifier *c, const struct block_verdict *v)
+{
+	return c->cfg.weight_packets ? (float)v->samples : 1.0f;
+}
+
 static void acc_add(const struct classifier *c, struct classify_acc *a,
 		    const struct block_verdict *v)
 {
 	int k = !v->early;
+	float w = block_weight(c, v);
 	uint32_t i;
 
-	if (a->votes[k][v->cls] < UINT16_MAX)
-		a->votes[k][v->cls]++;
-	for (i = 0; i < c->m->n_classes; i++)
-		a->psum[k][i] += v->prob[i];
 	a->blocks[k]++;
+	if (v->reason == CLASSIFY_SPARSE)
+		return;		/* too little evidence to count either way */
+	a->voting[k]++;
+	if (v->reason == CLASSIFY_OTHER)
+		a->other[k] += w;
+	else
+		a->votes[k][v->cls] += w;
+	for (i = 0; i < c->m->n_classes; i++)
+		a->psum[k][i] += w * v->prob[i];
 }
 
 /* Is class i ahead of class j: more votes, then the larger summed probability,
  * then the lower index. */
-static bool ahead(const uint16_t *votes, const float *psum, uint32_t i, uint32_t j)
+static bool ahead(const float *votes, const float *psum, uint32_t i, uint32_t j)
 {
 	if (votes[i] != votes[j])
 		return votes[i] > votes[j];
@@ -529,53 +640,81 @@ static bool ahead(const uint16_t *votes, const float *psum, uint32_t i, uint32_t
 	return i < j;
 }
 
+/* The most voted class other than skip and the background class, or
+ * CLASSIFY_UNKNOWN when there is none. */
+static uint32_t leader(const struct classifier *c, const float *votes, const float *psum,
+		       uint32_t skip)
+{
+	uint32_t i, best = CLASSIFY_UNKNOWN;
+
+	for (i = 0; i < c->m->n_classes; i++) {
+		if (i == skip || i == c->other_cls)
+			continue;
+		if (best == CLASSIFY_UNKNOWN || ahead(votes, psum, i, best))
+			best = i;
+	}
+	return best;
+}
+
+/* The unknown rule, in the order docs/classify.md gives it. */
+static enum classify_reason flow_reason(const struct classifier *c, const float *votes,
+					float other, float total, uint32_t top, uint32_t second,
+					float confidence)
+{
+	if (other * 2 > total || top == CLASSIFY_UNKNOWN)
+		return CLASSIFY_OTHER;
+	if (second != CLASSIFY_UNKNOWN && votes[second] > 0 &&
+	    votes[second] > c->cfg.vote_ratio * votes[top])
+		return CLASSIFY_DISAGREE;
+	if (confidence < c->cfg.min_confidence)
+		return CLASSIFY_LOW_CONFIDENCE;
+	return CLASSIFY_OK;
+}
+
 static void acc_combine(struct classifier *c, const struct classify_acc *a, uint64_t flow_id,
 			struct flow_verdict *v)
 {
-	uint32_t n_classes = c->m->n_classes, i, top, second = CLASSIFY_UNKNOWN, n;
-	int k = a->blocks[1] ? 1 : 0;	/* complete blocks vote when there are any */
+	/* Complete blocks vote when any of them can; else the partial ones. */
+	int k = a->voting[1] ? 1 : 0;
+	const float *votes = a->votes[k], *psum = a->psum[k];
+	uint32_t i, top, second;
+	float total = a->other[k];
 
 	memset(v, 0, sizeof(*v));
 	v->flow_id = flow_id;
 	v->blocks = a->blocks[0] + a->blocks[1];
+	v->blocks_sparse = v->blocks - a->voting[0] - a->voting[1];
 	v->cls = v->top = CLASSIFY_UNKNOWN;
 	c->stats.flows++;
-	if (!v->blocks) {
-		v->reason = CLASSIFY_NO_BLOCKS;
-		c->stats.flows_unknown[v->reason]++;
-		return;
+	if (!a->voting[k]) {
+		/* No block with enough packets, or no block at all (only
+		 * oversize packets).  Early when what there is is partial. */
+		v->reason = CLASSIFY_SPARSE;
+		v->early = !a->blocks[1] && a->blocks[0];
+		goto count;
 	}
-	n = a->blocks[k];
 	v->early = k == 0;
-	v->blocks_voting = n;
-	top = 0;
-	for (i = 1; i < n_classes; i++)
-		if (ahead(a->votes[k], a->psum[k], i, top))
-			top = i;
-	for (i = 0; i < n_classes; i++)
-		if (i != top && (second == CLASSIFY_UNKNOWN ||
-				 ahead(a->votes[k], a->psum[k], i, second)))
-			second = i;
-	for (i = 0; i < n_classes; i++) {
-		v->votes[i] = a->votes[k][i];
-		v->prob[i] = a->psum[k][i] / (float)n;
+	v->blocks_voting = a->voting[k];
+	for (i = 0; i < c->m->n_classes; i++)
+		total += votes[i];
+	top = leader(c, votes, psum, CLASSIFY_UNKNOWN);
+	second = top == CLASSIFY_UNKNOWN ? top : leader(c, votes, psum, top);
+	for (i = 0; i < c->m->n_classes; i++) {
+		v->votes[i] = (uint32_t)(votes[i] + 0.5f);
+		v->prob[i] = psum[i] / total;
 	}
+	v->votes_other = (uint32_t)(a->other[k] + 0.5f);
 	v->top = top;
-	v->confidence = v->prob[top];
-	if (second != CLASSIFY_UNKNOWN && v->votes[second] &&
-	    (float)v->votes[second] > c->cfg.vote_ratio * (float)v->votes[top])
-		v->reason = CLASSIFY_DISAGREE;
-	else if (v->confidence < c->cfg.min_confidence)
-		v->reason = CLASSIFY_LOW_CONFIDENCE;
-	else
-		v->reason = CLASSIFY_OK;
-	c->stats.flows_early += v->early;
-	if (v->reason == CLASSIFY_OK) {
+	v->confidence = top == CLASSIFY_UNKNOWN ? 0 : v->prob[top];
+	v->reason = flow_reason(c, votes, a->other[k], total, top, second, v->confidence);
+	if (v->reason == CLASSIFY_OK)
 		v->cls = top;
-		c->stats.flows_class[top]++;
-	} else {
+count:
+	c->stats.flows_early += v->early;
+	if (v->reason == CLASSIFY_OK)
+		c->stats.flows_class[v->cls]++;
+	else
 		c->stats.flows_unknown[v->reason]++;
-	}
 }
 
 /* Add a block verdict to its flow's votes. */
@@ -618,7 +757,7 @@ void classifier_flow_end(struct classifier *c, const struct flow_table *ft, cons
 		memset(out, 0, sizeof(*out));
 		out->flow_id = f->id;
 		out->cls = out->top = CLASSIFY_UNKNOWN;
-		out->reason = CLASSIFY_UNTRACKED;
+		out->reason = CLASSIFY_UNTRACKED;	/* capacity, not evidence */
 		out->blocks = f->blocks;
 		c->stats.flows++;
 		c->stats.flows_unknown[CLASSIFY_UNTRACKED]++;
@@ -641,6 +780,7 @@ int classifier_picture(struct classifier *c, const uint8_t *pic, struct block_ve
 		return rc;
 	verdict_from_result(c, &r, out);
 	c->stats.blocks++;
+	block_judge(c, out, false);
 	return 0;
 }
 

@@ -15,7 +15,7 @@
  * Incremental use (the agent, the CLI): the caller owns the flow table and
  * calls classifier_block() from its block event and classifier_flow_end()
  * from its flow-end event.  Memory is fixed when the first block of a table
- * arrives: one accumulator per tracked flow (struct classify_acc, 208 bytes,
+ * arrives: one accumulator per tracked flow (struct classify_acc, 288 bytes,
  * plus 12 bytes of index and free list), sized from the table's max_flows;
  * pages are touched only as flows are tracked.  Per classifier: the engine,
  * a cell list and a dedupe plane sized from the model's resolution (14 KiB
@@ -26,17 +26,25 @@
  * logits times the last layer's scale), bit for bit the Python reference
  * (model/flowpic_model/int8ref.py) on the same picture.
  *
+ * Per block, a reason (docs/classify.md): SPARSE when it has fewer than
+ * min_block_packets packets (both directions): it does not vote and has no
+ * class; OTHER when it is rejected (max probability below reject_prob, or
+ * energy above reject_energy) or its top class is the model's background
+ * class "other": it votes 'other', for no class; else OK, a class.
+ *
  * Per flow, the combined verdict (docs/classify.md):
- *   - voting blocks: the flow's complete blocks; a flow with none (shorter
- *     than one window) votes with its partial blocks and its verdict is
- *     EARLY (flow_verdict.early);
+ *   - voting blocks: the flow's complete blocks that are not sparse; a flow
+ *     with none votes with its partial blocks that are not sparse (a flow
+ *     shorter than one window) and its verdict is EARLY (flow_verdict.early);
+ *   - each voting block counts 1, or its packets with weight_packets;
  *   - top = the class with the most votes (ties: the larger summed
- *     probability), second = the runner-up;
+ *     probability), second = the runner-up; 'other' votes are no class;
  *   - confidence = the mean probability of top over the voting blocks;
- *   - UNKNOWN when votes[second] > vote_ratio * votes[top] (blocks disagree;
- *     0.7 as the seed) or confidence < min_confidence (default twice chance,
- *     2 / n_classes: 0.4 for 5 classes), or when the flow has no block at
- *     all (only oversize packets, or every sample refused by the cell pool).
+ *   - UNKNOWN, in this order, when: no block votes (SPARSE: too few packets,
+ *     or no block at all); more than half the votes are 'other' (OTHER);
+ *     votes[second] > vote_ratio * votes[top] (DISAGREE; 0.7 as the seed);
+ *     confidence < min_confidence (LOW_CONFIDENCE; default twice chance,
+ *     2 / n_classes: 0.4 for 5 classes).
  *
  * Example (every flow of a file, embedded model):
  *
@@ -70,6 +78,7 @@
 #ifndef FLOWPIC_CLASSIFY_H
 #define FLOWPIC_CLASSIFY_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -90,11 +99,35 @@
  * 5 classes; 0.5 for models of fewer than 4 classes).  Not 0.5: int8 logits times a small output scale give soft
  * probabilities (docs/classify.md has the numbers). */
 #define CLASSIFY_MIN_CONFIDENCE_AUTO (-1.0f)
+/* Minimum evidence: blocks of fewer packets (both directions) do not vote.
+ * Provisional: to be chosen on held-out data. */
+#define CLASSIFY_MIN_BLOCK_PACKETS 20
+/* Rejection off: no probability is below 0, no energy above +inf. */
+#define CLASSIFY_REJECT_PROB_OFF 0.0f
+/* reject_prob below 0: CLASSIFY_REJECT_PROB_OPEN_SET for a model with a
+ * class named `other` (an open-set model), off for one without (a closed
+ * five-class model's probabilities were never calibrated against
+ * background).  0.6 was chosen for the default model on a development slice
+ * of real captures never trained on and never reported on (docs/model-real.md). */
+#define CLASSIFY_REJECT_PROB_AUTO (-1.0f)
+#define CLASSIFY_REJECT_PROB_OPEN_SET 0.6f
+#define CLASSIFY_REJECT_ENERGY_OFF INFINITY
+/* A model class of this name is background: never a verdict (reason other). */
+#define CLASSIFY_OTHER_NAME "other"
 
 struct classifier_config {
 	const char *model_path;		/* NULL: the embedded default (model/default.fpcnn) */
 	float vote_ratio;		/* 0 .. 1 */
 	float min_confidence;		/* 0 .. 1, or CLASSIFY_MIN_CONFIDENCE_AUTO */
+	uint32_t min_block_packets;	/* blocks with fewer packets do not vote
+					 * (CLASSIFY_MIN_BLOCK_PACKETS; 0: all vote) */
+	float reject_prob;		/* a block whose top probability is below
+					 * this is 'other' (0 .. 1; 0: off;
+					 * CLASSIFY_REJECT_PROB_AUTO by default) */
+	float reject_energy;		/* a block whose energy is above this is
+					 * 'other' (CLASSIFY_REJECT_ENERGY_OFF: off) */
+	bool weight_packets;		/* a voting block counts its packets, not 1
+					 * (off by default: to be measured) */
 	unsigned int cnn_flags;		/* enum cnn_flags (cnn.h): CNN_REF, ... */
 	uint32_t cache_entries;		/* verdicts of small pictures kept (default
 					 * CLASSIFY_CACHE_ENTRIES; 0: none) */
@@ -116,27 +149,41 @@ struct classifier_config {
 
 void classifier_config_default(struct classifier_config *cfg);
 
-/* Why a flow verdict is what it is. */
+/* Why a verdict (flow or block) is what it is.  The numbers are internal;
+ * the names are what JSON, CSV, the stream and the collector carry. */
 enum classify_reason {
 	CLASSIFY_OK = 0,		/* a class */
+	CLASSIFY_OTHER,			/* none of the classes: the blocks (more than half
+					 * of the votes, for a flow) were rejected or of
+					 * the model's background class "other" */
+	CLASSIFY_SPARSE,		/* too little evidence: a block of fewer than
+					 * min_block_packets packets; a flow with no
+					 * voting block (or no block at all) */
 	CLASSIFY_DISAGREE,		/* unknown: runner-up votes > vote_ratio x top */
 	CLASSIFY_LOW_CONFIDENCE,	/* unknown: confidence < min_confidence */
-	CLASSIFY_NO_BLOCKS,		/* unknown: the flow has no block */
-	CLASSIFY_UNTRACKED,		/* unknown: its blocks were classified but not kept
+	CLASSIFY_UNTRACKED,		/* unknown: a capacity failure: the flow's blocks
+					 * were classified but their votes not kept
 					 * (accumulator table full or not allocated) */
 	CLASSIFY_REASON_COUNT
 };
 
-/* "ok", "disagree", "low_confidence", "no_blocks", "untracked". */
+/* "ok", "other", "sparse", "disagree", "low_confidence", "untracked". */
 const char *classify_reason_name(enum classify_reason r);
+/* The reason of a name; -1 if none. */
+int classify_reason_parse(const char *name);
 
 struct block_verdict {
 	uint64_t flow_id;
 	uint64_t index;				/* block k of the flow */
 	uint64_t start_ns;			/* capture time of the block start */
 	uint32_t samples;			/* packets drawn, both directions */
-	uint32_t cls;				/* argmax (lowest index on ties) */
-	float confidence;			/* prob[cls] */
+	uint32_t cls;				/* top when reason is OK, else
+						 * CLASSIFY_UNKNOWN: no class */
+	uint32_t top;				/* argmax (lowest index on ties) */
+	enum classify_reason reason;		/* OK, SPARSE (does not vote) or OTHER
+						 * (votes for no class) */
+	float confidence;			/* prob[top] */
+	float energy;				/* -logsumexp(logits x output scale) */
 	bool early;				/* the block is partial (!complete): its
 						 * window did not pass within the input */
 	int8_t logits[CLASSIFY_MAX_CLASSES];	/* exact int8 logits */
@@ -152,23 +199,33 @@ struct flow_verdict {
 	float confidence;			/* mean prob[top] over the voting blocks */
 	bool early;				/* voted with partial blocks only */
 	uint32_t blocks;			/* blocks classified */
-	uint32_t blocks_voting;			/* of which voted (complete, or all if early) */
-	uint32_t votes[CLASSIFY_MAX_CLASSES];	/* voting blocks per class */
+	uint32_t blocks_sparse;			/* of which too sparse to vote */
+	uint32_t blocks_voting;			/* of which voted (complete, or partial if
+						 * early; not sparse) */
+	uint32_t votes[CLASSIFY_MAX_CLASSES];	/* votes per class: voting blocks, or
+						 * their packets (weight_packets) */
+	uint32_t votes_other;			/* votes for no class (reason other) */
 	float prob[CLASSIFY_MAX_CLASSES];	/* mean probabilities over the voting blocks */
 };
 
-/* Per-flow state between blocks: internal, public for its size. */
+/* Per-flow state between blocks: internal, public for its size.  Votes are
+ * floats: a block's weight is 1, or its packets (weight_packets). */
 struct classify_acc {
 	uint64_t flow_id;			/* 0: free slot */
-	uint16_t votes[2][CLASSIFY_MAX_CLASSES];	/* [complete][class] */
-	float psum[2][CLASSIFY_MAX_CLASSES];	/* [complete][class] summed probabilities */
-	uint32_t blocks[2];			/* [complete] */
+	float votes[2][CLASSIFY_MAX_CLASSES];	/* [complete][class] */
+	float psum[2][CLASSIFY_MAX_CLASSES];	/* [complete][class] summed probabilities
+						 * (times the weight) */
+	float other[2];				/* [complete] votes for no class */
+	uint32_t blocks[2];			/* [complete] classified */
+	uint32_t voting[2];			/* [complete] of which not sparse */
 };
-_Static_assert(sizeof(struct classify_acc) <= 256, "per-flow classify state stays small");
+_Static_assert(sizeof(struct classify_acc) <= 320, "per-flow classify state stays small");
 
 struct classify_stats {
 	uint64_t blocks;			/* classified */
 	uint64_t blocks_early;			/* of which partial */
+	uint64_t blocks_sparse;			/* of which too sparse to vote */
+	uint64_t blocks_other;			/* of which rejected or background */
 	uint64_t blocks_cached;			/* of which from the verdict cache */
 	uint64_t blocks_failed;			/* inference refused the block (cell outside
 						 * the picture: a flow table not configured by

@@ -10,7 +10,7 @@
 #include "number.h"
 
 static const char *const col_names[CSV_NCOLS] = {
-	"time", "proto", "src", "sport", "dst", "dport", "size", "ip_len", "tcp_flags", "tcp_seg"
+	"time", "proto", "src", "sport", "dst", "dport", "size", "ip_len", "tcp_flags", "tcp_mss", "tcp_ts"
 };
 
 void csv_write_header(FILE *out)
@@ -26,10 +26,11 @@ void csv_write_pkt(FILE *out, const struct pkt *p)
 		p->ts_ns / NS_PER_SEC, p->ts_ns % NS_PER_SEC, p->proto,
 		pkt_addr_str(p->src, s, sizeof(s)), p->sport,
 		pkt_addr_str(p->dst, d, sizeof(d)), p->dport, p->size, p->ip_len, p->tcp_flags);
-	/* Only SYNs carry one: an empty field elsewhere keeps rows short. */
-	if (p->tcp_seg)
-		fprintf(out, "%u", p->tcp_seg);
-	fputc('\n', out);
+	/* Only SYNs carry options: empty fields elsewhere keep rows short. */
+	if (p->tcp_mss || p->tcp_ts)
+		fprintf(out, "%u,%u\n", p->tcp_mss, p->tcp_ts);
+	else
+		fputs(",\n", out);
 }
 
 /* Split on commas in place; returns the number of fields (at most max). */
@@ -129,10 +130,15 @@ enum skip_reason csv_parse_row(char *line, const struct csv_layout *lay, struct 
 			BAD("tcp_flags '%.40s' is not 0-255", f[lay->pos[CSV_TCP_FLAGS]]);
 		out->tcp_flags = (uint8_t)v;
 	}
-	if (lay->pos[CSV_TCP_SEG] >= 0 && f[lay->pos[CSV_TCP_SEG]][0]) {
-		if (parse_uint(f[lay->pos[CSV_TCP_SEG]], 65535, &v))
-			BAD("tcp_seg '%.40s' is not 0-65535", f[lay->pos[CSV_TCP_SEG]]);
-		out->tcp_seg = (uint16_t)v;
+	if (lay->pos[CSV_TCP_MSS] >= 0 && f[lay->pos[CSV_TCP_MSS]][0]) {
+		if (parse_uint(f[lay->pos[CSV_TCP_MSS]], 65535, &v))
+			BAD("tcp_mss '%.40s' is not 0-65535", f[lay->pos[CSV_TCP_MSS]]);
+		out->tcp_mss = (uint16_t)v;
+	}
+	if (lay->pos[CSV_TCP_TS] >= 0 && f[lay->pos[CSV_TCP_TS]][0]) {
+		if (parse_uint(f[lay->pos[CSV_TCP_TS]], 1, &v))
+			BAD("tcp_ts '%.40s' is not 0 or 1", f[lay->pos[CSV_TCP_TS]]);
+		out->tcp_ts = (uint8_t)v;
 	}
 	if (lay->pos[CSV_IP_LEN] >= 0) {
 		if (parse_uint(f[lay->pos[CSV_IP_LEN]], 0xffffffffu, &v))

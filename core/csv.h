@@ -11,7 +11,8 @@
  *   size     transport payload bytes
  *   ip_len   (optional) IP length; estimated from size when absent
  *   tcp_flags (optional) TCP flags byte, decimal or 0x hex
- *   tcp_seg  (optional) a SYN's announced segment size (struct pkt), 0 or empty
+ *   tcp_mss, tcp_ts (optional) a SYN's MSS and timestamp options (struct
+ *            pkt), empty on other packets
  *
  * Other columns (a label, a flow id) are ignored.  Rows in capture order.
  * Writing then reading gives the same packet records bit for bit, so
@@ -25,13 +26,13 @@
 #include "pkt.h"
 
 #define CSV_MAGIC "# flowpic samples v1"
-#define CSV_HEADER "time,proto,src,sport,dst,dport,size,ip_len,tcp_flags,tcp_seg"
+#define CSV_HEADER "time,proto,src,sport,dst,dport,size,ip_len,tcp_flags,tcp_mss,tcp_ts"
 #define CSV_MAX_LINE 1024
 #define CSV_MAX_LINE_STR "1024"
 
 enum csv_col {
 	CSV_TIME, CSV_PROTO, CSV_SRC, CSV_SPORT, CSV_DST, CSV_DPORT, CSV_SIZE,
-	CSV_IP_LEN, CSV_TCP_FLAGS, CSV_TCP_SEG, CSV_NCOLS
+	CSV_IP_LEN, CSV_TCP_FLAGS, CSV_TCP_MSS, CSV_TCP_TS, CSV_NCOLS
 };
 
 /* Column positions from a header row. */

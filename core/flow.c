@@ -645,6 +645,33 @@ static void flow_sample(struct flow_table *ft, struct flow *f, uint64_t t, uint3
 	}
 }
 
+/* A SYN or SYN-ACK: the smaller MSS, and whether timestamps are in use. */
+static void flow_handshake(struct flow *f, const struct pkt *p)
+{
+	if (p->tcp_mss && (!f->tcp_mss || p->tcp_mss < f->tcp_mss))
+		f->tcp_mss = p->tcp_mss;
+	if (p->tcp_flags & 0x10) {
+		f->tcp_syn |= FLOW_SYNACK_SEEN;
+		if (p->tcp_ts)
+			f->tcp_syn |= FLOW_SYNACK_TS;
+	} else if (p->tcp_ts) {
+		f->tcp_syn |= FLOW_SYN_TS;
+	}
+}
+
+uint32_t flow_tcp_segment(const struct flow *f)
+{
+	/* Timestamps are in use when the SYN-ACK answers the SYN's offer with
+	 * them (the SYN alone when its answer was not captured); each segment
+	 * then carries 12 bytes of options (Linux: gso_size = mss_cache). */
+	bool ts = f->tcp_syn & FLOW_SYNACK_SEEN ? f->tcp_syn & FLOW_SYNACK_TS
+						 : f->tcp_syn & FLOW_SYN_TS;
+
+	if (!f->tcp_mss)
+		return 0;
+	return ts && f->tcp_mss > 12 ? f->tcp_mss - 12u : f->tcp_mss;
+}
+
 /* Count one wire packet of f and draw it. */
 static void flow_packet(struct flow_table *ft, struct flow *f, enum flow_dir dir, uint64_t ts,
 			uint32_t size, uint32_t ip_len)
@@ -672,7 +699,7 @@ enum skip_reason flow_table_add(struct flow_table *ft, const struct pkt *p)
 	enum flow_dir dir = FLOW_DIR_FWD;
 	uint64_t ts = p->ts_ns;
 	struct flow *f;
-	uint32_t idx;
+	uint32_t idx, seg;
 
 	if (ts > ft->now_ns)
 		ft->now_ns = ts;
@@ -694,8 +721,8 @@ enum skip_reason flow_table_add(struct flow_table *ft, const struct pkt *p)
 	}
 	idx = (uint32_t)(f - ft->flows);
 	ft->stats.packets++;
-	if (p->proto == 6 && p->tcp_seg && (!f->tcp_seg || p->tcp_seg < f->tcp_seg))
-		f->tcp_seg = p->tcp_seg;
+	if (p->proto == 6 && (p->tcp_flags & 0x02))
+		flow_handshake(f, p);
 	if (ts < f->last_ns) {
 		/* Out of order within the flow: clamp, so time never runs back. */
 		ts = f->last_ns;
@@ -707,15 +734,17 @@ enum skip_reason flow_table_add(struct flow_table *ft, const struct pkt *p)
 		lru_unlink(ft, idx);
 		lru_insert_sorted(ft, idx);
 	}
-	if (f->tcp_seg && p->size > f->tcp_seg) {
+	seg = flow_tcp_segment(f);
+	if (seg && p->size > seg) {
 		uint32_t left = p->size, hdr = p->ip_len - p->size;
 
 		ft->stats.super_packets++;
 		while (left) {
-			uint32_t seg = left < f->tcp_seg ? left : f->tcp_seg;
+			uint32_t n = left < seg ? left : seg;
 
-			flow_packet(ft, f, dir, ts, seg, hdr + seg);
-			left -= seg;
+			flow_packet(ft, f, dir, ts, n, hdr + n);
+			ft->stats.super_segments++;
+			left -= n;
 		}
 		return SKIP_NONE;
 	}

@@ -78,6 +78,12 @@ _Static_assert(sizeof(struct flow_key) == 40, "flow_key has explicit padding");
 
 enum flow_dir { FLOW_DIR_FWD = 0, FLOW_DIR_REV = 1 };
 
+/* What a flow's handshake showed (struct flow.tcp_syn). */
+#define FLOW_SYN_TS 0x01	/* the SYN offered timestamps */
+#define FLOW_SYNACK_SEEN 0x02
+#define FLOW_SYNACK_TS 0x04	/* the SYN-ACK carries them: they are in use */
+
+
 /* One block's cells are a list of chunks from the table's pool. */
 #define CELL_CHUNK_CELLS 30
 #define CELL_NONE UINT32_MAX
@@ -123,15 +129,17 @@ struct flow {
 	uint64_t next_event_ns;	/* flow time of the next block to close or open */
 	uint32_t lru_prev, lru_next;
 	uint8_t nopen;		/* open blocks in open[] (oldest first) */
-	uint8_t pad;
-	uint16_t tcp_seg;	/* TCP: the smallest segment size its SYNs announced
-				 * (0: none seen); larger records are TSO/GRO
-				 * super-packets, counted as the segments they were */
+	uint8_t tcp_syn;	/* TCP handshake seen: FLOW_SYN_* bits */
+	uint16_t tcp_mss;	/* TCP: the smallest MSS its SYNs announced (0: none) */
 	uint64_t next_block;	/* lowest block index not yet opened */
 	uint32_t aug_scale;	/* this flow's time factor x 1000 (1000 without augmentation) */
 	uint64_t aug_shift_ns;	/* this flow's time shift */
 	struct block open[FLOW_MAX_OPEN_BLOCKS];
 };
+
+/* The TCP segment size a flow's handshake set (0: not known): larger
+ * records are TSO/GRO super-packets, counted as the segments they were. */
+uint32_t flow_tcp_segment(const struct flow *f);
 
 enum flow_end_reason { FLOW_END_IDLE, FLOW_END_INPUT };
 
@@ -162,6 +170,8 @@ struct flow_stats {
 	uint64_t aug_dropped;	/* samples dropped by augmentation (on purpose) */
 	uint64_t samples_late;	/* arrived for a block flow_table_advance() had handed out */
 	uint64_t super_packets;	/* TSO/GRO records split into their wire segments */
+	uint64_t super_segments;	/* the segments they became: a flow's packets
+				 * add up to packets - super_packets + super_segments */
 };
 
 /* NULL and errno set (EINVAL bad config, ENOMEM) on failure. */

@@ -90,8 +90,9 @@ void verdict_json_fields(FILE *out, const struct classifier *c, const struct flo
 	fputs(",\"top\":", out);
 	json_write_string(out, classifier_class_name(c, v->top));
 	fprintf(out, ",\"confidence\":%.4f,\"reason\":\"%s\",\"early\":%s,\"blocks_voting\":%u"
-		",\"probs\":", (double)v->confidence, classify_reason_name(v->reason),
-		v->early ? "true" : "false", v->blocks_voting);
+		",\"blocks_sparse\":%u,\"votes_other\":%u,\"probs\":", (double)v->confidence,
+		classify_reason_name(v->reason), v->early ? "true" : "false", v->blocks_voting,
+		v->blocks_sparse, v->votes_other);
 	probs_object(out, c, v->prob);
 	fputs(",\"votes\":{", out);
 	for (i = 0; i < m->n_classes; i++) {
@@ -128,7 +129,10 @@ void block_verdict_json_line(FILE *out, const struct classifier *c, const struct
 		",\"samples\":%u,\"early\":%s,\"class\":", v->flow_id, v->index, v->start_ns,
 		v->samples, v->early ? "true" : "false");
 	json_write_string(out, classifier_class_name(c, v->cls));
-	fprintf(out, ",\"confidence\":%.4f,\"probs\":", (double)v->confidence);
+	fputs(",\"top\":", out);
+	json_write_string(out, classifier_class_name(c, v->top));
+	fprintf(out, ",\"reason\":\"%s\",\"confidence\":%.4f,\"energy\":%.4f,\"probs\":",
+		classify_reason_name(v->reason), (double)v->confidence, (double)v->energy);
 	probs_object(out, c, v->prob);
 	fputs(",\"logits\":[", out);
 	for (i = 0; i < m->n_classes; i++)

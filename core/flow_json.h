@@ -6,8 +6,9 @@
  *
  * A flow line is {"file":...,"id":...,...,"end":"idle"|"input"}; a verdict
  * line is the same flow fields, then "end", then the verdict's fields
- * ("class", "confidence", "probs", "early", "reason", "votes",
- * "blocks_voting"; the flow's "blocks" is already among the flow fields).
+ * ("class", "top", "confidence", "reason", "early", "blocks_voting",
+ * "blocks_sparse", "votes_other", "probs", "votes"; the flow's "blocks" is
+ * already among the flow fields).
  * Numbers are plain JSON numbers; probabilities have 4 decimals.
  */
 #ifndef FLOWPIC_FLOW_JSON_H
@@ -37,7 +38,8 @@ void verdict_json_fields(FILE *out, const struct classifier *c, const struct flo
 void verdict_json_line(FILE *out, const struct classifier *c, const struct flow *f,
 		       enum flow_end_reason why, const char *file, const struct flow_verdict *v);
 
-/* One block verdict: {"block":{"flow":ID,"index":K,...}} and a newline. */
+/* One block verdict: {"block":{"flow":ID,"index":K,...,"class":...,"top":...,
+ * "reason":...,"energy":...}} and a newline. */
 void block_verdict_json_line(FILE *out, const struct classifier *c, const struct block_verdict *v,
 			     const char *file);
 

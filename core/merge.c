@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A held record.  64 bytes. */
+/* A held record.  72 bytes. */
 struct ent {
 	struct pkt p;
 	uint32_t tag;
@@ -32,7 +32,7 @@ struct merge {
 	struct merge_stats st;
 };
 
-_Static_assert(sizeof(struct ent) == 64, "merge entry layout");
+_Static_assert(sizeof(struct ent) == 72, "merge entry layout");
 _Static_assert(sizeof(struct node) == 16, "merge heap node layout");
 
 struct merge *merge_new(uint32_t max_held)

@@ -12,7 +12,7 @@
  * first packet is really its earliest: the initiator is the one a capture
  * file of the same traffic shows.
  *
- * Bounded: at most max_held records (84 bytes each, allocated once; pages
+ * Bounded: at most max_held records (92 bytes each, allocated once; pages
  * are touched only as the heap grows).  When it is full the earliest record
  * is released before its watermark (counted: `forced`).  A record earlier
  * than the watermark already released arrives too late to be put in order:
@@ -27,7 +27,7 @@
 
 #include "pkt.h"
 
-/* Default bound: ~0.4 s of records at 1.3 Mpps (42 MiB reserved). */
+/* Default bound: ~0.4 s of records at 1.3 Mpps (46 MiB reserved). */
 #define MERGE_DEFAULT_MAX_HELD (512u * 1024u)
 #define MERGE_MAX_MAX_HELD (1u << 26)
 

@@ -39,14 +39,9 @@ int parse_link_supported(int linktype)
 	return 0;
 }
 
-/*
- * A SYN's options (as far as they were captured): the segment size its
- * sender will use at most, MSS less the timestamp option's 12 bytes (what
- * Linux's gso_size is when both ends use timestamps).  0 when absent.
- */
-static uint16_t syn_segment(const uint8_t *opt, size_t len)
+/* A SYN's MSS and timestamp options, as far as they were captured. */
+static void syn_options(const uint8_t *opt, size_t len, struct pkt *out)
 {
-	uint32_t mss = 0, ts = 0;
 	size_t i = 0;
 
 	while (i < len) {
@@ -64,12 +59,11 @@ static uint16_t syn_segment(const uint8_t *opt, size_t len)
 		if (olen < 2 || i + olen > len)
 			break;
 		if (kind == 2 && olen == 4)
-			mss = rd16(opt + i + 2);
+			out->tcp_mss = rd16(opt + i + 2);
 		else if (kind == 8 && olen == 10)
-			ts = 12;
+			out->tcp_ts = 1;
 		i += olen;
 	}
-	return mss > ts ? (uint16_t)(mss - ts) : 0;
 }
 
 /* TCP or UDP header at c; l4_len is the transport length from the IP header. */
@@ -93,14 +87,15 @@ static enum skip_reason parse_l4(struct cursor *c, uint8_t proto, uint32_t l4_le
 		out->dport = rd16(h + 2);
 		out->tcp_flags = h[13];
 		out->size = l4_len - doff;
-		out->tcp_seg = 0;
+		out->tcp_mss = 0;
+		out->tcp_ts = 0;
 		if ((h[13] & 0x02) && doff > 20) {
 			/* Options: best effort within the snap length. */
 			size_t n = cursor_left(c) < doff - 14 ? cursor_left(c) : doff - 14;
 			const uint8_t *o = cursor_pull(c, n);
 
 			if (o && n > 6)
-				out->tcp_seg = syn_segment(o + 6, n - 6);
+				syn_options(o + 6, n - 6, out);
 		}
 		return SKIP_NONE;
 	}
@@ -118,7 +113,8 @@ static enum skip_reason parse_l4(struct cursor *c, uint8_t proto, uint32_t l4_le
 		out->sport = rd16(h);
 		out->dport = rd16(h + 2);
 		out->tcp_flags = 0;
-		out->tcp_seg = 0;
+		out->tcp_mss = 0;
+		out->tcp_ts = 0;
 		out->size = ulen - 8;
 		return SKIP_NONE;
 	}

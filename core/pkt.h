@@ -28,9 +28,12 @@ struct pkt {
 	uint16_t dport;		/* host order */
 	uint8_t proto;		/* IPPROTO_TCP or IPPROTO_UDP */
 	uint8_t tcp_flags;	/* TCP flags byte, 0 for UDP */
-	uint16_t tcp_seg;	/* a SYN's announced segment size: its MSS option less
-				 * the 12 bytes of a timestamp option; 0 when none.
-				 * The flow table splits TSO/GRO super-packets by it. */
+	uint16_t tcp_mss;	/* a SYN's MSS option, 0 when none (or not captured) */
+	uint8_t tcp_ts;		/* 1: a SYN with a timestamp option */
+	uint8_t pad[7];
+	/* The flow table splits TSO/GRO super-packets by the segment size the
+	 * handshake set: the smaller MSS, less 12 bytes when the SYN-ACK (the
+	 * answer to the SYN's offer) carries timestamps. */
 };
 
 /*

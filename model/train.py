@@ -78,8 +78,9 @@ def predict(net, pics, batch=512):
     return np.concatenate(out) if out else np.zeros((0, len(CLASSES)), np.float32)
 
 
-def evaluate(logits, s, classes=CLASSES):
+def evaluate(logits, s, classes=None):
     """Block and flow metrics of logits on a held-out split."""
+    classes = CLASSES if classes is None else classes
     pred = np.argmax(logits, axis=1)
     if s.name == "requet":
         complete = [m["complete"] == "1" for m in s.meta]
@@ -272,6 +273,13 @@ def main():
                     help="Requet captures whose name matches REGEX lend their labeled video "
                     "pictures to training (class video); only the other captures are "
                     "evaluated (default: none trained on, all held out)")
+    ap.add_argument("--extra", nargs="*", default=[], metavar="DIR",
+                    help="more labeled arrays in the lab format (model/realarrays.py, or "
+                    "another lab.py arrays folder): DIR/train.npy/.csv join the training "
+                    "pictures; DIR/dev.npy/.csv, when present, is evaluated as <DIR>_dev")
+    ap.add_argument("--other", action="store_true",
+                    help="a sixth class 'other' (none of the five: background protocols, "
+                    "control flows); without it, pictures labeled other are left out")
     ap.add_argument("--out", required=True, help="run folder")
     ap.add_argument("--net", default="lenet32", choices=sorted(nets.NETS))
     ap.add_argument("--epochs", type=int, default=20)
@@ -286,6 +294,10 @@ def main():
                     help="fraction of each class's training sessions held for validation")
     ap.add_argument("--min-samples", type=int, default=1,
                     help="only blocks with at least this many packets (all sets)")
+    ap.add_argument("--train-min-samples", type=int, default=0,
+                    help="train (and validate) only on blocks with at least this many packets; "
+                    "held-out sets keep every block and are also evaluated on these blocks "
+                    "alone as <set>_geN (the blocks that vote with --min-block-packets N)")
     ap.add_argument("--complete-only", action="store_true", help="only complete blocks (all sets)")
     ap.add_argument("--direction", choices=["both", "fwd", "rev", "split"],
                     help="what the arrays hold (default: split for 2-channel arrays, else both)")
@@ -316,6 +328,9 @@ def main():
     ap.add_argument("--name", help="model name in the file (default flowpic-NET)")
     ap.add_argument("--version", default=time.strftime("%Y%m%d-%H%M%S"))
     args = ap.parse_args()
+    global CLASSES
+    if args.other:
+        CLASSES = tuple(CLASSES) + ("other",)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -324,14 +339,43 @@ def main():
     log("train.py " + " ".join(sys.argv[1:]))
     t_start = time.monotonic()
 
-    load = dict(min_samples=args.min_samples, complete_only=args.complete_only)
+    load = dict(min_samples=args.min_samples, complete_only=args.complete_only,
+                classes=CLASSES, drop_unknown=True)
     full = data.load_split(args.arrays, "train", **load)
     if full is None or not len(full):
         sys.exit("train.py: no training pictures in %s/train.npy" % args.arrays)
     held = {n: s for n in ("test_session", "test_profile")
             if (s := data.load_split(args.arrays, n, **load)) is not None}
+    if args.other:
+        # the lab's held-out sets stay the five classes' flows (comparable with
+        # 5-class models); their 'other' flows (control) are a set of their own
+        oth = CLASSES.index("other")
+        parts = []
+        for n in list(held):
+            s = held[n]
+            o = s.subset(np.flatnonzero(s.y == oth), "lab_other")
+            if len(o):
+                parts.append(o)
+            held[n] = s.subset(np.flatnonzero(s.y != oth))
+        if parts:
+            lab_other = parts[0]
+            for o in parts[1:]:
+                lab_other = data.concat(lab_other, o)
+            held["lab_other"] = lab_other
+    for d in args.extra:
+        ex = data.load_split(d, "train", **load)
+        if ex is not None and len(ex):
+            if ex.pics.shape[1:] != full.pics.shape[1:]:
+                sys.exit("train.py: %s: pictures %s, the lab's %s" % (
+                    d, ex.pics.shape[1:], full.pics.shape[1:]))
+            full = data.concat(full, ex)
+        dv = data.load_split(d, "dev", **load)
+        if dv is not None and len(dv):
+            dv.name = os.path.basename(os.path.normpath(d)) + "_dev"
+            held[dv.name] = dv
     if args.requet:
-        rq = data.load_requet(args.requet, **load)
+        rq = data.load_requet(args.requet, classes=CLASSES, min_samples=args.min_samples,
+                              complete_only=args.complete_only)
         with open(os.path.join(args.requet, "requet.json")) as f:
             rmeta = json.load(f)
         if rmeta["window"] != args.window or (rmeta["direction"] == "split") != \
@@ -357,13 +401,21 @@ def main():
     if net.res != full.res:
         sys.exit("train.py: %s takes %dx%d pictures, the arrays are %dx%d (lab.py arrays "
                  "--res %d)" % (args.net, net.res, net.res, full.res, full.res, net.res))
+    if args.train_min_samples:
+        n = args.train_min_samples
+        full = full.subset([i for i, m in enumerate(full.meta) if int(m["samples"]) >= n])
+        for name, s in list(held.items()):
+            if name == "requet":     # its report is by video recall, not per class
+                continue
+            held[name + "_ge%d" % n] = s.subset(
+                [i for i, m in enumerate(s.meta) if int(m["samples"]) >= n], name + "_ge%d" % n)
     tr_idx, va_idx = data.carve_validation(full, args.val_frac, args.seed)
     train, val = full.subset(tr_idx, "train"), full.subset(va_idx, "validation")
     cost = nets.cost(net)
     log("%s: %d parameters, %.2f M multiply-adds per picture, %d input channel(s)"
         % (args.net, cost["params"], cost["macs"] / 1e6, full.channels))
     for s in [train, val] + list(held.values()):
-        d = data.describe(s)
+        d = data.describe(s, CLASSES)
         log("%-13s %6d pictures  %s" % (s.name, d["pictures"], ", ".join(
             "%s %d/%d/%d" % (k, v["pictures"], v["flows"], v["sessions"])
             for k, v in d["per_class"].items())))
@@ -382,6 +434,7 @@ def main():
                             "%s per epoch (%s)" % (title, args.net))
 
     sets = ({"validation": val} if len(val) else {}) | held
+
     fp32 = {}
     for name, s in sets.items():
         fp32[name] = evaluate(predict(net, s.pics), s)
@@ -405,7 +458,7 @@ def main():
                       [r["background_predicted"][c] for c in CLASSES]]
                 rows = ["video", "background"]
             else:
-                cm, rows = r["confusion"], CLASSES
+                cm, rows = r["confusion"], list(CLASSES)
             metrics.plot_confusion(cm, rows, CLASSES,
                                    os.path.join(args.out, "cm_%s%s.png" % (name, tag)),
                                    "%s %s" % (name, {"": "fp32", "_int8": "int8",
@@ -413,7 +466,7 @@ def main():
 
     out = {"net": args.net, "params": cost["params"], "macs": cost["macs"],
            "args": {k: v for k, v in vars(args).items()},
-           "data": {s.name: data.describe(s) for s in [train, val] + list(held.values())},
+           "data": {s.name: data.describe(s, CLASSES) for s in [train, val] + list(held.values())},
            "history": history, "fp32": fp32, "int8": int8, "baseline": base,
            "baseline_info": base_info, "quantization": qinfo,
            "seconds": time.monotonic() - t_start}

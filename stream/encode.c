@@ -78,6 +78,7 @@ static void fill_verdict(flowpic_v1_Verdict *m, const struct encode_verdict *ev)
 	m->confidence = v->confidence;
 	m->probs_count = v->nprobs <= STREAM_MAX_CLASSES ? v->nprobs : STREAM_MAX_CLASSES;
 	memcpy(m->probs, v->probs, m->probs_count * sizeof(float));
+	m->reason = (flowpic_v1_Reason)v->reason;
 }
 
 static bool encode_verdicts(pb_ostream_t *os, const pb_field_t *field, void *const *arg)

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -839,13 +840,39 @@ err_free:
 	return NULL;
 }
 
+static const char *const reason_names[STREAM_REASON_COUNT] = {
+	"unspecified", "ok", "other", "sparse", "disagree", "low_confidence", "untracked",
+};
+
+const char *stream_reason_name(unsigned r)
+{
+	return r < STREAM_REASON_COUNT ? reason_names[r] : "unspecified";
+}
+
+/* The names classify --json prints, or the proto's (REASON_SPARSE). */
+int stream_reason_parse(const char *name)
+{
+	int r;
+
+	if (!strncmp(name, "REASON_", 7)) {
+		for (r = 0; r < STREAM_REASON_COUNT; r++)
+			if (!strcasecmp(name + 7, reason_names[r]))
+				return r;
+		return -1;
+	}
+	for (r = 0; r < STREAM_REASON_COUNT; r++)
+		if (!strcmp(name, reason_names[r]))
+			return r;
+	return -1;
+}
+
 int stream_submit(struct stream *s, const struct stream_verdict *v, uint64_t *seq)
 {
 	struct encode_verdict *slot;
 	bool wake;
 
 	if (v->nprobs > STREAM_MAX_CLASSES || v->direction > STREAM_DIR_INBOUND ||
-	    v->stage > STREAM_STAGE_FINAL)
+	    v->stage > STREAM_STAGE_FINAL || v->reason >= STREAM_REASON_COUNT)
 		return -EINVAL;
 	pthread_mutex_lock(&s->lock);
 	if (s->closing) {

@@ -50,6 +50,23 @@ enum stream_stage {
 	STREAM_STAGE_FINAL = 3,
 };
 
+/* Mirrors flowpic.v1.Reason. */
+enum stream_reason {
+	STREAM_REASON_UNSPECIFIED = 0,
+	STREAM_REASON_OK = 1,
+	STREAM_REASON_OTHER = 2,
+	STREAM_REASON_SPARSE = 3,
+	STREAM_REASON_DISAGREE = 4,
+	STREAM_REASON_LOW_CONFIDENCE = 5,
+	STREAM_REASON_UNTRACKED = 6,
+	STREAM_REASON_COUNT
+};
+
+/* "unspecified", "ok", "other", "sparse", "disagree", "low_confidence",
+ * "untracked"; stream_reason_parse(): the value of a name, or -1. */
+const char *stream_reason_name(unsigned r);
+int stream_reason_parse(const char *name);
+
 /*
  * One verdict (flowpic.v1.Verdict without seq: stream_submit() numbers
  * verdicts 1, 2, ... in submission order).  Addresses as in core/pkt.h: 16
@@ -69,6 +86,7 @@ struct stream_verdict {
 	uint8_t protocol;		/* 6 TCP, 17 UDP */
 	uint8_t direction;		/* enum stream_direction */
 	uint8_t stage;			/* enum stream_stage */
+	uint8_t reason;			/* enum stream_reason */
 	uint16_t src_port, dst_port;	/* host order */
 	uint8_t src_addr[16];		/* initiator, network order */
 	uint8_t dst_addr[16];
@@ -182,7 +200,7 @@ struct stream *stream_new(const struct stream_config *cfg, char *err, size_t err
  * Hand over one verdict (copied).  Never blocks on I/O.  0 and *seq (if not
  * NULL) = the verdict's seq; -EAGAIN: the submit ring is full (the stream's
  * thread is behind), the verdict was not taken (counted as rejected);
- * -EINVAL: bad verdict (nprobs, direction, stage); -ESHUTDOWN: closing.
+ * -EINVAL: bad verdict (nprobs, direction, stage, reason); -ESHUTDOWN: closing.
  */
 int stream_submit(struct stream *s, const struct stream_verdict *v, uint64_t *seq);
 

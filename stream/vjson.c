@@ -193,6 +193,18 @@ static int field(struct jp *j, const char *k, const struct jval *x)
 			goto bad;
 		v->stage = (uint8_t)s;
 		j->have_stage = true;
+	} else if (IS(k, "reason")) {
+		/* "sparse" as classify --json prints it, REASON_SPARSE, or 3.  A
+		 * reason this build does not know (a newer producer's) is sent as
+		 * unspecified rather than losing the verdict; an older
+		 * classify's "no_blocks" is today's "sparse". */
+		int r = x->t == J_STR ? stream_reason_parse(x->s) : x->t == J_NUM ? (int)u64(x) : -1;
+
+		if (x->t == J_STR && !strcmp(x->s, "no_blocks"))
+			r = STREAM_REASON_SPARSE;
+		if (x->t != J_STR && x->t != J_NUM)
+			goto bad;
+		v->reason = (uint8_t)(r < 0 || r >= STREAM_REASON_COUNT ? STREAM_REASON_UNSPECIFIED : r);
 	} else if (IS(k, "early")) {
 		if (x->t != J_BOOL)
 			goto bad;

@@ -4,7 +4,7 @@
  *
  * Accepts the lines `flowpic classify --json` prints (a flow's combined
  * verdict: the flow fields of `flowpic flows --json` plus "class",
- * "confidence", "probs" as {"class":p,...}, "early"; a block verdict
+ * "confidence", "probs" as {"class":p,...}, "early", "reason"; a block verdict
  * {"block":{...}}) and a
  * minimal form with the proto's own field names (docs/stream.md):
  *   {"interface":"eth0","src_addr":"10.0.0.1","dst_addr":"10.0.0.2",
@@ -12,7 +12,7 @@
  *    "flow_id":7,"stage":"final","start_unix_ns":...,"duration_ns":...,
  *    "packets_fwd":..,"packets_rev":..,"bytes_fwd":..,"bytes_rev":..,
  *    "block_index":0,"blocks":2,"class_name":"video","confidence":0.93,
- *    "probs":[...]}
+ *    "probs":[...],"reason":"ok"}
  * Nested objects ("flow":{...}, "span":{...}) are read by their leaf names.
  */
 #ifndef FLOWPIC_STREAM_VJSON_H

@@ -61,6 +61,7 @@ static const struct argp_option options[] = {
 	{ "generic", 'g', NULL, 0, "Force generic (skb) XDP", 0 },
 	{ "no-egress", 'E', NULL, 0, "Ingress (XDP) only", 0 },
 	{ "eager-wakeup", 'W', NULL, 0, "Wake the consumer at every record (kernel default)", 0 },
+	{ "no-merge", 'M', NULL, 0, "Hand packets out in ring order (no time-ordered merge)", 0 },
 	{ "ring", 'r', "BYTES", 0, "Per-CPU ring size, power of 2 (default 8388608)", 0 },
 	{ "seconds", 's', "SECS", 0, "Stop after this long (default: at SIGINT/SIGTERM)", 0 },
 	{ "verbose", 'v', NULL, 0, "Log more", 0 },
@@ -95,6 +96,9 @@ static error_t parse_opt(int key, char *arg, struct argp_state *st)
 		break;
 	case 'E':
 		o->cfg.no_egress = true;
+		break;
+	case 'M':
+		o->cfg.no_merge = true;
 		break;
 	case 'W':
 		o->cfg.eager_wakeup = true;

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# bench/bpf/run.sh - the BPF capture benchmark, one run, three tables:
+# bench/bpf/run.sh - the BPF capture benchmark, one run, four tables:
 #  1. BPF cost per packet (bpf_prog_test_run_opts, repeat) of the capture's
 #     XDP and TC programs in both designs against an empty XDP program;
-#  2. the rings at the fastest producer this host has: the XDP program run
+#  2. the time-ordered merge's cost per packet (merge_cost), beside table 1's decode;
+#  3. the rings at the fastest producer this host has: the XDP program run
 #     back to back on CPU 0 (bpf_prog_test_run), the consumer on CPU 1;
-#  3. packet rate over a veth pair: trafgen (netsniff-ng) in one network
+#  4. packet rate over a veth pair: trafgen (netsniff-ng) in one network
 #     namespace sends small UDP packets (60-byte frames) at fixed rates to
 #     the other, where capture_count drains the capture attached to the
 #     receiving veth; per design and rate: what was sent, what XDP saw, what
@@ -24,7 +25,8 @@ rates=("$@")
 [ ${#rates[@]} -gt 0 ] || rates=(250000 500000 1000000 1500000 2000000 max)
 count_bin=$build/bench/bpf/capture_count
 cost_bin=$build/bench/bpf/bpf_cost
-for b in "$count_bin" "$cost_bin"; do
+merge_bin=$build/bench/bpf/merge_cost
+for b in "$count_bin" "$cost_bin" "$merge_bin"; do
 	[ -x "$b" ] || { echo "run.sh: $b missing: build the bench targets first" >&2; exit 1; }
 done
 command -v trafgen >/dev/null || { echo "run.sh: trafgen missing (apt-get install netsniff-ng)" >&2; exit 1; }
@@ -63,6 +65,15 @@ ip -n "$tx" link set "$va" up
 ip -n "$rx" link set "$vb" up
 ip -n "$tx" link set lo up
 ip -n "$rx" link set lo up
+echo "## The time-ordered merge per packet (bench/bpf/merge_cost: the batches design's arrival"
+echo "## pattern simulated for 5 s, 256 flows over 2 CPUs, 200 ms batches; consumer CPU time),"
+echo "## to read beside the decode column above"
+echo
+"$merge_bin" 100000 5 256
+"$merge_bin" 1000000 5 256 | tail -1
+"$merge_bin" 2000000 5 4096 | tail -1
+echo
+
 echo "## The rings under the fastest producer here (bpf_cost --stress 3: XDP program run back to back"
 echo "## by bpf_prog_test_run on CPU 0, 256 flows; consumer draining the default 8 MiB rings on CPU 1)"
 echo
@@ -104,7 +115,7 @@ echo "rx_packets; else the capture's ingress_frames counter)."
 echo
 echo "| design | XDP | offered pps | received pps | seen by XDP | UDP delivered | capture losses | consumer CPU % | consumer max RSS MiB |"
 echo "|---|---|---|---|---|---|---|---|---|"
-for design in none empty records batches; do
+for design in none empty records batches batches-nomerge; do
 	for rate in "${rates[@]}"; do
 		if [ "$rate" = max ]; then
 			n=$(( 3000000 * secs ))
@@ -118,7 +129,8 @@ for design in none empty records batches; do
 		elif [ "$design" != none ]; then
 			: > "$tmp/cap.err"
 			# shellcheck disable=SC2086
-			ip netns exec "$rx" taskset -c 1 "$count_bin" -i "$vb" --design "$design" \
+			ip netns exec "$rx" taskset -c 1 "$count_bin" -i "$vb" --design "${design%-nomerge}" \
+				$([ "$design" = batches-nomerge ] && echo --no-merge) \
 				--no-egress ${FPT_CAPTURE_ARGS:-} > "$tmp/cap.json" 2> "$tmp/cap.err" &
 			cap_pid=$!
 			for _ in $(seq 100); do

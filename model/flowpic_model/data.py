@@ -74,8 +74,10 @@ def _filter(s: Split, min_samples: int, complete_only: bool) -> Split:
 
 
 def load_split(dirname: str, split: str, classes=CLASSES, min_samples=1,
-               complete_only=False) -> Split | None:
-    """One split of lab arrays, or None when DIR has no such split."""
+               complete_only=False, drop_unknown=False) -> Split | None:
+    """One split of lab arrays, or None when DIR has no such split.
+    drop_unknown: rows of a class not in classes (e.g. 'other' for a
+    five-class model) are left out instead of being an error."""
     npy = os.path.join(dirname, split + ".npy")
     if not os.path.exists(npy):
         return None
@@ -84,7 +86,10 @@ def load_split(dirname: str, split: str, classes=CLASSES, min_samples=1,
         raise ValueError("%s: %d pictures but %d index rows" % (npy, len(pics), len(meta)))
     index = {c: i for i, c in enumerate(classes)}
     bad = sorted({m["class"] for m in meta} - set(index))
-    if bad:
+    if bad and drop_unknown:
+        keep = [i for i, m in enumerate(meta) if m["class"] in index]
+        pics, meta = pics[keep], [meta[i] for i in keep]
+    elif bad:
         raise ValueError("%s: classes %s not among %s" % (npy, bad, list(classes)))
     y = np.array([index[m["class"]] for m in meta], np.int64)
     return _filter(Split(split, pics, y, meta), min_samples, complete_only)

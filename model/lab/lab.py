@@ -272,6 +272,7 @@ def cmd_arrays(args):
     pics = collections.defaultdict(list)
     meta = collections.defaultdict(list)
     common = ["--res", str(args.res), "--window", str(args.window)]
+    other_labels = set(filter(None, (args.other_labels or "").split(",")))
     if args.hop:
         common += ["--hop", str(args.hop)]
 
@@ -306,7 +307,9 @@ def cmd_arrays(args):
                             "src": row["src"], "sport": int(row["sport"]), "dst": row["dst"],
                             "dport": int(row["dport"])}
                     label = label_flow(flow, _flow_record(rec))
-                    if label not in CLASSES:
+                    if label in other_labels:
+                        label = "other"
+                    elif label not in CLASSES:
                         continue
                     pics[rec["split"]].append(pic)
                     meta[rec["split"]].append([rec["id"], rec["app"], rec["profile"], label,
@@ -323,7 +326,7 @@ def cmd_arrays(args):
     with open(os.path.join(args.out, "arrays.json"), "w") as f:
         json.dump({k: getattr(args, k) for k in ("res", "window", "hop", "direction",
                                                   "train_hop", "train_aug", "aug_time_scale",
-                                                  "aug_drop")}, f)
+                                                  "aug_drop", "other_labels")}, f)
 
 
 def cmd_stats(args):
@@ -454,6 +457,9 @@ def main():
                    help="augmented copies of the train split (flowpic export --aug-*)")
     a.add_argument("--aug-time-scale", default="0.5:1.5", help="with --train-aug")
     a.add_argument("--aug-drop", type=float, default=0.02, help="with --train-aug")
+    a.add_argument("--other-labels", help="comma-separated flow labels of the manifest (e.g. "
+                   "control: SIP, RTSP, FTP control, tracker, signaling flows) written as "
+                   "class 'other' instead of being left out")
     s = sub.add_parser("stats")
     s.add_argument("release")
     e = sub.add_parser("examples")

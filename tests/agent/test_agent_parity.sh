@@ -31,22 +31,8 @@ if_s=fpt-par-s0 if_c=fpt-par-c0
 ip_s=10.198.78.1 ip_c=10.198.78.2
 secs=${FPT_PARITY_SECONDS:-18}
 tmp=$(mktemp -d /tmp/fpt-parity.XXXXXX)
-pids=()
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-die() { echo "FAIL $1"; exit 1; }
-
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill -9 "$p" 2> /dev/null; done
-	wait 2> /dev/null
-	ip netns del $ns_s 2> /dev/null
-	ip netns del $ns_c 2> /dev/null
-	[ -n "${FPT_PARITY_KEEP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+keep_var=FPT_PARITY_KEEP
+. "$(cd "$(dirname "$0")" && pwd)/netns_lib.sh"
 
 [ -x "$agent" ] || die "no flowpic-agent binary at $agent"
 [ -x "$flowpic" ] || die "no flowpic binary at $flowpic"
@@ -98,14 +84,6 @@ start_servers() {
 	die "the test servers did not start: $(cat "$tmp/http.log" "$tmp/peer.log")"
 }
 
-wait_for() { # file pattern seconds
-	local i
-	for ((i = 0; i < $3 * 10; i++)); do
-		grep -q -- "$2" "$1" 2> /dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 one_run() { # design tso [nomerge]
 	local design=$1 tso=$2 nomerge=${3:-} name="$1 tso=$2${3:+ no-merge}" d="$tmp/$1-$2${3:+-$3}"

@@ -22,22 +22,8 @@ ns_s=fpt-agent-srv ns_c=fpt-agent-cli
 if_s=fpt-agent-s0 if_c=fpt-agent-c0
 ip_s=10.198.77.1 ip_c=10.198.77.2
 tmp=$(mktemp -d /tmp/fpt-agent-system.XXXXXX)
-pids=()
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-die() { echo "FAIL $1"; exit 1; }
-
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do kill -9 "$p" 2> /dev/null; done
-	wait 2> /dev/null
-	ip netns del $ns_s 2> /dev/null
-	ip netns del $ns_c 2> /dev/null
-	[ -n "${FPT_AGENT_KEEP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+keep_var=FPT_AGENT_KEEP
+. "$(cd "$(dirname "$0")" && pwd)/netns_lib.sh"
 
 [ -x "$agent" ] || die "no flowpic-agent binary at $agent"
 [ "$(id -u)" -eq 0 ] || die "needs root (network namespaces, BPF); CI runs as root"
@@ -82,14 +68,6 @@ except socket.timeout:
 " &
 pids+=($!)
 
-wait_for() { # file pattern seconds
-	local i
-	for ((i = 0; i < $3 * 10; i++)); do
-		grep -q -- "$2" "$1" 2> /dev/null && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 # A gRPC collector (python3-grpcio test server) on the client's loopback:
 # the agent there streams its verdicts to it (loopback, not the veth).

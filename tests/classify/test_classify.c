@@ -4,12 +4,14 @@
  * hand-made models whose verdicts are known: a 2 x 2 picture and a dense
  * layer where class a lights on early small packets, b on early large
  * ones, c on late small ones.  So each block's class is chosen by its
- * samples, and the flow rule (votes, vote ratio, confidence, early, no
- * blocks) can be checked exactly.  Also: the embedded model, bad model
+ * samples, and the flow rule (votes, vote ratio, confidence, early, sparse
+ * blocks and flows, rejection, the background class "other", votes weighted
+ * by packets) can be checked exactly.  Also: the embedded model, bad model
  * files, samples vs CSV file vs live table (the same verdicts), bad CSV
  * rows, and no allocation per block once the accumulators exist.
  */
 #include <errno.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -64,7 +66,8 @@ static char tmpdir[] = "/tmp/fpt-classify-XXXXXX";
 /* res 2, one channel (both directions), flatten, dense 4 -> 3.  Pixel
  * (x, y) is time half x, size half y: a = (0, 0), b = (0, 1), c = (1, 0).
  * One packet gives logit 50 * scale for its class, 0 for the others. */
-static char *write_model(const char *name, float out_scale, uint32_t extra_classes)
+static char *write_model(const char *name, float out_scale, uint32_t extra_classes,
+			 const char *third)
 {
 	static char *names[CLASSIFY_MAX_CLASSES + 8] = { "a", "b", "c" };
 	static char more[CLASSIFY_MAX_CLASSES + 8][8];
@@ -78,6 +81,7 @@ static char *write_model(const char *name, float out_scale, uint32_t extra_class
 	size_t len;
 	FILE *f;
 
+	names[2] = (char *)(third ? third : "c");
 	for (i = 3; i < n; i++) {
 		snprintf(more[i], sizeof(more[i]), "x%u", i);
 		names[i] = more[i];
@@ -136,16 +140,18 @@ static char *write_model(const char *name, float out_scale, uint32_t extra_class
 	return path;
 }
 
-static char *sharp_path, *soft_path, *many_path;
+static char *sharp_path, *soft_path, *many_path, *bg_path;
 
 static int setup(void **state)
 {
 	(void)state;
 	if (!mkdtemp(tmpdir))
 		return -1;
-	sharp_path = write_model("sharp.fpcnn", 0.25f, 0);	/* one packet: logit 12.5 */
-	soft_path = write_model("soft.fpcnn", 0.01f, 0);	/* one packet: logit 0.5 */
-	many_path = write_model("many.fpcnn", 0.25f, CLASSIFY_MAX_CLASSES);
+	sharp_path = write_model("sharp.fpcnn", 0.25f, 0, NULL);	/* one packet: logit 12.5 */
+	soft_path = write_model("soft.fpcnn", 0.01f, 0, NULL);	/* one packet: logit 0.5 */
+	many_path = write_model("many.fpcnn", 0.25f, CLASSIFY_MAX_CLASSES, NULL);
+	/* class c is the background class: never a verdict */
+	bg_path = write_model("bg.fpcnn", 0.25f, 0, CLASSIFY_OTHER_NAME);
 	return 0;
 }
 
@@ -157,8 +163,23 @@ static int teardown(void **state)
 	free(sharp_path);
 	free(soft_path);
 	free(many_path);
+	free(bg_path);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
 	return system(cmd);
+}
+
+/* The hand-made flows have one packet per block: the vote rule is tested
+ * with every block voting (min_block_packets 0); the evidence rule with
+ * open_cfg(). */
+static struct classifier *open_cfg(struct classifier_config *cfg)
+{
+	struct classifier *c;
+	char err[256];
+
+	c = classifier_new(cfg, err, sizeof(err));
+	if (!c)
+		fail_msg("classifier_new: %s", err);
+	return c;
 }
 
 static struct classifier *open_model(const char *path, float ratio, float min_conf)
@@ -168,6 +189,7 @@ static struct classifier *open_model(const char *path, float ratio, float min_co
 	char err[256];
 
 	classifier_config_default(&cfg);
+	cfg.min_block_packets = 0;
 	cfg.model_path = path;
 	if (ratio >= 0)
 		cfg.vote_ratio = ratio;
@@ -201,6 +223,9 @@ static size_t flow_of(const char *seq, struct classify_sample *s, bool tail)
 			break;
 		case 'c':
 			s[n++] = (struct classify_sample){ t + 40 * SEC, 100, FLOW_DIR_FWD };
+			break;
+		case 'd':	/* late and large: no class lights, logits 0 */
+			s[n++] = (struct classify_sample){ t + 40 * SEC, 1000, FLOW_DIR_FWD };
 			break;
 		}
 	}
@@ -360,6 +385,252 @@ static void test_low_confidence(void **state)
 	classifier_free(c);
 }
 
+/*
+ * Like flow_of(), with reps[k] packets in block k (at the same pixel, 1 ms
+ * apart), and a tail of tail_reps packets (0: none).  s holds enough.
+ */
+static size_t flow_reps(const char *seq, const unsigned *reps, unsigned tail_reps,
+			struct classify_sample *s)
+{
+	static const struct { uint64_t at; uint32_t size; } px[] = {
+		['a' - 'a'] = { 1, 100 }, ['b' - 'a'] = { 2, 1000 },
+		['c' - 'a'] = { 40, 100 }, ['d' - 'a'] = { 40, 1000 },
+	};
+	size_t n = 0, k;
+	unsigned r;
+
+	s[n++] = (struct classify_sample){ T0, PKT_MAX_SIZE, FLOW_DIR_FWD };
+	for (k = 0; seq[k]; k++)
+		for (r = 0; r < reps[k]; r++)
+			s[n++] = (struct classify_sample){ T0 + (k * 60 + px[seq[k] - 'a'].at) * SEC +
+							   r * 1000000ULL,
+							   px[seq[k] - 'a'].size, FLOW_DIR_FWD };
+	for (r = 0; r < tail_reps; r++)
+		s[n++] = (struct classify_sample){ T0 + (k * 60 + 1) * SEC + r * 1000000ULL, 1000,
+						   FLOW_DIR_FWD };
+	return n;
+}
+
+static void verdict_reps(struct classifier *c, const char *seq, const unsigned *reps,
+			 unsigned tail_reps, struct block_verdict *bv, size_t *nb,
+			 struct flow_verdict *v)
+{
+	struct classify_sample s[400];
+
+	assert_int_equal(classifier_samples(c, s, flow_reps(seq, reps, tail_reps, s), 0, bv, 16,
+					    nb, v), 0);
+}
+
+/* Minimum evidence: blocks below min_block_packets do not vote. */
+static void test_sparse(void **state)
+{
+	struct classifier_config cfg;
+	struct classifier *c;
+	struct block_verdict bv[16];
+	struct flow_verdict v;
+	size_t nb;
+
+	(void)state;
+	classifier_config_default(&cfg);
+	assert_int_equal(cfg.min_block_packets, CLASSIFY_MIN_BLOCK_PACKETS);
+	cfg.model_path = sharp_path;
+	cfg.min_block_packets = 3;
+	c = open_cfg(&cfg);
+	/* every block below 3 packets: unknown (sparse), blocks still reported */
+	verdict_reps(c, "aaa", (unsigned[]){ 2, 1, 2 }, 1, bv, &nb, &v);
+	assert_int_equal(nb, 4);
+	assert_int_equal(v.cls, CLASSIFY_UNKNOWN);
+	assert_int_equal(v.reason, CLASSIFY_SPARSE);
+	assert_string_equal(classify_reason_name(v.reason), "sparse");
+	assert_int_equal(v.blocks, 4);
+	assert_int_equal(v.blocks_sparse, 4);
+	assert_int_equal(v.blocks_voting, 0);
+	assert_false(v.early);
+	assert_int_equal(bv[0].reason, CLASSIFY_SPARSE);
+	assert_int_equal(bv[0].cls, CLASSIFY_UNKNOWN);
+	assert_int_equal(bv[0].top, A);		/* what the model said, for the record */
+	assert_int_equal(bv[0].samples, 2);
+	/* b, b are sparse, a has 3 packets: a alone votes (every block: b) */
+	verdict_reps(c, "abb", (unsigned[]){ 3, 2, 2 }, 1, bv, &nb, &v);
+	assert_int_equal(v.cls, A);
+	assert_int_equal(v.reason, CLASSIFY_OK);
+	assert_int_equal(v.blocks_voting, 1);
+	assert_int_equal(v.blocks_sparse, 3);
+	assert_int_equal(v.votes[B], 0);
+	assert_int_equal(bv[0].reason, CLASSIFY_OK);
+	assert_int_equal(bv[0].cls, A);
+	/* exactly N packets vote */
+	verdict_reps(c, "b", (unsigned[]){ 3 }, 1, bv, &nb, &v);
+	assert_int_equal(v.cls, B);
+	assert_false(v.early);
+	/* early: a flow shorter than a window votes with its partial block, if
+	 * it has N packets; else it is sparse, and still early */
+	verdict_reps(c, "c", (unsigned[]){ 3 }, 0, bv, &nb, &v);
+	assert_int_equal(v.cls, C);
+	assert_true(v.early);
+	assert_int_equal(v.blocks_voting, 1);
+	verdict_reps(c, "c", (unsigned[]){ 2 }, 0, bv, &nb, &v);
+	assert_int_equal(v.cls, CLASSIFY_UNKNOWN);
+	assert_int_equal(v.reason, CLASSIFY_SPARSE);
+	assert_true(v.early);
+	/* complete blocks all sparse, the partial one is not: it votes, early */
+	verdict_reps(c, "aab", (unsigned[]){ 1, 1, 5 }, 0, bv, &nb, &v);
+	assert_int_equal(v.cls, B);
+	assert_true(v.early);
+	assert_int_equal(v.blocks_voting, 1);
+	assert_int_equal(classifier_stats(c)->flows_unknown[CLASSIFY_SPARSE], 2);
+	assert_true(classifier_stats(c)->blocks_sparse >= 9);
+	classifier_free(c);
+	/* the same flow with every block voting: b wins */
+	c = open_model(sharp_path, -1, -1);
+	verdict_reps(c, "abb", (unsigned[]){ 3, 2, 2 }, 1, bv, &nb, &v);
+	assert_int_equal(v.cls, B);
+	classifier_free(c);
+}
+
+/* Rejection: a low max probability or a high energy is 'other'; more than
+ * half of the votes 'other' makes the flow unknown (other). */
+static void test_other(void **state)
+{
+	struct classifier_config cfg;
+	struct classifier *c;
+	struct block_verdict bv[16];
+	struct flow_verdict v;
+	size_t nb;
+
+	(void)state;
+	classifier_config_default(&cfg);
+	cfg.min_block_packets = 0;
+	cfg.model_path = soft_path;
+	/* soft model: 1 packet p = 0.452 (rejected), 3 packets p = 0.640 */
+	cfg.reject_prob = 0.5f;
+	c = open_cfg(&cfg);
+	verdict_reps(c, "aaa", (unsigned[]){ 1, 1, 3 }, 1, bv, &nb, &v);
+	assert_int_equal(bv[0].reason, CLASSIFY_OTHER);
+	assert_int_equal(bv[0].cls, CLASSIFY_UNKNOWN);
+	assert_int_equal(bv[0].top, A);
+	assert_int_equal(bv[2].reason, CLASSIFY_OK);
+	assert_int_equal(v.cls, CLASSIFY_UNKNOWN);
+	assert_int_equal(v.reason, CLASSIFY_OTHER);
+	assert_int_equal(v.votes_other, 2);
+	assert_int_equal(v.votes[A], 1);
+	assert_int_equal(v.blocks_voting, 3);
+	assert_int_equal(v.top, A);
+	/* one of three: a class */
+	verdict_reps(c, "aaa", (unsigned[]){ 1, 3, 3 }, 1, bv, &nb, &v);
+	assert_int_equal(v.cls, A);
+	assert_int_equal(v.votes_other, 1);
+	assert_float_equal(v.confidence, (0.4519f + 2 * 0.6403f) / 3, 1e-3);
+	/* exactly half is not more than half */
+	verdict_reps(c, "aa", (unsigned[]){ 1, 3 }, 1, bv, &nb, &v);
+	assert_int_equal(v.reason, CLASSIFY_OK);
+	assert_int_equal(v.cls, A);
+	assert_int_equal(classifier_stats(c)->flows_unknown[CLASSIFY_OTHER], 1);
+	/* 4 voting blocks and the 3 partial tails (1 packet each) */
+	assert_int_equal(classifier_stats(c)->blocks_other, 7);
+	classifier_free(c);
+
+	/* energy: a picture no class lights (logits 0) has -log 3; one that
+	 * lights a has about -12.5 */
+	classifier_config_default(&cfg);
+	cfg.min_block_packets = 0;
+	cfg.model_path = sharp_path;
+	cfg.reject_energy = -5.0f;
+	c = open_cfg(&cfg);
+	verdict_reps(c, "dda", (unsigned[]){ 1, 1, 1 }, 1, bv, &nb, &v);
+	assert_float_equal(bv[0].energy, -logf(3), 1e-5);
+	assert_float_equal(bv[2].energy, -12.5f, 1e-3);
+	assert_int_equal(bv[0].reason, CLASSIFY_OTHER);
+	assert_int_equal(bv[2].reason, CLASSIFY_OK);
+	assert_int_equal(v.reason, CLASSIFY_OTHER);
+	verdict_reps(c, "ada", (unsigned[]){ 1, 1, 1 }, 1, bv, &nb, &v);
+	assert_int_equal(v.cls, A);
+	classifier_free(c);
+	/* no rejection by default: logits 0 still give a class */
+	c = open_model(sharp_path, -1, 0.2f);
+	verdict_reps(c, "dd", (unsigned[]){ 1, 1 }, 1, bv, &nb, &v);
+	assert_int_equal(bv[0].reason, CLASSIFY_OK);
+	assert_int_equal(v.cls, A);
+	classifier_free(c);
+	/* bad thresholds are refused */
+	classifier_config_default(&cfg);
+	cfg.reject_prob = 1.5f;
+	{
+		char err[256];
+
+		assert_null(classifier_new(&cfg, err, sizeof(err)));
+		assert_non_null(strstr(err, "rejection"));
+		cfg.reject_prob = 0;
+		cfg.reject_energy = NAN;
+		assert_null(classifier_new(&cfg, err, sizeof(err)));
+	}
+}
+
+/* A model with a background class "other": its blocks are no class. */
+static void test_background_class(void **state)
+{
+	struct classifier *c = open_model(bg_path, -1, -1);
+	struct block_verdict bv[16];
+	struct flow_verdict v;
+	size_t nb;
+
+	(void)state;
+	verdict_reps(c, "cca", (unsigned[]){ 1, 1, 1 }, 1, bv, &nb, &v);
+	assert_int_equal(bv[0].reason, CLASSIFY_OTHER);
+	assert_int_equal(bv[0].cls, CLASSIFY_UNKNOWN);
+	assert_int_equal(bv[0].top, C);
+	assert_string_equal(classifier_class_name(c, bv[0].top), "other");
+	assert_int_equal(v.cls, CLASSIFY_UNKNOWN);
+	assert_int_equal(v.reason, CLASSIFY_OTHER);
+	assert_int_equal(v.top, A);		/* never the background class */
+	assert_int_equal(v.votes[C], 0);
+	assert_int_equal(v.votes_other, 2);
+	/* all of it background: still no class as top */
+	verdict_reps(c, "cc", (unsigned[]){ 1, 1 }, 1, bv, &nb, &v);
+	assert_int_equal(v.reason, CLASSIFY_OTHER);
+	assert_true(v.top != C);
+	/* a minority of background: the class */
+	verdict_reps(c, "aac", (unsigned[]){ 1, 1, 1 }, 1, bv, &nb, &v);
+	assert_int_equal(v.cls, A);
+	assert_int_equal(v.votes_other, 1);
+	classifier_free(c);
+}
+
+/* Votes weighted by packets (off by default). */
+static void test_weight(void **state)
+{
+	struct classifier_config cfg;
+	struct classifier *c;
+	struct block_verdict bv[16];
+	struct flow_verdict v;
+	size_t nb;
+
+	(void)state;
+	/* unweighted: 1 block against 1, disagree */
+	c = open_model(sharp_path, -1, -1);
+	assert_false(classifier_config(c)->weight_packets);
+	verdict_reps(c, "ab", (unsigned[]){ 1, 5 }, 1, bv, &nb, &v);
+	assert_int_equal(v.reason, CLASSIFY_DISAGREE);
+	classifier_free(c);
+	/* weighted: 1 packet against 5, b */
+	classifier_config_default(&cfg);
+	cfg.min_block_packets = 0;
+	cfg.model_path = sharp_path;
+	cfg.weight_packets = true;
+	c = open_cfg(&cfg);
+	verdict_reps(c, "ab", (unsigned[]){ 1, 5 }, 1, bv, &nb, &v);
+	assert_int_equal(v.cls, B);
+	assert_int_equal(v.votes[A], 1);
+	assert_int_equal(v.votes[B], 5);
+	assert_int_equal(v.blocks_voting, 2);
+	assert_float_equal(v.confidence, 5.0f / 6, 1e-3);	/* the weighted mean */
+	/* 4 against 5 is more than 0.7: disagree */
+	verdict_reps(c, "ab", (unsigned[]){ 4, 5 }, 1, bv, &nb, &v);
+	assert_int_equal(v.reason, CLASSIFY_DISAGREE);
+	assert_int_equal(v.top, B);
+	classifier_free(c);
+}
+
 static void test_no_blocks(void **state)
 {
 	struct classifier *c = open_model(sharp_path, -1, -1);
@@ -372,9 +643,11 @@ static void test_no_blocks(void **state)
 	assert_int_equal(classifier_samples(c, s, 2, 0, NULL, 0, &nb, &v), 0);
 	assert_int_equal(nb, 0);
 	assert_int_equal(v.cls, CLASSIFY_UNKNOWN);
-	assert_int_equal(v.reason, CLASSIFY_NO_BLOCKS);
+	assert_int_equal(v.reason, CLASSIFY_SPARSE);
 	assert_int_equal(v.top, CLASSIFY_UNKNOWN);
-	assert_string_equal(classify_reason_name(v.reason), "no_blocks");
+	assert_string_equal(classify_reason_name(v.reason), "sparse");
+	assert_int_equal(classify_reason_parse("sparse"), CLASSIFY_SPARSE);
+	assert_int_equal(classify_reason_parse("no_blocks"), -1);
 	classifier_free(c);
 }
 
@@ -555,6 +828,7 @@ static void test_csv_file(void **state)
 		memset(&y, 0, sizeof(y));
 		classifier_config_default(&cfg);
 		cfg.model_path = sharp_path;
+		cfg.min_block_packets = 0;	/* as open_model() */
 		cfg.workers = 1;
 		cw = classifier_new(&cfg, err, sizeof(err));
 		assert_non_null(cw);
@@ -718,9 +992,12 @@ static void test_json_lines(void **state)
 	assert_non_null(strstr(text, "{\"file\":\"a\\\"b.pcap\",\"id\":7,\"proto\":\"udp\""));
 	assert_non_null(strstr(text, ",\"end\":\"input\",\"class\":\"a\",\"top\":\"a\","
 				     "\"confidence\":1.0000,\"reason\":\"ok\",\"early\":false,"
-				     "\"blocks_voting\":2,\"probs\":{\"a\":1.0000,\"b\":0.0000,"
+				     "\"blocks_voting\":2,\"blocks_sparse\":0,\"votes_other\":0,"
+				     "\"probs\":{\"a\":1.0000,\"b\":0.0000,"
 				     "\"c\":0.0000},\"votes\":{\"a\":2,\"b\":0,\"c\":0}}\n"));
 	assert_non_null(strstr(text, "{\"block\":{\"flow\":1,\"index\":0,"));
+	assert_non_null(strstr(text, "\"class\":\"a\",\"top\":\"a\",\"reason\":\"ok\","
+				     "\"confidence\":1.0000,\"energy\":-12.5000,"));
 	assert_non_null(strstr(text, "\"logits\":[50,0,0]}}\n"));
 	free(text);
 	classifier_free(c);
@@ -734,6 +1011,10 @@ int main(void)
 		cmocka_unit_test(test_early),
 		cmocka_unit_test(test_low_confidence),
 		cmocka_unit_test(test_no_blocks),
+		cmocka_unit_test(test_sparse),
+		cmocka_unit_test(test_other),
+		cmocka_unit_test(test_background_class),
+		cmocka_unit_test(test_weight),
 		cmocka_unit_test(test_picture),
 		cmocka_unit_test(test_bad_models),
 		cmocka_unit_test(test_csv_file),

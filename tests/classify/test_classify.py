@@ -11,7 +11,9 @@
   (model/flowpic_model/int8ref.py) on the same picture written by
   `flowpic export` (so the verdicts are the model report's);
 - each flow's verdict follows the documented rule from its block verdicts
-  (votes of complete blocks, vote ratio, confidence, early);
+  (blocks of too few packets do not vote, votes of complete blocks, 'other'
+  votes, vote ratio, confidence, early, the reason), at the default minimum
+  evidence and with every block voting;
 - the flow fields are exactly those of `flowpic flows --json`;
 - bad files, bad CSV rows, a cut capture, a truncated or corrupt --model: one
   clear line, the rest still classified, the documented exit status;
@@ -123,7 +125,8 @@ def int8_reference(a, capture, tmp):
             continue
         prob = int8ref.softmax(int8ref.logits_float(m, ref))
         cls = m.classes[int(np.argmax(ref))]
-        if cls != b["class"] or any(abs(prob[i] - b["probs"][c]) > 6e-5
+        # the model's class is "top"; "class" is it unless the block is sparse
+        if cls != b["top"] or b["class"] != (cls if b["reason"] == "ok" else "unknown") or any(abs(prob[i] - b["probs"][c]) > 6e-5
                                      for i, c in enumerate(m.classes)):
             bad += 1
         if (row["complete"] == "1") == b["early"]:
@@ -133,45 +136,99 @@ def int8_reference(a, capture, tmp):
           "probabilities as the Python int8 reference")
 
 
+def rule_verdict(bl, names, min_packets, ratio, min_conf):
+    """(class, reason, early, votes, voting blocks, confidence) of a flow's blocks."""
+    def votes_in(blocks):
+        return [b for b in blocks if b["samples"] >= min_packets]
+    voting = votes_in(b for b in bl if not b["early"]) or votes_in(bl)
+    if not voting:
+        return "unknown", "sparse", bool(bl) and all(b["early"] for b in bl), \
+            {c: 0 for c in names}, 0, 0
+    early = all(b["early"] for b in voting)
+    votes = {c: sum(b["class"] == c for b in voting) for c in names}
+    other = sum(b["reason"] == "other" for b in voting)
+    psum = {c: sum(b["probs"][c] for b in voting) for c in names}
+    order = sorted((c for c in names if c != "other"),
+                   key=lambda c: (-votes[c], -psum[c], names.index(c)))
+    top, second = order[0], order[1] if len(order) > 1 else None
+    conf = psum[top] / len(voting)
+    if 2 * other > len(voting):
+        want = "other"
+    elif second and votes[second] and votes[second] > ratio * votes[top]:
+        want = "disagree"
+    elif conf < min_conf - 1e-4:
+        want = "low_confidence"
+    else:
+        return top, "ok", early, votes, len(voting), conf
+    return "unknown", want, early, votes, len(voting), conf
+
+
+def block_reason(b, min_packets, reject_prob, reject_energy):
+    """The documented block reason; None when the block is too close to a
+    threshold to tell from the printed 4 decimals."""
+    if b["samples"] < min_packets:
+        return "sparse"
+    if abs(b["confidence"] - reject_prob) < 2e-4 or abs(b["energy"] - reject_energy) < 2e-4:
+        return None
+    if b["confidence"] < reject_prob or b["energy"] > reject_energy:
+        return "other"
+    return "ok"
+
+
 def the_rule(a, capture):
-    """Each flow verdict from its block verdicts, by the documented rule."""
-    r = run([a.flowpic, "classify", "-q", "--json", "--blocks", capture])
-    classes = jlines(r.stdout, "classes")[0]["classes"]
-    blocks, bad, n = {}, 0, 0
-    flows = jlines(r.stdout, "flow")
-    for b in jlines(r.stdout, "block"):
-        blocks.setdefault(b["block"]["flow"], []).append(b["block"])
-    names = list(flows[0]["probs"])
-    ratio, min_conf = 0.7, 2 / len(names) if len(names) >= 4 else 0.5
-    for f in flows:
-        bl = blocks.get(f["id"], [])
-        voting = [b for b in bl if not b["early"]] or bl
-        early = all(b["early"] for b in bl)
-        votes = {c: sum(b["class"] == c for b in voting) for c in names}
-        psum = {c: sum(b["probs"][c] for b in voting) for c in names}
-        order = sorted(names, key=lambda c: (-votes[c], -psum[c], names.index(c)))
-        top, second = order[0], order[1]
-        conf = psum[top] / len(voting) if voting else 0
-        if not bl:
-            want = "unknown"
-        elif votes[second] and votes[second] > ratio * votes[top]:
-            want = "unknown"
-        elif conf < min_conf - 1e-4:
-            want = "unknown"
-        else:
-            want = top
-        n += 1
-        ok = f["class"] == want and f["early"] == early and f["votes"] == votes and \
-            f["blocks_voting"] == len(voting) and abs(f["confidence"] - conf) < 5e-4
-        if not ok:
-            bad += 1
-            print(f"rule: flow {f['id']}: {f['class']} early={f['early']}, expected {want} "
-                  f"early={early} votes={votes}", file=sys.stderr)
-    check(bad == 0, f"rule: {bad} of {n} flow verdicts do not follow the rule")
-    check(classes["flows"] == n, "classes summary counts every flow")
-    print(f"rule: {n} flows follow the documented rule "
-          f"({sum(f['early'] for f in flows)} early, "
-          f"{sum(f['class'] == 'unknown' for f in flows)} unknown)")
+    """Each flow verdict from its block verdicts, by the documented rule: at
+    the default minimum evidence (20 packets), with every block voting, and
+    with each rejection threshold."""
+    inf = float("inf")
+    for min_packets, prob, energy in ((20, 0, inf), (0, 0, inf), (0, 0.9, inf), (0, 0, -5),
+                                      (5, 0.99, -9)):
+        args = ["--min-block-packets", str(min_packets)]
+        args += ["--reject-prob", str(prob)] if prob else []
+        args += ["--reject-energy", str(energy)] if energy != inf else []
+        r = run([a.flowpic, "classify", "-q", "--json", "--blocks", capture] + args)
+        classes = jlines(r.stdout, "classes")[0]["classes"]
+        blocks, bad, n = {}, 0, 0
+        flows = jlines(r.stdout, "flow")
+        for b in jlines(r.stdout, "block"):
+            b = b["block"]
+            blocks.setdefault(b["flow"], []).append(b)
+            want = block_reason(b, min_packets, prob, energy)
+            if want and b["reason"] != want:
+                bad += 1
+                print(f"rule {args}: block {b['flow']}/{b['index']}: {b['samples']} packets, "
+                      f"reason {b['reason']}, expected {want}", file=sys.stderr)
+        names = list(flows[0]["probs"])
+        ratio, min_conf = 0.7, 2 / len(names) if len(names) >= 4 else 0.5
+        for f in flows:
+            bl = blocks.get(f["id"], [])
+            cls, reason, early, votes, nvoting, conf = rule_verdict(bl, names, min_packets,
+                                                                    ratio, min_conf)
+            n += 1
+            ok = f["class"] == cls and f["reason"] == reason and f["early"] == early and \
+                f["votes"] == votes and f["blocks_voting"] == nvoting and \
+                f["blocks_sparse"] == sum(b["samples"] < min_packets for b in bl) and \
+                abs(f["confidence"] - conf) < 5e-4
+            if not ok:
+                bad += 1
+                print(f"rule {args}: flow {f['id']}: {f['class']} ({f['reason']}) "
+                      f"early={f['early']}, expected {cls} ({reason}) early={early} "
+                      f"votes={votes}", file=sys.stderr)
+        check(bad == 0, f"rule {args}: {bad} of {n} verdicts do not follow the rule")
+        check(classes["flows"] == n, "classes summary counts every flow")
+        check(classes["blocks_sparse"] == sum(b["reason"] == "sparse"
+                                              for bl in blocks.values() for b in bl) and
+              classes["blocks_other"] == sum(b["reason"] == "other"
+                                             for bl in blocks.values() for b in bl),
+              "classes summary counts the sparse and other blocks")
+        reasons = {}
+        for f in flows:
+            reasons[f["reason"]] = reasons.get(f["reason"], 0) + 1
+        print(f"rule {' '.join(args)}: {n} flows follow the documented rule "
+              f"({sum(f['early'] for f in flows)} early, reasons {reasons})")
+    for bad_arg in (["--reject-prob", "2"], ["--reject-energy", "x"],
+                    ["--min-block-packets", "-1"]):
+        r = run([a.flowpic, "classify", "-q"] + bad_arg + [capture])
+        check(r.returncode == 2, f"{bad_arg}: exit {r.returncode}")
 
 
 def same_flow_fields(a, capture):
@@ -182,7 +239,8 @@ def same_flow_fields(a, capture):
     fl = jlines(run([a.flowpic, "flows", "--json", "--window", win, capture]).stdout, "flow")
     cl = jlines(run([a.flowpic, "classify", "-q", "--json", capture]).stdout, "flow")
     by_id = {f["id"]: f for f in cl}
-    extra = {"class", "top", "confidence", "reason", "early", "blocks_voting", "probs", "votes"}
+    extra = {"class", "top", "confidence", "reason", "early", "blocks_voting", "blocks_sparse",
+             "votes_other", "probs", "votes"}
     ok = len(fl) == len(cl) and all(
         {k: v for k, v in by_id[f["id"]].items() if k not in extra} == f for f in fl)
     check(ok, "classify --json flow fields differ from flows --json")

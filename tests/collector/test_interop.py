@@ -22,6 +22,73 @@ def check_acks(acks, code, details, batches):
     assert all(a.stored == len(b.verdicts) and a.duplicates == 0 for a, b in zip(acks, batches))
 
 
+# The verdicts table as collectors made it before Verdict.reason existed.
+OLD_SCHEMA = (
+    "CREATE TABLE verdicts (agent_id TEXT NOT NULL, run_id INTEGER NOT NULL, seq INTEGER NOT NULL,"
+    " host TEXT NOT NULL, agent_version TEXT NOT NULL, interface TEXT NOT NULL,"
+    " src_addr TEXT NOT NULL, dst_addr TEXT NOT NULL, src_port INTEGER NOT NULL,"
+    " dst_port INTEGER NOT NULL, protocol INTEGER NOT NULL, direction TEXT NOT NULL,"
+    " flow_id INTEGER NOT NULL, stage TEXT NOT NULL, start_ns INTEGER NOT NULL,"
+    " duration_ns INTEGER NOT NULL, packets_fwd INTEGER NOT NULL, packets_rev INTEGER NOT NULL,"
+    " bytes_fwd INTEGER NOT NULL, bytes_rev INTEGER NOT NULL, block_index INTEGER NOT NULL,"
+    " blocks INTEGER NOT NULL, class TEXT NOT NULL, confidence REAL NOT NULL,"
+    " probs TEXT NOT NULL, model TEXT NOT NULL, model_version TEXT NOT NULL,"
+    " received_ns INTEGER NOT NULL, PRIMARY KEY (agent_id, run_id, seq)) WITHOUT ROWID")
+
+
+def reasons(binary, d):
+    """Verdict.reason stored and queried; a store from before the column is
+    read (read-only: every verdict 'unspecified') and then upgraded by a
+    collector, its old rows 'unspecified'."""
+    import sqlite3
+    m = h.pb()
+    db = os.path.join(d, "old.db")
+    con = sqlite3.connect(db)
+    con.execute(OLD_SCHEMA)
+    con.execute("INSERT INTO verdicts VALUES ('old', 1, 1, 'h', 'v', 'eth0', '10.0.0.1',"
+                " '10.0.0.2', 1, 2, 6, 'outbound', 1, 'final', 5, 0, 1, 1, 1, 1, 0, 1,"
+                " 'video', 0.9, '{}', 'm', '1', 7)")
+    con.commit()
+    con.close()
+
+    def q(*args):
+        r = subprocess.run([binary, "query", "--db", "sqlite:" + db, *args],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return [json.loads(l) for l in r.stdout.splitlines()]
+    old = q()
+    assert len(old) == 1 and old[0]["reason"] == "unspecified", old
+    assert len(q("--reason", "unspecified")) == 1 and q("--reason", "ok") == []
+    r = subprocess.run([binary, "query", "--db", "sqlite:" + db, "--reason", "no_blocks"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "--reason" in r.stderr, r.stderr
+    # A collector upgrades the store; verdicts of every reason, and one
+    # without (an old agent).
+    c = h.Collector(binary, "sqlite:" + db)
+    b = h.make_batch(agent_id="new", n=8)
+    names = [None, m.REASON_OK, m.REASON_OTHER, m.REASON_SPARSE, m.REASON_DISAGREE,
+             m.REASON_LOW_CONFIDENCE, m.REASON_UNTRACKED, m.REASON_SPARSE]
+    for v, reason in zip(b.verdicts, names):
+        if reason is not None:
+            v.reason = reason
+        if reason not in (None, m.REASON_OK):
+            v.class_name = "unknown"
+    acks, code, details = h.stream(c.address, [b], token="test-token")
+    check_acks(acks, code, details, [b])
+    c.stop()
+    got = {(v["agent_id"], v["seq"]): v["reason"] for v in q()}
+    assert got == {("old", 1): "unspecified", ("new", 1): "unspecified", ("new", 2): "ok",
+                   ("new", 3): "other", ("new", 4): "sparse", ("new", 5): "disagree",
+                   ("new", 6): "low_confidence", ("new", 7): "untracked",
+                   ("new", 8): "sparse"}, got
+    sparse = q("--class", "unknown", "--reason", "sparse")
+    assert [v["seq"] for v in sparse] == [8, 4], sparse
+    r = subprocess.run([binary, "query", "--db", "sqlite:" + db, "--table", "--reason", "other"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "reason" in r.stdout.splitlines()[0] and \
+        "other" in r.stdout.splitlines()[1] and "(1 verdicts)" in r.stdout, r.stdout
+
+
 def main():
     binary = h.collector_binary()
     d = tempfile.mkdtemp(prefix="fpt-collector-interop-")
@@ -114,7 +181,9 @@ def main():
         r = subprocess.run([binary, "query", "--db", "sqlite:" + os.path.join(d, "none.db")],
                            capture_output=True, text=True)
         assert r.returncode == 1 and "none.db" in r.stderr, r.stderr
-        print("interop: ok (h2c 1000 verdicts and 24 agents at once, TLS 500 verdicts, query)")
+        reasons(binary, d)
+        print("interop: ok (h2c 1000 verdicts and 24 agents at once, TLS 500 verdicts, query, "
+              "reasons)")
     finally:
         shutil.rmtree(d, ignore_errors=True)
 

@@ -25,6 +25,10 @@ def main():
         batches = [h.make_batch(sequence=i + 1, first_seq=i * 100 + 1, n=100,
                                 counters={"packets.tcp": i + 1, "stream.spooled": 0})
                    for i in range(30)]
+        for b in batches:
+            for v in b.verdicts:
+                if v.seq % 7 == 0:
+                    v.reason = h.pb().REASON_SPARSE
         results = {}
 
         def send(name, c, order):
@@ -60,6 +64,14 @@ def main():
         out = [json.loads(l) for l in r.stdout.splitlines()]
         assert len(out) == 5 and all(v["class"] == "video" and v["proto"] == 17 for v in out), out
         assert out[0]["start_ns"] > out[-1]["start_ns"]
+        # Verdict.reason: every 7th verdict was sent 'sparse', the rest none.
+        r = subprocess.run([binary, "query", "--db", pg.url, "--reason", "sparse"],
+                           capture_output=True, text=True)
+        out = [json.loads(l) for l in r.stdout.splitlines()]
+        assert r.returncode == 0 and len(out) == 3000 // 7 and \
+            all(v["seq"] % 7 == 0 and v["reason"] == "sparse" for v in out), r.stderr
+        assert pg.psql("SELECT count(*) FROM verdicts WHERE reason = 'unspecified'") == \
+            [[str(3000 - 3000 // 7)]]
         # The database restarts under an idle collector: the next
         # transaction reconnects and runs again; nothing is lost or doubled.
         c3 = h.Collector(binary, pg.url)

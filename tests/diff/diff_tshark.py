@@ -181,6 +181,7 @@ TSHARK_FIELDS = [
     "ip.hdr_len", "ip.len", "ip.flags.mf", "ip.frag_offset", "ip.proto", "ip.src", "ip.dst",
     "ipv6.plen", "ipv6.src", "ipv6.dst", "ipv6.fraghdr.offset", "ipv6.fraghdr.more",
     "tcp.srcport", "tcp.dstport", "tcp.hdr_len", "tcp.len", "tcp.flags",
+    "tcp.options.mss_val", "tcp.options.timestamp.tsval",
     "udp.srcport", "udp.dstport", "udp.length",
 ]
 # Layers flowpic steps over between the IPv6 header and the transport.
@@ -218,7 +219,7 @@ def link_ok(layers):
 
 
 class Pkt:
-    __slots__ = ("ts", "proto", "src", "sport", "dst", "dport", "size", "ip_len", "flags")
+    __slots__ = ("ts", "proto", "src", "sport", "dst", "dport", "size", "ip_len", "flags", "mss", "tsopt")
 
 
 def classify(row):
@@ -267,6 +268,10 @@ def classify(row):
         p.sport, p.dport = int(f["tcp.srcport"]), int(f["tcp.dstport"])
         hl = int(f["tcp.hdr_len"])
         p.flags = int(f["tcp.flags"], 16)
+        # A SYN's MSS and timestamp offer (tshark reads a timestamp option
+        # the snap length cut; flowpic does not: the SYN-ACK decides anyway).
+        p.mss = int(f["tcp.options.mss_val"] or 0) if p.flags & 0x02 else 0
+        p.tsopt = bool(f["tcp.options.timestamp.tsval"]) and bool(p.flags & 0x02)
         # IPv4: from the header fields; IPv6: tshark's own payload length
         # (payload length minus extension headers minus TCP header).
         p.size = l4_len - hl if l4_len is not None else int(f["tcp.len"])
@@ -276,6 +281,7 @@ def classify(row):
         p.sport, p.dport = int(f["udp.srcport"]), int(f["udp.dstport"])
         p.size = int(f["udp.length"]) - 8
         p.flags = 0
+        p.mss, p.tsopt = 0, False
         if p.size < 0 or (l4_len is not None and p.size + 8 > l4_len):
             return "l4bad", None
     p.src = ipaddress.ip_address(p.src).compressed
@@ -310,6 +316,8 @@ class Flow:
         self.payload = [0, 0]
         self.oversize = 0
         self.reordered = 0
+        self.mss = 0            # TCP: smallest MSS its SYNs announced
+        self.syn_ts = self.synack_seen = self.synack_ts = False
         self.blocks = collections.OrderedDict()   # k -> [samples, bytes, {(y, x): n}]
         self.end = None
         self.end_now = None
@@ -350,19 +358,35 @@ def model(pkts, window_s, idle_s, res_list):
             fl.reordered += 1
         fl.last = ts
         heapq.heappush(heap, (ts + idle, fl.id, key))
-        fl.packets[d] += 1
-        fl.bytes[d] += p.ip_len
-        fl.payload[d] += p.size
-        if p.size >= MAX_SIZE:
-            fl.oversize += 1
-            continue
-        t = ts - fl.first
-        k = t // window
-        blk = fl.blocks.setdefault(k, [0, 0, {r: collections.Counter() for r in res_list}])
-        blk[0] += 1
-        blk[1] += p.size
-        for r in res_list:
-            blk[2][r][(p.size * r // MAX_SIZE, (t - k * window) * r // window)] += 1
+        if p.proto == 6 and p.flags & 0x02:
+            if p.mss and (not fl.mss or p.mss < fl.mss):
+                fl.mss = p.mss
+            if p.flags & 0x10:
+                fl.synack_seen, fl.synack_ts = True, fl.synack_ts or p.tsopt
+            else:
+                fl.syn_ts = fl.syn_ts or p.tsopt
+        # A TSO/GRO super-packet is the wire segments it stands for: the
+        # handshake's MSS, less 12 when the SYN-ACK took the timestamp offer.
+        seg = fl.mss
+        if seg and (fl.synack_ts if fl.synack_seen else fl.syn_ts) and seg > 12:
+            seg -= 12
+        sizes = [p.size]
+        if seg and p.size > seg:
+            sizes = [seg] * (p.size // seg) + ([p.size % seg] if p.size % seg else [])
+        for size in sizes:
+            fl.packets[d] += 1
+            fl.bytes[d] += p.ip_len - p.size + size
+            fl.payload[d] += size
+            if size >= MAX_SIZE:
+                fl.oversize += 1
+                continue
+            t = ts - fl.first
+            k = t // window
+            blk = fl.blocks.setdefault(k, [0, 0, {r: collections.Counter() for r in res_list}])
+            blk[0] += 1
+            blk[1] += size
+            for r in res_list:
+                blk[2][r][(size * r // MAX_SIZE, (t - k * window) * r // window)] += 1
     for fl in sorted(active.values(), key=lambda x: x.id):
         end(fl, "input")
     flows = sorted(done, key=lambda x: x.id)

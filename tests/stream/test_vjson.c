@@ -68,6 +68,25 @@ static void test_classify_form(void **state)
 	assert_true(v.duration_ns == 62121961000ull);
 	assert_int_equal(v.stage, STREAM_STAGE_EARLY);
 	assert_int_equal(v.blocks, 2);
+	/* A reason this build does not know is sent as unspecified. */
+	assert_int_equal(v.reason, STREAM_REASON_UNSPECIFIED);
+	/* The reasons as classify --json prints them, the proto's names, numbers;
+	 * the old "no_blocks" is "sparse". */
+	assert_int_equal(parse("{\"class\":\"unknown\",\"reason\":\"sparse\"}", &v, err), 0);
+	assert_int_equal(v.reason, STREAM_REASON_SPARSE);
+	assert_int_equal(parse("{\"class\":\"unknown\",\"reason\":\"other\"}", &v, err), 0);
+	assert_int_equal(v.reason, STREAM_REASON_OTHER);
+	assert_int_equal(parse("{\"class\":\"unknown\",\"reason\":\"REASON_LOW_CONFIDENCE\"}",
+			       &v, err), 0);
+	assert_int_equal(v.reason, STREAM_REASON_LOW_CONFIDENCE);
+	assert_int_equal(parse("{\"class\":\"unknown\",\"reason\":4}", &v, err), 0);
+	assert_int_equal(v.reason, STREAM_REASON_DISAGREE);
+	assert_int_equal(parse("{\"class\":\"unknown\",\"reason\":\"no_blocks\"}", &v, err), 0);
+	assert_int_equal(v.reason, STREAM_REASON_SPARSE);
+	assert_int_equal(parse("{\"class\":\"video\",\"reason\":\"ok\"}", &v, err), 0);
+	assert_int_equal(v.reason, STREAM_REASON_OK);
+	assert_string_equal(stream_reason_name(STREAM_REASON_UNTRACKED), "untracked");
+	assert_int_equal(parse("{\"class\":\"video\",\"reason\":true}", &v, err), -1);
 	/* The probabilities as classify --json prints them: an object in class order. */
 	{
 		struct vjson_classes vc;

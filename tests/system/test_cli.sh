@@ -160,7 +160,7 @@ assert (np.minimum(s.astype(int).sum(axis=1), 255) == b).all()
 PY
 
 # --- bad CSV rows: reported with file:line, counted, the rest kept ---
-{ head -5 "$tmp/demo.csv"; echo "garbage,row"; echo "1.0,6,10.0.0.1,70000,10.0.0.2,1,1,1,0"; tail -n +6 "$tmp/demo.csv"; } > "$tmp/badrows.csv"
+{ head -5 "$tmp/demo.csv"; echo "garbage,row"; echo "1.0,6,10.0.0.1,70000,10.0.0.2,1,1,1,0,,"; tail -n +6 "$tmp/demo.csv"; } > "$tmp/badrows.csv"
 "$flowpic" flows --json "$tmp/badrows.csv" > "$tmp/badrows.json" 2> "$tmp/badrows.err"
 rc=$?
 check "bad CSV rows: exit 0, file:line named" bash -c "[ $rc -eq 0 ] && grep -q 'badrows.csv:6: bad CSV row' '$tmp/badrows.err' && grep -q 'badrows.csv:7: bad CSV row.*sport' '$tmp/badrows.err'"

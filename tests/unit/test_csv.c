@@ -20,7 +20,7 @@ static struct csv_layout layout_of(const char *header)
 	return lay;
 }
 
-/* The columns before tcp_seg: files written before it still read. */
+/* The columns before tcp_mss: files written before them still read. */
 #define V1_COLUMNS "time,proto,src,sport,dst,dport,size,ip_len,tcp_flags"
 
 static void test_round_trip_exact(void **state)
@@ -41,7 +41,7 @@ static void test_round_trip_exact(void **state)
 	in[1].src[0] = 0x20, in[1].src[1] = 0x01, in[1].src[15] = 1;
 	in[1].dst[0] = 0xfe, in[1].dst[1] = 0x80, in[1].dst[15] = 2;
 	in[1].sport = 1, in[1].dport = 443, in[1].proto = 6;
-	in[1].size = 0, in[1].ip_len = 60, in[1].tcp_flags = 0x12, in[1].tcp_seg = 1448;
+	in[1].size = 0, in[1].ip_len = 60, in[1].tcp_flags = 0x12, in[1].tcp_mss = 1460, in[1].tcp_ts = 1;
 	for (i = 0; i < 2; i++) {
 		FILE *f = fmemopen(buf, sizeof(buf), "w");
 

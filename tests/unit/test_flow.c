@@ -162,19 +162,20 @@ static void test_super_packet_split_by_syn_segment(void **state)
 	uint32_t i, drawn = 0;
 
 	(void)state;
-	syn.tcp_flags = 0x02, syn.tcp_seg = 1448;
-	synack.tcp_flags = 0x12, synack.tcp_seg = 1460;
+	syn.tcp_flags = 0x02, syn.tcp_mss = 1460, syn.tcp_ts = 1;
+	synack.tcp_flags = 0x12, synack.tcp_mss = 1500, synack.tcp_ts = 1;
 	add(ft, syn);
 	add(ft, synack);
 	add(ft, big);		/* 6 x 1448 + 1312 */
 	add(ft, mk(T0 + 3, 2, 443, 1, 5555, 1448));	/* one segment: as it is */
 	flow_table_flush(ft);
-	assert_int_equal(s.flows[0].tcp_seg, 1448);
+	assert_int_equal(flow_tcp_segment(&s.flows[0]), 1448);
 	assert_int_equal(s.flows[0].packets[FLOW_DIR_REV], 1 + 7 + 1);
 	assert_int_equal(s.flows[0].payload[FLOW_DIR_REV], 10000 + 1448);
 	assert_int_equal(s.flows[0].ip_bytes[FLOW_DIR_REV], 40 + 7 * 40 + 10000 + 40 + 1448);
 	assert_int_equal(s.flows[0].oversize, 0);
 	assert_int_equal(flow_table_stats(ft)->super_packets, 1);
+	assert_int_equal(flow_table_stats(ft)->super_segments, 7);
 	assert_int_equal(flow_table_stats(ft)->packets, 4);
 	for (i = 0; i < 32 * 32; i++)
 		drawn += s.blocks[0].pic[i];
@@ -183,6 +184,27 @@ static void test_super_packet_split_by_syn_segment(void **state)
 }
 
 /* Without an announced segment size a big record stays one oversize packet. */
+/* The segment size: the smaller MSS, less 12 when the SYN-ACK answers the
+ * SYN's timestamp offer (the SYN alone when no SYN-ACK was captured). */
+static void test_tcp_segment_rules(void **state)
+{
+	struct flow f;
+
+	(void)state;
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(flow_tcp_segment(&f), 0);
+	f.tcp_mss = 1460;
+	assert_int_equal(flow_tcp_segment(&f), 1460);
+	f.tcp_syn = FLOW_SYN_TS;
+	assert_int_equal(flow_tcp_segment(&f), 1448);
+	f.tcp_syn = FLOW_SYN_TS | FLOW_SYNACK_SEEN;	/* offer declined */
+	assert_int_equal(flow_tcp_segment(&f), 1460);
+	f.tcp_syn = FLOW_SYN_TS | FLOW_SYNACK_SEEN | FLOW_SYNACK_TS;
+	assert_int_equal(flow_tcp_segment(&f), 1448);
+	f.tcp_syn = FLOW_SYNACK_SEEN | FLOW_SYNACK_TS;	/* SYN's option cut by the snap length */
+	assert_int_equal(flow_tcp_segment(&f), 1448);
+}
+
 static void test_super_packet_without_syn_is_oversize(void **state)
 {
 	struct seen s;
@@ -612,6 +634,7 @@ int main(void)
 		cmocka_unit_test(test_syn_ack_first_names_initiator),
 		cmocka_unit_test(test_super_packet_split_by_syn_segment),
 		cmocka_unit_test(test_super_packet_without_syn_is_oversize),
+		cmocka_unit_test(test_tcp_segment_rules),
 		cmocka_unit_test(test_idle_timeout_splits),
 		cmocka_unit_test(test_table_bound_refuses_and_counts),
 		cmocka_unit_test(test_block_edges_and_completeness),

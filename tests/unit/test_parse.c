@@ -53,19 +53,22 @@ static void test_syn_segment_size(void **state)
 	tcp(&f, 40000, 443, 0x02, 10);
 	memcpy(f.b + hdr + 20, opts, sizeof(opts));
 	assert_int_equal(parse_frame(LINK_ETHERNET, f.b, f.len, f.len, &p), SKIP_NONE);
-	assert_int_equal(p.tcp_seg, 1460 - 12);
+	assert_int_equal(p.tcp_mss, 1460);
+	assert_int_equal(p.tcp_ts, 1);
 	/* Snap length inside the timestamp option: MSS alone. */
 	assert_int_equal(parse_frame(LINK_ETHERNET, f.b, hdr + 28, f.len, &p), SKIP_NONE);
-	assert_int_equal(p.tcp_seg, 1460);
+	assert_int_equal(p.tcp_mss, 1460);
+	assert_int_equal(p.tcp_ts, 0);
 	/* Not a SYN: options are not read. */
 	f.b[hdr + 13] = 0x10;
 	assert_int_equal(parse_frame(LINK_ETHERNET, f.b, f.len, f.len, &p), SKIP_NONE);
-	assert_int_equal(p.tcp_seg, 0);
+	assert_int_equal(p.tcp_mss, 0);
 	/* An option length running past the header stops the walk. */
 	f.b[hdr + 13] = 0x12;
 	f.b[hdr + 21] = 40;
 	assert_int_equal(parse_frame(LINK_ETHERNET, f.b, f.len, f.len, &p), SKIP_NONE);
-	assert_int_equal(p.tcp_seg, 0);
+	assert_int_equal(p.tcp_mss, 0);
+	assert_int_equal(p.tcp_ts, 0);
 }
 
 static void test_vlan_and_qinq(void **state)
