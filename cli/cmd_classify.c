@@ -474,13 +474,18 @@ static void classes_print_text(const struct classify_args *a)
 
 	printf("# verdicts: %" PRIu64 " flows (%" PRIu64 " shown), %" PRIu64 " blocks (%" PRIu64
 	       " partial, %" PRIu64 " sparse, %" PRIu64 " other); model %s (%s %s, %ux%u, %.0f s "
-	       "blocks); blocks vote from %u packets; unknown below %.2f confidence or runner-up "
-	       "votes over %.2f x top\n", a->flows, a->shown, st->blocks, st->blocks_early,
-	       st->blocks_sparse, st->blocks_other, classifier_model_source(a->c), m->name,
-	       m->version, m->res, m->res, (double)m->window_ns / 1e9, cfg->min_block_packets,
+	       "blocks); blocks vote from %u packets; other below %.2f probability; unknown below "
+	       "%.2f confidence or runner-up votes over %.2f x top\n", a->flows, a->shown,
+	       st->blocks, st->blocks_early, st->blocks_sparse, st->blocks_other,
+	       classifier_model_source(a->c), m->name, m->version, m->res, m->res,
+	       (double)m->window_ns / 1e9, cfg->min_block_packets, (double)cfg->reject_prob,
 	       (double)cfg->min_confidence, (double)cfg->vote_ratio);
 	for (i = 0; i <= m->n_classes; i++) {
 		const struct class_total *t = &a->total[i];
+
+		/* A background class is never a verdict: its flows are unknown (other). */
+		if (i < m->n_classes && !strcmp(m->classes[i], CLASSIFY_OTHER_NAME))
+			continue;
 
 		printf("#   %-14s %8" PRIu64 " flows %6.1f %%  %12" PRIu64 " packets", i < m->n_classes
 		       ? m->classes[i] : "unknown", t->flows,

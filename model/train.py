@@ -102,6 +102,23 @@ def summary(r):
                r["blocks"], r["per_flow"]["flows"]))
 
 
+def one_way_copies(x, y, frac, other, gen):
+    """Captures of one direction only: a fraction frac of the class pictures
+    (label not `other`) of a batch of split pictures [B, 2, R, R] (channel 0
+    initiator -> responder, channel 1 the reverse) replaced, half and half, by
+    (ch0, 0), only the initiator's packets captured, or (ch1, 0), only the
+    responder's (which then is the initiator). Transforms the exporter's
+    pictures; draws nothing new."""
+    pick = (torch.rand(len(y), generator=gen) < frac) & (y != other)
+    if not bool(pick.any()):
+        return x
+    x = x.clone()
+    rev = pick & (torch.rand(len(y), generator=gen) < 0.5)
+    x[rev, 0] = x[rev, 1]
+    x[pick, 1] = 0
+    return x
+
+
 def train_epochs(model, params, train, args, log, epochs, lr, val=None, tag="train",
                  history=None):
     """Class-balanced minibatch training; returns the state of the best
@@ -109,8 +126,13 @@ def train_epochs(model, params, train, args, log, epochs, lr, val=None, tag="tra
     opt = torch.optim.Adam(params, lr=lr, weight_decay=args.weight_decay)
     lossf = nn.CrossEntropyLoss()
     x_all, y_all = torch.from_numpy(train.pics), torch.from_numpy(train.y)
-    weights = torch.from_numpy(data.balanced_weights(train.y, len(CLASSES)))
+    w = data.balanced_weights(train.y, len(CLASSES))
+    oth = CLASSES.index("other") if "other" in CLASSES else -1
+    if oth >= 0 and args.other_weight != 1.0:
+        w = np.where(train.y == oth, w * args.other_weight, w)
+    weights = torch.from_numpy(w)
     gen = torch.Generator().manual_seed(args.seed)
+    one_way = args.one_way_frac if x_all.dim() == 4 and x_all.shape[1] == 2 else 0.0
     size = args.epoch_size or len(train)
     best, best_f1 = copy.deepcopy(model.state_dict()), -1.0
     for epoch in range(1, epochs + 1):
@@ -121,7 +143,10 @@ def train_epochs(model, params, train, args, log, epochs, lr, val=None, tag="tra
         tot_loss, preds, ys = 0.0, [], []
         for i in range(0, size, args.batch):
             idx = order[i:i + args.batch]
-            xb, yb = to_input(x_all[idx]), y_all[idx]
+            xr, yb = x_all[idx], y_all[idx]
+            if one_way > 0:
+                xr = one_way_copies(xr, yb, one_way, oth, gen)
+            xb = to_input(xr)
             logits = model(xb)
             loss = lossf(logits, yb)
             opt.zero_grad()
@@ -288,6 +313,14 @@ def main():
     ap.add_argument("--weight-decay", type=float, default=0.0)
     ap.add_argument("--dropout", action="store_true", help="dropout before the first dense "
                     "layers (the flowpic1500 net always has the paper's)")
+    ap.add_argument("--one-way-frac", type=float, default=0.0, metavar="F",
+                    help="split pictures: this fraction of the class pictures drawn for "
+                    "training (never 'other', never validation or held-out sets) replaced by "
+                    "a one-direction capture of them, half (ch0, 0), half (ch1 moved to "
+                    "ch0, 0) (default 0: none)")
+    ap.add_argument("--other-weight", type=float, default=1.0, metavar="W",
+                    help="with --other: draw 'other' pictures W times as often as the "
+                    "class-balanced sampler would (default 1)")
     ap.add_argument("--epoch-size", type=int, help="pictures drawn per epoch (default: as many "
                     "as the training set has)")
     ap.add_argument("--val-frac", type=float, default=0.15,

@@ -168,6 +168,8 @@ def block_reason(b, min_packets, reject_prob, reject_energy):
     threshold to tell from the printed 4 decimals."""
     if b["samples"] < min_packets:
         return "sparse"
+    if b["top"] == "other":
+        return "other"
     if abs(b["confidence"] - reject_prob) < 2e-4 or abs(b["energy"] - reject_energy) < 2e-4:
         return None
     if b["confidence"] < reject_prob or b["energy"] > reject_energy:
@@ -182,8 +184,9 @@ def the_rule(a, capture):
     inf = float("inf")
     for min_packets, prob, energy in ((20, 0, inf), (0, 0, inf), (0, 0.9, inf), (0, 0, -5),
                                       (5, 0.99, -9)):
-        args = ["--min-block-packets", str(min_packets)]
-        args += ["--reject-prob", str(prob)] if prob else []
+        # Always explicit: a model with an 'other' class rejects below 0.6
+        # unless told otherwise (checked apart below).
+        args = ["--min-block-packets", str(min_packets), "--reject-prob", str(prob)]
         args += ["--reject-energy", str(energy)] if energy != inf else []
         r = run([a.flowpic, "classify", "-q", "--json", "--blocks", capture] + args)
         classes = jlines(r.stdout, "classes")[0]["classes"]
@@ -225,6 +228,12 @@ def the_rule(a, capture):
             reasons[f["reason"]] = reasons.get(f["reason"], 0) + 1
         print(f"rule {' '.join(args)}: {n} flows follow the documented rule "
               f"({sum(f['early'] for f in flows)} early, reasons {reasons})")
+    # The default rejection: 0.6 for a model with an 'other' class, else off.
+    r = run([a.flowpic, "classify", "-q", "--json", "--blocks", capture])
+    names = list(jlines(r.stdout, "flow")[0]["probs"])
+    want = "0.6" if "other" in names else "0"
+    r2 = run([a.flowpic, "classify", "-q", "--json", "--blocks", capture, "--reject-prob", want])
+    check(r.stdout == r2.stdout, f"default rejection is --reject-prob {want} for this model")
     for bad_arg in (["--reject-prob", "2"], ["--reject-energy", "x"],
                     ["--min-block-packets", "-1"]):
         r = run([a.flowpic, "classify", "-q"] + bad_arg + [capture])
