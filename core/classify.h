@@ -100,7 +100,7 @@
  * probabilities (docs/classify.md has the numbers). */
 #define CLASSIFY_MIN_CONFIDENCE_AUTO (-1.0f)
 /* Minimum evidence: blocks of fewer packets (both directions) do not vote.
- * Provisional: to be chosen on held-out data. */
+ * Chosen on held-out real captures (docs/classify.md). */
 #define CLASSIFY_MIN_BLOCK_PACKETS 20
 /* Rejection off: no probability is below 0, no energy above +inf. */
 #define CLASSIFY_REJECT_PROB_OFF 0.0f
