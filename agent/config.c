@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "flow.h"
+#include "log.h"
 #include "merge.h"
 #include "number.h"
 
@@ -169,18 +170,8 @@ const struct config_setting *config_find_key(int key)
 	return NULL;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
+/* One line into err (log_errbuf), and the -1 the setters return. */
+#define fail(err, errlen, ...) log_errbuf_ret(-1, err, errlen, __VA_ARGS__)
 
 /* ns as the shortest decimal seconds: 1000 -> "0.000001", 2e9 -> "2". */
 static const char *fmt_seconds(uint64_t ns, char *buf, size_t len)

@@ -28,6 +28,7 @@
 
 #include "capture.h"
 #include "caps.h"
+#include "clock.h"
 #include "log.h"
 #include "run.h"
 
@@ -41,14 +42,6 @@ static bool cap_final_valid;
 static int loopback_ifindex[AGENT_MAX_IFACES];
 static unsigned n_loopback;
 static uint64_t loopback_egress;
-
-static uint64_t realtime_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
-}
 
 /* The capture's counters (run->source_counters): live, or as they were at
  * the close, for the last counters line. */
@@ -182,7 +175,7 @@ enum { TAG_CAPTURE, TAG_SIGNAL, TAG_SWEEP };
  * has been handed over), or without the merge the wall clock less the lag. */
 static void sweep(struct run *r)
 {
-	uint64_t now = realtime_ns(), wm = capture_watermark(r->cap);
+	uint64_t now = clock_real_ns(), wm = capture_watermark(r->cap);
 
 	if (wm)
 		agent_advance(&r->agent, wm);

@@ -8,19 +8,16 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/signalfd.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "forward.h"
 #include "log.h"
 #include "run.h"
 
 uint64_t run_mono_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
+	return clock_mono_ns();
 }
 
 /* The agent's counters, then the source's: what both the line and the

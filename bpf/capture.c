@@ -21,6 +21,7 @@
 
 #include "capture_abi.h"
 #include "capture_bpf.skel.h"
+#include "clock.h"
 #include "log.h"
 #include "merge.h"
 
@@ -150,21 +151,13 @@ void capture_config_default(struct capture_config *cfg)
 	cfg->batch_age_ms = 200;
 }
 
-static uint64_t clock_ns(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 /* BPF times are CLOCK_MONOTONIC; re-read the offset at each poll so a step
  * of the wall clock shows up within one poll. */
 static void update_clock_offset(struct capture *c)
 {
-	uint64_t m0 = clock_ns(CLOCK_MONOTONIC);
-	uint64_t r = clock_ns(CLOCK_REALTIME);
-	uint64_t m1 = clock_ns(CLOCK_MONOTONIC);
+	uint64_t m0 = clock_mono_ns();
+	uint64_t r = clock_real_ns();
+	uint64_t m1 = clock_mono_ns();
 	int64_t off = (int64_t)(r - (m0 + (m1 - m0) / 2));
 
 	if (!c->mono_to_real || llabs(off - c->mono_to_real) >= FP_CLOCK_STEP_NS)
@@ -361,7 +354,7 @@ static int run_flush(struct capture *c, uint64_t age_ns, bool all)
 
 int capture_flush(struct capture *c)
 {
-	uint64_t t = clock_ns(CLOCK_MONOTONIC);
+	uint64_t t = clock_mono_ns();
 	int e = run_flush(c, 0, false);
 
 	/* Every packet before t is in the rings now: the next poll releases
@@ -598,45 +591,35 @@ static uint32_t pow2_at_least(uint32_t v)
 	return p;
 }
 
-struct capture *capture_open(const struct capture_config *cfg, char *err, size_t errlen)
+int capture_config_check(const struct capture_config *cfg, char *err, size_t errlen)
 {
-	struct capture *c;
-	unsigned int i;
-	int e;
-
-	libbpf_set_print(libbpf_log);
 	if (cfg->n_ifaces > CAPTURE_MAX_IFACES) {
 		log_errbuf(err, errlen, "too many interfaces (%u, at most %d)", cfg->n_ifaces,
 		       CAPTURE_MAX_IFACES);
-		errno = EINVAL;
-		return NULL;
+		return -EINVAL;
 	}
 	if (cfg->ring_bytes < 4096 || (cfg->ring_bytes & (cfg->ring_bytes - 1))) {
 		log_errbuf(err, errlen, "ring size %u is not a power of 2 >= 4096", cfg->ring_bytes);
-		errno = EINVAL;
-		return NULL;
+		return -EINVAL;
 	}
 	if (cfg->batch_age_ms < 1 || cfg->batch_age_ms > 2000) {
 		log_errbuf(err, errlen, "batch age %u ms out of range 1..2000", cfg->batch_age_ms);
-		errno = EINVAL;
-		return NULL;
+		return -EINVAL;
 	}
 	if (cfg->flow_map_size < 1 || cfg->flow_map_size > (1u << 24)) {
 		log_errbuf(err, errlen, "flow map size %u out of range 1..16777216",
 		       cfg->flow_map_size);
-		errno = EINVAL;
-		return NULL;
+		return -EINVAL;
 	}
-	c = calloc(1, sizeof(*c));
-	if (!c) {
-		log_errbuf(err, errlen, "out of memory");
-		return NULL;
-	}
-	c->epfd = -1;
-	c->design = cfg->design;
-	c->batch_age_ns = (uint64_t)cfg->batch_age_ms * 1000000ULL;
-	c->slot_mask = pow2_at_least(cfg->flow_map_size) - 1;
-	c->wakeup_bytes = cfg->eager_wakeup ? 0 : cfg->ring_bytes / 8;
+	return 0;
+}
+
+/* The interfaces of cfg by name: their indexes. */
+static int resolve_ifaces(struct capture *c, const struct capture_config *cfg, char *err,
+			  size_t errlen)
+{
+	unsigned int i;
+
 	for (i = 0; i < cfg->n_ifaces; i++) {
 		struct iface *f = &c->ifaces[i];
 
@@ -646,35 +629,48 @@ struct capture *capture_open(const struct capture_config *cfg, char *err, size_t
 		if (!f->ifindex || strlen(cfg->ifaces[i]) >= IF_NAMESIZE) {
 			log_errbuf(err, errlen, "interface '%s' does not exist: give one of the "
 			       "names 'ip link show' lists", cfg->ifaces[i]);
-			e = -ENODEV;
-			goto fail;
+			return -ENODEV;
 		}
 	}
+	return 0;
+}
+
+/* What the kernel and the process must have: BTF, capabilities, ring buffers. */
+static int check_kernel(const struct capture_config *cfg, char *err, size_t errlen)
+{
+	int e;
+
 	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
 		log_errbuf(err, errlen, "this kernel has no BTF (/sys/kernel/btf/vmlinux: %s): the "
 		       "BPF programs are CO-RE and need a kernel built with "
 		       "CONFIG_DEBUG_INFO_BTF=y (Debian's 5.10+ kernels have it)", strerror(errno));
-		e = -ENOTSUP;
-		goto fail;
+		return -ENOTSUP;
 	}
 	e = check_caps(cfg->n_ifaces > 0, err, errlen);
 	if (e)
-		goto fail;
+		return e;
 	e = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL);
 	if (e == 0) {
 		log_errbuf(err, errlen, "this kernel has no BPF ring buffers (BPF_MAP_TYPE_RINGBUF "
 		       "needs Linux 5.8 or later): upgrade the kernel (6.6 or later recommended)");
-		e = -ENOTSUP;
-		goto fail;
+		return -ENOTSUP;
 	}
 	/* A probe that fails says nothing about the kernel: the load will tell. */
 	if (e < 0)
 		log_warn("cannot probe for BPF ring buffers (%s): trying anyway", strerror(-e));
+	return 0;
+}
+
+/* Per-CPU state: the CPU count, the merge, the state buffer. */
+static int alloc_state(struct capture *c, const struct capture_config *cfg, char *err,
+		       size_t errlen)
+{
+	int e;
+
 	c->ncpu = libbpf_num_possible_cpus();
 	if (c->ncpu <= 0) {
 		log_errbuf(err, errlen, "cannot count CPUs: %s", strerror(-c->ncpu));
-		e = c->ncpu;
-		goto fail;
+		return c->ncpu;
 	}
 	if (!cfg->no_merge) {
 		uint32_t held = cfg->merge_max_held ? cfg->merge_max_held : MERGE_DEFAULT_MAX_HELD;
@@ -685,20 +681,28 @@ struct capture *capture_open(const struct capture_config *cfg, char *err, size_t
 			log_errbuf(err, errlen, "cannot set up the time-ordered merge of %u records: "
 				   "%s (merge_max_held is 1..%u)", held, strerror(-e),
 				   MERGE_MAX_MAX_HELD);
-			goto fail;
+			return e;
 		}
 	}
 	c->state_buf = calloc((size_t)c->ncpu, sizeof(struct fp_cpu_state));
 	if (!c->state_buf) {
 		log_errbuf(err, errlen, "out of memory");
-		e = -ENOMEM;
-		goto fail;
+		return -ENOMEM;
 	}
+	return 0;
+}
+
+/* Open, size and load the skeleton, then its rings. */
+static int load_programs(struct capture *c, const struct capture_config *cfg, char *err,
+			 size_t errlen)
+{
+	int e;
+
 	c->skel = capture_bpf__open();
 	if (!c->skel) {
 		e = -errno;
 		log_errbuf(err, errlen, "cannot open the embedded BPF object: %s", strerror(-e));
-		goto fail;
+		return e;
 	}
 	c->skel->rodata->design = (uint32_t)c->design;
 	c->skel->rodata->slot_mask = c->slot_mask;
@@ -721,39 +725,83 @@ struct capture *capture_open(const struct capture_config *cfg, char *err, size_t
 		save_verifier_log(cfg, c, where, sizeof(where));
 		log_errbuf(err, errlen, "the kernel refused the capture programs (%s); verifier log "
 		       "in %s: report it with 'uname -r'", strerror(-e), where);
-		goto fail;
+		return e;
 	}
 	e = setup_rings(c, cfg->ring_bytes, err, errlen);
 	if (e) {
 		if (err && !err[0])
 			log_errbuf(err, errlen, "cannot set up the ring buffers: %s", strerror(-e));
-		goto fail;
+		return e;
 	}
 	c->epfd = ring_buffer__epoll_fd(c->rb);
+	return 0;
+}
+
+/* XDP on every interface, TC egress unless no_egress; one line each. */
+static int attach_all(struct capture *c, const struct capture_config *cfg, char *err,
+		      size_t errlen)
+{
+	unsigned int i;
+	int e;
+
 	for (i = 0; i < cfg->n_ifaces; i++) {
 		struct iface *f = &c->ifaces[i];
 
 		c->n_ifaces = i + 1;
 		e = attach_xdp(c, f, cfg->force_generic_xdp, err, errlen);
 		if (e)
-			goto fail;
+			return e;
 		if (!cfg->no_egress) {
 			e = attach_tc(c, f, err, errlen);
 			if (e)
-				goto fail;
+				return e;
 		}
 		log_info("%s: capturing (ifindex %d): XDP ingress %s, TC egress %s, design %s",
 			 f->name, f->ifindex, f->mode,
 			 cfg->no_egress ? "off" : f->tc_netlink ? "cls_bpf (netlink)" : "tcx link",
 			 c->design == CAPTURE_BATCHES ? "batches" : "records");
 	}
+	return 0;
+}
+
+struct capture *capture_open(const struct capture_config *cfg, char *err, size_t errlen)
+{
+	struct capture *c;
+	int e;
+
+	libbpf_set_print(libbpf_log);
+	e = capture_config_check(cfg, err, errlen);
+	if (e) {
+		errno = -e;
+		return NULL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		log_errbuf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->epfd = -1;
+	c->design = cfg->design;
+	c->batch_age_ns = (uint64_t)cfg->batch_age_ms * 1000000ULL;
+	c->slot_mask = pow2_at_least(cfg->flow_map_size) - 1;
+	c->wakeup_bytes = cfg->eager_wakeup ? 0 : cfg->ring_bytes / 8;
+	e = resolve_ifaces(c, cfg, err, errlen);
+	if (!e)
+		e = check_kernel(cfg, err, errlen);
+	if (!e)
+		e = alloc_state(c, cfg, err, errlen);
+	if (!e)
+		e = load_programs(c, cfg, err, errlen);
+	if (!e)
+		e = attach_all(c, cfg, err, errlen);
+	if (e) {
+		capture_close(c);
+		errno = -e > 0 ? -e : EINVAL;
+		return NULL;
+	}
 	update_clock_offset(c);
-	c->last_flush = c->last_sweep = clock_ns(CLOCK_MONOTONIC);
+	c->last_flush = c->last_sweep = clock_mono_ns();
 	return c;
-fail:
-	capture_close(c);
-	errno = -e > 0 ? -e : EINVAL;
-	return NULL;
 }
 
 int capture_fd(const struct capture *c)
@@ -793,7 +841,7 @@ int capture_poll(struct capture *c, int timeout_ms, capture_pkt_fn on_pkt, void 
 			half = 1;
 		if (timeout_ms < 0 || timeout_ms > half)
 			timeout_ms = half;
-		now = clock_ns(CLOCK_MONOTONIC);
+		now = clock_mono_ns();
 		if (now - c->last_flush >= c->batch_age_ns / 2) {
 			bool sweep = now - c->last_sweep >= FP_IDLE_NS;
 
@@ -818,7 +866,7 @@ int capture_poll(struct capture *c, int timeout_ms, capture_pkt_fn on_pkt, void 
 	}
 	/* Records design: each CPU's ring is in time order, so a full drain
 	 * proves every packet before its start delivered. */
-	drained_from = clock_ns(CLOCK_MONOTONIC);
+	drained_from = clock_mono_ns();
 	e = ring_buffer__consume(c->rb);
 	if (e < 0)
 		return e;

@@ -104,7 +104,13 @@ typedef void (*capture_pkt_fn)(void *ctx, const struct pkt *p, int ifindex,
 void capture_config_default(struct capture_config *cfg);
 
 /*
- * Load and attach.  NULL on failure with one line in err that says what
+ * Check cfg's sizes and counts without touching the kernel: 0, or -EINVAL
+ * with one line in err (the line capture_open() would give).
+ */
+int capture_config_check(const struct capture_config *cfg, char *err, size_t errlen);
+
+/*
+ * capture_config_check(), then load and attach.  NULL on failure with one line in err that says what
  * failed and what to do (no such interface, no BTF, no ring buffers, missing
  * capability, verifier failure with the log's path).
  */

@@ -99,9 +99,6 @@ static error_t export_parse(int key, char *arg, struct argp_state *state)
 	int d;
 
 	switch (key) {
-	case ARGP_KEY_INIT:
-		state->child_inputs[0] = &a->common;
-		return 0;
 	case 'o':
 		a->out = arg;
 		return 0;
@@ -149,11 +146,6 @@ static error_t export_parse(int key, char *arg, struct argp_state *state)
 		if (parse_u64(arg, 0, UINT64_MAX, &a->common.flow.aug.seed))
 			argp_error(state, "--aug-seed '%s': give a whole number", arg);
 		return 0;
-	case ARGP_KEY_ARG:
-		if (a->file)
-			argp_error(state, "give one input file (got '%s' too)", arg);
-		a->file = arg;
-		return 0;
 	case ARGP_KEY_END:
 		if (!a->file)
 			argp_error(state, "give the capture or CSV file to export");
@@ -161,7 +153,7 @@ static error_t export_parse(int key, char *arg, struct argp_state *state)
 			argp_error(state, "--format npy and sparse need -o PREFIX (files, not stdout)");
 		return 0;
 	}
-	return ARGP_ERR_UNKNOWN;
+	return file_parse(key, arg, state, &a->common, &a->file);
 }
 
 static const char export_doc[] =

@@ -44,9 +44,6 @@ static error_t render_parse(int key, char *arg, struct argp_state *state)
 	int d;
 
 	switch (key) {
-	case ARGP_KEY_INIT:
-		state->child_inputs[0] = &a->common;
-		return 0;
 	case OPT_FLOW:
 		if (parse_u64(arg, 1, UINT64_MAX, &a->flow_id))
 			argp_error(state, "--flow '%s': give a flow ID from `flowpic flows` (1 or more)",
@@ -65,11 +62,6 @@ static error_t render_parse(int key, char *arg, struct argp_state *state)
 			argp_error(state, "--direction '%s': give both, fwd or rev", arg);
 		a->dirs = (enum pic_dirs)d;
 		return 0;
-	case ARGP_KEY_ARG:
-		if (a->file)
-			argp_error(state, "give one input file (got '%s' too)", arg);
-		a->file = arg;
-		return 0;
 	case ARGP_KEY_END:
 		if (!a->file)
 			argp_error(state, "give the capture or CSV file");
@@ -79,7 +71,7 @@ static error_t render_parse(int key, char *arg, struct argp_state *state)
 			argp_error(state, "give -o FILE.png");
 		return 0;
 	}
-	return ARGP_ERR_UNKNOWN;
+	return file_parse(key, arg, state, &a->common, &a->file);
 }
 
 static const char render_doc[] =

@@ -138,6 +138,22 @@ error_t files_parse(int key, struct argp_state *state, struct common_opts *commo
 	return ARGP_ERR_UNKNOWN;
 }
 
+error_t file_parse(int key, char *arg, struct argp_state *state, struct common_opts *common,
+		   const char **file)
+{
+	switch (key) {
+	case ARGP_KEY_INIT:
+		state->child_inputs[0] = common;
+		return 0;
+	case ARGP_KEY_ARG:
+		if (*file)
+			argp_error(state, "give one input file (got '%s' too)", arg);
+		*file = arg;
+		return 0;
+	}
+	return ARGP_ERR_UNKNOWN;
+}
+
 /* ---- progress on a terminal: stderr only, never stdout ---- */
 
 /* Context of the pipeline hooks: progress state and the caller's tap. */

@@ -54,6 +54,15 @@ extern const struct argp_child common_children[];
 error_t files_parse(int key, struct argp_state *state, struct common_opts *common,
 		    char ***files, int *nfiles);
 
+/*
+ * The keys a `COMMAND FILE` parser (one input file) shares: common gets the
+ * shared options, *file the file (a second one is an error).  The command
+ * checks at ARGP_KEY_END that a file was given, and returns this for the
+ * keys it does not handle itself.
+ */
+error_t file_parse(int key, char *arg, struct argp_state *state, struct common_opts *common,
+		   const char **file);
+
 void common_opts_init(struct common_opts *o);
 
 /* Whole-string number parsing with a range; -1 and a message on failure. */

@@ -158,8 +158,8 @@ static int on_message(void *ctx, const uint8_t *msg, size_t len)
 		return -1;
 	}
 	if (!store_in_txn(s->store))
-		s->txn_start_ms = now_ms();
-	if (store_put_batch(s->store, b, wall_ns(), &idx, err, sizeof(err))) {
+		s->txn_start_ms = clock_mono_ms();
+	if (store_put_batch(s->store, b, clock_real_ns(), &idx, err, sizeof(err))) {
 		struct stream *p, *next;
 
 		/* The transaction is gone: every batch waiting for it is lost,

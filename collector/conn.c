@@ -124,7 +124,7 @@ static void release_windows(struct conn *c);
 
 int conn_flush(struct conn *c)
 {
-	uint64_t t = now_ms();
+	uint64_t t = clock_mono_ms();
 
 	c->dirty = false;
 	for (;;) {
@@ -205,7 +205,7 @@ void conn_settle(struct conn *c)
 	conn_set_events(c, EPOLLIN | (blocked ? EPOLLOUT : 0));
 	if (blocked || conn_backlogged(c)) {
 		if (!c->stuck_since_ms)
-			c->stuck_since_ms = now_ms();
+			c->stuck_since_ms = clock_mono_ms();
 	} else {
 		c->stuck_since_ms = 0;
 	}
@@ -244,7 +244,7 @@ static void conn_handshake(struct conn *c)
 			conn_close(c, NULL);
 			return;
 		}
-		c->last_io_ms = now_ms();
+		c->last_io_ms = clock_mono_ms();
 		if (conn_start_h2(c)) {
 			conn_close(c, "cannot start HTTP/2 session");
 			return;
@@ -319,7 +319,7 @@ void conn_read(struct conn *c)
 		}
 		total += (size_t)n;
 		s->k.bytes_in += (uint64_t)n;
-		c->last_io_ms = now_ms();
+		c->last_io_ms = clock_mono_ms();
 		used = nghttp2_session_mem_recv(c->h2, s->rbuf, (size_t)n);
 		if (used < 0) {
 			h2_error(c, nghttp2_strerror((int)used));
@@ -411,7 +411,7 @@ int conn_adopt(struct server *s, int fd, const char *peer)
 	c->srv = s;
 	c->fd = fd;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
-	c->created_ms = c->last_io_ms = now_ms();
+	c->created_ms = c->last_io_ms = clock_mono_ms();
 	if (s->cfg.tls) {
 		c->ssl = SSL_new(s->cfg.tls);
 		if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1)

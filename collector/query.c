@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "clock.h"
 #include "json.h"
 #include "log.h"
 #include "number.h"
@@ -158,14 +159,6 @@ static void parse_flow(struct argp_state *state, struct query_opts *o, const cha
 	}
 }
 
-static uint64_t wall_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static bool valid_reason(const char *s)
 {
 	static const char *const names[] = { "ok", "other", "sparse", "disagree",
@@ -196,7 +189,7 @@ static error_t query_parse(int key, char *arg, struct argp_state *state)
 		break;
 	case 's':
 	case 'u':
-		if (query_parse_time(arg, wall_now(), &v))
+		if (query_parse_time(arg, clock_real_ns(), &v))
 			argp_error(state, "--%s '%s': give Unix seconds, YYYY-MM-DDTHH:MM:SSZ (UTC) or -30m/-2h/-1d",
 				   key == 's' ? "since" : "until", arg);
 		if (key == 's') {

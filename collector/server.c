@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "grpc_status.h"
+#include "hostport.h"
 #include "log.h"
 #include "server_int.h"
 
@@ -174,7 +175,7 @@ static void goaway_close(struct conn *c)
 
 static void check_timeouts(struct server *s)
 {
-	uint64_t t = now_ms();
+	uint64_t t = clock_mono_ms();
 	struct conn *c, *next;
 
 	for (c = s->conns; c; c = next) {
@@ -202,27 +203,6 @@ static void check_timeouts(struct server *s)
 
 /* ---- set-up and the loop ---- */
 
-static int parse_listen(const char *spec, char *host, size_t hostlen, char *port, size_t portlen)
-{
-	const char *colon;
-
-	if (spec[0] == '[') {
-		const char *end = strchr(spec, ']');
-
-		if (!end || end[1] != ':')
-			return -1;
-		snprintf(host, hostlen, "%.*s", (int)(end - spec - 1), spec + 1);
-		snprintf(port, portlen, "%s", end + 2);
-		return 0;
-	}
-	colon = strrchr(spec, ':');
-	if (!colon)
-		return -1;
-	snprintf(host, hostlen, "%.*s", (int)(colon - spec), spec);
-	snprintf(port, portlen, "%s", colon + 1);
-	return *port ? 0 : -1;
-}
-
 struct server *server_new(const struct server_config *cfg, struct store *store, char *err,
 			  size_t errlen)
 {
@@ -243,7 +223,8 @@ struct server *server_new(const struct server_config *cfg, struct store *store, 
 	s->cfg = *cfg;
 	s->store = store;
 	s->lfd = s->ep = s->sfd = -1;
-	if (parse_listen(cfg->listen, host, sizeof(host), port, sizeof(port))) {
+	if (rpc_hostport_parse(cfg->listen, RPC_HOSTPORT_LISTEN, host, sizeof(host), port,
+			       sizeof(port))) {
 		snprintf(err, errlen, "--listen %s: give HOST:PORT, [IPV6]:PORT or :PORT", cfg->listen);
 		goto fail;
 	}
@@ -337,7 +318,7 @@ int server_step(struct server *s, int max_wait_ms)
 			conn_event(p, ev[i].events);
 		}
 	}
-	t = now_ms();
+	t = clock_mono_ms();
 	/* Group commit: when no input waits, or the group is big or old. */
 	if (store_in_txn(s->store) || s->pending) {
 		if (n == 0 || s->txn_verdicts >= s->cfg.commit_max ||

@@ -19,6 +19,7 @@
 #include <nghttp2/nghttp2.h>
 #include <openssl/ssl.h>
 
+#include "clock.h"
 #include "grpc_frame.h"
 #include "server.h"
 
@@ -98,22 +99,6 @@ struct server {
 	nghttp2_option *h2opt;
 	uint8_t rbuf[READ_CHUNK];
 };
-
-static inline uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static inline uint64_t wall_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* call.c */
 int ackq_push(struct ackq *q, const struct ack *a);

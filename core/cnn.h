@@ -2,7 +2,8 @@
 /*
  * cnn.h - int8 CNN inference on FlowPics: exact integer arithmetic, no
  * allocation per picture, a plain C reference path and an AVX2 path that
- * gives the same bits.
+ * gives the same bits.  The engine is cnn.c; the kernels of the two paths
+ * are cnn_ref.c and cnn_avx2.c (declared in cnn_kernels.h).
  *
  * cnn_new() sizes everything from the model once: one arena holding the
  * largest pair of consecutive activation tensors, the scratch of the sparse
@@ -13,9 +14,9 @@
  *
  * The arithmetic (docs/model-format.md, "Arithmetic") is integer only:
  * int8 activations and weights, int32 accumulators and biases, and one
- * fixed-point requantization per output, cnn_requant() below.  The Python
- * side (model/flowpic_model/int8ref.py) implements the same definition, and
- * golden vectors from it are reproduced bit for bit.
+ * fixed-point requantization per output, cnn_requant() (cnn_kernels.h).
+ * The Python side (model/flowpic_model/int8ref.py) implements the same
+ * definition, and golden vectors from it are reproduced bit for bit.
  *
  * The first convolution of a nearly empty picture is computed by scattering
  * each non-zero input pixel into the accumulators it reaches (work per
@@ -95,46 +96,5 @@ static inline int cnn_cell_channel(enum model_dirs dirs, const struct cell *cl)
 	}
 	return -1;
 }
-
-/* ---- the arithmetic and the kernels (for the two paths and the tests) ---- */
-
-/*
- * The one requantization: clamp(floor((acc * mult + 2^(30 + shift)) /
- * 2^(31 + shift)), lo, 127), i.e. acc * mult / 2^(31 + shift) rounded to
- * nearest, ties up.  |acc| <= 2^30 (the loader's bound), mult < 2^31,
- * shift 0 .. 31; lo = 0 with ReLU, else -128.
- */
-static inline int8_t cnn_requant(int32_t acc, int32_t mult, int32_t shift, int32_t lo)
-{
-	int total = 31 + shift;
-	int64_t v = ((int64_t)acc * mult + ((int64_t)1 << (total - 1))) >> total;
-
-	return (int8_t)(v < lo ? lo : v > 127 ? 127 : v);
-}
-
-static inline int32_t cnn_relu_lo(const struct model_layer *l)
-{
-	return l->relu ? 0 : -128;
-}
-
-/* Reference kernels: in and out are CHW int8 tensors of the layer's shapes. */
-void cnn_conv2d_s8_ref(const struct model_layer *l, const int8_t *in, int8_t *out);
-void cnn_maxpool_s8_ref(const struct model_layer *l, const int8_t *in, int8_t *out);
-void cnn_dense_s8_ref(const struct model_layer *l, const int8_t *in, int8_t *out);
-void cnn_relu_s8(int8_t *x, size_t n);
-
-/* AVX2 path (cnn_avx2.c): false where the CPU (or the build) has none. */
-struct cnn_avx2;
-bool cnn_avx2_supported(void);
-struct cnn_avx2 *cnn_avx2_new(const struct model *m);
-void cnn_avx2_free(struct cnn_avx2 *a);
-size_t cnn_avx2_memory(const struct cnn_avx2 *a);
-/* Run layer i of the model (any type; relu/flatten in place when in == out). */
-void cnn_avx2_layer(struct cnn_avx2 *a, uint32_t i, const int8_t *in, int8_t *out);
-/* Sparse first convolution: d[0 .. n) += a * w[0 .. n), n a multiple of 8. */
-void cnn_avx2_axpy(int32_t *d, const int32_t *w, int32_t a, uint32_t n);
-/* The outputs out[c * npos] of layer 0 for accumulators bias[c] + d[c], 8
- * channels a group (d zero padded to a multiple of 8), then d = 0. */
-void cnn_avx2_sparse_out(struct cnn_avx2 *a, int32_t *d, int8_t *out, size_t npos);
 
 #endif

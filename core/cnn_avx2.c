@@ -3,7 +3,10 @@
  * cnn_avx2.c - the AVX2 kernels: the same integer results as the reference
  * kernels in cnn_ref.c, faster.  Only these functions are compiled for AVX2
  * (target attribute), so the rest of the build runs on any x86-64, and
- * cnn_new() picks this path at run time when the CPU has AVX2.
+ * cnn_new() (cnn.c) picks this path at run time when the CPU has AVX2.
+ * A leaf like cnn_ref.c: it includes cnn_kernels.h, not the engine's cnn.h.
+ * Over 700 lines on purpose: one kernel per layer kind, each with its own
+ * remainder handling next to its vector loop, as the reference beside it.
  *
  * Multiplies are int16 x int16 -> int32 pair sums (vpmaddwd) on int8 values
  * widened to 16 bits: each pair sum is at most 2 * 128 * 127 in magnitude,
@@ -17,13 +20,13 @@
  * broadcast a weight pair and multiply-accumulate 16 positions at once.
  * Dense: dot products of the widened input with 4 weight rows at a time.
  * Max-pool: vertical maxima of 32 bytes, then pairs for the 2x2/2 case.
- * The sparse first convolution (cnn_ref.c) uses axpy and requantization
- * helpers from here.
+ * The sparse first convolution (the engine's, cnn.c) uses axpy and
+ * requantization helpers from here.
  * The requantization is cnn_requant() on 8 lanes: 32 x 32 -> 64-bit
  * products, the rounding constant, and the shift done as "high half of
  * 2z" (exact floor(z / 2^31), as |z| < 2^62) then an arithmetic shift.
  */
-#include "cnn.h"
+#include "cnn_kernels.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -713,7 +716,7 @@ AVX2 static void maxpool(struct cnn_avx2 *a, const struct model_layer *l, const 
 	}
 }
 
-/* ---- the sparse first convolution's inner loops (see cnn_ref.c) ---- */
+/* ---- the sparse first convolution's inner loops (see cnn.c) ---- */
 
 AVX2 void cnn_avx2_axpy(int32_t *d, const int32_t *w, int32_t a, uint32_t n)
 {

@@ -1,5 +1,12 @@
 // SPDX-License-Identifier: MIT
-/* flow.c - the flow table and its blocks; see flow.h. */
+/*
+ * flow.c - the flow table and its blocks; see flow.h.
+ *
+ * Over 700 lines on purpose: the table (hashing, LRU, idle expiry), the
+ * blocks (open, bin, hand out) and the cell pool share one per-packet path
+ * whose pieces are static inline and call each other; split into files they
+ * would need a private header exporting the table's insides.
+ */
 #include "flow.h"
 
 #include <errno.h>
@@ -8,7 +15,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "flowpic.h"
+#include "bins.h"
 
 #define NONE UINT32_MAX
 

@@ -2,12 +2,9 @@
 /*
  * flowpic.h - the FlowPic: a 2-D histogram of one block, x = time, y = size.
  *
- * The one definition of binning, used as packets arrive (flow.c) and by
- * every test: a sample at time t (ns since the block start, 0 <= t < window)
- * with payload size s (0 <= s < 1500) lands in
- *
- *     x = floor(t * res / window)      (column; time left to right)
- *     y = floor(s * res / 1500)        (row; size bottom to top)
+ * A sample lands in cell (flowpic_xbin(), flowpic_ybin()): the one
+ * definition of binning is bins.h, which the flow table (flow.c) uses as
+ * packets arrive without depending on this file.
  *
  * Cells count packets and saturate at 255.  A picture in memory is res*res
  * bytes, row-major by y: pic[y * res + x].
@@ -17,18 +14,8 @@
 
 #include <stdint.h>
 
+#include "bins.h"
 #include "flow.h"
-
-static inline uint32_t flowpic_xbin(uint64_t t_ns, uint64_t window_ns, uint32_t res)
-{
-	/* t < window <= 2^42 ns (about 73 min) and res <= 2^11: no overflow. */
-	return (uint32_t)(t_ns * res / window_ns);
-}
-
-static inline uint32_t flowpic_ybin(uint32_t size, uint32_t res)
-{
-	return size * res / PKT_MAX_SIZE;
-}
 
 static inline uint8_t flowpic_sat_add(uint8_t a, uint32_t b)
 {

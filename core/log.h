@@ -23,5 +23,7 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
  * errlen 0): for functions that leave the logging to their caller. */
 void log_errbuf(char *err, unsigned long errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* log_errbuf(), then ret: `return log_errbuf_ret(-EINVAL, err, errlen, "...", ...);` */
+#define log_errbuf_ret(ret, err, errlen, ...) (log_errbuf((err), (errlen), __VA_ARGS__), (ret))
 
 #endif

@@ -9,13 +9,15 @@
  * the logits, quantization parameters in range, no int32 overflow possible).
  * The file is copied once into a 64-byte aligned buffer that the model's
  * tensor pointers point into.
+ *
+ * Over 700 lines on purpose: every check of an untrusted file, each with its
+ * own one-line message, and the writer that must produce what they accept.
  */
 #include "model_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +25,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
+
+#include "log.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 	       "model files are little-endian and read in place");
@@ -97,18 +101,8 @@ static const char *type_name(unsigned int t)
 	return t < 6 ? type_names[t] : "unknown";
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
+/* One line into err (log_errbuf), and the -EINVAL the checks return. */
+#define fail(err, errlen, ...) log_errbuf_ret(-EINVAL, err, errlen, __VA_ARGS__)
 
 static uint64_t align_up(uint64_t v, uint64_t a)
 {
@@ -395,9 +389,9 @@ static int check_envelope(struct loader *ld)
 		return fail(ld->err, ld->errlen, "truncated (%llu bytes)", (unsigned long long)len);
 	memcpy(&ld->h.version, ld->buf + 8, 4);
 	if (h->version != MODEL_FORMAT_VERSION) {
-		fail(ld->err, ld->errlen, "format version %u, this flowpic reads version %u: %s",
-		     h->version, MODEL_FORMAT_VERSION, h->version > MODEL_FORMAT_VERSION ?
-		     "update flowpic" : "re-export the model");
+		log_errbuf(ld->err, ld->errlen, "format version %u, this flowpic reads version %u: %s",
+			   h->version, MODEL_FORMAT_VERSION, h->version > MODEL_FORMAT_VERSION ?
+			   "update flowpic" : "re-export the model");
 		return -ENOTSUP;
 	}
 	if (len < HEADER_SIZE)
@@ -417,7 +411,7 @@ static int check_envelope(struct loader *ld)
 	memcpy(&want, ld->buf + len - 4, 4);
 	crc = (uint32_t)crc32(crc32(0, Z_NULL, 0), ld->buf, (uInt)(len - 4));
 	if (crc != want) {
-		fail(ld->err, ld->errlen, "checksum mismatch (file corrupted?)");
+		log_errbuf(ld->err, ld->errlen, "checksum mismatch (file corrupted?)");
 		return -EBADMSG;
 	}
 	return 0;
@@ -624,7 +618,7 @@ static int parse(struct loader *ld, struct model **out, void *mem)
 		return rc;
 	m = model_alloc(ld->h.n_layers, ld->h.n_classes);
 	if (!m) {
-		fail(ld->err, ld->errlen, "out of memory");
+		log_errbuf(ld->err, ld->errlen, "out of memory");
 		return -ENOMEM;
 	}
 	m->mem = mem;

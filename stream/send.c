@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "number.h"
 #include "stream.h"
@@ -243,14 +244,6 @@ static error_t parse_opt(int key, char *arg, struct argp_state *st)
 	return 0;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 struct feed {
 	struct stream *s;
 	struct send_opts *o;
@@ -284,7 +277,7 @@ static int ensure_stream(struct feed *f, const struct vjson_classes *vc)
 		f->failed = true;
 		return -1;
 	}
-	f->start_ns = mono_ns();
+	f->start_ns = clock_mono_ns();
 	return 0;
 }
 
@@ -292,7 +285,7 @@ static void submit_paced(struct feed *f, const struct stream_verdict *v)
 {
 	if (f->rate) {
 		uint64_t due = f->start_ns + f->submitted * 1000000000ull / f->rate;
-		uint64_t now = mono_ns();
+		uint64_t now = clock_mono_ns();
 
 		if (due > now) {
 			struct timespec ts = { (time_t)((due - now) / 1000000000ull),
@@ -421,7 +414,7 @@ int main(int argc, char **argv)
 		o.files = stdin_only;
 		o.nfiles = 1;
 	}
-	t0 = mono_ns();
+	t0 = clock_mono_ns();
 	f.o = &o;
 	f.rate = o.rate;
 	for (i = 0; i < o.nfiles && !f.failed; i++)
@@ -440,7 +433,7 @@ int main(int argc, char **argv)
 	}
 	free(cache);
 	stream_close(f.s, o.timeout_ms, &c);
-	print_counters(&c, &f, o.json, (double)(mono_ns() - t0) / 1e9);
+	print_counters(&c, &f, o.json, (double)(clock_mono_ns() - t0) / 1e9);
 	free(o.classes_buf);
 	if (status != EXIT_ACKED)
 		return status;

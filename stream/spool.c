@@ -324,52 +324,44 @@ static void sync_maybe(struct spool *sp, int fd, enum stream_fsync when)
 		log_warn("spool %s: fsync: %s", sp->dir, strerror(errno));
 }
 
-struct spool *spool_open(const char *dir, uint64_t max_bytes, uint64_t segment_bytes,
-			 enum stream_fsync fsync_policy, char *err, size_t errlen)
+/* Create and open the directory, and take its lock. */
+static int dir_open_locked(struct spool *sp, char *err, size_t errlen)
 {
-	struct spool *sp = calloc(1, sizeof(*sp));
-	struct dirent *de;
-	DIR *d = NULL;
-	size_t i;
-	int fd;
-
-	if (!sp) {
-		snprintf(err, errlen, "spool %s: out of memory", dir);
-		return NULL;
-	}
-	sp->dfd = -1;
-	sp->wfd = -1;
-	sp->max_bytes = max_bytes;
-	sp->seg_bytes = segment_bytes;
-	sp->fsync_policy = fsync_policy;
-	sp->dir = strdup(dir);
-	if (!sp->dir)
-		goto err_nomem;
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		snprintf(err, errlen, "spool %s: cannot create the directory: %s", dir,
+	if (mkdir(sp->dir, 0700) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "spool %s: cannot create the directory: %s", sp->dir,
 			 strerror(errno));
-		goto err_free;
+		return -1;
 	}
-	sp->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	sp->dfd = open(sp->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (sp->dfd < 0) {
-		snprintf(err, errlen, "spool %s: cannot open the directory: %s", dir,
+		snprintf(err, errlen, "spool %s: cannot open the directory: %s", sp->dir,
 			 strerror(errno));
-		goto err_free;
+		return -1;
 	}
 	/* One writer per spool: two agents appending to one directory would
 	 * interleave segments and delete each other's records. */
 	if (flock(sp->dfd, LOCK_EX | LOCK_NB) < 0) {
 		snprintf(err, errlen, "spool %s: in use by another process (%s); give each agent "
-			 "its own spool directory", dir, strerror(errno));
-		goto err_free;
+			 "its own spool directory", sp->dir, strerror(errno));
+		return -1;
 	}
+	return 0;
+}
+
+/* The segment files in the directory, by name, in order. */
+static int segs_list(struct spool *sp, char *err, size_t errlen)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd;
+
 	fd = dup(sp->dfd);
 	d = fd >= 0 ? fdopendir(fd) : NULL;
 	if (!d) {
-		snprintf(err, errlen, "spool %s: cannot list: %s", dir, strerror(errno));
+		snprintf(err, errlen, "spool %s: cannot list: %s", sp->dir, strerror(errno));
 		if (fd >= 0)
 			close(fd);
-		goto err_free;
+		return -1;
 	}
 	while ((de = readdir(d))) {
 		unsigned long long id;
@@ -378,25 +370,35 @@ struct spool *spool_open(const char *dir, uint64_t max_bytes, uint64_t segment_b
 		if (sscanf(de->d_name, "seg-%16llx%7s", &id, tail) != 2 || strcmp(tail, ".fps") ||
 		    strlen(de->d_name) != 24)
 			continue;
-		if (segs_reserve(sp, sp->nsegs + 1))
-			goto err_nomem;
+		if (segs_reserve(sp, sp->nsegs + 1)) {
+			closedir(d);
+			snprintf(err, errlen, "spool %s: out of memory", sp->dir);
+			return -1;
+		}
 		memset(&sp->segs[sp->nsegs], 0, sizeof(struct seg));
 		sp->segs[sp->nsegs].id = id;
 		sp->segs[sp->nsegs].rfd = -1;
 		sp->nsegs++;
 	}
 	closedir(d);
-	d = NULL;
 	if (sp->nsegs)
 		qsort(sp->segs, sp->nsegs, sizeof(*sp->segs), cmp_seg);
+	return 0;
+}
+
+/* Scan every listed segment (leaving out what is not ours) and count. */
+static int segs_index(struct spool *sp, char *err, size_t errlen)
+{
+	size_t i;
+
 	for (i = 0; i < sp->nsegs; i++) {
 		struct seg *s = &sp->segs[i];
 		int e = seg_scan(sp, s);
 
 		if (e < 0) {
-			snprintf(err, errlen, "spool %s: reading segment %016" PRIx64 ": %s", dir,
+			snprintf(err, errlen, "spool %s: reading segment %016" PRIx64 ": %s", sp->dir,
 				 s->id, strerror(-e));
-			goto err_free;
+			return -1;
 		}
 		if (e > 0) {
 			close(s->rfd);
@@ -414,18 +416,36 @@ struct spool *spool_open(const char *dir, uint64_t max_bytes, uint64_t segment_b
 	sp->st.found_verdicts = sp->st.verdicts;
 	sp->r_idx = 0;
 	sp->r_off = sp->nsegs ? sp->segs[0].ack_off : 0;
+	return 0;
+}
+
+struct spool *spool_open(const char *dir, uint64_t max_bytes, uint64_t segment_bytes,
+			 enum stream_fsync fsync_policy, char *err, size_t errlen)
+{
+	struct spool *sp = calloc(1, sizeof(*sp));
+
+	if (sp) {
+		sp->dfd = -1;
+		sp->wfd = -1;
+		sp->dir = strdup(dir);
+	}
+	if (!sp || !sp->dir) {
+		snprintf(err, errlen, "spool %s: out of memory", dir);
+		spool_close(sp);
+		return NULL;
+	}
+	sp->max_bytes = max_bytes;
+	sp->seg_bytes = segment_bytes;
+	sp->fsync_policy = fsync_policy;
+	if (dir_open_locked(sp, err, errlen) || segs_list(sp, err, errlen) ||
+	    segs_index(sp, err, errlen)) {
+		spool_close(sp);
+		return NULL;
+	}
 	if (sp->st.records)
 		log_info("spool %s: %" PRIu64 " batches (%" PRIu64 " verdicts) from before, "
 			 "to replay", dir, sp->st.records, sp->st.verdicts);
 	return sp;
-
-err_nomem:
-	snprintf(err, errlen, "spool %s: out of memory", dir);
-err_free:
-	if (d)
-		closedir(d);
-	spool_close(sp);
-	return NULL;
 }
 
 void spool_close(struct spool *sp)

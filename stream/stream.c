@@ -25,8 +25,10 @@
 #include <unistd.h>
 
 #include "backoff.h"
+#include "clock.h"
 #include "conn.h"
 #include "encode.h"
+#include "hostport.h"
 #include "log.h"
 #include "queue.h"
 #include "spool.h"
@@ -38,6 +40,9 @@
 /* Counters of the agent added to a batch, at most. */
 #define AGENT_COUNTERS_MAX 64
 #define OWN_COUNTERS 20
+/* The collector address, split. */
+#define TARGET_HOST_CAP 256
+#define TARGET_PORT_CAP 16
 
 struct sflight {
 	struct spool_record rec;
@@ -45,7 +50,7 @@ struct sflight {
 
 struct stream {
 	/* Set up by stream_new, read-only afterwards. */
-	char host[256], port[16], authority[300], server_name[256];
+	char host[TARGET_HOST_CAP], port[TARGET_PORT_CAP], authority[300], server_name[256];
 	char authorization[RPC_TOKEN_MAX + 16];
 	struct conn_params cp;
 	SSL_CTX *tls;
@@ -86,14 +91,6 @@ struct stream {
 	char logged_error[320];
 	char drop_logged;
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 void stream_config_default(struct stream_config *cfg)
 {
@@ -229,7 +226,7 @@ static int next_msg(void *ctx, const uint8_t **msg, size_t *len)
 	}
 	s->tc.batches_sent++;
 	if (idle)
-		s->last_progress = now_ms();
+		s->last_progress = clock_mono_ms();
 	return 1;
 }
 
@@ -291,7 +288,7 @@ static int on_ack(void *ctx, const uint8_t *msg, size_t len)
 	s->tc.stored += ack.stored;
 	s->tc.duplicates += ack.duplicates;
 	s->tc.batches_acked++;
-	s->last_progress = now_ms();
+	s->last_progress = clock_mono_ms();
 	/* An acknowledgement proves the connection works. */
 	if (!s->established)
 		mark_established(s);
@@ -354,7 +351,7 @@ static void conn_down(struct stream *s, const char *why)
 	s->fl_head = 0;
 	if (s->spool)
 		spool_rewind(s->spool);
-	s->retry_at = now_ms() + delay;
+	s->retry_at = clock_mono_ms() + delay;
 }
 
 static void conn_up(struct stream *s)
@@ -362,7 +359,7 @@ static void conn_up(struct stream *s)
 	char err[320];
 
 	s->conn = conn_open(&s->cp, &conn_cbs, s, err, sizeof(err));
-	s->conn_started = now_ms();
+	s->conn_started = clock_mono_ms();
 	s->established = false;
 	if (!s->conn) {
 		conn_down(s, err);
@@ -480,7 +477,7 @@ static void drain_ring(struct stream *s)
 		if (!take)
 			return;
 		if (!s->open_n)
-			s->open_since = now_ms();
+			s->open_since = clock_mono_ms();
 		s->open_n += take;
 		if (s->open_n == s->batch_max)
 			cut_batch(s);
@@ -547,7 +544,7 @@ static void *stream_thread(void *arg)
 		int nfd = 1, timeout;
 
 		drain_ring(s);
-		now = now_ms();
+		now = clock_mono_ms();
 		pthread_mutex_lock(&s->lock);
 		closing = s->closing;
 		pthread_mutex_unlock(&s->lock);
@@ -635,8 +632,10 @@ static void *stream_thread(void *arg)
 
 /* Set-up ---------------------------------------------------------------- */
 
-static int copy_str(char *dst, size_t cap, const char *src, const char *what, char *err,
-		    size_t errlen)
+/* The header's text fields, for the length checks. */
+#define HDR_CAP(field) sizeof(((struct encode_header *)0)->field)
+
+static int check_len(const char *src, size_t cap, const char *what, char *err, size_t errlen)
 {
 	size_t n = src ? strlen(src) : 0;
 
@@ -644,49 +643,77 @@ static int copy_str(char *dst, size_t cap, const char *src, const char *what, ch
 		snprintf(err, errlen, "%s is %zu bytes long, at most %zu fit", what, n, cap - 1);
 		return -1;
 	}
-	memcpy(dst, src ? src : "", n);
-	dst[n] = '\0';
 	return 0;
 }
 
-static int parse_target(struct stream *s, const char *target, char *err, size_t errlen)
+/* src (NULL: "") into dst[cap]; checked by check_len() before. */
+static void put_str(char *dst, size_t cap, const char *src)
 {
-	const char *colon, *host = target;
-	size_t hl;
+	snprintf(dst, cap, "%s", src ? src : "");
+}
 
-	if (!target || !*target) {
+/* target -> host[TARGET_HOST_CAP], port[TARGET_PORT_CAP]. */
+static int parse_target(const char *target, char *host, char *port, char *err, size_t errlen)
+{
+	switch (rpc_hostport_parse(target, RPC_HOSTPORT_CONNECT, host, TARGET_HOST_CAP, port,
+				   TARGET_PORT_CAP)) {
+	case RPC_HOSTPORT_OK:
+		return 0;
+	case RPC_HOSTPORT_EMPTY:
 		snprintf(err, errlen, "no collector address (HOST:PORT)");
 		return -1;
-	}
-	if (*target == '[') {
-		const char *end = strchr(target, ']');
-
-		if (!end || end[1] != ':') {
-			snprintf(err, errlen, "collector address %s: expected [IPv6]:PORT", target);
-			return -1;
-		}
-		host = target + 1;
-		hl = (size_t)(end - host);
-		colon = end + 1;
-	} else {
-		colon = strrchr(target, ':');
-		if (!colon || strchr(target, ':') != colon) {
-			snprintf(err, errlen, "collector address %s: expected HOST:PORT", target);
-			return -1;
-		}
-		hl = (size_t)(colon - target);
-	}
-	if (!hl || hl >= sizeof(s->host) || !colon[1] || strlen(colon + 1) >= sizeof(s->port) ||
-	    strspn(colon + 1, "0123456789") != strlen(colon + 1) || atoi(colon + 1) < 1 ||
-	    atoi(colon + 1) > 65535) {
+	case RPC_HOSTPORT_BRACKET:
+		snprintf(err, errlen, "collector address %s: expected [IPv6]:PORT", target);
+		return -1;
+	case RPC_HOSTPORT_COLON:
+		snprintf(err, errlen, "collector address %s: expected HOST:PORT", target);
+		return -1;
+	default:
 		snprintf(err, errlen, "collector address %s: expected HOST:PORT (port 1-65535)",
 			 target);
 		return -1;
 	}
-	memcpy(s->host, host, hl);
-	s->host[hl] = '\0';
-	snprintf(s->port, sizeof(s->port), "%s", colon + 1);
-	snprintf(s->authority, sizeof(s->authority), "%s", target);
+}
+
+int stream_config_check(const struct stream_config *cfg, char *err, size_t errlen)
+{
+	char host[TARGET_HOST_CAP], port[TARGET_PORT_CAP];
+	unsigned i;
+
+	if (parse_target(cfg->target, host, port, err, errlen))
+		return -1;
+	if (!cfg->agent_id || !*cfg->agent_id) {
+		snprintf(err, errlen, "no agent id");
+		return -1;
+	}
+	if (cfg->batch_max < 1 || cfg->batch_max > STREAM_BATCH_MAX) {
+		snprintf(err, errlen, "batch size %u: expected 1 to %d", cfg->batch_max,
+			 STREAM_BATCH_MAX);
+		return -1;
+	}
+	if (cfg->submit_max < 1 || cfg->queue_max < 1 || cfg->nclasses > STREAM_MAX_CLASSES) {
+		snprintf(err, errlen, "submit ring, queue: at least 1; classes: at most %d",
+			 STREAM_MAX_CLASSES);
+		return -1;
+	}
+	if ((cfg->host && check_len(cfg->host, HDR_CAP(host), "host name", err, errlen)) ||
+	    check_len(cfg->agent_id, HDR_CAP(agent_id), "agent id", err, errlen) ||
+	    check_len(cfg->version, HDR_CAP(version), "agent version", err, errlen) ||
+	    check_len(cfg->model_name, HDR_CAP(model_name), "model name", err, errlen) ||
+	    check_len(cfg->model_version, HDR_CAP(model_version), "model version", err, errlen))
+		return -1;
+	for (i = 0; i < cfg->nclasses; i++)
+		if (check_len(cfg->classes[i], STREAM_CLASS_MAX, "class name", err, errlen))
+			return -1;
+	if (cfg->token && !rpc_token_valid(cfg->token)) {
+		snprintf(err, errlen, "access token: expected 1 to %d visible ASCII "
+			 "characters, no spaces", RPC_TOKEN_MAX);
+		return -1;
+	}
+	if (cfg->tls && !!cfg->cert_file != !!cfg->key_file) {
+		snprintf(err, errlen, "mutual TLS needs both a certificate and its key");
+		return -1;
+	}
 	return 0;
 }
 
@@ -705,66 +732,33 @@ static void stream_free(struct stream *s)
 	free(s);
 }
 
-struct stream *stream_new(const struct stream_config *cfg, char *err, size_t errlen)
+/* The batch header every batch carries, from a checked cfg. */
+static void header_init(struct stream *s, const struct stream_config *cfg)
 {
-	struct stream *s = calloc(1, sizeof(*s));
-	struct timespec ts;
 	unsigned i;
-	int r;
 
-	if (!s) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	s->evfd = -1;
-	pthread_mutex_init(&s->lock, NULL);
-	if (parse_target(s, cfg->target, err, errlen))
-		goto err_free;
-	if (!cfg->agent_id || !*cfg->agent_id) {
-		snprintf(err, errlen, "no agent id");
-		goto err_free;
-	}
-	if (cfg->batch_max < 1 || cfg->batch_max > STREAM_BATCH_MAX) {
-		snprintf(err, errlen, "batch size %u: expected 1 to %d", cfg->batch_max,
-			 STREAM_BATCH_MAX);
-		goto err_free;
-	}
-	if (cfg->submit_max < 1 || cfg->queue_max < 1 || cfg->nclasses > STREAM_MAX_CLASSES) {
-		snprintf(err, errlen, "submit ring, queue: at least 1; classes: at most %d",
-			 STREAM_MAX_CLASSES);
-		goto err_free;
-	}
-	if (cfg->host) {
-		if (copy_str(s->hdr.host, sizeof(s->hdr.host), cfg->host, "host name", err, errlen))
-			goto err_free;
-	} else if (gethostname(s->hdr.host, sizeof(s->hdr.host) - 1) < 0) {
+	if (cfg->host)
+		put_str(s->hdr.host, sizeof(s->hdr.host), cfg->host);
+	else if (gethostname(s->hdr.host, sizeof(s->hdr.host) - 1) < 0)
 		snprintf(s->hdr.host, sizeof(s->hdr.host), "unknown");
-	}
-	if (copy_str(s->hdr.agent_id, sizeof(s->hdr.agent_id), cfg->agent_id, "agent id", err,
-		     errlen) ||
-	    copy_str(s->hdr.version, sizeof(s->hdr.version), cfg->version, "agent version", err,
-		     errlen) ||
-	    copy_str(s->hdr.model_name, sizeof(s->hdr.model_name), cfg->model_name, "model name",
-		     err, errlen) ||
-	    copy_str(s->hdr.model_version, sizeof(s->hdr.model_version), cfg->model_version,
-		     "model version", err, errlen))
-		goto err_free;
+	put_str(s->hdr.agent_id, sizeof(s->hdr.agent_id), cfg->agent_id);
+	put_str(s->hdr.version, sizeof(s->hdr.version), cfg->version);
+	put_str(s->hdr.model_name, sizeof(s->hdr.model_name), cfg->model_name);
+	put_str(s->hdr.model_version, sizeof(s->hdr.model_version), cfg->model_version);
 	for (i = 0; i < cfg->nclasses; i++)
-		if (copy_str(s->hdr.classes[i], STREAM_CLASS_MAX, cfg->classes[i], "class name",
-			     err, errlen))
-			goto err_free;
+		put_str(s->hdr.classes[i], STREAM_CLASS_MAX, cfg->classes[i]);
 	s->hdr.nclasses = cfg->nclasses;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	s->hdr.run_id = cfg->run_id ? cfg->run_id :
-				      (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-	if (cfg->token) {
-		if (!rpc_token_valid(cfg->token)) {
-			snprintf(err, errlen, "access token: expected 1 to %d visible ASCII "
-				 "characters, no spaces", RPC_TOKEN_MAX);
-			goto err_free;
-		}
+	s->hdr.run_id = cfg->run_id ? cfg->run_id : clock_real_ns();
+}
+
+/* Address, token and TLS context of the connections to come. */
+static int conn_params_init(struct stream *s, const struct stream_config *cfg, char *err,
+			    size_t errlen)
+{
+	parse_target(cfg->target, s->host, s->port, err, errlen);
+	snprintf(s->authority, sizeof(s->authority), "%s", cfg->target);
+	if (cfg->token)
 		rpc_token_header(cfg->token, s->authorization, sizeof(s->authorization));
-	}
 	if (cfg->tls) {
 		struct rpc_tls_config tc = {
 			.cert_file = cfg->cert_file,
@@ -773,14 +767,10 @@ struct stream *stream_new(const struct stream_config *cfg, char *err, size_t err
 			.server_name = cfg->server_name ? cfg->server_name : s->host,
 		};
 
-		if (!!cfg->cert_file != !!cfg->key_file) {
-			snprintf(err, errlen, "mutual TLS needs both a certificate and its key");
-			goto err_free;
-		}
 		snprintf(s->server_name, sizeof(s->server_name), "%s", tc.server_name);
 		s->tls = rpc_tls_client_ctx(&tc, err, errlen);
 		if (!s->tls)
-			goto err_free;
+			return -1;
 	}
 	s->cp = (struct conn_params){
 		.host = s->host,
@@ -791,6 +781,53 @@ struct stream *stream_new(const struct stream_config *cfg, char *err, size_t err
 		.authorization = cfg->token ? s->authorization : NULL,
 		.user_agent = "flowpic-stream/" FLOWPIC_STREAM_VERSION,
 	};
+	return 0;
+}
+
+/* Submit ring, open batch, encoding buffer, memory queue, spool. */
+static int buffers_init(struct stream *s, const struct stream_config *cfg, char *err,
+			size_t errlen)
+{
+	struct spool_stats st;
+
+	s->ring_cap = cfg->submit_max;
+	s->ring = calloc(s->ring_cap, sizeof(*s->ring));
+	s->open = calloc(s->batch_max, sizeof(*s->open));
+	s->enccap = encode_batch_bound(s->batch_max, OWN_COUNTERS + AGENT_COUNTERS_MAX);
+	s->encbuf = malloc(s->enccap);
+	if (!s->ring || !s->open || !s->encbuf || queue_init(&s->mq, cfg->queue_max)) {
+		snprintf(err, errlen, "out of memory (submit ring of %u verdicts)", cfg->submit_max);
+		return -1;
+	}
+	if (!cfg->spool_dir)
+		return 0;
+	s->spool = spool_open(cfg->spool_dir, cfg->spool_max_bytes,
+			      cfg->spool_segment_bytes ? cfg->spool_segment_bytes : 4ull << 20,
+			      cfg->fsync, err, errlen);
+	if (!s->spool)
+		return -1;
+	spool_get_stats(s->spool, &st);
+	s->tc.replayed = st.found_verdicts;
+	return 0;
+}
+
+struct stream *stream_new(const struct stream_config *cfg, char *err, size_t errlen)
+{
+	struct stream *s;
+	int r;
+
+	if (stream_config_check(cfg, err, errlen))
+		return NULL;
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->evfd = -1;
+	pthread_mutex_init(&s->lock, NULL);
+	header_init(s, cfg);
+	if (conn_params_init(s, cfg, err, errlen))
+		goto err_free;
 	s->batch_max = cfg->batch_max;
 	s->batch_delay_ms = cfg->batch_delay_ms;
 	s->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 20000;
@@ -799,28 +836,8 @@ struct stream *stream_new(const struct stream_config *cfg, char *err, size_t err
 	s->counters_ctx = cfg->counters_ctx;
 	backoff_init(&s->bo, cfg->backoff_initial_ms, cfg->backoff_multiplier,
 		     cfg->backoff_jitter, cfg->backoff_max_ms, s->hdr.run_id ^ (uint64_t)getpid());
-	s->ring_cap = cfg->submit_max;
-	s->ring = calloc(s->ring_cap, sizeof(*s->ring));
-	s->open = calloc(s->batch_max, sizeof(*s->open));
-	s->enccap = encode_batch_bound(s->batch_max, OWN_COUNTERS + AGENT_COUNTERS_MAX);
-	s->encbuf = malloc(s->enccap);
-	if (!s->ring || !s->open || !s->encbuf || queue_init(&s->mq, cfg->queue_max)) {
-		snprintf(err, errlen, "out of memory (submit ring of %u verdicts)", cfg->submit_max);
+	if (buffers_init(s, cfg, err, errlen))
 		goto err_free;
-	}
-	if (cfg->spool_dir) {
-		s->spool = spool_open(cfg->spool_dir, cfg->spool_max_bytes,
-				      cfg->spool_segment_bytes ? cfg->spool_segment_bytes : 4ull << 20,
-				      cfg->fsync, err, errlen);
-		if (!s->spool)
-			goto err_free;
-		{
-			struct spool_stats st;
-
-			spool_get_stats(s->spool, &st);
-			s->tc.replayed = st.found_verdicts;
-		}
-	}
 	s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (s->evfd < 0) {
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));
@@ -912,7 +929,7 @@ int stream_close(struct stream *s, unsigned timeout_ms, struct stream_counters *
 		return 0;
 	pthread_mutex_lock(&s->lock);
 	s->closing = true;
-	s->close_deadline = now_ms() + timeout_ms;
+	s->close_deadline = clock_mono_ms() + timeout_ms;
 	pthread_mutex_unlock(&s->lock);
 	if (write(s->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		log_debug("stream: eventfd: %s", strerror(errno));

@@ -190,9 +190,17 @@ struct stream_counters {
 void stream_config_default(struct stream_config *cfg);
 
 /*
- * Check cfg, open (and index) the spool, start the thread.  The first
- * connection is made by the thread: stream_new() does not wait for the
- * collector.  NULL with one line in err on failure.
+ * Check cfg without acting on it: the collector address, the agent id, the
+ * sizes, the header's text lengths, the token, a certificate with its key.
+ * 0, or -1 with one line in err (the line stream_new() would give).
+ */
+int stream_config_check(const struct stream_config *cfg, char *err, size_t errlen);
+
+/*
+ * stream_config_check(), then the TLS context, open (and index) the spool,
+ * start the thread.  The first connection is made by the thread:
+ * stream_new() does not wait for the collector.  NULL with one line in err
+ * on failure.
  */
 struct stream *stream_new(const struct stream_config *cfg, char *err, size_t errlen);
 

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 """The int8 arithmetic of the flowpic CNN, in numpy int64: bit for bit what the
-C engine (core/cnn_ref.c, core/cnn_avx2.c) computes.
+C engine (core/cnn.c with the kernels of core/cnn_ref.c and core/cnn_avx2.c) computes.
 
 docs/model-format.md ("Arithmetic") is the definition:
 

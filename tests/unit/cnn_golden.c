@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "cnn.h"
+#include "cnn_kernels.h"
 
 static const unsigned int flag_sets[] = {
 	CNN_REF | CNN_DENSE_FIRST, CNN_REF | CNN_SPARSE_FIRST, CNN_REF,

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "cnn.h"
+#include "cnn_kernels.h"
 
 /* ---- counting allocations (-Wl,--wrap=...) ---- */
 
