@@ -381,33 +381,42 @@ static int cells_check(const struct model *m, const struct cell *cells, size_t n
 	return 0;
 }
 
+/* A cell's input channel (< 0: not in this model's picture) and pixel index. */
+static inline int cell_pixel(const struct model *m, const struct cell *cell, size_t *px)
+{
+	int ch = cnn_cell_channel(m->dirs, cell);
+
+	*px = ((size_t)(ch < 0 ? 0 : ch) * m->res + cell->y) * m->res + cell->x;
+	return ch;
+}
+
+/* Add a cell's count to its pixel's merged count, saturating at 255. */
+static inline uint8_t pixel_add(struct cnn *c, size_t px, uint8_t count)
+{
+	unsigned int sum = c->sp.counts[px] + count;
+
+	c->sp.counts[px] = sum > 255 ? 255 : (uint8_t)sum;
+	return c->sp.counts[px];
+}
+
 /* Merge the cells' counts into sp.counts, saturating at 255. */
 static void cells_merge(struct cnn *c, const struct cell *cells, size_t n)
 {
-	const struct model *m = c->m;
-	size_t i;
+	size_t i, px;
 
-	for (i = 0; i < n; i++) {
-		int ch = cnn_cell_channel(m->dirs, &cells[i]);
-		size_t px = ((size_t)ch * m->res + cells[i].y) * m->res + cells[i].x;
-		unsigned int sum;
-
-		if (ch < 0)
-			continue;
-		sum = c->sp.counts[px] + cells[i].count;
-		c->sp.counts[px] = sum > 255 ? 255 : (uint8_t)sum;
-	}
+	for (i = 0; i < n; i++)
+		if (cell_pixel(c->m, &cells[i], &px) >= 0)
+			pixel_add(c, px, cells[i].count);
 }
 
 /* Scatter each merged pixel once (clearing it as it goes). */
 static void cells_scatter(struct cnn *c, const struct cell *cells, size_t n)
 {
 	const struct model *m = c->m;
-	size_t i;
+	size_t i, px;
 
 	for (i = 0; i < n; i++) {
-		int ch = cnn_cell_channel(m->dirs, &cells[i]);
-		size_t px = ((size_t)ch * m->res + cells[i].y) * m->res + cells[i].x;
+		int ch = cell_pixel(m, &cells[i], &px);
 
 		if (ch < 0 || !c->sp.counts[px])
 			continue;
@@ -420,28 +429,17 @@ static void cells_scatter(struct cnn *c, const struct cell *cells, size_t n)
 static void cells_dense(struct cnn *c, const struct cell *cells, size_t n)
 {
 	const struct model *m = c->m;
-	size_t i, npx = model_tensor_size(m, -1);
+	size_t i, px, npx = model_tensor_size(m, -1);
 
 	for (i = 0; i < npx; i++)
 		c->arena[i] = m->lut[0];
-	for (i = 0; i < n; i++) {
-		int ch = cnn_cell_channel(m->dirs, &cells[i]);
-		size_t px = ((size_t)ch * m->res + cells[i].y) * m->res + cells[i].x;
-		unsigned int sum;
-
-		if (ch < 0)
-			continue;
-		/* The arena holds activations: count the merged sum in a side plane. */
-		sum = c->sp.counts[px] + cells[i].count;
-		c->sp.counts[px] = sum > 255 ? 255 : (uint8_t)sum;
-		c->arena[px] = m->lut[c->sp.counts[px]];
-	}
-	for (i = 0; i < n; i++) {
-		int ch = cnn_cell_channel(m->dirs, &cells[i]);
-
-		if (ch >= 0)
-			c->sp.counts[((size_t)ch * m->res + cells[i].y) * m->res + cells[i].x] = 0;
-	}
+	/* The arena holds activations: count the merged sum in a side plane. */
+	for (i = 0; i < n; i++)
+		if (cell_pixel(m, &cells[i], &px) >= 0)
+			c->arena[px] = m->lut[pixel_add(c, px, cells[i].count)];
+	for (i = 0; i < n; i++)
+		if (cell_pixel(m, &cells[i], &px) >= 0)
+			c->sp.counts[px] = 0;
 }
 
 int cnn_run_sparse(struct cnn *c, const struct cell *cells, size_t n, struct cnn_result *out)
