@@ -28,3 +28,24 @@ wait_for() {
 	done
 	return 1
 }
+
+# netns_pair TSO: (re)create the two namespaces joined by a veth pair, with
+# addresses, IPv6 off and GRO off on both ends (tcpdump then sees frames as
+# the peer sent them); TSO/GSO on or off as asked.  Needs ns_s, ns_c, if_s,
+# if_c, ip_s, ip_c.
+netns_pair() {
+	local side tso=$1
+	ip netns del "$ns_s" 2> /dev/null
+	ip netns del "$ns_c" 2> /dev/null
+	ip netns add "$ns_s" && ip netns add "$ns_c" || die "cannot create network namespaces"
+	ip link add "$if_c" netns "$ns_c" type veth peer name "$if_s" netns "$ns_s" ||
+		die "cannot create the veth pair"
+	for side in "$ns_s $if_s $ip_s" "$ns_c $if_c $ip_c"; do
+		set -- $side
+		ip netns exec "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+		ip -n "$1" addr add "$3/24" dev "$2"
+		ip -n "$1" link set lo up
+		ip -n "$1" link set "$2" up
+		ip netns exec "$1" ethtool -K "$2" tso "$tso" gso "$tso" gro off > /dev/null 2>&1
+	done
+}

@@ -31,20 +31,9 @@ for t in ip tcpdump tshark openssl curl ethtool bpftool tc; do
 	command -v $t > /dev/null || die "$t is missing (scripts/install-deps.sh installs it)"
 done
 
-# A namespace of a run killed before its trap ran.
-ip netns del $ns_s 2> /dev/null
-ip netns del $ns_c 2> /dev/null
-ip netns add $ns_s && ip netns add $ns_c || die "cannot create network namespaces"
-ip link add $if_c netns $ns_c type veth peer name $if_s netns $ns_s || die "cannot create the veth pair"
-for side in "$ns_s $if_s $ip_s" "$ns_c $if_c $ip_c"; do
-	set -- $side
-	ip netns exec $1 sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-	ip -n $1 addr add $3/24 dev $2
-	ip -n $1 link set lo up
-	ip -n $1 link set $2 up
-	# The wire carries what tcpdump sees: no TSO/GSO super-packets, no GRO.
-	ip netns exec $1 ethtool -K $2 tso off gso off gro off > /dev/null 2>&1
-done
+# The wire carries what tcpdump sees: no TSO/GSO super-packets, no GRO
+# (netns_pair also removes the namespaces of a run killed before its trap).
+netns_pair off
 
 # ---- the peers ----
 mkdir -p "$tmp/www"
