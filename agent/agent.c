@@ -63,8 +63,8 @@ static void on_flow_end(void *ctx, const struct flow_table *ft, const struct flo
 	out_done(a);
 }
 
-int agent_init(struct agent *a, const struct agent_config *cfg, struct classifier *cls,
-	       FILE *out, char *err, size_t errlen)
+int agent_init(struct agent *a, const struct agent_config *cfg, struct classifier *cls, FILE *out,
+	       char *err, size_t errlen)
 {
 	struct flow_events ev = { .block = on_block, .flow_end = on_flow_end, .ctx = a };
 	struct flow_config fc;

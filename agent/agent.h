@@ -27,13 +27,14 @@
 
 /* Exit statuses (docs/agent.md, --help). */
 #define AGENT_EXIT_OK 0
-#define AGENT_EXIT_FAILURE 1	/* a capture file could not be read at all, or a run-time failure */
-#define AGENT_EXIT_USAGE 2	/* bad flag, config file or combination of settings */
-#define AGENT_EXIT_PARTIAL 3	/* a capture file was read only in part (what was read is reported) */
-#define AGENT_EXIT_MODEL 4	/* the model file would not load */
-#define AGENT_EXIT_CAPTURE 5	/* live capture could not start: no such interface, kernel lacks
-				 * BTF, ring buffers or XDP, attach refused */
-#define AGENT_EXIT_PRIVILEGE 6	/* missing capability (not root) */
+#define AGENT_EXIT_FAILURE 1 /* a capture file could not be read at all, or a run-time failure */
+#define AGENT_EXIT_USAGE 2   /* bad flag, config file or combination of settings */
+#define AGENT_EXIT_PARTIAL 3 /* a capture file was read only in part (what was read is reported) */
+#define AGENT_EXIT_MODEL 4   /* the model file would not load */
+/* live capture could not start: no such interface, kernel lacks BTF, ring
+ * buffers or XDP, attach refused */
+#define AGENT_EXIT_CAPTURE 5
+#define AGENT_EXIT_PRIVILEGE 6 /* missing capability (not root) */
 
 /* A named counter of the counters line. */
 struct agent_counter {
@@ -46,20 +47,20 @@ struct agent_counter {
 
 /* Counted by the agent itself (the flow table and classifier count the rest). */
 struct agent_counts {
-	uint64_t packets;			/* packets handed to the flow table */
+	uint64_t packets; /* packets handed to the flow table */
 	uint64_t tcp, udp;
-	uint64_t skipped[SKIP_REASON_COUNT];	/* records not turned into samples, by reason */
-	uint64_t ingress, egress;		/* live: records by direction */
+	uint64_t skipped[SKIP_REASON_COUNT]; /* records not turned into samples, by reason */
+	uint64_t ingress, egress;	     /* live: records by direction */
 	uint64_t verdicts_block;
 	uint64_t verdicts_block_early;
 	uint64_t verdicts_flow;
 	uint64_t verdicts_flow_early;
 	uint64_t verdicts_flow_unknown;
-	uint64_t blocks_failed;			/* classifier refused a block */
-	uint64_t output_errors;			/* stdout lines that could not be written */
-	uint64_t samples_errors;		/* --samples-out rows that could not be written */
-	uint64_t stream_rejected;		/* verdicts the stream did not take */
-	uint64_t sweeps;			/* live deadline sweeps */
+	uint64_t blocks_failed;	  /* classifier refused a block */
+	uint64_t output_errors;	  /* stdout lines that could not be written */
+	uint64_t samples_errors;  /* --samples-out rows that could not be written */
+	uint64_t stream_rejected; /* verdicts the stream did not take */
+	uint64_t sweeps;	  /* live deadline sweeps */
 };
 
 struct stream;
@@ -68,19 +69,19 @@ struct agent {
 	const struct agent_config *cfg;
 	struct classifier *cls;
 	struct flow_table *ft;
-	struct stream *stream;		/* NULL: verdicts to stdout only */
-	FILE *out;			/* verdict lines */
-	FILE *samples;			/* --samples-out: every packet, as a samples CSV */
+	struct stream *stream; /* NULL: verdicts to stdout only */
+	FILE *out;	       /* verdict lines */
+	FILE *samples;	       /* --samples-out: every packet, as a samples CSV */
 	struct agent_counts n;
-	const char *ifname_of[AGENT_MAX_IFACES];	/* live: interface names, for the stream */
+	const char *ifname_of[AGENT_MAX_IFACES]; /* live: interface names, for the stream */
 };
 
 /*
  * Set up the flow table from the model (res, window) and the settings (idle
  * timeout, bounds).  0, or -1 with one line in err.
  */
-int agent_init(struct agent *a, const struct agent_config *cfg, struct classifier *cls,
-	       FILE *out, char *err, size_t errlen);
+int agent_init(struct agent *a, const struct agent_config *cfg, struct classifier *cls, FILE *out,
+	       char *err, size_t errlen);
 void agent_fini(struct agent *a);
 
 /* --samples-out: one CSV row for a packet the flow table takes (live:

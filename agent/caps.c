@@ -20,8 +20,8 @@ int caps_drop_all(bool keep_net_admin, char *err, size_t errlen)
 		if (keep_net_admin && v == keep)
 			continue;
 		if (CAP_IS_SUPPORTED(v) && cap_drop_bound(v) && errno != EINVAL && errno != EPERM) {
-			snprintf(err, errlen, "cannot drop capability %d from the bounding set: %s", v,
-				 strerror(errno));
+			snprintf(err, errlen, "cannot drop capability %d from the bounding set: %s",
+				 v, strerror(errno));
 			return -errno;
 		}
 	}
@@ -29,7 +29,7 @@ int caps_drop_all(bool keep_net_admin, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot clear the ambient capabilities: %s", strerror(errno));
 		return -errno;
 	}
-	c = cap_init();	/* all clear */
+	c = cap_init(); /* all clear */
 	if (c && keep_net_admin &&
 	    (cap_set_flag(c, CAP_EFFECTIVE, 1, &keep, CAP_SET) ||
 	     cap_set_flag(c, CAP_PERMITTED, 1, &keep, CAP_SET))) {

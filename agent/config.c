@@ -15,8 +15,8 @@
 #include "number.h"
 
 /* Bounds shared by the checks and the messages. */
-#define SEC_MIN_NS 1000ULL			/* 1 us */
-#define SEC_MAX_NS (1ULL << 42)			/* about 73 minutes */
+#define SEC_MIN_NS 1000ULL	/* 1 us */
+#define SEC_MAX_NS (1ULL << 42) /* about 73 minutes */
 #define RING_MIN (4u << 10)
 #define RING_MAX (1u << 30)
 
@@ -27,97 +27,160 @@ const struct config_setting config_settings[] = {
 	  "Replay a capture (pcap, pcapng, samples CSV; gz/xz) through the same path", 1 },
 	{ "model", 'm', CK_PATH, "FILE",
 	  "int8 model file (.fpcnn); default: the model built into the program. Its "
-	  "resolution and window set the blocks'", 2 },
-	{ "vote-ratio", 0x104, CK_FRACTION, "R", "A flow is unknown when the runner-up class has "
-	  "more than R x the top class's votes (default 0.7, as `flowpic classify`)", 2 },
-	{ "min-confidence", 0x105, CK_FRACTION, "P", "A flow is unknown when the top class's mean "
-	  "probability is below P (default: twice chance, as `flowpic classify`)", 2 },
-	{ "min-block-packets", 0x106, CK_UINT, "N", "Blocks of fewer than N packets (both "
+	  "resolution and window set the blocks'",
+	  2 },
+	{ "vote-ratio", 0x104, CK_FRACTION, "R",
+	  "A flow is unknown when the runner-up class has "
+	  "more than R x the top class's votes (default 0.7, as `flowpic classify`)",
+	  2 },
+	{ "min-confidence", 0x105, CK_FRACTION, "P",
+	  "A flow is unknown when the top class's mean "
+	  "probability is below P (default: twice chance, as `flowpic classify`)",
+	  2 },
+	{ "min-block-packets", 0x106, CK_UINT, "N",
+	  "Blocks of fewer than N packets (both "
 	  "directions) do not vote; a flow with no voting block is unknown (sparse) (default: "
-	  "the classifier's, as `flowpic classify --min-block-packets`)", 2 },
-	{ "reject-prob", 0x107, CK_FRACTION, "P", "A block whose top probability is below P is "
-	  "'other', none of the classes (default: off)", 2 },
-	{ "reject-energy", 0x108, CK_REAL, "E", "A block whose energy (-logsumexp of its logits) "
-	  "is above E is 'other' (default: off)", 2 },
-	{ "weight-packets", 0x109, CK_BOOL, NULL, "A voting block counts its packets, not 1 "
-	  "(to measure; default false)", 2 },
-	{ "idle-timeout", 0x100, CK_SECONDS, "SEC", "A flow ends after this much silence "
-	  "(default 120)", 2 },
-	{ "max-flows", 0x102, CK_UINT, "N", "Flows tracked at once (default 65536); packets of "
-	  "further flows are counted as flow_table_full", 2 },
-	{ "max-cells", 0x103, CK_UINT, "N", "Picture cells held by open blocks (default "
-	  "4194304, 4 bytes each); samples beyond are counted as cells_refused", 2 },
-	{ "design", 0x110, CK_DESIGN, "records|batches", "What the BPF programs send: one "
-	  "compact record per packet, or per-flow batches (default: the capture library's)", 3 },
-	{ "xdp-generic", 0x111, CK_BOOL, NULL, "Force generic (skb) XDP even where the driver "
-	  "has native XDP", 3 },
-	{ "ring-bytes", 0x112, CK_UINT, "N", "Ring buffer size per CPU in bytes, a power of two "
-	  "(default: the capture library's)", 3 },
-	{ "bpf-flows", 0x113, CK_UINT, "N", "Flows the BPF flow map holds (default: the capture "
-	  "library's)", 3 },
-	{ "batch-age", 0x114, CK_SECONDS, "SEC", "Per-flow batches are sent at latest this old "
-	  "(batches design; default: the capture library's)", 3 },
-	{ "sweep", 0x115, CK_SECONDS, "SEC", "Deadline sweep period: idle flows end on time "
-	  "even when no packet arrives (default 1)", 3 },
-	{ "sweep-lag", 0x116, CK_SECONDS, "SEC", "The sweep stays this far behind the clock, so "
-	  "packets still in the rings or batches are not late (default 2)", 3 },
-	{ "merge-max", 0x118, CK_UINT, "N", "Records the time-ordered merge of the rings holds "
+	  "the classifier's, as `flowpic classify --min-block-packets`)",
+	  2 },
+	{ "reject-prob", 0x107, CK_FRACTION, "P",
+	  "A block whose top probability is below P is "
+	  "'other', none of the classes (default: off)",
+	  2 },
+	{ "reject-energy", 0x108, CK_REAL, "E",
+	  "A block whose energy (-logsumexp of its logits) "
+	  "is above E is 'other' (default: off)",
+	  2 },
+	{ "weight-packets", 0x109, CK_BOOL, NULL,
+	  "A voting block counts its packets, not 1 "
+	  "(to measure; default false)",
+	  2 },
+	{ "idle-timeout", 0x100, CK_SECONDS, "SEC",
+	  "A flow ends after this much silence "
+	  "(default 120)",
+	  2 },
+	{ "max-flows", 0x102, CK_UINT, "N",
+	  "Flows tracked at once (default 65536); packets of "
+	  "further flows are counted as flow_table_full",
+	  2 },
+	{ "max-cells", 0x103, CK_UINT, "N",
+	  "Picture cells held by open blocks (default "
+	  "4194304, 4 bytes each); samples beyond are counted as cells_refused",
+	  2 },
+	{ "design", 0x110, CK_DESIGN, "records|batches",
+	  "What the BPF programs send: one "
+	  "compact record per packet, or per-flow batches (default: the capture library's)",
+	  3 },
+	{ "xdp-generic", 0x111, CK_BOOL, NULL,
+	  "Force generic (skb) XDP even where the driver "
+	  "has native XDP",
+	  3 },
+	{ "ring-bytes", 0x112, CK_UINT, "N",
+	  "Ring buffer size per CPU in bytes, a power of two "
+	  "(default: the capture library's)",
+	  3 },
+	{ "bpf-flows", 0x113, CK_UINT, "N",
+	  "Flows the BPF flow map holds (default: the capture "
+	  "library's)",
+	  3 },
+	{ "batch-age", 0x114, CK_SECONDS, "SEC",
+	  "Per-flow batches are sent at latest this old "
+	  "(batches design; default: the capture library's)",
+	  3 },
+	{ "sweep", 0x115, CK_SECONDS, "SEC",
+	  "Deadline sweep period: idle flows end on time "
+	  "even when no packet arrives (default 1)",
+	  3 },
+	{ "sweep-lag", 0x116, CK_SECONDS, "SEC",
+	  "The sweep stays this far behind the clock, so "
+	  "packets still in the rings or batches are not late (default 2)",
+	  3 },
+	{ "merge-max", 0x118, CK_UINT, "N",
+	  "Records the time-ordered merge of the rings holds "
 	  "(default 524288, 92 bytes each: 0.4 s at 1.3 Mpps); beyond, the earliest is "
-	  "handed out early and counted as capture_merge_forced", 3 },
-	{ "no-merge", 0x119, CK_BOOL, NULL, "Hand packets to the flow table in ring order, not "
-	  "time order (benchmarks and tests only: pictures then differ from a capture's)", 3 },
-	{ "keep-caps", 0x117, CK_BOOL, NULL, "Keep all capabilities after attaching (default: "
-	  "drop them all)", 3 },
-	{ "counters-file", 0x120, CK_PATH, "FILE", "Append the counters line here instead of "
-	  "stderr", 4 },
-	{ "counters-every", 0x121, CK_SECONDS, "SEC", "Also write the counters this often "
-	  "(default: only on SIGUSR1 and at exit)", 4 },
-	{ "samples-out", 0x124, CK_PATH, "FILE", "Also write every packet the flow table "
+	  "handed out early and counted as capture_merge_forced",
+	  3 },
+	{ "no-merge", 0x119, CK_BOOL, NULL,
+	  "Hand packets to the flow table in ring order, not "
+	  "time order (benchmarks and tests only: pictures then differ from a capture's)",
+	  3 },
+	{ "keep-caps", 0x117, CK_BOOL, NULL,
+	  "Keep all capabilities after attaching (default: "
+	  "drop them all)",
+	  3 },
+	{ "counters-file", 0x120, CK_PATH, "FILE",
+	  "Append the counters line here instead of "
+	  "stderr",
+	  4 },
+	{ "counters-every", 0x121, CK_SECONDS, "SEC",
+	  "Also write the counters this often "
+	  "(default: only on SIGUSR1 and at exit)",
+	  4 },
+	{ "samples-out", 0x124, CK_PATH, "FILE",
+	  "Also write every packet the flow table "
 	  "receives as a samples CSV (docs/csv.md; sizes and times only, no payload): "
-	  "`flowpic classify FILE` then gives these verdicts again", 4 },
-	{ "flow-verdicts-only", 0x122, CK_BOOL, NULL, "Print flow verdicts only, not one line "
-	  "per block", 4 },
-	{ "log-level", 0x123, CK_LEVEL, "LEVEL", "error, warn (default), info or debug; -q is "
-	  "error, -v info", 4 },
-	{ "collector", 0x130, CK_STRING, "HOST:PORT", "Also stream the verdicts to this collector "
-	  "(gRPC, proto/flowpic.proto; cleartext HTTP/2 unless a TLS setting is given)", 6 },
+	  "`flowpic classify FILE` then gives these verdicts again",
+	  4 },
+	{ "flow-verdicts-only", 0x122, CK_BOOL, NULL,
+	  "Print flow verdicts only, not one line "
+	  "per block",
+	  4 },
+	{ "log-level", 0x123, CK_LEVEL, "LEVEL",
+	  "error, warn (default), info or debug; -q is "
+	  "error, -v info",
+	  4 },
+	{ "collector", 0x130, CK_STRING, "HOST:PORT",
+	  "Also stream the verdicts to this collector "
+	  "(gRPC, proto/flowpic.proto; cleartext HTTP/2 unless a TLS setting is given)",
+	  6 },
 	{ "collector-tls", 0x131, CK_BOOL, NULL, "TLS to the collector", 6 },
-	{ "collector-ca", 0x132, CK_PATH, "FILE", "CA certificate(s) to verify the collector "
-	  "(default: the system's); implies TLS", 6 },
+	{ "collector-ca", 0x132, CK_PATH, "FILE",
+	  "CA certificate(s) to verify the collector "
+	  "(default: the system's); implies TLS",
+	  6 },
 	{ "collector-cert", 0x133, CK_PATH, "FILE", "This agent's certificate, for mutual TLS", 6 },
 	{ "collector-key", 0x134, CK_PATH, "FILE", "The key of --collector-cert", 6 },
-	{ "collector-server-name", 0x135, CK_STRING, "NAME", "Name to verify in the collector's "
-	  "certificate (default: HOST); implies TLS", 6 },
-	{ "collector-token-file", 0x136, CK_PATH, "FILE", "Access token (first line of FILE), "
-	  "sent as authorization: Bearer", 6 },
-	{ "agent-id", 0x137, CK_STRING, "ID", "This agent's id at the collector (default: the "
-	  "host name)", 6 },
-	{ "spool-dir", 0x138, CK_PATH, "DIR", "Keep verdicts here while the collector is away "
-	  "(default: none; what does not fit in memory is dropped and counted)", 6 },
+	{ "collector-server-name", 0x135, CK_STRING, "NAME",
+	  "Name to verify in the collector's "
+	  "certificate (default: HOST); implies TLS",
+	  6 },
+	{ "collector-token-file", 0x136, CK_PATH, "FILE",
+	  "Access token (first line of FILE), "
+	  "sent as authorization: Bearer",
+	  6 },
+	{ "agent-id", 0x137, CK_STRING, "ID",
+	  "This agent's id at the collector (default: the "
+	  "host name)",
+	  6 },
+	{ "spool-dir", 0x138, CK_PATH, "DIR",
+	  "Keep verdicts here while the collector is away "
+	  "(default: none; what does not fit in memory is dropped and counted)",
+	  6 },
 	{ "spool-max-bytes", 0x139, CK_UINT, "N", "Spool size limit (default 1073741824)", 6 },
-	{ "collector-wait", 0x13a, CK_SECONDS, "SEC", "At exit, wait this long for the collector "
-	  "to acknowledge; the rest goes to the spool (default 5)", 6 },
+	{ "collector-wait", 0x13a, CK_SECONDS, "SEC",
+	  "At exit, wait this long for the collector "
+	  "to acknowledge; the rest goes to the spool (default 5)",
+	  6 },
 	{ 0 }
 };
 
-#define TEXT(n, field) { n, offsetof(struct agent_config, field), \
-			 sizeof(((struct agent_config *)0)->field) }
+#define TEXT(n, field) \
+	{ \
+		n, offsetof(struct agent_config, field), sizeof(((struct agent_config *)0)->field) \
+	}
 /* Text and file settings: where each is stored. */
-static const struct config_text texts[] = {
-	TEXT("pcap", pcap),
-	TEXT("model", model),
-	TEXT("counters-file", counters_file),
-	TEXT("samples-out", samples_out),
-	TEXT("collector", collector),
-	TEXT("collector-ca", collector_ca),
-	TEXT("collector-cert", collector_cert),
-	TEXT("collector-key", collector_key),
-	TEXT("collector-server-name", collector_server_name),
-	TEXT("collector-token-file", collector_token_file),
-	TEXT("agent-id", agent_id),
-	TEXT("spool-dir", spool_dir),
-	{ 0 }
-};
+static const struct config_text texts[] = { TEXT("pcap", pcap),
+					    TEXT("model", model),
+					    TEXT("counters-file", counters_file),
+					    TEXT("samples-out", samples_out),
+					    TEXT("collector", collector),
+					    TEXT("collector-ca", collector_ca),
+					    TEXT("collector-cert", collector_cert),
+					    TEXT("collector-key", collector_key),
+					    TEXT("collector-server-name", collector_server_name),
+					    TEXT("collector-token-file", collector_token_file),
+					    TEXT("agent-id", agent_id),
+					    TEXT("spool-dir", spool_dir),
+					    { 0 } };
 
 void config_default(struct agent_config *c)
 {
@@ -199,8 +262,9 @@ static int set_ifaces(struct agent_config *c, const char *name, const char *v, c
 		if (n == 0)
 			return fail(err, errlen, "%s '%s': empty interface name", name, v);
 		if (n >= IF_NAMESIZE)
-			return fail(err, errlen, "%s '%s': interface name longer than %d characters",
-				    name, v, IF_NAMESIZE - 1);
+			return fail(err, errlen,
+				    "%s '%s': interface name longer than %d characters", name, v,
+				    IF_NAMESIZE - 1);
 		if (c->n_ifaces == AGENT_MAX_IFACES)
 			return fail(err, errlen, "%s '%s': more than %d interfaces", name, v,
 				    AGENT_MAX_IFACES);
@@ -230,7 +294,8 @@ static int set_text(struct agent_config *c, const struct config_setting *s, cons
 	if (n == 0)
 		return fail(err, errlen, "%s: empty %s", s->name, what);
 	if (n >= t->size)
-		return fail(err, errlen, "%s: %s longer than %zu bytes", s->name, what, t->size - 1);
+		return fail(err, errlen, "%s: %s longer than %zu bytes", s->name, what,
+			    t->size - 1);
 	memcpy((char *)c + t->offset, v, n + 1);
 	return 0;
 }
@@ -284,14 +349,16 @@ static int set_uint(struct agent_config *c, const char *name, const char *v, cha
 
 	if (!strcmp(name, "spool-max-bytes")) {
 		if (number_parse_u64(v, 1 << 20, 1ULL << 50, &c->spool_max_bytes))
-			return fail(err, errlen, "%s '%s': give a whole number of bytes from 1048576 "
-				    "to 1125899906842624", name, v);
+			return fail(err, errlen,
+				    "%s '%s': give a whole number of bytes from 1048576 "
+				    "to 1125899906842624",
+				    name, v);
 		return 0;
 	}
 	if (!strcmp(name, "min-block-packets")) {
 		if (number_parse_u64(v, 0, UINT32_MAX, &x))
-			return fail(err, errlen, "%s '%s': give a whole number from 0 to %u", name, v,
-				    UINT32_MAX);
+			return fail(err, errlen, "%s '%s': give a whole number from 0 to %u", name,
+				    v, UINT32_MAX);
 		c->min_block_packets = (int64_t)x;
 		return 0;
 	}
@@ -309,16 +376,17 @@ static int set_uint(struct agent_config *c, const char *name, const char *v, cha
 		return fail(err, errlen, "%s: no such number setting", name);
 	}
 	if (number_parse_u64(v, min, max, &x))
-		return fail(err, errlen, "%s '%s': give a whole number from %" PRIu64 " to %" PRIu64,
-			    name, v, min, max);
+		return fail(err, errlen,
+			    "%s '%s': give a whole number from %" PRIu64 " to %" PRIu64, name, v,
+			    min, max);
 	if (!strcmp(name, "ring-bytes") && (x & (x - 1)))
 		return fail(err, errlen, "%s '%s': give a power of two (e.g. 4194304)", name, v);
 	*dst = (uint32_t)x;
 	return 0;
 }
 
-int config_set(struct agent_config *c, const struct config_setting *s, const char *value,
-	       char *err, size_t errlen)
+int config_set(struct agent_config *c, const struct config_setting *s, const char *value, char *err,
+	       size_t errlen)
 {
 	const char *v = value ? value : "true";
 	uint64_t ns, min, *dst;
@@ -343,8 +411,8 @@ int config_set(struct agent_config *c, const struct config_setting *s, const cha
 		if (number_parse_seconds(v, &ns) || ns < min || ns > SEC_MAX_NS) {
 			char lo[32];
 
-			return fail(err, errlen, "%s '%s': give seconds from %s to %llu", s->name, v,
-				    fmt_seconds(min, lo, sizeof(lo)), SEC_MAX_NS / NS_PER_SEC);
+			return fail(err, errlen, "%s '%s': give seconds from %s to %llu", s->name,
+				    v, fmt_seconds(min, lo, sizeof(lo)), SEC_MAX_NS / NS_PER_SEC);
 		}
 		*dst = ns;
 		break;
@@ -415,7 +483,8 @@ int config_set(struct agent_config *c, const struct config_setting *s, const cha
 		else if (!strcmp(v, "debug"))
 			c->verbosity = 2;
 		else
-			return fail(err, errlen, "%s '%s': give error, warn, info or debug", s->name, v);
+			return fail(err, errlen, "%s '%s': give error, warn, info or debug",
+				    s->name, v);
 		break;
 	}
 	c->given |= 1ULL << (s - config_settings);
@@ -463,7 +532,8 @@ static int load_line(struct agent_config *c, const char *path, unsigned lineno, 
 		return 0;
 	eq = strchr(key, '=');
 	if (!eq) {
-		reportf(report, ctx, "%s:%u: expected 'key = value', got '%.60s'", path, lineno, key);
+		reportf(report, ctx, "%s:%u: expected 'key = value', got '%.60s'", path, lineno,
+			key);
 		return -1;
 	}
 	*eq = '\0';
@@ -475,8 +545,10 @@ static int load_line(struct agent_config *c, const char *path, unsigned lineno, 
 	}
 	s = config_find(key);
 	if (!s) {
-		reportf(report, ctx, "%s:%u: unknown key '%.60s' (keys are the long flags of "
-			"flowpic-agent --help)", path, lineno, key);
+		reportf(report, ctx,
+			"%s:%u: unknown key '%.60s' (keys are the long flags of "
+			"flowpic-agent --help)",
+			path, lineno, key);
 		return -1;
 	}
 	n = strlen(val);
@@ -545,14 +617,16 @@ int config_check(const struct agent_config *c, char *err, size_t errlen)
 	if (c->n_ifaces && c->pcap[0])
 		return fail(err, errlen, "give either --iface (live) or --pcap (replay), not both");
 	if (!c->n_ifaces && !c->pcap[0])
-		return fail(err, errlen, "give --iface IF to capture live or --pcap FILE to replay "
+		return fail(err, errlen,
+			    "give --iface IF to capture live or --pcap FILE to replay "
 			    "(see --help)");
 	if (!c->collector[0] && (c->collector_tls || c->collector_ca[0] || c->collector_cert[0] ||
 				 c->collector_key[0] || c->collector_server_name[0] ||
 				 c->collector_token_file[0] || c->spool_dir[0]))
 		return fail(err, errlen, "collector settings without --collector HOST:PORT");
 	if (!c->collector_cert[0] != !c->collector_key[0])
-		return fail(err, errlen, "give both --collector-cert and --collector-key (mutual TLS), "
+		return fail(err, errlen,
+			    "give both --collector-cert and --collector-key (mutual TLS), "
 			    "or neither");
 	return 0;
 }
@@ -595,7 +669,8 @@ void config_print(FILE *out, const struct agent_config *c)
 	print_seconds(out, "idle-timeout", c->idle_timeout_ns);
 	fprintf(out, "max-flows = %u\nmax-cells = %u\n", c->max_flows, c->max_cells);
 	if (c->design)
-		fprintf(out, "design = %s\n", c->design == AGENT_DESIGN_RECORDS ? "records" : "batches");
+		fprintf(out, "design = %s\n",
+			c->design == AGENT_DESIGN_RECORDS ? "records" : "batches");
 	fprintf(out, "xdp-generic = %s\n", c->xdp_generic ? "true" : "false");
 	if (c->ring_bytes)
 		fprintf(out, "ring-bytes = %u\n", c->ring_bytes);

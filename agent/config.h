@@ -40,10 +40,10 @@ struct agent_config {
 	char model[AGENT_PATH_MAX];
 	float vote_ratio;
 	float min_confidence;
-	int64_t min_block_packets;	/* < 0: the classifier's default */
-	float reject_prob;		/* < 0: off */
-	float reject_energy;		/* NAN: off */
-	bool weight_packets;		/* a voting block counts its packets, not 1 */
+	int64_t min_block_packets; /* < 0: the classifier's default */
+	float reject_prob;	   /* < 0: off */
+	float reject_energy;	   /* NAN: off */
+	bool weight_packets;	   /* a voting block counts its packets, not 1 */
 
 	/* flow table (window and resolution come from the model) */
 	uint64_t idle_timeout_ns;
@@ -52,34 +52,34 @@ struct agent_config {
 
 	/* live capture */
 	enum agent_design design;
-	bool xdp_generic;		/* force generic (skb) XDP */
-	uint32_t ring_bytes;		/* 0: the capture library's default */
-	uint32_t bpf_flows;		/* 0: the capture library's default */
-	uint64_t batch_age_ns;		/* 0: the capture library's default */
-	uint64_t sweep_ns;		/* deadline sweep period */
-	uint64_t lag_ns;		/* how far behind the clock the sweep stays
+	bool xdp_generic;      /* force generic (skb) XDP */
+	uint32_t ring_bytes;   /* 0: the capture library's default */
+	uint32_t bpf_flows;    /* 0: the capture library's default */
+	uint64_t batch_age_ns; /* 0: the capture library's default */
+	uint64_t sweep_ns;     /* deadline sweep period */
+	uint64_t lag_ns;       /* how far behind the clock the sweep stays
 					 * (only without the merge: it has a watermark) */
-	uint32_t merge_max;		/* 0: the capture library's default */
-	bool no_merge;			/* ring order, not time order */
-	bool keep_caps;			/* do not drop capabilities after attaching */
+	uint32_t merge_max;    /* 0: the capture library's default */
+	bool no_merge;	       /* ring order, not time order */
+	bool keep_caps;	       /* do not drop capabilities after attaching */
 
 	/* output */
-	char counters_file[AGENT_PATH_MAX];	/* "" = stderr */
-	char samples_out[AGENT_PATH_MAX];	/* "" = none; else a samples CSV of every packet */
-	uint64_t counters_every_ns;	/* 0: only on SIGUSR1 and at exit */
-	bool no_block_verdicts;		/* print only flow verdicts */
-	int verbosity;			/* -1 quiet, 0 warnings, 1 info, 2 debug */
+	char counters_file[AGENT_PATH_MAX]; /* "" = stderr */
+	char samples_out[AGENT_PATH_MAX];   /* "" = none; else a samples CSV of every packet */
+	uint64_t counters_every_ns;	    /* 0: only on SIGUSR1 and at exit */
+	bool no_block_verdicts;		    /* print only flow verdicts */
+	int verbosity;			    /* -1 quiet, 0 warnings, 1 info, 2 debug */
 
 	/* verdict stream to a collector (stream/; "" = none) */
-	char collector[256];		/* HOST:PORT */
-	bool collector_tls;		/* implied by a CA, certificate or server name */
+	char collector[256]; /* HOST:PORT */
+	bool collector_tls;  /* implied by a CA, certificate or server name */
 	char collector_ca[AGENT_PATH_MAX];
 	char collector_cert[AGENT_PATH_MAX];
 	char collector_key[AGENT_PATH_MAX];
 	char collector_server_name[256];
 	char collector_token_file[AGENT_PATH_MAX];
 	char agent_id[128];		/* "" = the host name */
-	char spool_dir[AGENT_PATH_MAX];	/* "" = no spool */
+	char spool_dir[AGENT_PATH_MAX]; /* "" = no spool */
 	uint64_t spool_max_bytes;	/* 0 = the stream's default (1 GiB) */
 	uint64_t collector_wait_ns;	/* at exit: wait this long for acknowledgements */
 
@@ -89,7 +89,15 @@ struct agent_config {
 
 /* Kinds of values, for the parsers and for --help. */
 enum config_kind {
-	CK_STRING, CK_PATH, CK_IFACES, CK_SECONDS, CK_UINT, CK_BOOL, CK_DESIGN, CK_LEVEL, CK_FRACTION,
+	CK_STRING,
+	CK_PATH,
+	CK_IFACES,
+	CK_SECONDS,
+	CK_UINT,
+	CK_BOOL,
+	CK_DESIGN,
+	CK_LEVEL,
+	CK_FRACTION,
 	CK_REAL
 };
 
@@ -101,12 +109,12 @@ struct config_text {
 };
 
 struct config_setting {
-	const char *name;	/* long flag and config key */
-	int key;		/* argp key (short option letter or a private number) */
+	const char *name; /* long flag and config key */
+	int key;	  /* argp key (short option letter or a private number) */
 	enum config_kind kind;
-	const char *arg;	/* argument name in --help, NULL for switches */
+	const char *arg; /* argument name in --help, NULL for switches */
 	const char *doc;
-	int group;		/* --help section */
+	int group; /* --help section */
 };
 
 /* The table, ending with a zeroed entry. */
@@ -123,8 +131,8 @@ const struct config_setting *config_find_key(int key);
  * 0, or -1 with "what is wrong" in err (no file/flag prefix: the caller adds
  * where it came from).
  */
-int config_set(struct agent_config *c, const struct config_setting *s, const char *value,
-	       char *err, size_t errlen);
+int config_set(struct agent_config *c, const struct config_setting *s, const char *value, char *err,
+	       size_t errlen);
 
 /*
  * Read a config file into c.  Each bad line is reported through report()

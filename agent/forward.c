@@ -22,12 +22,12 @@
 
 /* One stream per process: the state lives here, not in struct agent. */
 static struct {
-	char where[STREAM_IFNAME_MAX];		/* interface(s) or replayed file */
-	uint8_t local[MAX_LOCAL][16];		/* this host's addresses, IPv4-mapped */
+	char where[STREAM_IFNAME_MAX]; /* interface(s) or replayed file */
+	uint8_t local[MAX_LOCAL][16];  /* this host's addresses, IPv4-mapped */
 	unsigned n_local;
 	char token[RPC_TOKEN_MAX + 1];
 	const char *classes[STREAM_MAX_CLASSES];
-	struct stream_counters final;		/* after stream_close() */
+	struct stream_counters final; /* after stream_close() */
 	bool closed;
 	/* counters snapshot for the batches (read by the stream's thread) */
 	pthread_mutex_t mu;
@@ -42,7 +42,8 @@ static void local_addresses(void)
 	fw.n_local = 0;
 	if (getifaddrs(&ifa)) {
 		log_warn("cannot list this host's addresses (%s): verdict directions will be "
-			 "unspecified", strerror(errno));
+			 "unspecified",
+			 strerror(errno));
 		return;
 	}
 	for (i = ifa; i && fw.n_local < MAX_LOCAL; i = i->ifa_next) {
@@ -135,7 +136,8 @@ int forward_open(struct agent *a, const struct agent_config *cfg, const char *wh
 	sc.model_name = m->name;
 	sc.model_version = m->version;
 	if (m->n_classes > STREAM_MAX_CLASSES) {
-		snprintf(err, errlen, "the model has %u classes; the verdict stream carries at most %d",
+		snprintf(err, errlen,
+			 "the model has %u classes; the verdict stream carries at most %d",
 			 m->n_classes, STREAM_MAX_CLASSES);
 		return -1;
 	}
@@ -179,13 +181,20 @@ static void fill_flow(struct stream_verdict *sv, const struct flow *f)
 static uint8_t stream_reason(enum classify_reason r)
 {
 	switch (r) {
-	case CLASSIFY_OK: return STREAM_REASON_OK;
-	case CLASSIFY_OTHER: return STREAM_REASON_OTHER;
-	case CLASSIFY_SPARSE: return STREAM_REASON_SPARSE;
-	case CLASSIFY_DISAGREE: return STREAM_REASON_DISAGREE;
-	case CLASSIFY_LOW_CONFIDENCE: return STREAM_REASON_LOW_CONFIDENCE;
-	case CLASSIFY_UNTRACKED: return STREAM_REASON_UNTRACKED;
-	default: return STREAM_REASON_UNSPECIFIED;
+	case CLASSIFY_OK:
+		return STREAM_REASON_OK;
+	case CLASSIFY_OTHER:
+		return STREAM_REASON_OTHER;
+	case CLASSIFY_SPARSE:
+		return STREAM_REASON_SPARSE;
+	case CLASSIFY_DISAGREE:
+		return STREAM_REASON_DISAGREE;
+	case CLASSIFY_LOW_CONFIDENCE:
+		return STREAM_REASON_LOW_CONFIDENCE;
+	case CLASSIFY_UNTRACKED:
+		return STREAM_REASON_UNTRACKED;
+	default:
+		return STREAM_REASON_UNSPECIFIED;
 	}
 }
 
@@ -216,8 +225,9 @@ void forward_block(struct agent *a, const struct flow *f, const struct block *b,
 	sv.stage = v->early ? STREAM_STAGE_EARLY : STREAM_STAGE_BLOCK;
 	sv.start_unix_ns = b->start_ns;
 	/* A partial block spans to the flow's last packet. */
-	sv.duration_ns = b->complete ? window :
-			 f->last_ns > b->start_ns ? f->last_ns - b->start_ns : 0;
+	sv.duration_ns = b->complete		  ? window :
+			 f->last_ns > b->start_ns ? f->last_ns - b->start_ns :
+						    0;
 	sv.packets_fwd = b->samples[0];
 	sv.packets_rev = b->samples[1];
 	sv.bytes_fwd = b->bytes[0];
@@ -274,7 +284,8 @@ int forward_close(struct agent *a, uint64_t wait_ns)
 			 (unsigned long long)fw.final.spooled_now);
 	if (rc) {
 		log_error("%llu verdicts could not be kept (spool full or none): counted as "
-			  "stream.dropped", (unsigned long long)fw.final.dropped);
+			  "stream.dropped",
+			  (unsigned long long)fw.final.dropped);
 		return -1;
 	}
 	return 0;

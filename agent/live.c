@@ -180,7 +180,7 @@ static void sweep(struct run *r)
 	if (wm)
 		agent_advance(&r->agent, wm);
 	else if (!r->cfg->no_merge)
-		return;		/* nothing proved delivered yet */
+		return; /* nothing proved delivered yet */
 	else if (now > r->cfg->lag_ns)
 		agent_advance(&r->agent, now - r->cfg->lag_ns);
 }
@@ -240,7 +240,7 @@ static int loop(struct run *r, uint64_t tick_ns)
 					break;
 				next_sweep += r->cfg->sweep_ns;
 				sweep(r);
-				run_signals(r);	/* --counters-every, counters for the stream */
+				run_signals(r); /* --counters-every, counters for the stream */
 				break;
 			}
 		}
@@ -309,7 +309,8 @@ int live_run(struct run *r)
 
 		if (caps_drop_all(keep_net_admin, err, sizeof(err))) {
 			log_error("%s: refusing to run with privileges it does not need; use "
-				  "--keep-caps to run anyway", err);
+				  "--keep-caps to run anyway",
+				  err);
 			capture_close(r->cap);
 			r->cap = NULL;
 			return AGENT_EXIT_FAILURE;

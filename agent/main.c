@@ -86,7 +86,8 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 		a->flags[a->nflags++] = (struct given_flag){ config_find("log-level"), "info" };
 		return 0;
 	case ARGP_KEY_ARG:
-		argp_error(state, "unexpected argument '%s' (give a capture file with --pcap)", arg);
+		argp_error(state, "unexpected argument '%s' (give a capture file with --pcap)",
+			   arg);
 		return 0;
 	}
 	s = config_find_key(key);
@@ -105,13 +106,19 @@ static struct argp_option *build_options(void)
 		{ NULL, 0, NULL, 0, "Live capture:", 3 },
 		{ NULL, 0, NULL, 0, "Output:", 4 },
 		{ "quiet", OPT_QUIET, NULL, 0, "Errors only on stderr (log-level = error)", 4 },
-		{ "verbose", OPT_VERBOSE, NULL, 0, "Progress messages on stderr (log-level = info)", 4 },
+		{ "verbose", OPT_VERBOSE, NULL, 0, "Progress messages on stderr (log-level = info)",
+		  4 },
 		{ NULL, 0, NULL, 0, "Settings:", 5 },
-		{ NULL, 0, NULL, 0, "Verdict stream to a collector (optional; docs/stream.md):", 6 },
-		{ "config", OPT_CONFIG, "FILE", 0, "Read settings from FILE (key = value lines; "
-		  "flags override it)", 5 },
-		{ "print-config", OPT_PRINT_CONFIG, NULL, 0, "Print the settings in effect as a "
-		  "config file and exit", 5 },
+		{ NULL, 0, NULL, 0,
+		  "Verdict stream to a collector (optional; docs/stream.md):", 6 },
+		{ "config", OPT_CONFIG, "FILE", 0,
+		  "Read settings from FILE (key = value lines; "
+		  "flags override it)",
+		  5 },
+		{ "print-config", OPT_PRINT_CONFIG, NULL, 0,
+		  "Print the settings in effect as a "
+		  "config file and exit",
+		  5 },
 	};
 	size_t n = 0, i, nset = 0;
 	struct argp_option *o;
@@ -126,8 +133,9 @@ static struct argp_option *build_options(void)
 	for (i = 0; i < nset; i++) {
 		const struct config_setting *s = &config_settings[i];
 
-		o[n++] = (struct argp_option){ s->name, s->key, s->arg,
-					       s->arg ? 0 : OPTION_ARG_OPTIONAL, s->doc, s->group };
+		o[n++] = (struct argp_option){ s->name, s->key,
+					       s->arg,	s->arg ? 0 : OPTION_ARG_OPTIONAL,
+					       s->doc,	s->group };
 		/* A switch takes an optional =false on the command line. */
 		if (!s->arg)
 			o[n - 1].arg = "BOOL";
@@ -190,7 +198,7 @@ static int signals_setup(void)
 {
 	sigset_t set;
 
-	signal(SIGPIPE, SIG_IGN);	/* a closed stdout is counted (output_errors), not fatal */
+	signal(SIGPIPE, SIG_IGN); /* a closed stdout is counted (output_errors), not fatal */
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
@@ -228,7 +236,8 @@ int main(int argc, char **argv)
 		r.counters_out = fopen(cfg.counters_file, "ae");
 		if (!r.counters_out) {
 			log_error("%s: cannot open the counters file: %s; give a writable "
-				  "--counters-file", cfg.counters_file, strerror(errno));
+				  "--counters-file",
+				  cfg.counters_file, strerror(errno));
 			return AGENT_EXIT_USAGE;
 		}
 		setvbuf(r.counters_out, NULL, _IOLBF, 0);
@@ -257,15 +266,15 @@ int main(int argc, char **argv)
 	cls = classifier_new(&ccfg, err, sizeof(err));
 	if (!cls) {
 		log_error("%s: give --model a flowpic model file (.fpcnn, docs/model-format.md), "
-			  "or leave --model out for the built-in model", err);
+			  "or leave --model out for the built-in model",
+			  err);
 		status = AGENT_EXIT_MODEL;
 		goto out_sig;
 	}
-	log_info("model %s: %s %s, %u classes, %ux%u, window %.3f s",
-		 classifier_model_source(cls), classifier_model(cls)->name,
-		 classifier_model(cls)->version, classifier_model(cls)->n_classes,
-		 classifier_model(cls)->res, classifier_model(cls)->res,
-		 (double)classifier_model(cls)->window_ns / 1e9);
+	log_info("model %s: %s %s, %u classes, %ux%u, window %.3f s", classifier_model_source(cls),
+		 classifier_model(cls)->name, classifier_model(cls)->version,
+		 classifier_model(cls)->n_classes, classifier_model(cls)->res,
+		 classifier_model(cls)->res, (double)classifier_model(cls)->window_ns / 1e9);
 	if (agent_init(&r.agent, &cfg, cls, stdout, err, sizeof(err))) {
 		log_error("%s", err);
 		status = AGENT_EXIT_USAGE;

@@ -54,11 +54,12 @@ int replay_run(struct run *r)
 	r->started = true;
 	log_info("replaying %s (%s)", r->cfg->pcap, source_kind_name(source_kind(s)));
 	rc = pipeline_run(s, r->agent.ft, &c, &hooks);
-	if (rc == -EIO)		/* logged; what was read before stays and its flows end below */
+	if (rc == -EIO) /* logged; what was read before stays and its flows end below */
 		status = AGENT_EXIT_PARTIAL;
 	else if (rc == -EINTR)
 		log_warn("stopped by signal %d after %llu records of %s: the flows read so far "
-			 "end now", r->stop_signal, (unsigned long long)c.records, r->cfg->pcap);
+			 "end now",
+			 r->stop_signal, (unsigned long long)c.records, r->cfg->pcap);
 	agent_take_counts(&r->agent, &c);
 	agent_flush(&r->agent);
 	source_close(s);

@@ -61,8 +61,8 @@ int run_stream_open(struct run *r)
 	/* Where the verdicts come from, as the collector shows it. */
 	where[0] = '\0';
 	for (i = 0; i < cfg->n_ifaces; i++)
-		snprintf(where + strlen(where), sizeof(where) - strlen(where), "%s%s",
-			 i ? "," : "", cfg->ifaces[i]);
+		snprintf(where + strlen(where), sizeof(where) - strlen(where), "%s%s", i ? "," : "",
+			 cfg->ifaces[i]);
 	if (!cfg->n_ifaces)
 		snprintf(where, sizeof(where), "%s", cfg->pcap);
 	if (forward_open(&r->agent, cfg, where, err, sizeof(err))) {

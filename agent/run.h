@@ -18,13 +18,13 @@ struct capture;
 struct run {
 	struct agent agent;
 	const struct agent_config *cfg;
-	int sigfd;			/* signalfd: SIGINT, SIGTERM, SIGUSR1 (blocked otherwise) */
-	bool started;			/* the file opened or the capture attached: counters at exit */
-	bool stop;			/* SIGINT or SIGTERM seen */
+	int sigfd;    /* signalfd: SIGINT, SIGTERM, SIGUSR1 (blocked otherwise) */
+	bool started; /* the file opened or the capture attached: counters at exit */
+	bool stop;    /* SIGINT or SIGTERM seen */
 	int stop_signal;
-	FILE *counters_out;		/* stderr or --counters-file */
-	struct capture *cap;		/* live only */
-	uint64_t next_counters_ns;	/* --counters-every: next periodic line (CLOCK_MONOTONIC) */
+	FILE *counters_out;	   /* stderr or --counters-file */
+	struct capture *cap;	   /* live only */
+	uint64_t next_counters_ns; /* --counters-every: next periodic line (CLOCK_MONOTONIC) */
 	/* The source's own counters appended to the agent's (live: the
 	 * capture's), set by the source; NULL: none. */
 	void (*source_counters)(struct run *r, struct agent_counter *out, size_t *n, size_t max);

@@ -27,10 +27,10 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 #define FP_TC_ACT_OK 0
 
-const volatile __u32 design = 0;		/* 0 records, 1 batches */
-const volatile __u32 slot_mask = 65535;		/* records: userspace slot table - 1 (2^k - 1) */
-const volatile __u64 batch_age_ns = 200000000;	/* batches: submit when older */
-const volatile __u64 wakeup_bytes = 0;		/* 0: wake the consumer per record */
+const volatile __u32 design = 0;	       /* 0 records, 1 batches */
+const volatile __u32 slot_mask = 65535;	       /* records: userspace slot table - 1 (2^k - 1) */
+const volatile __u64 batch_age_ns = 200000000; /* batches: submit when older */
+const volatile __u64 wakeup_bytes = 0;	       /* 0: wake the consumer per record */
 
 /* One ring per CPU: producers on one CPU never contend with another CPU's.
  * The rings are created by userspace at the configured size; this is only
@@ -44,7 +44,7 @@ struct ring {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 1);		/* set to the CPU count before load */
+	__uint(max_entries, 1); /* set to the CPU count before load */
 	__type(key, __u32);
 	__array(values, struct ring);
 } rings SEC(".maps");
@@ -96,10 +96,10 @@ static __always_inline __u64 wakeup_flag(void *ring, __u64 sz)
 
 	if (!wakeup_bytes)
 		return 0;
-	sz = (sz + 8 + 7) & ~7ULL;	/* with the ring's 8-byte header, rounded */
+	sz = (sz + 8 + 7) & ~7ULL; /* with the ring's 8-byte header, rounded */
 	avail = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
-	return avail >= wakeup_bytes && avail - sz < wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-								   : BPF_RB_NO_WAKEUP;
+	return avail >= wakeup_bytes && avail - sz < wakeup_bytes ? BPF_RB_FORCE_WAKEUP :
+								    BPF_RB_NO_WAKEUP;
 }
 
 static __always_inline void count(__u32 idx, __u64 n)
@@ -218,8 +218,8 @@ static __always_inline void do_records(void *ring, struct fp_key *key, const str
 }
 
 /* Submit b's pairs as one record (ring full: its packets are counted lost). */
-static __always_inline void submit_batch(void *ring, const struct fp_key *key,
-					 struct fp_batch *b, struct fp_cpu_state *st)
+static __always_inline void submit_batch(void *ring, const struct fp_key *key, struct fp_batch *b,
+					 struct fp_cpu_state *st)
 {
 	struct fp_rec_batch *r;
 	__u32 n = b->n;

@@ -32,9 +32,11 @@ _Static_assert(sizeof(struct fp_pair) == 8, "fp_pair layout");
 _Static_assert(sizeof(struct fp_rec_batch) == 64 + 8 * FP_BATCH_MAX, "fp_rec_batch layout");
 _Static_assert((int)FP_C_COUNT == (int)CAPTURE_C_BPF_COUNT, "counter lists differ");
 _Static_assert(FP_SKIP_TRUNCATED == SKIP_TRUNCATED && FP_SKIP_NOT_IP == SKIP_NOT_IP &&
-	       FP_SKIP_IP_MALFORMED == SKIP_IP_MALFORMED && FP_SKIP_FRAGMENT == SKIP_FRAGMENT &&
-	       FP_SKIP_ICMP == SKIP_ICMP && FP_SKIP_OTHER_L4 == SKIP_OTHER_L4 &&
-	       FP_SKIP_L4_MALFORMED == SKIP_L4_MALFORMED, "skip reasons differ from pkt.h");
+		       FP_SKIP_IP_MALFORMED == SKIP_IP_MALFORMED &&
+		       FP_SKIP_FRAGMENT == SKIP_FRAGMENT && FP_SKIP_ICMP == SKIP_ICMP &&
+		       FP_SKIP_OTHER_L4 == SKIP_OTHER_L4 &&
+		       FP_SKIP_L4_MALFORMED == SKIP_L4_MALFORMED,
+	       "skip reasons differ from pkt.h");
 
 /* tcx (kernel >= 6.6) attach type; libbpf 1.1's headers predate it. */
 #define FP_BPF_TCX_EGRESS 47
@@ -91,16 +93,16 @@ struct slot_ent {
 struct ring_ctx {
 	struct capture *c;
 	int cpu;
-	uint64_t last_ts;		/* records: time of the previous record */
-	struct slot_ent *slots;		/* records: slot_mask + 1 entries */
+	uint64_t last_ts;	/* records: time of the previous record */
+	struct slot_ent *slots; /* records: slot_mask + 1 entries */
 };
 
 struct iface {
 	char name[IF_NAMESIZE];
 	int ifindex;
-	int xdp_fd;			/* bpf_link */
-	int tc_fd;			/* bpf_link (tcx), or -1 */
-	bool tc_netlink;		/* cls_bpf filter via netlink instead */
+	int xdp_fd;	 /* bpf_link */
+	int tc_fd;	 /* bpf_link (tcx), or -1 */
+	bool tc_netlink; /* cls_bpf filter via netlink instead */
 	const char *mode;
 };
 
@@ -125,7 +127,7 @@ struct capture {
 	uint64_t last_flush;		/* CLOCK_MONOTONIC of the last age flush */
 	uint64_t last_sweep;		/* ... and of the last flush of all CPUs */
 	void *state_buf;		/* ncpu struct fp_cpu_state */
-	uint64_t user[CAPTURE_C_COUNT];	/* userspace counters */
+	uint64_t user[CAPTURE_C_COUNT]; /* userspace counters */
 	capture_pkt_fn on_pkt;
 	void *on_pkt_ctx;
 	int delivered;
@@ -138,8 +140,8 @@ const char *capture_counter_name(unsigned int i)
 
 bool capture_counter_is_loss(unsigned int i)
 {
-	return i == CAPTURE_C_TOO_BIG || i == CAPTURE_C_RING_FULL ||
-	       i == CAPTURE_C_BAD_RECORD || i == CAPTURE_C_UNKNOWN_SLOT;
+	return i == CAPTURE_C_TOO_BIG || i == CAPTURE_C_RING_FULL || i == CAPTURE_C_BAD_RECORD ||
+	       i == CAPTURE_C_UNKNOWN_SLOT;
 }
 
 void capture_config_default(struct capture_config *cfg)
@@ -334,11 +336,12 @@ static int run_flush(struct capture *c, uint64_t age_ns, bool all)
 		if (!all && !st[cpu].pending)
 			continue;
 		for (tries = 0; tries < 100; tries++) {
-			LIBBPF_OPTS(bpf_test_run_opts, o, .ctx_in = args, .ctx_size_in = sizeof(args),
-				    .flags = BPF_F_TEST_RUN_ON_CPU, .cpu = (uint32_t)cpu);
+			LIBBPF_OPTS(bpf_test_run_opts, o, .ctx_in = args,
+				    .ctx_size_in = sizeof(args), .flags = BPF_F_TEST_RUN_ON_CPU,
+				    .cpu = (uint32_t)cpu);
 
 			err = bpf_prog_test_run_opts(fd, &o);
-			if (err == -ENXIO)	/* CPU possible but offline */
+			if (err == -ENXIO) /* CPU possible but offline */
 				break;
 			if (err)
 				return err;
@@ -387,7 +390,7 @@ static int have_cap(int cap)
 
 static int check_caps(bool attach, char *err, size_t errlen)
 {
-	int sys = have_cap(CAP_SYS_ADMIN);	/* covers BPF and PERFMON */
+	int sys = have_cap(CAP_SYS_ADMIN); /* covers BPF and PERFMON */
 	char missing[64] = "";
 
 	/* Name every missing one: granting them one failure at a time is tedious. */
@@ -400,10 +403,10 @@ static int check_caps(bool attach, char *err, size_t errlen)
 	if (!missing[0])
 		return 0;
 	log_errbuf(err, errlen,
-	       "missing capability %s to %s the BPF programs: run as root (sudo %s ...) or give "
-	       "the program the capabilities (setcap cap_bpf,cap_perfmon,cap_net_admin+ep %s)",
-	       missing + 2, attach ? "load and attach" : "load", program_invocation_short_name,
-	       program_invocation_short_name);
+		   "missing capability %s to %s the BPF programs: run as root (sudo %s ...) or give "
+		   "the program the capabilities (setcap cap_bpf,cap_perfmon,cap_net_admin+ep %s)",
+		   missing + 2, attach ? "load and attach" : "load", program_invocation_short_name,
+		   program_invocation_short_name);
 	return -EPERM;
 }
 
@@ -433,7 +436,8 @@ static int attach_xdp(struct capture *c, struct iface *f, bool force_generic, ch
 			e = -fd;
 			if (e == EBUSY || e == EEXIST)
 				goto busy;
-			log_errbuf(err, errlen, "cannot attach XDP to %s: %s", f->name, strerror(e));
+			log_errbuf(err, errlen, "cannot attach XDP to %s: %s", f->name,
+				   strerror(e));
 			return -e;
 		}
 		f->mode = "generic";
@@ -446,8 +450,9 @@ static int attach_xdp(struct capture *c, struct iface *f, bool force_generic, ch
 	return 0;
 busy:
 	log_errbuf(err, errlen,
-	       "interface %s already has an XDP program (see 'ip link show %s'); "
-	       "remove it or capture on another interface", f->name, f->name);
+		   "interface %s already has an XDP program (see 'ip link show %s'); "
+		   "remove it or capture on another interface",
+		   f->name, f->name);
 	return -EBUSY;
 }
 
@@ -473,7 +478,7 @@ static int attach_tc(struct capture *c, struct iface *f, char *err, size_t errle
 	e = bpf_tc_hook_create(&hook);
 	if (e && e != -EEXIST) {
 		log_errbuf(err, errlen, "cannot create the clsact qdisc on %s: %s", f->name,
-		       strerror(-e));
+			   strerror(-e));
 		return e;
 	}
 	{
@@ -485,7 +490,7 @@ static int attach_tc(struct capture *c, struct iface *f, char *err, size_t errle
 	e = bpf_tc_attach(&hook, &tco);
 	if (e) {
 		log_errbuf(err, errlen, "cannot attach the TC egress program to %s: %s", f->name,
-		       strerror(-e));
+			   strerror(-e));
 		return e;
 	}
 	f->tc_netlink = true;
@@ -502,8 +507,8 @@ static void detach_tc_netlink(struct iface *f)
 }
 
 /* Load the skeleton again with a verifier log and keep it in a file. */
-static void save_verifier_log(const struct capture_config *cfg, struct capture *c,
-			      char *where, size_t wlen)
+static void save_verifier_log(const struct capture_config *cfg, struct capture *c, char *where,
+			      size_t wlen)
 {
 	const char *path = cfg->verifier_log ? cfg->verifier_log : "/tmp/flowpic-verifier.log";
 	size_t size = 64u << 20;
@@ -515,8 +520,8 @@ static void save_verifier_log(const struct capture_config *cfg, struct capture *
 	if (!buf)
 		return;
 	{
-		LIBBPF_OPTS(bpf_object_open_opts, o, .kernel_log_buf = buf,
-			    .kernel_log_size = size, .kernel_log_level = 1);
+		LIBBPF_OPTS(bpf_object_open_opts, o, .kernel_log_buf = buf, .kernel_log_size = size,
+			    .kernel_log_level = 1);
 
 		skel = capture_bpf__open_opts(&o);
 	}
@@ -554,21 +559,24 @@ static int setup_rings(struct capture *c, uint32_t ring_bytes, char *err, size_t
 
 		fd = bpf_map_create(BPF_MAP_TYPE_RINGBUF, "fp_ring", 0, 0, ring_bytes, NULL);
 		if (fd < 0) {
-			log_errbuf(err, errlen, "cannot create a %u-byte ring buffer for CPU %d: %s "
-			       "(try a smaller ring size)", ring_bytes, i, strerror(-fd));
+			log_errbuf(err, errlen,
+				   "cannot create a %u-byte ring buffer for CPU %d: %s "
+				   "(try a smaller ring size)",
+				   ring_bytes, i, strerror(-fd));
 			return fd;
 		}
 		c->ring_fds[i] = fd;
 		e = bpf_map_update_elem(outer, &key, &fd, BPF_ANY);
 		if (e) {
 			log_errbuf(err, errlen, "cannot install the ring of CPU %d: %s", i,
-			       strerror(-e));
+				   strerror(-e));
 			return e;
 		}
 		c->rctx[i].c = c;
 		c->rctx[i].cpu = i;
 		if (c->design == CAPTURE_RECORDS) {
-			c->rctx[i].slots = calloc((size_t)c->slot_mask + 1, sizeof(struct slot_ent));
+			c->rctx[i].slots =
+				calloc((size_t)c->slot_mask + 1, sizeof(struct slot_ent));
 			if (!c->rctx[i].slots)
 				return -ENOMEM;
 		}
@@ -595,11 +603,12 @@ int capture_config_check(const struct capture_config *cfg, char *err, size_t err
 {
 	if (cfg->n_ifaces > CAPTURE_MAX_IFACES) {
 		log_errbuf(err, errlen, "too many interfaces (%u, at most %d)", cfg->n_ifaces,
-		       CAPTURE_MAX_IFACES);
+			   CAPTURE_MAX_IFACES);
 		return -EINVAL;
 	}
 	if (cfg->ring_bytes < 4096 || (cfg->ring_bytes & (cfg->ring_bytes - 1))) {
-		log_errbuf(err, errlen, "ring size %u is not a power of 2 >= 4096", cfg->ring_bytes);
+		log_errbuf(err, errlen, "ring size %u is not a power of 2 >= 4096",
+			   cfg->ring_bytes);
 		return -EINVAL;
 	}
 	if (cfg->batch_age_ms < 1 || cfg->batch_age_ms > 2000) {
@@ -608,7 +617,7 @@ int capture_config_check(const struct capture_config *cfg, char *err, size_t err
 	}
 	if (cfg->flow_map_size < 1 || cfg->flow_map_size > (1u << 24)) {
 		log_errbuf(err, errlen, "flow map size %u out of range 1..16777216",
-		       cfg->flow_map_size);
+			   cfg->flow_map_size);
 		return -EINVAL;
 	}
 	return 0;
@@ -627,8 +636,10 @@ static int resolve_ifaces(struct capture *c, const struct capture_config *cfg, c
 		snprintf(f->name, sizeof(f->name), "%s", cfg->ifaces[i]);
 		f->ifindex = (int)if_nametoindex(cfg->ifaces[i]);
 		if (!f->ifindex || strlen(cfg->ifaces[i]) >= IF_NAMESIZE) {
-			log_errbuf(err, errlen, "interface '%s' does not exist: give one of the "
-			       "names 'ip link show' lists", cfg->ifaces[i]);
+			log_errbuf(err, errlen,
+				   "interface '%s' does not exist: give one of the "
+				   "names 'ip link show' lists",
+				   cfg->ifaces[i]);
 			return -ENODEV;
 		}
 	}
@@ -641,9 +652,11 @@ static int check_kernel(const struct capture_config *cfg, char *err, size_t errl
 	int e;
 
 	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
-		log_errbuf(err, errlen, "this kernel has no BTF (/sys/kernel/btf/vmlinux: %s): the "
-		       "BPF programs are CO-RE and need a kernel built with "
-		       "CONFIG_DEBUG_INFO_BTF=y (Debian's 5.10+ kernels have it)", strerror(errno));
+		log_errbuf(err, errlen,
+			   "this kernel has no BTF (/sys/kernel/btf/vmlinux: %s): the "
+			   "BPF programs are CO-RE and need a kernel built with "
+			   "CONFIG_DEBUG_INFO_BTF=y (Debian's 5.10+ kernels have it)",
+			   strerror(errno));
 		return -ENOTSUP;
 	}
 	e = check_caps(cfg->n_ifaces > 0, err, errlen);
@@ -651,8 +664,10 @@ static int check_kernel(const struct capture_config *cfg, char *err, size_t errl
 		return e;
 	e = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL);
 	if (e == 0) {
-		log_errbuf(err, errlen, "this kernel has no BPF ring buffers (BPF_MAP_TYPE_RINGBUF "
-		       "needs Linux 5.8 or later): upgrade the kernel (6.6 or later recommended)");
+		log_errbuf(
+			err, errlen,
+			"this kernel has no BPF ring buffers (BPF_MAP_TYPE_RINGBUF "
+			"needs Linux 5.8 or later): upgrade the kernel (6.6 or later recommended)");
 		return -ENOTSUP;
 	}
 	/* A probe that fails says nothing about the kernel: the load will tell. */
@@ -678,9 +693,10 @@ static int alloc_state(struct capture *c, const struct capture_config *cfg, char
 		c->merge = merge_new(held);
 		if (!c->merge) {
 			e = -errno;
-			log_errbuf(err, errlen, "cannot set up the time-ordered merge of %u records: "
-				   "%s (merge_max_held is 1..%u)", held, strerror(-e),
-				   MERGE_MAX_MAX_HELD);
+			log_errbuf(err, errlen,
+				   "cannot set up the time-ordered merge of %u records: "
+				   "%s (merge_max_held is 1..%u)",
+				   held, strerror(-e), MERGE_MAX_MAX_HELD);
 			return e;
 		}
 	}
@@ -723,8 +739,10 @@ static int load_programs(struct capture *c, const struct capture_config *cfg, ch
 		char where[PATH_MAX];
 
 		save_verifier_log(cfg, c, where, sizeof(where));
-		log_errbuf(err, errlen, "the kernel refused the capture programs (%s); verifier log "
-		       "in %s: report it with 'uname -r'", strerror(-e), where);
+		log_errbuf(err, errlen,
+			   "the kernel refused the capture programs (%s); verifier log "
+			   "in %s: report it with 'uname -r'",
+			   strerror(-e), where);
 		return e;
 	}
 	e = setup_rings(c, cfg->ring_bytes, err, errlen);
@@ -738,8 +756,7 @@ static int load_programs(struct capture *c, const struct capture_config *cfg, ch
 }
 
 /* XDP on every interface, TC egress unless no_egress; one line each. */
-static int attach_all(struct capture *c, const struct capture_config *cfg, char *err,
-		      size_t errlen)
+static int attach_all(struct capture *c, const struct capture_config *cfg, char *err, size_t errlen)
 {
 	unsigned int i;
 	int e;
@@ -758,7 +775,9 @@ static int attach_all(struct capture *c, const struct capture_config *cfg, char 
 		}
 		log_info("%s: capturing (ifindex %d): XDP ingress %s, TC egress %s, design %s",
 			 f->name, f->ifindex, f->mode,
-			 cfg->no_egress ? "off" : f->tc_netlink ? "cls_bpf (netlink)" : "tcx link",
+			 cfg->no_egress ? "off" :
+			 f->tc_netlink	? "cls_bpf (netlink)" :
+					  "tcx link",
 			 c->design == CAPTURE_BATCHES ? "batches" : "records");
 	}
 	return 0;

@@ -26,31 +26,31 @@
 
 /* How the BPF programs hand packets to userspace; see docs/capture.md. */
 enum capture_design {
-	CAPTURE_RECORDS = 0,	/* one compact record per packet, 5-tuple on flow start */
-	CAPTURE_BATCHES = 1,	/* per-flow batches of (time delta, size) pairs */
+	CAPTURE_RECORDS = 0, /* one compact record per packet, 5-tuple on flow start */
+	CAPTURE_BATCHES = 1, /* per-flow batches of (time delta, size) pairs */
 };
 
 enum capture_dir {
-	CAPTURE_INGRESS = 0,	/* XDP */
-	CAPTURE_EGRESS = 1,	/* TC egress */
+	CAPTURE_INGRESS = 0, /* XDP */
+	CAPTURE_EGRESS = 1,  /* TC egress */
 };
 
 struct capture_config {
-	const char *ifaces[CAPTURE_MAX_IFACES];	/* interface names */
-	unsigned int n_ifaces;		/* 0: load only, attach nothing (tests) */
-	enum capture_design design;	/* default: the measured winner */
-	bool force_generic_xdp;		/* skip native XDP even where the driver has it */
-	bool no_egress;			/* ingress (XDP) only */
-	uint32_t ring_bytes;		/* per-CPU ring size, power of 2 >= 4096; default 8 MiB */
-	uint32_t flow_map_size;		/* BPF flow entries (per CPU for records); default 65536 */
-	uint32_t batch_age_ms;		/* a batch older than this is submitted; 1..2000, default 200 */
-	const char *verifier_log;	/* where a failed load's verifier log goes;
+	const char *ifaces[CAPTURE_MAX_IFACES]; /* interface names */
+	unsigned int n_ifaces;			/* 0: load only, attach nothing (tests) */
+	enum capture_design design;		/* default: the measured winner */
+	bool force_generic_xdp;			/* skip native XDP even where the driver has it */
+	bool no_egress;				/* ingress (XDP) only */
+	uint32_t ring_bytes;	  /* per-CPU ring size, power of 2 >= 4096; default 8 MiB */
+	uint32_t flow_map_size;	  /* BPF flow entries (per CPU for records); default 65536 */
+	uint32_t batch_age_ms;	  /* a batch older than this is submitted; 1..2000, default 200 */
+	const char *verifier_log; /* where a failed load's verifier log goes;
 					 * NULL: /tmp/flowpic-verifier.log */
-	uint32_t merge_max_held;	/* records the time-ordered merge holds; 0: the
+	uint32_t merge_max_held;  /* records the time-ordered merge holds; 0: the
 					 * default (MERGE_DEFAULT_MAX_HELD, core/merge.h) */
-	bool no_merge;			/* hand records out in ring order (benchmarks,
+	bool no_merge;		  /* hand records out in ring order (benchmarks,
 					 * the parity test's negative control) */
-	bool eager_wakeup;		/* wake the consumer at every record (the
+	bool eager_wakeup;	  /* wake the consumer at every record (the
 					 * kernel's default); default: only when a ring
 					 * is 1/8 full, else records wait for the next
 					 * capture_poll() (call it at least every 100 ms) */
@@ -58,34 +58,34 @@ struct capture_config {
 
 /* Counters summed over CPUs: BPF (first) then userspace decoding. Stable order. */
 enum capture_counter {
-	CAPTURE_C_INGRESS = 0,	/* frames seen at XDP */
-	CAPTURE_C_EGRESS,	/* skbs seen at TC egress */
-	CAPTURE_C_TCP,		/* TCP packets recorded (wire segments) */
-	CAPTURE_C_UDP,		/* UDP packets recorded (wire segments) */
-	CAPTURE_C_GSO,		/* egress GSO super-packets (each counted as its segments) */
-	CAPTURE_C_TRUNCATED,	/* skip: headers cut short */
-	CAPTURE_C_NOT_IP,	/* skip: ARP, LLDP, ... */
-	CAPTURE_C_IP_MALFORMED,	/* skip: bad IP version/length fields */
-	CAPTURE_C_FRAGMENT,	/* skip: IPv4/IPv6 fragment */
-	CAPTURE_C_ICMP,		/* skip: ICMP/ICMPv6 */
-	CAPTURE_C_OTHER_L4,	/* skip: other IP protocols, too many IPv6 ext headers */
-	CAPTURE_C_L4_MALFORMED,	/* skip: TCP data offset / UDP length inconsistent */
-	CAPTURE_C_TOO_BIG,	/* loss: payload or header beyond the record fields */
-	CAPTURE_C_RING_FULL,	/* loss: ring reserve failed (packets lost) */
-	CAPTURE_C_FLOW_MAP_FULL,	/* not a loss: flow map full, sent as a full record */
-	CAPTURE_C_FLUSH_BUSY,	/* not a loss: packet met a flush in progress, full record */
-	CAPTURE_C_RECORDS,	/* ring records submitted */
-	CAPTURE_C_BATCHES,	/* batch records submitted (batches design) */
-	CAPTURE_C_BPF_COUNT,	/* (end of the BPF counters) */
-	CAPTURE_C_DELIVERED = CAPTURE_C_BPF_COUNT,	/* packets handed to on_pkt */
-	CAPTURE_C_BAD_RECORD,	/* loss: ring record that does not decode */
-	CAPTURE_C_UNKNOWN_SLOT,	/* loss: packet record for a slot never announced */
-	CAPTURE_C_MERGE_LATE,	/* not a loss: arrived after its watermark, handed out
+	CAPTURE_C_INGRESS = 0,	 /* frames seen at XDP */
+	CAPTURE_C_EGRESS,	 /* skbs seen at TC egress */
+	CAPTURE_C_TCP,		 /* TCP packets recorded (wire segments) */
+	CAPTURE_C_UDP,		 /* UDP packets recorded (wire segments) */
+	CAPTURE_C_GSO,		 /* egress GSO super-packets (each counted as its segments) */
+	CAPTURE_C_TRUNCATED,	 /* skip: headers cut short */
+	CAPTURE_C_NOT_IP,	 /* skip: ARP, LLDP, ... */
+	CAPTURE_C_IP_MALFORMED,	 /* skip: bad IP version/length fields */
+	CAPTURE_C_FRAGMENT,	 /* skip: IPv4/IPv6 fragment */
+	CAPTURE_C_ICMP,		 /* skip: ICMP/ICMPv6 */
+	CAPTURE_C_OTHER_L4,	 /* skip: other IP protocols, too many IPv6 ext headers */
+	CAPTURE_C_L4_MALFORMED,	 /* skip: TCP data offset / UDP length inconsistent */
+	CAPTURE_C_TOO_BIG,	 /* loss: payload or header beyond the record fields */
+	CAPTURE_C_RING_FULL,	 /* loss: ring reserve failed (packets lost) */
+	CAPTURE_C_FLOW_MAP_FULL, /* not a loss: flow map full, sent as a full record */
+	CAPTURE_C_FLUSH_BUSY,	 /* not a loss: packet met a flush in progress, full record */
+	CAPTURE_C_RECORDS,	 /* ring records submitted */
+	CAPTURE_C_BATCHES,	 /* batch records submitted (batches design) */
+	CAPTURE_C_BPF_COUNT,	 /* (end of the BPF counters) */
+	CAPTURE_C_DELIVERED = CAPTURE_C_BPF_COUNT, /* packets handed to on_pkt */
+	CAPTURE_C_BAD_RECORD,			   /* loss: ring record that does not decode */
+	CAPTURE_C_UNKNOWN_SLOT,	  /* loss: packet record for a slot never announced */
+	CAPTURE_C_MERGE_LATE,	  /* not a loss: arrived after its watermark, handed out
 				 * out of time order */
-	CAPTURE_C_MERGE_FORCED,	/* not a loss: handed out before its watermark, the
+	CAPTURE_C_MERGE_FORCED,	  /* not a loss: handed out before its watermark, the
 				 * merge was full (raise merge_max_held) */
-	CAPTURE_C_MERGE_HELD,	/* gauge: records the merge holds now */
-	CAPTURE_C_MERGE_HELD_MAX,	/* gauge: most it held at once */
+	CAPTURE_C_MERGE_HELD,	  /* gauge: records the merge holds now */
+	CAPTURE_C_MERGE_HELD_MAX, /* gauge: most it held at once */
 	CAPTURE_C_COUNT
 };
 
@@ -98,8 +98,7 @@ struct capture;
 /* Called once per packet (GSO super-packets: once per wire segment), in
  * time order across every ring and batch unless no_merge (see
  * capture_watermark()). */
-typedef void (*capture_pkt_fn)(void *ctx, const struct pkt *p, int ifindex,
-			       enum capture_dir dir);
+typedef void (*capture_pkt_fn)(void *ctx, const struct pkt *p, int ifindex, enum capture_dir dir);
 
 void capture_config_default(struct capture_config *cfg);
 

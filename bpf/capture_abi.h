@@ -20,10 +20,10 @@
 #define FP_KIND(k) ((__u8)(FP_ABI_VERSION << 4 | (k)))
 
 enum fp_rec_kind {
-	FP_REC_FLOW = 1,	/* records design: flow announcement + its packet */
-	FP_REC_PKT = 2,		/* records design: one packet of an announced slot */
-	FP_REC_BATCH = 3,	/* batches design: up to FP_BATCH_MAX packets of a flow */
-	FP_REC_FULL = 4,	/* batches design: one packet with its 5-tuple */
+	FP_REC_FLOW = 1,  /* records design: flow announcement + its packet */
+	FP_REC_PKT = 2,	  /* records design: one packet of an announced slot */
+	FP_REC_BATCH = 3, /* batches design: up to FP_BATCH_MAX packets of a flow */
+	FP_REC_FULL = 4,  /* batches design: one packet with its 5-tuple */
 };
 
 /* Pairs per batch: 8 bytes each; 32 -> a 320-byte record per 32 packets. */
@@ -65,25 +65,25 @@ enum fp_counter {
 
 /* A flow as one hook on one CPU sees it.  44 bytes. */
 struct fp_key {
-	__u8 src[16];		/* IPv4 as ::ffff:a.b.c.d, network order */
+	__u8 src[16]; /* IPv4 as ::ffff:a.b.c.d, network order */
 	__u8 dst[16];
 	__u32 ifindex;
-	__u16 sport;		/* host order */
+	__u16 sport; /* host order */
 	__u16 dport;
-	__u8 proto;		/* 6 or 17 */
-	__u8 dir;		/* 0 ingress (XDP), 1 egress (TC) */
-	__u16 cpu;		/* batches design: the CPU owning the entry; else 0 */
+	__u8 proto; /* 6 or 17 */
+	__u8 dir;   /* 0 ingress (XDP), 1 egress (TC) */
+	__u16 cpu;  /* batches design: the CPU owning the entry; else 0 */
 };
 
 /* Records design, 16 bytes (24 in the ring with its header). */
 struct fp_rec_pkt {
-	__u8 kind;		/* FP_KIND(FP_REC_PKT) */
+	__u8 kind; /* FP_KIND(FP_REC_PKT) */
 	__u8 tcp_flags;
-	__u16 size;		/* transport payload; GSO: of the whole super-packet */
-	__u32 slot;		/* flow slot announced by an FP_REC_FLOW on this ring */
-	__u32 dt_ns;		/* since the previous record on this ring */
-	__u16 hdr;		/* ip_len - size */
-	__u16 gso_size;		/* 0, or the segment payload of a GSO super-packet */
+	__u16 size;	/* transport payload; GSO: of the whole super-packet */
+	__u32 slot;	/* flow slot announced by an FP_REC_FLOW on this ring */
+	__u32 dt_ns;	/* since the previous record on this ring */
+	__u16 hdr;	/* ip_len - size */
+	__u16 gso_size; /* 0, or the segment payload of a GSO super-packet */
 };
 
 /* FLOW (records) and FULL (batches): a packet with its 5-tuple.  72 bytes. */
@@ -91,8 +91,8 @@ struct fp_rec_flow {
 	__u8 kind;
 	__u8 tcp_flags;
 	__u16 size;
-	__u32 slot;		/* FLOW: the slot later FP_REC_PKT records name */
-	__u64 ts_ns;		/* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u32 slot;  /* FLOW: the slot later FP_REC_PKT records name */
+	__u64 ts_ns; /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
 	__u16 hdr;
 	__u16 gso_size;
 	__u32 pad;
@@ -102,19 +102,19 @@ struct fp_rec_flow {
 
 /* One packet of a batch.  8 bytes. */
 struct fp_pair {
-	__u32 dt_ns;		/* since the batch's ts0 (batch age < 4.29 s) */
+	__u32 dt_ns; /* since the batch's ts0 (batch age < 4.29 s) */
 	__u16 size;
-	__u8 hdr4;		/* (ip_len - size) / 4: every IP/TCP/UDP header is 4n bytes */
+	__u8 hdr4; /* (ip_len - size) / 4: every IP/TCP/UDP header is 4n bytes */
 	__u8 tcp_flags;
 };
 
 /* Batches design ring record: 64 + 8 * FP_BATCH_MAX bytes. */
 struct fp_rec_batch {
-	__u8 kind;		/* FP_KIND(FP_REC_BATCH) */
-	__u8 n;			/* pairs used */
+	__u8 kind; /* FP_KIND(FP_REC_BATCH) */
+	__u8 n;	   /* pairs used */
 	__u16 pad;
 	__u32 pad1;
-	__u64 ts0;		/* CLOCK_MONOTONIC of the first pair */
+	__u64 ts0; /* CLOCK_MONOTONIC of the first pair */
 	struct fp_key key;
 	__u32 pad2;
 	struct fp_pair pairs[FP_BATCH_MAX];
@@ -123,7 +123,7 @@ struct fp_rec_batch {
 /* Batches design: the value of the flow map (key includes the CPU). */
 struct fp_batch {
 	__u64 ts0;
-	__u64 last;		/* time of the last packet: idle entries are deleted */
+	__u64 last; /* time of the last packet: idle entries are deleted */
 	__u32 n;
 	__u32 pad;
 	struct fp_pair pairs[FP_BATCH_MAX];
@@ -132,17 +132,17 @@ struct fp_batch {
 /* Records design: the value of the per-CPU flow map. */
 struct fp_slot {
 	__u32 slot;
-	__u32 valid;		/* 1 once announced on this CPU: an entry another
+	__u32 valid; /* 1 once announced on this CPU: an entry another
 				 * CPU created reads as zeroes here */
 };
 
 /* Per-CPU state shared by the programs on one CPU. */
 struct fp_cpu_state {
-	__u64 last_ts;		/* records: time of the last record on this CPU's ring */
-	__u32 next_slot;	/* records: next slot number (monotonic, wraps) */
-	__u32 busy;		/* batches: a datapath program is modifying a batch */
-	__u32 flushing;		/* batches: the flush program is running */
-	__u32 pending;		/* batches: entries of this CPU holding pairs
+	__u64 last_ts;	 /* records: time of the last record on this CPU's ring */
+	__u32 next_slot; /* records: next slot number (monotonic, wraps) */
+	__u32 busy;	 /* batches: a datapath program is modifying a batch */
+	__u32 flushing;	 /* batches: the flush program is running */
+	__u32 pending;	 /* batches: entries of this CPU holding pairs
 				 * (userspace flushes only CPUs with some) */
 };
 

@@ -16,8 +16,8 @@
 #define FP_ETH_P_8021AD 0x88A8
 #define FP_ETH_P_QINQ_OLD 0x9100
 
-#define FP_MAX_VLAN 4		/* PARSE_MAX_VLAN */
-#define FP_MAX_IPV6_EXT 8	/* PARSE_MAX_IPV6_EXT */
+#define FP_MAX_VLAN 4	  /* PARSE_MAX_VLAN */
+#define FP_MAX_IPV6_EXT 8 /* PARSE_MAX_IPV6_EXT */
 
 struct fp_cursor {
 	void *pos;
@@ -28,8 +28,8 @@ struct fp_cursor {
 struct fp_parsed {
 	__u8 src[16];
 	__u8 dst[16];
-	__u32 ip_len;		/* IP header(s) + payload */
-	__u32 size;		/* transport payload */
+	__u32 ip_len; /* IP header(s) + payload */
+	__u32 size;   /* transport payload */
 	__u16 sport;
 	__u16 dport;
 	__u8 proto;
@@ -95,8 +95,7 @@ static __always_inline int fp_parse_l4(struct fp_cursor *c, __u8 proto, __u32 l4
 
 /* wire_left: bytes on the wire from the IPv4 header on (used when the total
  * length is 0, as in TSO packets). */
-static __always_inline int fp_parse_ipv4(struct fp_cursor *c, __u32 wire_left,
-					 struct fp_parsed *o)
+static __always_inline int fp_parse_ipv4(struct fp_cursor *c, __u32 wire_left, struct fp_parsed *o)
 {
 	__u8 *h = fp_pull(c, 20);
 	__u32 ihl, tot;
@@ -150,22 +149,22 @@ static __always_inline int fp_parse_ipv6(struct fp_cursor *c, struct fp_parsed *
 #pragma unroll
 	for (i = 0; i < FP_MAX_IPV6_EXT; i++) {
 		switch (next) {
-		case 0:		/* hop-by-hop */
-		case 43:	/* routing */
-		case 60:	/* destination options */
-		case 135:	/* mobility */
+		case 0:	  /* hop-by-hop */
+		case 43:  /* routing */
+		case 60:  /* destination options */
+		case 135: /* mobility */
 			e = fp_pull(c, 8);
 			if (!e)
 				return FP_SKIP_TRUNCATED;
 			len = ((__u32)e[1] + 1) * 8;
 			break;
-		case 51:	/* AH */
+		case 51: /* AH */
 			e = fp_pull(c, 8);
 			if (!e)
 				return FP_SKIP_TRUNCATED;
 			len = ((__u32)e[1] + 2) * 4;
 			break;
-		case 44:	/* fragment: offset or M set; else atomic (RFC 6946) */
+		case 44: /* fragment: offset or M set; else atomic (RFC 6946) */
 			e = fp_pull(c, 8);
 			if (!e)
 				return FP_SKIP_TRUNCATED;
@@ -194,8 +193,7 @@ static __always_inline int fp_parse_ipv6(struct fp_cursor *c, struct fp_parsed *
 /* An Ethernet frame from data to end; wire_len: the frame's length on the
  * wire (skb->len at TC, where an outer VLAN tag may sit in the skb metadata
  * instead of the data: the sizes do not depend on it). */
-static __always_inline int fp_parse_eth(void *data, void *end, __u32 wire_len,
-					struct fp_parsed *o)
+static __always_inline int fp_parse_eth(void *data, void *end, __u32 wire_len, struct fp_parsed *o)
 {
 	struct fp_cursor c = { data, end };
 	__u8 *h = fp_pull(&c, 14);
@@ -207,8 +205,7 @@ static __always_inline int fp_parse_eth(void *data, void *end, __u32 wire_len,
 	type = fp_rd16(h + 12);
 #pragma unroll
 	for (i = 0; i < FP_MAX_VLAN; i++) {
-		if (type != FP_ETH_P_8021Q && type != FP_ETH_P_8021AD &&
-		    type != FP_ETH_P_QINQ_OLD)
+		if (type != FP_ETH_P_8021Q && type != FP_ETH_P_8021AD && type != FP_ETH_P_QINQ_OLD)
 			break;
 		h = fp_pull(&c, 4);
 		if (!h)

@@ -39,8 +39,8 @@ struct classify_args {
 	char **files;
 	int nfiles;
 	enum out_format fmt;
-	bool blocks;			/* print block verdicts too */
-	const char *class_filter;	/* comma-separated class names, "unknown" too */
+	bool blocks;		  /* print block verdicts too */
+	const char *class_filter; /* comma-separated class names, "unknown" too */
 	uint64_t min_packets;
 	bool early_only;
 	/* while running */
@@ -49,7 +49,7 @@ struct classify_args {
 	bool header_done;
 	bool progress_shown;
 	struct timespec progress_last;
-	uint32_t show_mask;		/* bit per class, bit n_classes: unknown */
+	uint32_t show_mask; /* bit per class, bit n_classes: unknown */
 	uint64_t flows, shown;
 	struct class_total total[CLASSIFY_MAX_CLASSES + 1];
 };
@@ -73,39 +73,64 @@ enum {
 };
 
 static const struct argp_option classify_options[] = {
-	{ "json", 'j', NULL, 0, "JSON lines: a flow's fields as `flows --json` prints them, plus "
+	{ "json", 'j', NULL, 0,
+	  "JSON lines: a flow's fields as `flows --json` prints them, plus "
 	  "class, confidence, probs, early, ...; then {\"summary\"} per file and "
-	  "{\"classes\"} at the end", 2 },
+	  "{\"classes\"} at the end",
+	  2 },
 	{ "csv", OPT_CSV, NULL, 0, "CSV: a header, then one row per flow (no summary)", 2 },
 	{ "blocks", OPT_BLOCKS, NULL, 0, "Print each block's verdict too (before its flow's)", 2 },
 	{ NULL, 0, NULL, 0, "Filters (what is printed; the summary counts every flow):", 3 },
-	{ "class", OPT_CLASS, "NAMES", 0, "Only flows whose verdict is one of these "
-	  "(comma-separated; 'unknown' too)", 3 },
-	{ "min-packets", OPT_MIN_PACKETS, "N", 0, "Only flows with at least N packets (a filter; "
-	  "--min-block-packets sets the evidence a verdict needs)", 3 },
-	{ "early", OPT_EARLY_ONLY, NULL, 0, "Only early verdicts (flows shorter than one block)", 3 },
+	{ "class", OPT_CLASS, "NAMES", 0,
+	  "Only flows whose verdict is one of these "
+	  "(comma-separated; 'unknown' too)",
+	  3 },
+	{ "min-packets", OPT_MIN_PACKETS, "N", 0,
+	  "Only flows with at least N packets (a filter; "
+	  "--min-block-packets sets the evidence a verdict needs)",
+	  3 },
+	{ "early", OPT_EARLY_ONLY, NULL, 0, "Only early verdicts (flows shorter than one block)",
+	  3 },
 	{ NULL, 0, NULL, 0, "Model and verdict rule:", 4 },
-	{ "model", OPT_MODEL, "FILE", 0, "A model file (.fpcnn) instead of the embedded default; "
-	  "its resolution and window set the blocks'", 4 },
-	{ "vote-ratio", OPT_VOTE_RATIO, "R", 0, "Unknown when the runner-up class has more than "
-	  "R x the votes of the top one (default 0.7, the seed's)", 4 },
-	{ "min-confidence", OPT_MIN_CONF, "P", 0, "Unknown when the top class's mean probability "
-	  "is below P (default 2 / classes: 0.4 for 5)", 4 },
-	{ "min-block-packets", OPT_MIN_BLOCK, "N", 0, "Blocks of fewer than N packets (both "
-	  "directions) do not vote (reason 'sparse'); a flow with no voting block is unknown "
-	  "(sparse) (default 20; 0: every block votes)", 4 },
-	{ "reject-prob", OPT_REJECT_PROB, "P", 0, "A block whose top probability is below P is "
-	  "'other': none of the classes (default 0: off)", 4 },
-	{ "reject-energy", OPT_REJECT_ENERGY, "E", 0, "A block whose energy (-logsumexp of its "
-	  "logits) is above E is 'other' (default: off)", 4 },
-	{ "weight-packets", OPT_WEIGHT, NULL, 0, "A voting block counts its packets instead of 1 "
-	  "(to measure; off by default)", 4 },
-	{ "reference", OPT_REF, NULL, 0, "Reference C kernels instead of AVX2 (same results, slower)",
+	{ "model", OPT_MODEL, "FILE", 0,
+	  "A model file (.fpcnn) instead of the embedded default; "
+	  "its resolution and window set the blocks'",
 	  4 },
-	{ "cache", OPT_CACHE, "N", 0, "Keep the verdicts of N small pictures (default 4096; 0: "
-	  "run the model on every block; same results)", 4 },
-	{ "workers", OPT_WORKERS, "N", 0, "1 (default): classify in a second thread while the "
-	  "file is read; 0: in one thread (same results)", 4 },
+	{ "vote-ratio", OPT_VOTE_RATIO, "R", 0,
+	  "Unknown when the runner-up class has more than "
+	  "R x the votes of the top one (default 0.7, the seed's)",
+	  4 },
+	{ "min-confidence", OPT_MIN_CONF, "P", 0,
+	  "Unknown when the top class's mean probability "
+	  "is below P (default 2 / classes: 0.4 for 5)",
+	  4 },
+	{ "min-block-packets", OPT_MIN_BLOCK, "N", 0,
+	  "Blocks of fewer than N packets (both "
+	  "directions) do not vote (reason 'sparse'); a flow with no voting block is unknown "
+	  "(sparse) (default 20; 0: every block votes)",
+	  4 },
+	{ "reject-prob", OPT_REJECT_PROB, "P", 0,
+	  "A block whose top probability is below P is "
+	  "'other': none of the classes (default 0: off)",
+	  4 },
+	{ "reject-energy", OPT_REJECT_ENERGY, "E", 0,
+	  "A block whose energy (-logsumexp of its "
+	  "logits) is above E is 'other' (default: off)",
+	  4 },
+	{ "weight-packets", OPT_WEIGHT, NULL, 0,
+	  "A voting block counts its packets instead of 1 "
+	  "(to measure; off by default)",
+	  4 },
+	{ "reference", OPT_REF, NULL, 0,
+	  "Reference C kernels instead of AVX2 (same results, slower)", 4 },
+	{ "cache", OPT_CACHE, "N", 0,
+	  "Keep the verdicts of N small pictures (default 4096; 0: "
+	  "run the model on every block; same results)",
+	  4 },
+	{ "workers", OPT_WORKERS, "N", 0,
+	  "1 (default): classify in a second thread while the "
+	  "file is read; 0: in one thread (same results)",
+	  4 },
 	{ 0 }
 };
 
@@ -202,7 +227,8 @@ static error_t classify_parse(int key, char *arg, struct argp_state *state)
 		return 0;
 	case OPT_CACHE:
 		if (parse_u64(arg, 0, 1u << 24, &v))
-			argp_error(state, "--cache '%s': give a number of entries, 0 to 16777216", arg);
+			argp_error(state, "--cache '%s': give a number of entries, 0 to 16777216",
+				   arg);
 		a->ccfg.cache_entries = (uint32_t)v;
 		return 0;
 	}
@@ -234,8 +260,7 @@ static const char classify_doc[] =
 	"  flowpic classify --class voip,chat --min-packets 100 capture.pcap\n"
 	"  flowpic classify --csv --model model.fpcnn samples.csv > verdicts.csv\n"
 	"  flowpic classify --json --blocks capture.pcap   # block verdicts too\n"
-	"  flowpic classify --json --min-block-packets 50 --reject-prob 0.5 capture.pcap\n\n"
-	EXIT_CODES_DOC;
+	"  flowpic classify --json --min-block-packets 50 --reject-prob 0.5 capture.pcap\n\n" EXIT_CODES_DOC;
 
 /* ---- filters ---- */
 
@@ -259,8 +284,10 @@ static int filter_parse(struct classify_args *a)
 			if (!strcmp(tok, m->classes[i]))
 				break;
 		if (i == m->n_classes) {
-			fprintf(stderr, "flowpic classify: --class '%s': not a class of the model "
-				"(", tok);
+			fprintf(stderr,
+				"flowpic classify: --class '%s': not a class of the model "
+				"(",
+				tok);
 			for (i = 0; i < m->n_classes; i++)
 				fprintf(stderr, "%s, ", m->classes[i]);
 			fprintf(stderr, "unknown)\n");
@@ -278,8 +305,7 @@ static uint32_t class_slot(const struct classify_args *a, uint32_t cls)
 	return cls < n ? cls : n;
 }
 
-static bool shown(const struct classify_args *a, const struct flow *f,
-		  const struct flow_verdict *v)
+static bool shown(const struct classify_args *a, const struct flow *f, const struct flow_verdict *v)
 {
 	if (!(a->show_mask & (1u << class_slot(a, v->cls))))
 		return false;
@@ -308,9 +334,10 @@ static void table_row(FILE *out, const struct classify_args *a, const struct flo
 		snprintf(note, sizeof(note), "%s (top %s)", classify_reason_name(v->reason),
 			 classifier_class_name(a->c, v->top));
 	if (v->early)
-		snprintf(note + strlen(note), sizeof(note) - strlen(note), "%sEARLY: %u partial "
-			 "block%s", note[0] ? "; " : "", v->blocks_voting,
-			 v->blocks_voting == 1 ? "" : "s");
+		snprintf(note + strlen(note), sizeof(note) - strlen(note),
+			 "%sEARLY: %u partial "
+			 "block%s",
+			 note[0] ? "; " : "", v->blocks_voting, v->blocks_voting == 1 ? "" : "s");
 	fprintf(out, "%6" PRIu64 " %-5s %-46s %-46s %8" PRIu64 " %9.1f %6u  %-13s %5.2f  %s\n",
 		f->id, flow_proto_name(f->key.proto), src, dst, f->packets[0] + f->packets[1],
 		(double)(f->last_ns - f->first_ns) / 1e9, v->blocks,
@@ -338,7 +365,8 @@ static void csv_header(FILE *out, const struct classify_args *a)
 	uint32_t i;
 
 	fputs("file,id,proto,src,sport,dst,dport,packets,bytes,start_ns,duration,blocks,class,"
-	      "confidence,early,reason,blocks_voting", out);
+	      "confidence,early,reason,blocks_voting",
+	      out);
 	for (i = 0; i < m->n_classes; i++) {
 		fputs(",prob_", out);
 		csv_field(out, m->classes[i]);
@@ -454,7 +482,7 @@ static int classify_one(struct classify_args *a, const char *path, struct file_r
 		log_error("%s", res.error);
 		return EXIT_UNREADABLE;
 	}
-	if (rc && !res.partial) {	/* opened, then refused (flow table) */
+	if (rc && !res.partial) { /* opened, then refused (flow table) */
 		log_error("%s", res.error);
 		return EXIT_UNREADABLE;
 	}
@@ -475,9 +503,9 @@ static void classes_print_text(const struct classify_args *a)
 	printf("# verdicts: %" PRIu64 " flows (%" PRIu64 " shown), %" PRIu64 " blocks (%" PRIu64
 	       " partial, %" PRIu64 " sparse, %" PRIu64 " other); model %s (%s %s, %ux%u, %.0f s "
 	       "blocks); blocks vote from %u packets; other below %.2f probability; unknown below "
-	       "%.2f confidence or runner-up votes over %.2f x top\n", a->flows, a->shown,
-	       st->blocks, st->blocks_early, st->blocks_sparse, st->blocks_other,
-	       classifier_model_source(a->c), m->name, m->version, m->res, m->res,
+	       "%.2f confidence or runner-up votes over %.2f x top\n",
+	       a->flows, a->shown, st->blocks, st->blocks_early, st->blocks_sparse,
+	       st->blocks_other, classifier_model_source(a->c), m->name, m->version, m->res, m->res,
 	       (double)m->window_ns / 1e9, cfg->min_block_packets, (double)cfg->reject_prob,
 	       (double)cfg->min_confidence, (double)cfg->vote_ratio);
 	for (i = 0; i <= m->n_classes; i++) {
@@ -487,8 +515,8 @@ static void classes_print_text(const struct classify_args *a)
 		if (i < m->n_classes && !strcmp(m->classes[i], CLASSIFY_OTHER_NAME))
 			continue;
 
-		printf("#   %-14s %8" PRIu64 " flows %6.1f %%  %12" PRIu64 " packets", i < m->n_classes
-		       ? m->classes[i] : "unknown", t->flows,
+		printf("#   %-14s %8" PRIu64 " flows %6.1f %%  %12" PRIu64 " packets",
+		       i < m->n_classes ? m->classes[i] : "unknown", t->flows,
 		       a->flows ? 100.0 * (double)t->flows / (double)a->flows : 0.0, t->packets);
 		if (t->early)
 			printf("  (%" PRIu64 " early)", t->early);
@@ -514,10 +542,11 @@ static void classes_print_json(const struct classify_args *a)
 	fputs("{\"classes\":{\"model\":", stdout);
 	json_write_string(stdout, classifier_model_source(a->c));
 	printf(",\"flows\":%" PRIu64 ",\"shown\":%" PRIu64 ",\"blocks\":%" PRIu64
-	       ",\"blocks_early\":%" PRIu64 ",\"blocks_sparse\":%" PRIu64 ",\"blocks_other\":%"
-	       PRIu64 ",\"blocks_cached\":%" PRIu64 ",\"blocks_failed\":%" PRIu64
-	       ",\"per_class\":{", a->flows, a->shown, st->blocks, st->blocks_early,
-	       st->blocks_sparse, st->blocks_other, st->blocks_cached, st->blocks_failed);
+	       ",\"blocks_early\":%" PRIu64 ",\"blocks_sparse\":%" PRIu64
+	       ",\"blocks_other\":%" PRIu64 ",\"blocks_cached\":%" PRIu64
+	       ",\"blocks_failed\":%" PRIu64 ",\"per_class\":{",
+	       a->flows, a->shown, st->blocks, st->blocks_early, st->blocks_sparse,
+	       st->blocks_other, st->blocks_cached, st->blocks_failed);
 	for (i = 0; i <= m->n_classes; i++) {
 		const struct class_total *t = &a->total[i];
 
@@ -554,7 +583,7 @@ static int check_flow_opts(struct classify_args *a, const struct flow_config *gi
 	}
 	if (given->hop_ns != given->window_ns) {
 		fprintf(stderr, "flowpic classify: --hop: blocks follow each other as in training "
-			"(hop = window)\n");
+				"(hop = window)\n");
 		return -1;
 	}
 	classifier_flow_config(a->c, &a->common.flow);
@@ -563,8 +592,8 @@ static int check_flow_opts(struct classify_args *a, const struct flow_config *gi
 
 int cmd_classify(int argc, char **argv)
 {
-	static const struct argp argp = { classify_options, classify_parse, "FILE...",
-					  classify_doc, common_children, NULL, NULL };
+	static const struct argp argp = { classify_options, classify_parse, "FILE...", classify_doc,
+					  common_children,  NULL,	    NULL };
 	struct classify_args *a;
 	char err[512];
 	int i, status = EXIT_OK;

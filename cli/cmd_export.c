@@ -32,11 +32,11 @@ struct export_args {
 	bool complete_only;
 	uint64_t min_samples;
 	/* while running */
-	FILE *csv;		/* samples CSV, or the blocks index */
+	FILE *csv; /* samples CSV, or the blocks index */
 	struct npy_writer *npy;
-	uint8_t *pic;		/* scratch: one or two pictures */
-	int write_err;		/* first write error, -errno */
-	char final[2][4096];	/* output paths; written as PATH.part, renamed when done */
+	uint8_t *pic;	     /* scratch: one or two pictures */
+	int write_err;	     /* first write error, -errno */
+	char final[2][4096]; /* output paths; written as PATH.part, renamed when done */
 	int nfinal;
 	uint64_t blocks_written;
 };
@@ -53,23 +53,37 @@ enum {
 };
 
 static const struct argp_option export_options[] = {
-	{ "output", 'o', "OUT", 0, "Output: the CSV file (default or '-': stdout), or the prefix of the "
-	  "NumPy files (required for npy and sparse)", 2 },
-	{ "format", OPT_FORMAT, "FMT", 0, "csv (samples, default), npy (dense pictures), or sparse "
-	  "(non-zero cells)", 2 },
-	{ "direction", OPT_DIRECTION, "DIRS", 0, "Samples in a picture: both (default), fwd "
-	  "(initiator to responder), rev, or split (two channels: fwd, rev)", 2 },
-	{ "complete-only", OPT_COMPLETE_ONLY, NULL, 0, "Only blocks whose whole window was seen", 2 },
+	{ "output", 'o', "OUT", 0,
+	  "Output: the CSV file (default or '-': stdout), or the prefix of the "
+	  "NumPy files (required for npy and sparse)",
+	  2 },
+	{ "format", OPT_FORMAT, "FMT", 0,
+	  "csv (samples, default), npy (dense pictures), or sparse "
+	  "(non-zero cells)",
+	  2 },
+	{ "direction", OPT_DIRECTION, "DIRS", 0,
+	  "Samples in a picture: both (default), fwd "
+	  "(initiator to responder), rev, or split (two channels: fwd, rev)",
+	  2 },
+	{ "complete-only", OPT_COMPLETE_ONLY, NULL, 0, "Only blocks whose whole window was seen",
+	  2 },
 	{ "min-samples", OPT_MIN_SAMPLES, "N", 0, "Only blocks with at least N samples (default 1)",
 	  2 },
 	{ NULL, 0, NULL, 0, "Training augmentation (per flow, reproducible from the seed):", 3 },
-	{ "aug-time-scale", OPT_AUG_SCALE, "MIN:MAX", 0, "Multiply flow time by a factor drawn "
-	  "in [MIN, MAX] per flow, e.g. 0.5:1.5 (\"change RTT\")", 3 },
-	{ "aug-time-shift", OPT_AUG_SHIFT, "SEC", 0, "Delay each flow by a time drawn in [0, SEC): "
-	  "block boundaries fall elsewhere", 3 },
-	{ "aug-drop", OPT_AUG_DROP, "P", 0, "Leave out each packet with probability P, e.g. 0.05 "
-	  "(packet loss)", 3 },
-	{ "aug-seed", OPT_AUG_SEED, "N", 0, "Seed of the draws (default 1); a new seed, a new copy", 3 },
+	{ "aug-time-scale", OPT_AUG_SCALE, "MIN:MAX", 0,
+	  "Multiply flow time by a factor drawn "
+	  "in [MIN, MAX] per flow, e.g. 0.5:1.5 (\"change RTT\")",
+	  3 },
+	{ "aug-time-shift", OPT_AUG_SHIFT, "SEC", 0,
+	  "Delay each flow by a time drawn in [0, SEC): "
+	  "block boundaries fall elsewhere",
+	  3 },
+	{ "aug-drop", OPT_AUG_DROP, "P", 0,
+	  "Leave out each packet with probability P, e.g. 0.05 "
+	  "(packet loss)",
+	  3 },
+	{ "aug-seed", OPT_AUG_SEED, "N", 0, "Seed of the draws (default 1); a new seed, a new copy",
+	  3 },
 	{ 0 }
 };
 
@@ -130,16 +144,20 @@ static error_t export_parse(int key, char *arg, struct argp_state *state)
 		return 0;
 	case OPT_AUG_SCALE:
 		if (parse_scale_range(arg, &a->common.flow.aug))
-			argp_error(state, "--aug-time-scale '%s': give MIN:MAX, 0.001 <= MIN <= MAX <= 100",
+			argp_error(state,
+				   "--aug-time-scale '%s': give MIN:MAX, 0.001 <= MIN <= MAX <= 100",
 				   arg);
 		return 0;
 	case OPT_AUG_SHIFT:
 		if (parse_seconds(arg, 1, 1ULL << 42, &a->common.flow.aug.shift_ns))
-			argp_error(state, "--aug-time-shift '%s': give seconds above 0, at most 4398", arg);
+			argp_error(state,
+				   "--aug-time-shift '%s': give seconds above 0, at most 4398",
+				   arg);
 		return 0;
 	case OPT_AUG_DROP:
-		if (parse_seconds(arg, 0, 999999999, &v))	/* a fraction, 9 decimals */
-			argp_error(state, "--aug-drop '%s': give a probability from 0 to below 1", arg);
+		if (parse_seconds(arg, 0, 999999999, &v)) /* a fraction, 9 decimals */
+			argp_error(state, "--aug-drop '%s': give a probability from 0 to below 1",
+				   arg);
 		a->common.flow.aug.drop_ppm = (uint32_t)(v / 1000);
 		return 0;
 	case OPT_AUG_SEED:
@@ -150,7 +168,8 @@ static error_t export_parse(int key, char *arg, struct argp_state *state)
 		if (!a->file)
 			argp_error(state, "give the capture or CSV file to export");
 		if (a->format != FMT_CSV && (!a->out || !strcmp(a->out, "-")))
-			argp_error(state, "--format npy and sparse need -o PREFIX (files, not stdout)");
+			argp_error(state,
+				   "--format npy and sparse need -o PREFIX (files, not stdout)");
 		return 0;
 	}
 	return file_parse(key, arg, state, &a->common, &a->file);
@@ -201,11 +220,13 @@ static void write_index_row(struct export_args *a, const struct flow *f, const s
 {
 	char s[64], d[64];
 
-	fprintf(a->csv, "%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%u,%s,%u,%s,%u,%" PRIu64 ",%u,%" PRIu64
-		",%d\n", a->blocks_written, f->id, b->index, f->key.proto,
+	fprintf(a->csv,
+		"%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%u,%s,%u,%s,%u,%" PRIu64 ",%u,%" PRIu64
+		",%d\n",
+		a->blocks_written, f->id, b->index, f->key.proto,
 		pkt_addr_str(f->key.a, s, sizeof(s)), f->key.port_a,
-		pkt_addr_str(f->key.b, d, sizeof(d)), f->key.port_b, b->start_ns, drawn_samples(a, b),
-		drawn_bytes(a, b), b->complete ? 1 : 0);
+		pkt_addr_str(f->key.b, d, sizeof(d)), f->key.port_b, b->start_ns,
+		drawn_samples(a, b), drawn_bytes(a, b), b->complete ? 1 : 0);
 }
 
 static int write_sparse(struct export_args *a, const struct flow_table *ft, const struct block *b)
@@ -237,7 +258,8 @@ static void on_block(void *ctx, const struct flow_table *ft, const struct flow *
 	uint32_t res = flow_table_config(ft)->res;
 	int rc = 0;
 
-	if (a->write_err || (a->complete_only && !b->complete) || drawn_samples(a, b) < a->min_samples)
+	if (a->write_err || (a->complete_only && !b->complete) ||
+	    drawn_samples(a, b) < a->min_samples)
 		return;
 	if (a->format == FMT_SPARSE) {
 		rc = write_sparse(a, ft, b);
@@ -285,7 +307,8 @@ static int open_outputs(struct export_args *a, uint32_t res)
 		csv_write_header(a->csv);
 		return 0;
 	}
-	snprintf(path, sizeof(path), "%s.%s", a->out, a->format == FMT_SPARSE ? "cells.npy" : "npy");
+	snprintf(path, sizeof(path), "%s.%s", a->out,
+		 a->format == FMT_SPARSE ? "cells.npy" : "npy");
 	if (a->format == FMT_SPARSE)
 		a->npy = npy_open(part_path(a, path), "<i4", 4, cells, 1);
 	else if (a->dirs == DIRS_SPLIT)
@@ -337,8 +360,8 @@ static int close_outputs(struct export_args *a, bool keep)
 
 int cmd_export(int argc, char **argv)
 {
-	static const struct argp argp = { export_options, export_parse, "FILE", export_doc,
-					  common_children, NULL, NULL };
+	static const struct argp argp = { export_options,  export_parse, "FILE", export_doc,
+					  common_children, NULL,	 NULL };
 	struct export_args a = { .min_samples = 1 };
 	struct flow_events ev = { .block = on_block, .ctx = &a };
 	struct file_run run;

@@ -12,8 +12,8 @@ struct flows_args {
 	char **files;
 	int nfiles;
 	bool json;
-	const char *file;	/* the file being read (for --json with several files) */
-	bool header_done;	/* table header printed for this file */
+	const char *file; /* the file being read (for --json with several files) */
+	bool header_done; /* table header printed for this file */
 };
 
 static const struct argp_option flows_options[] = {
@@ -66,8 +66,8 @@ static void on_flow_end(void *ctx, const struct flow_table *ft, const struct flo
 
 int cmd_flows(int argc, char **argv)
 {
-	static const struct argp argp = { flows_options, flows_parse, "FILE...", flows_doc,
-					  common_children, NULL, NULL };
+	static const struct argp argp = { flows_options,   flows_parse, "FILE...", flows_doc,
+					  common_children, NULL,	NULL };
 	struct flows_args a = { 0 };
 	struct flow_events ev = { .flow_end = on_flow_end, .ctx = &a };
 	int i, status = EXIT_OK;

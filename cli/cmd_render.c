@@ -46,7 +46,8 @@ static error_t render_parse(int key, char *arg, struct argp_state *state)
 	switch (key) {
 	case OPT_FLOW:
 		if (parse_u64(arg, 1, UINT64_MAX, &a->flow_id))
-			argp_error(state, "--flow '%s': give a flow ID from `flowpic flows` (1 or more)",
+			argp_error(state,
+				   "--flow '%s': give a flow ID from `flowpic flows` (1 or more)",
 				   arg);
 		return 0;
 	case OPT_BLOCK:
@@ -81,8 +82,7 @@ static const char render_doc[] =
 	"Examples:\n"
 	"  flowpic flows capture.pcap            # find the flow's ID\n"
 	"  flowpic render capture.pcap --flow 3 --block 0 -o flow3.png\n"
-	"  flowpic render capture.pcap --flow 3 --res 1500 --direction rev -o big.png\n\n"
-	EXIT_CODES_DOC;
+	"  flowpic render capture.pcap --flow 3 --res 1500 --direction rev -o big.png\n\n" EXIT_CODES_DOC;
 
 static void on_block(void *ctx, const struct flow_table *ft, const struct flow *f,
 		     const struct block *b)
@@ -94,8 +94,10 @@ static void on_block(void *ctx, const struct flow_table *ft, const struct flow *
 		return;
 	a->found = true;
 	flowpic_draw(ft, b, a->dirs, a->pic);
-	snprintf(a->title, sizeof(a->title), "flow %" PRIu64 " block %" PRIu64 ": %s %s:%u - %s:%u, "
-		 "%u pkts%s", f->id, b->index, f->key.proto == 6 ? "tcp" : "udp",
+	snprintf(a->title, sizeof(a->title),
+		 "flow %" PRIu64 " block %" PRIu64 ": %s %s:%u - %s:%u, "
+		 "%u pkts%s",
+		 f->id, b->index, f->key.proto == 6 ? "tcp" : "udp",
 		 pkt_addr_str(f->key.a, src, sizeof(src)), f->key.port_a,
 		 pkt_addr_str(f->key.b, dst, sizeof(dst)), f->key.port_b,
 		 a->dirs == PIC_BOTH ? block_samples(b) : b->samples[a->dirs == PIC_FWD ? 0 : 1],
@@ -117,8 +119,8 @@ static void on_flow_end(void *ctx, const struct flow_table *ft, const struct flo
 
 int cmd_render(int argc, char **argv)
 {
-	static const struct argp argp = { render_options, render_parse, "FILE", render_doc,
-					  common_children, NULL, NULL };
+	static const struct argp argp = { render_options,  render_parse, "FILE", render_doc,
+					  common_children, NULL,	 NULL };
 	struct render_args a = { 0 };
 	struct flow_events ev = { .block = on_block, .flow_end = on_flow_end, .ctx = &a };
 	struct png_render_opts po = { 0 };
@@ -139,11 +141,14 @@ int cmd_render(int argc, char **argv)
 	status = run_file(a.file, &a.common, &ev, NULL, &run);
 	if (!a.found) {
 		if (run.opened && !a.flow_seen)
-			log_error("%s has no flow %" PRIu64 " (it has %" PRIu64 " flows; see `flowpic flows %s`)",
+			log_error("%s has no flow %" PRIu64 " (it has %" PRIu64
+				  " flows; see `flowpic flows %s`)",
 				  a.file, a.flow_id, run.stats.flows, a.file);
 		else if (run.opened)
-			log_error("flow %" PRIu64 " of %s has no block %" PRIu64 " (it has %u block%s, from 0)",
-				  a.flow_id, a.file, a.block, a.flow_blocks, a.flow_blocks == 1 ? "" : "s");
+			log_error("flow %" PRIu64 " of %s has no block %" PRIu64
+				  " (it has %u block%s, from 0)",
+				  a.flow_id, a.file, a.block, a.flow_blocks,
+				  a.flow_blocks == 1 ? "" : "s");
 		free(a.pic);
 		return exit_worse(status, EXIT_UNREADABLE);
 	}

@@ -34,14 +34,13 @@ static void usage(FILE *out)
 		"from pcap, pcapng (gzip or xz too) and samples CSV files.\n\nCommands:\n");
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
-	fprintf(out,
-		"\nExamples:\n"
-		"  flowpic flows capture.pcap\n"
-		"  flowpic flows --json capture.pcap.xz\n"
-		"  flowpic export capture.pcap --format npy --res 32 -o train/capture\n"
-		"  flowpic render capture.pcap --flow 3 -o flow3.png\n"
-		"  flowpic classify data/lab-mix.pcap.xz\n"
-		"\n`flowpic COMMAND --help` describes each command and its options.\n");
+	fprintf(out, "\nExamples:\n"
+		     "  flowpic flows capture.pcap\n"
+		     "  flowpic flows --json capture.pcap.xz\n"
+		     "  flowpic export capture.pcap --format npy --res 32 -o train/capture\n"
+		     "  flowpic render capture.pcap --flow 3 -o flow3.png\n"
+		     "  flowpic classify data/lab-mix.pcap.xz\n"
+		     "\n`flowpic COMMAND --help` describes each command and its options.\n");
 }
 
 int main(int argc, char **argv)

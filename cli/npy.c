@@ -30,7 +30,8 @@ static int write_header(struct npy_writer *w)
 
 	n = snprintf(shape, sizeof(shape), "(%" PRIu64 ",", w->count);
 	for (i = 0; i < w->ntail; i++)
-		n += snprintf(shape + n, sizeof(shape) - (size_t)n, "%s%u", i ? ", " : " ", w->tail[i]);
+		n += snprintf(shape + n, sizeof(shape) - (size_t)n, "%s%u", i ? ", " : " ",
+			      w->tail[i]);
 	snprintf(shape + n, sizeof(shape) - (size_t)n, ")");
 	/* 10 bytes of magic, version and length precede the dict. */
 	hlen = NPY_HEADER_LEN - 10;

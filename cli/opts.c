@@ -25,14 +25,22 @@ enum {
 static const struct argp_option common_options[] = {
 	{ NULL, 0, NULL, 0, "Flows and blocks:", 1 },
 	{ "window", OPT_WINDOW, "SEC", 0, "Block length in seconds (default 60, as the seed)", 1 },
-	{ "hop", OPT_HOP, "SEC", 0, "Distance between block starts (default: the window; "
-	  "smaller gives overlapping blocks)", 1 },
-	{ "idle-timeout", OPT_IDLE, "SEC", 0, "A flow ends after this much silence (default 120)", 1 },
-	{ "res", OPT_RES, "N", 0, "FlowPic side in bins, 1-2048 (default 32; the seed used 1500)", 1 },
-	{ "max-flows", OPT_MAX_FLOWS, "N", 0, "Flows tracked at once (default 65536); packets of "
-	  "further flows are counted as flow_table_full", 1 },
-	{ "max-cells", OPT_MAX_CELLS, "N", 0, "Picture cells held by open blocks (default 4194304, "
-	  "4 bytes each); samples beyond are counted as cells_refused", 1 },
+	{ "hop", OPT_HOP, "SEC", 0,
+	  "Distance between block starts (default: the window; "
+	  "smaller gives overlapping blocks)",
+	  1 },
+	{ "idle-timeout", OPT_IDLE, "SEC", 0, "A flow ends after this much silence (default 120)",
+	  1 },
+	{ "res", OPT_RES, "N", 0, "FlowPic side in bins, 1-2048 (default 32; the seed used 1500)",
+	  1 },
+	{ "max-flows", OPT_MAX_FLOWS, "N", 0,
+	  "Flows tracked at once (default 65536); packets of "
+	  "further flows are counted as flow_table_full",
+	  1 },
+	{ "max-cells", OPT_MAX_CELLS, "N", 0,
+	  "Picture cells held by open blocks (default 4194304, "
+	  "4 bytes each); samples beyond are counted as cells_refused",
+	  1 },
 	{ NULL, 0, NULL, 0, "Output:", 2 },
 	{ "quiet", 'q', NULL, 0, "No progress and no warnings on stderr", 2 },
 	{ "verbose", 'v', NULL, 0, "More messages on stderr", 2 },
@@ -66,19 +74,22 @@ static error_t common_parse(int key, char *arg, struct argp_state *state)
 
 	switch (key) {
 	case ARGP_KEY_INIT:
-		o->flow.hop_ns = 0;	/* 0: follow the window unless --hop is given */
+		o->flow.hop_ns = 0; /* 0: follow the window unless --hop is given */
 		return 0;
 	case OPT_WINDOW:
 		if (parse_seconds(arg, 1000, 1ULL << 42, &c->window_ns))
-			argp_error(state, "--window '%s': give seconds between 0.000001 and 4398", arg);
+			argp_error(state, "--window '%s': give seconds between 0.000001 and 4398",
+				   arg);
 		return 0;
 	case OPT_HOP:
 		if (parse_seconds(arg, 1000, 1ULL << 42, &c->hop_ns))
-			argp_error(state, "--hop '%s': give seconds between 0.000001 and 4398", arg);
+			argp_error(state, "--hop '%s': give seconds between 0.000001 and 4398",
+				   arg);
 		return 0;
 	case OPT_IDLE:
 		if (parse_seconds(arg, 1000, 1ULL << 42, &c->idle_timeout_ns))
-			argp_error(state, "--idle-timeout '%s': give seconds between 0.000001 and 4398",
+			argp_error(state,
+				   "--idle-timeout '%s': give seconds between 0.000001 and 4398",
 				   arg);
 		return 0;
 	case OPT_RES:
@@ -89,13 +100,15 @@ static error_t common_parse(int key, char *arg, struct argp_state *state)
 		return 0;
 	case OPT_MAX_FLOWS:
 		if (parse_u64(arg, 1, 1u << 30, &v))
-			argp_error(state, "--max-flows '%s': give a whole number from 1 to 1073741824",
+			argp_error(state,
+				   "--max-flows '%s': give a whole number from 1 to 1073741824",
 				   arg);
 		c->max_flows = (uint32_t)v;
 		return 0;
 	case OPT_MAX_CELLS:
 		if (parse_u64(arg, CELL_CHUNK_CELLS, 1u << 31, &v))
-			argp_error(state, "--max-cells '%s': give a whole number from %d to 2147483648",
+			argp_error(state,
+				   "--max-cells '%s': give a whole number from %d to 2147483648",
 				   arg, CELL_CHUNK_CELLS);
 		c->max_cells = (uint32_t)v;
 		return 0;
@@ -120,8 +133,8 @@ const struct argp common_argp = { common_options, common_parse, NULL, NULL, NULL
 
 const struct argp_child common_children[] = { { &common_argp, 0, NULL, 0 }, { 0 } };
 
-error_t files_parse(int key, struct argp_state *state, struct common_opts *common,
-		    char ***files, int *nfiles)
+error_t files_parse(int key, struct argp_state *state, struct common_opts *common, char ***files,
+		    int *nfiles)
 {
 	switch (key) {
 	case ARGP_KEY_INIT:
@@ -245,9 +258,10 @@ int run_file(const char *path, const struct common_opts *o, const struct flow_ev
 	clock_gettime(CLOCK_MONOTONIC, &end);
 	secs = (double)(end.tv_sec - start.tv_sec) + (double)(end.tv_nsec - start.tv_nsec) / 1e9;
 	log_info("%s: %" PRIu64 " records, %" PRIu64 " flows in %.2f s (%.0f records/s); "
-		 "most flows at once %" PRIu64 ", most cells %" PRIu64, path, run->counts.records,
-		 run->stats.flows, secs, secs > 0 ? (double)run->counts.records / secs : 0.0,
-		 run->stats.flows_active_max, run->stats.cells_in_use_max);
+		 "most flows at once %" PRIu64 ", most cells %" PRIu64,
+		 path, run->counts.records, run->stats.flows, secs,
+		 secs > 0 ? (double)run->counts.records / secs : 0.0, run->stats.flows_active_max,
+		 run->stats.cells_in_use_max);
 	flow_table_free(ft);
 	source_close(s);
 	if (run->partial && run->counts.records == 0)

@@ -18,9 +18,9 @@
 
 /* Exit codes, said in every --help. */
 #define EXIT_OK 0
-#define EXIT_UNREADABLE 1	/* a file could not be read at all */
-#define EXIT_USAGE 2		/* bad arguments */
-#define EXIT_PARTIAL 3		/* a file was read only in part; what was read is reported */
+#define EXIT_UNREADABLE 1 /* a file could not be read at all */
+#define EXIT_USAGE 2	  /* bad arguments */
+#define EXIT_PARTIAL 3	  /* a file was read only in part; what was read is reported */
 
 #define EXIT_CODES_DOC \
 	"Exit status: 0 all input read; 1 a file could not be read at all; 2 bad arguments; " \
@@ -29,15 +29,16 @@
 /* The worse of two exit statuses: unreadable > partial > ok. */
 static inline int exit_worse(int a, int b)
 {
-	static const int rank[] = { [EXIT_OK] = 0, [EXIT_UNREADABLE] = 2, [EXIT_USAGE] = 3,
-				    [EXIT_PARTIAL] = 1 };
+	static const int rank[] = {
+		[EXIT_OK] = 0, [EXIT_UNREADABLE] = 2, [EXIT_USAGE] = 3, [EXIT_PARTIAL] = 1
+	};
 
 	return rank[a] >= rank[b] ? a : b;
 }
 
 struct common_opts {
 	struct flow_config flow;
-	bool quiet;		/* no progress, no warnings */
+	bool quiet; /* no progress, no warnings */
 	bool verbose;
 };
 
@@ -51,8 +52,8 @@ extern const struct argp_child common_children[];
  * options, files/nfiles the file list (at least one).  A command's parser
  * returns this for the keys it does not handle itself.
  */
-error_t files_parse(int key, struct argp_state *state, struct common_opts *common,
-		    char ***files, int *nfiles);
+error_t files_parse(int key, struct argp_state *state, struct common_opts *common, char ***files,
+		    int *nfiles);
 
 /*
  * The keys a `COMMAND FILE` parser (one input file) shares: common gets the
@@ -83,9 +84,9 @@ struct file_run {
 	enum source_kind kind;
 	int linktype;
 	struct pipeline_counts counts;
-	struct flow_stats stats;	/* of the flow table, after the flush */
-	bool opened;			/* the file was opened and recognised */
-	bool partial;			/* reading stopped early (message already logged) */
+	struct flow_stats stats; /* of the flow table, after the flush */
+	bool opened;		 /* the file was opened and recognised */
+	bool partial;		 /* reading stopped early (message already logged) */
 	char error[512];
 };
 

@@ -30,11 +30,14 @@ void flow_print_table_row(FILE *out, const struct flow *f)
 {
 	char a[64], b[64], t[40];
 
-	fprintf(out, "%6" PRIu64 " %-5s %-39s %5u %-39s %5u %8" PRIu64 " %11" PRIu64 " %-27s %10.3f %6u\n",
-		f->id, flow_proto_name(f->key.proto), pkt_addr_str(f->key.a, a, sizeof(a)), f->key.port_a,
-		pkt_addr_str(f->key.b, b, sizeof(b)), f->key.port_b, f->packets[0] + f->packets[1],
-		f->ip_bytes[0] + f->ip_bytes[1], fmt_time(f->first_ns, t, sizeof(t)),
-		(double)(f->last_ns - f->first_ns) / 1e9, f->blocks);
+	fprintf(out,
+		"%6" PRIu64 " %-5s %-39s %5u %-39s %5u %8" PRIu64 " %11" PRIu64
+		" %-27s %10.3f %6u\n",
+		f->id, flow_proto_name(f->key.proto), pkt_addr_str(f->key.a, a, sizeof(a)),
+		f->key.port_a, pkt_addr_str(f->key.b, b, sizeof(b)), f->key.port_b,
+		f->packets[0] + f->packets[1], f->ip_bytes[0] + f->ip_bytes[1],
+		fmt_time(f->first_ns, t, sizeof(t)), (double)(f->last_ns - f->first_ns) / 1e9,
+		f->blocks);
 }
 
 void flow_print_json(FILE *out, const struct flow *f, enum flow_end_reason why, const char *file)
@@ -50,22 +53,26 @@ void summary_print_json(FILE *out, const struct file_run *r)
 
 	fputs("{\"summary\":{\"file\":", out);
 	json_write_string(out, r->path);
-	fprintf(out, ",\"format\":\"%s\",\"linktype\":%d,\"complete\":%s,\"records\":%" PRIu64
+	fprintf(out,
+		",\"format\":\"%s\",\"linktype\":%d,\"complete\":%s,\"records\":%" PRIu64
 		",\"in_flows\":%" PRIu64 ",\"skipped_total\":%" PRIu64 ",\"tcp\":%" PRIu64
 		",\"udp\":%" PRIu64 ",\"skipped\":{",
 		source_kind_name(r->kind), r->linktype, r->partial ? "false" : "true", c->records,
 		c->in_flows, pipeline_skipped(c), c->tcp, c->udp);
 	for (i = 1; i < SKIP_REASON_COUNT; i++) {
-		fprintf(out, "%s\"%s\":%" PRIu64, first ? "" : ",", skip_reason_name(i), c->skipped[i]);
+		fprintf(out, "%s\"%s\":%" PRIu64, first ? "" : ",", skip_reason_name(i),
+			c->skipped[i]);
 		first = 0;
 	}
-	fprintf(out, "},\"flows\":%" PRIu64 ",\"flows_active_max\":%" PRIu64 ",\"blocks\":%" PRIu64
+	fprintf(out,
+		"},\"flows\":%" PRIu64 ",\"flows_active_max\":%" PRIu64 ",\"blocks\":%" PRIu64
 		",\"samples\":%" PRIu64 ",\"oversize\":%" PRIu64 ",\"cells_refused\":%" PRIu64
-		",\"reordered\":%" PRIu64 ",\"cells_in_use_max\":%" PRIu64 ",\"blocks_empty\":%" PRIu64
-		",\"aug_dropped\":%" PRIu64 ",\"super_packets\":%" PRIu64 ",\"super_segments\":%" PRIu64,
+		",\"reordered\":%" PRIu64 ",\"cells_in_use_max\":%" PRIu64
+		",\"blocks_empty\":%" PRIu64 ",\"aug_dropped\":%" PRIu64
+		",\"super_packets\":%" PRIu64 ",\"super_segments\":%" PRIu64,
 		s->flows, s->flows_active_max, s->blocks, s->samples, s->oversize, s->cells_refused,
-		s->reordered, s->cells_in_use_max, s->blocks_empty, s->aug_dropped, s->super_packets,
-		s->super_segments);
+		s->reordered, s->cells_in_use_max, s->blocks_empty, s->aug_dropped,
+		s->super_packets, s->super_segments);
 	if (r->partial) {
 		fputs(",\"error\":", out);
 		json_write_string(out, r->error);
@@ -81,21 +88,26 @@ void summary_print_text(FILE *out, const struct file_run *r)
 
 	fprintf(out, "# %s (%s): %" PRIu64 " records%s\n", r->path, source_kind_name(r->kind),
 		c->records, r->partial ? " (read only in part)" : "");
-	fprintf(out, "#   in flows  %12" PRIu64 "  (tcp %" PRIu64 ", udp %" PRIu64
-		"; %" PRIu64 " flows, %" PRIu64 " blocks)\n",
+	fprintf(out,
+		"#   in flows  %12" PRIu64 "  (tcp %" PRIu64 ", udp %" PRIu64 "; %" PRIu64
+		" flows, %" PRIu64 " blocks)\n",
 		c->in_flows, c->tcp, c->udp, s->flows, s->blocks);
 	fprintf(out, "#     drawn   %12" PRIu64 "\n", s->samples);
 	fprintf(out, "#     %d B or more %6" PRIu64 "  (in flows, not in pictures)\n", PKT_MAX_SIZE,
 		s->oversize);
 	if (s->cells_refused)
-		fprintf(out, "#     cells refused %6" PRIu64 "  (raise --max-cells)\n", s->cells_refused);
+		fprintf(out, "#     cells refused %6" PRIu64 "  (raise --max-cells)\n",
+			s->cells_refused);
 	if (s->aug_dropped)
 		fprintf(out, "#     left out by --aug-drop %" PRIu64 "\n", s->aug_dropped);
 	if (s->super_packets)
-		fprintf(out, "#     TSO/GRO records split %" PRIu64 " (into %" PRIu64
-			" wire segments)\n", s->super_packets, s->super_segments);
+		fprintf(out,
+			"#     TSO/GRO records split %" PRIu64 " (into %" PRIu64
+			" wire segments)\n",
+			s->super_packets, s->super_segments);
 	fprintf(out, "#   skipped   %12" PRIu64 "\n", pipeline_skipped(c));
 	for (i = 1; i < SKIP_REASON_COUNT; i++)
 		if (c->skipped[i])
-			fprintf(out, "#     %-16s %7" PRIu64 "\n", skip_reason_name(i), c->skipped[i]);
+			fprintf(out, "#     %-16s %7" PRIu64 "\n", skip_reason_name(i),
+				c->skipped[i]);
 }

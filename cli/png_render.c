@@ -30,15 +30,15 @@
 #define FONT_H 8
 #define FONT_CAP 7
 #define FONT_SCALE 2
-#define GLYPH_ADV ((FONT_W + 1) * FONT_SCALE)	/* 12 px per character */
-#define TEXT_H (FONT_H * FONT_SCALE)		/* 16 px line height */
-#define CAP_H (FONT_CAP * FONT_SCALE)		/* 14 px digit height */
+#define GLYPH_ADV ((FONT_W + 1) * FONT_SCALE) /* 12 px per character */
+#define TEXT_H (FONT_H * FONT_SCALE)	      /* 16 px line height */
+#define CAP_H (FONT_CAP * FONT_SCALE)	      /* 14 px digit height */
 
 /* Margins, px. */
-#define PAD 10		/* image edge to the outermost text */
-#define GAP 10		/* between a tick label row and an axis title */
-#define TICK_LEN 6	/* tick marks point outwards from the frame */
-#define LABEL_GAP 4	/* tick end to its label */
+#define PAD 10	    /* image edge to the outermost text */
+#define GAP 10	    /* between a tick label row and an axis title */
+#define TICK_LEN 6  /* tick marks point outwards from the frame */
+#define LABEL_GAP 4 /* tick end to its label */
 
 /* A dark grey, never lighter than this for a non-zero cell (168 at 1 packet). */
 #define INK_MAX 192.0
@@ -140,7 +140,7 @@ static const struct glyph font[] = {
 static const uint8_t unknown_glyph[FONT_H] = { 0x1f, 0x11, 0x11, 0x11, 0x11, 0x11, 0x1f, 0x00 };
 
 struct canvas {
-	uint8_t *px;	/* w * h bytes, row-major, 0 = black, 255 = white */
+	uint8_t *px; /* w * h bytes, row-major, 0 = black, 255 = white */
 	int w, h;
 };
 
@@ -155,11 +155,11 @@ struct ticks {
 struct geom {
 	struct png_render_layout lay;
 	uint32_t res;
-	int plot_w, plot_h;	/* px, res * scale */
+	int plot_w, plot_h; /* px, res * scale */
 	struct ticks xt, yt;
-	double xspan, yspan;	/* s, bytes */
-	size_t title_len;	/* characters drawn, after the cut */
-	int ylabel_w;		/* widest y tick label, px */
+	double xspan, yspan; /* s, bytes */
+	size_t title_len;    /* characters drawn, after the cut */
+	int ylabel_w;	     /* widest y tick label, px */
 };
 
 static const uint8_t *glyph_rows(char ch)
@@ -251,8 +251,8 @@ static void nice_ticks(double span, struct ticks *t)
 			n = (unsigned)floor(q + 1e-9);
 			if (n < 2 || n > MAX_TICKS)
 				continue;
-			score = (fabs(q - round(q)) < 1e-6 ? 0 : 100) + 2 * (unsigned)abs((int)n - 4) +
-				(n > 4);
+			score = (fabs(q - round(q)) < 1e-6 ? 0 : 100) +
+				2 * (unsigned)abs((int)n - 4) + (n > 4);
 			if (score < best) {
 				best = score;
 				t->step = step;
@@ -280,7 +280,7 @@ static int check_opts(uint32_t res, const struct png_render_opts *opts, char *er
 {
 	if (res < 1 || res > PNG_RENDER_MAX_RES) {
 		log_errbuf(err, errlen, "picture resolution %u is outside 1..%u", res,
-			PNG_RENDER_MAX_RES);
+			   PNG_RENDER_MAX_RES);
 		return -EINVAL;
 	}
 	if (!opts) {
@@ -289,7 +289,7 @@ static int check_opts(uint32_t res, const struct png_render_opts *opts, char *er
 	}
 	if (!(opts->window_s >= WINDOW_MIN_S && opts->window_s <= WINDOW_MAX_S)) {
 		log_errbuf(err, errlen, "time window %g s is outside %g..%g s", opts->window_s,
-			WINDOW_MIN_S, WINDOW_MAX_S);
+			   WINDOW_MIN_S, WINDOW_MAX_S);
 		return -EINVAL;
 	}
 	if (!opts->max_size) {
@@ -422,8 +422,7 @@ static void draw_xaxis(struct canvas *cv, const struct geom *g)
 			  (size_t)len, 0);
 	}
 	top = base + TICK_LEN + LABEL_GAP + TEXT_H + GAP;
-	draw_text(cv, (int)g->lay.plot_x + (g->plot_w - text_width(8)) / 2, top, "time (s)", 8,
-		  0);
+	draw_text(cv, (int)g->lay.plot_x + (g->plot_w - text_width(8)) / 2, top, "time (s)", 8, 0);
 }
 
 /* Value 0 maps onto the bottom frame line, the span onto the top one. */
@@ -462,7 +461,7 @@ struct png_err_ctx {
 	char *err;
 	size_t errlen;
 	const char *path;
-	int sys_errno;	/* errno when libpng gave up, 0 if not an I/O failure */
+	int sys_errno; /* errno when libpng gave up, 0 if not an I/O failure */
 };
 
 static void png_error_cb(png_structp png, png_const_charp msg)
@@ -472,8 +471,8 @@ static void png_error_cb(png_structp png, png_const_charp msg)
 	/* libpng's "Write Error" hides why fwrite failed; errno still knows. */
 	ctx->sys_errno = errno;
 	if (ctx->sys_errno)
-		log_errbuf(ctx->err, ctx->errlen, "cannot write %s: libpng: %s (%s)", ctx->path, msg,
-			strerror(ctx->sys_errno));
+		log_errbuf(ctx->err, ctx->errlen, "cannot write %s: libpng: %s (%s)", ctx->path,
+			   msg, strerror(ctx->sys_errno));
 	else
 		log_errbuf(ctx->err, ctx->errlen, "cannot write %s: libpng: %s", ctx->path, msg);
 	png_longjmp(png, 1);

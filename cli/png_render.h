@@ -23,9 +23,9 @@
 #define PNG_RENDER_TITLE_MAX 160
 
 struct png_render_opts {
-	double window_s;	/* the block's time span, s; the x axis runs 0..window_s */
-	unsigned max_size;	/* top of the size axis, bytes (1500) */
-	const char *title;	/* one line drawn above the picture, may be NULL; ASCII only */
+	double window_s;   /* the block's time span, s; the x axis runs 0..window_s */
+	unsigned max_size; /* top of the size axis, bytes (1500) */
+	const char *title; /* one line drawn above the picture, may be NULL; ASCII only */
 };
 
 /*
@@ -37,11 +37,11 @@ struct png_render_opts {
  * The 1-pixel black frame sits just outside this area.
  */
 struct png_render_layout {
-	uint32_t width;		/* whole image, px */
-	uint32_t height;	/* whole image, px */
-	uint32_t plot_x;	/* left-most column of the plot area (earliest time bin), px */
-	uint32_t plot_y;	/* top-most row of the plot area (largest size bin), px */
-	uint32_t scale;		/* px per cell on both axes: ceil(480 / res), at least 1 */
+	uint32_t width;	 /* whole image, px */
+	uint32_t height; /* whole image, px */
+	uint32_t plot_x; /* left-most column of the plot area (earliest time bin), px */
+	uint32_t plot_y; /* top-most row of the plot area (largest size bin), px */
+	uint32_t scale;	 /* px per cell on both axes: ceil(480 / res), at least 1 */
 };
 
 /*

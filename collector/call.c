@@ -152,7 +152,8 @@ static int on_message(void *ctx, const uint8_t *msg, size_t len)
 	}
 	if (!b->agent || !b->agent->agent_id || !*b->agent->agent_id) {
 		stream_fail(st, GRPC_STATUS_INVALID_ARGUMENT, &s->k.err_bad_batch,
-			    "batch sequence %" PRIu64 ": no agent.agent_id (a verdict's identity needs it)",
+			    "batch sequence %" PRIu64
+			    ": no agent.agent_id (a verdict's identity needs it)",
 			    b->sequence);
 		flowpic__v1__batch__free_unpacked(b, NULL);
 		return -1;
@@ -187,7 +188,8 @@ static int on_message(void *ctx, const uint8_t *msg, size_t len)
 	a.txn_idx = idx;
 	flowpic__v1__batch__free_unpacked(b, NULL);
 	if (ackq_push(&st->uncommitted, &a)) {
-		stream_fail(st, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL, "out of memory queueing an ack");
+		stream_fail(st, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL,
+			    "out of memory queueing an ack");
 		return -1;
 	}
 	pending_link(s, st);
@@ -265,7 +267,8 @@ static void stream_start(struct stream *st)
 	else if (!st->ct_ok)
 		code = "415"; /* the gRPC spec's answer to a non-gRPC content-type */
 	if (strcmp(code, "200")) {
-		nghttp2_nv h = { (uint8_t *)":status", (uint8_t *)code, 7, 3, NGHTTP2_NV_FLAG_NONE };
+		nghttp2_nv h = { (uint8_t *)":status", (uint8_t *)code, 7, 3,
+				 NGHTTP2_NV_FLAG_NONE };
 
 		s->k.err_bad_request++;
 		st->failed = true;
@@ -275,13 +278,15 @@ static void stream_start(struct stream *st)
 		st->c->dirty = true;
 		return;
 	}
-	hdrs[0] = (nghttp2_nv){ (uint8_t *)":status", (uint8_t *)"200", 7, 3, NGHTTP2_NV_FLAG_NONE };
+	hdrs[0] =
+		(nghttp2_nv){ (uint8_t *)":status", (uint8_t *)"200", 7, 3, NGHTTP2_NV_FLAG_NONE };
 	hdrs[1] = (nghttp2_nv){ (uint8_t *)"content-type", (uint8_t *)GRPC_CONTENT_TYPE, 12,
 				sizeof(GRPC_CONTENT_TYPE) - 1, NGHTTP2_NV_FLAG_NONE };
 	hdrs[2] = (nghttp2_nv){ (uint8_t *)GRPC_HDR_ACCEPT_ENCODING, (uint8_t *)"identity",
 				sizeof(GRPC_HDR_ACCEPT_ENCODING) - 1, 8, NGHTTP2_NV_FLAG_NONE };
 	if (nghttp2_submit_response(st->c->h2, st->id, hdrs, 3, &dp)) {
-		nghttp2_submit_rst_stream(st->c->h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+		nghttp2_submit_rst_stream(st->c->h2, NGHTTP2_FLAG_NONE, st->id,
+					  NGHTTP2_INTERNAL_ERROR);
 		st->failed = true;
 		return;
 	}
@@ -384,7 +389,8 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t 
 			    (valuelen == 16 || value[16] == '+' || value[16] == ';');
 	} else if (hdr_is(name, namelen, GRPC_HDR_AUTHORIZATION)) {
 		if (c->srv->cfg.token)
-			st->auth_ok = rpc_token_check(c->srv->cfg.token, (const char *)value, valuelen);
+			st->auth_ok =
+				rpc_token_check(c->srv->cfg.token, (const char *)value, valuelen);
 	} else if (hdr_is(name, namelen, GRPC_HDR_ENCODING)) {
 		st->encoding_bad = !hdr_is(value, valuelen, "identity");
 	}

@@ -240,7 +240,8 @@ static void conn_handshake(struct conn *c)
 	if (r == 1) {
 		if (!rpc_tls_alpn_is_h2(c->ssl)) {
 			c->srv->k.err_tls_no_h2++;
-			log_warn("%s: TLS peer did not negotiate ALPN h2: gRPC needs HTTP/2", c->peer);
+			log_warn("%s: TLS peer did not negotiate ALPN h2: gRPC needs HTTP/2",
+				 c->peer);
 			conn_close(c, NULL);
 			return;
 		}
@@ -268,7 +269,8 @@ static void conn_handshake(struct conn *c)
 	c->srv->k.err_tls_handshake++;
 	rpc_tls_errors("TLS handshake failed", err, sizeof(err));
 	if (SSL_get_verify_result(c->ssl) != X509_V_OK)
-		log_warn("%s: %s (client certificate: %s)", c->peer, err, rpc_tls_verify_result(c->ssl));
+		log_warn("%s: %s (client certificate: %s)", c->peer, err,
+			 rpc_tls_verify_result(c->ssl));
 	else
 		log_warn("%s: %s", c->peer, err);
 	conn_close(c, NULL);

@@ -123,7 +123,8 @@ void sbuf_json_str(struct sbuf *b, const char *str, size_t n)
 		size_t run = i, l;
 
 		/* Copy plain runs in one go. */
-		while (run < n && s[run] >= 0x20 && s[run] < 0x80 && s[run] != '"' && s[run] != '\\')
+		while (run < n && s[run] >= 0x20 && s[run] < 0x80 && s[run] != '"' &&
+		       s[run] != '\\')
 			run++;
 		if (run > i) {
 			sbuf_add(b, (const char *)s + i, run - i);

@@ -13,7 +13,7 @@ struct sbuf {
 	char *p;
 	size_t len;
 	size_t cap;
-	bool oom;	/* an append failed: the contents are incomplete */
+	bool oom; /* an append failed: the contents are incomplete */
 };
 
 void sbuf_reset(struct sbuf *b);

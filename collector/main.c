@@ -49,36 +49,52 @@ struct serve_opts {
 };
 
 static const struct argp_option serve_options[] = {
-	{ "listen", 'l', "ADDR", 0, "HOST:PORT, [IPV6]:PORT or :PORT (default 127.0.0.1:50051; port 0 = any)", 0 },
-	{ "db", 'd', "URL", 0, "sqlite:PATH (default sqlite:flowpic-verdicts.db) or postgresql://USER@HOST/DB", 0 },
-	{ 0, 0, 0, 0, "TLS (without --tls-cert the server speaks cleartext h2c, for local use):", 1 },
+	{ "listen", 'l', "ADDR", 0,
+	  "HOST:PORT, [IPV6]:PORT or :PORT (default 127.0.0.1:50051; port 0 = any)", 0 },
+	{ "db", 'd', "URL", 0,
+	  "sqlite:PATH (default sqlite:flowpic-verdicts.db) or postgresql://USER@HOST/DB", 0 },
+	{ 0, 0, 0, 0,
+	  "TLS (without --tls-cert the server speaks cleartext h2c, for local use):", 1 },
 	{ "tls-cert", OPT_TLS_CERT, "PEM", 0, "server certificate chain", 1 },
 	{ "tls-key", OPT_TLS_KEY, "PEM", 0, "its private key", 1 },
-	{ "client-ca", OPT_CLIENT_CA, "PEM", 0, "mutual TLS: agents must show a certificate signed by this CA", 1 },
+	{ "client-ca", OPT_CLIENT_CA, "PEM", 0,
+	  "mutual TLS: agents must show a certificate signed by this CA", 1 },
 	{ 0, 0, 0, 0, "Access token (agents send authorization: Bearer TOKEN):", 2 },
 	{ "token", OPT_TOKEN, "TOKEN", 0, "the token (visible in ps: prefer --token-file)", 2 },
-	{ "token-file", OPT_TOKEN_FILE, "FILE", 0, "read the token from the first line of FILE", 2 },
-	{ "no-token", OPT_INSECURE_NO_TOKEN, 0, 0, "accept agents without a token (say so explicitly)", 2 },
+	{ "token-file", OPT_TOKEN_FILE, "FILE", 0, "read the token from the first line of FILE",
+	  2 },
+	{ "no-token", OPT_INSECURE_NO_TOKEN, 0, 0,
+	  "accept agents without a token (say so explicitly)", 2 },
 	{ 0, 0, 0, 0, "Limits:", 3 },
 	{ "max-message", OPT_MAX_MESSAGE, "BYTES", 0, "largest gRPC message (default 4194304)", 3 },
-	{ "max-streams", OPT_MAX_STREAMS, "N", 0, "concurrent calls per connection (default 16)", 3 },
+	{ "max-streams", OPT_MAX_STREAMS, "N", 0, "concurrent calls per connection (default 16)",
+	  3 },
 	{ "max-connections", OPT_MAX_CONNECTIONS, "N", 0, "connections at once (default 1024)", 3 },
-	{ "max-pending-acks", OPT_MAX_PENDING_ACKS, "N", 0, "acks a connection may leave unread before its HTTP/2 window is held back (default 4096)", 3 },
-	{ "idle-timeout", OPT_IDLE_TIMEOUT, "SECONDS", 0, "close a connection silent this long (default 600)", 3 },
-	{ "slow-timeout", OPT_SLOW_TIMEOUT, "SECONDS", 0, "close a client not reading its acks this long (default 30)", 3 },
-	{ "handshake-timeout", OPT_HANDSHAKE_TIMEOUT, "SECONDS", 0, "TLS handshake and HTTP/2 preface (default 10)", 3 },
+	{ "max-pending-acks", OPT_MAX_PENDING_ACKS, "N", 0,
+	  "acks a connection may leave unread before its HTTP/2 window is held back (default 4096)",
+	  3 },
+	{ "idle-timeout", OPT_IDLE_TIMEOUT, "SECONDS", 0,
+	  "close a connection silent this long (default 600)", 3 },
+	{ "slow-timeout", OPT_SLOW_TIMEOUT, "SECONDS", 0,
+	  "close a client not reading its acks this long (default 30)", 3 },
+	{ "handshake-timeout", OPT_HANDSHAKE_TIMEOUT, "SECONDS", 0,
+	  "TLS handshake and HTTP/2 preface (default 10)", 3 },
 	{ 0, 0, 0, 0, "Storage:", 4 },
-	{ "commit-max", OPT_COMMIT_MAX, "N", 0, "verdicts per transaction at most (default 20000)", 4 },
-	{ "commit-delay", OPT_COMMIT_DELAY, "SECONDS", 0, "a transaction stays open at most this long (default 0.05)", 4 },
-	{ "sqlite-sync", OPT_SQLITE_SYNC, "full|normal", 0, "full (default): each commit is fsync'ed before its acks; normal: safe against a collector crash, not a power cut", 4 },
+	{ "commit-max", OPT_COMMIT_MAX, "N", 0, "verdicts per transaction at most (default 20000)",
+	  4 },
+	{ "commit-delay", OPT_COMMIT_DELAY, "SECONDS", 0,
+	  "a transaction stays open at most this long (default 0.05)", 4 },
+	{ "sqlite-sync", OPT_SQLITE_SYNC, "full|normal", 0,
+	  "full (default): each commit is fsync'ed before its acks; normal: safe against a collector crash, not a power cut",
+	  4 },
 	{ 0, 0, 0, 0, "Output:", 5 },
 	{ "verbose", 'v', 0, 0, "log connections too", 5 },
 	{ "quiet", 'q', 0, 0, "log errors only", 5 },
 	{ 0 }
 };
 
-static int num(struct argp_state *state, const char *opt, const char *arg, uint64_t min, uint64_t max,
-	       uint64_t *out)
+static int num(struct argp_state *state, const char *opt, const char *arg, uint64_t min,
+	       uint64_t max, uint64_t *out)
 {
 	if (number_parse_u64(arg, min, max, out))
 		argp_error(state, "%s '%s': give a whole number from %llu to %llu", opt, arg,
@@ -102,14 +118,25 @@ static error_t serve_parse(int key, char *arg, struct argp_state *state)
 	uint64_t v;
 
 	switch (key) {
-	case 'l': o->srv.listen = arg; break;
-	case 'd': o->db = arg; break;
-	case OPT_TLS_CERT: o->cert = arg; break;
-	case OPT_TLS_KEY: o->key = arg; break;
-	case OPT_CLIENT_CA: o->client_ca = arg; break;
+	case 'l':
+		o->srv.listen = arg;
+		break;
+	case 'd':
+		o->db = arg;
+		break;
+	case OPT_TLS_CERT:
+		o->cert = arg;
+		break;
+	case OPT_TLS_KEY:
+		o->key = arg;
+		break;
+	case OPT_CLIENT_CA:
+		o->client_ca = arg;
+		break;
 	case OPT_TOKEN:
 		if (!rpc_token_valid(arg))
-			argp_error(state, "--token: 1 to %d visible ASCII characters, no spaces", RPC_TOKEN_MAX);
+			argp_error(state, "--token: 1 to %d visible ASCII characters, no spaces",
+				   RPC_TOKEN_MAX);
 		snprintf(o->token, sizeof(o->token), "%s", arg);
 		o->have_token = true;
 		break;
@@ -118,7 +145,9 @@ static error_t serve_parse(int key, char *arg, struct argp_state *state)
 			argp_error(state, "%s", err);
 		o->have_token = true;
 		break;
-	case OPT_INSECURE_NO_TOKEN: o->no_token = true; break;
+	case OPT_INSECURE_NO_TOKEN:
+		o->no_token = true;
+		break;
 	case OPT_MAX_MESSAGE:
 		num(state, "--max-message", arg, 64, 1u << 30, &v);
 		o->srv.max_message = (uint32_t)v;
@@ -135,8 +164,12 @@ static error_t serve_parse(int key, char *arg, struct argp_state *state)
 		num(state, "--max-pending-acks", arg, 1, 1000000, &v);
 		o->srv.max_pending_acks = (uint32_t)v;
 		break;
-	case OPT_IDLE_TIMEOUT: o->srv.idle_timeout_ms = secs_ms(state, "--idle-timeout", arg); break;
-	case OPT_SLOW_TIMEOUT: o->srv.slow_timeout_ms = secs_ms(state, "--slow-timeout", arg); break;
+	case OPT_IDLE_TIMEOUT:
+		o->srv.idle_timeout_ms = secs_ms(state, "--idle-timeout", arg);
+		break;
+	case OPT_SLOW_TIMEOUT:
+		o->srv.slow_timeout_ms = secs_ms(state, "--slow-timeout", arg);
+		break;
 	case OPT_HANDSHAKE_TIMEOUT:
 		o->srv.handshake_timeout_ms = secs_ms(state, "--handshake-timeout", arg);
 		break;
@@ -144,7 +177,9 @@ static error_t serve_parse(int key, char *arg, struct argp_state *state)
 		num(state, "--commit-max", arg, 1, 10000000, &v);
 		o->srv.commit_max = (uint32_t)v;
 		break;
-	case OPT_COMMIT_DELAY: o->srv.commit_delay_ms = secs_ms(state, "--commit-delay", arg); break;
+	case OPT_COMMIT_DELAY:
+		o->srv.commit_delay_ms = secs_ms(state, "--commit-delay", arg);
+		break;
 	case OPT_SQLITE_SYNC:
 		if (!strcmp(arg, "full"))
 			o->store.sqlite_sync_full = true;
@@ -153,20 +188,27 @@ static error_t serve_parse(int key, char *arg, struct argp_state *state)
 		else
 			argp_error(state, "--sqlite-sync '%s': give full or normal", arg);
 		break;
-	case 'v': o->verbose = true; break;
-	case 'q': o->quiet = true; break;
+	case 'v':
+		o->verbose = true;
+		break;
+	case 'q':
+		o->quiet = true;
+		break;
 	case ARGP_KEY_ARG:
 		argp_error(state, "unexpected argument '%s' (commands: query)", arg);
 		break;
 	case ARGP_KEY_END:
 		if (!o->have_token && !o->no_token)
-			argp_error(state, "give --token-file FILE (or --token), or --no-token to accept any agent");
+			argp_error(
+				state,
+				"give --token-file FILE (or --token), or --no-token to accept any agent");
 		if (o->have_token && o->no_token)
 			argp_error(state, "--no-token and a token contradict each other");
 		if (!!o->cert != !!o->key)
 			argp_error(state, "--tls-cert and --tls-key go together");
 		if (o->client_ca && !o->cert)
-			argp_error(state, "--client-ca needs --tls-cert and --tls-key (mutual TLS is TLS)");
+			argp_error(state,
+				   "--client-ca needs --tls-cert and --tls-key (mutual TLS is TLS)");
 		break;
 	default:
 		return ARGP_ERR_UNKNOWN;
@@ -222,7 +264,8 @@ static int serve(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	if (o.cert) {
-		struct rpc_tls_config tc = { .cert_file = o.cert, .key_file = o.key,
+		struct rpc_tls_config tc = { .cert_file = o.cert,
+					     .key_file = o.key,
 					     .ca_file = o.client_ca };
 
 		tls = rpc_tls_server_ctx(&tc, err, sizeof(err));

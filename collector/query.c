@@ -22,7 +22,7 @@ struct query_opts {
 	const char *db;
 	struct store_filter f;
 	bool table;
-	char addr[3][46];	/* normalised addr, src, dst */
+	char addr[3][46]; /* normalised addr, src, dst */
 	uint64_t rows;
 };
 
@@ -30,11 +30,16 @@ static const struct argp_option query_options[] = {
 	{ "db", 'd', "URL", 0, "sqlite:PATH or postgresql://... (as the collector's --db)", 0 },
 	{ "host", 'H', "NAME", 0, "verdicts from this host only", 0 },
 	{ "agent", 'a', "ID", 0, "verdicts from this agent_id only", 0 },
-	{ "class", 'c', "CLASS", 0, "verdicts of this class only (voip, video, file_transfer, chat, browsing, unknown)", 0 },
-	{ "reason", 'r', "REASON", 0, "verdicts with this reason only (ok, other, sparse, disagree, low_confidence, untracked; unspecified: from agents before reasons)", 0 },
+	{ "class", 'c', "CLASS", 0,
+	  "verdicts of this class only (voip, video, file_transfer, chat, browsing, unknown)", 0 },
+	{ "reason", 'r', "REASON", 0,
+	  "verdicts with this reason only (ok, other, sparse, disagree, low_confidence, untracked; unspecified: from agents before reasons)",
+	  0 },
 	{ "since", 's', "TIME", 0, "blocks starting at or after TIME", 0 },
 	{ "until", 'u', "TIME", 0, "blocks starting before TIME", 0 },
-	{ "flow", 'f', "TERMS", 0, "flow filter: comma-separated addr=IP, src=IP, dst=IP, port=N, sport=N, dport=N, proto=tcp|udp|N (a bare IP means addr=IP)", 0 },
+	{ "flow", 'f', "TERMS", 0,
+	  "flow filter: comma-separated addr=IP, src=IP, dst=IP, port=N, sport=N, dport=N, proto=tcp|udp|N (a bare IP means addr=IP)",
+	  0 },
 	{ "limit", 'n', "N", 0, "at most N verdicts (default: all)", 0 },
 	{ "oldest-first", 'o', 0, 0, "oldest first (default: newest first)", 0 },
 	{ "table", 't', 0, 0, "a short table for people instead of JSON lines", 0 },
@@ -55,11 +60,20 @@ int query_parse_time(const char *s, uint64_t now_ns, uint64_t *out)
 		if (n < 3 || n > 20)
 			return -1;
 		switch (s[n - 1]) {
-		case 's': mul = 1; break;
-		case 'm': mul = 60; break;
-		case 'h': mul = 3600; break;
-		case 'd': mul = 86400; break;
-		default: return -1;
+		case 's':
+			mul = 1;
+			break;
+		case 'm':
+			mul = 60;
+			break;
+		case 'h':
+			mul = 3600;
+			break;
+		case 'd':
+			mul = 86400;
+			break;
+		default:
+			return -1;
 		}
 		snprintf(num, sizeof(num), "%.*s", (int)(n - 2), s + 1);
 		if (number_parse_u64(num, 0, 100ull * 365 * 86400, &v))
@@ -128,7 +142,8 @@ static void parse_flow(struct argp_state *state, struct query_opts *o, const cha
 			int i = k[0] == 'a' ? 0 : k[0] == 's' ? 1 : 2;
 
 			if (parse_ip(v, o->addr[i]))
-				argp_error(state, "--flow %s=%s: not an IPv4 or IPv6 address", k, v);
+				argp_error(state, "--flow %s=%s: not an IPv4 or IPv6 address", k,
+					   v);
 			if (i == 0)
 				o->f.addr = o->addr[0];
 			else if (i == 1)
@@ -137,7 +152,8 @@ static void parse_flow(struct argp_state *state, struct query_opts *o, const cha
 				o->f.dst = o->addr[2];
 		} else if (!strcmp(k, "port") || !strcmp(k, "sport") || !strcmp(k, "dport")) {
 			if (number_parse_u64(v, 0, 65535, &n))
-				argp_error(state, "--flow %s=%s: give a port from 0 to 65535", k, v);
+				argp_error(state, "--flow %s=%s: give a port from 0 to 65535", k,
+					   v);
 			if (k[0] == 'p')
 				o->f.port = (int)n;
 			else if (k[0] == 's')
@@ -154,15 +170,19 @@ static void parse_flow(struct argp_state *state, struct query_opts *o, const cha
 			else
 				argp_error(state, "--flow proto=%s: give tcp, udp or a number", v);
 		} else {
-			argp_error(state, "--flow: unknown term '%s' (addr, src, dst, port, sport, dport, proto)", k);
+			argp_error(
+				state,
+				"--flow: unknown term '%s' (addr, src, dst, port, sport, dport, proto)",
+				k);
 		}
 	}
 }
 
 static bool valid_reason(const char *s)
 {
-	static const char *const names[] = { "ok", "other", "sparse", "disagree",
-					     "low_confidence", "untracked", "unspecified" };
+	static const char *const names[] = { "ok",	   "other",	     "sparse",
+					     "disagree",   "low_confidence", "untracked",
+					     "unspecified" };
 	size_t i;
 
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -177,21 +197,33 @@ static error_t query_parse(int key, char *arg, struct argp_state *state)
 	uint64_t v;
 
 	switch (key) {
-	case 'd': o->db = arg; break;
-	case 'H': o->f.host = arg; break;
-	case 'a': o->f.agent_id = arg; break;
-	case 'c': o->f.class_name = arg; break;
+	case 'd':
+		o->db = arg;
+		break;
+	case 'H':
+		o->f.host = arg;
+		break;
+	case 'a':
+		o->f.agent_id = arg;
+		break;
+	case 'c':
+		o->f.class_name = arg;
+		break;
 	case 'r':
 		if (!valid_reason(arg))
-			argp_error(state, "--reason '%s': give ok, other, sparse, disagree, "
-				   "low_confidence, untracked or unspecified", arg);
+			argp_error(state,
+				   "--reason '%s': give ok, other, sparse, disagree, "
+				   "low_confidence, untracked or unspecified",
+				   arg);
 		o->f.reason = arg;
 		break;
 	case 's':
 	case 'u':
 		if (query_parse_time(arg, clock_real_ns(), &v))
-			argp_error(state, "--%s '%s': give Unix seconds, YYYY-MM-DDTHH:MM:SSZ (UTC) or -30m/-2h/-1d",
-				   key == 's' ? "since" : "until", arg);
+			argp_error(
+				state,
+				"--%s '%s': give Unix seconds, YYYY-MM-DDTHH:MM:SSZ (UTC) or -30m/-2h/-1d",
+				key == 's' ? "since" : "until", arg);
 		if (key == 's') {
 			o->f.has_since = true;
 			o->f.since_ns = v;
@@ -200,19 +232,28 @@ static error_t query_parse(int key, char *arg, struct argp_state *state)
 			o->f.until_ns = v;
 		}
 		break;
-	case 'f': parse_flow(state, o, arg); break;
+	case 'f':
+		parse_flow(state, o, arg);
+		break;
 	case 'n':
 		if (number_parse_u64(arg, 1, UINT32_MAX, &o->f.limit))
 			argp_error(state, "--limit '%s': give a whole number from 1", arg);
 		break;
-	case 'o': o->f.ascending = true; break;
-	case 't': o->table = true; break;
-	case ARGP_KEY_ARG: argp_error(state, "unexpected argument '%s'", arg); break;
+	case 'o':
+		o->f.ascending = true;
+		break;
+	case 't':
+		o->table = true;
+		break;
+	case ARGP_KEY_ARG:
+		argp_error(state, "unexpected argument '%s'", arg);
+		break;
 	case ARGP_KEY_END:
 		if (!o->db)
 			argp_error(state, "give --db sqlite:PATH or --db postgresql://...");
 		break;
-	default: return ARGP_ERR_UNKNOWN;
+	default:
+		return ARGP_ERR_UNKNOWN;
 	}
 	return 0;
 }
@@ -278,10 +319,13 @@ static int print_row(void *ctx, const char *const *vals)
 	gmtime_r(&t, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
 	snprintf(flow, sizeof(flow), "%s:%s > %s:%s %s", val(vals, "src"), val(vals, "sport"),
-		 val(vals, "dst"), val(vals, "dport"), proto == 6 ? "tcp" : proto == 17 ? "udp" : "ip");
+		 val(vals, "dst"), val(vals, "dport"),
+		 proto == 6  ? "tcp" :
+		 proto == 17 ? "udp" :
+			       "ip");
 	if (o->rows == 0)
-		printf("%-19s  %-14s  %-13s  %-14s  %5s  %-6s  %s\n", "start (UTC)", "host", "class",
-		       "reason", "conf", "stage", "flow");
+		printf("%-19s  %-14s  %-13s  %-14s  %5s  %-6s  %s\n", "start (UTC)", "host",
+		       "class", "reason", "conf", "stage", "flow");
 	printf("%-19s  %-14.14s  %-13.13s  %-14.14s  %5.2f  %-6.6s  %s\n", when, val(vals, "host"),
 	       val(vals, "class"), val(vals, "reason"), atof(val(vals, "confidence")),
 	       val(vals, "stage"), flow);

@@ -89,7 +89,8 @@ static void commit_and_ack(struct server *s)
 			for (st = s->pending; st; st = next) {
 				next = st->next_pending;
 				st->uncommitted.len = st->uncommitted.head = 0;
-				stream_fail(st, GRPC_STATUS_UNAVAILABLE, NULL, "store failed: %s", err);
+				stream_fail(st, GRPC_STATUS_UNAVAILABLE, NULL, "store failed: %s",
+					    err);
 				pending_unlink(s, st);
 			}
 			s->txn_verdicts = 0;
@@ -116,7 +117,8 @@ static void commit_and_ack(struct server *s)
 				a->rejected = res[a->txn_idx].rejected;
 			}
 			if (a->rejected)
-				log_warn("%s: stream %d: batch %" PRIu64 ": %u verdicts with seq 0 refused",
+				log_warn("%s: stream %d: batch %" PRIu64
+					 ": %u verdicts with seq 0 refused",
 					 st->c->peer, st->id, a->sequence, a->rejected);
 			if (ackq_push(&st->ready, a) == 0)
 				st->c->acks_waiting++;
@@ -184,18 +186,21 @@ static void check_timeouts(struct server *s)
 		    t - c->created_ms > s->cfg.handshake_timeout_ms) {
 			s->k.err_idle_timeout++;
 			log_warn("%s: no %s within %" PRIu64 " ms: closing", c->peer,
-				 c->state == CONN_TLS_HANDSHAKE ? "TLS handshake" : "HTTP/2 preface",
+				 c->state == CONN_TLS_HANDSHAKE ? "TLS handshake" :
+								  "HTTP/2 preface",
 				 s->cfg.handshake_timeout_ms);
 			conn_close(c, NULL);
 		} else if (c->stuck_since_ms && t - c->stuck_since_ms > s->cfg.slow_timeout_ms) {
 			s->k.err_slow_client++;
 			log_warn("%s: slow client: not reading its acks for %" PRIu64
 				 " ms (%zu acks, %zu bytes waiting): closing",
-				 c->peer, t - c->stuck_since_ms, c->acks_waiting, c->out_len - c->out_off);
+				 c->peer, t - c->stuck_since_ms, c->acks_waiting,
+				 c->out_len - c->out_off);
 			conn_close(c, NULL);
 		} else if (t - c->last_io_ms > s->cfg.idle_timeout_ms) {
 			s->k.err_idle_timeout++;
-			log_info("%s: idle for %" PRIu64 " ms: closing", c->peer, t - c->last_io_ms);
+			log_info("%s: idle for %" PRIu64 " ms: closing", c->peer,
+				 t - c->last_io_ms);
 			goaway_close(c);
 		}
 	}
@@ -225,7 +230,8 @@ struct server *server_new(const struct server_config *cfg, struct store *store, 
 	s->lfd = s->ep = s->sfd = -1;
 	if (rpc_hostport_parse(cfg->listen, RPC_HOSTPORT_LISTEN, host, sizeof(host), port,
 			       sizeof(port))) {
-		snprintf(err, errlen, "--listen %s: give HOST:PORT, [IPV6]:PORT or :PORT", cfg->listen);
+		snprintf(err, errlen, "--listen %s: give HOST:PORT, [IPV6]:PORT or :PORT",
+			 cfg->listen);
 		goto fail;
 	}
 	rc = getaddrinfo(*host ? host : NULL, port, &hints, &ai);

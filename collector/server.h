@@ -27,18 +27,18 @@
 #define COLLECTOR_PATH "/flowpic.v1.Collector/Stream"
 
 struct server_config {
-	const char *listen;		/* "HOST:PORT", "[V6]:PORT" or ":PORT"; port 0 = any free */
-	SSL_CTX *tls;			/* NULL: cleartext h2c (prior knowledge) */
-	const char *token;		/* NULL: no token required */
-	uint32_t max_message;		/* bytes of one gRPC message */
-	uint32_t max_streams;		/* concurrent calls per connection */
+	const char *listen;   /* "HOST:PORT", "[V6]:PORT" or ":PORT"; port 0 = any free */
+	SSL_CTX *tls;	      /* NULL: cleartext h2c (prior knowledge) */
+	const char *token;    /* NULL: no token required */
+	uint32_t max_message; /* bytes of one gRPC message */
+	uint32_t max_streams; /* concurrent calls per connection */
 	uint32_t max_connections;
-	uint32_t max_pending_acks;	/* per connection; beyond: its window is held back */
-	uint64_t idle_timeout_ms;	/* no byte either way for this long: closed */
-	uint64_t slow_timeout_ms;	/* output or acks stuck for this long: closed */
-	uint64_t handshake_timeout_ms;	/* TLS handshake and HTTP/2 preface */
-	uint32_t commit_max;		/* verdicts per transaction at most */
-	uint64_t commit_delay_ms;	/* a transaction stays open at most this long */
+	uint32_t max_pending_acks;     /* per connection; beyond: its window is held back */
+	uint64_t idle_timeout_ms;      /* no byte either way for this long: closed */
+	uint64_t slow_timeout_ms;      /* output or acks stuck for this long: closed */
+	uint64_t handshake_timeout_ms; /* TLS handshake and HTTP/2 preface */
+	uint32_t commit_max;	       /* verdicts per transaction at most */
+	uint64_t commit_delay_ms;      /* a transaction stays open at most this long */
 };
 
 void server_config_default(struct server_config *cfg);

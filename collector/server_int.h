@@ -24,19 +24,19 @@
 #include "server.h"
 
 #define READ_CHUNK (64 * 1024)
-#define READ_BUDGET (1024 * 1024)	/* bytes per connection per wake-up: fairness */
-#define OUT_MAX (1024 * 1024)		/* buffered output beyond which the peer counts as slow */
-#define ACK_MAX_LEN 32			/* a packed Ack plus its prefix, at most */
+#define READ_BUDGET (1024 * 1024) /* bytes per connection per wake-up: fairness */
+#define OUT_MAX (1024 * 1024)	  /* buffered output beyond which the peer counts as slow */
+#define ACK_MAX_LEN 32		  /* a packed Ack plus its prefix, at most */
 
 struct ack {
 	uint64_t sequence;
 	uint32_t stored, duplicates, rejected;
-	size_t txn_idx;		/* the batch's place in the store's transaction */
+	size_t txn_idx; /* the batch's place in the store's transaction */
 };
 
 struct ackq {
 	struct ack *a;
-	size_t len, cap, head;	/* a[head..len) are queued */
+	size_t len, cap, head; /* a[head..len) are queued */
 };
 
 struct conn;
@@ -51,17 +51,17 @@ struct stream {
 	bool method_post, path_ok, path_seen, ct_ok, auth_ok, encoding_bad;
 	char path[96];
 	/* State. */
-	bool started;		/* headers validated, response submitted */
-	bool client_done;	/* END_STREAM received */
-	bool failed;		/* status decided: no more input read */
-	bool deferred;		/* the data provider is waiting */
+	bool started;	  /* headers validated, response submitted */
+	bool client_done; /* END_STREAM received */
+	bool failed;	  /* status decided: no more input read */
+	bool deferred;	  /* the data provider is waiting */
 	bool trailers_sent;
 	int status;
 	char message[200];
 	struct grpc_reader rd;
 	struct ackq uncommitted, ready;
 	uint64_t batches;
-	size_t unconsumed;	/* DATA bytes read but not yet given back as window */
+	size_t unconsumed; /* DATA bytes read but not yet given back as window */
 };
 
 enum conn_state { CONN_TLS_HANDSHAKE, CONN_H2 };
@@ -78,9 +78,9 @@ struct conn {
 	uint8_t *out;
 	size_t out_len, out_off, out_cap;
 	uint64_t created_ms, last_io_ms, stuck_since_ms;
-	uint32_t events;	/* epoll mask registered */
-	size_t acks_waiting;	/* ready acks of all streams */
-	size_t unconsumed;	/* sum of the streams' unconsumed */
+	uint32_t events;     /* epoll mask registered */
+	size_t acks_waiting; /* ready acks of all streams */
+	size_t unconsumed;   /* sum of the streams' unconsumed */
 	bool closing, dirty, logged_h2_error, preface_done;
 };
 
@@ -91,7 +91,7 @@ struct server {
 	char addr[80];
 	struct conn *conns;
 	uint32_t nconns;
-	struct stream *pending;	/* streams with acks waiting for the commit */
+	struct stream *pending; /* streams with acks waiting for the commit */
 	uint64_t txn_verdicts, txn_start_ms;
 	uint64_t last_timer_ms;
 	struct collector_counters k;

@@ -12,16 +12,16 @@
 #include "store.h"
 
 const struct store_col store_cols[] = {
-	{ "agent_id", COL_TEXT },    { "run_id", COL_INT },	  { "seq", COL_INT },
-	{ "host", COL_TEXT },	     { "interface", COL_TEXT },	  { "src", COL_TEXT },
-	{ "dst", COL_TEXT },	     { "sport", COL_INT },	  { "dport", COL_INT },
-	{ "proto", COL_INT },	     { "direction", COL_TEXT },	  { "flow_id", COL_INT },
-	{ "stage", COL_TEXT },	     { "start_ns", COL_INT },	  { "duration_ns", COL_INT },
-	{ "packets_fwd", COL_INT },  { "packets_rev", COL_INT },  { "bytes_fwd", COL_INT },
-	{ "bytes_rev", COL_INT },    { "block_index", COL_INT },  { "blocks", COL_INT },
-	{ "class", COL_TEXT },	     { "reason", COL_TEXT },	  { "confidence", COL_REAL },
-	{ "probs", COL_JSON },
-	{ "model", COL_TEXT },	     { "model_version", COL_TEXT }, { "received_ns", COL_INT },
+	{ "agent_id", COL_TEXT },   { "run_id", COL_INT },	{ "seq", COL_INT },
+	{ "host", COL_TEXT },	    { "interface", COL_TEXT },	{ "src", COL_TEXT },
+	{ "dst", COL_TEXT },	    { "sport", COL_INT },	{ "dport", COL_INT },
+	{ "proto", COL_INT },	    { "direction", COL_TEXT },	{ "flow_id", COL_INT },
+	{ "stage", COL_TEXT },	    { "start_ns", COL_INT },	{ "duration_ns", COL_INT },
+	{ "packets_fwd", COL_INT }, { "packets_rev", COL_INT }, { "bytes_fwd", COL_INT },
+	{ "bytes_rev", COL_INT },   { "block_index", COL_INT }, { "blocks", COL_INT },
+	{ "class", COL_TEXT },	    { "reason", COL_TEXT },	{ "confidence", COL_REAL },
+	{ "probs", COL_JSON },	    { "model", COL_TEXT },	{ "model_version", COL_TEXT },
+	{ "received_ns", COL_INT },
 };
 const int store_ncols = sizeof(store_cols) / sizeof(store_cols[0]);
 
@@ -35,8 +35,7 @@ static const char select_list[] =
 #define REASON_COL "reason"
 #define REASON_NONE "'unspecified'"
 
-struct store *store_open(const char *url, const struct store_options *opt, char *err,
-			 size_t errlen)
+struct store *store_open(const char *url, const struct store_options *opt, char *err, size_t errlen)
 {
 	struct store_options def = { .sqlite_sync_full = true, .busy_timeout_ms = 5000 };
 
@@ -135,32 +134,46 @@ static void addr_text(const ProtobufCBinaryData *a, char *out, size_t outlen)
 static const char *direction_name(Flowpic__V1__Direction d)
 {
 	switch (d) {
-	case FLOWPIC__V1__DIRECTION__DIRECTION_OUTBOUND: return "outbound";
-	case FLOWPIC__V1__DIRECTION__DIRECTION_INBOUND: return "inbound";
-	default: return "unspecified";
+	case FLOWPIC__V1__DIRECTION__DIRECTION_OUTBOUND:
+		return "outbound";
+	case FLOWPIC__V1__DIRECTION__DIRECTION_INBOUND:
+		return "inbound";
+	default:
+		return "unspecified";
 	}
 }
 
 static const char *reason_name(Flowpic__V1__Reason r)
 {
 	switch (r) {
-	case FLOWPIC__V1__REASON__REASON_OK: return "ok";
-	case FLOWPIC__V1__REASON__REASON_OTHER: return "other";
-	case FLOWPIC__V1__REASON__REASON_SPARSE: return "sparse";
-	case FLOWPIC__V1__REASON__REASON_DISAGREE: return "disagree";
-	case FLOWPIC__V1__REASON__REASON_LOW_CONFIDENCE: return "low_confidence";
-	case FLOWPIC__V1__REASON__REASON_UNTRACKED: return "untracked";
-	default: return "unspecified";	/* an agent from before reasons, or a newer one */
+	case FLOWPIC__V1__REASON__REASON_OK:
+		return "ok";
+	case FLOWPIC__V1__REASON__REASON_OTHER:
+		return "other";
+	case FLOWPIC__V1__REASON__REASON_SPARSE:
+		return "sparse";
+	case FLOWPIC__V1__REASON__REASON_DISAGREE:
+		return "disagree";
+	case FLOWPIC__V1__REASON__REASON_LOW_CONFIDENCE:
+		return "low_confidence";
+	case FLOWPIC__V1__REASON__REASON_UNTRACKED:
+		return "untracked";
+	default:
+		return "unspecified"; /* an agent from before reasons, or a newer one */
 	}
 }
 
 static const char *stage_name(Flowpic__V1__Stage s)
 {
 	switch (s) {
-	case FLOWPIC__V1__STAGE__STAGE_EARLY: return "early";
-	case FLOWPIC__V1__STAGE__STAGE_BLOCK: return "block";
-	case FLOWPIC__V1__STAGE__STAGE_FINAL: return "final";
-	default: return "unspecified";
+	case FLOWPIC__V1__STAGE__STAGE_EARLY:
+		return "early";
+	case FLOWPIC__V1__STAGE__STAGE_BLOCK:
+		return "block";
+	case FLOWPIC__V1__STAGE__STAGE_FINAL:
+		return "final";
+	default:
+		return "unspecified";
 	}
 }
 
@@ -168,7 +181,8 @@ static const char *stage_name(Flowpic__V1__Stage s)
 static bool plain_name(const char *s)
 {
 	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f || *s == '"' || *s == '\\')
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f || *s == '"' ||
+		    *s == '\\')
 			return false;
 	return true;
 }
@@ -244,7 +258,8 @@ static void add_param(struct store_sql *q, bool dollar, const char *cond, const 
 
 	/* Numbered ("?1" in SQLite, "$1" in PostgreSQL): one value may appear twice. */
 	snprintf(ph, sizeof(ph), "%c%d", dollar ? '$' : '?', q->nparams + 1);
-	n += (size_t)snprintf(q->sql + n, sizeof(q->sql) - n, "%s", q->nparams ? " AND " : " WHERE ");
+	n += (size_t)snprintf(q->sql + n, sizeof(q->sql) - n, "%s",
+			      q->nparams ? " AND " : " WHERE ");
 	/* Each '@' in cond stands for the placeholder (the same parameter). */
 	for (; *cond && n + sizeof(ph) < sizeof(q->sql); cond++) {
 		if (*cond == '@')
@@ -301,8 +316,8 @@ void store_build_query(const struct store *s, const struct store_filter *f, bool
 		add_num(q, dollar, "protocol = @", (uint64_t)f->proto);
 	n = strlen(q->sql);
 	n += (size_t)snprintf(q->sql + n, sizeof(q->sql) - n,
-			      f->ascending ? " ORDER BY start_ns, agent_id, run_id, seq"
-					   : " ORDER BY start_ns DESC, agent_id, run_id, seq DESC");
+			      f->ascending ? " ORDER BY start_ns, agent_id, run_id, seq" :
+					     " ORDER BY start_ns DESC, agent_id, run_id, seq DESC");
 	if (f->limit)
 		snprintf(q->sql + n, sizeof(q->sql) - n, " LIMIT %" PRIu64, f->limit);
 }

@@ -22,16 +22,16 @@
 struct store;
 
 struct store_options {
-	bool sqlite_sync_full;	/* SQLite: fsync the WAL at every commit (default) */
-	int busy_timeout_ms;	/* SQLite: wait for a lock held by a query this long */
-	bool readonly;		/* queries only: never create the file or the schema */
+	bool sqlite_sync_full; /* SQLite: fsync the WAL at every commit (default) */
+	int busy_timeout_ms;   /* SQLite: wait for a lock held by a query this long */
+	bool readonly;	       /* queries only: never create the file or the schema */
 };
 
 struct store_batch_result {
-	uint32_t stored;	/* verdicts new to the store */
-	uint32_t duplicates;	/* verdicts whose identity was already stored */
-	uint32_t rejected;	/* invalid verdicts (seq 0): not stored */
-	uint32_t counters;	/* agent counters written */
+	uint32_t stored;     /* verdicts new to the store */
+	uint32_t duplicates; /* verdicts whose identity was already stored */
+	uint32_t rejected;   /* invalid verdicts (seq 0): not stored */
+	uint32_t counters;   /* agent counters written */
 };
 
 /* "sqlite:PATH", a plain PATH (SQLite), "postgresql://...", "postgres://..."
@@ -40,7 +40,7 @@ struct store_batch_result {
 struct store *store_open(const char *url, const struct store_options *opt, char *err,
 			 size_t errlen);
 void store_close(struct store *s);
-const char *store_kind(const struct store *s);	/* "sqlite" or "postgresql" */
+const char *store_kind(const struct store *s); /* "sqlite" or "postgresql" */
 
 /* Add one batch to the current transaction (opened if none).  The batch
  * must carry an agent with a non-empty agent_id (checked by the caller).
@@ -63,14 +63,14 @@ struct store_filter {
 	const char *host;
 	const char *agent_id;
 	const char *class_name;
-	const char *reason;		/* "ok", "sparse", ... ("unspecified": from old agents) */
+	const char *reason; /* "ok", "sparse", ... ("unspecified": from old agents) */
 	bool has_since, has_until;
-	uint64_t since_ns, until_ns;	/* on the span's start: [since, until) */
-	const char *addr;		/* either end of the flow */
+	uint64_t since_ns, until_ns; /* on the span's start: [since, until) */
+	const char *addr;	     /* either end of the flow */
 	const char *src, *dst;
-	int port, sport, dport, proto;	/* -1: any */
-	uint64_t limit;			/* 0: no limit */
-	bool ascending;			/* oldest first (default: newest first) */
+	int port, sport, dport, proto; /* -1: any */
+	uint64_t limit;		       /* 0: no limit */
+	bool ascending;		       /* oldest first (default: newest first) */
 };
 
 /* The columns every query row has, in order (names as printed). */
@@ -93,11 +93,11 @@ int store_query(struct store *s, const struct store_filter *f, store_row_cb cb, 
 
 /* One verdict flattened into the columns both schemas use. */
 struct verdict_row {
-	char src[46], dst[46];		/* INET6_ADDRSTRLEN; "" if the address is malformed */
-	const char *direction;		/* "outbound" ... */
-	const char *stage;		/* "early" ... */
-	const char *reason;		/* "ok", "other", "sparse", ... or "unspecified" */
-	char probs[1024];		/* JSON object {"class":p,...} or array if classes differ */
+	char src[46], dst[46]; /* INET6_ADDRSTRLEN; "" if the address is malformed */
+	const char *direction; /* "outbound" ... */
+	const char *stage;     /* "early" ... */
+	const char *reason;    /* "ok", "other", "sparse", ... or "unspecified" */
+	char probs[1024];      /* JSON object {"class":p,...} or array if classes differ */
 };
 
 void verdict_row_fill(struct verdict_row *r, const Flowpic__V1__Batch *b,
@@ -118,8 +118,8 @@ void store_build_query(const struct store *s, const struct store_filter *f, bool
  * PostgreSQL: rejected, and duplicates = valid verdicts until commit). */
 struct store_ops {
 	const char *kind;
-	int (*put_batch)(struct store *s, const Flowpic__V1__Batch *b, uint64_t now_ns,
-			 size_t idx, struct store_batch_result *res, char *err, size_t errlen);
+	int (*put_batch)(struct store *s, const Flowpic__V1__Batch *b, uint64_t now_ns, size_t idx,
+			 struct store_batch_result *res, char *err, size_t errlen);
 	int (*commit)(struct store *s, char *err, size_t errlen);
 	int (*query)(struct store *s, const struct store_filter *f, store_row_cb cb, void *ctx,
 		     char *err, size_t errlen);
@@ -129,9 +129,9 @@ struct store_ops {
 struct store {
 	const struct store_ops *ops;
 	bool in_txn;
-	bool no_reason;		/* a read-only store from before the reason column:
+	bool no_reason;			/* a read-only store from before the reason column:
 				 * its verdicts read as reason "unspecified" */
-	struct store_batch_result *res;	/* per batch of the transaction */
+	struct store_batch_result *res; /* per batch of the transaction */
 	size_t nres, capres;
 };
 

@@ -97,7 +97,7 @@ static const char counter_sql[] =
 struct store_pg {
 	struct store base;
 	PGconn *conn;
-	struct sbuf batches, rows, counters;	/* the open transaction, as JSON */
+	struct sbuf batches, rows, counters; /* the open transaction, as JSON */
 	size_t nrows, ncounters;
 	char conninfo[1024];
 };
@@ -171,7 +171,6 @@ static int ensure_conn(struct store_pg *s, char *err, size_t errlen)
 	}
 	return prepare_all(s, err, errlen);
 }
-
 
 static void json_u(struct sbuf *b, const char *key, uint64_t v)
 {
@@ -419,7 +418,7 @@ static const struct store_ops pg_ops = {
 static bool pg_has_reason(struct store_pg *s)
 {
 	PGresult *r = PQexec(s->conn, "SELECT 1 FROM information_schema.columns WHERE "
-			     "table_name = 'verdicts' AND column_name = 'reason'");
+				      "table_name = 'verdicts' AND column_name = 'reason'");
 	bool found = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0;
 
 	PQclear(r);

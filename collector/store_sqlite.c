@@ -271,8 +271,10 @@ static int add_reason(struct store_sqlite *s, char *err, size_t errlen)
 {
 	if (has_reason(s))
 		return 0;
-	if (sqlite3_exec(s->db, "ALTER TABLE verdicts ADD COLUMN reason TEXT NOT NULL "
-			 "DEFAULT 'unspecified'", NULL, NULL, NULL) != SQLITE_OK) {
+	if (sqlite3_exec(s->db,
+			 "ALTER TABLE verdicts ADD COLUMN reason TEXT NOT NULL "
+			 "DEFAULT 'unspecified'",
+			 NULL, NULL, NULL) != SQLITE_OK) {
 		set_err(s, "add the reason column", err, errlen);
 		return -1;
 	}
@@ -336,7 +338,8 @@ struct store *store_sqlite_open(const char *path, const struct store_options *op
 	}
 	if (add_reason(s, err, errlen))
 		goto fail;
-	if (prep(s, insert_sql, &s->ins, err, errlen) || prep(s, counter_sql, &s->ctr, err, errlen) ||
+	if (prep(s, insert_sql, &s->ins, err, errlen) ||
+	    prep(s, counter_sql, &s->ctr, err, errlen) ||
 	    prep(s, "BEGIN IMMEDIATE", &s->begin, err, errlen) ||
 	    prep(s, "COMMIT", &s->commit, err, errlen) ||
 	    prep(s, "ROLLBACK", &s->rollback, err, errlen))

@@ -14,7 +14,7 @@
 #include "classify.h"
 
 #include <errno.h>
-#include <math.h>	/* isnan, INFINITY: macros; the core links no libm */
+#include <math.h> /* isnan, INFINITY: macros; the core links no libm */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,8 +42,8 @@ struct classifier {
 	uint32_t *free_stack;
 	uint32_t cap, nslots, nfree;
 	bool alloc_failed;
-	uint32_t other_cls;		/* the class named "other", or CLASSIFY_UNKNOWN */
-	float out_scale;		/* the last layer's: logits to real values */
+	uint32_t other_cls; /* the class named "other", or CLASSIFY_UNKNOWN */
+	float out_scale;    /* the last layer's: logits to real values */
 	/* Verdicts of small pictures (classify.h): cache_mask + 1 entries. */
 	struct cache_entry *cache;
 	uint32_t cache_mask;
@@ -54,7 +54,7 @@ struct classifier {
  * pixel is (channel << 30 | y << 19 | x << 8 | count): x, y < 2048. */
 struct cache_entry {
 	uint32_t key[CLASSIFY_CACHE_CELLS];
-	uint8_t n;			/* pixels in key; 0: empty */
+	uint8_t n; /* pixels in key; 0: empty */
 	uint8_t cls;
 	int8_t logits[CLASSIFY_MAX_CLASSES];
 	float prob[CLASSIFY_MAX_CLASSES];
@@ -111,9 +111,10 @@ static int model_fits(const struct model *m, char *err, size_t errlen)
 	}
 	if (m->res < 1 || m->res > FLOWPIC_MAX_RES || m->window_ns < 1000 ||
 	    m->window_ns > (1ULL << 42)) {
-		snprintf(err, errlen, "resolution %u or window %llu ns outside what the flow "
-			 "table draws (1-%d, 1 us-4398 s)", m->res,
-			 (unsigned long long)m->window_ns, FLOWPIC_MAX_RES);
+		snprintf(err, errlen,
+			 "resolution %u or window %llu ns outside what the flow "
+			 "table draws (1-%d, 1 us-4398 s)",
+			 m->res, (unsigned long long)m->window_ns, FLOWPIC_MAX_RES);
 		return -ENOTSUP;
 	}
 	return 0;
@@ -147,14 +148,17 @@ struct classifier *classifier_new(const struct classifier_config *cfg, char *err
 	    (cfg->min_confidence < 0 && cfg->min_confidence != CLASSIFY_MIN_CONFIDENCE_AUTO) ||
 	    cfg->min_confidence > 1 || cfg->vote_ratio != cfg->vote_ratio ||
 	    cfg->min_confidence != cfg->min_confidence) {
-		snprintf(err, errlen, "classifier: vote ratio and minimum confidence must be 0 to 1");
+		snprintf(err, errlen,
+			 "classifier: vote ratio and minimum confidence must be 0 to 1");
 		errno = EINVAL;
 		return NULL;
 	}
 	/* NaN energy would reject nothing silently: refuse it with the rest. */
 	if (!((cfg->reject_prob >= 0 && cfg->reject_prob <= 1) ||
-	      cfg->reject_prob == CLASSIFY_REJECT_PROB_AUTO) || isnan(cfg->reject_energy)) {
-		snprintf(err, errlen, "classifier: rejection probability must be 0 to 1, "
+	      cfg->reject_prob == CLASSIFY_REJECT_PROB_AUTO) ||
+	    isnan(cfg->reject_energy)) {
+		snprintf(err, errlen,
+			 "classifier: rejection probability must be 0 to 1, "
 			 "energy a number");
 		errno = EINVAL;
 		return NULL;
@@ -171,7 +175,7 @@ struct classifier *classifier_new(const struct classifier_config *cfg, char *err
 		buf = classifier_default_model(&len);
 		c->m = model_load_mem(buf, len, EMBEDDED_NAME, err, errlen);
 	}
-	c->cfg.model_path = NULL;	/* the caller's string need not outlive us */
+	c->cfg.model_path = NULL; /* the caller's string need not outlive us */
 	if (!c->m) {
 		rc = -errno;
 		goto fail_free;
@@ -185,8 +189,9 @@ struct classifier *classifier_new(const struct classifier_config *cfg, char *err
 		c->cfg.min_confidence = c->m->n_classes >= 4 ? 2.0f / (float)c->m->n_classes : 0.5f;
 	c->other_cls = other_class(c->m);
 	if (c->cfg.reject_prob == CLASSIFY_REJECT_PROB_AUTO)
-		c->cfg.reject_prob = c->other_cls != CLASSIFY_UNKNOWN ? CLASSIFY_REJECT_PROB_OPEN_SET
-								     : CLASSIFY_REJECT_PROB_OFF;
+		c->cfg.reject_prob = c->other_cls != CLASSIFY_UNKNOWN ?
+					     CLASSIFY_REJECT_PROB_OPEN_SET :
+					     CLASSIFY_REJECT_PROB_OFF;
 	c->out_scale = c->m->layers[c->m->n_layers - 1].out_scale;
 	c->cnn = cnn_new(c->m, cfg->cnn_flags);
 	if (!c->cnn) {
@@ -311,7 +316,7 @@ static int accs_size(struct classifier *c, uint32_t max_flows)
 	if (c->cap >= max_flows)
 		return 0;
 	if (c->cap && c->nfree != c->cap)
-		return -EBUSY;	/* flows tracked: keep what there is */
+		return -EBUSY; /* flows tracked: keep what there is */
 	while (n < 2 * (uint64_t)max_flows)
 		n <<= 1;
 	accs_free(c);
@@ -501,13 +506,16 @@ long classify_cells_dedupe(uint32_t res, uint8_t *plane, const struct flow_table
  * cnn.c's exp does): x = m 2^e, m in [1, 2), ln m = 2 atanh((m-1)/(m+1)). */
 static float ln_pos(float x)
 {
-	union { float f; uint32_t u; } b = { .f = x };
+	union {
+		float f;
+		uint32_t u;
+	} b = { .f = x };
 	int e = (int)((b.u >> 23) & 0xff) - 127;
 	double u, u2, term, sum = 0;
 	int k;
 
-	b.u = (b.u & 0x7fffff) | (127u << 23);	/* m in [1, 2) */
-	u = ((double)b.f - 1) / ((double)b.f + 1);	/* [0, 1/3) */
+	b.u = (b.u & 0x7fffff) | (127u << 23);	   /* m in [1, 2) */
+	u = ((double)b.f - 1) / ((double)b.f + 1); /* [0, 1/3) */
 	u2 = u * u;
 	term = u;
 	for (k = 1; k <= 23; k += 2) {
@@ -630,7 +638,7 @@ static void acc_add(const struct classifier *c, struct classify_acc *a,
 
 	a->blocks[k]++;
 	if (v->reason == CLASSIFY_SPARSE)
-		return;		/* too little evidence to count either way */
+		return; /* too little evidence to count either way */
 	a->voting[k]++;
 	if (v->reason == CLASSIFY_OTHER)
 		a->other[k] += w;
@@ -668,8 +676,8 @@ static uint32_t leader(const struct classifier *c, const float *votes, const flo
 }
 
 /* The unknown rule, in the order docs/classify.md gives it. */
-static enum classify_reason flow_reason(const struct classifier *c, const float *votes,
-					float other, float total, uint32_t top, uint32_t second,
+static enum classify_reason flow_reason(const struct classifier *c, const float *votes, float other,
+					float total, uint32_t top, uint32_t second,
 					float confidence)
 {
 	if (other * 2 > total || top == CLASSIFY_UNKNOWN)
@@ -734,9 +742,9 @@ int classify_vote(struct classifier *c, uint32_t max_flows, const struct block_v
 	struct classify_acc *a;
 
 	if (!c->alloc_failed && accs_size(c, max_flows) == -ENOMEM)
-		c->alloc_failed = true;	/* counted per flow below; not retried per block */
+		c->alloc_failed = true; /* counted per flow below; not retried per block */
 	a = accs_find(c, v->flow_id, true);
-	if (!a)		/* counted at the flow's end (flows_untracked) */
+	if (!a) /* counted at the flow's end (flows_untracked) */
 		return c->alloc_failed ? -ENOMEM : 0;
 	acc_add(c, a, v);
 	return 0;
@@ -768,7 +776,7 @@ void classifier_flow_end(struct classifier *c, const struct flow_table *ft, cons
 		memset(out, 0, sizeof(*out));
 		out->flow_id = f->id;
 		out->cls = out->top = CLASSIFY_UNKNOWN;
-		out->reason = CLASSIFY_UNTRACKED;	/* capacity, not evidence */
+		out->reason = CLASSIFY_UNTRACKED; /* capacity, not evidence */
 		out->blocks = f->blocks;
 		c->stats.flows++;
 		c->stats.flows_unknown[CLASSIFY_UNTRACKED]++;
@@ -843,8 +851,9 @@ int classifier_samples(struct classifier *c, const struct classify_sample *smp, 
 	 * table, whose blocks still count for this verdict. */
 	cfg.idle_timeout_ns = 1ULL << 42;
 	/* Every sample may open a cell, every open block holds a partial chunk. */
-	cfg.max_cells = (uint32_t)(n + 2 * CELL_CHUNK_CELLS * FLOW_MAX_OPEN_BLOCKS > (1u << 31)
-				   ? (1u << 31) : n + 2 * CELL_CHUNK_CELLS * FLOW_MAX_OPEN_BLOCKS);
+	cfg.max_cells = (uint32_t)(n + 2 * CELL_CHUNK_CELLS * FLOW_MAX_OPEN_BLOCKS > (1u << 31) ?
+					   (1u << 31) :
+					   n + 2 * CELL_CHUNK_CELLS * FLOW_MAX_OPEN_BLOCKS);
 	ft = flow_table_new(&cfg, &ev);
 	if (!ft)
 		return -errno;

@@ -94,7 +94,7 @@
 #define CLASSIFY_UNKNOWN UINT32_MAX
 
 /* Defaults of the unknown rule. */
-#define CLASSIFY_VOTE_RATIO 0.7f	/* the seed's: runner-up votes > 0.7 x top -> unknown */
+#define CLASSIFY_VOTE_RATIO 0.7f /* the seed's: runner-up votes > 0.7 x top -> unknown */
 /* min_confidence below 0: twice chance, 2 / n_classes of the model (0.4 for
  * 5 classes; 0.5 for models of fewer than 4 classes).  Not 0.5: int8 logits times a small output scale give soft
  * probabilities (docs/classify.md has the numbers). */
@@ -116,22 +116,22 @@
 #define CLASSIFY_OTHER_NAME "other"
 
 struct classifier_config {
-	const char *model_path;		/* NULL: the embedded default (model/default.fpcnn) */
-	float vote_ratio;		/* 0 .. 1 */
-	float min_confidence;		/* 0 .. 1, or CLASSIFY_MIN_CONFIDENCE_AUTO */
-	uint32_t min_block_packets;	/* blocks with fewer packets do not vote
+	const char *model_path;	    /* NULL: the embedded default (model/default.fpcnn) */
+	float vote_ratio;	    /* 0 .. 1 */
+	float min_confidence;	    /* 0 .. 1, or CLASSIFY_MIN_CONFIDENCE_AUTO */
+	uint32_t min_block_packets; /* blocks with fewer packets do not vote
 					 * (CLASSIFY_MIN_BLOCK_PACKETS; 0: all vote) */
-	float reject_prob;		/* a block whose top probability is below
+	float reject_prob;	    /* a block whose top probability is below
 					 * this is 'other' (0 .. 1; 0: off;
 					 * CLASSIFY_REJECT_PROB_AUTO by default) */
-	float reject_energy;		/* a block whose energy is above this is
+	float reject_energy;	    /* a block whose energy is above this is
 					 * 'other' (CLASSIFY_REJECT_ENERGY_OFF: off) */
-	bool weight_packets;		/* a voting block counts its packets, not 1
+	bool weight_packets;	    /* a voting block counts its packets, not 1
 					 * (off by default: to be measured) */
-	unsigned int cnn_flags;		/* enum cnn_flags (cnn.h): CNN_REF, ... */
-	uint32_t cache_entries;		/* verdicts of small pictures kept (default
+	unsigned int cnn_flags;	    /* enum cnn_flags (cnn.h): CNN_REF, ... */
+	uint32_t cache_entries;	    /* verdicts of small pictures kept (default
 					 * CLASSIFY_CACHE_ENTRIES; 0: none) */
-	uint32_t workers;		/* classifier_file(): 1 = classify in a second
+	uint32_t workers;	    /* classifier_file(): 1 = classify in a second
 					 * thread while the file is read (the same
 					 * verdicts, callbacks in the same order, from
 					 * that thread); 0 (default) = in the caller's */
@@ -152,16 +152,16 @@ void classifier_config_default(struct classifier_config *cfg);
 /* Why a verdict (flow or block) is what it is.  The numbers are internal;
  * the names are what JSON, CSV, the stream and the collector carry. */
 enum classify_reason {
-	CLASSIFY_OK = 0,		/* a class */
-	CLASSIFY_OTHER,			/* none of the classes: the blocks (more than half
+	CLASSIFY_OK = 0,	 /* a class */
+	CLASSIFY_OTHER,		 /* none of the classes: the blocks (more than half
 					 * of the votes, for a flow) were rejected or of
 					 * the model's background class "other" */
-	CLASSIFY_SPARSE,		/* too little evidence: a block of fewer than
+	CLASSIFY_SPARSE,	 /* too little evidence: a block of fewer than
 					 * min_block_packets packets; a flow with no
 					 * voting block (or no block at all) */
-	CLASSIFY_DISAGREE,		/* unknown: runner-up votes > vote_ratio x top */
-	CLASSIFY_LOW_CONFIDENCE,	/* unknown: confidence < min_confidence */
-	CLASSIFY_UNTRACKED,		/* unknown: a capacity failure: the flow's blocks
+	CLASSIFY_DISAGREE,	 /* unknown: runner-up votes > vote_ratio x top */
+	CLASSIFY_LOW_CONFIDENCE, /* unknown: confidence < min_confidence */
+	CLASSIFY_UNTRACKED,	 /* unknown: a capacity failure: the flow's blocks
 					 * were classified but their votes not kept
 					 * (accumulator table full or not allocated) */
 	CLASSIFY_REASON_COUNT
@@ -174,67 +174,67 @@ int classify_reason_parse(const char *name);
 
 struct block_verdict {
 	uint64_t flow_id;
-	uint64_t index;				/* block k of the flow */
-	uint64_t start_ns;			/* capture time of the block start */
-	uint32_t samples;			/* packets drawn, both directions */
-	uint32_t cls;				/* top when reason is OK, else
+	uint64_t index;			     /* block k of the flow */
+	uint64_t start_ns;		     /* capture time of the block start */
+	uint32_t samples;		     /* packets drawn, both directions */
+	uint32_t cls;			     /* top when reason is OK, else
 						 * CLASSIFY_UNKNOWN: no class */
-	uint32_t top;				/* argmax (lowest index on ties) */
-	enum classify_reason reason;		/* OK, SPARSE (does not vote) or OTHER
+	uint32_t top;			     /* argmax (lowest index on ties) */
+	enum classify_reason reason;	     /* OK, SPARSE (does not vote) or OTHER
 						 * (votes for no class) */
-	float confidence;			/* prob[top] */
-	float energy;				/* -logsumexp(logits x output scale) */
-	bool early;				/* the block is partial (!complete): its
+	float confidence;		     /* prob[top] */
+	float energy;			     /* -logsumexp(logits x output scale) */
+	bool early;			     /* the block is partial (!complete): its
 						 * window did not pass within the input */
-	int8_t logits[CLASSIFY_MAX_CLASSES];	/* exact int8 logits */
-	float prob[CLASSIFY_MAX_CLASSES];	/* softmax; n_classes entries used */
+	int8_t logits[CLASSIFY_MAX_CLASSES]; /* exact int8 logits */
+	float prob[CLASSIFY_MAX_CLASSES];    /* softmax; n_classes entries used */
 };
 
 struct flow_verdict {
 	uint64_t flow_id;
-	uint32_t cls;				/* class, or CLASSIFY_UNKNOWN */
-	uint32_t top;				/* most voted class, even when unknown
+	uint32_t cls; /* class, or CLASSIFY_UNKNOWN */
+	uint32_t top; /* most voted class, even when unknown
 						 * (CLASSIFY_UNKNOWN when no block) */
 	enum classify_reason reason;
-	float confidence;			/* mean prob[top] over the voting blocks */
-	bool early;				/* voted with partial blocks only */
-	uint32_t blocks;			/* blocks classified */
-	uint32_t blocks_sparse;			/* of which too sparse to vote */
-	uint32_t blocks_voting;			/* of which voted (complete, or partial if
+	float confidence;		      /* mean prob[top] over the voting blocks */
+	bool early;			      /* voted with partial blocks only */
+	uint32_t blocks;		      /* blocks classified */
+	uint32_t blocks_sparse;		      /* of which too sparse to vote */
+	uint32_t blocks_voting;		      /* of which voted (complete, or partial if
 						 * early; not sparse) */
-	uint32_t votes[CLASSIFY_MAX_CLASSES];	/* votes per class: voting blocks, or
+	uint32_t votes[CLASSIFY_MAX_CLASSES]; /* votes per class: voting blocks, or
 						 * their packets (weight_packets) */
-	uint32_t votes_other;			/* votes for no class (reason other) */
-	float prob[CLASSIFY_MAX_CLASSES];	/* mean probabilities over the voting blocks */
+	uint32_t votes_other;		      /* votes for no class (reason other) */
+	float prob[CLASSIFY_MAX_CLASSES];     /* mean probabilities over the voting blocks */
 };
 
 /* Per-flow state between blocks: internal, public for its size.  Votes are
  * floats: a block's weight is 1, or its packets (weight_packets). */
 struct classify_acc {
-	uint64_t flow_id;			/* 0: free slot */
-	float votes[2][CLASSIFY_MAX_CLASSES];	/* [complete][class] */
-	float psum[2][CLASSIFY_MAX_CLASSES];	/* [complete][class] summed probabilities
+	uint64_t flow_id;		      /* 0: free slot */
+	float votes[2][CLASSIFY_MAX_CLASSES]; /* [complete][class] */
+	float psum[2][CLASSIFY_MAX_CLASSES];  /* [complete][class] summed probabilities
 						 * (times the weight) */
-	float other[2];				/* [complete] votes for no class */
-	uint32_t blocks[2];			/* [complete] classified */
-	uint32_t voting[2];			/* [complete] of which not sparse */
+	float other[2];			      /* [complete] votes for no class */
+	uint32_t blocks[2];		      /* [complete] classified */
+	uint32_t voting[2];		      /* [complete] of which not sparse */
 };
 _Static_assert(sizeof(struct classify_acc) <= 320, "per-flow classify state stays small");
 
 struct classify_stats {
-	uint64_t blocks;			/* classified */
-	uint64_t blocks_early;			/* of which partial */
-	uint64_t blocks_sparse;			/* of which too sparse to vote */
-	uint64_t blocks_other;			/* of which rejected or background */
-	uint64_t blocks_cached;			/* of which from the verdict cache */
-	uint64_t blocks_failed;			/* inference refused the block (cell outside
+	uint64_t blocks;	/* classified */
+	uint64_t blocks_early;	/* of which partial */
+	uint64_t blocks_sparse; /* of which too sparse to vote */
+	uint64_t blocks_other;	/* of which rejected or background */
+	uint64_t blocks_cached; /* of which from the verdict cache */
+	uint64_t blocks_failed; /* inference refused the block (cell outside
 						 * the picture: a flow table not configured by
 						 * classifier_flow_config) */
-	uint64_t flows;				/* flow verdicts given */
+	uint64_t flows;		/* flow verdicts given */
 	uint64_t flows_early;
-	uint64_t flows_class[CLASSIFY_MAX_CLASSES];	/* flow verdicts per class */
-	uint64_t flows_unknown[CLASSIFY_REASON_COUNT];	/* per reason ([CLASSIFY_OK] unused) */
-	uint64_t flows_untracked;		/* verdicts 'untracked': the accumulator table
+	uint64_t flows_class[CLASSIFY_MAX_CLASSES];    /* flow verdicts per class */
+	uint64_t flows_unknown[CLASSIFY_REASON_COUNT]; /* per reason ([CLASSIFY_OK] unused) */
+	uint64_t flows_untracked; /* verdicts 'untracked': the accumulator table
 						 * could not be allocated, or was full (a
 						 * second, larger flow table on one classifier) */
 };
@@ -301,7 +301,7 @@ int classifier_picture(struct classifier *c, const uint8_t *pic, struct block_ve
 struct classify_sample {
 	uint64_t ts_ns;
 	uint32_t size;
-	uint8_t dir;			/* enum flow_dir */
+	uint8_t dir; /* enum flow_dir */
 };
 
 /*
@@ -335,11 +335,11 @@ struct classify_callbacks {
 struct classify_file_result {
 	enum source_kind kind;
 	int linktype;
-	struct pipeline_counts counts;	/* every record: in a flow or skipped by reason */
-	struct flow_stats stats;	/* the flow table's, after the flush */
-	bool opened;			/* the file was recognised */
-	bool partial;			/* reading stopped early; error says why */
-	char error[512];		/* one line "FILE: what is wrong", or "" */
+	struct pipeline_counts counts; /* every record: in a flow or skipped by reason */
+	struct flow_stats stats;       /* the flow table's, after the flush */
+	bool opened;		       /* the file was recognised */
+	bool partial;		       /* reading stopped early; error says why */
+	char error[512];	       /* one line "FILE: what is wrong", or "" */
 };
 
 /*

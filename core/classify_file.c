@@ -76,10 +76,10 @@ enum job_kind { JOB_BLOCK, JOB_FLOW, JOB_END };
 struct job {
 	enum job_kind kind;
 	enum flow_end_reason why;
-	bool bad;		/* block: a cell outside the model's picture */
+	bool bad; /* block: a cell outside the model's picture */
 	uint32_t ncells;
-	uint64_t cell_pos;	/* arena position of its cells (monotonic) */
-	uint64_t arena_end;	/* arena position released when it is done */
+	uint64_t cell_pos;  /* arena position of its cells (monotonic) */
+	uint64_t arena_end; /* arena position released when it is done */
 	struct block b;
 	struct flow f;
 };
@@ -87,15 +87,15 @@ struct job {
 struct async {
 	struct classifier *c;
 	const struct classify_callbacks *cb;
-	uint32_t res;			/* the model's */
-	uint32_t max_flows, max_cells;	/* max_cells: a block's most distinct cells */
+	uint32_t res;		       /* the model's */
+	uint32_t max_flows, max_cells; /* max_cells: a block's most distinct cells */
 	struct job *jobs;
 	struct cell *arena;
 	uint64_t arena_cap;
-	uint8_t *plane;			/* the reading thread's dedupe plane */
-	uint64_t head, tail;		/* jobs queued / done (monotonic) */
+	uint8_t *plane;	     /* the reading thread's dedupe plane */
+	uint64_t head, tail; /* jobs queued / done (monotonic) */
 	uint64_t arena_head, arena_tail;
-	bool worker_waits, reader_waits;	/* who sleeps on data / space */
+	bool worker_waits, reader_waits; /* who sleeps on data / space */
 	pthread_mutex_t mu;
 	pthread_cond_t data, space;
 	pthread_t thread;
@@ -108,7 +108,7 @@ static struct job *async_reserve(struct async *a, uint32_t need, uint64_t *pos)
 	uint64_t p = a->arena_head, off = p % a->arena_cap;
 
 	if (off + need > a->arena_cap)
-		p += a->arena_cap - off;	/* the cells of one block stay contiguous */
+		p += a->arena_cap - off; /* the cells of one block stay contiguous */
 	pthread_mutex_lock(&a->mu);
 	while (a->head - a->tail == ASYNC_JOBS || p + need - a->arena_tail > a->arena_cap) {
 		a->reader_waits = true;
@@ -126,8 +126,8 @@ static void async_publish(struct async *a, struct job *j)
 	a->head++;
 	/* Wake a sleeping worker with a batch of jobs, not for each one:
 	 * fewer switches; the end and a full queue always wake it. */
-	if (a->worker_waits && (a->head - a->tail >= ASYNC_JOBS / 16 || j->kind == JOB_END ||
-				a->reader_waits)) {
+	if (a->worker_waits &&
+	    (a->head - a->tail >= ASYNC_JOBS / 16 || j->kind == JOB_END || a->reader_waits)) {
 		a->worker_waits = false;
 		pthread_cond_signal(&a->data);
 	}
@@ -294,7 +294,8 @@ static int classify_path(struct classifier *c, const char *path, const struct fl
 	res->linktype = source_linktype(s);
 	if (want >= 0 && (res->kind == SOURCE_CSV) != (want == 1)) {
 		snprintf(res->error, sizeof(res->error), "%s: is a %s file, not a %s", path,
-			 source_kind_name(res->kind), want ? "samples CSV" : "pcap or pcapng capture");
+			 source_kind_name(res->kind),
+			 want ? "samples CSV" : "pcap or pcapng capture");
 		source_close(s);
 		return -EINVAL;
 	}

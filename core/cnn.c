@@ -21,19 +21,19 @@
 
 /* Scratch of the sparse first convolution: every array is all zero between runs. */
 struct sparse {
-	int32_t *delta;		/* [out_h * out_w][ocpad]: sum of scattered products */
-	uint8_t *mark;		/* [out_h * out_w]: 1 where delta was touched */
-	uint8_t *counts;	/* [in_c * res * res]: merged counts of cnn_run_sparse() */
-	int32_t *wscat;		/* [in_c][kh][kw][ocpad]: weights, output channel innermost */
-	uint32_t ocpad;		/* out_c rounded up to 8, zero padded */
-	size_t taps;		/* outputs an input pixel reaches, at most */
+	int32_t *delta;	 /* [out_h * out_w][ocpad]: sum of scattered products */
+	uint8_t *mark;	 /* [out_h * out_w]: 1 where delta was touched */
+	uint8_t *counts; /* [in_c * res * res]: merged counts of cnn_run_sparse() */
+	int32_t *wscat;	 /* [in_c][kh][kw][ocpad]: weights, output channel innermost */
+	uint32_t ocpad;	 /* out_c rounded up to 8, zero padded */
+	size_t taps;	 /* outputs an input pixel reaches, at most */
 };
 
 struct cnn {
 	const struct model *m;
 	unsigned int flags;
-	bool sparse_ok;		/* first layer conv2d and lut[0] == 0 */
-	struct cnn_avx2 *avx2;	/* NULL: reference kernels */
+	bool sparse_ok;	       /* first layer conv2d and lut[0] == 0 */
+	struct cnn_avx2 *avx2; /* NULL: reference kernels */
 	int8_t *arena;
 	size_t arena_size;
 	size_t memory;
@@ -297,7 +297,10 @@ static const int8_t *run_layers(struct cnn *c, const int8_t *in, uint32_t from)
 static float exp_neg(float x)
 {
 	double t = (double)x * 1.4426950408889634, f, p = 1, term = 1;
-	union { double d; uint64_t u; } two_n;
+	union {
+		double d;
+		uint64_t u;
+	} two_n;
 	int64_t n;
 	int k;
 

@@ -34,9 +34,9 @@
 #include "model_file.h"
 
 enum cnn_flags {
-	CNN_REF = 1 << 0,		/* reference kernels even where AVX2 is available */
-	CNN_DENSE_FIRST = 1 << 1,	/* never the sparse first convolution */
-	CNN_SPARSE_FIRST = 1 << 2,	/* sparse first convolution whatever the density */
+	CNN_REF = 1 << 0,	   /* reference kernels even where AVX2 is available */
+	CNN_DENSE_FIRST = 1 << 1,  /* never the sparse first convolution */
+	CNN_SPARSE_FIRST = 1 << 2, /* sparse first convolution whatever the density */
 };
 
 /* Environment: FLOWPIC_CNN_REF=1 forces the reference path like CNN_REF. */
@@ -47,10 +47,10 @@ enum cnn_flags {
 #define CNN_SPARSE_DIV 2
 
 struct cnn_result {
-	uint32_t cls;				/* argmax of logits, lowest index on ties */
-	int8_t logits[MODEL_MAX_CLASSES];	/* exact: what the golden vectors hold */
-	float logit[MODEL_MAX_CLASSES];		/* logits * the last layer's scale */
-	float prob[MODEL_MAX_CLASSES];		/* softmax of logit */
+	uint32_t cls;			  /* argmax of logits, lowest index on ties */
+	int8_t logits[MODEL_MAX_CLASSES]; /* exact: what the golden vectors hold */
+	float logit[MODEL_MAX_CLASSES];	  /* logits * the last layer's scale */
+	float prob[MODEL_MAX_CLASSES];	  /* softmax of logit */
 };
 
 struct cnn;

@@ -37,27 +37,27 @@
 #include <immintrin.h>
 
 #define AVX2 __attribute__((target("avx2")))
-#define TILE 16		/* output positions per convolution tile */
-#define OCB 4		/* output channels per microkernel */
+#define TILE 16 /* output positions per convolution tile */
+#define OCB 4	/* output channels per microkernel */
 
 struct avx2_layer {
-	int32_t *wpair;		/* conv: [kp][ocpad] pairs (w[2j], w[2j+1]) as int16 */
-	int8_t *wpad;		/* dense: [ocpad][kpad], zero padded */
-	int32_t *bias;		/* [ocpad], zero padded */
-	int32_t *off;		/* conv: [2 kp] offset of patch element k from the patch origin */
+	int32_t *wpair; /* conv: [kp][ocpad] pairs (w[2j], w[2j+1]) as int16 */
+	int8_t *wpad;	/* dense: [ocpad][kpad], zero padded */
+	int32_t *bias;	/* [ocpad], zero padded */
+	int32_t *off;	/* conv: [2 kp] offset of patch element k from the patch origin */
 	uint32_t k, kp, kpad, ocpad;
 };
 
 struct cnn_avx2 {
 	const struct model *m;
 	struct avx2_layer *layers;
-	int8_t *gather;		/* conv: [TILE][kpad] one patch per position */
-	int32_t *patch;		/* conv: [kp][TILE] int16 pairs */
-	int32_t *acc;		/* conv: [ocpad][TILE] */
-	int16_t *xw;		/* dense: the input widened, [kpad] */
-	int8_t *row;		/* maxpool: vertical maximum of one output row */
-	struct rq *first;	/* layer 0 conv2d, 8 channels a group: the sparse outputs */
-	int32_t *first_bias;	/* [8 groups], zero padded */
+	int8_t *gather;	     /* conv: [TILE][kpad] one patch per position */
+	int32_t *patch;	     /* conv: [kp][TILE] int16 pairs */
+	int32_t *acc;	     /* conv: [ocpad][TILE] */
+	int16_t *xw;	     /* dense: the input widened, [kpad] */
+	int8_t *row;	     /* maxpool: vertical maximum of one output row */
+	struct rq *first;    /* layer 0 conv2d, 8 channels a group: the sparse outputs */
+	int32_t *first_bias; /* [8 groups], zero padded */
 	size_t memory;
 };
 
@@ -155,7 +155,7 @@ static int prep_layer(struct cnn_avx2 *a, uint32_t i, struct scratch_need *need)
 		return 0;
 	al->k = model_layer_k(l);
 	al->kp = (al->k + 1) / 2;
-	al->kpad = round_up(al->k + 1, 32);	/* room for the odd k's zero partner */
+	al->kpad = round_up(al->k + 1, 32); /* room for the odd k's zero partner */
 	al->ocpad = round_up(l->out_c, OCB);
 	al->bias = zalloc(a, (size_t)al->ocpad * 4);
 	if (!al->bias)
@@ -193,7 +193,7 @@ struct cnn_avx2 *cnn_avx2_new(const struct model *m)
 	for (i = 0; i < m->n_layers; i++)
 		if (prep_layer(a, i, &need))
 			goto free_avx2;
-	a->gather = zalloc(a, need.gather + 16);	/* patch_one() copies 16 bytes */
+	a->gather = zalloc(a, need.gather + 16); /* patch_one() copies 16 bytes */
 	a->patch = zalloc(a, need.patch);
 	a->acc = zalloc(a, need.acc);
 	a->xw = zalloc(a, need.xw);
@@ -334,15 +334,16 @@ AVX2 static inline void store16(int8_t *dst, __m256i r0, __m256i r1, uint32_t n)
  * bytes at a time: the bytes past a row's end are overwritten by the next
  * row, or lie in g's slack past k (never used as data).
  */
-AVX2 static void patch_one(const struct model_layer *l, const int8_t *in, uint32_t pos,
-			   int8_t *g)
+AVX2 static void patch_one(const struct model_layer *l, const int8_t *in, uint32_t pos, int8_t *g)
 {
 	uint32_t kw = l->kw, kh = l->kh, in_w = l->in_w, in_h = l->in_h, ic, ky, kx;
 	int64_t iy0 = (int64_t)(pos / l->out_w) * l->sh - l->pad_top;
 	int64_t ix0 = (int64_t)(pos % l->out_w) * l->sw - l->pad_left;
 	bool inside_x = ix0 >= 0 && ix0 + kw <= in_w;
-	uint32_t copy = !inside_x ? 0 : kw <= 8 && ix0 + 8 <= in_w ? 8 :
-			kw <= 16 && ix0 + 16 <= in_w ? 16 : 0;
+	uint32_t copy = !inside_x		     ? 0 :
+			kw <= 8 && ix0 + 8 <= in_w   ? 8 :
+			kw <= 16 && ix0 + 16 <= in_w ? 16 :
+						       0;
 
 	for (ic = 0; ic < l->in_c; ic++, in += (size_t)in_h * in_w) {
 		for (ky = 0; ky < kh; ky++, g += kw) {
@@ -401,8 +402,7 @@ AVX2 static inline void transpose8(__m256i r[8])
  * only feed pairs j >= kp, which are not stored.
  */
 AVX2 static void im2col_tile(const struct avx2_layer *al, const struct model_layer *l,
-			     const int8_t *in, uint32_t pos0, uint32_t n, int8_t *g,
-			     int32_t *P)
+			     const int8_t *in, uint32_t pos0, uint32_t n, int8_t *g, int32_t *P)
 {
 	uint32_t p, j, jj, pb;
 	__m256i r[8];
@@ -414,13 +414,13 @@ AVX2 static void im2col_tile(const struct avx2_layer *al, const struct model_lay
 			patch_one(l, in, pos0 + p, gp);
 		else
 			memset(gp, 0, al->k);
-		gp[al->k] = 0;	/* the odd k's partner */
+		gp[al->k] = 0; /* the odd k's partner */
 	}
 	for (pb = 0; pb < TILE; pb += 8) {
 		for (j = 0; j < al->kp; j += 8) {
 			for (p = 0; p < 8; p++)
-				r[p] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)
-					(g + (size_t)(pb + p) * al->kpad + 2 * j)));
+				r[p] = _mm256_cvtepi8_epi16(_mm_loadu_si128((
+					const __m128i *)(g + (size_t)(pb + p) * al->kpad + 2 * j)));
 			transpose8(r);
 			for (jj = 0; jj < 8 && j + jj < al->kp; jj++)
 				_mm256_storeu_si256((__m256i *)(P + (j + jj) * TILE + pb), r[jj]);
@@ -475,17 +475,16 @@ AVX2 static void gemm_tile(const struct avx2_layer *al, const int32_t *P, int32_
  * for positions past n read bytes of the input tensor (base + off + 16 stays
  * inside it: checked by the caller) whose results are not stored.
  */
-AVX2 static void im2col_row(const struct avx2_layer *al, const int8_t *in, size_t base,
-			    int32_t *P)
+AVX2 static void im2col_row(const struct avx2_layer *al, const int8_t *in, size_t base, int32_t *P)
 {
 	const int8_t *o = in + base;
 	uint32_t j;
 
 	for (j = 0; j < al->kp; j++, P += TILE) {
-		__m256i lo = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)
-							 (o + al->off[2 * j])));
-		__m256i hi = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)
-							 (o + al->off[2 * j + 1])));
+		__m256i lo = _mm256_cvtepi8_epi16(
+			_mm_loadu_si128((const __m128i *)(o + al->off[2 * j])));
+		__m256i hi = _mm256_cvtepi8_epi16(
+			_mm_loadu_si128((const __m128i *)(o + al->off[2 * j + 1])));
 		__m256i a = _mm256_unpacklo_epi16(lo, hi), b = _mm256_unpackhi_epi16(lo, hi);
 
 		_mm256_storeu_si256((__m256i *)P, _mm256_permute2x128_si256(a, b, 0x20));
@@ -503,8 +502,7 @@ static bool row_fits(const struct avx2_layer *al, const struct model_layer *l, u
 	    ix0 + n - 1 + l->kw > l->in_w)
 		return false;
 	*base = (size_t)iy0 * l->in_w + (size_t)ix0;
-	return *base + (size_t)al->off[2 * al->kp - 1] + 16 <=
-	       (size_t)l->in_c * l->in_h * l->in_w;
+	return *base + (size_t)al->off[2 * al->kp - 1] + 16 <= (size_t)l->in_c * l->in_h * l->in_w;
 }
 
 /* Positions pos0 .. pos0 + n - 1 (n <= TILE): patches, products, requantized outputs. */
@@ -574,8 +572,8 @@ AVX2 static inline __m128i hsum4(__m256i a0, __m256i a1, __m256i a2, __m256i a3)
 	return _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
 }
 
-AVX2 static void dense(struct cnn_avx2 *a, const struct avx2_layer *al,
-		       const struct model_layer *l, const int8_t *in, int8_t *out)
+AVX2 static void dense(struct cnn_avx2 *a, const struct avx2_layer *al, const struct model_layer *l,
+		       const int8_t *in, int8_t *out)
 {
 	int32_t lo = cnn_relu_lo(l), sums[OCB];
 	uint32_t ob, k, c;
@@ -605,8 +603,7 @@ AVX2 static void dense(struct cnn_avx2 *a, const struct avx2_layer *al,
 
 /* ---- max-pool ---- */
 
-AVX2 static inline void vmax32(const int8_t *top, uint32_t w, uint32_t kh, int8_t *row,
-				uint32_t x)
+AVX2 static inline void vmax32(const int8_t *top, uint32_t w, uint32_t kh, int8_t *row, uint32_t x)
 {
 	__m256i v = _mm256_loadu_si256((const __m256i *)(top + x));
 	uint32_t ky;
@@ -616,8 +613,7 @@ AVX2 static inline void vmax32(const int8_t *top, uint32_t w, uint32_t kh, int8_
 	_mm256_storeu_si256((__m256i *)(row + x), v);
 }
 
-AVX2 static inline void vmax16(const int8_t *top, uint32_t w, uint32_t kh, int8_t *row,
-				uint32_t x)
+AVX2 static inline void vmax16(const int8_t *top, uint32_t w, uint32_t kh, int8_t *row, uint32_t x)
 {
 	__m128i v = _mm_loadu_si128((const __m128i *)(top + x));
 	uint32_t ky;
@@ -739,8 +735,8 @@ AVX2 void cnn_avx2_sparse_out(struct cnn_avx2 *a, int32_t *d, int8_t *out, size_
 
 	for (g = 0; 8 * g < l->out_c; g++, d += 8, out += 8 * npos) {
 		__m256i acc = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)d),
-					       _mm256_loadu_si256((const __m256i *)
-								  (a->first_bias + 8 * g)));
+					       _mm256_loadu_si256(
+						       (const __m256i *)(a->first_bias + 8 * g)));
 		__m256i r = rq8(&a->first[g], acc);
 
 		/* lanes 0-3 land in bytes 0-3, lanes 4-7 in bytes 16-19 */

@@ -29,7 +29,7 @@ static int32_t conv_acc(const struct model_layer *l, const int8_t *in, uint32_t 
 				int8_t wv = w[(ic * l->kh + ky) * l->kw + kx];
 
 				if (iy < 0 || iy >= l->in_h || ix < 0 || ix >= l->in_w)
-					continue;	/* padding: activation 0 */
+					continue; /* padding: activation 0 */
 				acc += wv * in[((size_t)ic * l->in_h + (size_t)iy) * l->in_w +
 					       (size_t)ix];
 			}
@@ -50,8 +50,7 @@ void cnn_conv2d_s8_ref(const struct model_layer *l, const int8_t *in, int8_t *ou
 						     l->shift[oc], lo);
 }
 
-static int8_t pool_max(const struct model_layer *l, const int8_t *plane, uint32_t oy,
-		       uint32_t ox)
+static int8_t pool_max(const struct model_layer *l, const int8_t *plane, uint32_t oy, uint32_t ox)
 {
 	const int8_t *top = plane + (size_t)oy * l->sh * l->in_w + (size_t)ox * l->sw;
 	uint32_t ky, kx;

@@ -9,9 +9,9 @@
 #include "flow.h"
 #include "number.h"
 
-static const char *const col_names[CSV_NCOLS] = {
-	"time", "proto", "src", "sport", "dst", "dport", "size", "ip_len", "tcp_flags", "tcp_mss", "tcp_ts"
-};
+static const char *const col_names[CSV_NCOLS] = { "time",      "proto",	  "src",   "sport",
+						  "dst",       "dport",	  "size",  "ip_len",
+						  "tcp_flags", "tcp_mss", "tcp_ts" };
 
 void csv_write_header(FILE *out)
 {
@@ -22,9 +22,8 @@ void csv_write_pkt(FILE *out, const struct pkt *p)
 {
 	char s[64], d[64];
 
-	fprintf(out, "%" PRIu64 ".%09" PRIu64 ",%u,%s,%u,%s,%u,%u,%u,%u,",
-		p->ts_ns / NS_PER_SEC, p->ts_ns % NS_PER_SEC, p->proto,
-		pkt_addr_str(p->src, s, sizeof(s)), p->sport,
+	fprintf(out, "%" PRIu64 ".%09" PRIu64 ",%u,%s,%u,%s,%u,%u,%u,%u,", p->ts_ns / NS_PER_SEC,
+		p->ts_ns % NS_PER_SEC, p->proto, pkt_addr_str(p->src, s, sizeof(s)), p->sport,
 		pkt_addr_str(p->dst, d, sizeof(d)), p->dport, p->size, p->ip_len, p->tcp_flags);
 	/* Only SYNs carry options: empty fields elsewhere keep rows short. */
 	if (p->tcp_mss || p->tcp_ts)
@@ -90,10 +89,14 @@ static int parse_uint(const char *s, uint64_t max, uint64_t *out)
 	return number_parse_u64(s, 0, max, out);
 }
 
-#define BAD(...) do { snprintf(err, errlen, __VA_ARGS__); return SKIP_CSV_BAD_LINE; } while (0)
+#define BAD(...) \
+	do { \
+		snprintf(err, errlen, __VA_ARGS__); \
+		return SKIP_CSV_BAD_LINE; \
+	} while (0)
 
-enum skip_reason csv_parse_row(char *line, const struct csv_layout *lay, struct pkt *out,
-			       char *err, unsigned long errlen)
+enum skip_reason csv_parse_row(char *line, const struct csv_layout *lay, struct pkt *out, char *err,
+			       unsigned long errlen)
 {
 	char *f[CSV_MAX_FIELDS];
 	int n = split(line, f, CSV_MAX_FIELDS);

@@ -31,13 +31,23 @@
 #define CSV_MAX_LINE_STR "1024"
 
 enum csv_col {
-	CSV_TIME, CSV_PROTO, CSV_SRC, CSV_SPORT, CSV_DST, CSV_DPORT, CSV_SIZE,
-	CSV_IP_LEN, CSV_TCP_FLAGS, CSV_TCP_MSS, CSV_TCP_TS, CSV_NCOLS
+	CSV_TIME,
+	CSV_PROTO,
+	CSV_SRC,
+	CSV_SPORT,
+	CSV_DST,
+	CSV_DPORT,
+	CSV_SIZE,
+	CSV_IP_LEN,
+	CSV_TCP_FLAGS,
+	CSV_TCP_MSS,
+	CSV_TCP_TS,
+	CSV_NCOLS
 };
 
 /* Column positions from a header row. */
 struct csv_layout {
-	int pos[CSV_NCOLS];	/* field index of each column, -1 when absent */
+	int pos[CSV_NCOLS]; /* field index of each column, -1 when absent */
 	int nfields;
 };
 
@@ -50,7 +60,7 @@ int csv_parse_header(char *line, struct csv_layout *lay, char *err, unsigned lon
 
 /* Parse a data row (modified in place).  SKIP_NONE with *out filled; a
  * skip reason (non-TCP/UDP protocol); or SKIP_CSV_BAD_LINE with err set. */
-enum skip_reason csv_parse_row(char *line, const struct csv_layout *lay, struct pkt *out,
-			       char *err, unsigned long errlen);
+enum skip_reason csv_parse_row(char *line, const struct csv_layout *lay, struct pkt *out, char *err,
+			       unsigned long errlen);
 
 #endif

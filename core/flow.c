@@ -20,12 +20,12 @@
 #define NONE UINT32_MAX
 
 /* A cell packed in 32 bits: x 11 | y 11 | dir 1 | count 8. */
-#define CELL_X(c) ((c) & 0x7ffu)
+#define CELL_X(c) ((c)&0x7ffu)
 #define CELL_Y(c) (((c) >> 11) & 0x7ffu)
 #define CELL_DIR(c) (((c) >> 22) & 1u)
 #define CELL_COUNT(c) ((c) >> 23)
-#define CELL_PACK(x, y, d, n) ((uint32_t)(x) | (uint32_t)(y) << 11 | (uint32_t)(d) << 22 | \
-			       (uint32_t)(n) << 23)
+#define CELL_PACK(x, y, d, n) \
+	((uint32_t)(x) | (uint32_t)(y) << 11 | (uint32_t)(d) << 22 | (uint32_t)(n) << 23)
 
 struct cell_chunk {
 	uint32_t next;
@@ -37,19 +37,19 @@ _Static_assert(sizeof(struct cell_chunk) == 128, "two chunks per cache line pair
 struct flow_table {
 	struct flow_config cfg;
 	struct flow_events ev;
-	struct flow *flows;		/* cfg.max_flows slots */
-	uint32_t *slots;		/* open addressing: flow index + 1, 0 = empty */
+	struct flow *flows; /* cfg.max_flows slots */
+	uint32_t *slots;    /* open addressing: flow index + 1, 0 = empty */
 	uint32_t slot_mask;
-	uint32_t free_head;		/* freed flows, linked through lru_next */
-	uint32_t flows_hw;		/* flows[] never used from here on */
-	uint32_t lru_head, lru_tail;	/* active flows, least recently seen first */
-	uint64_t now_ns;		/* latest capture time seen */
+	uint32_t free_head;	     /* freed flows, linked through lru_next */
+	uint32_t flows_hw;	     /* flows[] never used from here on */
+	uint32_t lru_head, lru_tail; /* active flows, least recently seen first */
+	uint64_t now_ns;	     /* latest capture time seen */
 	uint64_t next_id;
-	uint64_t seed;			/* hash seed: flooding one bucket needs to know it */
+	uint64_t seed; /* hash seed: flooding one bucket needs to know it */
 	struct cell_chunk *chunks;
 	uint32_t nchunks;
-	uint32_t chunk_free;		/* freed chunks, linked through next */
-	uint32_t chunks_hw;		/* chunks[] never used from here on */
+	uint32_t chunk_free; /* freed chunks, linked through next */
+	uint32_t chunks_hw;  /* chunks[] never used from here on */
 	uint32_t chunks_used;
 	struct flow_stats stats;
 };
@@ -77,7 +77,8 @@ int flow_config_check(const struct flow_config *cfg, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	if ((cfg->window_ns + cfg->hop_ns - 1) / cfg->hop_ns > FLOW_MAX_OPEN_BLOCKS) {
-		snprintf(err, errlen, "window / hop must be at most %d (overlapping blocks per flow)",
+		snprintf(err, errlen,
+			 "window / hop must be at most %d (overlapping blocks per flow)",
 			 FLOW_MAX_OPEN_BLOCKS);
 		return -EINVAL;
 	}
@@ -96,7 +97,8 @@ int flow_config_check(const struct flow_config *cfg, char *err, size_t errlen)
 	if (cfg->aug.scale_min > cfg->aug.scale_max || cfg->aug.scale_max > 100000 ||
 	    (cfg->aug.scale_max && !cfg->aug.scale_min) || cfg->aug.drop_ppm >= 1000000 ||
 	    cfg->aug.shift_ns > (1ULL << 42)) {
-		snprintf(err, errlen, "augmentation: time scale must be 0.001-100 with min <= max, "
+		snprintf(err, errlen,
+			 "augmentation: time scale must be 0.001-100 with min <= max, "
 			 "drop below 1, shift at most 4398 s");
 		return -EINVAL;
 	}
@@ -223,13 +225,13 @@ static struct flow *lookup(struct flow_table *ft, const struct pkt *p, uint32_t 
 
 		if (f->hash != hash || k->proto != p->proto)
 			continue;
-		if (k->port_a == p->sport && k->port_b == p->dport &&
-		    addr_eq(k->a, p->src) && addr_eq(k->b, p->dst)) {
+		if (k->port_a == p->sport && k->port_b == p->dport && addr_eq(k->a, p->src) &&
+		    addr_eq(k->b, p->dst)) {
 			*dir = FLOW_DIR_FWD;
 			return f;
 		}
-		if (k->port_a == p->dport && k->port_b == p->sport &&
-		    addr_eq(k->a, p->dst) && addr_eq(k->b, p->src)) {
+		if (k->port_a == p->dport && k->port_b == p->sport && addr_eq(k->a, p->dst) &&
+		    addr_eq(k->b, p->src)) {
 			*dir = FLOW_DIR_REV;
 			return f;
 		}
@@ -363,8 +365,7 @@ static int chunk_take(struct flow_table *ft, struct block *b)
  * chunk boundary a second entry may be made for the same cell; readers add
  * them.
  */
-static int block_count(struct flow_table *ft, struct block *b, uint32_t x, uint32_t y,
-		       uint32_t dir)
+static int block_count(struct flow_table *ft, struct block *b, uint32_t x, uint32_t y, uint32_t dir)
 {
 	struct cell_chunk *ch;
 	uint32_t i;
@@ -565,7 +566,8 @@ static struct flow *flow_create(struct flow_table *ft, const struct pkt *p, uint
 			       (uint32_t)(splitmix(ft->cfg.aug.seed ^ splitmix(f->id)) % span);
 	}
 	if (ft->cfg.aug.shift_ns)
-		f->aug_shift_ns = splitmix(ft->cfg.aug.seed ^ splitmix(f->id) ^ 1) % ft->cfg.aug.shift_ns;
+		f->aug_shift_ns =
+			splitmix(ft->cfg.aug.seed ^ splitmix(f->id) ^ 1) % ft->cfg.aug.shift_ns;
 	f->first_ns = f->last_ns = p->ts_ns;
 	f->hash = hash;
 	for (pos = hash & ft->slot_mask; ft->slots[pos]; pos = (pos + 1) & ft->slot_mask)
@@ -630,7 +632,7 @@ static void flow_sample(struct flow_table *ft, struct flow *f, uint64_t t, uint3
 		uint32_t x;
 
 		if (t < b->start_t)
-			break;	/* open blocks are in time order: none after holds t */
+			break; /* open blocks are in time order: none after holds t */
 		binned = 1;
 		x = block_col(c, b, t - b->start_t);
 		if (block_count(ft, b, x, y, dir)) {
@@ -639,7 +641,8 @@ static void flow_sample(struct flow_table *ft, struct flow *f, uint64_t t, uint3
 			continue;
 		}
 		b->samples[dir]++;
-		b->bytes[dir] = b->bytes[dir] + size < b->bytes[dir] ? UINT32_MAX : b->bytes[dir] + size;
+		b->bytes[dir] = b->bytes[dir] + size < b->bytes[dir] ? UINT32_MAX :
+								       b->bytes[dir] + size;
 	}
 	if (!binned) {
 		/* Its block was handed out early by flow_table_advance(). */
@@ -671,8 +674,8 @@ uint32_t flow_tcp_segment(const struct flow *f)
 	/* Timestamps are in use when the SYN-ACK answers the SYN's offer with
 	 * them (the SYN alone when its answer was not captured); each segment
 	 * then carries 12 bytes of options (Linux: gso_size = mss_cache). */
-	bool ts = f->tcp_syn & FLOW_SYNACK_SEEN ? f->tcp_syn & FLOW_SYNACK_TS
-						 : f->tcp_syn & FLOW_SYN_TS;
+	bool ts = f->tcp_syn & FLOW_SYNACK_SEEN ? f->tcp_syn & FLOW_SYNACK_TS :
+						  f->tcp_syn & FLOW_SYN_TS;
 
 	if (!f->tcp_mss)
 		return 0;
@@ -693,7 +696,8 @@ static void flow_packet(struct flow_table *ft, struct flow *f, enum flow_dir dir
 	}
 	if (ft->cfg.aug.drop_ppm &&
 	    splitmix(ft->cfg.aug.seed ^ splitmix(f->id) ^ (f->packets[0] + f->packets[1]) << 1) %
-	    1000000 < ft->cfg.aug.drop_ppm) {
+			    1000000 <
+		    ft->cfg.aug.drop_ppm) {
 		ft->stats.aug_dropped++;
 		return;
 	}

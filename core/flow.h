@@ -44,18 +44,18 @@
 #define FLOWPIC_MAX_RES 2048
 
 struct flow_config {
-	uint64_t window_ns;		/* block length; default 60 s */
-	uint64_t hop_ns;		/* distance between block starts; default = window */
-	uint64_t idle_timeout_ns;	/* flow ends after this much silence; default 120 s */
-	uint32_t max_flows;		/* flows tracked at once; default 65536 */
-	uint32_t max_cells;		/* cells held by open blocks; default 4 Mi (16 MiB) */
-	uint32_t res;			/* picture side, time and size bins; default 32 */
-	struct flow_augment {		/* training augmentation; all 0: none */
-		uint64_t seed;		/* draws are a function of (seed, flow id) */
-		uint32_t scale_min;	/* flow time x factor in [min, max] / 1000 ("change RTT") */
+	uint64_t window_ns;	    /* block length; default 60 s */
+	uint64_t hop_ns;	    /* distance between block starts; default = window */
+	uint64_t idle_timeout_ns;   /* flow ends after this much silence; default 120 s */
+	uint32_t max_flows;	    /* flows tracked at once; default 65536 */
+	uint32_t max_cells;	    /* cells held by open blocks; default 4 Mi (16 MiB) */
+	uint32_t res;		    /* picture side, time and size bins; default 32 */
+	struct flow_augment {	    /* training augmentation; all 0: none */
+		uint64_t seed;	    /* draws are a function of (seed, flow id) */
+		uint32_t scale_min; /* flow time x factor in [min, max] / 1000 ("change RTT") */
 		uint32_t scale_max;
-		uint64_t shift_ns;	/* flow time + uniform [0, shift) (block boundaries move) */
-		uint32_t drop_ppm;	/* samples dropped with this probability / 1e6 (packet loss) */
+		uint64_t shift_ns; /* flow time + uniform [0, shift) (block boundaries move) */
+		uint32_t drop_ppm; /* samples dropped with this probability / 1e6 (packet loss) */
 	} aug;
 };
 
@@ -79,10 +79,9 @@ _Static_assert(sizeof(struct flow_key) == 40, "flow_key has explicit padding");
 enum flow_dir { FLOW_DIR_FWD = 0, FLOW_DIR_REV = 1 };
 
 /* What a flow's handshake showed (struct flow.tcp_syn). */
-#define FLOW_SYN_TS 0x01	/* the SYN offered timestamps */
+#define FLOW_SYN_TS 0x01 /* the SYN offered timestamps */
 #define FLOW_SYNACK_SEEN 0x02
-#define FLOW_SYNACK_TS 0x04	/* the SYN-ACK carries them: they are in use */
-
+#define FLOW_SYNACK_TS 0x04 /* the SYN-ACK carries them: they are in use */
 
 /* One block's cells are a list of chunks from the table's pool. */
 #define CELL_CHUNK_CELLS 30
@@ -96,7 +95,7 @@ struct block {
 	uint64_t col_end_ns;	/* block time at which the time bin passes col */
 	uint32_t samples[2];	/* samples binned, per direction (cells_refused not included) */
 	uint32_t bytes[2];	/* their payload bytes, per direction (saturating) */
-	uint32_t cells_refused;	/* samples lost because the cell pool was empty */
+	uint32_t cells_refused; /* samples lost because the cell pool was empty */
 	uint32_t head;		/* first chunk, CELL_NONE when empty */
 	uint32_t tail;		/* last chunk */
 	uint16_t col;		/* time bin of the latest sample */
@@ -113,7 +112,7 @@ static inline uint32_t block_samples(const struct block *b)
 
 struct flow {
 	struct flow_key key;
-	uint32_t hash;		/* internal: next to the key, read on every probe */
+	uint32_t hash; /* internal: next to the key, read on every probe */
 	uint32_t pad0;
 	uint64_t id;		/* 1, 2, ... in order of first packet */
 	uint64_t first_ns;	/* first packet */
@@ -123,17 +122,17 @@ struct flow {
 	uint64_t payload[2];	/* per direction, transport payload sum */
 	uint64_t oversize;	/* packets with size >= PKT_MAX_SIZE: counted, not drawn */
 	uint64_t reordered;	/* packets earlier than the flow's last (time clamped) */
-	uint64_t cells_refused;	/* samples lost from pictures: cell pool empty */
+	uint64_t cells_refused; /* samples lost from pictures: cell pool empty */
 	uint32_t blocks;	/* blocks handed out so far */
 	/* internal: table bookkeeping */
-	uint64_t next_event_ns;	/* flow time of the next block to close or open */
+	uint64_t next_event_ns; /* flow time of the next block to close or open */
 	uint32_t lru_prev, lru_next;
-	uint8_t nopen;		/* open blocks in open[] (oldest first) */
-	uint8_t tcp_syn;	/* TCP handshake seen: FLOW_SYN_* bits */
-	uint16_t tcp_mss;	/* TCP: the smallest MSS its SYNs announced (0: none) */
-	uint64_t next_block;	/* lowest block index not yet opened */
-	uint32_t aug_scale;	/* this flow's time factor x 1000 (1000 without augmentation) */
-	uint64_t aug_shift_ns;	/* this flow's time shift */
+	uint8_t nopen;	       /* open blocks in open[] (oldest first) */
+	uint8_t tcp_syn;       /* TCP handshake seen: FLOW_SYN_* bits */
+	uint16_t tcp_mss;      /* TCP: the smallest MSS its SYNs announced (0: none) */
+	uint64_t next_block;   /* lowest block index not yet opened */
+	uint32_t aug_scale;    /* this flow's time factor x 1000 (1000 without augmentation) */
+	uint64_t aug_shift_ns; /* this flow's time shift */
 	struct block open[FLOW_MAX_OPEN_BLOCKS];
 };
 
@@ -158,19 +157,19 @@ struct flow_stats {
 	uint64_t packets;	/* packets accepted into flows */
 	uint64_t samples;	/* binned into a block */
 	uint64_t oversize;	/* size >= PKT_MAX_SIZE */
-	uint64_t cells_refused;	/* cell pool empty */
+	uint64_t cells_refused; /* cell pool empty */
 	uint64_t reordered;	/* time clamped to the flow's last packet */
 	uint64_t flows;		/* flows created */
-	uint64_t flows_refused;	/* packets of new flows refused: table full */
+	uint64_t flows_refused; /* packets of new flows refused: table full */
 	uint64_t flows_active;	/* now */
 	uint64_t flows_active_max;
-	uint64_t blocks;	/* blocks handed out */
-	uint64_t cells_in_use_max;	/* most cells reserved at once (chunks of CELL_CHUNK_CELLS) */
-	uint64_t blocks_empty;	/* blocks not handed out: every sample refused (cell pool) */
-	uint64_t aug_dropped;	/* samples dropped by augmentation (on purpose) */
-	uint64_t samples_late;	/* arrived for a block flow_table_advance() had handed out */
-	uint64_t super_packets;	/* TSO/GRO records split into their wire segments */
-	uint64_t super_segments;	/* the segments they became: a flow's packets
+	uint64_t blocks;	   /* blocks handed out */
+	uint64_t cells_in_use_max; /* most cells reserved at once (chunks of CELL_CHUNK_CELLS) */
+	uint64_t blocks_empty;	   /* blocks not handed out: every sample refused (cell pool) */
+	uint64_t aug_dropped;	   /* samples dropped by augmentation (on purpose) */
+	uint64_t samples_late;	   /* arrived for a block flow_table_advance() had handed out */
+	uint64_t super_packets;	   /* TSO/GRO records split into their wire segments */
+	uint64_t super_segments;   /* the segments they became: a flow's packets
 				 * add up to packets - super_packets + super_segments */
 };
 
@@ -193,10 +192,10 @@ const struct flow_config *flow_table_config(const struct flow_table *ft);
 
 /* A cell of a block's sparse picture. */
 struct cell {
-	uint16_t x;		/* time bin, 0 .. res-1 */
-	uint16_t y;		/* size bin, 0 .. res-1 */
-	uint8_t dir;		/* enum flow_dir */
-	uint8_t count;		/* packets, saturating at 255 */
+	uint16_t x;    /* time bin, 0 .. res-1 */
+	uint16_t y;    /* size bin, 0 .. res-1 */
+	uint8_t dir;   /* enum flow_dir */
+	uint8_t count; /* packets, saturating at 255 */
 };
 
 struct cell_iter {

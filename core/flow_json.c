@@ -37,12 +37,14 @@ void flow_json_fields(FILE *out, const struct flow *f, const char *file)
 		json_write_string(out, file);
 		fputc(',', out);
 	}
-	fprintf(out, "\"id\":%" PRIu64 ",\"proto\":\"%s\",\"src\":\"%s\",\"sport\":%u,"
+	fprintf(out,
+		"\"id\":%" PRIu64 ",\"proto\":\"%s\",\"src\":\"%s\",\"sport\":%u,"
 		"\"dst\":\"%s\",\"dport\":%u,\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64
-		",\"payload_bytes\":%" PRIu64 ",\"packets_fwd\":%" PRIu64 ",\"packets_rev\":%" PRIu64
-		",\"bytes_fwd\":%" PRIu64 ",\"bytes_rev\":%" PRIu64 ",\"start\":%" PRIu64 ".%09" PRIu64
-		",\"start_ns\":%" PRIu64 ",\"duration\":%.9f,\"blocks\":%u,\"oversize\":%" PRIu64
-		",\"reordered\":%" PRIu64 ",\"cells_refused\":%" PRIu64,
+		",\"payload_bytes\":%" PRIu64 ",\"packets_fwd\":%" PRIu64
+		",\"packets_rev\":%" PRIu64 ",\"bytes_fwd\":%" PRIu64 ",\"bytes_rev\":%" PRIu64
+		",\"start\":%" PRIu64 ".%09" PRIu64 ",\"start_ns\":%" PRIu64
+		",\"duration\":%.9f,\"blocks\":%u,\"oversize\":%" PRIu64 ",\"reordered\":%" PRIu64
+		",\"cells_refused\":%" PRIu64,
 		f->id, flow_proto_name(f->key.proto), pkt_addr_str(f->key.a, a, sizeof(a)),
 		f->key.port_a, pkt_addr_str(f->key.b, b, sizeof(b)), f->key.port_b,
 		f->packets[0] + f->packets[1], f->ip_bytes[0] + f->ip_bytes[1],
@@ -89,10 +91,11 @@ void verdict_json_fields(FILE *out, const struct classifier *c, const struct flo
 	json_write_string(out, classifier_class_name(c, v->cls));
 	fputs(",\"top\":", out);
 	json_write_string(out, classifier_class_name(c, v->top));
-	fprintf(out, ",\"confidence\":%.4f,\"reason\":\"%s\",\"early\":%s,\"blocks_voting\":%u"
-		",\"blocks_sparse\":%u,\"votes_other\":%u,\"probs\":", (double)v->confidence,
-		classify_reason_name(v->reason), v->early ? "true" : "false", v->blocks_voting,
-		v->blocks_sparse, v->votes_other);
+	fprintf(out,
+		",\"confidence\":%.4f,\"reason\":\"%s\",\"early\":%s,\"blocks_voting\":%u"
+		",\"blocks_sparse\":%u,\"votes_other\":%u,\"probs\":",
+		(double)v->confidence, classify_reason_name(v->reason), v->early ? "true" : "false",
+		v->blocks_voting, v->blocks_sparse, v->votes_other);
 	probs_object(out, c, v->prob);
 	fputs(",\"votes\":{", out);
 	for (i = 0; i < m->n_classes; i++) {
@@ -125,9 +128,10 @@ void block_verdict_json_line(FILE *out, const struct classifier *c, const struct
 		json_write_string(out, file);
 		fputc(',', out);
 	}
-	fprintf(out, "\"flow\":%" PRIu64 ",\"index\":%" PRIu64 ",\"start_ns\":%" PRIu64
-		",\"samples\":%u,\"early\":%s,\"class\":", v->flow_id, v->index, v->start_ns,
-		v->samples, v->early ? "true" : "false");
+	fprintf(out,
+		"\"flow\":%" PRIu64 ",\"index\":%" PRIu64 ",\"start_ns\":%" PRIu64
+		",\"samples\":%u,\"early\":%s,\"class\":",
+		v->flow_id, v->index, v->start_ns, v->samples, v->early ? "true" : "false");
 	json_write_string(out, classifier_class_name(c, v->cls));
 	fputs(",\"top\":", out);
 	json_write_string(out, classifier_class_name(c, v->top));

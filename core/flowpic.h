@@ -26,9 +26,9 @@ static inline uint8_t flowpic_sat_add(uint8_t a, uint32_t b)
 
 /* Which samples a picture shows. */
 enum pic_dirs {
-	PIC_BOTH,	/* both directions summed (default) */
-	PIC_FWD,	/* initiator -> responder only */
-	PIC_REV,	/* responder -> initiator only */
+	PIC_BOTH, /* both directions summed (default) */
+	PIC_FWD,  /* initiator -> responder only */
+	PIC_REV,  /* responder -> initiator only */
 };
 
 /* Draw a block into pic (res*res bytes, cleared first). */

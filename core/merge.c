@@ -16,19 +16,19 @@ struct ent {
 /* A heap node: the sort key next to the index, so sifting reads 16 bytes. */
 struct node {
 	uint64_t ts;
-	uint32_t seq;		/* arrival order, breaks ties (wraps: compared as a difference) */
-	uint32_t idx;		/* into ents */
+	uint32_t seq; /* arrival order, breaks ties (wraps: compared as a difference) */
+	uint32_t idx; /* into ents */
 };
 
 struct merge {
 	struct ent *ents;
 	struct node *heap;
-	uint32_t *free;		/* stack of free ents */
+	uint32_t *free; /* stack of free ents */
 	uint32_t nfree;
-	uint32_t n;		/* heap size */
+	uint32_t n; /* heap size */
 	uint32_t max;
 	uint32_t seq;
-	uint64_t wm;		/* released watermark */
+	uint64_t wm; /* released watermark */
 	struct merge_stats st;
 };
 

@@ -35,12 +35,12 @@
 typedef void (*merge_out_fn)(void *ctx, const struct pkt *p, uint32_t tag);
 
 struct merge_stats {
-	uint64_t pushed;	/* records taken */
-	uint64_t released;	/* records handed out (in order, forced or late) */
-	uint64_t late;		/* pushed with a time before the released watermark */
-	uint64_t forced;	/* released before their watermark: merge full */
-	uint64_t held;		/* held now */
-	uint64_t held_max;	/* most held at once */
+	uint64_t pushed;   /* records taken */
+	uint64_t released; /* records handed out (in order, forced or late) */
+	uint64_t late;	   /* pushed with a time before the released watermark */
+	uint64_t forced;   /* released before their watermark: merge full */
+	uint64_t held;	   /* held now */
+	uint64_t held_max; /* most held at once */
 };
 
 struct merge;

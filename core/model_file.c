@@ -43,7 +43,7 @@ struct fpcnn_header {
 	char magic[8];
 	uint32_t version;
 	uint32_t header_size;
-	uint64_t file_size;	/* including the trailing CRC-32 */
+	uint64_t file_size; /* including the trailing CRC-32 */
 	uint32_t n_classes;
 	uint32_t n_layers;
 	uint32_t res;
@@ -70,7 +70,7 @@ _Static_assert(offsetof(struct fpcnn_header, lut) == 128, "header layout");
 /* On-disk layer record. */
 struct fpcnn_layer {
 	uint8_t type;
-	uint8_t flags;		/* bit 0: ReLU */
+	uint8_t flags; /* bit 0: ReLU */
 	uint16_t reserved;
 	uint32_t in_c, in_h, in_w;
 	uint32_t out_c, out_h, out_w;
@@ -155,8 +155,10 @@ static int check_out_shape(const struct model_layer *l, uint32_t h, uint32_t w, 
 			   char *err, size_t errlen)
 {
 	if (l->out_c != c || l->out_h != h || l->out_w != w)
-		return fail(err, errlen, "output %ux%ux%u, expected %ux%ux%u from its input and "
-			    "parameters", l->out_c, l->out_h, l->out_w, c, h, w);
+		return fail(err, errlen,
+			    "output %ux%ux%u, expected %ux%ux%u from its input and "
+			    "parameters",
+			    l->out_c, l->out_h, l->out_w, c, h, w);
 	return 0;
 }
 
@@ -175,8 +177,8 @@ static int check_window(const struct model_layer *l, bool pads, char *err, size_
 		return fail(err, errlen, "padding %u,%u,%u,%u must be below the kernel %ux%u",
 			    l->pad_top, l->pad_left, l->pad_bottom, l->pad_right, l->kh, l->kw);
 	if (l->in_h + ph < l->kh || l->in_w + pw < l->kw)
-		return fail(err, errlen, "kernel %ux%u larger than the (padded) input %ux%u",
-			    l->kh, l->kw, l->in_h + ph, l->in_w + pw);
+		return fail(err, errlen, "kernel %ux%u larger than the (padded) input %ux%u", l->kh,
+			    l->kw, l->in_h + ph, l->in_w + pw);
 	return check_out_shape(l, (l->in_h + ph - l->kh) / l->sh + 1,
 			       (l->in_w + pw - l->kw) / l->sw + 1,
 			       l->type == MODEL_CONV2D ? l->out_c : l->in_c, err, errlen);
@@ -221,9 +223,8 @@ static int check_dims(const struct model_layer *l, char *err, size_t errlen)
 
 	if (!l->in_c || !l->in_h || !l->in_w || !l->out_c || !l->out_h || !l->out_w)
 		return fail(err, errlen, "a dimension is 0");
-	if (l->in_c > MAX_DIM || l->in_h > MAX_DIM || l->in_w > MAX_DIM ||
-	    l->out_c > MAX_DIM || l->out_h > MAX_DIM || l->out_w > MAX_DIM ||
-	    in > MAX_ELEMS || out > MAX_ELEMS)
+	if (l->in_c > MAX_DIM || l->in_h > MAX_DIM || l->in_w > MAX_DIM || l->out_c > MAX_DIM ||
+	    l->out_h > MAX_DIM || l->out_w > MAX_DIM || in > MAX_ELEMS || out > MAX_ELEMS)
 		return fail(err, errlen, "tensor too large (dimensions up to %u, %llu elements)",
 			    MAX_DIM, (unsigned long long)MAX_ELEMS);
 	if (has_params(l->type) && layer_k64(l) * l->out_c > MAX_ELEMS)
@@ -247,15 +248,16 @@ static int check_channel(const struct model_layer *l, uint32_t c, char *err, siz
 	int64_t bound = MODEL_ACC_BOUND - (int64_t)model_layer_k(l) * 127 * 128;
 
 	if (m != 0 && (m < (1L << 30) || m > INT32_MAX))
-		return fail(err, errlen, "channel %u: multiplier %lld outside 0 or [2^30, 2^31)",
-			    c, (long long)m);
+		return fail(err, errlen, "channel %u: multiplier %lld outside 0 or [2^30, 2^31)", c,
+			    (long long)m);
 	if (l->shift[c] < 0 || l->shift[c] > 31)
 		return fail(err, errlen, "channel %u: shift %d outside 0 .. 31", c,
 			    (int)l->shift[c]);
 	if (b > bound || b < -bound)
-		return fail(err, errlen, "channel %u: |bias| %lld + K %u * 127 * 128 exceeds 2^30 "
-			    "(int32 accumulator bound)", c, (long long)(b < 0 ? -b : b),
-			    model_layer_k(l));
+		return fail(err, errlen,
+			    "channel %u: |bias| %lld + K %u * 127 * 128 exceeds 2^30 "
+			    "(int32 accumulator bound)",
+			    c, (long long)(b < 0 ? -b : b), model_layer_k(l));
 	return 0;
 }
 
@@ -277,8 +279,10 @@ static int check_params(const struct model_layer *l, float in_scale, char *err, 
 	if (!l->weight || !l->bias || !l->mult || !l->shift)
 		return fail(err, errlen, "tensors missing");
 	if (layer_k64(l) * 127 * 128 > (uint64_t)MODEL_ACC_BOUND)
-		return fail(err, errlen, "K %u inputs per output: K * 127 * 128 exceeds 2^30 "
-			    "(int32 accumulator bound)", model_layer_k(l));
+		return fail(err, errlen,
+			    "K %u inputs per output: K * 127 * 128 exceeds 2^30 "
+			    "(int32 accumulator bound)",
+			    model_layer_k(l));
 	if (check_weights(l, err, errlen))
 		return -EINVAL;
 	for (c = 0; c < l->out_c; c++)
@@ -301,8 +305,10 @@ static int check_layer(const struct model *m, uint32_t i, char *err, size_t errl
 		in_scale = l[-1].out_scale;
 	}
 	if (l->in_c != c || l->in_h != h || l->in_w != w)
-		return fail(err, errlen, "layer %u (%s): input %ux%ux%u does not match the %s "
-			    "%ux%ux%u", i, type_name(l->type), l->in_c, l->in_h, l->in_w,
+		return fail(err, errlen,
+			    "layer %u (%s): input %ux%ux%u does not match the %s "
+			    "%ux%ux%u",
+			    i, type_name(l->type), l->in_c, l->in_h, l->in_w,
 			    i ? "previous output" : "model input", c, h, w);
 	if (check_dims(l, why, sizeof(why)) || check_geometry(l, why, sizeof(why)) ||
 	    check_params(l, in_scale, why, sizeof(why)))
@@ -340,8 +346,8 @@ static int check_input(const struct model *m, char *err, size_t errlen)
 	if ((unsigned int)m->dirs > MODEL_DIR_SPLIT)
 		return fail(err, errlen, "direction mode %u unknown", (unsigned int)m->dirs);
 	if (m->in_channels != (m->dirs == MODEL_DIR_SPLIT ? 2u : 1u))
-		return fail(err, errlen, "%u input channels with direction \"%s\"",
-			    m->in_channels, model_dirs_name(m->dirs));
+		return fail(err, errlen, "%u input channels with direction \"%s\"", m->in_channels,
+			    model_dirs_name(m->dirs));
 	if (!m->window_ns)
 		return fail(err, errlen, "window is 0");
 	if (!m->size_max || m->size_max > 65535)
@@ -389,9 +395,11 @@ static int check_envelope(struct loader *ld)
 		return fail(ld->err, ld->errlen, "truncated (%llu bytes)", (unsigned long long)len);
 	memcpy(&ld->h.version, ld->buf + 8, 4);
 	if (h->version != MODEL_FORMAT_VERSION) {
-		log_errbuf(ld->err, ld->errlen, "format version %u, this flowpic reads version %u: %s",
-			   h->version, MODEL_FORMAT_VERSION, h->version > MODEL_FORMAT_VERSION ?
-			   "update flowpic" : "re-export the model");
+		log_errbuf(ld->err, ld->errlen,
+			   "format version %u, this flowpic reads version %u: %s", h->version,
+			   MODEL_FORMAT_VERSION,
+			   h->version > MODEL_FORMAT_VERSION ? "update flowpic" :
+							       "re-export the model");
 		return -ENOTSUP;
 	}
 	if (len < HEADER_SIZE)
@@ -399,15 +407,16 @@ static int check_envelope(struct loader *ld)
 			    (unsigned long long)len, HEADER_SIZE);
 	memcpy(&ld->h, ld->buf, HEADER_SIZE);
 	if (h->header_size != HEADER_SIZE)
-		return fail(ld->err, ld->errlen, "header size %u, version 1 has %d",
-			    h->header_size, HEADER_SIZE);
+		return fail(ld->err, ld->errlen, "header size %u, version 1 has %d", h->header_size,
+			    HEADER_SIZE);
 	if (h->file_size > len)
 		return fail(ld->err, ld->errlen, "truncated (%llu of %llu bytes)",
 			    (unsigned long long)len, (unsigned long long)h->file_size);
 	if (h->file_size < len)
-		return fail(ld->err, ld->errlen, "%llu bytes, but the header says %llu "
-			    "(trailing data?)", (unsigned long long)len,
-			    (unsigned long long)h->file_size);
+		return fail(ld->err, ld->errlen,
+			    "%llu bytes, but the header says %llu "
+			    "(trailing data?)",
+			    (unsigned long long)len, (unsigned long long)h->file_size);
 	memcpy(&want, ld->buf + len - 4, 4);
 	crc = (uint32_t)crc32(crc32(0, Z_NULL, 0), ld->buf, (uInt)(len - 4));
 	if (crc != want) {
@@ -443,12 +452,16 @@ static int check_header(struct loader *ld)
 			    (unsigned long long)h->strings_off,
 			    (unsigned long long)h->strings_size);
 	if (!region_ok(h->layers_off, (uint64_t)h->n_layers * LAYER_SIZE, HEADER_SIZE, end, 8))
-		return fail(ld->err, ld->errlen, "layer table at %llu is outside the file or not "
-			    "8-byte aligned", (unsigned long long)h->layers_off);
+		return fail(ld->err, ld->errlen,
+			    "layer table at %llu is outside the file or not "
+			    "8-byte aligned",
+			    (unsigned long long)h->layers_off);
 	if (!region_ok(h->data_off, h->data_size, HEADER_SIZE, end, MODEL_ALIGN))
-		return fail(ld->err, ld->errlen, "tensor data at %llu (+%llu) is outside the file "
-			    "or not %d-byte aligned", (unsigned long long)h->data_off,
-			    (unsigned long long)h->data_size, MODEL_ALIGN);
+		return fail(ld->err, ld->errlen,
+			    "tensor data at %llu (+%llu) is outside the file "
+			    "or not %d-byte aligned",
+			    (unsigned long long)h->data_off, (unsigned long long)h->data_size,
+			    MODEL_ALIGN);
 	return 0;
 }
 
@@ -458,8 +471,11 @@ static bool utf8_ok(const uint8_t *s, size_t n)
 
 	while (i < n) {
 		uint8_t c = s[i];
-		size_t more = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2 :
-			      (c & 0xf8) == 0xf0 ? 3 : 9;
+		size_t more = c < 0x80		 ? 0 :
+			      (c & 0xe0) == 0xc0 ? 1 :
+			      (c & 0xf0) == 0xe0 ? 2 :
+			      (c & 0xf8) == 0xf0 ? 3 :
+						   9;
 
 		if (more == 9 || (more == 1 && c < 0xc2) || i + more >= n)
 			return false;
@@ -484,31 +500,35 @@ static int load_strings(struct loader *ld, struct model *m)
 
 		if (!nul)
 			return fail(ld->err, ld->errlen,
-				    "string table: %u of %u strings, or one is not terminated",
-				    i, want);
+				    "string table: %u of %u strings, or one is not terminated", i,
+				    want);
 		if (!utf8_ok((const uint8_t *)p, (size_t)(nul - p)))
 			return fail(ld->err, ld->errlen, "string table: string %u is not UTF-8", i);
 		s[i] = p;
 		p = nul + 1;
 	}
 	if (p != end)
-		return fail(ld->err, ld->errlen, "string table: %zu bytes after the last class "
-			    "name", (size_t)(end - p));
+		return fail(ld->err, ld->errlen,
+			    "string table: %zu bytes after the last class "
+			    "name",
+			    (size_t)(end - p));
 	m->name = s[0];
 	m->version = s[1];
 	memcpy(m->classes, s + 2, ld->h.n_classes * sizeof(char *));
 	return 0;
 }
 
-static int tensor_at(struct loader *ld, struct model *m, uint32_t i, const char *what,
-		     uint64_t off, uint64_t size, const void **out)
+static int tensor_at(struct loader *ld, struct model *m, uint32_t i, const char *what, uint64_t off,
+		     uint64_t size, const void **out)
 {
 	const struct fpcnn_header *h = &ld->h;
 
 	if (!region_ok(off, size, h->data_off, h->data_off + h->data_size, MODEL_ALIGN))
-		return fail(ld->err, ld->errlen, "layer %u: %s at %llu (+%llu) is outside the "
-			    "tensor data or not %d-byte aligned", i, what,
-			    (unsigned long long)off, (unsigned long long)size, MODEL_ALIGN);
+		return fail(ld->err, ld->errlen,
+			    "layer %u: %s at %llu (+%llu) is outside the "
+			    "tensor data or not %d-byte aligned",
+			    i, what, (unsigned long long)off, (unsigned long long)size,
+			    MODEL_ALIGN);
 	*out = (const uint8_t *)m->mem + off;
 	return 0;
 }
@@ -534,8 +554,7 @@ static void layer_from_disk(struct model_layer *l, const struct fpcnn_layer *d)
 	l->out_scale = d->out_scale;
 }
 
-static int load_tensors(struct loader *ld, struct model *m, uint32_t i,
-			const struct fpcnn_layer *d)
+static int load_tensors(struct loader *ld, struct model *m, uint32_t i, const struct fpcnn_layer *d)
 {
 	struct model_layer *l = &m->layers[i];
 	uint64_t n = l->out_c;
@@ -553,10 +572,9 @@ static int load_tensors(struct loader *ld, struct model *m, uint32_t i,
 	rc = tensor_at(ld, m, i, "weights", d->weight_off, weight_count(l),
 		       (const void **)&l->weight);
 	rc = rc ? rc : tensor_at(ld, m, i, "biases", d->bias_off, 4 * n, (const void **)&l->bias);
-	rc = rc ? rc : tensor_at(ld, m, i, "multipliers", d->mult_off, 4 * n,
-				 (const void **)&l->mult);
-	rc = rc ? rc : tensor_at(ld, m, i, "shifts", d->shift_off, 4 * n,
-				 (const void **)&l->shift);
+	rc = rc ? rc :
+		  tensor_at(ld, m, i, "multipliers", d->mult_off, 4 * n, (const void **)&l->mult);
+	rc = rc ? rc : tensor_at(ld, m, i, "shifts", d->shift_off, 4 * n, (const void **)&l->shift);
 	return rc;
 }
 
@@ -637,8 +655,7 @@ static int parse(struct loader *ld, struct model **out, void *mem)
 }
 
 /* Takes mem (len bytes, 64-byte aligned) in all cases. */
-static struct model *load_owned(void *mem, size_t len, const char *name, char *err,
-				size_t errlen)
+static struct model *load_owned(void *mem, size_t len, const char *name, char *err, size_t errlen)
 {
 	char why[256];
 	struct loader ld = { .buf = mem, .len = len, .err = why, .errlen = sizeof(why) };
@@ -697,7 +714,7 @@ static int read_all(int fd, void *buf, size_t len)
 		if (n < 0)
 			return -errno;
 		if (n == 0)
-			return -EIO;	/* shrank while read */
+			return -EIO; /* shrank while read */
 		got += (size_t)n;
 	}
 	return 0;
@@ -770,7 +787,7 @@ struct layout {
 	uint64_t layers_off;
 	uint64_t data_off;
 	uint64_t data_end;
-	uint64_t off[MODEL_MAX_LAYERS][4];	/* weight, bias, mult, shift */
+	uint64_t off[MODEL_MAX_LAYERS][4]; /* weight, bias, mult, shift */
 };
 
 static void plan(const struct model *m, struct layout *lo)
@@ -782,8 +799,7 @@ static void plan(const struct model *m, struct layout *lo)
 	for (c = 0; c < m->n_classes; c++)
 		lo->strings_size += strlen(m->classes[c]) + 1;
 	lo->layers_off = align_up(HEADER_SIZE + lo->strings_size, 8);
-	lo->data_off = align_up(lo->layers_off + (uint64_t)m->n_layers * LAYER_SIZE,
-				MODEL_ALIGN);
+	lo->data_off = align_up(lo->layers_off + (uint64_t)m->n_layers * LAYER_SIZE, MODEL_ALIGN);
 	pos = lo->data_off;
 	for (i = 0; i < m->n_layers; i++) {
 		const struct model_layer *l = &m->layers[i];
@@ -841,14 +857,27 @@ static void put_layer(const struct model_layer *l, const uint64_t off[4], uint8_
 		      uint8_t *rec)
 {
 	struct fpcnn_layer d = {
-		.type = (uint8_t)l->type, .flags = l->relu ? LAYER_FLAG_RELU : 0,
-		.in_c = l->in_c, .in_h = l->in_h, .in_w = l->in_w,
-		.out_c = l->out_c, .out_h = l->out_h, .out_w = l->out_w,
-		.kh = l->kh, .kw = l->kw, .sh = l->sh, .sw = l->sw,
-		.pad_top = l->pad_top, .pad_left = l->pad_left,
-		.pad_bottom = l->pad_bottom, .pad_right = l->pad_right,
+		.type = (uint8_t)l->type,
+		.flags = l->relu ? LAYER_FLAG_RELU : 0,
+		.in_c = l->in_c,
+		.in_h = l->in_h,
+		.in_w = l->in_w,
+		.out_c = l->out_c,
+		.out_h = l->out_h,
+		.out_w = l->out_w,
+		.kh = l->kh,
+		.kw = l->kw,
+		.sh = l->sh,
+		.sw = l->sw,
+		.pad_top = l->pad_top,
+		.pad_left = l->pad_left,
+		.pad_bottom = l->pad_bottom,
+		.pad_right = l->pad_right,
 		.out_scale = l->out_scale,
-		.weight_off = off[0], .bias_off = off[1], .mult_off = off[2], .shift_off = off[3],
+		.weight_off = off[0],
+		.bias_off = off[1],
+		.mult_off = off[2],
+		.shift_off = off[3],
 	};
 
 	memcpy(rec, &d, sizeof(d));

@@ -40,10 +40,10 @@ enum model_layer_type {
 
 /* Which samples feed the input channels. */
 enum model_dirs {
-	MODEL_DIR_BOTH = 0,	/* 1 channel, both directions summed */
-	MODEL_DIR_FWD = 1,	/* 1 channel, initiator -> responder */
-	MODEL_DIR_REV = 2,	/* 1 channel, responder -> initiator */
-	MODEL_DIR_SPLIT = 3,	/* 2 channels: fwd, rev */
+	MODEL_DIR_BOTH = 0,  /* 1 channel, both directions summed */
+	MODEL_DIR_FWD = 1,   /* 1 channel, initiator -> responder */
+	MODEL_DIR_REV = 2,   /* 1 channel, responder -> initiator */
+	MODEL_DIR_SPLIT = 3, /* 2 channels: fwd, rev */
 };
 
 /*
@@ -53,33 +53,33 @@ enum model_dirs {
  */
 struct model_layer {
 	enum model_layer_type type;
-	bool relu;		/* conv/dense: clamp the output at 0 */
+	bool relu; /* conv/dense: clamp the output at 0 */
 	uint32_t in_c, in_h, in_w;
 	uint32_t out_c, out_h, out_w;
-	uint16_t kh, kw, sh, sw;	/* conv, maxpool */
-	uint16_t pad_top, pad_left, pad_bottom, pad_right;	/* conv */
-	float out_scale;	/* real value of one output step */
-	const int8_t *weight;	/* conv, dense */
-	const int32_t *bias;	/* [out_c] */
-	const int32_t *mult;	/* [out_c], 0 or in [2^30, 2^31) */
-	const int32_t *shift;	/* [out_c], 0 .. 31: total shift 31 + shift */
+	uint16_t kh, kw, sh, sw;			   /* conv, maxpool */
+	uint16_t pad_top, pad_left, pad_bottom, pad_right; /* conv */
+	float out_scale;				   /* real value of one output step */
+	const int8_t *weight;				   /* conv, dense */
+	const int32_t *bias;				   /* [out_c] */
+	const int32_t *mult;				   /* [out_c], 0 or in [2^30, 2^31) */
+	const int32_t *shift; /* [out_c], 0 .. 31: total shift 31 + shift */
 };
 
 struct model {
-	char *name;		/* e.g. "lenet5-32" */
-	char *version;		/* the model's own version, e.g. "2024.1" */
+	char *name;    /* e.g. "lenet5-32" */
+	char *version; /* the model's own version, e.g. "2024.1" */
 	uint32_t n_classes;
-	char **classes;		/* n_classes UTF-8 names */
-	uint32_t res;		/* input side, time and size bins */
-	uint32_t in_channels;	/* 1, or 2 for MODEL_DIR_SPLIT */
+	char **classes;	      /* n_classes UTF-8 names */
+	uint32_t res;	      /* input side, time and size bins */
+	uint32_t in_channels; /* 1, or 2 for MODEL_DIR_SPLIT */
 	enum model_dirs dirs;
 	uint64_t window_ns;
-	uint32_t size_max;	/* size axis maximum (1500) */
-	float input_scale;	/* real value of one input activation step */
-	int8_t lut[256];	/* packet count -> input activation */
+	uint32_t size_max; /* size axis maximum (1500) */
+	float input_scale; /* real value of one input activation step */
+	int8_t lut[256];   /* packet count -> input activation */
 	uint32_t n_layers;
 	struct model_layer *layers;
-	void *mem;		/* the checked copy of the file the pointers point into */
+	void *mem; /* the checked copy of the file the pointers point into */
 	size_t mem_len;
 };
 

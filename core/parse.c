@@ -67,8 +67,7 @@ static void syn_options(const uint8_t *opt, size_t len, struct pkt *out)
 }
 
 /* TCP or UDP header at c; l4_len is the transport length from the IP header. */
-static enum skip_reason parse_l4(struct cursor *c, uint8_t proto, uint32_t l4_len,
-				 struct pkt *out)
+static enum skip_reason parse_l4(struct cursor *c, uint8_t proto, uint32_t l4_len, struct pkt *out)
 {
 	const uint8_t *h;
 
@@ -159,7 +158,7 @@ static enum skip_reason parse_ipv4(struct cursor *c, uint32_t wirelen_left, stru
 static enum skip_reason parse_ipv6(struct cursor *c, struct pkt *out)
 {
 	const uint8_t *h = cursor_pull(c, 40);
-	uint32_t left;	/* payload bytes not yet consumed by headers */
+	uint32_t left; /* payload bytes not yet consumed by headers */
 	uint8_t next;
 	int i;
 
@@ -222,8 +221,7 @@ static enum skip_reason parse_ipv6(struct cursor *c, struct pkt *out)
 	}
 }
 
-enum skip_reason parse_ip(const uint8_t *data, uint32_t caplen, uint32_t wirelen,
-			  struct pkt *out)
+enum skip_reason parse_ip(const uint8_t *data, uint32_t caplen, uint32_t wirelen, struct pkt *out)
 {
 	struct cursor c = { data, data + caplen };
 
@@ -291,14 +289,17 @@ static enum skip_reason parse_null(struct cursor *c, int net_order, uint32_t wir
 	switch (fam) {
 	case 2:
 		return parse_ethertype(ETH_P_IP, c, wirelen - 4, out);
-	case 10: case 24: case 28: case 30:
+	case 10:
+	case 24:
+	case 28:
+	case 30:
 		return parse_ethertype(ETH_P_IPV6, c, wirelen - 4, out);
 	}
 	return SKIP_NOT_IP;
 }
 
-enum skip_reason parse_frame(int linktype, const uint8_t *data, uint32_t caplen,
-			     uint32_t wirelen, struct pkt *out)
+enum skip_reason parse_frame(int linktype, const uint8_t *data, uint32_t caplen, uint32_t wirelen,
+			     struct pkt *out)
 {
 	struct cursor c = { data, data + caplen };
 	const uint8_t *h;

@@ -17,10 +17,10 @@
 
 /* libpcap LINKTYPE_ values we decode (the file-format numbers, not DLT_). */
 enum link_type {
-	LINK_NULL = 0,		/* BSD loopback, host-order family */
+	LINK_NULL = 0, /* BSD loopback, host-order family */
 	LINK_ETHERNET = 1,
-	LINK_RAW = 101,		/* raw IPv4 or IPv6, version from the first nibble */
-	LINK_LOOP = 108,	/* OpenBSD loopback, network-order family */
+	LINK_RAW = 101,	 /* raw IPv4 or IPv6, version from the first nibble */
+	LINK_LOOP = 108, /* OpenBSD loopback, network-order family */
 	LINK_LINUX_SLL = 113,
 	LINK_IPV4 = 228,
 	LINK_IPV6 = 229,
@@ -41,11 +41,10 @@ int parse_link_supported(int linktype);
  * captures of TSO packets on the sending host).  On success fills *out
  * (ts_ns is left to the caller) and returns SKIP_NONE.
  */
-enum skip_reason parse_frame(int linktype, const uint8_t *data, uint32_t caplen,
-			     uint32_t wirelen, struct pkt *out);
+enum skip_reason parse_frame(int linktype, const uint8_t *data, uint32_t caplen, uint32_t wirelen,
+			     struct pkt *out);
 
 /* Decode from the IP header on (first nibble picks the version). */
-enum skip_reason parse_ip(const uint8_t *data, uint32_t caplen, uint32_t wirelen,
-			  struct pkt *out);
+enum skip_reason parse_ip(const uint8_t *data, uint32_t caplen, uint32_t wirelen, struct pkt *out);
 
 #endif

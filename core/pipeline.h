@@ -15,10 +15,10 @@
 #include "source.h"
 
 struct pipeline_counts {
-	uint64_t records;			/* frames or CSV rows read */
-	uint64_t in_flows;			/* accepted by the flow table */
-	uint64_t tcp, udp;			/* decoded TCP / UDP packets (accepted or refused) */
-	uint64_t skipped[SKIP_REASON_COUNT];	/* by reason; [SKIP_NONE] unused */
+	uint64_t records;		     /* frames or CSV rows read */
+	uint64_t in_flows;		     /* accepted by the flow table */
+	uint64_t tcp, udp;		     /* decoded TCP / UDP packets (accepted or refused) */
+	uint64_t skipped[SKIP_REASON_COUNT]; /* by reason; [SKIP_NONE] unused */
 };
 
 /* The stop hook is asked every this many records (the agent reads its

@@ -19,17 +19,17 @@
  * serves both families.
  */
 struct pkt {
-	uint64_t ts_ns;		/* capture time, ns since the Unix epoch */
-	uint8_t src[16];	/* source address (network order) */
-	uint8_t dst[16];	/* destination address (network order) */
-	uint32_t ip_len;	/* IP header(s) + payload, from the IP length fields */
-	uint32_t size;		/* transport payload bytes: the seed's sample size */
-	uint16_t sport;		/* host order */
-	uint16_t dport;		/* host order */
-	uint8_t proto;		/* IPPROTO_TCP or IPPROTO_UDP */
-	uint8_t tcp_flags;	/* TCP flags byte, 0 for UDP */
-	uint16_t tcp_mss;	/* a SYN's MSS option, 0 when none (or not captured) */
-	uint8_t tcp_ts;		/* 1: a SYN with a timestamp option */
+	uint64_t ts_ns;	   /* capture time, ns since the Unix epoch */
+	uint8_t src[16];   /* source address (network order) */
+	uint8_t dst[16];   /* destination address (network order) */
+	uint32_t ip_len;   /* IP header(s) + payload, from the IP length fields */
+	uint32_t size;	   /* transport payload bytes: the seed's sample size */
+	uint16_t sport;	   /* host order */
+	uint16_t dport;	   /* host order */
+	uint8_t proto;	   /* IPPROTO_TCP or IPPROTO_UDP */
+	uint8_t tcp_flags; /* TCP flags byte, 0 for UDP */
+	uint16_t tcp_mss;  /* a SYN's MSS option, 0 when none (or not captured) */
+	uint8_t tcp_ts;	   /* 1: a SYN with a timestamp option */
 	uint8_t pad[7];
 	/* The flow table splits TSO/GRO super-packets by the segment size the
 	 * handshake set: the smaller MSS, less 12 bytes when the SYN-ACK (the
@@ -43,16 +43,16 @@ struct pkt {
  */
 enum skip_reason {
 	SKIP_NONE = 0,
-	SKIP_LINK_UNSUPPORTED,	/* link type we do not decode (radiotap, 802.11, ...) */
-	SKIP_TRUNCATED,		/* headers cut short by the snap length or frame end */
-	SKIP_NOT_IP,		/* ARP, LLDP, 802.3 LLC, ... */
-	SKIP_IP_MALFORMED,	/* bad version, header length, or length fields */
-	SKIP_FRAGMENT,		/* IPv4 or IPv6 fragment: ports unknown or partial */
-	SKIP_ICMP,		/* ICMP and ICMPv6 */
-	SKIP_OTHER_L4,		/* any other IP protocol (ESP, GRE, SCTP, tunnels, ...) */
-	SKIP_L4_MALFORMED,	/* TCP data offset or UDP length inconsistent */
-	SKIP_FLOW_TABLE_FULL,	/* the flow table was at its bound */
-	SKIP_CSV_BAD_LINE,	/* a CSV row that does not parse */
+	SKIP_LINK_UNSUPPORTED, /* link type we do not decode (radiotap, 802.11, ...) */
+	SKIP_TRUNCATED,	       /* headers cut short by the snap length or frame end */
+	SKIP_NOT_IP,	       /* ARP, LLDP, 802.3 LLC, ... */
+	SKIP_IP_MALFORMED,     /* bad version, header length, or length fields */
+	SKIP_FRAGMENT,	       /* IPv4 or IPv6 fragment: ports unknown or partial */
+	SKIP_ICMP,	       /* ICMP and ICMPv6 */
+	SKIP_OTHER_L4,	       /* any other IP protocol (ESP, GRE, SCTP, tunnels, ...) */
+	SKIP_L4_MALFORMED,     /* TCP data offset or UDP length inconsistent */
+	SKIP_FLOW_TABLE_FULL,  /* the flow table was at its bound */
+	SKIP_CSV_BAD_LINE,     /* a CSV row that does not parse */
 	SKIP_REASON_COUNT
 };
 

@@ -30,15 +30,15 @@ struct source {
 	char *path;
 	struct zfile *z;
 	pcap_t *pcap;
-	int linktype;		/* LINKTYPE_ value, -1 for CSV */
+	int linktype; /* LINKTYPE_ value, -1 for CSV */
 	struct csv_layout lay;
 	uint64_t records;
-	uint64_t line;		/* CSV line number */
+	uint64_t line; /* CSV line number */
 	uint64_t bad_rows;
 	struct batch_slot batch[SOURCE_BATCH];
-	int batch_len;		/* frames in batch[] */
-	int batch_pos;		/* next to hand out */
-	bool pcap_done;		/* libpcap said end or error */
+	int batch_len;	/* frames in batch[] */
+	int batch_pos;	/* next to hand out */
+	bool pcap_done; /* libpcap said end or error */
 	char err[512];
 	char buf[CSV_MAX_LINE + 1];
 };
@@ -59,7 +59,7 @@ const char *source_kind_name(enum source_kind k)
 /* libpcap's DLT_ values -> the LINKTYPE_ values parse.h uses. */
 static int dlt_to_linktype(int dlt)
 {
-	if (dlt == DLT_RAW || dlt == 14)	/* DLT_RAW is 12, or 14 on OpenBSD */
+	if (dlt == DLT_RAW || dlt == 14) /* DLT_RAW is 12, or 14 on OpenBSD */
 		return LINK_RAW;
 	return dlt;
 }
@@ -168,7 +168,7 @@ struct source *source_open(const char *path, char *err, unsigned long errlen)
 	if (!s->z)
 		goto err_free;
 	n = fread(magic, 1, sizeof(magic), zfile_stream(s->z));
-	zerr = zfile_error(s->z);	/* a static string: valid after close */
+	zerr = zfile_error(s->z); /* a static string: valid after close */
 	zfile_close(s->z);
 	s->z = NULL;
 	if (n < 4 && zerr) {
@@ -179,10 +179,11 @@ struct source *source_open(const char *path, char *err, unsigned long errlen)
 		if (n == 0)
 			snprintf(err, errlen, "%s: empty file, not a capture or samples CSV", path);
 		else
-			snprintf(err, errlen,
-				 "%s: not a pcap, pcapng or flowpic samples CSV file (starts %02x %02x %02x %02x)",
-				 path, magic[0], n > 1 ? magic[1] : 0, n > 2 ? magic[2] : 0,
-				 n > 3 ? magic[3] : 0);
+			snprintf(
+				err, errlen,
+				"%s: not a pcap, pcapng or flowpic samples CSV file (starts %02x %02x %02x %02x)",
+				path, magic[0], n > 1 ? magic[1] : 0, n > 2 ? magic[2] : 0,
+				n > 3 ? magic[3] : 0);
 		goto err_free;
 	}
 	s->z = zfile_open(path, err, errlen);
@@ -198,16 +199,17 @@ struct source *source_open(const char *path, char *err, unsigned long errlen)
 							   PCAP_TSTAMP_PRECISION_NANO, ebuf);
 	if (!s->pcap) {
 		/* On failure libpcap leaves the stream to us (zfile_close). */
-		snprintf(err, errlen, "%s: cannot read as %s: %s", path,
-			 source_kind_name(s->kind), ebuf);
+		snprintf(err, errlen, "%s: cannot read as %s: %s", path, source_kind_name(s->kind),
+			 ebuf);
 		goto err_free;
 	}
 	s->linktype = dlt_to_linktype(pcap_datalink(s->pcap));
 	if (!parse_link_supported(s->linktype)) {
 		const char *name = pcap_datalink_val_to_name(pcap_datalink(s->pcap));
 
-		log_warn("%s: link type %d (%s) is not decoded; its packets are counted as link_unsupported",
-			 path, s->linktype, name ? name : "unknown");
+		log_warn(
+			"%s: link type %d (%s) is not decoded; its packets are counted as link_unsupported",
+			path, s->linktype, name ? name : "unknown");
 	}
 	return s;
 
@@ -223,7 +225,7 @@ void source_close(struct source *s)
 	if (!s)
 		return;
 	if (s->pcap) {
-		pcap_close(s->pcap);	/* fcloses the stream */
+		pcap_close(s->pcap); /* fcloses the stream */
 		zfile_stream_closed(s->z);
 	}
 	if (s->kind == SOURCE_CSV && s->bad_rows > CSV_MAX_REPORTS)
@@ -243,8 +245,9 @@ static void batch_add(u_char *user, const struct pcap_pkthdr *h, const u_char *d
 	b->why = parse_frame(s->linktype, data, h->caplen, h->len, &b->pkt);
 	/* With nanosecond precision requested, tv_usec holds nanoseconds.
 	 * Times past the year 2554 (pcapng's 64-bit stamps) saturate. */
-	b->pkt.ts_ns = (uint64_t)h->ts.tv_sec >= UINT64_MAX / NS_PER_SEC - 1 ? UINT64_MAX :
-		       (uint64_t)h->ts.tv_sec * NS_PER_SEC + (uint64_t)h->ts.tv_usec;
+	b->pkt.ts_ns = (uint64_t)h->ts.tv_sec >= UINT64_MAX / NS_PER_SEC - 1 ?
+			       UINT64_MAX :
+			       (uint64_t)h->ts.tv_sec * NS_PER_SEC + (uint64_t)h->ts.tv_usec;
 }
 
 /*
@@ -267,7 +270,8 @@ static enum source_status next_pcap(struct source *s, struct pkt *out, enum skip
 			const char *why_z = zfile_error(s->z);
 
 			snprintf(s->err, sizeof(s->err),
-				 "%s: reading stopped after record %" PRIu64 " (file byte %" PRIu64 "): %s",
+				 "%s: reading stopped after record %" PRIu64 " (file byte %" PRIu64
+				 "): %s",
 				 s->path, s->records + s->batch_len, zfile_raw_pos(s->z),
 				 why_z ? why_z : pcap_geterr(s->pcap));
 			s->pcap_done = true;
@@ -297,8 +301,9 @@ static enum source_status next_csv(struct source *s, struct pkt *out, enum skip_
 			if (ferror(zfile_stream(s->z))) {
 				const char *why_z = zfile_error(s->z);
 
-				snprintf(s->err, sizeof(s->err), "%s:%" PRIu64 ": reading stopped: %s",
-					 s->path, s->line, why_z ? why_z : strerror(errno));
+				snprintf(s->err, sizeof(s->err),
+					 "%s:%" PRIu64 ": reading stopped: %s", s->path, s->line,
+					 why_z ? why_z : strerror(errno));
 				return SOURCE_ERROR;
 			}
 			return SOURCE_END;
@@ -307,8 +312,9 @@ static enum source_status next_csv(struct source *s, struct pkt *out, enum skip_
 	s->records++;
 	if (rc < 0) {
 		*why = SKIP_CSV_BAD_LINE;
-		snprintf(msg, sizeof(msg), "%s", rc == -2 ? "row longer than " CSV_MAX_LINE_STR " bytes" :
-			 "row holds a NUL byte");
+		snprintf(msg, sizeof(msg), "%s",
+			 rc == -2 ? "row longer than " CSV_MAX_LINE_STR " bytes" :
+				    "row holds a NUL byte");
 	} else {
 		*why = csv_parse_row(s->buf, &s->lay, out, msg, sizeof(msg));
 	}

@@ -18,10 +18,10 @@
 enum source_kind { SOURCE_PCAP, SOURCE_PCAPNG, SOURCE_CSV };
 
 enum source_status {
-	SOURCE_PACKET,		/* *out holds a TCP/UDP packet */
-	SOURCE_SKIPPED,		/* a record was read but skipped: *why says why */
-	SOURCE_END,		/* end of input */
-	SOURCE_ERROR,		/* reading stopped; source_error() says why */
+	SOURCE_PACKET,	/* *out holds a TCP/UDP packet */
+	SOURCE_SKIPPED, /* a record was read but skipped: *why says why */
+	SOURCE_END,	/* end of input */
+	SOURCE_ERROR,	/* reading stopped; source_error() says why */
 };
 
 struct source;

@@ -16,15 +16,15 @@
 
 struct zfile {
 	enum zfile_codec codec;
-	FILE *raw;		/* the file on disk */
-	FILE *stream;		/* what readers read */
+	FILE *raw;    /* the file on disk */
+	FILE *stream; /* what readers read */
 	uint64_t raw_size;
 	z_stream gz;
 	lzma_stream xz;
-	int eof;		/* raw input exhausted */
-	int done;		/* decoder said stream end */
-	int stream_closed;	/* fclose()d by its reader (pcap_close) */
-	const char *why;	/* why decompression failed, for messages */
+	int eof;	   /* raw input exhausted */
+	int done;	   /* decoder said stream end */
+	int stream_closed; /* fclose()d by its reader (pcap_close) */
+	const char *why;   /* why decompression failed, for messages */
 	uint8_t in[ZBUF];
 };
 
@@ -98,9 +98,10 @@ static ssize_t z_read(void *cookie, char *buf, size_t len)
 				z->done = 1;
 			} else if (rc2 != LZMA_OK) {
 				z->why = rc2 == LZMA_MEMLIMIT_ERROR ?
-					 "xz dictionary needs more than 256 MiB (refused)" :
-					 rc2 == LZMA_BUF_ERROR ? "xz data ends early (file cut short?)" :
-					 "xz data corrupt";
+						 "xz dictionary needs more than 256 MiB (refused)" :
+					 rc2 == LZMA_BUF_ERROR ?
+						 "xz data ends early (file cut short?)" :
+						 "xz data corrupt";
 				errno = EPROTO;
 				return produced ? (ssize_t)produced : -1;
 			}
@@ -151,8 +152,9 @@ struct zfile *zfile_open(const char *path, char *err, unsigned long errlen)
 	}
 	if (!S_ISREG(st.st_mode)) {
 		/* The content is read twice (sniffed, then parsed): files only. */
-		snprintf(err, errlen, "%s: %s, not a regular file: save the capture to a file first",
-			 path, S_ISDIR(st.st_mode) ? "is a directory" : "is a pipe or device");
+		snprintf(err, errlen,
+			 "%s: %s, not a regular file: save the capture to a file first", path,
+			 S_ISDIR(st.st_mode) ? "is a directory" : "is a pipe or device");
 		fclose(z->raw);
 		free(z);
 		errno = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
@@ -234,7 +236,7 @@ void zfile_stream_closed(struct zfile *z)
 {
 	z->stream_closed = 1;
 	if (z->codec == ZFILE_PLAIN)
-		z->raw = NULL;	/* it was the stream */
+		z->raw = NULL; /* it was the stream */
 }
 
 void zfile_close(struct zfile *z)
@@ -242,7 +244,7 @@ void zfile_close(struct zfile *z)
 	if (!z)
 		return;
 	if (!z->stream_closed)
-		fclose(z->stream);	/* the cookie's close only sets the flag */
+		fclose(z->stream); /* the cookie's close only sets the flag */
 	if (z->codec == ZFILE_GZIP)
 		inflateEnd(&z->gz);
 	else if (z->codec == ZFILE_XZ)

@@ -23,12 +23,12 @@
 /* Errors of the reader (negative return values); rpc_strerror() names them. */
 enum grpc_frame_err {
 	GRPC_FRAME_OK = 0,
-	GRPC_FRAME_E_TOO_BIG = -1001,     /* length prefix above the limit */
-	GRPC_FRAME_E_COMPRESSED = -1002,  /* compressed flag set: none was negotiated */
-	GRPC_FRAME_E_BAD_FLAG = -1003,    /* flag byte neither 0 nor 1 */
-	GRPC_FRAME_E_TRUNCATED = -1004,   /* stream ended inside a message */
+	GRPC_FRAME_E_TOO_BIG = -1001,	 /* length prefix above the limit */
+	GRPC_FRAME_E_COMPRESSED = -1002, /* compressed flag set: none was negotiated */
+	GRPC_FRAME_E_BAD_FLAG = -1003,	 /* flag byte neither 0 nor 1 */
+	GRPC_FRAME_E_TRUNCATED = -1004,	 /* stream ended inside a message */
 	GRPC_FRAME_E_NOMEM = -1005,
-	GRPC_FRAME_E_CALLBACK = -1006,    /* the message callback refused a message */
+	GRPC_FRAME_E_CALLBACK = -1006, /* the message callback refused a message */
 };
 
 /* Called once per complete message; msg is valid only during the call.
@@ -36,15 +36,15 @@ enum grpc_frame_err {
 typedef int (*grpc_msg_cb)(void *ctx, const uint8_t *msg, size_t len);
 
 struct grpc_reader {
-	uint32_t max_message;        /* largest message accepted, bytes */
+	uint32_t max_message; /* largest message accepted, bytes */
 	uint8_t hdr[GRPC_PREFIX_LEN];
-	uint8_t hdr_have;            /* prefix bytes seen of the current message */
-	uint32_t msg_len;            /* length of the current message (prefix complete) */
-	uint8_t *buf;                /* reassembly buffer for messages split over DATA frames */
+	uint8_t hdr_have; /* prefix bytes seen of the current message */
+	uint32_t msg_len; /* length of the current message (prefix complete) */
+	uint8_t *buf;	  /* reassembly buffer for messages split over DATA frames */
 	size_t buf_cap;
 	size_t buf_have;
-	uint64_t messages;           /* messages delivered */
-	int error;                   /* first error; sticky: nothing is read after it */
+	uint64_t messages; /* messages delivered */
+	int error;	   /* first error; sticky: nothing is read after it */
 };
 
 void grpc_reader_init(struct grpc_reader *r, uint32_t max_message);

@@ -7,9 +7,22 @@
 #include "grpc_status.h"
 
 static const char *const status_names[GRPC_STATUS_MAX + 1] = {
-	"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-	"ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-	"ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+	"OK",
+	"CANCELLED",
+	"UNKNOWN",
+	"INVALID_ARGUMENT",
+	"DEADLINE_EXCEEDED",
+	"NOT_FOUND",
+	"ALREADY_EXISTS",
+	"PERMISSION_DENIED",
+	"RESOURCE_EXHAUSTED",
+	"FAILED_PRECONDITION",
+	"ABORTED",
+	"OUT_OF_RANGE",
+	"UNIMPLEMENTED",
+	"INTERNAL",
+	"UNAVAILABLE",
+	"DATA_LOSS",
 	"UNAUTHENTICATED",
 };
 
@@ -107,13 +120,26 @@ long long grpc_timeout_parse(const char *s, size_t len)
 		v = v * 10 + (s[i] - '0');
 	}
 	switch (s[len - 1]) {
-	case 'H': mul = 3600LL * 1000000000; break;
-	case 'M': mul = 60LL * 1000000000; break;
-	case 'S': mul = 1000000000; break;
-	case 'm': mul = 1000000; break;
-	case 'u': mul = 1000; break;
-	case 'n': mul = 1; break;
-	default: return -1;
+	case 'H':
+		mul = 3600LL * 1000000000;
+		break;
+	case 'M':
+		mul = 60LL * 1000000000;
+		break;
+	case 'S':
+		mul = 1000000000;
+		break;
+	case 'm':
+		mul = 1000000;
+		break;
+	case 'u':
+		mul = 1000;
+		break;
+	case 'n':
+		mul = 1;
+		break;
+	default:
+		return -1;
 	}
 	/* 8 digits of hours fit in 2^63 ns?  99999999 h = 3.6e20 ns: no; saturate. */
 	if (v > INT64_MAX / mul)

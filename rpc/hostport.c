@@ -23,13 +23,12 @@ static int port_ok(const char *p)
 
 	if (!n || strspn(p, "0123456789") != n)
 		return 0;
-	v = strtoull(p, NULL, 10);	/* saturates: too many digits are > 65535 */
+	v = strtoull(p, NULL, 10); /* saturates: too many digits are > 65535 */
 	return v >= 1 && v <= 65535;
 }
 
 enum rpc_hostport_error rpc_hostport_parse(const char *spec, enum rpc_hostport_mode mode,
-					   char *host, size_t hostlen, char *port,
-					   size_t portlen)
+					   char *host, size_t hostlen, char *port, size_t portlen)
 {
 	const char *h = spec, *colon;
 	size_t hl;

@@ -22,10 +22,10 @@ enum rpc_hostport_mode {
 /* What was wrong with an address, for the caller's message. */
 enum rpc_hostport_error {
 	RPC_HOSTPORT_OK = 0,
-	RPC_HOSTPORT_EMPTY,	/* NULL or "" */
-	RPC_HOSTPORT_BRACKET,	/* "[" without "]:" after the address */
-	RPC_HOSTPORT_COLON,	/* no colon; connect: more than one without brackets */
-	RPC_HOSTPORT_BAD,	/* host or port empty, too long, or (connect) a bad port */
+	RPC_HOSTPORT_EMPTY,   /* NULL or "" */
+	RPC_HOSTPORT_BRACKET, /* "[" without "]:" after the address */
+	RPC_HOSTPORT_COLON,   /* no colon; connect: more than one without brackets */
+	RPC_HOSTPORT_BAD,     /* host or port empty, too long, or (connect) a bad port */
 };
 
 /*
@@ -34,7 +34,6 @@ enum rpc_hostport_error {
  * RPC_HOSTPORT_OK (0) or what was wrong; host and port are undefined then.
  */
 enum rpc_hostport_error rpc_hostport_parse(const char *spec, enum rpc_hostport_mode mode,
-					   char *host, size_t hostlen, char *port,
-					   size_t portlen);
+					   char *host, size_t hostlen, char *port, size_t portlen);
 
 #endif

@@ -71,7 +71,8 @@ static int load_pair(SSL_CTX *ctx, const char *cert, const char *key, char *err,
 	char pre[512];
 
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
-		snprintf(pre, sizeof(pre), "certificate %s: cannot load (PEM chain expected)", cert);
+		snprintf(pre, sizeof(pre), "certificate %s: cannot load (PEM chain expected)",
+			 cert);
 		rpc_tls_errors(pre, err, errlen);
 		return -1;
 	}
@@ -80,7 +81,8 @@ static int load_pair(SSL_CTX *ctx, const char *cert, const char *key, char *err,
 
 		/* OpenSSL checks the pair while loading the key. */
 		if (reason == X509_R_KEY_VALUES_MISMATCH || reason == X509_R_KEY_TYPE_MISMATCH)
-			snprintf(pre, sizeof(pre), "key %s does not match certificate %s", key, cert);
+			snprintf(pre, sizeof(pre), "key %s does not match certificate %s", key,
+				 cert);
 		else
 			snprintf(pre, sizeof(pre), "key %s: cannot load (PEM key expected)", key);
 		rpc_tls_errors(pre, err, errlen);
@@ -110,7 +112,7 @@ SSL_CTX *rpc_tls_server_ctx(const struct rpc_tls_config *cfg, char *err, size_t 
 		goto fail_ctx;
 	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
 	if (cfg->ca_file) {
-		STACK_OF(X509_NAME) *names;
+		STACK_OF(X509_NAME) * names;
 
 		if (SSL_CTX_load_verify_locations(ctx, cfg->ca_file, NULL) != 1) {
 			snprintf(pre, sizeof(pre), "client CA %s: cannot load", cfg->ca_file);
@@ -142,7 +144,8 @@ SSL_CTX *rpc_tls_client_ctx(const struct rpc_tls_config *cfg, char *err, size_t 
 		return NULL;
 	if (cfg->cert_file || cfg->key_file) {
 		if (!cfg->cert_file || !cfg->key_file) {
-			snprintf(err, errlen, "TLS client: give both a certificate and a key for mutual TLS");
+			snprintf(err, errlen,
+				 "TLS client: give both a certificate and a key for mutual TLS");
 			goto fail_ctx;
 		}
 		if (load_pair(ctx, cfg->cert_file, cfg->key_file, err, errlen))
@@ -177,8 +180,10 @@ int rpc_tls_client_prepare(SSL *ssl, const char *server_name)
 		return 0;
 	/* An IP address is checked against the certificate's IP SANs and is
 	 * not sent as SNI (RFC 6066 3: host names only). */
-	if (inet_pton(AF_INET, server_name, addr) == 1 || inet_pton(AF_INET6, server_name, addr) == 1)
-		return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), server_name) == 1 ? 0 : -1;
+	if (inet_pton(AF_INET, server_name, addr) == 1 ||
+	    inet_pton(AF_INET6, server_name, addr) == 1)
+		return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), server_name) == 1 ? 0 :
+											      -1;
 	if (SSL_set_tlsext_host_name(ssl, server_name) != 1)
 		return -1;
 	return SSL_set1_host(ssl, server_name) == 1 ? 0 : -1;

@@ -19,12 +19,12 @@
 #include <openssl/ssl.h>
 
 struct rpc_tls_config {
-	const char *cert_file;   /* PEM certificate chain: server always, client for mTLS */
-	const char *key_file;    /* PEM private key of cert_file */
-	const char *ca_file;     /* server: CA of client certificates (enables mTLS);
+	const char *cert_file;	 /* PEM certificate chain: server always, client for mTLS */
+	const char *key_file;	 /* PEM private key of cert_file */
+	const char *ca_file;	 /* server: CA of client certificates (enables mTLS);
 				  * client: CA of the server (NULL: system store) */
 	const char *server_name; /* client: SNI and the name verified (NULL: no name check) */
-	bool insecure;           /* client: skip verification (tests of refusal only) */
+	bool insecure;		 /* client: skip verification (tests of refusal only) */
 };
 
 /* A server context; NULL and a one-line reason in err on failure. */

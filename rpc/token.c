@@ -19,7 +19,8 @@ bool rpc_token_valid(const char *tok)
 	if (!tok)
 		return false;
 	for (n = 0; tok[n]; n++)
-		if ((unsigned char)tok[n] < 0x21 || (unsigned char)tok[n] > 0x7e || n >= RPC_TOKEN_MAX)
+		if ((unsigned char)tok[n] < 0x21 || (unsigned char)tok[n] > 0x7e ||
+		    n >= RPC_TOKEN_MAX)
 			return false;
 	return n > 0;
 }
@@ -65,9 +66,10 @@ int rpc_token_load(const char *path, char *out, size_t outlen, char *err, size_t
 		e--;
 	line[e] = '\0';
 	if (!rpc_token_valid(line + b)) {
-		snprintf(err, errlen,
-			 "token file %s: the first line must be 1 to %d visible ASCII characters, no spaces",
-			 path, RPC_TOKEN_MAX);
+		snprintf(
+			err, errlen,
+			"token file %s: the first line must be 1 to %d visible ASCII characters, no spaces",
+			path, RPC_TOKEN_MAX);
 		return -1;
 	}
 	if (e - b + 1 > outlen) {

@@ -10,6 +10,8 @@ packages=(
 	libpcap-dev libpng-dev zlib1g-dev liblzma-dev
 	# tests (clang: the libFuzzer targets)
 	libcmocka-dev clang tshark python3 python3-numpy xz-utils
+	# the C style check (scripts/style-check.sh, test style.clang_format)
+	clang-format git
 	# the model: training, evaluation, plots (model/)
 	python3-torch python3-sklearn python3-matplotlib
 	# benchmarks

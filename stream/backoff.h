@@ -13,10 +13,10 @@
 struct backoff {
 	double initial_ms;
 	double multiplier;
-	double jitter;		/* 0 .. 1: the delay is base * (1 +- jitter) */
+	double jitter; /* 0 .. 1: the delay is base * (1 +- jitter) */
 	double max_ms;
-	double current_ms;	/* base of the next delay */
-	uint64_t rng;		/* xorshift64* state */
+	double current_ms; /* base of the next delay */
+	uint64_t rng;	   /* xorshift64* state */
 };
 
 void backoff_init(struct backoff *b, unsigned initial_ms, double multiplier, double jitter,

@@ -35,15 +35,15 @@ struct conn {
 	int fd;
 	enum conn_phase phase;
 	SSL *ssl;
-	bool ssl_want_write;		/* OpenSSL needs the socket writable to go on */
+	bool ssl_want_write; /* OpenSSL needs the socket writable to go on */
 	nghttp2_session *h2;
 	int32_t stream_id;
-	const uint8_t *out;		/* bytes from nghttp2_session_mem_send not yet written */
+	const uint8_t *out; /* bytes from nghttp2_session_mem_send not yet written */
 	size_t out_len, out_off;
 	/* The message being copied into DATA frames: prefix, then payload. */
 	uint8_t prefix[GRPC_PREFIX_LEN];
 	const uint8_t *msg;
-	size_t msg_len, msg_off;	/* msg_off counts the prefix too */
+	size_t msg_len, msg_off; /* msg_off counts the prefix too */
 	bool have_msg, finishing, eof_sent;
 	struct grpc_reader reader;
 	int http_status;
@@ -59,7 +59,7 @@ static void set_err(struct conn *c, const char *fmt, ...)
 	va_list ap;
 
 	if (c->err[0])
-		return;		/* the first cause is the one worth reporting */
+		return; /* the first cause is the one worth reporting */
 	va_start(ap, fmt);
 	vsnprintf(c->err, sizeof(c->err), fmt, ap);
 	va_end(ap);
@@ -211,8 +211,8 @@ static int on_message(void *user, const uint8_t *msg, size_t len)
 	return c->cb.message(c->ctx, msg, len);
 }
 
-static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data,
-		   size_t len, void *user)
+static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
+		   void *user)
 {
 	struct conn *c = user;
 	int r;
@@ -265,8 +265,9 @@ static int h2_start(struct conn *c)
 	size_t n = 0;
 	int r;
 
-#define NV(k, v) hdrs[n++] = (nghttp2_nv){ (uint8_t *)(k), (uint8_t *)(v), strlen(k), strlen(v), \
-					  NGHTTP2_NV_FLAG_NONE }
+#define NV(k, v) \
+	hdrs[n++] = (nghttp2_nv){ (uint8_t *)(k), (uint8_t *)(v), strlen(k), strlen(v), \
+				  NGHTTP2_NV_FLAG_NONE }
 	NV(":method", "POST");
 	NV(":scheme", c->ssl ? "https" : "http");
 	NV(":path", CONN_PATH);
@@ -370,7 +371,8 @@ short conn_events(const struct conn *c)
 	case CONN_TLS:
 		return c->ssl_want_write ? POLLOUT : POLLIN;
 	case CONN_H2:
-		if (c->out_off < c->out_len || c->ssl_want_write || nghttp2_session_want_write(c->h2))
+		if (c->out_off < c->out_len || c->ssl_want_write ||
+		    nghttp2_session_want_write(c->h2))
 			return POLLIN | POLLOUT;
 		return POLLIN;
 	default:
@@ -393,7 +395,7 @@ static int tcp_done(struct conn *c)
 		c->ai = c->ai->ai_next;
 		if (!c->ai || try_connect(c))
 			return -1;
-		return 0;	/* the next address */
+		return 0; /* the next address */
 	}
 	c->err[0] = '\0';
 	if (!c->p.tls)
@@ -419,7 +421,8 @@ static int tls_step(struct conn *c)
 	if (r == 1) {
 		c->ssl_want_write = false;
 		if (!rpc_tls_alpn_is_h2(c->ssl)) {
-			set_err(c, "collector %s: TLS peer did not agree on ALPN h2", c->p.authority);
+			set_err(c, "collector %s: TLS peer did not agree on ALPN h2",
+				c->p.authority);
 			return -1;
 		}
 		return h2_start(c);

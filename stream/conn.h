@@ -31,12 +31,12 @@ struct conn_callbacks {
 };
 
 struct conn_params {
-	const char *host;		/* to connect to */
+	const char *host; /* to connect to */
 	const char *port;
-	const char *authority;		/* :authority, "host:port" */
-	SSL_CTX *tls;			/* NULL: h2c */
-	const char *server_name;	/* TLS: SNI and name verified */
-	const char *authorization;	/* header value ("Bearer ..."), NULL: none */
+	const char *authority;	   /* :authority, "host:port" */
+	SSL_CTX *tls;		   /* NULL: h2c */
+	const char *server_name;   /* TLS: SNI and name verified */
+	const char *authorization; /* header value ("Bearer ..."), NULL: none */
 	const char *user_agent;
 };
 

@@ -15,15 +15,15 @@ struct qbatch {
 	uint64_t sequence;
 	uint32_t verdicts;
 	uint32_t len;
-	uint8_t *payload;	/* owned (malloc'd) */
+	uint8_t *payload; /* owned (malloc'd) */
 	bool sent;
 };
 
 struct queue {
 	struct qbatch *q;
 	size_t cap, head, n;
-	size_t unsent;		/* index (from head) of the first batch not sent */
-	uint64_t verdicts;	/* in all batches held */
+	size_t unsent;	   /* index (from head) of the first batch not sent */
+	uint64_t verdicts; /* in all batches held */
 	uint64_t bytes;
 };
 

@@ -21,19 +21,44 @@
 #include "token.h"
 #include "vjson.h"
 
-#define EXIT_ACKED 0		/* every verdict acknowledged */
-#define EXIT_UNREADABLE 1	/* an input could not be read, or the stream not set up */
+#define EXIT_ACKED 0	  /* every verdict acknowledged */
+#define EXIT_UNREADABLE 1 /* an input could not be read, or the stream not set up */
 #define EXIT_USAGE 2
-#define EXIT_KEPT 3		/* some verdicts wait in the spool (collector away / refused) */
-#define EXIT_DROPPED 4		/* some verdicts were lost (spool limit; counted) */
-#define EXIT_BADLINES 5		/* bad input lines (each reported; the rest was sent) */
+#define EXIT_KEPT 3	/* some verdicts wait in the spool (collector away / refused) */
+#define EXIT_DROPPED 4	/* some verdicts were lost (spool limit; counted) */
+#define EXIT_BADLINES 5 /* bad input lines (each reported; the rest was sent) */
 
 enum {
-	OPT_TLS = 256, OPT_CA, OPT_CERT, OPT_KEY, OPT_SERVER_NAME, OPT_TOKEN, OPT_TOKEN_FILE,
-	OPT_AGENT_ID, OPT_HOST, OPT_RUN_ID, OPT_MODEL, OPT_MODEL_VERSION, OPT_CLASSES, OPT_BATCH,
-	OPT_DELAY, OPT_QUEUE, OPT_SUBMIT, OPT_SPOOL, OPT_SPOOL_MAX, OPT_SEGMENT, OPT_FSYNC,
-	OPT_BACKOFF_INITIAL, OPT_BACKOFF_MAX, OPT_CONNECT_TIMEOUT, OPT_ACK_TIMEOUT, OPT_TIMEOUT,
-	OPT_RATE, OPT_REPEAT, OPT_JSON, OPT_INTERFACE,
+	OPT_TLS = 256,
+	OPT_CA,
+	OPT_CERT,
+	OPT_KEY,
+	OPT_SERVER_NAME,
+	OPT_TOKEN,
+	OPT_TOKEN_FILE,
+	OPT_AGENT_ID,
+	OPT_HOST,
+	OPT_RUN_ID,
+	OPT_MODEL,
+	OPT_MODEL_VERSION,
+	OPT_CLASSES,
+	OPT_BATCH,
+	OPT_DELAY,
+	OPT_QUEUE,
+	OPT_SUBMIT,
+	OPT_SPOOL,
+	OPT_SPOOL_MAX,
+	OPT_SEGMENT,
+	OPT_FSYNC,
+	OPT_BACKOFF_INITIAL,
+	OPT_BACKOFF_MAX,
+	OPT_CONNECT_TIMEOUT,
+	OPT_ACK_TIMEOUT,
+	OPT_TIMEOUT,
+	OPT_RATE,
+	OPT_REPEAT,
+	OPT_JSON,
+	OPT_INTERFACE,
 };
 
 struct send_opts {
@@ -42,7 +67,7 @@ struct send_opts {
 	char *classes_buf;
 	const char *classes[STREAM_MAX_CLASSES];
 	unsigned timeout_ms;
-	uint64_t rate;		/* verdicts per second, 0: as fast as possible */
+	uint64_t rate; /* verdicts per second, 0: as fast as possible */
 	uint64_t repeat;
 	bool json;
 	const char *interface;
@@ -53,38 +78,57 @@ struct send_opts {
 
 static const struct argp_option options[] = {
 	{ NULL, 0, NULL, 0, "Collector:", 1 },
-	{ "collector", 'c', "HOST:PORT", 0, "the collector (or any gRPC server of proto/flowpic.proto)", 1 },
+	{ "collector", 'c', "HOST:PORT", 0,
+	  "the collector (or any gRPC server of proto/flowpic.proto)", 1 },
 	{ "tls", OPT_TLS, NULL, 0, "TLS (default: cleartext HTTP/2, h2c)", 1 },
-	{ "ca", OPT_CA, "FILE", 0, "CA certificate(s) to verify the collector (default: system's); implies --tls", 1 },
-	{ "cert", OPT_CERT, "FILE", 0, "this agent's certificate for mutual TLS; implies --tls", 1 },
+	{ "ca", OPT_CA, "FILE", 0,
+	  "CA certificate(s) to verify the collector (default: system's); implies --tls", 1 },
+	{ "cert", OPT_CERT, "FILE", 0, "this agent's certificate for mutual TLS; implies --tls",
+	  1 },
 	{ "key", OPT_KEY, "FILE", 0, "the key of --cert", 1 },
-	{ "server-name", OPT_SERVER_NAME, "NAME", 0, "name to verify in the collector's certificate (default: HOST)", 1 },
+	{ "server-name", OPT_SERVER_NAME, "NAME", 0,
+	  "name to verify in the collector's certificate (default: HOST)", 1 },
 	{ "token", OPT_TOKEN, "TOKEN", 0, "access token (authorization: Bearer TOKEN)", 1 },
-	{ "token-file", OPT_TOKEN_FILE, "FILE", 0, "read the access token from FILE (first line)", 1 },
+	{ "token-file", OPT_TOKEN_FILE, "FILE", 0, "read the access token from FILE (first line)",
+	  1 },
 	{ NULL, 0, NULL, 0, "Identity and model (sent with every batch):", 2 },
 	{ "agent-id", OPT_AGENT_ID, "ID", 0, "agent id (default: flowpic-send)", 2 },
 	{ "host", OPT_HOST, "NAME", 0, "host name (default: this host's)", 2 },
-	{ "run-id", OPT_RUN_ID, "N", 0, "run id (default: now in ns); verdict seq restarts with it", 2 },
+	{ "run-id", OPT_RUN_ID, "N", 0, "run id (default: now in ns); verdict seq restarts with it",
+	  2 },
 	{ "model", OPT_MODEL, "NAME", 0, "model name", 2 },
 	{ "model-version", OPT_MODEL_VERSION, "V", 0, "model version", 2 },
-	{ "classes", OPT_CLASSES, "A,B,...", 0, "the model's classes, in the order of probs (default: the names of the first line's \"probs\" object)", 2 },
-	{ "interface", OPT_INTERFACE, "NAME", 0, "interface (or file) of verdicts whose line has none", 2 },
+	{ "classes", OPT_CLASSES, "A,B,...", 0,
+	  "the model's classes, in the order of probs (default: the names of the first line's \"probs\" object)",
+	  2 },
+	{ "interface", OPT_INTERFACE, "NAME", 0,
+	  "interface (or file) of verdicts whose line has none", 2 },
 	{ NULL, 0, NULL, 0, "Batches, queue and spool:", 3 },
 	{ "batch", OPT_BATCH, "N", 0, "verdicts per batch at most (default 500)", 3 },
-	{ "delay", OPT_DELAY, "MS", 0, "longest wait of a verdict in an open batch (default 1000)", 3 },
+	{ "delay", OPT_DELAY, "MS", 0, "longest wait of a verdict in an open batch (default 1000)",
+	  3 },
 	{ "queue", OPT_QUEUE, "N", 0, "unacknowledged batches in memory (default 64)", 3 },
 	{ "submit", OPT_SUBMIT, "N", 0, "verdicts in the submit ring (default 16384)", 3 },
-	{ "spool", OPT_SPOOL, "DIR", 0, "spool directory (default: none: what does not fit in memory is dropped)", 3 },
-	{ "spool-max", OPT_SPOOL_MAX, "BYTES", 0, "spool size limit, K/M/G suffixes (default 1G)", 3 },
+	{ "spool", OPT_SPOOL, "DIR", 0,
+	  "spool directory (default: none: what does not fit in memory is dropped)", 3 },
+	{ "spool-max", OPT_SPOOL_MAX, "BYTES", 0, "spool size limit, K/M/G suffixes (default 1G)",
+	  3 },
 	{ "segment", OPT_SEGMENT, "BYTES", 0, "spool segment size (default 4M)", 3 },
 	{ "fsync", OPT_FSYNC, "WHEN", 0, "batch (default), segment or never", 3 },
 	{ NULL, 0, NULL, 0, "Timing:", 4 },
-	{ "backoff-initial", OPT_BACKOFF_INITIAL, "MS", 0, "first reconnection delay (default 1000)", 4 },
-	{ "backoff-max", OPT_BACKOFF_MAX, "MS", 0, "longest reconnection delay (default 120000)", 4 },
-	{ "connect-timeout", OPT_CONNECT_TIMEOUT, "MS", 0, "TCP+TLS set-up limit (default 20000)", 4 },
-	{ "ack-timeout", OPT_ACK_TIMEOUT, "MS", 0, "reconnect after this long without an acknowledgement (default 30000)", 4 },
-	{ "timeout", OPT_TIMEOUT, "MS", 0, "at the end, wait this long for acknowledgements before spooling the rest (default 10000)", 4 },
-	{ "rate", OPT_RATE, "N", 0, "submit at most N verdicts per second (default: as fast as possible)", 4 },
+	{ "backoff-initial", OPT_BACKOFF_INITIAL, "MS", 0,
+	  "first reconnection delay (default 1000)", 4 },
+	{ "backoff-max", OPT_BACKOFF_MAX, "MS", 0, "longest reconnection delay (default 120000)",
+	  4 },
+	{ "connect-timeout", OPT_CONNECT_TIMEOUT, "MS", 0, "TCP+TLS set-up limit (default 20000)",
+	  4 },
+	{ "ack-timeout", OPT_ACK_TIMEOUT, "MS", 0,
+	  "reconnect after this long without an acknowledgement (default 30000)", 4 },
+	{ "timeout", OPT_TIMEOUT, "MS", 0,
+	  "at the end, wait this long for acknowledgements before spooling the rest (default 10000)",
+	  4 },
+	{ "rate", OPT_RATE, "N", 0,
+	  "submit at most N verdicts per second (default: as fast as possible)", 4 },
 	{ "repeat", OPT_REPEAT, "N", 0, "send the input N times (benchmarks)", 4 },
 	{ NULL, 0, NULL, 0, "Output:", 5 },
 	{ "json", OPT_JSON, NULL, 0, "counters as one JSON line", 5 },
@@ -120,10 +164,20 @@ static int parse_bytes(const char *s, uint64_t *out)
 		return -1;
 	memcpy(buf, s, n + 1);
 	switch (buf[n - 1]) {
-	case 'K': case 'k': mul = 1ull << 10; break;
-	case 'M': case 'm': mul = 1ull << 20; break;
-	case 'G': case 'g': mul = 1ull << 30; break;
-	default: break;
+	case 'K':
+	case 'k':
+		mul = 1ull << 10;
+		break;
+	case 'M':
+	case 'm':
+		mul = 1ull << 20;
+		break;
+	case 'G':
+	case 'g':
+		mul = 1ull << 30;
+		break;
+	default:
+		break;
 	}
 	if (mul > 1)
 		buf[n - 1] = '\0';
@@ -151,12 +205,26 @@ static error_t parse_opt(int key, char *arg, struct argp_state *st)
 	uint64_t v;
 
 	switch (key) {
-	case 'c': c->target = arg; break;
-	case OPT_TLS: c->tls = true; break;
-	case OPT_CA: c->ca_file = arg; c->tls = true; break;
-	case OPT_CERT: c->cert_file = arg; c->tls = true; break;
-	case OPT_KEY: c->key_file = arg; break;
-	case OPT_SERVER_NAME: c->server_name = arg; break;
+	case 'c':
+		c->target = arg;
+		break;
+	case OPT_TLS:
+		c->tls = true;
+		break;
+	case OPT_CA:
+		c->ca_file = arg;
+		c->tls = true;
+		break;
+	case OPT_CERT:
+		c->cert_file = arg;
+		c->tls = true;
+		break;
+	case OPT_KEY:
+		c->key_file = arg;
+		break;
+	case OPT_SERVER_NAME:
+		c->server_name = arg;
+		break;
 	case OPT_TOKEN:
 		if (!rpc_token_valid(arg))
 			argp_error(st, "--token: 1 to %d visible ASCII characters, no spaces",
@@ -169,15 +237,23 @@ static error_t parse_opt(int key, char *arg, struct argp_state *st)
 			argp_error(st, "--token-file: %s", err);
 		c->token = o->token;
 		break;
-	case OPT_AGENT_ID: c->agent_id = arg; break;
-	case OPT_HOST: c->host = arg; break;
+	case OPT_AGENT_ID:
+		c->agent_id = arg;
+		break;
+	case OPT_HOST:
+		c->host = arg;
+		break;
 	case OPT_RUN_ID:
 		if (number_parse_u64(arg, 1, UINT64_MAX, &v))
 			argp_error(st, "--run-id %s: expected a positive whole number", arg);
 		c->run_id = v;
 		break;
-	case OPT_MODEL: c->model_name = arg; break;
-	case OPT_MODEL_VERSION: c->model_version = arg; break;
+	case OPT_MODEL:
+		c->model_name = arg;
+		break;
+	case OPT_MODEL_VERSION:
+		c->model_version = arg;
+		break;
 	case OPT_CLASSES: {
 		char *save = NULL, *t;
 
@@ -191,11 +267,21 @@ static error_t parse_opt(int key, char *arg, struct argp_state *st)
 		c->classes = o->classes;
 		break;
 	}
-	case OPT_BATCH: c->batch_max = num(st, arg, 1, STREAM_BATCH_MAX); break;
-	case OPT_DELAY: c->batch_delay_ms = num(st, arg, 0, 3600000); break;
-	case OPT_QUEUE: c->queue_max = num(st, arg, 1, 1u << 20); break;
-	case OPT_SUBMIT: c->submit_max = num(st, arg, 1, 1u << 24); break;
-	case OPT_SPOOL: c->spool_dir = arg; break;
+	case OPT_BATCH:
+		c->batch_max = num(st, arg, 1, STREAM_BATCH_MAX);
+		break;
+	case OPT_DELAY:
+		c->batch_delay_ms = num(st, arg, 0, 3600000);
+		break;
+	case OPT_QUEUE:
+		c->queue_max = num(st, arg, 1, 1u << 20);
+		break;
+	case OPT_SUBMIT:
+		c->submit_max = num(st, arg, 1, 1u << 24);
+		break;
+	case OPT_SPOOL:
+		c->spool_dir = arg;
+		break;
 	case OPT_SPOOL_MAX:
 		if (parse_bytes(arg, &c->spool_max_bytes))
 			argp_error(st, "--spool-max %s: expected bytes, e.g. 512M", arg);
@@ -214,20 +300,38 @@ static error_t parse_opt(int key, char *arg, struct argp_state *st)
 		else
 			argp_error(st, "--fsync %s: expected batch, segment or never", arg);
 		break;
-	case OPT_BACKOFF_INITIAL: c->backoff_initial_ms = num(st, arg, 1, 3600000); break;
-	case OPT_BACKOFF_MAX: c->backoff_max_ms = num(st, arg, 1, 3600000); break;
-	case OPT_CONNECT_TIMEOUT: c->connect_timeout_ms = num(st, arg, 1, 3600000); break;
-	case OPT_ACK_TIMEOUT: c->ack_timeout_ms = num(st, arg, 1, 3600000); break;
-	case OPT_TIMEOUT: o->timeout_ms = num(st, arg, 0, 86400000); break;
-	case OPT_RATE: o->rate = num(st, arg, 1, 100000000); break;
-	case OPT_REPEAT: o->repeat = num(st, arg, 1, 1000000); break;
-	case OPT_JSON: o->json = true; break;
+	case OPT_BACKOFF_INITIAL:
+		c->backoff_initial_ms = num(st, arg, 1, 3600000);
+		break;
+	case OPT_BACKOFF_MAX:
+		c->backoff_max_ms = num(st, arg, 1, 3600000);
+		break;
+	case OPT_CONNECT_TIMEOUT:
+		c->connect_timeout_ms = num(st, arg, 1, 3600000);
+		break;
+	case OPT_ACK_TIMEOUT:
+		c->ack_timeout_ms = num(st, arg, 1, 3600000);
+		break;
+	case OPT_TIMEOUT:
+		o->timeout_ms = num(st, arg, 0, 86400000);
+		break;
+	case OPT_RATE:
+		o->rate = num(st, arg, 1, 100000000);
+		break;
+	case OPT_REPEAT:
+		o->repeat = num(st, arg, 1, 1000000);
+		break;
+	case OPT_JSON:
+		o->json = true;
+		break;
 	case OPT_INTERFACE:
 		if (strlen(arg) >= STREAM_IFNAME_MAX)
 			argp_error(st, "--interface: at most %d characters", STREAM_IFNAME_MAX - 1);
 		o->interface = arg;
 		break;
-	case 'v': o->verbose++; break;
+	case 'v':
+		o->verbose++;
+		break;
 	case ARGP_KEY_ARGS:
 		o->files = st->argv + st->next;
 		o->nfiles = st->argc - st->next;
@@ -247,7 +351,7 @@ static error_t parse_opt(int key, char *arg, struct argp_state *st)
 struct feed {
 	struct stream *s;
 	struct send_opts *o;
-	bool failed;		/* stream_new() failed: nothing more to do */
+	bool failed; /* stream_new() failed: nothing more to do */
 	uint64_t rate, submitted, bad, skipped, start_ns;
 };
 

@@ -26,12 +26,12 @@
 
 struct seg {
 	uint64_t id;
-	uint64_t size;			/* bytes in the file */
-	uint64_t records, verdicts;	/* good records in it (acked or not) */
+	uint64_t size;		    /* bytes in the file */
+	uint64_t records, verdicts; /* good records in it (acked or not) */
 	uint64_t acked_records, acked_verdicts;
-	uint64_t ack_off;		/* end of the last acknowledged record */
-	uint64_t reported_to;		/* corruption before this offset is already reported */
-	int rfd;			/* for reading, -1 until needed */
+	uint64_t ack_off;     /* end of the last acknowledged record */
+	uint64_t reported_to; /* corruption before this offset is already reported */
+	int rfd;	      /* for reading, -1 until needed */
 };
 
 struct flight {
@@ -47,12 +47,12 @@ struct spool {
 	enum stream_fsync fsync_policy;
 	struct seg *segs;
 	size_t nsegs, capsegs;
-	int wfd;			/* appends to segs[nsegs - 1] while >= 0 */
-	size_t r_idx;			/* read cursor: segment index and offset */
+	int wfd;      /* appends to segs[nsegs - 1] while >= 0 */
+	size_t r_idx; /* read cursor: segment index and offset */
 	uint64_t r_off;
-	struct flight *fl;		/* records read, not acked: a FIFO ring */
+	struct flight *fl; /* records read, not acked: a FIFO ring */
 	size_t fl_head, fl_n, fl_cap;
-	uint8_t *scratch;		/* for checking records during the scan */
+	uint8_t *scratch; /* for checking records during the scan */
 	size_t scratch_cap;
 	struct spool_stats st;
 };
@@ -71,8 +71,8 @@ static uint32_t rec_crc(const uint8_t *hdr, const uint8_t *payload, uint32_t len
 {
 	uLong c = crc32(0L, Z_NULL, 0);
 
-	c = crc32(c, hdr + 4, 8);	/* len, verdicts */
-	c = crc32(c, hdr + 16, 8);	/* sequence */
+	c = crc32(c, hdr + 4, 8);  /* len, verdicts */
+	c = crc32(c, hdr + 16, 8); /* sequence */
 	return (uint32_t)crc32(c, payload, len);
 }
 
@@ -138,12 +138,18 @@ enum rec_check { REC_OK, REC_SHORT, REC_BAD_MAGIC, REC_BAD_LEN, REC_BAD_CRC, REC
 static const char *rec_check_str(enum rec_check c)
 {
 	switch (c) {
-	case REC_OK: return "ok";
-	case REC_SHORT: return "cut short";
-	case REC_BAD_MAGIC: return "no record header";
-	case REC_BAD_LEN: return "impossible length";
-	case REC_BAD_CRC: return "bad checksum";
-	default: return "read error";
+	case REC_OK:
+		return "ok";
+	case REC_SHORT:
+		return "cut short";
+	case REC_BAD_MAGIC:
+		return "no record header";
+	case REC_BAD_LEN:
+		return "impossible length";
+	case REC_BAD_CRC:
+		return "bad checksum";
+	default:
+		return "read error";
 	}
 }
 
@@ -273,16 +279,18 @@ static int seg_scan(struct spool *sp, struct seg *s)
 	s->size = (uint64_t)stt.st_size;
 	if (s->size < SPOOL_SEG_HDR || pread_full(s->rfd, hdr, sizeof(hdr), 0) != SPOOL_SEG_HDR ||
 	    memcmp(hdr, SEG_MAGIC, 8) || get32(hdr + 8) != SEG_VERSION) {
-		log_error("spool %s/%s: not a flowpic spool segment (no version %d header in its %"
-			  PRIu64 " bytes); left alone", sp->dir, name, SEG_VERSION, s->size);
+		log_error(
+			"spool %s/%s: not a flowpic spool segment (no version %d header in its %" PRIu64
+			" bytes); left alone",
+			sp->dir, name, SEG_VERSION, s->size);
 		sp->st.corrupt++;
 		return 1;
 	}
 	off = SPOOL_SEG_HDR;
 	while (off < s->size) {
 		struct rec_hdr h;
-		enum rec_check c = rec_check(s->rfd, off, s->size, &h, &sp->scratch,
-					     &sp->scratch_cap);
+		enum rec_check c =
+			rec_check(s->rfd, off, s->size, &h, &sp->scratch, &sp->scratch_cap);
 		uint64_t next;
 
 		if (c == REC_OK) {
@@ -297,17 +305,18 @@ static int seg_scan(struct spool *sp, struct seg *s)
 		bad++;
 		sp->st.corrupt++;
 		log_error("spool %s/%s: record at offset %" PRIu64 " %s; %" PRIu64
-			  " bytes skipped%s", sp->dir, name, off, rec_check_str(c), next - off,
-			  next < s->size ? ", reading resumes at the next good record"
-					 : " (end of the segment)");
+			  " bytes skipped%s",
+			  sp->dir, name, off, rec_check_str(c), next - off,
+			  next < s->size ? ", reading resumes at the next good record" :
+					   " (end of the segment)");
 		off = next;
 	}
 	s->reported_to = s->size;
 	s->ack_off = SPOOL_SEG_HDR;
 	if (bad)
 		log_warn("spool %s/%s: %" PRIu64 " good records (%" PRIu64
-			 " verdicts) kept, %" PRIu64 " unreadable", sp->dir, name, s->records,
-			 s->verdicts, bad);
+			 " verdicts) kept, %" PRIu64 " unreadable",
+			 sp->dir, name, s->records, s->verdicts, bad);
 	return 0;
 }
 
@@ -341,8 +350,10 @@ static int dir_open_locked(struct spool *sp, char *err, size_t errlen)
 	/* One writer per spool: two agents appending to one directory would
 	 * interleave segments and delete each other's records. */
 	if (flock(sp->dfd, LOCK_EX | LOCK_NB) < 0) {
-		snprintf(err, errlen, "spool %s: in use by another process (%s); give each agent "
-			 "its own spool directory", sp->dir, strerror(errno));
+		snprintf(err, errlen,
+			 "spool %s: in use by another process (%s); give each agent "
+			 "its own spool directory",
+			 sp->dir, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -396,8 +407,8 @@ static int segs_index(struct spool *sp, char *err, size_t errlen)
 		int e = seg_scan(sp, s);
 
 		if (e < 0) {
-			snprintf(err, errlen, "spool %s: reading segment %016" PRIx64 ": %s", sp->dir,
-				 s->id, strerror(-e));
+			snprintf(err, errlen, "spool %s: reading segment %016" PRIx64 ": %s",
+				 sp->dir, s->id, strerror(-e));
 			return -1;
 		}
 		if (e > 0) {
@@ -444,7 +455,8 @@ struct spool *spool_open(const char *dir, uint64_t max_bytes, uint64_t segment_b
 	}
 	if (sp->st.records)
 		log_info("spool %s: %" PRIu64 " batches (%" PRIu64 " verdicts) from before, "
-			 "to replay", dir, sp->st.records, sp->st.verdicts);
+			 "to replay",
+			 dir, sp->st.records, sp->st.verdicts);
 	return sp;
 }
 
@@ -509,8 +521,8 @@ static int seg_create(struct spool *sp, uint64_t id, struct seg *s)
 }
 
 /* Write one record to fd at the end of s; on failure the file is cut back. */
-static int rec_write(struct spool *sp, int fd, struct seg *s, uint64_t sequence,
-		     uint32_t verdicts, const void *payload, uint32_t len)
+static int rec_write(struct spool *sp, int fd, struct seg *s, uint64_t sequence, uint32_t verdicts,
+		     const void *payload, uint32_t len)
 {
 	uint8_t h[SPOOL_REC_HDR];
 	struct iovec iov[2] = { { h, sizeof(h) }, { (void *)payload, len } };
@@ -524,7 +536,7 @@ static int rec_write(struct spool *sp, int fd, struct seg *s, uint64_t sequence,
 		log_error("spool %s: writing batch %" PRIu64 " (%u bytes): %s", sp->dir, sequence,
 			  len, strerror(e));
 		if (n > 0 && ftruncate(fd, (off_t)s->size) < 0)
-			s->size += (uint64_t)n;	/* the scan of a later run skips it */
+			s->size += (uint64_t)n; /* the scan of a later run skips it */
 		return -EIO;
 	}
 	s->size += sizeof(h) + len;
@@ -730,8 +742,9 @@ int spool_read(struct spool *sp, struct spool_record *rec)
 
 			if (sp->r_off >= s->reported_to) {
 				log_error("spool %s/%016" PRIx64 ": record at offset %" PRIu64
-					  " %s when read back; %" PRIu64 " bytes skipped", sp->dir,
-					  s->id, sp->r_off, rec_check_str(c), next - sp->r_off);
+					  " %s when read back; %" PRIu64 " bytes skipped",
+					  sp->dir, s->id, sp->r_off, rec_check_str(c),
+					  next - sp->r_off);
 				sp->st.corrupt++;
 				s->reported_to = next;
 			}

@@ -27,12 +27,12 @@
 struct spool;
 
 struct spool_stats {
-	uint64_t bytes;			/* all segments, headers included */
+	uint64_t bytes; /* all segments, headers included */
 	uint64_t segments;
-	uint64_t records;		/* good records not yet acknowledged */
-	uint64_t verdicts;		/* ... and their verdicts */
-	uint64_t corrupt;		/* records found unreadable */
-	uint64_t found_records;		/* at open: good records left by a previous run */
+	uint64_t records;	/* good records not yet acknowledged */
+	uint64_t verdicts;	/* ... and their verdicts */
+	uint64_t corrupt;	/* records found unreadable */
+	uint64_t found_records; /* at open: good records left by a previous run */
 	uint64_t found_verdicts;
 };
 

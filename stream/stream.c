@@ -68,8 +68,8 @@ struct stream {
 	uint64_t next_seq;
 	uint64_t submitted, rejected;
 	bool closing;
-	uint64_t close_deadline;	/* ms, monotonic */
-	struct stream_counters pub;	/* the thread's counters as last published */
+	uint64_t close_deadline;    /* ms, monotonic */
+	struct stream_counters pub; /* the thread's counters as last published */
 	char last_error[320];
 
 	/* The thread's own. */
@@ -110,8 +110,7 @@ void stream_config_default(struct stream_config *cfg)
 	cfg->ack_timeout_ms = 30000;
 }
 
-size_t stream_counters_list(const struct stream_counters *c, struct stream_counter *out,
-			    size_t max)
+size_t stream_counters_list(const struct stream_counters *c, struct stream_counter *out, size_t max)
 {
 	const struct stream_counter all[] = {
 		{ "stream.submitted", c->submitted },
@@ -261,15 +260,17 @@ static int on_ack(void *ctx, const uint8_t *msg, size_t len)
 		expect = s->fl[s->fl_head].rec.sequence;
 		verdicts = s->fl[s->fl_head].rec.verdicts;
 	} else {
-		snprintf(err, sizeof(err), "collector acknowledged batch %" PRIu64
-			 " but none is outstanding", ack.sequence);
+		snprintf(err, sizeof(err),
+			 "collector acknowledged batch %" PRIu64 " but none is outstanding",
+			 ack.sequence);
 		set_error(s, err);
 		return -1;
 	}
 	if (ack.sequence != expect) {
-		snprintf(err, sizeof(err), "collector acknowledged batch %" PRIu64
-			 ", expected %" PRIu64 " (acknowledgements come in order)", ack.sequence,
-			 expect);
+		snprintf(err, sizeof(err),
+			 "collector acknowledged batch %" PRIu64 ", expected %" PRIu64
+			 " (acknowledgements come in order)",
+			 ack.sequence, expect);
 		set_error(s, err);
 		return -1;
 	}
@@ -334,8 +335,8 @@ static void conn_down(struct stream *s, const char *why)
 	delay = backoff_next(&s->bo);
 	snprintf(msg, sizeof(msg), "%s%s", why,
 		 s->mq.n || s->fl_n || (s->spool && !spool_is_empty(s->spool)) ?
-		 "; batches kept (memory queue / spool), retrying with backoff" :
-		 "; retrying with backoff");
+			 "; batches kept (memory queue / spool), retrying with backoff" :
+			 "; retrying with backoff");
 	set_error(s, msg);
 	log_debug("next attempt in %u ms", delay);
 	conn_free(s->conn);
@@ -437,8 +438,8 @@ static void cut_batch(struct stream *s)
 		nc += k <= AGENT_COUNTERS_MAX ? k : AGENT_COUNTERS_MAX;
 	}
 	seq = ++s->next_batch;
-	len = encode_batch(s->encbuf, s->enccap, &s->hdr, seq, s->open, s->open_n, cs,
-			   (unsigned)nc, err, sizeof(err));
+	len = encode_batch(s->encbuf, s->enccap, &s->hdr, seq, s->open, s->open_n, cs, (unsigned)nc,
+			   err, sizeof(err));
 	if (len < 0) {
 		/* Cannot happen with enccap from encode_batch_bound(): say so loudly. */
 		log_error("%s; %u verdicts dropped", err, s->open_n);
@@ -570,14 +571,16 @@ static void *stream_thread(void *arg)
 			if (ph != CONN_H2 && now >= s->conn_started + s->connect_timeout_ms) {
 				char why[400];
 
-				snprintf(why, sizeof(why), "collector %s: no connection after %u ms",
-					 s->authority, s->connect_timeout_ms);
+				snprintf(why, sizeof(why),
+					 "collector %s: no connection after %u ms", s->authority,
+					 s->connect_timeout_ms);
 				conn_down(s, why);
 			} else if (waiting && now >= s->last_progress + s->ack_timeout_ms) {
 				char why[400];
 
-				snprintf(why, sizeof(why), "collector %s: no acknowledgement for %u ms",
-					 s->authority, s->ack_timeout_ms);
+				snprintf(why, sizeof(why),
+					 "collector %s: no acknowledgement for %u ms", s->authority,
+					 s->ack_timeout_ms);
 				conn_down(s, why);
 			}
 		}
@@ -593,7 +596,8 @@ static void *stream_thread(void *arg)
 		timeout = deadline > now ? (int)(deadline - now) : 0;
 		pfd[0] = (struct pollfd){ .fd = s->evfd, .events = POLLIN };
 		if (s->conn) {
-			pfd[1] = (struct pollfd){ .fd = conn_fd(s->conn), .events = conn_events(s->conn) };
+			pfd[1] = (struct pollfd){ .fd = conn_fd(s->conn),
+						  .events = conn_events(s->conn) };
 			nfd = 2;
 		}
 		if (poll(pfd, (nfds_t)nfd, timeout) < 0 && errno != EINTR) {
@@ -706,8 +710,10 @@ int stream_config_check(const struct stream_config *cfg, char *err, size_t errle
 		if (check_len(cfg->classes[i], STREAM_CLASS_MAX, "class name", err, errlen))
 			return -1;
 	if (cfg->token && !rpc_token_valid(cfg->token)) {
-		snprintf(err, errlen, "access token: expected 1 to %d visible ASCII "
-			 "characters, no spaces", RPC_TOKEN_MAX);
+		snprintf(err, errlen,
+			 "access token: expected 1 to %d visible ASCII "
+			 "characters, no spaces",
+			 RPC_TOKEN_MAX);
 		return -1;
 	}
 	if (cfg->tls && !!cfg->cert_file != !!cfg->key_file) {
@@ -785,8 +791,7 @@ static int conn_params_init(struct stream *s, const struct stream_config *cfg, c
 }
 
 /* Submit ring, open batch, encoding buffer, memory queue, spool. */
-static int buffers_init(struct stream *s, const struct stream_config *cfg, char *err,
-			size_t errlen)
+static int buffers_init(struct stream *s, const struct stream_config *cfg, char *err, size_t errlen)
 {
 	struct spool_stats st;
 
@@ -796,7 +801,8 @@ static int buffers_init(struct stream *s, const struct stream_config *cfg, char 
 	s->enccap = encode_batch_bound(s->batch_max, OWN_COUNTERS + AGENT_COUNTERS_MAX);
 	s->encbuf = malloc(s->enccap);
 	if (!s->ring || !s->open || !s->encbuf || queue_init(&s->mq, cfg->queue_max)) {
-		snprintf(err, errlen, "out of memory (submit ring of %u verdicts)", cfg->submit_max);
+		snprintf(err, errlen, "out of memory (submit ring of %u verdicts)",
+			 cfg->submit_max);
 		return -1;
 	}
 	if (!cfg->spool_dir)
@@ -834,8 +840,8 @@ struct stream *stream_new(const struct stream_config *cfg, char *err, size_t err
 	s->ack_timeout_ms = cfg->ack_timeout_ms ? cfg->ack_timeout_ms : 30000;
 	s->counters_fn = cfg->counters_fn;
 	s->counters_ctx = cfg->counters_ctx;
-	backoff_init(&s->bo, cfg->backoff_initial_ms, cfg->backoff_multiplier,
-		     cfg->backoff_jitter, cfg->backoff_max_ms, s->hdr.run_id ^ (uint64_t)getpid());
+	backoff_init(&s->bo, cfg->backoff_initial_ms, cfg->backoff_multiplier, cfg->backoff_jitter,
+		     cfg->backoff_max_ms, s->hdr.run_id ^ (uint64_t)getpid());
 	if (buffers_init(s, cfg, err, errlen))
 		goto err_free;
 	s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -30,10 +30,10 @@
 #include <stdint.h>
 
 /* Bounds of a verdict (the nanopb bounds in proto/flowpic.options). */
-#define STREAM_MAX_CLASSES 16		/* probs per verdict, classes per model */
-#define STREAM_IFNAME_MAX 64		/* interface name incl. NUL */
-#define STREAM_CLASS_MAX 32		/* class name incl. NUL */
-#define STREAM_BATCH_MAX 10000		/* largest batch_max */
+#define STREAM_MAX_CLASSES 16  /* probs per verdict, classes per model */
+#define STREAM_IFNAME_MAX 64   /* interface name incl. NUL */
+#define STREAM_CLASS_MAX 32    /* class name incl. NUL */
+#define STREAM_BATCH_MAX 10000 /* largest batch_max */
 
 /* Mirrors flowpic.v1.Direction. */
 enum stream_direction {
@@ -77,18 +77,18 @@ struct stream_verdict {
 	uint64_t start_unix_ns;
 	uint64_t duration_ns;
 	uint64_t packets_fwd, packets_rev;
-	uint64_t bytes_fwd, bytes_rev;	/* transport payload bytes */
+	uint64_t bytes_fwd, bytes_rev; /* transport payload bytes */
 	uint64_t block_index;
-	uint32_t blocks;		/* FINAL: blocks combined */
-	float confidence;		/* 0 .. 1 */
+	uint32_t blocks;  /* FINAL: blocks combined */
+	float confidence; /* 0 .. 1 */
 	float probs[STREAM_MAX_CLASSES];
-	uint8_t nprobs;			/* 0 .. STREAM_MAX_CLASSES */
-	uint8_t protocol;		/* 6 TCP, 17 UDP */
-	uint8_t direction;		/* enum stream_direction */
-	uint8_t stage;			/* enum stream_stage */
-	uint8_t reason;			/* enum stream_reason */
-	uint16_t src_port, dst_port;	/* host order */
-	uint8_t src_addr[16];		/* initiator, network order */
+	uint8_t nprobs;		     /* 0 .. STREAM_MAX_CLASSES */
+	uint8_t protocol;	     /* 6 TCP, 17 UDP */
+	uint8_t direction;	     /* enum stream_direction */
+	uint8_t stage;		     /* enum stream_stage */
+	uint8_t reason;		     /* enum stream_reason */
+	uint16_t src_port, dst_port; /* host order */
+	uint8_t src_addr[16];	     /* initiator, network order */
 	uint8_t dst_addr[16];
 	char interface[STREAM_IFNAME_MAX];
 	char class_name[STREAM_CLASS_MAX];
@@ -96,9 +96,9 @@ struct stream_verdict {
 
 /* When the spool calls fsync(2) (docs/stream.md, "Spool"). */
 enum stream_fsync {
-	STREAM_FSYNC_BATCH = 0,		/* after every record: a spooled batch survives a power cut */
-	STREAM_FSYNC_SEGMENT,		/* when a segment is closed (and at stream_close) */
-	STREAM_FSYNC_NEVER,		/* leave it to the kernel: survives a crash of the agent only */
+	STREAM_FSYNC_BATCH = 0, /* after every record: a spooled batch survives a power cut */
+	STREAM_FSYNC_SEGMENT,	/* when a segment is closed (and at stream_close) */
+	STREAM_FSYNC_NEVER,	/* leave it to the kernel: survives a crash of the agent only */
 };
 
 /* A named counter, as sent in Batch.counters (e.g. "stream.spooled"). */
@@ -110,33 +110,33 @@ struct stream_counter {
 struct stream_config {
 	/* Collector: "host:port" ("[v6]:port" for IPv6 literals). */
 	const char *target;
-	bool tls;			/* false: cleartext HTTP/2 (h2c, prior knowledge) */
-	const char *ca_file;		/* TLS: CA bundle to verify the collector (NULL: system's) */
-	const char *cert_file;		/* mutual TLS: this agent's certificate (PEM) */
-	const char *key_file;		/* ... and its key */
-	const char *server_name;	/* TLS: name to verify and send as SNI (NULL: target host) */
-	const char *token;		/* "authorization: Bearer <token>" (NULL: none) */
+	bool tls;		 /* false: cleartext HTTP/2 (h2c, prior knowledge) */
+	const char *ca_file;	 /* TLS: CA bundle to verify the collector (NULL: system's) */
+	const char *cert_file;	 /* mutual TLS: this agent's certificate (PEM) */
+	const char *key_file;	 /* ... and its key */
+	const char *server_name; /* TLS: name to verify and send as SNI (NULL: target host) */
+	const char *token;	 /* "authorization: Bearer <token>" (NULL: none) */
 
 	/* Identity (flowpic.v1.Agent) and model (flowpic.v1.Model), copied. */
-	const char *host;		/* NULL: gethostname() */
-	const char *agent_id;		/* required */
-	uint64_t run_id;		/* 0: now, ns since the epoch */
+	const char *host;     /* NULL: gethostname() */
+	const char *agent_id; /* required */
+	uint64_t run_id;      /* 0: now, ns since the epoch */
 	const char *version;
 	const char *model_name;
 	const char *model_version;
 	const char *const *classes;
-	unsigned nclasses;		/* 0 .. STREAM_MAX_CLASSES */
+	unsigned nclasses; /* 0 .. STREAM_MAX_CLASSES */
 
 	/* Batching and memory bounds. */
-	unsigned batch_max;		/* verdicts per batch, 1 .. STREAM_BATCH_MAX (500) */
-	unsigned batch_delay_ms;	/* oldest verdict's longest wait in an open batch (1000) */
-	unsigned submit_max;		/* verdicts the submit ring holds (65536) */
-	unsigned queue_max;		/* unacknowledged batches kept in memory (64) */
+	unsigned batch_max;	 /* verdicts per batch, 1 .. STREAM_BATCH_MAX (500) */
+	unsigned batch_delay_ms; /* oldest verdict's longest wait in an open batch (1000) */
+	unsigned submit_max;	 /* verdicts the submit ring holds (65536) */
+	unsigned queue_max;	 /* unacknowledged batches kept in memory (64) */
 
 	/* Spool (NULL dir: no spool; what would go there is dropped and counted). */
-	const char *spool_dir;		/* created if missing */
-	uint64_t spool_max_bytes;	/* all segments together (1 GiB) */
-	uint64_t spool_segment_bytes;	/* a segment is closed past this size (4 MiB) */
+	const char *spool_dir;	      /* created if missing */
+	uint64_t spool_max_bytes;     /* all segments together (1 GiB) */
+	uint64_t spool_segment_bytes; /* a segment is closed past this size (4 MiB) */
 	enum stream_fsync fsync;
 
 	/* gRPC connection backoff (1000 ms, x1.6, jitter 0.2, 120000 ms). */
@@ -144,8 +144,8 @@ struct stream_config {
 	double backoff_multiplier;
 	double backoff_jitter;
 	unsigned backoff_max_ms;
-	unsigned connect_timeout_ms;	/* TCP + TLS + HTTP/2 set-up (20000) */
-	unsigned ack_timeout_ms;	/* unacknowledged data this long: reconnect (30000) */
+	unsigned connect_timeout_ms; /* TCP + TLS + HTTP/2 set-up (20000) */
+	unsigned ack_timeout_ms;     /* unacknowledged data this long: reconnect (30000) */
 
 	/*
 	 * Optional: the agent's own counters, added to each batch's counters
@@ -165,25 +165,25 @@ struct stream_config {
  * the collector had already stored).
  */
 struct stream_counters {
-	uint64_t submitted;		/* taken by stream_submit() */
-	uint64_t rejected;		/* refused by stream_submit() (-EAGAIN, ring full): not taken */
-	uint64_t queued;		/* now in memory: ring, open batch, memory queue */
-	uint64_t spooled_now;		/* now in the spool (includes a previous run's) */
-	uint64_t spooled_total;		/* ever written to the spool */
-	uint64_t replayed;		/* found in the spool at start (a previous run's) */
-	uint64_t sent;			/* written to the collector (a resend counts again) */
-	uint64_t acked;			/* acknowledged by the collector */
-	uint64_t stored;		/* ... of which the collector newly stored (Ack.stored) */
-	uint64_t duplicates;		/* ... of which it already had (Ack.duplicates) */
-	uint64_t dropped;		/* lost: did not fit under spool_max_bytes */
-	uint64_t spool_corrupt;		/* spool records (not verdicts) unreadable: bad checksum, cut short */
+	uint64_t submitted;	/* taken by stream_submit() */
+	uint64_t rejected;	/* refused by stream_submit() (-EAGAIN, ring full): not taken */
+	uint64_t queued;	/* now in memory: ring, open batch, memory queue */
+	uint64_t spooled_now;	/* now in the spool (includes a previous run's) */
+	uint64_t spooled_total; /* ever written to the spool */
+	uint64_t replayed;	/* found in the spool at start (a previous run's) */
+	uint64_t sent;		/* written to the collector (a resend counts again) */
+	uint64_t acked;		/* acknowledged by the collector */
+	uint64_t stored;	/* ... of which the collector newly stored (Ack.stored) */
+	uint64_t duplicates;	/* ... of which it already had (Ack.duplicates) */
+	uint64_t dropped;	/* lost: did not fit under spool_max_bytes */
+	uint64_t spool_corrupt; /* spool records (not verdicts) unreadable: bad checksum, cut short */
 	uint64_t batches_sent;
 	uint64_t batches_acked;
-	uint64_t connects;		/* connections that reached the Stream call */
-	uint64_t reconnects;		/* connections after the first */
-	uint64_t connect_failures;	/* attempts that failed (refused, TLS, timeout, ...) */
-	uint64_t refusals;		/* calls the collector ended with a non-OK grpc-status */
-	bool connected;			/* now */
+	uint64_t connects;	   /* connections that reached the Stream call */
+	uint64_t reconnects;	   /* connections after the first */
+	uint64_t connect_failures; /* attempts that failed (refused, TLS, timeout, ...) */
+	uint64_t refusals;	   /* calls the collector ended with a non-OK grpc-status */
+	bool connected;		   /* now */
 };
 
 /* Fill cfg with the defaults above (strings NULL). */

@@ -28,8 +28,8 @@ struct jp {
 	struct stream_verdict *v;
 	bool is_block, is_summary, any;
 	bool have_stage, have_start_ns, have_dur_ns;
-	bool in_probs;		/* inside "probs":{"class":p,...} */
-	int early;		/* -1 unknown */
+	bool in_probs; /* inside "probs":{"class":p,...} */
+	int early;     /* -1 unknown */
 	struct vjson_classes *classes;
 };
 
@@ -73,11 +73,21 @@ static int str(struct jp *j, char *out, size_t cap)
 				break;
 			c = *j->p++;
 			switch (c) {
-			case 'n': c = '\n'; break;
-			case 't': c = '\t'; break;
-			case 'r': c = '\r'; break;
-			case 'b': c = '\b'; break;
-			case 'f': c = '\f'; break;
+			case 'n':
+				c = '\n';
+				break;
+			case 't':
+				c = '\t';
+				break;
+			case 'r':
+				c = '\r';
+				break;
+			case 'b':
+				c = '\b';
+				break;
+			case 'f':
+				c = '\f';
+				break;
 			case 'u': {
 				unsigned u;
 
@@ -87,7 +97,10 @@ static int str(struct jp *j, char *out, size_t cap)
 				c = u < 0x80 ? (char)u : '?';
 				break;
 			}
-			case '"': case '\\': case '/': break;
+			case '"':
+			case '\\':
+			case '/':
+				break;
 			default:
 				return fail(j, "bad escape in a string");
 			}
@@ -159,7 +172,8 @@ static int field(struct jp *j, const char *k, const struct jval *x)
 			goto bad;
 		memcpy(v->interface, x->s, strlen(x->s) + 1);
 	} else if (IS(k, "src") || IS(k, "src_addr") || IS(k, "dst") || IS(k, "dst_addr")) {
-		if (x->t != J_STR || pkt_addr_parse(x->s, k[0] == 's' ? v->src_addr : v->dst_addr)) {
+		if (x->t != J_STR ||
+		    pkt_addr_parse(x->s, k[0] == 's' ? v->src_addr : v->dst_addr)) {
 			snprintf(msg, sizeof(msg), "\"%s\": not an IPv4 or IPv6 address", k);
 			return fail(j, msg);
 		}
@@ -198,13 +212,17 @@ static int field(struct jp *j, const char *k, const struct jval *x)
 		 * reason this build does not know (a newer producer's) is sent as
 		 * unspecified rather than losing the verdict; an older
 		 * classify's "no_blocks" is today's "sparse". */
-		int r = x->t == J_STR ? stream_reason_parse(x->s) : x->t == J_NUM ? (int)u64(x) : -1;
+		int r = x->t == J_STR ? stream_reason_parse(x->s) :
+			x->t == J_NUM ? (int)u64(x) :
+					-1;
 
 		if (x->t == J_STR && !strcmp(x->s, "no_blocks"))
 			r = STREAM_REASON_SPARSE;
 		if (x->t != J_STR && x->t != J_NUM)
 			goto bad;
-		v->reason = (uint8_t)(r < 0 || r >= STREAM_REASON_COUNT ? STREAM_REASON_UNSPECIFIED : r);
+		v->reason = (uint8_t)(r < 0 || r >= STREAM_REASON_COUNT ?
+					      STREAM_REASON_UNSPECIFIED :
+					      r);
 	} else if (IS(k, "early")) {
 		if (x->t != J_BOOL)
 			goto bad;
@@ -258,7 +276,7 @@ static int object(struct jp *j, int depth)
 {
 	if (depth > DEPTH_MAX)
 		return fail(j, "nested too deep");
-	j->p++;		/* '{' */
+	j->p++; /* '{' */
 	ws(j);
 	if (j->p < j->end && *j->p == '}') {
 		j->p++;
@@ -381,8 +399,14 @@ static int value(struct jp *j, const char *key, int depth)
 int vjson_parse(const char *line, size_t len, struct stream_verdict *v,
 		struct vjson_classes *classes, char *err, size_t errlen)
 {
-	struct jp j = { .p = line, .start = line, .end = line + len, .err = err,
-			.errlen = errlen, .v = v, .early = -1, .classes = classes };
+	struct jp j = { .p = line,
+			.start = line,
+			.end = line + len,
+			.err = err,
+			.errlen = errlen,
+			.v = v,
+			.early = -1,
+			.classes = classes };
 
 	memset(v, 0, sizeof(*v));
 	if (classes)

@@ -41,7 +41,7 @@ static void make_frames(void)
 		f[12] = 0x08;
 		f[14] = 0x45;
 		f[16] = 0;
-		f[17] = 50;		/* IPv4 total 50: 20 + 8 + 22 payload */
+		f[17] = 50; /* IPv4 total 50: 20 + 8 + 22 payload */
 		f[22] = 64;
 		f[23] = 17;
 		f[26] = 10, f[29] = 1;
@@ -49,7 +49,7 @@ static void make_frames(void)
 		f[34] = (unsigned char)((10000 + k) >> 8);
 		f[35] = (unsigned char)(10000 + k);
 		f[36] = 0x13, f[37] = 0x8c;
-		f[38] = 0, f[39] = 30;	/* UDP length 30 */
+		f[38] = 0, f[39] = 30; /* UDP length 30 */
 	}
 }
 
@@ -67,7 +67,7 @@ static double run(int fd, unsigned int flows, unsigned int repeat)
 			perror("bpf_prog_test_run_opts");
 			exit(1);
 		}
-		total += o.duration;	/* mean ns per repetition */
+		total += o.duration; /* mean ns per repetition */
 	}
 	return (double)total / flows;
 }
@@ -112,8 +112,8 @@ static void *produce(void *arg)
 
 	pin(0);
 	while (now_ns() - t0 < p->seconds * 1e9) {
-		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frames[k % NFLOWS],
-			    .data_size_in = 64, .repeat = 100000);
+		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frames[k % NFLOWS], .data_size_in = 64,
+			    .repeat = 100000);
 
 		if (bpf_prog_test_run_opts(p->fd, &o))
 			break;
@@ -239,7 +239,8 @@ int main(int argc, char **argv)
 		}
 	}
 	printf("\nbatches: one forced flush of both CPUs with the default flow map "
-	       "(65536 entries): %.2f ms\n", flush_ns / 1e6);
+	       "(65536 entries): %.2f ms\n",
+	       flush_ns / 1e6);
 	empty_bpf__destroy(e);
 	return 0;
 }

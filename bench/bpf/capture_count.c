@@ -183,8 +183,8 @@ int main(int argc, char **argv)
 	       "\"ingress\": %llu, \"egress\": %llu, \"tcp\": %llu, \"udp\": %llu, "
 	       "\"cpu_user_s\": %.3f, \"cpu_sys_s\": %.3f, \"max_rss_kib\": %ld, \"counters\": {",
 	       t1 - t0, (unsigned long long)t.pkts, (unsigned long long)t.bytes,
-	       (unsigned long long)t.in, (unsigned long long)t.out,
-	       (unsigned long long)t.tcp, (unsigned long long)t.udp,
+	       (unsigned long long)t.in, (unsigned long long)t.out, (unsigned long long)t.tcp,
+	       (unsigned long long)t.udp,
 	       (double)(ru.ru_utime.tv_sec - ru0.ru_utime.tv_sec) +
 		       (double)(ru.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6,
 	       (double)(ru.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +

@@ -140,10 +140,11 @@ int main(int argc, char **argv)
 	merged = run(m, rate, secs, flows);
 	printf("| packets/s | flows | unmerged ns/packet | merged ns/packet | merge cost ns/packet "
 	       "| held max | held max MiB | late | forced |\n|---|---|---|---|---|---|---|---|---|\n");
-	printf("| %" PRIu64 " | %u | %.1f | %.1f | %.1f | %" PRIu64 " | %.1f | %" PRIu64 " | %" PRIu64
-	       " |\n", rate, flows, base, merged, merged - base, merge_stats(m)->held_max,
+	printf("| %" PRIu64 " | %u | %.1f | %.1f | %.1f | %" PRIu64 " | %.1f | %" PRIu64
+	       " | %" PRIu64 " |\n",
+	       rate, flows, base, merged, merged - base, merge_stats(m)->held_max,
 	       (double)merge_stats(m)->held_max * 92 / (1 << 20), merge_stats(m)->late,
 	       merge_stats(m)->forced);
 	merge_free(m);
-	return sink_sum == 42 ? 3 : 0;	/* keep the sink's work */
+	return sink_sum == 42 ? 3 : 0; /* keep the sink's work */
 }

@@ -44,10 +44,10 @@ struct gen {
 	nghttp2_session *h2;
 	int32_t sid;
 	uint64_t next_batch, acked, stored, dups;
-	uint8_t *msg;		/* the encoded batch being sent */
+	uint8_t *msg; /* the encoded batch being sent */
 	size_t msg_len, msg_off;
 	struct grpc_reader rd;
-	int status;		/* grpc-status, -1 until the trailers */
+	int status; /* grpc-status, -1 until the trailers */
 	char message[256];
 	bool closed, deferred;
 };
@@ -73,7 +73,7 @@ static int encode_batch(struct gen *g, uint64_t k)
 	Flowpic__V1__Verdict **vp = calloc(n, sizeof(*vp));
 	Flowpic__V1__FlowKey *fk = calloc(n, sizeof(*fk));
 	Flowpic__V1__Span *sp = calloc(n, sizeof(*sp));
-	uint8_t (*addr)[4] = calloc(n, 4);
+	uint8_t(*addr)[4] = calloc(n, 4);
 	static const uint8_t dst[4] = { 192, 0, 2, 1 };
 	float probs[5];
 
@@ -304,7 +304,8 @@ static const struct argp_option options[] = {
 	{ "token", 'k', "TOKEN", 0, "access token", 0 },
 	{ "batches", 'b', "N", 0, "batches to send (default 1000)", 0 },
 	{ "per-batch", 'm', "M", 0, "verdicts per batch (default 500)", 0 },
-	{ "inflight", 'w', "W", 0, "batches sent but not yet acknowledged, at most (default 64, as an agent's queue)", 0 },
+	{ "inflight", 'w', "W", 0,
+	  "batches sent but not yet acknowledged, at most (default 64, as an agent's queue)", 0 },
 	{ "agent-id", 'a', "ID", 0, "agent_id (default loadgen)", 0 },
 	{ "run-id", 'r', "N", 0, "run_id (default: now)", 0 },
 	{ "ca", 1000, "PEM", 0, "TLS: the server's CA", 0 },
@@ -320,18 +321,41 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 	uint64_t *dst = NULL;
 
 	switch (key) {
-	case 't': o->target = arg; return 0;
-	case 'k': o->token = arg; return 0;
-	case 'a': o->agent_id = arg; return 0;
-	case 1000: o->ca = arg; return 0;
-	case 1001: o->cert = arg; return 0;
-	case 1002: o->key = arg; return 0;
-	case 1003: o->server_name = arg; return 0;
-	case 'b': dst = &o->batches; break;
-	case 'm': dst = &o->per_batch; break;
-	case 'w': dst = &o->inflight; break;
-	case 'r': dst = &o->run_id; break;
-	default: return ARGP_ERR_UNKNOWN;
+	case 't':
+		o->target = arg;
+		return 0;
+	case 'k':
+		o->token = arg;
+		return 0;
+	case 'a':
+		o->agent_id = arg;
+		return 0;
+	case 1000:
+		o->ca = arg;
+		return 0;
+	case 1001:
+		o->cert = arg;
+		return 0;
+	case 1002:
+		o->key = arg;
+		return 0;
+	case 1003:
+		o->server_name = arg;
+		return 0;
+	case 'b':
+		dst = &o->batches;
+		break;
+	case 'm':
+		dst = &o->per_batch;
+		break;
+	case 'w':
+		dst = &o->inflight;
+		break;
+	case 'r':
+		dst = &o->run_id;
+		break;
+	default:
+		return ARGP_ERR_UNKNOWN;
 	}
 	if (number_parse_u64(arg, 1, UINT64_MAX / 2, dst))
 		argp_error(state, "-%c '%s': give a whole number from 1", key, arg);
@@ -372,7 +396,8 @@ int main(int argc, char **argv)
 	}
 	snprintf(authority, sizeof(authority), "%s", g.o.target);
 	if (g.o.ca) {
-		struct rpc_tls_config tc = { .ca_file = g.o.ca, .cert_file = g.o.cert,
+		struct rpc_tls_config tc = { .ca_file = g.o.ca,
+					     .cert_file = g.o.cert,
 					     .key_file = g.o.key };
 		char host[256];
 
@@ -387,7 +412,8 @@ int main(int argc, char **argv)
 		SSL_set_fd(g.ssl, g.fd);
 		rpc_tls_client_prepare(g.ssl, g.o.server_name ? g.o.server_name : host);
 		if (SSL_connect(g.ssl) != 1 || !rpc_tls_alpn_is_h2(g.ssl)) {
-			fprintf(stderr, "loadgen: %s\n", rpc_tls_errors("TLS handshake", err, sizeof(err)));
+			fprintf(stderr, "loadgen: %s\n",
+				rpc_tls_errors("TLS handshake", err, sizeof(err)));
 			return 1;
 		}
 	}
@@ -399,7 +425,8 @@ int main(int argc, char **argv)
 	nghttp2_session_callbacks_del(cbs);
 	nghttp2_submit_settings(g.h2, NGHTTP2_FLAG_NONE, iv, 1);
 	nghttp2_session_set_local_window_size(g.h2, NGHTTP2_FLAG_NONE, 0, 1 << 24);
-#define NV(n, v) hdrs[nh++] = (nghttp2_nv){ (uint8_t *)(n), (uint8_t *)(v), strlen(n), strlen(v), 0 }
+#define NV(n, v) \
+	hdrs[nh++] = (nghttp2_nv){ (uint8_t *)(n), (uint8_t *)(v), strlen(n), strlen(v), 0 }
 	NV(":method", "POST");
 	NV(":scheme", g.ssl ? "https" : "http");
 	NV(":path", "/flowpic.v1.Collector/Stream");

@@ -33,7 +33,7 @@ static uint64_t cpu_ns(void)
 {
 	struct rusage ru;
 
-	getrusage(RUSAGE_SELF, &ru);	/* every thread of the process */
+	getrusage(RUSAGE_SELF, &ru); /* every thread of the process */
 	return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000ull +
 	       ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000ull;
 }
@@ -74,8 +74,11 @@ static void make(struct stream_verdict *v, uint64_t i)
 
 static int bench_encode(uint64_t n, unsigned batch)
 {
-	struct encode_header h = { .host = "bench", .agent_id = "bench", .run_id = 1,
-				   .model_name = "lenet32", .nclasses = 0 };
+	struct encode_header h = { .host = "bench",
+				   .agent_id = "bench",
+				   .run_id = 1,
+				   .model_name = "lenet32",
+				   .nclasses = 0 };
 	struct encode_verdict *v = calloc(batch, sizeof(*v));
 	size_t cap = encode_batch_bound(batch, 0);
 	uint8_t *buf = malloc(cap);
@@ -104,7 +107,8 @@ static int bench_encode(uint64_t n, unsigned batch)
 	}
 	printf("{\"mode\":\"encode\",\"verdicts\":%" PRIu64 ",\"acked\":%" PRIu64
 	       ",\"cpu_ns\":%" PRIu64 ",\"wall_ns\":%" PRIu64 ",\"bytes\":%" PRIu64
-	       ",\"submit_ns\":0}\n", n, n, cpu_ns() - c0, ns(CLOCK_MONOTONIC) - w0, bytes);
+	       ",\"submit_ns\":0}\n",
+	       n, n, cpu_ns() - c0, ns(CLOCK_MONOTONIC) - w0, bytes);
 	free(v);
 	free(buf);
 	return 0;
@@ -155,8 +159,9 @@ static int bench_stream(uint64_t n, unsigned batch, const char *target, const ch
 	stream_close(s, 120000, &c);
 	printf("{\"mode\":\"stream\",\"verdicts\":%" PRIu64 ",\"acked\":%" PRIu64
 	       ",\"cpu_ns\":%" PRIu64 ",\"wall_ns\":%" PRIu64 ",\"bytes\":0,\"submit_ns\":%" PRIu64
-	       ",\"rejected\":%" PRIu64 ",\"reconnects\":%" PRIu64 "}\n", n, c.acked,
-	       cpu_ns() - c0, ns(CLOCK_MONOTONIC) - w0, submit_ns, c.rejected, c.reconnects);
+	       ",\"rejected\":%" PRIu64 ",\"reconnects\":%" PRIu64 "}\n",
+	       n, c.acked, cpu_ns() - c0, ns(CLOCK_MONOTONIC) - w0, submit_ns, c.rejected,
+	       c.reconnects);
 	return c.acked == n ? 0 : 1;
 }
 
@@ -166,7 +171,8 @@ int main(int argc, char **argv)
 	unsigned batch;
 
 	if (argc < 4) {
-		fprintf(stderr, "usage: stream_bench encode N BATCH | stream N BATCH HOST:PORT [CA]\n");
+		fprintf(stderr,
+			"usage: stream_bench encode N BATCH | stream N BATCH HOST:PORT [CA]\n");
 		return 2;
 	}
 	n = strtoull(argv[2], NULL, 10);

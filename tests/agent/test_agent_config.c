@@ -101,9 +101,9 @@ static void test_ifaces(void **state)
 	assert_non_null(strstr(err, "empty interface name"));
 	assert_int_equal(set(&c, "iface", ",eth0", err), -1);
 	assert_int_equal(set(&c, "iface", "", err), -1);
-	assert_int_equal(set(&c, "iface", "abcdefghijklmnop", err), -1);	/* 16 chars */
+	assert_int_equal(set(&c, "iface", "abcdefghijklmnop", err), -1); /* 16 chars */
 	assert_non_null(strstr(err, "longer than 15"));
-	assert_int_equal(set(&c, "iface", "abcdefghijklmno", err), 0);	/* 15 chars */
+	assert_int_equal(set(&c, "iface", "abcdefghijklmno", err), 0); /* 15 chars */
 	for (i = 0; i < AGENT_MAX_IFACES + 1; i++)
 		sprintf(many + strlen(many), "%se%d", i ? "," : "", i);
 	assert_int_equal(set(&c, "iface", many, err), -1);
@@ -126,8 +126,8 @@ static void test_numbers(void **state)
 	assert_int_equal(set(&c, "idle-timeout", "abc", err), -1);
 	assert_int_equal(set(&c, "idle-timeout", "10s", err), -1);
 	assert_int_equal(set(&c, "idle-timeout", "-1", err), -1);
-	assert_int_equal(c.idle_timeout_ns, NS_PER_SEC / 4);	/* unchanged by the failures */
-	assert_int_equal(set(&c, "sweep", "0.0001", err), -1);	/* below 1 ms */
+	assert_int_equal(c.idle_timeout_ns, NS_PER_SEC / 4);   /* unchanged by the failures */
+	assert_int_equal(set(&c, "sweep", "0.0001", err), -1); /* below 1 ms */
 	assert_int_equal(set(&c, "sweep", "0.001", err), 0);
 	assert_int_equal(set(&c, "sweep-lag", "0", err), 0);
 	assert_int_equal(c.lag_ns, 0);
@@ -187,7 +187,7 @@ static void test_switches_and_words(void **state)
 	assert_int_equal(set(&c, "log-level", "error", err), 0);
 	assert_int_equal(c.verbosity, -1);
 	assert_int_equal(set(&c, "log-level", "loud", err), -1);
-	assert_true(c.vote_ratio < 0 && c.min_confidence < 0);	/* defaults: the classifier's */
+	assert_true(c.vote_ratio < 0 && c.min_confidence < 0); /* defaults: the classifier's */
 	assert_int_equal(set(&c, "min-confidence", "0.25", err), 0);
 	assert_true(c.min_confidence == 0.25f);
 	assert_int_equal(set(&c, "vote-ratio", "1.5", err), -1);
@@ -236,16 +236,15 @@ static void test_collector(void **state)
 
 static void test_file_good(void **state)
 {
-	const char *text =
-		"# flowpic-agent settings\n"
-		"\n"
-		"   # indented comment\n"
-		"iface = eth0,eth1\n"
-		"idle_timeout=30\n"
-		"\tmodel = \"/opt/models/a b.fpcnn\"  \n"
-		"xdp-generic = yes\r\n"
-		"counters-file = /var/log/fp # not a comment\n"
-		"design = batches";	/* no newline at the end */
+	const char *text = "# flowpic-agent settings\n"
+			   "\n"
+			   "   # indented comment\n"
+			   "iface = eth0,eth1\n"
+			   "idle_timeout=30\n"
+			   "\tmodel = \"/opt/models/a b.fpcnn\"  \n"
+			   "xdp-generic = yes\r\n"
+			   "counters-file = /var/log/fp # not a comment\n"
+			   "design = batches"; /* no newline at the end */
 	struct reports rep = { 0 };
 	struct agent_config c;
 	char path[64];
@@ -268,16 +267,15 @@ static void test_file_good(void **state)
 
 static void test_file_bad_lines(void **state)
 {
-	const char *text =
-		"iface = eth0\n"			/* 1 fine */
-		"idle-timeout 30\n"			/* 2 no '=' */
-		"colour = blue\n"			/* 3 unknown key */
-		"max-flows = lots\n"			/* 4 bad value */
-		"iface = eth1\n"			/* 5 duplicate */
-		"= 5\n"					/* 6 no key */
-		"model =\n"				/* 7 no value */
-		"model = \"/x\n"			/* 8 unterminated quote */
-		"max-cells = 100\n";			/* 9 fine */
+	const char *text = "iface = eth0\n"	/* 1 fine */
+			   "idle-timeout 30\n"	/* 2 no '=' */
+			   "colour = blue\n"	/* 3 unknown key */
+			   "max-flows = lots\n" /* 4 bad value */
+			   "iface = eth1\n"	/* 5 duplicate */
+			   "= 5\n"		/* 6 no key */
+			   "model =\n"		/* 7 no value */
+			   "model = \"/x\n"	/* 8 unterminated quote */
+			   "max-cells = 100\n"; /* 9 fine */
 	struct reports rep = { 0 };
 	struct agent_config c;
 	char path[64], want[256];
@@ -289,11 +287,15 @@ static void test_file_bad_lines(void **state)
 	assert_int_equal(rep.n, 7);
 	snprintf(want, sizeof(want), "%s:2: expected 'key = value', got 'idle-timeout 30'", path);
 	assert_string_equal(rep.line[0], want);
-	snprintf(want, sizeof(want), "%s:3: unknown key 'colour' (keys are the long flags of "
-		 "flowpic-agent --help)", path);
+	snprintf(want, sizeof(want),
+		 "%s:3: unknown key 'colour' (keys are the long flags of "
+		 "flowpic-agent --help)",
+		 path);
 	assert_string_equal(rep.line[1], want);
-	snprintf(want, sizeof(want), "%s:4: max-flows 'lots': give a whole number from 1 to "
-		 "1073741824", path);
+	snprintf(want, sizeof(want),
+		 "%s:4: max-flows 'lots': give a whole number from 1 to "
+		 "1073741824",
+		 path);
 	assert_string_equal(rep.line[2], want);
 	snprintf(want, sizeof(want), "%s:5: iface is already set on line 1", path);
 	assert_string_equal(rep.line[3], want);
@@ -320,7 +322,7 @@ static void test_file_unreadable(void **state)
 	assert_int_equal(config_load(&c, "/nonexistent/agent.conf", collect, &rep), -1);
 	assert_int_equal(rep.n, 1);
 	assert_string_equal(rep.line[0], "/nonexistent/agent.conf: cannot read the config file: "
-			    "No such file or directory");
+					 "No such file or directory");
 }
 
 static void test_file_nul(void **state)
@@ -391,7 +393,7 @@ static void test_print_roundtrip(void **state)
 	fclose(f);
 	config_default(&b);
 	assert_int_equal(config_load(&b, path, collect, &rep), 0);
-	b.given = a.given;	/* print writes defaults too */
+	b.given = a.given; /* print writes defaults too */
 	assert_memory_equal(&a, &b, sizeof(a));
 	unlink(path);
 }

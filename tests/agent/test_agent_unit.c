@@ -106,14 +106,15 @@ static void test_packet_path(void **state)
 		agent_packet(&a, &p);
 	}
 	{
-		struct pkt p = udp(t0 + 5 * NS_PER_SEC, 3, 4002, 100);	/* a third flow: table full */
+		struct pkt p =
+			udp(t0 + 5 * NS_PER_SEC, 3, 4002, 100); /* a third flow: table full */
 
 		agent_packet(&a, &p);
 	}
 	agent_skip(&a, SKIP_ICMP);
 	agent_skip(&a, SKIP_ICMP);
 	agent_skip(&a, SKIP_FRAGMENT);
-	agent_skip(&a, SKIP_REASON_COUNT);	/* out of range: ignored */
+	agent_skip(&a, SKIP_REASON_COUNT); /* out of range: ignored */
 	assert_int_equal(counter(&a, "packets"), 111);
 	assert_int_equal(counter(&a, "packets_udp"), 111);
 	assert_int_equal(counter(&a, "packets_tcp"), 0);
@@ -138,7 +139,9 @@ static void test_packet_path(void **state)
 	fflush(out);
 	assert_int_equal(count_lines(buf, "{\"block\":"), 2);
 	assert_int_equal(count_lines(buf, "\"end\":\"idle\""), 2);
-	assert_non_null(strstr(buf, "\"sport\":4000,\"dst\":\"10.0.0.200\",\"dport\":5004,\"packets\":100"));
+	assert_non_null(
+		strstr(buf,
+		       "\"sport\":4000,\"dst\":\"10.0.0.200\",\"dport\":5004,\"packets\":100"));
 	agent_fini(&a);
 	fclose(out);
 	free(buf);
@@ -162,7 +165,7 @@ static void test_flow_verdicts_only(void **state)
 	agent_flush(&a);
 	fflush(out);
 	assert_int_equal(counter(&a, "verdicts_block"), 1);
-	assert_int_equal(counter(&a, "verdicts_block_early"), 1);	/* input ended first */
+	assert_int_equal(counter(&a, "verdicts_block_early"), 1); /* input ended first */
 	assert_int_equal(counter(&a, "verdicts_flow_early"), 1);
 	assert_int_equal(count_lines(buf, "{\"block\":"), 0);
 	assert_int_equal(count_lines(buf, "\"end\":\"input\""), 1);
@@ -186,7 +189,7 @@ static void test_output_error(void **state)
 	assert_int_equal(agent_init(&a, &cfg, cls, out, err, sizeof(err)), 0);
 	agent_packet(&a, &p);
 	agent_flush(&a);
-	assert_int_equal(counter(&a, "output_errors"), 2);	/* block line, flow line */
+	assert_int_equal(counter(&a, "output_errors"), 2); /* block line, flow line */
 	assert_int_equal(counter(&a, "verdicts_flow"), 1);
 	agent_fini(&a);
 	fclose(out);
@@ -195,7 +198,8 @@ static void test_output_error(void **state)
 /* The counters line: one JSON object, names quoted, values plain. */
 static void test_counters_line(void **state)
 {
-	struct agent_counter c[] = { { "packets", 3 }, { "capture_lost_ring_full", 0 },
+	struct agent_counter c[] = { { "packets", 3 },
+				     { "capture_lost_ring_full", 0 },
 				     { "stream.acked", 18446744073709551615ULL } };
 	char *buf = NULL;
 	size_t len = 0;
@@ -205,7 +209,7 @@ static void test_counters_line(void **state)
 	agent_counters_write(out, c, 3);
 	fclose(out);
 	assert_string_equal(buf, "{\"counters\":{\"packets\":3,\"capture_lost_ring_full\":0,"
-			    "\"stream.acked\":18446744073709551615}}\n");
+				 "\"stream.acked\":18446744073709551615}}\n");
 	free(buf);
 }
 
@@ -266,10 +270,8 @@ static void test_caps(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_packet_path),
-		cmocka_unit_test(test_flow_verdicts_only),
-		cmocka_unit_test(test_output_error),
-		cmocka_unit_test(test_counters_line),
+		cmocka_unit_test(test_packet_path),  cmocka_unit_test(test_flow_verdicts_only),
+		cmocka_unit_test(test_output_error), cmocka_unit_test(test_counters_line),
 		cmocka_unit_test(test_caps),
 	};
 

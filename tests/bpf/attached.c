@@ -12,7 +12,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#define FP_BPF_TCX_EGRESS 47	/* not in libbpf 1.1's headers */
+#define FP_BPF_TCX_EGRESS 47 /* not in libbpf 1.1's headers */
 
 int main(int argc, char **argv)
 {
@@ -35,7 +35,7 @@ int main(int argc, char **argv)
 	}
 	e = bpf_prog_query(ifindex, (enum bpf_attach_type)FP_BPF_TCX_EGRESS, 0, NULL, ids, &cnt);
 	if (e == -EINVAL)
-		cnt = 0;	/* kernel without tcx: nothing can be there */
+		cnt = 0; /* kernel without tcx: nothing can be there */
 	else if (e) {
 		fprintf(stderr, "attached: tcx query on %s: %s\n", argv[1], strerror(-e));
 		return 1;

@@ -187,13 +187,13 @@ static void test_skips_counted(void **state)
 		struct frame *f;
 		enum capture_counter c;
 	} cases[] = {
-		{ &arp, CAPTURE_C_NOT_IP },	{ &cut, CAPTURE_C_TRUNCATED },
-		{ &tcut, CAPTURE_C_TRUNCATED }, { &ihl, CAPTURE_C_IP_MALFORMED },
-		{ &tot, CAPTURE_C_IP_MALFORMED }, { &ver, CAPTURE_C_IP_MALFORMED },
+		{ &arp, CAPTURE_C_NOT_IP },	    { &cut, CAPTURE_C_TRUNCATED },
+		{ &tcut, CAPTURE_C_TRUNCATED },	    { &ihl, CAPTURE_C_IP_MALFORMED },
+		{ &tot, CAPTURE_C_IP_MALFORMED },   { &ver, CAPTURE_C_IP_MALFORMED },
 		{ &jumbo, CAPTURE_C_IP_MALFORMED }, { &doff, CAPTURE_C_L4_MALFORMED },
-		{ &ulen, CAPTURE_C_L4_MALFORMED }, { &frag, CAPTURE_C_FRAGMENT },
-		{ &frag6, CAPTURE_C_FRAGMENT },	{ &icmp, CAPTURE_C_ICMP },
-		{ &icmp6, CAPTURE_C_ICMP },	{ &gre, CAPTURE_C_OTHER_L4 },
+		{ &ulen, CAPTURE_C_L4_MALFORMED },  { &frag, CAPTURE_C_FRAGMENT },
+		{ &frag6, CAPTURE_C_FRAGMENT },	    { &icmp, CAPTURE_C_ICMP },
+		{ &icmp6, CAPTURE_C_ICMP },	    { &gre, CAPTURE_C_OTHER_L4 },
 	};
 	struct capture_counters before, after;
 	unsigned int i, j;
@@ -201,40 +201,40 @@ static void test_skips_counted(void **state)
 	eth(&arp, 0x0806, 0);
 	putn(&arp, 0, 28);
 	eth(&cut, 0x0800, 0);
-	putn(&cut, 0x45, 10);			/* IPv4 header cut at 10 bytes */
+	putn(&cut, 0x45, 10); /* IPv4 header cut at 10 bytes */
 	eth(&tcut, 0x0800, 0);
 	ipv4(&tcut, 6, 20 + 20, 0, 0);
-	putn(&tcut, 0, 8);			/* TCP header cut */
+	putn(&tcut, 0, 8); /* TCP header cut */
 	eth(&ihl, 0x0800, 0);
 	ipv4(&ihl, 17, 40, 0, 0);
-	ihl.b[14] = 0x44;			/* IHL 16 bytes */
+	ihl.b[14] = 0x44; /* IHL 16 bytes */
 	udp(&ihl, 1, 2, 8);
 	eth(&tot, 0x0800, 0);
-	ipv4(&tot, 17, 12, 0, 0);		/* total length < header */
+	ipv4(&tot, 17, 12, 0, 0); /* total length < header */
 	udp(&tot, 1, 2, 8);
 	eth(&ver, 0x0800, 0);
 	ipv4(&ver, 17, 28, 0, 0);
-	ver.b[14] = 0x65;			/* version 6 under ethertype IPv4 */
+	ver.b[14] = 0x65; /* version 6 under ethertype IPv4 */
 	udp(&ver, 1, 2, 8);
 	eth(&jumbo, 0x86dd, 0);
-	ipv6(&jumbo, 17, 0);			/* payload length 0: jumbogram */
+	ipv6(&jumbo, 17, 0); /* payload length 0: jumbogram */
 	udp(&jumbo, 1, 2, 8);
 	eth(&doff, 0x0800, 0);
 	ipv4(&doff, 6, 40, 0, 0);
 	tcp(&doff, 1, 2, 0, 5);
-	doff.b[14 + 20 + 12] = 0x40;		/* data offset 16 bytes */
+	doff.b[14 + 20 + 12] = 0x40; /* data offset 16 bytes */
 	eth(&ulen, 0x0800, 0);
 	ipv4(&ulen, 17, 20 + 8 + 10, 0, 0);
 	udp(&ulen, 1, 2, 8 + 11);
 	putn(&ulen, 0, 10);
 	eth(&frag, 0x0800, 0);
-	ipv4(&frag, 17, 20 + 8 + 100, 0x2000, 0);	/* MF */
+	ipv4(&frag, 17, 20 + 8 + 100, 0x2000, 0); /* MF */
 	udp(&frag, 1, 2, 8 + 100);
 	eth(&frag6, 0x86dd, 0);
 	ipv6(&frag6, 44, 8 + 8);
 	put8(&frag6, 17);
 	put8(&frag6, 0);
-	put16(&frag6, 0x00a8);			/* offset 21, M 0 */
+	put16(&frag6, 0x00a8); /* offset 21, M 0 */
 	put32(&frag6, 9);
 	udp(&frag6, 1, 2, 8);
 	eth(&icmp, 0x0800, 0);
@@ -290,14 +290,14 @@ static void test_tc_egress_gso(void **state)
 	 * frame (sizes come from the length fields). */
 	eth(&f, 0x0800, 0);
 	ipv4(&f, 6, 20 + 32 + 3000, 0, 0);
-	tcp(&f, 50000, 443, 0x19, 8);		/* FIN|PSH|ACK */
+	tcp(&f, 50000, 443, 0x19, 8); /* FIN|PSH|ACK */
 	h->n = 0;
 	assert_int_equal(h_run(h, 1, f.b, f.len, 0, 0), TC_ACT_OK_);
 	assert_true(h_drain(h) >= 0);
 	assert_int_equal(h->n, 1);
 	assert_int_equal(h->pkts[0].dir, CAPTURE_EGRESS);
 	assert_int_equal(h->pkts[0].p.size, 3000);
-	assert_int_equal(h->pkts[0].ifindex, 1);	/* test runs use loopback */
+	assert_int_equal(h->pkts[0].ifindex, 1); /* test runs use loopback */
 
 	h->n = 0;
 	assert_int_equal(h_run(h, 1, f.b, f.len, 3, 1448), TC_ACT_OK_);
@@ -524,9 +524,9 @@ static void test_open_errors(void **state)
 	assert_non_null(strstr(err, "power of 2"));
 }
 
-#define BOTH(t)                                                          \
-	cmocka_unit_test_prestate(t, (void *)(long)CAPTURE_RECORDS),    \
-	cmocka_unit_test_prestate(t, (void *)(long)CAPTURE_BATCHES)
+#define BOTH(t) \
+	cmocka_unit_test_prestate(t, (void *)(long)CAPTURE_RECORDS), \
+		cmocka_unit_test_prestate(t, (void *)(long)CAPTURE_BATCHES)
 
 int main(void)
 {

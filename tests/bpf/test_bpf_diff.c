@@ -98,14 +98,15 @@ static void one_frame(const char *path, unsigned long i, const uint8_t *data, ui
 	if (r == SKIP_NONE) {
 		accepted++;
 		if (H.n != 1)
-			snprintf(buf, sizeof(buf), "parse.c accepts, BPF delivered %u packets", H.n);
+			snprintf(buf, sizeof(buf), "parse.c accepts, BPF delivered %u packets",
+				 H.n);
 		else if (!same(&H.pkts[0].p, &want))
 			snprintf(buf, sizeof(buf),
 				 "BPF size %u ip_len %u ports %u>%u flags %#x, parse.c size %u "
-				 "ip_len %u ports %u>%u flags %#x", H.pkts[0].p.size,
-				 H.pkts[0].p.ip_len, H.pkts[0].p.sport, H.pkts[0].p.dport,
-				 H.pkts[0].p.tcp_flags, want.size, want.ip_len, want.sport,
-				 want.dport, want.tcp_flags);
+				 "ip_len %u ports %u>%u flags %#x",
+				 H.pkts[0].p.size, H.pkts[0].p.ip_len, H.pkts[0].p.sport,
+				 H.pkts[0].p.dport, H.pkts[0].p.tcp_flags, want.size, want.ip_len,
+				 want.sport, want.dport, want.tcp_flags);
 		else
 			return;
 		mismatch(path, i, buf);
@@ -140,7 +141,7 @@ static void one_file(const char *path)
 	p = pcap_fopen_offline(zfile_stream(z), err);
 	if (!p) {
 		zfile_close(z);
-		return;	/* not a pcap (pcapng, text, ...): not ours to judge */
+		return; /* not a pcap (pcapng, text, ...): not ours to judge */
 	}
 	zfile_stream_closed(z);
 	if (pcap_datalink(p) != 1 /* DLT_EN10MB */) {
@@ -201,7 +202,7 @@ int main(int argc, char **argv)
 	}
 	if (argc - a < 4) {
 		fprintf(stderr, "usage: test_bpf_diff [--inject-fault] records|batches "
-			"MAX_FRAMES MAX_FILES PATH...\n");
+				"MAX_FRAMES MAX_FILES PATH...\n");
 		return 2;
 	}
 	/* A small flow map: every frame is flushed, and a flush walks the map. */
@@ -214,8 +215,8 @@ int main(int argc, char **argv)
 		walk(argv[a]);
 	capture_close(H.c);
 	printf("test_bpf_diff: %lu files, %lu frames: %lu accepted, %lu skipped, "
-	       "%lu not testable, %lu mismatches\n", files, frames, accepted, skipped,
-	       untestable, mismatches);
+	       "%lu not testable, %lu mismatches\n",
+	       files, frames, accepted, skipped, untestable, mismatches);
 	if (!files || !accepted) {
 		fprintf(stderr, "test_bpf_diff: no Ethernet capture found: nothing compared\n");
 		return 1;

@@ -36,7 +36,7 @@ struct run {
 		struct flow_key key;
 		uint64_t id, first_ns;
 		struct flow_verdict v;
-	} *flows;
+	} * flows;
 	size_t nflows, cap;
 };
 
@@ -148,11 +148,12 @@ static int samples_mode(struct classifier *c, const char *path)
 		for (j = 0; j < r.nflows; j++)
 			twins += same_tuple(&r.flows[j].key, &f->key);
 		if (twins > 1)
-			continue;	/* idle timeout split the 5-tuple: not one flow */
+			continue; /* idle timeout split the 5-tuple: not one flow */
 		for (j = n = 0; j < npk; j++)
 			if (same_endpoints(&pk[j], &f->key, &fwd))
 				smp[n++] = (struct classify_sample){ pk[j].ts_ns, pk[j].size,
-								     fwd ? FLOW_DIR_FWD : FLOW_DIR_REV };
+								     fwd ? FLOW_DIR_FWD :
+									   FLOW_DIR_REV };
 		/* Observed until the capture's end, like the flow in the file. */
 		if (classifier_samples(c, smp, n, end_ns, NULL, 0, NULL, &v)) {
 			printf("%" PRIu64 " samples failed\n", f->id);
@@ -164,7 +165,8 @@ static int samples_mode(struct classifier *c, const char *path)
 		       f->v.blocks, classifier_class_name(c, v.cls), (double)v.confidence, v.early,
 		       v.blocks);
 		if (v.cls != f->v.cls || v.early != f->v.early || v.blocks != f->v.blocks ||
-		    v.confidence != f->v.confidence || memcmp(v.votes, f->v.votes, sizeof(v.votes))) {
+		    v.confidence != f->v.confidence ||
+		    memcmp(v.votes, f->v.votes, sizeof(v.votes))) {
 			printf(" mismatch");
 			bad++;
 		}

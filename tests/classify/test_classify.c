@@ -119,7 +119,7 @@ static char *write_model(const char *name, float out_scale, uint32_t extra_class
 	w[B * 4 + 2] = 100;
 	w[C * 4 + 1] = 100;
 	for (i = 0; i < n; i++)
-		mult[i] = 1 << 30;	/* out = acc / 2 */
+		mult[i] = 1 << 30; /* out = acc / 2 */
 	l[1].weight = w;
 	l[1].bias = bias;
 	l[1].mult = mult;
@@ -147,8 +147,8 @@ static int setup(void **state)
 	(void)state;
 	if (!mkdtemp(tmpdir))
 		return -1;
-	sharp_path = write_model("sharp.fpcnn", 0.25f, 0, NULL);	/* one packet: logit 12.5 */
-	soft_path = write_model("soft.fpcnn", 0.01f, 0, NULL);	/* one packet: logit 0.5 */
+	sharp_path = write_model("sharp.fpcnn", 0.25f, 0, NULL); /* one packet: logit 12.5 */
+	soft_path = write_model("soft.fpcnn", 0.01f, 0, NULL);	 /* one packet: logit 0.5 */
 	many_path = write_model("many.fpcnn", 0.25f, CLASSIFY_MAX_CLASSES, NULL);
 	/* class c is the background class: never a verdict */
 	bg_path = write_model("bg.fpcnn", 0.25f, 0, CLASSIFY_OTHER_NAME);
@@ -224,7 +224,7 @@ static size_t flow_of(const char *seq, struct classify_sample *s, bool tail)
 		case 'c':
 			s[n++] = (struct classify_sample){ t + 40 * SEC, 100, FLOW_DIR_FWD };
 			break;
-		case 'd':	/* late and large: no class lights, logits 0 */
+		case 'd': /* late and large: no class lights, logits 0 */
 			s[n++] = (struct classify_sample){ t + 40 * SEC, 1000, FLOW_DIR_FWD };
 			break;
 		}
@@ -294,7 +294,7 @@ static void test_votes(void **state)
 	assert_int_equal(v.reason, CLASSIFY_OK);
 	assert_false(v.early);
 	assert_int_equal(v.blocks, 4);
-	assert_int_equal(v.blocks_voting, 3);	/* the partial tail does not vote */
+	assert_int_equal(v.blocks_voting, 3); /* the partial tail does not vote */
 	assert_int_equal(v.votes[A], 3);
 	assert_true(v.confidence > 0.99f);
 	/* 1 vote against 2: 1 <= 0.7 x 2, a wins */
@@ -392,9 +392,14 @@ static void test_low_confidence(void **state)
 static size_t flow_reps(const char *seq, const unsigned *reps, unsigned tail_reps,
 			struct classify_sample *s)
 {
-	static const struct { uint64_t at; uint32_t size; } px[] = {
-		['a' - 'a'] = { 1, 100 }, ['b' - 'a'] = { 2, 1000 },
-		['c' - 'a'] = { 40, 100 }, ['d' - 'a'] = { 40, 1000 },
+	static const struct {
+		uint64_t at;
+		uint32_t size;
+	} px[] = {
+		['a' - 'a'] = { 1, 100 },
+		['b' - 'a'] = { 2, 1000 },
+		['c' - 'a'] = { 40, 100 },
+		['d' - 'a'] = { 40, 1000 },
 	};
 	size_t n = 0, k;
 	unsigned r;
@@ -402,9 +407,10 @@ static size_t flow_reps(const char *seq, const unsigned *reps, unsigned tail_rep
 	s[n++] = (struct classify_sample){ T0, PKT_MAX_SIZE, FLOW_DIR_FWD };
 	for (k = 0; seq[k]; k++)
 		for (r = 0; r < reps[k]; r++)
-			s[n++] = (struct classify_sample){ T0 + (k * 60 + px[seq[k] - 'a'].at) * SEC +
-							   r * 1000000ULL,
-							   px[seq[k] - 'a'].size, FLOW_DIR_FWD };
+			s[n++] = (struct classify_sample){
+				T0 + (k * 60 + px[seq[k] - 'a'].at) * SEC + r * 1000000ULL,
+				px[seq[k] - 'a'].size, FLOW_DIR_FWD
+			};
 	for (r = 0; r < tail_reps; r++)
 		s[n++] = (struct classify_sample){ T0 + (k * 60 + 1) * SEC + r * 1000000ULL, 1000,
 						   FLOW_DIR_FWD };
@@ -417,8 +423,9 @@ static void verdict_reps(struct classifier *c, const char *seq, const unsigned *
 {
 	struct classify_sample s[400];
 
-	assert_int_equal(classifier_samples(c, s, flow_reps(seq, reps, tail_reps, s), 0, bv, 16,
-					    nb, v), 0);
+	assert_int_equal(classifier_samples(c, s, flow_reps(seq, reps, tail_reps, s), 0, bv, 16, nb,
+					    v),
+			 0);
 }
 
 /* Minimum evidence: blocks below min_block_packets do not vote. */
@@ -448,7 +455,7 @@ static void test_sparse(void **state)
 	assert_false(v.early);
 	assert_int_equal(bv[0].reason, CLASSIFY_SPARSE);
 	assert_int_equal(bv[0].cls, CLASSIFY_UNKNOWN);
-	assert_int_equal(bv[0].top, A);		/* what the model said, for the record */
+	assert_int_equal(bv[0].top, A); /* what the model said, for the record */
 	assert_int_equal(bv[0].samples, 2);
 	/* b, b are sparse, a has 3 packets: a alone votes (every block: b) */
 	verdict_reps(c, "abb", (unsigned[]){ 3, 2, 2 }, 1, bv, &nb, &v);
@@ -582,7 +589,7 @@ static void test_background_class(void **state)
 	assert_string_equal(classifier_class_name(c, bv[0].top), "other");
 	assert_int_equal(v.cls, CLASSIFY_UNKNOWN);
 	assert_int_equal(v.reason, CLASSIFY_OTHER);
-	assert_int_equal(v.top, A);		/* never the background class */
+	assert_int_equal(v.top, A); /* never the background class */
 	assert_int_equal(v.votes[C], 0);
 	assert_int_equal(v.votes_other, 2);
 	/* all of it background: still no class as top */
@@ -623,7 +630,7 @@ static void test_weight(void **state)
 	assert_int_equal(v.votes[A], 1);
 	assert_int_equal(v.votes[B], 5);
 	assert_int_equal(v.blocks_voting, 2);
-	assert_float_equal(v.confidence, 5.0f / 6, 1e-3);	/* the weighted mean */
+	assert_float_equal(v.confidence, 5.0f / 6, 1e-3); /* the weighted mean */
 	/* 4 against 5 is more than 0.7: disagree */
 	verdict_reps(c, "ab", (unsigned[]){ 4, 5 }, 1, bv, &nb, &v);
 	assert_int_equal(v.reason, CLASSIFY_DISAGREE);
@@ -654,12 +661,12 @@ static void test_no_blocks(void **state)
 static void test_picture(void **state)
 {
 	struct classifier *c = open_model(sharp_path, -1, -1);
-	uint8_t pic[4] = { 0, 0, 0, 3 };	/* (1, 1): no class lights: logits 0 */
+	uint8_t pic[4] = { 0, 0, 0, 3 }; /* (1, 1): no class lights: logits 0 */
 	struct block_verdict v;
 
 	(void)state;
 	assert_int_equal(classifier_picture(c, pic, &v), 0);
-	assert_int_equal(v.cls, A);	/* ties: lowest index */
+	assert_int_equal(v.cls, A); /* ties: lowest index */
 	assert_float_equal(v.confidence, 1.0f / 3, 1e-6);
 	pic[2] = 1;
 	assert_int_equal(classifier_picture(c, pic, &v), 0);
@@ -740,9 +747,10 @@ static void write_csv(const char *path, const struct classify_sample *s, size_t 
 		bool fwd = s[i].dir == FLOW_DIR_FWD;
 
 		fprintf(f, "%llu.%09llu,17,%s,%u,%s,%u,%u\n",
-			(unsigned long long)(s[i].ts_ns / SEC), (unsigned long long)(s[i].ts_ns % SEC),
-			fwd ? "10.0.0.1" : "10.0.0.2", fwd ? 40000 : 443, fwd ? "10.0.0.2" : "10.0.0.1",
-			fwd ? 443 : 40000, s[i].size);
+			(unsigned long long)(s[i].ts_ns / SEC),
+			(unsigned long long)(s[i].ts_ns % SEC), fwd ? "10.0.0.1" : "10.0.0.2",
+			fwd ? 40000 : 443, fwd ? "10.0.0.2" : "10.0.0.1", fwd ? 443 : 40000,
+			s[i].size);
 		if (bad && i == 1)
 			fprintf(f, "not-a-time,17,10.0.0.1,1,10.0.0.2,2,5\n"
 				   "1700000000.5,17,10.0.0.1,99999,10.0.0.2,2,5\n");
@@ -792,7 +800,7 @@ static void test_csv_file(void **state)
 	size_t n = flow_of("abbcb", s, true), nb, k;
 
 	(void)state;
-	memset(&x, 0, sizeof(x));	/* compared with memcmp: padding too */
+	memset(&x, 0, sizeof(x)); /* compared with memcmp: padding too */
 	assert_int_equal(classifier_samples(c, s, n, 0, bv, 64, &nb, &v), 0);
 	snprintf(path, sizeof(path), "%s/flow.csv", tmpdir);
 	write_csv(path, s, n, true);
@@ -820,7 +828,8 @@ static void test_csv_file(void **state)
 	{
 		struct classifier_config cfg;
 		struct collected y;
-		struct classify_callbacks cby = { .block = on_file_block, .flow = on_file_flow,
+		struct classify_callbacks cby = { .block = on_file_block,
+						  .flow = on_file_flow,
 						  .ctx = &y };
 		struct classifier *cw;
 		char err[256];
@@ -828,7 +837,7 @@ static void test_csv_file(void **state)
 		memset(&y, 0, sizeof(y));
 		classifier_config_default(&cfg);
 		cfg.model_path = sharp_path;
-		cfg.min_block_packets = 0;	/* as open_model() */
+		cfg.min_block_packets = 0; /* as open_model() */
 		cfg.workers = 1;
 		cw = classifier_new(&cfg, err, sizeof(err));
 		assert_non_null(cw);
@@ -930,7 +939,7 @@ static void test_live_table(void **state)
 		uint64_t start = T0 + (uint64_t)i * 1250000000ULL + i;
 		uint32_t nblocks = 2 + i % 3, cls = (40000 + i) % 3;
 
-		pk[n++] = (struct live_pkt){ start, i, PKT_MAX_SIZE };	/* sets flow time 0 */
+		pk[n++] = (struct live_pkt){ start, i, PKT_MAX_SIZE }; /* sets flow time 0 */
 		for (k = 0; k < nblocks; k++) {
 			uint64_t at = cls == A ? 1 : cls == B ? 2 : 40;
 
@@ -1006,20 +1015,13 @@ static void test_json_lines(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_embedded),
-		cmocka_unit_test(test_votes),
-		cmocka_unit_test(test_early),
-		cmocka_unit_test(test_low_confidence),
-		cmocka_unit_test(test_no_blocks),
-		cmocka_unit_test(test_sparse),
-		cmocka_unit_test(test_other),
-		cmocka_unit_test(test_background_class),
-		cmocka_unit_test(test_weight),
-		cmocka_unit_test(test_picture),
-		cmocka_unit_test(test_bad_models),
-		cmocka_unit_test(test_csv_file),
-		cmocka_unit_test(test_live_table),
-		cmocka_unit_test(test_json_lines),
+		cmocka_unit_test(test_embedded),   cmocka_unit_test(test_votes),
+		cmocka_unit_test(test_early),	   cmocka_unit_test(test_low_confidence),
+		cmocka_unit_test(test_no_blocks),  cmocka_unit_test(test_sparse),
+		cmocka_unit_test(test_other),	   cmocka_unit_test(test_background_class),
+		cmocka_unit_test(test_weight),	   cmocka_unit_test(test_picture),
+		cmocka_unit_test(test_bad_models), cmocka_unit_test(test_csv_file),
+		cmocka_unit_test(test_live_table), cmocka_unit_test(test_json_lines),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

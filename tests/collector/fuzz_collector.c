@@ -34,9 +34,12 @@ static const uint8_t preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 static size_t request(uint8_t *out)
 {
 	static const char *const h[][2] = {
-		{ ":method", "POST" }, { ":scheme", "http" },
-		{ ":path", "/flowpic.v1.Collector/Stream" }, { ":authority", "fuzz" },
-		{ "content-type", "application/grpc" }, { "te", "trailers" },
+		{ ":method", "POST" },
+		{ ":scheme", "http" },
+		{ ":path", "/flowpic.v1.Collector/Stream" },
+		{ ":authority", "fuzz" },
+		{ "content-type", "application/grpc" },
+		{ "te", "trailers" },
 	};
 	size_t n = 9, i;
 
@@ -54,8 +57,8 @@ static size_t request(uint8_t *out)
 	out[0] = 0;
 	out[1] = (uint8_t)((n - 9) >> 8);
 	out[2] = (uint8_t)(n - 9);
-	out[3] = 1;	/* HEADERS */
-	out[4] = 4;	/* END_HEADERS */
+	out[3] = 1; /* HEADERS */
+	out[4] = 4; /* END_HEADERS */
 	out[5] = out[6] = out[7] = 0;
 	out[8] = 1;
 	return n;

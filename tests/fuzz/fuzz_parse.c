@@ -12,8 +12,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const int links[] = { LINK_NULL, LINK_ETHERNET, LINK_RAW, LINK_LOOP, LINK_LINUX_SLL,
-			     LINK_IPV4, LINK_IPV6, LINK_LINUX_SLL2 };
+static const int links[] = { LINK_NULL,	     LINK_ETHERNET, LINK_RAW,  LINK_LOOP,
+			     LINK_LINUX_SLL, LINK_IPV4,	    LINK_IPV6, LINK_LINUX_SLL2 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -29,7 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!frame)
 		return 0;
 	memcpy(frame, data + 3, size - 3);
-	if (parse_frame(links[data[0] % 8], frame, (uint32_t)(size - 3), wirelen, &p) == SKIP_NONE) {
+	if (parse_frame(links[data[0] % 8], frame, (uint32_t)(size - 3), wirelen, &p) ==
+	    SKIP_NONE) {
 		if (p.proto != 6 && p.proto != 17)
 			abort();
 		if (p.size > p.ip_len)

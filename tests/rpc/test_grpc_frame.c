@@ -246,9 +246,9 @@ static void test_status(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_prefix),   cmocka_unit_test(test_whole),
-		cmocka_unit_test(test_every_cut), cmocka_unit_test(test_too_big),
-		cmocka_unit_test(test_flags),    cmocka_unit_test(test_callback_stop),
+		cmocka_unit_test(test_prefix),	    cmocka_unit_test(test_whole),
+		cmocka_unit_test(test_every_cut),   cmocka_unit_test(test_too_big),
+		cmocka_unit_test(test_flags),	    cmocka_unit_test(test_callback_stop),
 		cmocka_unit_test(test_lazy_buffer), cmocka_unit_test(test_status),
 	};
 

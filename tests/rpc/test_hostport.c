@@ -106,12 +106,15 @@ static void test_sizes(void **state)
 	assert_int_equal(parse(big, RPC_HOSTPORT_LISTEN), RPC_HOSTPORT_BAD);
 	/* The caller's buffer sizes count. */
 	assert_int_equal(rpc_hostport_parse("1234567:80", RPC_HOSTPORT_CONNECT, h, sizeof(h), p,
-					    sizeof(p)), RPC_HOSTPORT_OK);
+					    sizeof(p)),
+			 RPC_HOSTPORT_OK);
 	assert_string_equal(h, "1234567");
 	assert_int_equal(rpc_hostport_parse("12345678:80", RPC_HOSTPORT_CONNECT, h, sizeof(h), p,
-					    sizeof(p)), RPC_HOSTPORT_BAD);
+					    sizeof(p)),
+			 RPC_HOSTPORT_BAD);
 	assert_int_equal(rpc_hostport_parse("h:1234", RPC_HOSTPORT_LISTEN, h, sizeof(h), p,
-					    sizeof(p)), RPC_HOSTPORT_BAD);
+					    sizeof(p)),
+			 RPC_HOSTPORT_BAD);
 }
 
 int main(void)

@@ -86,7 +86,8 @@ static struct result handshake(SSL_CTX *sctx, SSL_CTX *cctx, const char *name)
 
 static SSL_CTX *server(bool mtls)
 {
-	struct rpc_tls_config cfg = { .cert_file = f("server.pem"), .key_file = f("server.key"),
+	struct rpc_tls_config cfg = { .cert_file = f("server.pem"),
+				      .key_file = f("server.key"),
 				      .ca_file = mtls ? f("ca.pem") : NULL };
 	char err[512];
 	SSL_CTX *ctx = rpc_tls_server_ctx(&cfg, err, sizeof(err));
@@ -210,7 +211,8 @@ static void test_errors(void **state)
 	assert_null(rpc_tls_server_ctx(&cfg, err, sizeof(err)));
 	assert_null(rpc_tls_client_ctx(&cfg, err, sizeof(err)));
 	assert_non_null(strstr(err, "both"));
-	cfg = (struct rpc_tls_config){ .cert_file = f("server.pem"), .key_file = f("server.key"),
+	cfg = (struct rpc_tls_config){ .cert_file = f("server.pem"),
+				       .key_file = f("server.key"),
 				       .ca_file = f("nothere.pem") };
 	assert_null(rpc_tls_server_ctx(&cfg, err, sizeof(err)));
 	assert_non_null(strstr(err, "nothere.pem"));

@@ -12,8 +12,8 @@
 static void test_sequence(void **state)
 {
 	/* 1 s x 1.6 without jitter: 1000, 1600, 2560, 4096, 6553.6, ... up to 120 s. */
-	static const unsigned want[] = { 1000, 1600, 2560, 4096, 6554, 10486, 16777, 26844,
-					 42950, 68719, 109951, 120000, 120000 };
+	static const unsigned want[] = { 1000,	1600,  2560,  4096,   6554,   10486, 16777,
+					 26844, 42950, 68719, 109951, 120000, 120000 };
 	struct backoff b;
 	unsigned i;
 

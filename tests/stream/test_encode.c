@@ -75,7 +75,7 @@ static void verdict(struct encode_verdict *ev, uint64_t seq, bool v6)
 	v->direction = STREAM_DIR_INBOUND;
 	v->stage = STREAM_STAGE_BLOCK;
 	v->flow_id = 1000 + seq;
-	v->start_unix_ns = 1795767794793470000ull + seq;	/* beyond a double's precision */
+	v->start_unix_ns = 1795767794793470000ull + seq; /* beyond a double's precision */
 	v->duration_ns = 60000000000ull;
 	v->packets_fwd = UINT64_MAX;
 	v->packets_rev = 2;
@@ -92,8 +92,7 @@ static void verdict(struct encode_verdict *ev, uint64_t seq, bool v6)
 	memset(v->class_name, 'c', STREAM_CLASS_MAX - 1);
 }
 
-static void check_verdict(const Flowpic__V1__Verdict *m, const struct encode_verdict *ev,
-			  bool v6)
+static void check_verdict(const Flowpic__V1__Verdict *m, const struct encode_verdict *ev, bool v6)
 {
 	const struct stream_verdict *v = &ev->v;
 	unsigned i;
@@ -132,7 +131,8 @@ static void test_round_trip(void **state)
 {
 	struct encode_header h;
 	struct encode_verdict v[4];
-	struct stream_counter c[2] = { { "stream.submitted", 4 }, { "lost.ring_full", 1ull << 40 } };
+	struct stream_counter c[2] = { { "stream.submitted", 4 },
+				       { "lost.ring_full", 1ull << 40 } };
 	size_t cap = encode_batch_bound(4, 2);
 	uint8_t *buf = malloc(cap);
 	Flowpic__V1__Batch *b;
@@ -253,7 +253,7 @@ static void test_ack(void **state)
 	size_t len;
 	long n;
 	char err[200];
-	static const uint8_t garbage[] = { 0x08, 0xff, 0xff };	/* varint cut short */
+	static const uint8_t garbage[] = { 0x08, 0xff, 0xff }; /* varint cut short */
 	Flowpic__V1__Ack *back;
 
 	(void)state;

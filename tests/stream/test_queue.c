@@ -33,7 +33,7 @@ static void test_bound_and_order(void **state)
 	}
 	assert_true(queue_full(&q));
 	b = mk(5, 5);
-	assert_int_equal(queue_push(&q, &b), -ENOSPC);	/* refused: still the caller's */
+	assert_int_equal(queue_push(&q, &b), -ENOSPC); /* refused: still the caller's */
 	free(b.payload);
 	assert_int_equal(q.n, 4);
 	assert_int_equal(q.verdicts, 1 + 2 + 3 + 4);
@@ -51,7 +51,7 @@ static void test_bound_and_order(void **state)
 	}
 	assert_null(queue_head(&q));
 	assert_int_equal(q.verdicts, 0);
-	queue_pop(&q);		/* popping an empty queue does nothing */
+	queue_pop(&q); /* popping an empty queue does nothing */
 	queue_free(&q);
 }
 
@@ -80,7 +80,7 @@ static void test_sent_marks(void **state)
 	queue_unsend_all(&q);
 	assert_false(queue_head(&q)->sent);
 	assert_int_equal(queue_next_unsent(&q)->sequence, 2);
-	queue_free(&q);		/* frees the payloads still held (ASan checks) */
+	queue_free(&q); /* frees the payloads still held (ASan checks) */
 }
 
 int main(void)

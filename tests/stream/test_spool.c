@@ -122,7 +122,7 @@ static void test_order_ack_delete(void **state)
 	(void)state;
 	assert_non_null(sp);
 	assert_true(spool_is_empty(sp));
-	append_n(sp, 1, 20, 200);	/* 224 bytes a record: 4 segments of 5 records */
+	append_n(sp, 1, 20, 200); /* 224 bytes a record: 4 segments of 5 records */
 	assert_int_equal(count_segments(), 4);
 	spool_get_stats(sp, &st);
 	assert_int_equal(st.records, 20);
@@ -166,7 +166,7 @@ static void test_restart_replay(void **state)
 	append_n(sp, 1, 10, 300);
 	read_expect(sp, 1, 300);
 	read_expect(sp, 2, 300);
-	assert_int_equal(spool_ack(sp), 0);	/* 1 acknowledged, 2 in flight at the "crash" */
+	assert_int_equal(spool_ack(sp), 0); /* 1 acknowledged, 2 in flight at the "crash" */
 	spool_close(sp);
 
 	sp = spool_open(dir, 1 << 20, 1000, STREAM_FSYNC_SEGMENT, err, sizeof(err));
@@ -219,7 +219,7 @@ static void test_prepend(void **state)
 	(void)state;
 	payload(p1, 50, 1);
 	payload(p2, 50, 2);
-	append_n(sp, 3, 4, 50);		/* the spool holds newer batches */
+	append_n(sp, 3, 4, 50); /* the spool holds newer batches */
 	assert_int_equal(spool_prepend(sp, b, 2), 2);
 	spool_close(sp);
 	sp = spool_open(dir, 1 << 20, 1 << 20, STREAM_FSYNC_BATCH, err, sizeof(err));
@@ -267,7 +267,7 @@ static void test_corrupt_record(void **state)
 			read_expect(sp, s, 100);
 	assert_int_equal(spool_read(sp, &r), -ENOENT);
 	spool_get_stats(sp, &st);
-	assert_int_equal(st.corrupt, 2);	/* not counted again when read */
+	assert_int_equal(st.corrupt, 2); /* not counted again when read */
 	for (s = 0; s < 8; s++)
 		spool_ack(sp);
 	assert_true(spool_is_empty(sp));

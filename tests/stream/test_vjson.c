@@ -22,14 +22,17 @@ static void test_minimal_form(void **state)
 	static const uint8_t src[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1 };
 
 	(void)state;
-	assert_int_equal(parse("{\"interface\":\"eth0\",\"flow\":{\"src_addr\":\"10.0.0.1\","
-			       "\"dst_addr\":\"2001:db8::2\",\"src_port\":5060,\"dst_port\":443,"
-			       "\"protocol\":17},\"direction\":\"DIRECTION_INBOUND\",\"flow_id\":9,"
-			       "\"stage\":\"early\",\"span\":{\"start_unix_ns\":1795767794793470001,"
-			       "\"duration_ns\":15000000000,\"packets_fwd\":1,\"packets_rev\":2,"
-			       "\"bytes_fwd\":3,\"bytes_rev\":4,\"block_index\":2,\"blocks\":0},"
-			       "\"class_name\":\"chat\",\"confidence\":0.25,\"probs\":[0.25,0.5,0.25],"
-			       "\"seq\":77}", &v, err), 0);
+	assert_int_equal(
+		parse("{\"interface\":\"eth0\",\"flow\":{\"src_addr\":\"10.0.0.1\","
+		      "\"dst_addr\":\"2001:db8::2\",\"src_port\":5060,\"dst_port\":443,"
+		      "\"protocol\":17},\"direction\":\"DIRECTION_INBOUND\",\"flow_id\":9,"
+		      "\"stage\":\"early\",\"span\":{\"start_unix_ns\":1795767794793470001,"
+		      "\"duration_ns\":15000000000,\"packets_fwd\":1,\"packets_rev\":2,"
+		      "\"bytes_fwd\":3,\"bytes_rev\":4,\"block_index\":2,\"blocks\":0},"
+		      "\"class_name\":\"chat\",\"confidence\":0.25,\"probs\":[0.25,0.5,0.25],"
+		      "\"seq\":77}",
+		      &v, err),
+		0);
 	assert_string_equal(v.interface, "eth0");
 	assert_memory_equal(v.src_addr, src, 16);
 	assert_int_equal(v.dst_addr[0], 0x20);
@@ -39,7 +42,7 @@ static void test_minimal_form(void **state)
 	assert_int_equal(v.direction, STREAM_DIR_INBOUND);
 	assert_int_equal(v.stage, STREAM_STAGE_EARLY);
 	assert_int_equal(v.flow_id, 9);
-	assert_true(v.start_unix_ns == 1795767794793470001ull);	/* exact, not via double */
+	assert_true(v.start_unix_ns == 1795767794793470001ull); /* exact, not via double */
 	assert_true(v.duration_ns == 15000000000ull);
 	assert_int_equal(v.block_index, 2);
 	assert_string_equal(v.class_name, "chat");
@@ -54,12 +57,14 @@ static void test_classify_form(void **state)
 	char err[200];
 
 	(void)state;
-	assert_int_equal(parse("{\"file\":\"a.pcap\",\"id\":3,\"proto\":\"udp\",\"src\":\"10.77.0.1\","
-			       "\"sport\":59640,\"dst\":\"10.77.0.2\",\"dport\":5004,\"start\":"
-			       "1795767794.793470000,\"start_ns\":1795767794793470000,\"duration\":"
-			       "62.121961000,\"blocks\":2,\"end\":\"input\",\"class\":\"voip\","
-			       "\"confidence\":0.9,\"probs\":[0.9,0.1],\"early\":true,\"reason\":\"vote\"}",
-			       &v, err), 0);
+	assert_int_equal(
+		parse("{\"file\":\"a.pcap\",\"id\":3,\"proto\":\"udp\",\"src\":\"10.77.0.1\","
+		      "\"sport\":59640,\"dst\":\"10.77.0.2\",\"dport\":5004,\"start\":"
+		      "1795767794.793470000,\"start_ns\":1795767794793470000,\"duration\":"
+		      "62.121961000,\"blocks\":2,\"end\":\"input\",\"class\":\"voip\","
+		      "\"confidence\":0.9,\"probs\":[0.9,0.1],\"early\":true,\"reason\":\"vote\"}",
+		      &v, err),
+		0);
 	assert_string_equal(v.interface, "a.pcap");
 	assert_int_equal(v.flow_id, 3);
 	assert_int_equal(v.protocol, 17);
@@ -76,8 +81,9 @@ static void test_classify_form(void **state)
 	assert_int_equal(v.reason, STREAM_REASON_SPARSE);
 	assert_int_equal(parse("{\"class\":\"unknown\",\"reason\":\"other\"}", &v, err), 0);
 	assert_int_equal(v.reason, STREAM_REASON_OTHER);
-	assert_int_equal(parse("{\"class\":\"unknown\",\"reason\":\"REASON_LOW_CONFIDENCE\"}",
-			       &v, err), 0);
+	assert_int_equal(parse("{\"class\":\"unknown\",\"reason\":\"REASON_LOW_CONFIDENCE\"}", &v,
+			       err),
+			 0);
 	assert_int_equal(v.reason, STREAM_REASON_LOW_CONFIDENCE);
 	assert_int_equal(parse("{\"class\":\"unknown\",\"reason\":4}", &v, err), 0);
 	assert_int_equal(v.reason, STREAM_REASON_DISAGREE);
@@ -93,7 +99,9 @@ static void test_classify_form(void **state)
 
 		assert_int_equal(vjson_parse("{\"class\":\"voip\",\"probs\":{\"voip\":0.5,"
 					     "\"video\":0.25,\"chat\":0.25},\"votes\":{\"voip\":1,"
-					     "\"video\":0}}", 91, &v, &vc, err, sizeof(err)), 0);
+					     "\"video\":0}}",
+					     91, &v, &vc, err, sizeof(err)),
+				 0);
 		assert_int_equal(v.nprobs, 3);
 		assert_true(v.probs[1] == 0.25f);
 		assert_int_equal(vc.n, 3);
@@ -101,7 +109,9 @@ static void test_classify_form(void **state)
 	}
 	/* A block verdict line. */
 	assert_int_equal(parse("{\"block\":{\"flow\":4,\"index\":1,\"class\":\"video\","
-			       "\"confidence\":0.5,\"early\":false}}", &v, err), 0);
+			       "\"confidence\":0.5,\"early\":false}}",
+			       &v, err),
+			 0);
 	assert_int_equal(v.flow_id, 4);
 	assert_int_equal(v.block_index, 1);
 	assert_int_equal(v.stage, STREAM_STAGE_BLOCK);
@@ -113,13 +123,19 @@ static void test_skips_and_errors(void **state)
 	char err[200];
 
 	(void)state;
-	assert_int_equal(parse("{\"summary\":{\"file\":\"x\",\"flows\":3,\"class\":\"no\"}}", &v, err), 1);
+	assert_int_equal(parse("{\"summary\":{\"file\":\"x\",\"flows\":3,\"class\":\"no\"}}", &v,
+			       err),
+			 1);
 	assert_int_equal(parse("   \n", &v, err), 1);
-	assert_int_equal(parse("{\"classes\":{\"model\":\"m\",\"per_class\":{\"voip\":{\"early\":0}}}}", &v, err), 1);
+	assert_int_equal(
+		parse("{\"classes\":{\"model\":\"m\",\"per_class\":{\"voip\":{\"early\":0}}}}", &v,
+		      err),
+		1);
 	assert_int_equal(parse("{\"class\":\"video\",\"src\":\"10.0.0\"}", &v, err), -1);
 	assert_string_equal(err, "\"src\": not an IPv4 or IPv6 address at byte 32");
 	assert_int_equal(parse("{\"class\":\"video\",\"probs\":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}",
-			       &v, err), -1);
+			       &v, err),
+			 -1);
 	assert_non_null(strstr(err, "at most 16"));
 	assert_int_equal(parse("{\"class\":\"video\",\"confidence\":1.5}", &v, err), -1);
 	assert_non_null(strstr(err, "\"confidence\": unexpected value"));

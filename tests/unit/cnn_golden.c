@@ -30,7 +30,7 @@
 
 static const unsigned int flag_sets[] = {
 	CNN_REF | CNN_DENSE_FIRST, CNN_REF | CNN_SPARSE_FIRST, CNN_REF,
-	CNN_DENSE_FIRST, CNN_SPARSE_FIRST, 0,
+	CNN_DENSE_FIRST,	   CNN_SPARSE_FIRST,	       0,
 };
 #define NSETS (sizeof(flag_sets) / sizeof(flag_sets[0]))
 
@@ -99,9 +99,11 @@ static int check_one(struct cnn *const *c, const struct model *m, const uint8_t 
 			for (i = 0; i < m->n_classes; i++) {
 				if (r.logits[i] == want[i])
 					continue;
-				fprintf(stderr, "cnn_golden: record %u, %s, flags %#x: logit %u is "
-					"%d, golden %d\n", rec, pass ? "cells" : "picture",
-					flag_sets[s], i, r.logits[i], want[i]);
+				fprintf(stderr,
+					"cnn_golden: record %u, %s, flags %#x: logit %u is "
+					"%d, golden %d\n",
+					rec, pass ? "cells" : "picture", flag_sets[s], i,
+					r.logits[i], want[i]);
 				return -1;
 			}
 		}
@@ -143,8 +145,8 @@ static int golden(const char *model_path, const char *golden_path)
 			goto free_all;
 	}
 	printf("cnn_golden: %u pictures, %zu paths each, pictures and cells: all logits equal "
-	       "(%s, avx2 %s)\n", hdr[0], NSETS, m->name,
-	       cnn_avx2_supported() ? "available" : "not available");
+	       "(%s, avx2 %s)\n",
+	       hdr[0], NSETS, m->name, cnn_avx2_supported() ? "available" : "not available");
 	rc = 0;
 free_all:
 	for (s = 0; s < NSETS; s++)
@@ -293,12 +295,11 @@ static int bench(const char *path, const char *what, int runs)
 	n = model_tensor_size(m, -1);
 	for (i = 0; i < npics * n; i++)
 		nz += pics[i] != 0;
-	printf("%s: %u x %u, %zu picture(s), %.1f non-zero pixels each\n", m->name, m->res,
-	       m->res, npics, (double)nz / (double)npics);
+	printf("%s: %u x %u, %zu picture(s), %.1f non-zero pixels each\n", m->name, m->res, m->res,
+	       npics, (double)nz / (double)npics);
 	bench_path(m, CNN_REF | CNN_DENSE_FIRST, "picture, dense first layer", pics, npics, runs);
 	bench_path(m, CNN_DENSE_FIRST, "picture, dense first layer", pics, npics, runs);
-	bench_path(m, CNN_REF | CNN_SPARSE_FIRST, "picture, sparse first layer", pics, npics,
-		   runs);
+	bench_path(m, CNN_REF | CNN_SPARSE_FIRST, "picture, sparse first layer", pics, npics, runs);
 	bench_path(m, CNN_SPARSE_FIRST, "picture, sparse first layer", pics, npics, runs);
 	bench_path(m, CNN_REF, "cells", pics, npics, runs);
 	bench_path(m, 0, "cells", pics, npics, runs);
@@ -316,6 +317,6 @@ int main(int argc, char **argv)
 	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "--bench"))
 		return bench(argv[2], argv[3], argc == 5 ? atoi(argv[4]) : 100);
 	fprintf(stderr, "usage: cnn_golden MODEL GOLDEN | --reencode IN OUT | "
-		"--bench MODEL CELLS|GOLDEN [RUNS]\n");
+			"--bench MODEL CELLS|GOLDEN [RUNS]\n");
 	return 2;
 }

@@ -94,7 +94,7 @@ struct tnet {
 	char names[MODEL_MAX_CLASSES][12];
 	int8_t *w[TN_MAX];
 	int32_t *b[TN_MAX], *mult[TN_MAX], *shift[TN_MAX];
-	bool extreme;		/* random parameters at the limits sometimes */
+	bool extreme; /* random parameters at the limits sometimes */
 };
 
 static void tn_init(struct tnet *t, uint32_t res, enum model_dirs dirs)
@@ -210,7 +210,7 @@ static void tn_params(struct tnet *t, struct model_layer *l, bool random)
 	}
 	for (j = 0; random && j < n; j++)
 		t->w[i][j] = (int8_t)(t->extreme && rnd() % 4 == 0 ? (rnd() % 2 ? 127 : -127) :
-				      rnd_in(-127, 127));
+								     rnd_in(-127, 127));
 }
 
 static struct model_layer *tn_conv(struct tnet *t, uint32_t oc, uint16_t kh, uint16_t kw,
@@ -314,7 +314,7 @@ static void assert_logits(const struct model *m, const struct cnn_result *a,
 
 static const unsigned int all_flags[] = {
 	CNN_REF | CNN_DENSE_FIRST, CNN_REF | CNN_SPARSE_FIRST, CNN_REF,
-	CNN_DENSE_FIRST, CNN_SPARSE_FIRST, 0,
+	CNN_DENSE_FIRST,	   CNN_SPARSE_FIRST,	       0,
 };
 #define NFLAGS (sizeof(all_flags) / sizeof(all_flags[0]))
 
@@ -651,8 +651,9 @@ static size_t cells_of(const struct model *m, const uint8_t *pic, struct cell *c
 			for (x = 0; x < m->res; x++) {
 				uint32_t v = pic[(ch * m->res + y) * m->res + x], part;
 				uint8_t dir = (uint8_t)(m->dirs == MODEL_DIR_SPLIT ? ch :
-						   m->dirs == MODEL_DIR_REV ? 1 :
-						   m->dirs == MODEL_DIR_FWD ? 0 : rnd() % 2);
+							m->dirs == MODEL_DIR_REV   ? 1 :
+							m->dirs == MODEL_DIR_FWD   ? 0 :
+										     rnd() % 2);
 
 				if (v == 255 && rnd() % 2)
 					cells[n++] = (struct cell){ (uint16_t)x, (uint16_t)y, dir,
@@ -703,8 +704,7 @@ static void cells_agree_flags(const struct model *m, const uint8_t *pic,
 	free(cells);
 }
 
-static void cells_agree(const struct model *m, const uint8_t *pic,
-			const struct cnn_result *ref)
+static void cells_agree(const struct model *m, const uint8_t *pic, const struct cnn_result *ref)
 {
 	cells_agree_flags(m, pic, ref, all_flags, NFLAGS);
 }
@@ -864,7 +864,7 @@ static void test_no_alloc(void **state)
 	c[2] = cnn_for(&t.m, CNN_DENSE_FIRST);
 	before = allocs;
 	tmp = cnn_new(&t.m, 0);
-	assert_true(allocs > before);	/* the wrapper counts */
+	assert_true(allocs > before); /* the wrapper counts */
 	cnn_free(tmp);
 	before = allocs;
 	for (i = 0; i < 3; i++)
@@ -893,7 +893,7 @@ static void test_refusals(void **state)
 	bad = (struct cell){ 0, 0, 2, 1 };
 	assert_int_equal(cnn_run_sparse(c, &bad, 1, &r), -EINVAL);
 	cnn_free(c);
-	t.l[1].out_h = 13;	/* shape chain broken */
+	t.l[1].out_h = 13; /* shape chain broken */
 	errno = 0;
 	assert_null(cnn_new(&t.m, 0));
 	assert_int_equal(errno, EINVAL);

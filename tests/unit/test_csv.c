@@ -37,11 +37,12 @@ static void test_round_trip_exact(void **state)
 	in[0].dst[12] = 8, in[0].dst[15] = 8;
 	in[0].sport = 65535, in[0].dport = 53, in[0].proto = 17;
 	in[0].size = 1499, in[0].ip_len = 1527;
-	in[1].ts_ns = 5;	/* 0.000000005 s */
+	in[1].ts_ns = 5; /* 0.000000005 s */
 	in[1].src[0] = 0x20, in[1].src[1] = 0x01, in[1].src[15] = 1;
 	in[1].dst[0] = 0xfe, in[1].dst[1] = 0x80, in[1].dst[15] = 2;
 	in[1].sport = 1, in[1].dport = 443, in[1].proto = 6;
-	in[1].size = 0, in[1].ip_len = 60, in[1].tcp_flags = 0x12, in[1].tcp_mss = 1460, in[1].tcp_ts = 1;
+	in[1].size = 0, in[1].ip_len = 60, in[1].tcp_flags = 0x12, in[1].tcp_mss = 1460,
+	in[1].tcp_ts = 1;
 	for (i = 0; i < 2; i++) {
 		FILE *f = fmemopen(buf, sizeof(buf), "w");
 
@@ -87,10 +88,10 @@ static void test_header_errors(void **state)
 static void test_bad_rows(void **state)
 {
 	static const char *const bad[] = {
-		"1.5,6,10.0.0.1,1,10.0.0.2,2",			/* too few fields */
-		"1.5,6,10.0.0.1,1,10.0.0.2,2,3,4,5,6",		/* too many */
-		"-1,6,10.0.0.1,1,10.0.0.2,2,3,43,0",		/* negative time */
-		"1.1234567891,6,10.0.0.1,1,10.0.0.2,2,3,43,0",	/* 10 decimals */
+		"1.5,6,10.0.0.1,1,10.0.0.2,2",		       /* too few fields */
+		"1.5,6,10.0.0.1,1,10.0.0.2,2,3,4,5,6",	       /* too many */
+		"-1,6,10.0.0.1,1,10.0.0.2,2,3,43,0",	       /* negative time */
+		"1.1234567891,6,10.0.0.1,1,10.0.0.2,2,3,43,0", /* 10 decimals */
 		"1.,6,10.0.0.1,1,10.0.0.2,2,3,43,0",
 		"x,6,10.0.0.1,1,10.0.0.2,2,3,43,0",
 		"1,256,10.0.0.1,1,10.0.0.2,2,3,43,0",

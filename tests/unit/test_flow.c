@@ -11,15 +11,15 @@
 #include "flowpic.h"
 
 #define SEC NS_PER_SEC
-#define T0 (1500000000ULL * SEC)	/* an arbitrary capture start */
+#define T0 (1500000000ULL * SEC) /* an arbitrary capture start */
 #define MAX_SEEN 64
 
 struct seen_block {
 	uint64_t flow_id;
 	struct block b;
-	uint8_t pic[32 * 32];	/* drawn at res <= 32 */
+	uint8_t pic[32 * 32]; /* drawn at res <= 32 */
 	uint8_t fwd[32 * 32];
-	uint32_t big_y0x0;	/* pic[0][0] for res > 32 */
+	uint32_t big_y0x0; /* pic[0][0] for res > 32 */
 };
 
 struct seen {
@@ -116,7 +116,7 @@ static void test_bidirectional_session(void **state)
 	add(ft, mk(T0, 1, 1000, 2, 80, 0));
 	add(ft, mk(T0 + 1, 2, 80, 1, 1000, 500));
 	add(ft, mk(T0 + 2, 1, 1000, 2, 80, 0));
-	add(ft, mk(T0 + 3, 1, 1001, 2, 80, 0));	/* another port: another flow */
+	add(ft, mk(T0 + 3, 1, 1001, 2, 80, 0)); /* another port: another flow */
 	flow_table_flush(ft);
 	assert_int_equal(s.nflows, 2);
 	assert_int_equal(s.flows[0].id, 1);
@@ -166,8 +166,8 @@ static void test_super_packet_split_by_syn_segment(void **state)
 	synack.tcp_flags = 0x12, synack.tcp_mss = 1500, synack.tcp_ts = 1;
 	add(ft, syn);
 	add(ft, synack);
-	add(ft, big);		/* 6 x 1448 + 1312 */
-	add(ft, mk(T0 + 3, 2, 443, 1, 5555, 1448));	/* one segment: as it is */
+	add(ft, big);				    /* 6 x 1448 + 1312 */
+	add(ft, mk(T0 + 3, 2, 443, 1, 5555, 1448)); /* one segment: as it is */
 	flow_table_flush(ft);
 	assert_int_equal(flow_tcp_segment(&s.flows[0]), 1448);
 	assert_int_equal(s.flows[0].packets[FLOW_DIR_REV], 1 + 7 + 1);
@@ -197,11 +197,11 @@ static void test_tcp_segment_rules(void **state)
 	assert_int_equal(flow_tcp_segment(&f), 1460);
 	f.tcp_syn = FLOW_SYN_TS;
 	assert_int_equal(flow_tcp_segment(&f), 1448);
-	f.tcp_syn = FLOW_SYN_TS | FLOW_SYNACK_SEEN;	/* offer declined */
+	f.tcp_syn = FLOW_SYN_TS | FLOW_SYNACK_SEEN; /* offer declined */
 	assert_int_equal(flow_tcp_segment(&f), 1460);
 	f.tcp_syn = FLOW_SYN_TS | FLOW_SYNACK_SEEN | FLOW_SYNACK_TS;
 	assert_int_equal(flow_tcp_segment(&f), 1448);
-	f.tcp_syn = FLOW_SYNACK_SEEN | FLOW_SYNACK_TS;	/* SYN's option cut by the snap length */
+	f.tcp_syn = FLOW_SYNACK_SEEN | FLOW_SYNACK_TS; /* SYN's option cut by the snap length */
 	assert_int_equal(flow_tcp_segment(&f), 1448);
 }
 
@@ -226,8 +226,8 @@ static void test_idle_timeout_splits(void **state)
 
 	(void)state;
 	add(ft, mk(T0, 1, 1, 2, 2, 10));
-	add(ft, mk(T0 + 120 * SEC, 1, 1, 2, 2, 10));	/* exactly the timeout: same flow */
-	add(ft, mk(T0 + 240 * SEC + 1, 2, 2, 1, 1, 10));	/* 1 ns more: a new flow */
+	add(ft, mk(T0 + 120 * SEC, 1, 1, 2, 2, 10));	 /* exactly the timeout: same flow */
+	add(ft, mk(T0 + 240 * SEC + 1, 2, 2, 1, 1, 10)); /* 1 ns more: a new flow */
 	flow_table_flush(ft);
 	assert_int_equal(s.nflows, 2);
 	assert_int_equal(s.ended[0], 1);
@@ -266,10 +266,10 @@ static void test_block_edges_and_completeness(void **state)
 
 	(void)state;
 	add(ft, mk(T0, 1, 1, 2, 2, 100));
-	add(ft, mk(T0 + 60 * SEC - 1, 1, 1, 2, 2, 100));	/* last ns of block 0 */
-	add(ft, mk(T0 + 60 * SEC, 1, 1, 2, 2, 100));		/* first of block 1 */
+	add(ft, mk(T0 + 60 * SEC - 1, 1, 1, 2, 2, 100)); /* last ns of block 0 */
+	add(ft, mk(T0 + 60 * SEC, 1, 1, 2, 2, 100));	 /* first of block 1 */
 	add(ft, mk(T0 + 100 * SEC, 1, 1, 2, 2, 100));
-	add(ft, mk(T0 + 200 * SEC, 1, 1, 2, 2, 100));		/* block 3; block 2 empty */
+	add(ft, mk(T0 + 200 * SEC, 1, 1, 2, 2, 100)); /* block 3; block 2 empty */
 	flow_table_flush(ft);
 	assert_int_equal(s.nblocks, 3);
 	assert_int_equal(s.blocks[0].b.index, 0);
@@ -282,7 +282,7 @@ static void test_block_edges_and_completeness(void **state)
 	assert_int_equal(s.blocks[1].b.start_ns, T0 + 60 * SEC);
 	assert_true(s.blocks[1].b.complete);
 	assert_int_equal(s.blocks[2].b.index, 3);
-	assert_false(s.blocks[2].b.complete);	/* input ended 20 s into it */
+	assert_false(s.blocks[2].b.complete); /* input ended 20 s into it */
 	assert_int_equal(s.flows[0].blocks, 3);
 	flow_table_free(ft);
 }
@@ -304,7 +304,7 @@ static void test_bin_edges(void **state)
 	add(ft, mk(T0, 1, 1, 2, 2, 46));
 	add(ft, mk(T0 + 1875000000ULL, 1, 1, 2, 2, 47));
 	add(ft, mk(T0 + 1875000001ULL, 1, 1, 2, 2, 1499));
-	add(ft, mk(T0 + 1875000002ULL, 1, 1, 2, 2, 1500));	/* over: counted, not drawn */
+	add(ft, mk(T0 + 1875000002ULL, 1, 1, 2, 2, 1500)); /* over: counted, not drawn */
 	add(ft, mk(T0 + 1875000003ULL, 1, 1, 2, 2, 9000));
 	flow_table_flush(ft);
 	assert_int_equal(s.blocks[0].pic[0 * 32 + 0], 1);
@@ -439,7 +439,7 @@ static void test_reordered_time_is_clamped(void **state)
 	(void)state;
 	add(ft, mk(T0, 1, 1, 2, 2, 0));
 	add(ft, mk(T0 + 10 * SEC, 1, 1, 2, 2, 0));
-	add(ft, mk(T0 + 5 * SEC, 1, 1, 2, 2, 0));	/* late: drawn at 10 s */
+	add(ft, mk(T0 + 5 * SEC, 1, 1, 2, 2, 0)); /* late: drawn at 10 s */
 	flow_table_flush(ft);
 	assert_int_equal(s.flows[0].reordered, 1);
 	assert_int_equal(s.blocks[0].pic[10 * 32 / 60], 2);
@@ -462,10 +462,10 @@ static void test_table_against_reference(void **state)
 	s.nflows = 0;
 	for (i = 0; i < STEPS; i++) {
 		int k = (int)(rand_r(&seed) % N);
-		uint64_t now = T0 + (uint64_t)i * 50 * 1000000ULL;	/* 50 ms steps */
+		uint64_t now = T0 + (uint64_t)i * 50 * 1000000ULL; /* 50 ms steps */
 		struct pkt p = mk(now, (uint8_t)(k % 7), (uint16_t)k, 200, 80, 10);
 
-		if (rand_r(&seed) % 2) {	/* either direction */
+		if (rand_r(&seed) % 2) { /* either direction */
 			p = mk(now, 200, 80, (uint8_t)(k % 7), (uint16_t)k, 10);
 		}
 		/* Reference: a flow is new when unseen or idle > 120 s. */
@@ -473,7 +473,7 @@ static void test_table_against_reference(void **state)
 			flows++;
 		last[k] = now;
 		add(ft, p);
-		s.nflows = 0;	/* only counts matter here */
+		s.nflows = 0; /* only counts matter here */
 		s.nblocks = 0;
 	}
 	assert_int_equal(flow_table_stats(ft)->flows, flows);
@@ -556,17 +556,17 @@ static void test_block_index_beyond_32_bits(void **state)
 	memset(&s, 0, sizeof(s));
 	ev.ctx = &s;
 	flow_config_default(&cfg);
-	cfg.window_ns = cfg.hop_ns = 1000;	/* 1 us blocks */
+	cfg.window_ns = cfg.hop_ns = 1000; /* 1 us blocks */
 	cfg.idle_timeout_ns = 4000 * SEC;
 	ft = flow_table_new(&cfg, &ev);
 	assert_non_null(ft);
 	add(ft, mk(T0, 1, 1, 2, 2, 0));
-	add(ft, mk(T0 + 3000 * SEC + 999, 1, 1, 2, 2, 0));	/* block 3e9, last ns of it */
-	add(ft, mk(T0 + 6000 * SEC + 500, 1, 1, 2, 2, 0));	/* block 6e9 > 2^32 */
+	add(ft, mk(T0 + 3000 * SEC + 999, 1, 1, 2, 2, 0)); /* block 3e9, last ns of it */
+	add(ft, mk(T0 + 6000 * SEC + 500, 1, 1, 2, 2, 0)); /* block 6e9 > 2^32 */
 	flow_table_flush(ft);
 	assert_int_equal(s.nblocks, 3);
 	assert_int_equal(s.blocks[1].b.index, 3000000000ULL);
-	assert_int_equal(s.blocks[1].pic[31], 1);		/* x = 999 * 32 / 1000 */
+	assert_int_equal(s.blocks[1].pic[31], 1); /* x = 999 * 32 / 1000 */
 	assert_int_equal(s.blocks[2].b.index, 6000000000ULL);
 	assert_int_equal(s.blocks[2].pic[16], 1);
 	flow_table_free(ft);
@@ -596,10 +596,10 @@ static void test_out_of_order_flows_still_expire(void **state)
 	struct flow_table *ft = table(&s, 32, 16, 1 << 12);
 
 	(void)state;
-	add(ft, mk(T0, 1, 1, 2, 2, 0));			/* A */
-	add(ft, mk(T0 + 60 * SEC, 1, 3, 2, 3, 0));	/* B */
-	add(ft, mk(T0 + 50 * SEC, 1, 1, 2, 2, 0));	/* A again, older than B */
-	add(ft, mk(T0 + 171 * SEC, 1, 4, 2, 4, 0));	/* C: A has been idle 121 s */
+	add(ft, mk(T0, 1, 1, 2, 2, 0));		    /* A */
+	add(ft, mk(T0 + 60 * SEC, 1, 3, 2, 3, 0));  /* B */
+	add(ft, mk(T0 + 50 * SEC, 1, 1, 2, 2, 0));  /* A again, older than B */
+	add(ft, mk(T0 + 171 * SEC, 1, 4, 2, 4, 0)); /* C: A has been idle 121 s */
 	assert_int_equal(s.nflows, 1);
 	assert_int_equal(s.ended[0], 1);
 	assert_int_equal(s.why[0], FLOW_END_IDLE);
@@ -617,7 +617,7 @@ static void test_all_refused_block_not_emitted(void **state)
 	/* Flow 1 takes the only chunk; flow 2 gets no cell at all. */
 	add(ft, mk(T0, 1, 1, 2, 2, 0));
 	add(ft, mk(T0 + 1, 1, 9, 2, 9, 0));
-	for (i = 1; i < 32; i++)	/* all within block 0 */
+	for (i = 1; i < 32; i++) /* all within block 0 */
 		add(ft, mk(T0 + i * 1875000000ULL, 1, 1, 2, 2, 0));
 	flow_table_flush(ft);
 	assert_int_equal(flow_table_stats(ft)->blocks, 1);

@@ -133,7 +133,7 @@ static void test_forced(void **state)
 	assert_int_equal(sink.ts[0], 10);
 	assert_int_equal(merge_stats(m)->forced, 1);
 	assert_int_equal(merge_stats(m)->held_max, 3);
-	push(m, 5, 0);	/* before the forced record: late */
+	push(m, 5, 0); /* before the forced record: late */
 	assert_int_equal(merge_stats(m)->late, 1);
 	merge_drain(m, on_out, &sink);
 	assert_int_equal(sink.ts[2], 20);
@@ -143,8 +143,8 @@ static void test_forced(void **state)
 }
 
 struct arrival {
-	uint64_t at;		/* when the record reaches user space */
-	uint64_t ts;		/* its packet's time */
+	uint64_t at; /* when the record reaches user space */
+	uint64_t ts; /* its packet's time */
 };
 
 static int cmp_arrival(const void *a, const void *b)

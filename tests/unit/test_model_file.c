@@ -44,8 +44,8 @@ static void layer_shape(struct model_layer *l, uint32_t c, uint32_t h, uint32_t 
 	l->in_w = w;
 }
 
-static void set_params(struct model_layer *l, int8_t *w, int32_t *b, int32_t *mult,
-		       int32_t *shift, size_t nw)
+static void set_params(struct model_layer *l, int8_t *w, int32_t *b, int32_t *mult, int32_t *shift,
+		       size_t nw)
 {
 	size_t i;
 
@@ -85,27 +85,51 @@ static void fixture_build(struct fixture *f)
 	f->m.n_layers = 6;
 	f->m.layers = f->l;
 
-	l[0] = (struct model_layer){ .type = MODEL_CONV2D, .relu = false, .out_c = 3, .out_h = 8,
-				     .out_w = 8, .kh = 3, .kw = 3, .sh = 1, .sw = 1, .pad_top = 1,
-				     .pad_left = 1, .pad_bottom = 1, .pad_right = 1,
+	l[0] = (struct model_layer){ .type = MODEL_CONV2D,
+				     .relu = false,
+				     .out_c = 3,
+				     .out_h = 8,
+				     .out_w = 8,
+				     .kh = 3,
+				     .kw = 3,
+				     .sh = 1,
+				     .sw = 1,
+				     .pad_top = 1,
+				     .pad_left = 1,
+				     .pad_bottom = 1,
+				     .pad_right = 1,
 				     .out_scale = 0.5f };
 	layer_shape(&l[0], 2, 8, 8);
 	set_params(&l[0], f->w0, f->b[0], f->mult[0], f->shift[0], sizeof(f->w0));
-	l[1] = (struct model_layer){ .type = MODEL_RELU, .out_c = 3, .out_h = 8, .out_w = 8,
-				     .out_scale = 0.5f };
+	l[1] = (struct model_layer){
+		.type = MODEL_RELU, .out_c = 3, .out_h = 8, .out_w = 8, .out_scale = 0.5f
+	};
 	layer_shape(&l[1], 3, 8, 8);
-	l[2] = (struct model_layer){ .type = MODEL_MAXPOOL, .out_c = 3, .out_h = 4, .out_w = 4,
-				     .kh = 2, .kw = 2, .sh = 2, .sw = 2, .out_scale = 0.5f };
-	layer_shape(&l[2], 3, 8, 8);
-	l[3] = (struct model_layer){ .type = MODEL_FLATTEN, .out_c = 48, .out_h = 1, .out_w = 1,
+	l[2] = (struct model_layer){ .type = MODEL_MAXPOOL,
+				     .out_c = 3,
+				     .out_h = 4,
+				     .out_w = 4,
+				     .kh = 2,
+				     .kw = 2,
+				     .sh = 2,
+				     .sw = 2,
 				     .out_scale = 0.5f };
+	layer_shape(&l[2], 3, 8, 8);
+	l[3] = (struct model_layer){
+		.type = MODEL_FLATTEN, .out_c = 48, .out_h = 1, .out_w = 1, .out_scale = 0.5f
+	};
 	layer_shape(&l[3], 3, 4, 4);
-	l[4] = (struct model_layer){ .type = MODEL_DENSE, .relu = true, .out_c = 4, .out_h = 1,
-				     .out_w = 1, .out_scale = 0.25f };
+	l[4] = (struct model_layer){ .type = MODEL_DENSE,
+				     .relu = true,
+				     .out_c = 4,
+				     .out_h = 1,
+				     .out_w = 1,
+				     .out_scale = 0.25f };
 	layer_shape(&l[4], 48, 1, 1);
 	set_params(&l[4], f->w4, f->b[1], f->mult[1], f->shift[1], sizeof(f->w4));
-	l[5] = (struct model_layer){ .type = MODEL_DENSE, .out_c = 3, .out_h = 1, .out_w = 1,
-				     .out_scale = 0.125f };
+	l[5] = (struct model_layer){
+		.type = MODEL_DENSE, .out_c = 3, .out_h = 1, .out_w = 1, .out_scale = 0.125f
+	};
 	layer_shape(&l[5], 4, 1, 1);
 	set_params(&l[5], f->w5, f->b[2], f->mult[2], f->shift[2], sizeof(f->w5));
 	assert_int_equal(model_encode(&f->m, &f->buf, &f->len), 0);
@@ -391,9 +415,9 @@ static void test_params(void **state)
 	put32(v4, 1 << 30);
 	patched(&f, bias, v4, 4, "layer 4 (dense): channel 0: |bias| 1073741824");
 	patched(&f, weight + 7, &w, 1, "layer 4 (dense): weight 7 is -128");
-	put32(v4, 0x7fc00000);	/* NaN */
+	put32(v4, 0x7fc00000); /* NaN */
 	patched(&f, layer_off(&f, 5) + 44, v4, 4, "layer 5 (dense): output scale nan");
-	put32(v4, 0x3f800000);	/* 1.0 where 0.5 is the input's */
+	put32(v4, 0x3f800000); /* 1.0 where 0.5 is the input's */
 	patched(&f, layer_off(&f, 2) + 44, v4, 4,
 		"layer 2 (maxpool): output scale 1 differs from its input's 0.5");
 	put32(v4, 0);
@@ -448,16 +472,11 @@ static void test_check_in_memory(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_round_trip),
-		cmocka_unit_test(test_truncated),
-		cmocka_unit_test(test_trailing),
-		cmocka_unit_test(test_flipped),
-		cmocka_unit_test(test_version),
-		cmocka_unit_test(test_offsets),
-		cmocka_unit_test(test_shapes),
-		cmocka_unit_test(test_params),
-		cmocka_unit_test(test_strings),
-		cmocka_unit_test(test_check_in_memory),
+		cmocka_unit_test(test_round_trip), cmocka_unit_test(test_truncated),
+		cmocka_unit_test(test_trailing),   cmocka_unit_test(test_flipped),
+		cmocka_unit_test(test_version),	   cmocka_unit_test(test_offsets),
+		cmocka_unit_test(test_shapes),	   cmocka_unit_test(test_params),
+		cmocka_unit_test(test_strings),	   cmocka_unit_test(test_check_in_memory),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

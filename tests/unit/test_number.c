@@ -27,8 +27,8 @@ static void test_seconds_exact(void **state)
 
 static void test_seconds_refused(void **state)
 {
-	static const char *const bad[] = { "", ".", ".5", "1.", "1.0000000001", "-1", "+1",
-					   " 1", "1 ", "1e3", "0x10", "1,5", "nan" };
+	static const char *const bad[] = { "",	 ".",  ".5",  "1.",   "1.0000000001", "-1", "+1",
+					   " 1", "1 ", "1e3", "0x10", "1,5",	      "nan" };
 	uint64_t ns;
 	size_t i;
 

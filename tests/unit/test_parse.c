@@ -40,8 +40,8 @@ static void test_ipv4_tcp_size_from_ip_length(void **state)
  * timestamps), read only as far as captured; other packets give 0. */
 static void test_syn_segment_size(void **state)
 {
-	static const uint8_t opts[20] = { 2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1,
-					  0, 0, 0, 0, 1, 3, 3, 7 };
+	static const uint8_t opts[20] = { 2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0,
+					  0, 1, 0,    0,    0, 0, 1, 3,	 3, 7 };
 	struct frame f = { 0 };
 	uint32_t hdr;
 	struct pkt p;
@@ -114,12 +114,12 @@ static void test_ipv4_fragments_counted(void **state)
 
 	(void)state;
 	eth(&first, 0x0800, 0);
-	ipv4(&first, 17, 1500, 0x2000, 0);	/* MF, offset 0 */
+	ipv4(&first, 17, 1500, 0x2000, 0); /* MF, offset 0 */
 	udp(&first, 1, 2, 3000);
 	assert_int_equal(parse_frame(LINK_ETHERNET, first.b, first.len, 1514, &p), SKIP_FRAGMENT);
 	eth(&later, 0x0800, 0);
-	ipv4(&later, 17, 1500, 185, 0);		/* offset 1480, last */
-	putn(&later, 0xaa, 8);			/* payload bytes that look like a UDP header */
+	ipv4(&later, 17, 1500, 185, 0); /* offset 1480, last */
+	putn(&later, 0xaa, 8);		/* payload bytes that look like a UDP header */
 	assert_int_equal(parse_frame(LINK_ETHERNET, later.b, later.len, 1514, &p), SKIP_FRAGMENT);
 	/* DF alone is not a fragment. */
 	eth(&df, 0x0800, 0);
@@ -166,7 +166,7 @@ static void test_ipv6_fragment_header(void **state)
 	ipv6(&frag, 44, 8 + 8 + 50);
 	put8(&frag, 17);
 	put8(&frag, 0);
-	put16(&frag, 0x0001);	/* offset 0, M = 1 */
+	put16(&frag, 0x0001); /* offset 0, M = 1 */
 	put32(&frag, 7);
 	udp(&frag, 1, 2, 8 + 100);
 	assert_int_equal(parse_frame(LINK_ETHERNET, frag.b, frag.len, frag.len, &p), SKIP_FRAGMENT);
@@ -178,7 +178,8 @@ static void test_ipv6_fragment_header(void **state)
 	put16(&atomic, 0);
 	put32(&atomic, 7);
 	udp(&atomic, 1, 2, 8 + 50);
-	assert_int_equal(parse_frame(LINK_ETHERNET, atomic.b, atomic.len, atomic.len, &p), SKIP_NONE);
+	assert_int_equal(parse_frame(LINK_ETHERNET, atomic.b, atomic.len, atomic.len, &p),
+			 SKIP_NONE);
 	assert_int_equal(p.size, 50);
 }
 
@@ -241,21 +242,25 @@ static void test_malformed_ip(void **state)
 	(void)state;
 	eth(&ihl, 0x0800, 0);
 	ipv4(&ihl, 6, 40, 0, 0);
-	ihl.b[14] = 0x44;	/* IHL 4: 16 bytes */
+	ihl.b[14] = 0x44; /* IHL 4: 16 bytes */
 	tcp(&ihl, 1, 2, 0, 5);
-	assert_int_equal(parse_frame(LINK_ETHERNET, ihl.b, ihl.len, ihl.len, &p), SKIP_IP_MALFORMED);
+	assert_int_equal(parse_frame(LINK_ETHERNET, ihl.b, ihl.len, ihl.len, &p),
+			 SKIP_IP_MALFORMED);
 	eth(&tot, 0x0800, 0);
 	ipv4(&tot, 6, 19, 0, 0);
 	tcp(&tot, 1, 2, 0, 5);
-	assert_int_equal(parse_frame(LINK_ETHERNET, tot.b, tot.len, tot.len, &p), SKIP_IP_MALFORMED);
+	assert_int_equal(parse_frame(LINK_ETHERNET, tot.b, tot.len, tot.len, &p),
+			 SKIP_IP_MALFORMED);
 	eth(&ver, 0x0800, 0);
-	ipv6(&ver, 6, 20);	/* IPv6 header behind the IPv4 ethertype */
-	assert_int_equal(parse_frame(LINK_ETHERNET, ver.b, ver.len, ver.len, &p), SKIP_IP_MALFORMED);
+	ipv6(&ver, 6, 20); /* IPv6 header behind the IPv4 ethertype */
+	assert_int_equal(parse_frame(LINK_ETHERNET, ver.b, ver.len, ver.len, &p),
+			 SKIP_IP_MALFORMED);
 	eth(&doff, 0x0800, 0);
 	ipv4(&doff, 6, 40, 0, 0);
 	tcp(&doff, 1, 2, 0, 5);
-	doff.b[14 + 20 + 12] = 0x40;	/* data offset 4 words < 5 */
-	assert_int_equal(parse_frame(LINK_ETHERNET, doff.b, doff.len, doff.len, &p), SKIP_L4_MALFORMED);
+	doff.b[14 + 20 + 12] = 0x40; /* data offset 4 words < 5 */
+	assert_int_equal(parse_frame(LINK_ETHERNET, doff.b, doff.len, doff.len, &p),
+			 SKIP_L4_MALFORMED);
 }
 
 static void test_tso_zero_total_length(void **state)

@@ -92,8 +92,8 @@ static uint8_t pixel(const struct image *img, uint32_t x, uint32_t y)
 }
 
 /* Every pixel of cell (cx, cy) has one grey level; return it. */
-static uint8_t cell_grey(const struct image *img, const struct png_render_layout *lay,
-			 uint32_t res, uint32_t cx, uint32_t cy)
+static uint8_t cell_grey(const struct image *img, const struct png_render_layout *lay, uint32_t res,
+			 uint32_t cx, uint32_t cy)
 {
 	uint32_t x0 = lay->plot_x + cx * lay->scale;
 	uint32_t y0 = lay->plot_y + (res - 1 - cy) * lay->scale;
@@ -137,8 +137,8 @@ static void test_corners(void **state)
 	uint8_t bl, tr;
 	char err[256] = "";
 
-	pic[0 * res + 0] = 1;			/* earliest time, smallest size: one packet */
-	pic[31 * res + 31] = 255;		/* latest time, largest size: saturated */
+	pic[0 * res + 0] = 1;	  /* earliest time, smallest size: one packet */
+	pic[31 * res + 31] = 255; /* latest time, largest size: saturated */
 	assert_int_equal(png_render_flowpic(f->path, pic, res, &o, err, sizeof(err)), 0);
 	assert_int_equal(png_render_layout(res, &o, &lay), 0);
 	assert_int_equal(read_png(f->path, &img), 0);
@@ -235,7 +235,8 @@ static void test_bad_args(void **state)
 static void test_odd_inputs(void **state)
 {
 	struct fixture *f = *state;
-	struct png_render_opts o = { .window_s = 7.3, .max_size = 1,
+	struct png_render_opts o = { .window_s = 7.3,
+				     .max_size = 1,
 				     .title = "a title with unknown chars \x7f\xc3\xa9 that is "
 					      "long enough to be wider than the tiny plot area" };
 	uint8_t pic[1] = { 9 };

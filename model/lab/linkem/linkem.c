@@ -47,21 +47,21 @@
 #define PACKET_IGNORE_OUTGOING 23
 #endif
 
-#define FRAME_MAX	65536u		/* bytes: the largest frame forwarded */
-#define VNET_LEN	sizeof(struct virtio_net_hdr) /* bytes ahead of each frame */
-#define RX_BATCH	64		/* frames read per socket per wakeup, so one busy
-					 * direction cannot starve the other */
-#define SOCKBUF_BYTES	(8 << 20)	/* socket buffers: absorb bursts of 8 MiB */
-#define RETRY_NS	250000ull	/* 250 us: wait before resending a refused frame */
-#define RETRY_MAX	40		/* refused 40 times (10 ms): drop it */
-#define NO_RATE_BPS	125000000.0	/* bytes/s: no rate? size the ring for 1 Gbit/s */
-#define NO_RATE_HOLD	(64.0 * 1048576) /* bytes: but hold at most 64 MiB in flight */
-#define RING_MIN	(1u << 20)	/* bytes: every ring holds at least 1 MiB */
-#define RING_MAX	(1ull << 30)	/* bytes: refuse configurations needing over 1 GiB */
-#define QUEUE_DEFAULT_S	0.1		/* s: the default bottleneck buffer at the rate */
-#define QUEUE_DEFAULT_MIN 16384.0	/* bytes: and at least 16 KiB */
-#define NAME_MAX_LEN	64
-#define NSEC_PER_SEC	1000000000ull
+#define FRAME_MAX 65536u		       /* bytes: the largest frame forwarded */
+#define VNET_LEN sizeof(struct virtio_net_hdr) /* bytes ahead of each frame */
+/* frames read per socket per wakeup, so one busy direction cannot starve the other */
+#define RX_BATCH 64
+#define SOCKBUF_BYTES (8 << 20)	      /* socket buffers: absorb bursts of 8 MiB */
+#define RETRY_NS 250000ull	      /* 250 us: wait before resending a refused frame */
+#define RETRY_MAX 40		      /* refused 40 times (10 ms): drop it */
+#define NO_RATE_BPS 125000000.0	      /* bytes/s: no rate? size the ring for 1 Gbit/s */
+#define NO_RATE_HOLD (64.0 * 1048576) /* bytes: but hold at most 64 MiB in flight */
+#define RING_MIN (1u << 20)	      /* bytes: every ring holds at least 1 MiB */
+#define RING_MAX (1ull << 30)	      /* bytes: refuse configurations needing over 1 GiB */
+#define QUEUE_DEFAULT_S 0.1	      /* s: the default bottleneck buffer at the rate */
+#define QUEUE_DEFAULT_MIN 16384.0     /* bytes: and at least 16 KiB */
+#define NAME_MAX_LEN 64
+#define NSEC_PER_SEC 1000000000ull
 
 /* ---- options ---- */
 
@@ -93,34 +93,35 @@ enum {
 	OPT_NAME,
 	OPT_SEED,
 	OPT_JITTER_DIST,
-	OPT_PARAM = 0x200,	/* + param * W_COUNT + which */
+	OPT_PARAM = 0x200, /* + param * W_COUNT + which */
 };
 
 #define PARAM_OPTS(str, p) \
-	{ str, required_argument, NULL, OPT_PARAM + (p) * W_COUNT + W_BOTH }, \
-	{ str "-up", required_argument, NULL, OPT_PARAM + (p) * W_COUNT + W_UP }, \
-	{ str "-down", required_argument, NULL, OPT_PARAM + (p) * W_COUNT + W_DOWN }
+	{ str, required_argument, NULL, OPT_PARAM + (p)*W_COUNT + W_BOTH }, \
+		{ str "-up", required_argument, NULL, OPT_PARAM + (p)*W_COUNT + W_UP }, \
+	{ \
+		str "-down", required_argument, NULL, OPT_PARAM + (p)*W_COUNT + W_DOWN \
+	}
 
-static const struct option long_options[] = {
-	{ "a", required_argument, NULL, OPT_A },
-	{ "b", required_argument, NULL, OPT_B },
-	{ "name", required_argument, NULL, OPT_NAME },
-	{ "seed", required_argument, NULL, OPT_SEED },
-	{ "jitter-dist", required_argument, NULL, OPT_JITTER_DIST },
-	{ "help", no_argument, NULL, 'h' },
-	PARAM_OPTS("delay-ms", P_DELAY),
-	PARAM_OPTS("jitter-ms", P_JITTER),
-	PARAM_OPTS("jitter-corr-ms", P_JCORR),
-	PARAM_OPTS("loss", P_LOSS),
-	PARAM_OPTS("loss-burst", P_BURST),
-	PARAM_OPTS("rate", P_RATE),
-	PARAM_OPTS("queue", P_QUEUE),
-	{ NULL, 0, NULL, 0 }
-};
+static const struct option long_options[] = { { "a", required_argument, NULL, OPT_A },
+					      { "b", required_argument, NULL, OPT_B },
+					      { "name", required_argument, NULL, OPT_NAME },
+					      { "seed", required_argument, NULL, OPT_SEED },
+					      { "jitter-dist", required_argument, NULL,
+						OPT_JITTER_DIST },
+					      { "help", no_argument, NULL, 'h' },
+					      PARAM_OPTS("delay-ms", P_DELAY),
+					      PARAM_OPTS("jitter-ms", P_JITTER),
+					      PARAM_OPTS("jitter-corr-ms", P_JCORR),
+					      PARAM_OPTS("loss", P_LOSS),
+					      PARAM_OPTS("loss-burst", P_BURST),
+					      PARAM_OPTS("rate", P_RATE),
+					      PARAM_OPTS("queue", P_QUEUE),
+					      { NULL, 0, NULL, 0 } };
 
 struct config {
 	const char *if_a, *if_b;
-	const char *name;	/* the profile's name, echoed in the JSON */
+	const char *name; /* the profile's name, echoed in the JSON */
 	double val[W_COUNT][P_COUNT];
 	bool set[W_COUNT][P_COUNT];
 	uint64_t seed;
@@ -179,42 +180,42 @@ static const char usage_text[] =
 
 struct link {
 	uint64_t delay_ns;
-	uint64_t jitter_ns;	/* standard deviation (normal) or half width (uniform) */
-	double jitter_corr_ns;	/* correlation time of the jitter; 0: independent */
-	uint64_t rate_kbit;	/* 0: unlimited */
-	uint64_t queue_bytes;	/* bottleneck buffer, only with a rate */
-	double loss;		/* probability a frame is lost, 0..1 */
-	double enter_burst;	/* Gilbert: P(good -> bad) per frame */
-	double leave_burst;	/* Gilbert: P(bad -> good) per frame */
+	uint64_t jitter_ns;    /* standard deviation (normal) or half width (uniform) */
+	double jitter_corr_ns; /* correlation time of the jitter; 0: independent */
+	uint64_t rate_kbit;    /* 0: unlimited */
+	uint64_t queue_bytes;  /* bottleneck buffer, only with a rate */
+	double loss;	       /* probability a frame is lost, 0..1 */
+	double enter_burst;    /* Gilbert: P(good -> bad) per frame */
+	double leave_burst;    /* Gilbert: P(bad -> good) per frame */
 	bool gilbert;
 	bool uniform;
 };
 
 struct counters {
-	uint64_t received;	/* frames read */
-	uint64_t frames;	/* frames sent on */
-	uint64_t bytes;		/* bytes sent on, whole frames */
-	uint64_t lost;		/* dropped by random loss */
-	uint64_t queue_drops;	/* dropped by a full bottleneck buffer (or ring) */
+	uint64_t received;	  /* frames read */
+	uint64_t frames;	  /* frames sent on */
+	uint64_t bytes;		  /* bytes sent on, whole frames */
+	uint64_t lost;		  /* dropped by random loss */
+	uint64_t queue_drops;	  /* dropped by a full bottleneck buffer (or ring) */
 	uint64_t queue_max_bytes; /* deepest bottleneck buffer seen */
-	uint64_t send_errors;	/* refused by the other interface */
-	uint64_t too_big;	/* over FRAME_MAX bytes */
-	uint64_t kernel_drops;	/* lost in the socket before linkem read them */
+	uint64_t send_errors;	  /* refused by the other interface */
+	uint64_t too_big;	  /* over FRAME_MAX bytes */
+	uint64_t kernel_drops;	  /* lost in the socket before linkem read them */
 };
 
 /* One frame in a ring: this header, its virtio-net header, the frame, padded to 8 bytes. */
 struct frame_hdr {
 	uint64_t release_ns;
-	uint32_t len;		/* bytes of the frame, without the virtio-net header */
-	uint32_t wrap;		/* 1: no frame here, continue at offset 0 */
+	uint32_t len;  /* bytes of the frame, without the virtio-net header */
+	uint32_t wrap; /* 1: no frame here, continue at offset 0 */
 };
 
 struct ring {
 	uint8_t *buf;
-	size_t cap;		/* bytes, a multiple of 8 */
-	size_t head, tail;	/* offsets: next frame out, next free byte */
-	size_t used;		/* bytes between head and tail, padding included */
-	uint64_t count;		/* frames held */
+	size_t cap;	   /* bytes, a multiple of 8 */
+	size_t head, tail; /* offsets: next frame out, next free byte */
+	size_t used;	   /* bytes between head and tail, padding included */
+	uint64_t count;	   /* frames held */
 };
 
 struct prng {
@@ -222,18 +223,18 @@ struct prng {
 };
 
 struct direction {
-	const char *name;	/* "up" or "down" */
+	const char *name; /* "up" or "down" */
 	const char *in_if, *out_if;
 	int in_fd, out_fd;
 	struct link link;
 	struct ring ring;
 	struct prng rng;
-	bool in_burst;		/* Gilbert state: losing */
-	double jitter_x;	/* correlated jitter: a standard normal wandering in time */
-	uint64_t jitter_at_ns;	/* when jitter_x was drawn; 0: never */
-	uint64_t tx_end_ns;	/* when the last admitted frame is fully serialized */
+	bool in_burst;	       /* Gilbert state: losing */
+	double jitter_x;       /* correlated jitter: a standard normal wandering in time */
+	uint64_t jitter_at_ns; /* when jitter_x was drawn; 0: never */
+	uint64_t tx_end_ns;    /* when the last admitted frame is fully serialized */
 	uint64_t last_release_ns;
-	uint64_t retry_at_ns;	/* a refused send is retried then */
+	uint64_t retry_at_ns; /* a refused send is retried then */
 	unsigned int retries;
 	struct counters n;
 };
@@ -301,7 +302,7 @@ static double prng_uniform(struct prng *r)
 /* Standard normal (Box-Muller; the second value is not kept, for simplicity). */
 static double prng_normal(struct prng *r)
 {
-	double u1 = 1.0 - prng_uniform(r);	/* (0, 1]: log() stays finite */
+	double u1 = 1.0 - prng_uniform(r); /* (0, 1]: log() stays finite */
 	double u2 = prng_uniform(r);
 
 	return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
@@ -375,8 +376,7 @@ static const struct frame_hdr *ring_peek(struct ring *r)
 
 	if (!r->count)
 		return NULL;
-	if (r->cap - r->head < sizeof(*h) ||
-	    ((const struct frame_hdr *)(r->buf + r->head))->wrap) {
+	if (r->cap - r->head < sizeof(*h) || ((const struct frame_hdr *)(r->buf + r->head))->wrap) {
 		r->used -= r->cap - r->head;
 		r->head = 0;
 	}
@@ -405,9 +405,11 @@ static int parse_param(const char *opt, const char *arg, enum param p, double *o
 	v = strtod(arg, &end);
 	if (errno || end == arg || *end || !isfinite(v) || v < s->min || v > s->max ||
 	    (s->integer && v != floor(v))) {
-		fprintf(stderr, "linkem: --%s %s: give %s from %.15g to %.15g (%s); "
-			"see linkem --help\n", opt, arg, s->integer ? "a whole number" : "a number",
-			s->min, s->max, s->unit);
+		fprintf(stderr,
+			"linkem: --%s %s: give %s from %.15g to %.15g (%s); "
+			"see linkem --help\n",
+			opt, arg, s->integer ? "a whole number" : "a number", s->min, s->max,
+			s->unit);
 		return -1;
 	}
 	if (p == P_BURST && v > 0 && v < 1) {
@@ -427,8 +429,10 @@ static int parse_seed(const char *arg, uint64_t *out)
 	errno = 0;
 	v = strtoull(arg, &end, 10);
 	if (errno || end == arg || *end || arg[0] == '-' || arg[0] == '+') {
-		fprintf(stderr, "linkem: --seed %s: give a whole number from 0 to "
-			"18446744073709551615\n", arg);
+		fprintf(stderr,
+			"linkem: --seed %s: give a whole number from 0 to "
+			"18446744073709551615\n",
+			arg);
 		return -1;
 	}
 	*out = v;
@@ -439,8 +443,9 @@ static int parse_name(const char *arg)
 {
 	size_t n = strlen(arg);
 
-	if (n == 0 || n > NAME_MAX_LEN || strspn(arg, "abcdefghijklmnopqrstuvwxyz"
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != n) {
+	if (n == 0 || n > NAME_MAX_LEN ||
+	    strspn(arg, "abcdefghijklmnopqrstuvwxyz"
+			"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != n) {
 		fprintf(stderr, "linkem: --name %s: use 1 to %d letters, digits, '.', '_' or '-'\n",
 			arg, NAME_MAX_LEN);
 		return -1;
@@ -490,7 +495,7 @@ static int check_interfaces(const struct config *c)
 {
 	if (!c->if_a || !c->if_b) {
 		fprintf(stderr, "linkem: give both interfaces: --a IF --b IF "
-			"(see linkem --help)\n");
+				"(see linkem --help)\n");
 		return -1;
 	}
 	if (!strcmp(c->if_a, c->if_b)) {
@@ -516,8 +521,10 @@ static int parse_args(int argc, char **argv, struct config *c)
 			return -1;
 	}
 	if (optind < argc) {
-		fprintf(stderr, "linkem: unexpected argument '%s': every setting is an option "
-			"(see linkem --help)\n", argv[optind]);
+		fprintf(stderr,
+			"linkem: unexpected argument '%s': every setting is an option "
+			"(see linkem --help)\n",
+			argv[optind]);
 		return -1;
 	}
 	return check_interfaces(c);
@@ -556,7 +563,8 @@ static int check_gilbert(const struct config *c, enum which w, double burst)
 
 	if (loss <= max_loss && loss < 100)
 		return 0;
-	fprintf(stderr, "linkem: --loss%s %g with --loss-burst%s %g: a mean burst of %g frames "
+	fprintf(stderr,
+		"linkem: --loss%s %g with --loss-burst%s %g: a mean burst of %g frames "
 		"allows at most %.1f%% loss; lower the loss or lengthen the bursts\n",
 		which_suffix[which_set(c, w, P_LOSS)], loss, which_suffix[which_set(c, w, P_BURST)],
 		burst, burst, max_loss < 100 ? max_loss : 99.9);
@@ -616,14 +624,17 @@ static int direction_init(struct direction *d, const struct config *c, enum whic
 		return -1;
 	need = ring_need(&d->link);
 	if (need > (double)RING_MAX) {
-		fprintf(stderr, "linkem: the %s direction would hold %.0f MB (rate x (delay + "
+		fprintf(stderr,
+			"linkem: the %s direction would hold %.0f MB (rate x (delay + "
 			"jitter) + queue); lower --rate%s, --delay-ms%s or --queue%s\n",
 			d->name, need / 1e6, which_suffix[w], which_suffix[w], which_suffix[w]);
 		return -1;
 	}
 	if (ring_init(&d->ring, (size_t)need)) {
-		fprintf(stderr, "linkem: cannot allocate %.0f MB for the %s direction: free "
-			"memory or lower its rate, delay or queue\n", need / 1e6, d->name);
+		fprintf(stderr,
+			"linkem: cannot allocate %.0f MB for the %s direction: free "
+			"memory or lower its rate, delay or queue\n",
+			need / 1e6, d->name);
 		return -1;
 	}
 	prng_seed(&d->rng, c->seed, (uint64_t)w);
@@ -647,19 +658,24 @@ static int port_options(int fd, const char *ifname, int ifindex)
 	int one = 1;
 
 	if (setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one))) {
-		fprintf(stderr, "linkem: cannot ignore outgoing frames on %s (%s): linkem needs "
-			"Linux 4.20 or later\n", ifname, strerror(errno));
+		fprintf(stderr,
+			"linkem: cannot ignore outgoing frames on %s (%s): linkem needs "
+			"Linux 4.20 or later\n",
+			ifname, strerror(errno));
 		return -1;
 	}
 	if (setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one))) {
-		fprintf(stderr, "linkem: cannot get checksum offload state on %s (PACKET_VNET_HDR: "
+		fprintf(stderr,
+			"linkem: cannot get checksum offload state on %s (PACKET_VNET_HDR: "
 			"%s): linkem needs a kernel with virtio-net headers on packet sockets\n",
 			ifname, strerror(errno));
 		return -1;
 	}
 	if (setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr))) {
-		fprintf(stderr, "linkem: cannot make %s promiscuous (%s): run as root or with "
-			"CAP_NET_RAW\n", ifname, strerror(errno));
+		fprintf(stderr,
+			"linkem: cannot make %s promiscuous (%s): run as root or with "
+			"CAP_NET_RAW\n",
+			ifname, strerror(errno));
 		return -1;
 	}
 	/* linkem is the queue: frames go straight to the driver (best effort). */
@@ -676,7 +692,8 @@ static int open_port(const char *ifname, int *fd_out)
 	int fd;
 
 	if (!ifindex) {
-		fprintf(stderr, "linkem: no interface %s in this network namespace: check "
+		fprintf(stderr,
+			"linkem: no interface %s in this network namespace: check "
 			"'ip link', or run linkem inside it (ip netns exec NS linkem ...)\n",
 			ifname);
 		return -1;
@@ -684,16 +701,20 @@ static int open_port(const char *ifname, int *fd_out)
 	/* Protocol 0 receives nothing until bind() names the one interface. */
 	fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		fprintf(stderr, "linkem: cannot open a packet socket for %s (%s): run as root "
-			"or with CAP_NET_RAW\n", ifname, strerror(errno));
+		fprintf(stderr,
+			"linkem: cannot open a packet socket for %s (%s): run as root "
+			"or with CAP_NET_RAW\n",
+			ifname, strerror(errno));
 		return -1;
 	}
 	if (port_options(fd, ifname, ifindex))
 		goto close_fd;
 	sll.sll_ifindex = ifindex;
 	if (bind(fd, (struct sockaddr *)&sll, sizeof(sll))) {
-		fprintf(stderr, "linkem: cannot bind a packet socket to %s (%s): is the "
-			"interface still there?\n", ifname, strerror(errno));
+		fprintf(stderr,
+			"linkem: cannot bind a packet socket to %s (%s): is the "
+			"interface still there?\n",
+			ifname, strerror(errno));
 		goto close_fd;
 	}
 	*fd_out = fd;
@@ -746,7 +767,7 @@ static uint64_t sample_delay(struct direction *d, uint64_t now)
 	if (!l->jitter_ns)
 		return l->delay_ns;
 	z = jitter_normal(d, now);
-	if (l->uniform)		/* the normal's CDF makes it uniform: 2 Phi(z) - 1 */
+	if (l->uniform) /* the normal's CDF makes it uniform: 2 Phi(z) - 1 */
 		z = erf(z / M_SQRT2);
 	else
 		z = fmax(-3.0, fmin(3.0, z));
@@ -782,7 +803,7 @@ static bool serialize(struct direction *d, size_t len, uint64_t now, uint64_t *t
 	*tx_end = now;
 	if (!l->rate_kbit)
 		return true;
-	if (d->tx_end_ns > now)	/* ns x kbit/s / 8e6 = bytes */
+	if (d->tx_end_ns > now) /* ns x kbit/s / 8e6 = bytes */
 		backlog = (d->tx_end_ns - now) * l->rate_kbit / 8000000u;
 	if (backlog + len > l->queue_bytes)
 		return false;
@@ -815,7 +836,7 @@ static void admit(struct direction *d, const uint8_t *frame, size_t len, uint64_
 		return;
 	}
 	release = tx_end + sample_delay(d, now);
-	if (release < d->last_release_ns)	/* no reordering */
+	if (release < d->last_release_ns) /* no reordering */
 		release = d->last_release_ns;
 	if (!ring_push(&d->ring, frame, len, release)) {
 		d->n.queue_drops++;
@@ -873,8 +894,10 @@ static int drain(struct direction *d, uint8_t *buf)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			fprintf(stderr, "linkem: reading %s failed (%s): the interface went "
-				"down or away; stopping\n", d->in_if, strerror(errno));
+			fprintf(stderr,
+				"linkem: reading %s failed (%s): the interface went "
+				"down or away; stopping\n",
+				d->in_if, strerror(errno));
 			return -1;
 		}
 		if (from.sll_pkttype == PACKET_OUTGOING || (size_t)n < VNET_LEN)
@@ -905,8 +928,10 @@ static int port_error(const struct direction *d)
 	socklen_t len = sizeof(err);
 
 	getsockopt(d->in_fd, SOL_SOCKET, SO_ERROR, &err, &len);
-	fprintf(stderr, "linkem: socket on %s failed (%s): the interface went down or away; "
-		"stopping\n", d->in_if, err ? strerror(err) : "poll error");
+	fprintf(stderr,
+		"linkem: socket on %s failed (%s): the interface went down or away; "
+		"stopping\n",
+		d->in_if, err ? strerror(err) : "poll error");
 	return -1;
 }
 
@@ -949,9 +974,9 @@ static void print_direction(const struct direction *d)
 	printf("\"%s\":{\"received\":%" PRIu64 ",\"frames\":%" PRIu64 ",\"bytes\":%" PRIu64
 	       ",\"lost\":%" PRIu64 ",\"queue_drops\":%" PRIu64 ",\"queue_max_bytes\":%" PRIu64
 	       ",\"pending\":%" PRIu64 ",\"send_errors\":%" PRIu64 ",\"too_big\":%" PRIu64
-	       ",\"kernel_drops\":%" PRIu64 "}", d->name, n->received, n->frames, n->bytes,
-	       n->lost, n->queue_drops, n->queue_max_bytes, d->ring.count, n->send_errors,
-	       n->too_big, n->kernel_drops);
+	       ",\"kernel_drops\":%" PRIu64 "}",
+	       d->name, n->received, n->frames, n->bytes, n->lost, n->queue_drops,
+	       n->queue_max_bytes, d->ring.count, n->send_errors, n->too_big, n->kernel_drops);
 }
 
 static void print_report(const struct config *c, const struct direction dirs[2])
