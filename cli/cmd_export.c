@@ -50,6 +50,8 @@ enum {
 	OPT_AUG_SHIFT,
 	OPT_AUG_DROP,
 	OPT_AUG_SEED,
+	OPT_AUG_SIZE_JITTER,
+	OPT_AUG_MSS,
 };
 
 static const struct argp_option export_options[] = {
@@ -82,6 +84,14 @@ static const struct argp_option export_options[] = {
 	  "Leave out each packet with probability P, e.g. 0.05 "
 	  "(packet loss)",
 	  3 },
+	{ "aug-size-jitter", OPT_AUG_SIZE_JITTER, "BYTES", 0,
+	  "Add to each packet's size a number of bytes drawn in [-BYTES, BYTES] "
+	  "(other headers, options, padding)",
+	  3 },
+	{ "aug-mss", OPT_AUG_MSS, "MIN:MAX", 0,
+	  "Re-cut each TCP flow's payload into segments of a size drawn in "
+	  "[MIN, MAX] bytes per flow, e.g. 1200:1448 (another path MTU)",
+	  3 },
 	{ "aug-seed", OPT_AUG_SEED, "N", 0, "Seed of the draws (default 1); a new seed, a new copy",
 	  3 },
 	{ 0 }
@@ -103,6 +113,23 @@ static int parse_scale_range(const char *arg, struct flow_augment *aug)
 		return -1;
 	aug->scale_min = (uint32_t)(a / 1000000);
 	aug->scale_max = (uint32_t)(b / 1000000);
+	return 0;
+}
+
+/* "1200:1448" -> mss_min 1200, mss_max 1448. */
+static int parse_mss_range(const char *arg, struct flow_augment *aug)
+{
+	char lo[32], *colon = strchr(arg, ':');
+	uint64_t a, b;
+
+	if (!colon || (size_t)(colon - arg) >= sizeof(lo))
+		return -1;
+	memcpy(lo, arg, (size_t)(colon - arg));
+	lo[colon - arg] = 0;
+	if (parse_u64(lo, 64, 65535, &a) || parse_u64(colon + 1, 64, 65535, &b) || a > b)
+		return -1;
+	aug->mss_min = (uint16_t)a;
+	aug->mss_max = (uint16_t)b;
 	return 0;
 }
 
@@ -159,6 +186,18 @@ static error_t export_parse(int key, char *arg, struct argp_state *state)
 			argp_error(state, "--aug-drop '%s': give a probability from 0 to below 1",
 				   arg);
 		a->common.flow.aug.drop_ppm = (uint32_t)(v / 1000);
+		return 0;
+	case OPT_AUG_SIZE_JITTER:
+		if (parse_u64(arg, 0, PKT_MAX_SIZE - 1, &v))
+			argp_error(state, "--aug-size-jitter '%s': give bytes from 0 to %d", arg,
+				   PKT_MAX_SIZE - 1);
+		a->common.flow.aug.size_jitter = (uint32_t)v;
+		return 0;
+	case OPT_AUG_MSS:
+		if (parse_mss_range(arg, &a->common.flow.aug))
+			argp_error(state,
+				   "--aug-mss '%s': give MIN:MAX bytes, 64 <= MIN <= MAX <= 65535",
+				   arg);
 		return 0;
 	case OPT_AUG_SEED:
 		if (parse_u64(arg, 0, UINT64_MAX, &a->common.flow.aug.seed))

@@ -96,10 +96,13 @@ int flow_config_check(const struct flow_config *cfg, char *err, size_t errlen)
 	}
 	if (cfg->aug.scale_min > cfg->aug.scale_max || cfg->aug.scale_max > 100000 ||
 	    (cfg->aug.scale_max && !cfg->aug.scale_min) || cfg->aug.drop_ppm >= 1000000 ||
-	    cfg->aug.shift_ns > (1ULL << 42)) {
+	    cfg->aug.shift_ns > (1ULL << 42) || cfg->aug.size_jitter >= PKT_MAX_SIZE ||
+	    cfg->aug.mss_min > cfg->aug.mss_max || (cfg->aug.mss_max && cfg->aug.mss_min < 64)) {
 		snprintf(err, errlen,
 			 "augmentation: time scale must be 0.001-100 with min <= max, "
-			 "drop below 1, shift at most 4398 s");
+			 "drop below 1, shift at most 4398 s, size jitter below %d, "
+			 "MSS 64-65535 with min <= max",
+			 PKT_MAX_SIZE);
 		return -EINVAL;
 	}
 	if (cfg->res < 1 || cfg->res > FLOWPIC_MAX_RES) {
@@ -568,6 +571,10 @@ static struct flow *flow_create(struct flow_table *ft, const struct pkt *p, uint
 	if (ft->cfg.aug.shift_ns)
 		f->aug_shift_ns =
 			splitmix(ft->cfg.aug.seed ^ splitmix(f->id) ^ 1) % ft->cfg.aug.shift_ns;
+	if (ft->cfg.aug.mss_max && p->proto == 6)
+		f->aug_mss = (uint16_t)(ft->cfg.aug.mss_min +
+					splitmix(ft->cfg.aug.seed ^ splitmix(f->id) ^ 1ULL << 63) %
+						(ft->cfg.aug.mss_max - ft->cfg.aug.mss_min + 1u));
 	f->first_ns = f->last_ns = p->ts_ns;
 	f->hash = hash;
 	for (pos = hash & ft->slot_mask; ft->slots[pos]; pos = (pos + 1) & ft->slot_mask)
@@ -701,7 +708,49 @@ static void flow_packet(struct flow_table *ft, struct flow *f, enum flow_dir dir
 		ft->stats.aug_dropped++;
 		return;
 	}
+	if (ft->cfg.aug.size_jitter) {
+		uint32_t j = ft->cfg.aug.size_jitter;
+		int64_t jittered = (int64_t)size - j +
+				   (int64_t)(splitmix(ft->cfg.aug.seed ^ splitmix(f->id) ^
+						      (f->packets[0] + f->packets[1]) << 1 ^ 1) %
+					     (2u * j + 1));
+
+		size = jittered < 1		? 1 :
+		       jittered >= PKT_MAX_SIZE ? PKT_MAX_SIZE - 1 :
+						  (uint32_t)jittered;
+	}
 	flow_sample(ft, f, flow_time(f, ts), size, dir);
+}
+
+/* Training augmentation: the flow's TCP payload as a sender with another
+ * segment size would have cut it.  Full segments (above the drawn size) are
+ * re-cut into segments of that size, the remainder carried to the next; a
+ * smaller segment ends a write and takes the carry with it.  The byte count
+ * is kept; each new segment's header is the original's. */
+static void flow_packet_recut(struct flow_table *ft, struct flow *f, enum flow_dir dir, uint64_t ts,
+			      uint32_t size, uint32_t ip_len)
+{
+	uint32_t mss = f->aug_mss, hdr = ip_len - size;
+	uint32_t left = f->aug_carry[dir] + size;
+	bool full = size > mss;
+
+	while (left > mss || (!full && left)) {
+		uint32_t n = left < mss ? left : mss;
+
+		flow_packet(ft, f, dir, ts, n, hdr + n);
+		left -= n;
+	}
+	f->aug_carry[dir] = (uint16_t)left;
+}
+
+/* One segment on the wire: drawn, or re-cut first when augmenting the MSS. */
+static void flow_segment(struct flow_table *ft, struct flow *f, enum flow_dir dir, uint64_t ts,
+			 uint32_t size, uint32_t ip_len)
+{
+	if (f->aug_mss && size)
+		flow_packet_recut(ft, f, dir, ts, size, ip_len);
+	else
+		flow_packet(ft, f, dir, ts, size, ip_len);
 }
 
 enum skip_reason flow_table_add(struct flow_table *ft, const struct pkt *p)
@@ -753,12 +802,12 @@ enum skip_reason flow_table_add(struct flow_table *ft, const struct pkt *p)
 		while (left) {
 			uint32_t n = left < seg ? left : seg;
 
-			flow_packet(ft, f, dir, ts, n, hdr + n);
+			flow_segment(ft, f, dir, ts, n, hdr + n);
 			ft->stats.super_segments++;
 			left -= n;
 		}
 		return SKIP_NONE;
 	}
-	flow_packet(ft, f, dir, ts, p->size, p->ip_len);
+	flow_segment(ft, f, dir, ts, p->size, p->ip_len);
 	return SKIP_NONE;
 }

@@ -56,6 +56,9 @@ struct flow_config {
 		uint32_t scale_max;
 		uint64_t shift_ns; /* flow time + uniform [0, shift) (block boundaries move) */
 		uint32_t drop_ppm; /* samples dropped with this probability / 1e6 (packet loss) */
+		uint32_t size_jitter; /* sample size + uniform [-J, J] bytes (headers, padding) */
+		uint16_t mss_min;     /* TCP: payload re-cut into segments of a size drawn */
+		uint16_t mss_max;     /* in [min, max] per flow (another path MTU); 0: off */
 	} aug;
 };
 
@@ -133,6 +136,8 @@ struct flow {
 	uint64_t next_block;   /* lowest block index not yet opened */
 	uint32_t aug_scale;    /* this flow's time factor x 1000 (1000 without augmentation) */
 	uint64_t aug_shift_ns; /* this flow's time shift */
+	uint16_t aug_mss;      /* TCP: this flow's drawn segment size (0: not re-cut) */
+	uint16_t aug_carry[2]; /* per direction: payload bytes re-cut but not yet sent */
 	struct block open[FLOW_MAX_OPEN_BLOCKS];
 };
 

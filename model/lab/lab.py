@@ -41,7 +41,7 @@ from labkit.apps import all_apps  # noqa: E402
 from labkit.labels import label_flow  # noqa: E402
 from labkit.plan import make_plan  # noqa: E402
 from labkit.release import DamagedCapture, sha256sums, verify, write_session  # noqa: E402
-from labkit.session import CLASSES, run_session  # noqa: E402
+from labkit.session import CLASSES, LAB_CLASSES, OTHER, run_session  # noqa: E402
 from labkit.topology import Topology, close_all, remove_stale  # noqa: E402
 
 
@@ -136,6 +136,9 @@ def cmd_try(args):
 def cmd_generate(args):
     apps = all_apps()
     wanted = set(args.classes.split(",")) if args.classes else set(CLASSES)
+    if wanted - set(LAB_CLASSES):
+        die(f"--classes: no class {', '.join(sorted(wanted - set(LAB_CLASSES)))}; "
+            f"classes: {', '.join(LAB_CLASSES)}")
     by_class = collections.defaultdict(list)
     for name, cls in apps.items():
         if cls.CLASS in wanted and (not args.apps or name in args.apps.split(",")):
@@ -284,11 +287,14 @@ def cmd_arrays(args):
             return [(0, [])]
         extra = ["--hop", str(args.train_hop)] if args.train_hop else []
         out = [(0, extra)]
-        for k in range(1, args.train_aug + 1):
+        shape = (["--aug-size-jitter", str(args.aug_size_jitter)] if args.aug_size_jitter else []) \
+            + (["--aug-mss", args.aug_mss] if args.aug_mss else [])
+        drops = [args.aug_drop] * args.train_aug + list(args.aug_sparse or [])
+        for k, drop in enumerate(drops, 1):
             out.append((k, extra + ["--aug-time-scale", args.aug_time_scale,
                                     "--aug-time-shift", str(args.window),
-                                    "--aug-drop", str(args.aug_drop),
-                                    "--aug-seed", str(k)]))
+                                    "--aug-drop", str(drop),
+                                    "--aug-seed", str(k)] + shape))
         return out
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -307,8 +313,8 @@ def cmd_arrays(args):
                             "src": row["src"], "sport": int(row["sport"]), "dst": row["dst"],
                             "dport": int(row["dport"])}
                     label = label_flow(flow, _flow_record(rec))
-                    if label in other_labels:
-                        label = "other"
+                    if label in other_labels or label == OTHER:
+                        label = OTHER
                     elif label not in CLASSES:
                         continue
                     pics[rec["split"]].append(pic)
@@ -326,7 +332,8 @@ def cmd_arrays(args):
     with open(os.path.join(args.out, "arrays.json"), "w") as f:
         json.dump({k: getattr(args, k) for k in ("res", "window", "hop", "direction",
                                                   "train_hop", "train_aug", "aug_time_scale",
-                                                  "aug_drop", "other_labels")}, f)
+                                                  "aug_drop", "aug_sparse", "aug_size_jitter",
+                                                  "aug_mss", "other_labels")}, f)
 
 
 def cmd_stats(args):
@@ -337,7 +344,7 @@ def cmd_stats(args):
         path = os.path.join(args.release, rec["file"])
         for f in flows_of(args.flowpic, path):
             label = label_flow(f, _flow_record(rec))
-            if label not in CLASSES:
+            if label not in LAB_CLASSES:
                 continue
             for key, name in (("class", label), ("profile", rec["profile"])):
                 c = by[key][name]
@@ -435,7 +442,8 @@ def main():
     g.add_argument("--out", required=True)
     g.add_argument("--minutes-per-class", type=float, default=60)
     g.add_argument("--profiles", default="all", help="comma-separated, or all")
-    g.add_argument("--classes", help="comma-separated subset of " + ",".join(CLASSES))
+    g.add_argument("--classes", help="comma-separated subset of " + ",".join(LAB_CLASSES)
+                   + f" (default: the five; '{OTHER}' runs the background drivers)")
     g.add_argument("--apps", help="comma-separated subset of the drivers")
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--jobs", type=int, default=2, help="sessions at once (default 2)")
@@ -457,6 +465,13 @@ def main():
                    help="augmented copies of the train split (flowpic export --aug-*)")
     a.add_argument("--aug-time-scale", default="0.5:1.5", help="with --train-aug")
     a.add_argument("--aug-drop", type=float, default=0.02, help="with --train-aug")
+    a.add_argument("--aug-sparse", type=float, nargs="+", metavar="P",
+                   help="more augmented copies of the train split, one per P, each leaving "
+                   "out packets with probability P (e.g. 0.5 0.8 0.95: sparse real flows)")
+    a.add_argument("--aug-size-jitter", type=int, default=0, metavar="BYTES",
+                   help="augmented copies: packet sizes +- up to BYTES")
+    a.add_argument("--aug-mss", metavar="MIN:MAX",
+                   help="augmented copies: TCP payload re-cut at a segment size in [MIN, MAX]")
     a.add_argument("--other-labels", help="comma-separated flow labels of the manifest (e.g. "
                    "control: SIP, RTSP, FTP control, tracker, signaling flows) written as "
                    "class 'other' instead of being left out")

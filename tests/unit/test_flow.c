@@ -545,6 +545,66 @@ static void test_augment_drop_is_counted_and_reproducible(void **state)
 	assert_int_equal(samples[0], samples[1]);
 }
 
+static void test_augment_mss_recuts_tcp_payload(void **state)
+{
+	struct flow_augment mss = { .seed = 5, .mss_min = 1000, .mss_max = 1000 };
+	struct flow_table *ft;
+	struct seen s;
+	struct pkt u;
+	int i;
+
+	(void)state;
+	ft = aug_table(&s, mss);
+	/* Three full 1448-byte segments re-cut at 1000: 1000 (448 carried),
+	 * 1000 (896), 1000 + 1000 (344); the 100-byte segment ends the write
+	 * and takes the carry: 444.  Bytes are kept, segments are 5. */
+	for (i = 0; i < 3; i++)
+		add(ft, mk(T0 + (uint64_t)i * 4 * SEC, 1, 1, 2, 2, 1448));
+	add(ft, mk(T0 + 12 * SEC, 1, 1, 2, 2, 100));
+	/* UDP is not re-cut. */
+	u = mk(T0, 1, 7, 2, 7, 1448);
+	u.proto = 17;
+	add(ft, u);
+	flow_table_flush(ft);
+	assert_int_equal(s.nflows, 2);
+	assert_int_equal(s.flows[0].aug_mss, 1000);
+	assert_int_equal(s.flows[0].payload[0], 4444);
+	assert_int_equal(s.flows[1].aug_mss, 0);
+	assert_int_equal(flow_table_stats(ft)->samples, 6);
+	/* 4 s apart, time bins of 60/32 s: 0, 2, 4 (two segments), 6 */
+	assert_int_equal(s.blocks[0].pic[flowpic_ybin(1000, 32) * 32 + 0], 1);
+	assert_int_equal(s.blocks[0].pic[flowpic_ybin(1000, 32) * 32 + 2], 1);
+	assert_int_equal(s.blocks[0].pic[flowpic_ybin(1000, 32) * 32 + 4], 2);
+	assert_int_equal(s.blocks[0].pic[flowpic_ybin(444, 32) * 32 + 6], 1);
+	flow_table_free(ft);
+}
+
+static void test_augment_size_jitter_stays_in_range(void **state)
+{
+	struct flow_augment jitter = { .seed = 9, .size_jitter = 20 };
+	uint32_t lo = flowpic_ybin(480, 32), hi = flowpic_ybin(520, 32), y, x, in = 0, out = 0;
+	struct flow_table *ft;
+	struct seen s;
+	int i;
+
+	(void)state;
+	ft = aug_table(&s, jitter);
+	for (i = 0; i < 200; i++)
+		add(ft, mk(T0 + (uint64_t)i * (SEC / 4), 1, 1, 2, 2, 500));
+	flow_table_flush(ft);
+	for (y = 0; y < 32; y++)
+		for (x = 0; x < 32; x++)
+			*(y >= lo && y <= hi ? &in : &out) += s.blocks[0].pic[y * 32 + x];
+	assert_int_equal(in, 200);
+	assert_int_equal(out, 0);
+	/* 500 +- 20 straddles two size bins: both are drawn. */
+	assert_true(lo < hi);
+	for (x = 0, in = 0; x < 32; x++)
+		in += s.blocks[0].pic[lo * 32 + x] ? 1 : 0;
+	assert_true(in > 0 && in < 32);
+	flow_table_free(ft);
+}
+
 static void test_block_index_beyond_32_bits(void **state)
 {
 	struct flow_events ev = { on_block, on_end, NULL };
@@ -647,6 +707,8 @@ int main(void)
 		cmocka_unit_test(test_table_against_reference),
 		cmocka_unit_test(test_augment_time_scale_and_shift),
 		cmocka_unit_test(test_augment_drop_is_counted_and_reproducible),
+		cmocka_unit_test(test_augment_mss_recuts_tcp_payload),
+		cmocka_unit_test(test_augment_size_jitter_stays_in_range),
 		cmocka_unit_test(test_block_index_beyond_32_bits),
 		cmocka_unit_test(test_complete_in_flow_time),
 		cmocka_unit_test(test_out_of_order_flows_still_expire),

@@ -3,7 +3,9 @@ one application run, and the manifest record that labels its flows.
 
 An application driver (labkit/apps/<name>.py) is a class with:
 
-    CLASS = "voip"              # voip | video | file_transfer | chat | browsing
+    CLASS = "voip"              # voip | video | file_transfer | chat | browsing,
+                                # or "other": background traffic of none of the
+                                # five (SSH, VPN tunnels, telemetry, mail)
     NAME = "baresip-opus"       # unique, stable: it names sessions and stats
     PACKAGES = ["baresip"]      # Debian packages it needs (install-deps reads these)
     SERVER_IPS = 1              # server addresses it needs (several peers: more)
@@ -28,6 +30,10 @@ import tempfile
 import time
 
 CLASSES = ("voip", "video", "file_transfer", "chat", "browsing")
+# Background drivers label their flows "other": the open set's training and
+# rejection data (issue 12).  `generate` runs them only when asked (--classes).
+OTHER = "other"
+LAB_CLASSES = CLASSES + (OTHER,)
 
 
 class SessionEnv:
