@@ -14,6 +14,19 @@ for audio, as a browser's player does; DASH over HTTP/2: one connection).
 The viewer sometimes starts mid-way, sometimes seeks, and when a video ends
 starts the next one after a short pause.
 
+Two variants make the sparser and burstier video that real players make too:
+
+- video-live-2s: a live channel with 2-s segments.  A packager thread in the
+  driver publishes the footage, looped, as live HLS (each media playlist a
+  sliding window gaining one segment every 2 s); the player joins a few
+  segments behind the live edge, reloads the playlists once per segment and
+  fetches each new segment as it appears: a short burst every 2 s from start
+  to end, never a buffer fill followed by on/off.
+- video-paused-lowrate: a viewer on a low rung (240p or 360p, chosen by hand
+  or by a data saver) who pauses for 10-60 s at a time and seeks now and
+  then.  The player fills its buffer during a pause and then fetches
+  nothing, so whole 15-s stretches carry few packets or none.
+
 Run as a script it is that player (see main()); it needs nothing but the
 standard library (and httpx with h2 for HTTP/2).
 """
@@ -21,10 +34,12 @@ import json
 import math
 import os
 import random
+import shutil
 import signal
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 
@@ -43,6 +58,7 @@ GOP = 2                        # s: one fragment per GOP
 LADDER = [(426, 240, 400), (640, 360, 900), (854, 480, 1800), (1280, 720, 3500)]
 AUDIO_KBPS = 128
 SEGMENTS = (2, 4, 6)           # segment lengths packaged (s)
+LIVE_SEG = 2                   # s: the live channel's segment length (a packaged one)
 
 
 # ---------------------------------------------------------------- the asset
@@ -251,18 +267,99 @@ NGINX_HTTP = """\
             alias {media}/;
             add_header Access-Control-Allow-Origin *;
             add_header Cache-Control "max-age=3600";
-        }}
+        }}{live}
     }}
 }}
 """
 
+# The live channel's folder (LiveStream): playlists that change every
+# segment, so caches may keep them for a second at most.
+LIVE_LOCATION = """
+        location /live/ {{
+            alias {path}/;
+            add_header Access-Control-Allow-Origin *;
+            add_header Cache-Control "max-age=1";
+        }}"""
 
-def start_nginx(env, media, http2):
+
+def start_nginx(env, media, http2, live=None):
+    """nginx serving the footage under /vod/ (and the live channel's folder
+    live under /live/); returns its Popen and the TLS paths."""
     tls = labassets.tls(env.assets, env.server_ips)
     prefix = nginx.prefix(env)
     server = nginx.TLS_SERVER.format(ip=env.server_ip, port=PORT, h2=nginx.h2(http2),
                                      cert=tls["cert"], key=tls["key"])
-    return nginx.start(env, prefix, NGINX_HTTP.format(tls=server, media=media), PORT), tls
+    location = LIVE_LOCATION.format(path=live) if live else ""
+    return nginx.start(env, prefix, NGINX_HTTP.format(tls=server, media=media, live=location),
+                       PORT), tls
+
+
+class LiveStream:
+    """The footage as a live channel, published as a live packager does:
+    every LIVE_SEG s each media playlist under path gains the next segment
+    and drops its oldest (a sliding window), the footage looping with a
+    discontinuity at each restart.  The segments stay byte ranges of the
+    footage's files (linked into path); a thread of the driver's process
+    writes the playlists, which nginx serves."""
+
+    def __init__(self, media, path, rng):
+        self.path = path
+        os.makedirs(path)
+        self.tracks = {}        # playlist name -> (media file, init range, segments)
+        for name in sorted(os.listdir(media)):
+            if name.endswith(f"_{LIVE_SEG}s.m3u8") and not name.startswith("master"):
+                vod = os.path.join(os.path.abspath(media), name)
+                with open(vod) as f:
+                    pl = parse_hls_media(f.read(), vod)
+                file = os.path.basename(pl["file"])
+                self.tracks[name] = (file, pl["init"], pl["segs"])
+                if not os.path.exists(os.path.join(path, file)):
+                    os.symlink(pl["file"], os.path.join(path, file))
+        shutil.copy(os.path.join(media, f"master_{LIVE_SEG}s.m3u8"),
+                    os.path.join(path, "master.m3u8"))
+        self.loop = min(len(t[2]) for t in self.tracks.values())   # segments per loop
+        # EXT-X-TARGETDURATION: the longest segment, rounded (RFC 8216 4.3.3.1)
+        self.target = max(round(s[1]) for t in self.tracks.values() for s in t[2])
+        self.window = rng.choice([4, 5, 6, 8, 10])   # segments a playlist lists
+        self.first = rng.randrange(1000, 100000)      # the channel has been on a while
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._publish_all, daemon=True)
+
+    def publish(self, last):
+        """Write every media playlist ending with segment number last."""
+        first = last - self.window + 1
+        for name, (file, init, segs) in self.tracks.items():
+            lines = ["#EXTM3U", "#EXT-X-VERSION:7", f"#EXT-X-TARGETDURATION:{self.target}",
+                     f"#EXT-X-MEDIA-SEQUENCE:{first}",
+                     f"#EXT-X-DISCONTINUITY-SEQUENCE:{first // self.loop}",
+                     "#EXT-X-INDEPENDENT-SEGMENTS",
+                     f'#EXT-X-MAP:URI="{file}",BYTERANGE="{init[1]}@{init[0]}"']
+            for seq in range(first, last + 1):
+                k = seq % self.loop
+                if k == 0 and seq != first:
+                    lines.append("#EXT-X-DISCONTINUITY")
+                _, d, off, length = segs[k]
+                lines += [f"#EXTINF:{d:.3f},", f"#EXT-X-BYTERANGE:{length}@{off}", file]
+            tmp = os.path.join(self.path, f".{name}")
+            with open(tmp, "w") as f:
+                f.write("\n".join(lines) + "\n")
+            os.replace(tmp, os.path.join(self.path, name))   # never a half-written playlist
+
+    def _publish_all(self):
+        t0 = time.monotonic()
+        n = 0
+        while not self._stop.wait(max(0.0, t0 + (n + 1) * LIVE_SEG - time.monotonic())):
+            n += 1
+            self.publish(self.first + n)
+
+    def start(self):
+        self.publish(self.first)     # the playlists exist before nginx serves them
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
 
 
 # ---------------------------------------------------------------- the drivers
@@ -280,27 +377,45 @@ class _AbrPlayer:
         """Build the shared footage (about a minute of ffmpeg) ahead of sessions."""
         media_asset(assets_dir)
 
+    def stream(self, rng):
+        """This session's (kind, HTTP/2, segment length in s)."""
+        return self.KIND, self.HTTP2, rng.choice(self.SEGS)
+
+    def viewer(self, rng):
+        """The player's options for this session's viewer (none: the default one)."""
+        return []
+
     def run(self, env):
         rng = env.rng
         media = media_asset(env.assets)
-        seg = rng.choice(self.SEGS)
-        manifest = (f"master_{seg}s.m3u8" if self.KIND == "hls" else f"manifest_{seg}s.mpd")
-        srv, tls = start_nginx(env, media, self.HTTP2)
+        kind, http2, seg = self.stream(rng)
+        manifest = (f"master_{seg}s.m3u8" if kind == "hls" else f"manifest_{seg}s.mpd")
+        srv, tls = start_nginx(env, media, http2)
+        try:
+            self.watch(env, tls, f"/vod/{manifest}", kind, http2)
+        finally:
+            stop([srv])
+        return [{"proto": "tcp", "port": PORT, "label": "video"}]
+
+    def watch(self, env, tls, path, kind, http2, options=None):
+        """Run the player (this file) in the client namespace until the
+        session's end; options: the player's own (default: the viewer's)."""
+        rng = env.rng
+        args = ["/usr/bin/python3", os.path.abspath(__file__),
+                "--url", f"https://{env.server_ip}:{PORT}{path}",
+                "--kind", kind, "--ca", tls["ca"],
+                "--seconds", f"{env.remaining():.1f}",
+                "--seed", str(rng.randrange(1 << 31))]
+        if http2:
+            args.append("--http2")
+        args += self.viewer(rng) if options is None else options
         player = None
         try:
-            args = ["/usr/bin/python3", os.path.abspath(__file__),
-                    "--url", f"https://{env.server_ip}:{PORT}/vod/{manifest}",
-                    "--kind", self.KIND, "--ca", tls["ca"],
-                    "--seconds", f"{env.remaining():.1f}",
-                    "--seed", str(rng.randrange(1 << 31))]
-            if self.HTTP2:
-                args.append("--http2")
             player = env.client(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             out = finish(player, "video player", env.remaining() + 1, 10)
-            env.log(f"{self.NAME}: {manifest} {out}")
+            env.log(f"{self.NAME}: {path} {out}")
         finally:
-            stop([player, srv])
-        return [{"proto": "tcp", "port": PORT, "label": "video"}]
+            stop([player])
 
 
 class HlsTlsPlayer(_AbrPlayer):
@@ -318,7 +433,52 @@ class DashH2Player(_AbrPlayer):
     SEGS = (2, 4)
 
 
-APPS = [HlsTlsPlayer, DashH2Player]
+# s a browser keeps an idle connection to the video's host (minutes: it
+# outlives a pause; nginx's keepalive_timeout, 75 s, ends it first).
+BROWSER_KEEPALIVE = "300"
+
+
+class LivePlayer(_AbrPlayer):
+    """A live channel with 2-s segments watched near its live edge (see
+    LiveStream and LiveViewer)."""
+    NAME = "video-live-2s"
+    PACKAGES = _AbrPlayer.PACKAGES + ["python3-httpx", "python3-h2"]
+
+    def run(self, env):
+        rng = env.rng
+        media = media_asset(env.assets)
+        # hls.js in a browser: HTTP/2 from most CDNs, HTTP/1.1 from some origins
+        http2 = rng.random() < 0.6
+        live = LiveStream(media, os.path.join(env.workdir, "live"), rng)
+        srv = None
+        try:
+            live.start()
+            srv, tls = start_nginx(env, media, http2, live=live.path)
+            self.watch(env, tls, "/live/master.m3u8", "hls", http2,
+                       ["--live", "--keepalive", BROWSER_KEEPALIVE])
+        finally:
+            stop([srv])
+            live.stop()
+        return [{"proto": "tcp", "port": PORT, "label": "video"}]
+
+
+class PausedLowRatePlayer(_AbrPlayer):
+    """A viewer on a low rung who pauses for 10-60 s now and then and seeks
+    (HLS over HTTP/1.1 or DASH over HTTP/2, any packaged segment length)."""
+    NAME = "video-paused-lowrate"
+    PACKAGES = _AbrPlayer.PACKAGES + ["python3-httpx", "python3-h2"]
+
+    def stream(self, rng):
+        kind, http2 = rng.choice([("hls", False), ("dash", True)])
+        return kind, http2, rng.choice(SEGMENTS)
+
+    def viewer(self, rng):
+        # 240p more often than 360p: a data saver, or a small window on a slow plan
+        return ["--rung", str(rng.choice([0, 0, 1])), "--pauses",
+                "--keepalive", BROWSER_KEEPALIVE]
+
+
+APPS = [HlsTlsPlayer, DashH2Player, LivePlayer, PausedLowRatePlayer]
 
 
 # ---------------------------------------------------------------- the player
@@ -370,13 +530,15 @@ class H1Client:
 
 
 class H2Client:
-    """One HTTP/2 connection (httpx with h2)."""
+    """One HTTP/2 connection (httpx with h2).  keepalive: s an idle
+    connection is kept (None: httpx's 5 s, which closes it in any pause)."""
 
-    def __init__(self, host, port, ctx):
+    def __init__(self, host, port, ctx, keepalive=None):
         import httpx
         self.base = f"https://{host}:{port}"
+        more = {} if keepalive is None else {"limits": httpx.Limits(keepalive_expiry=keepalive)}
         self.client = httpx.Client(http2=True, verify=ctx, timeout=20,
-                                   headers={"User-Agent": UA, "Origin": self.base})
+                                   headers={"User-Agent": UA, "Origin": self.base}, **more)
 
     def get(self, path, rng=None, lane="main"):
         headers = {}
@@ -435,26 +597,40 @@ def load_hls(http, path):
     return video, audio
 
 
-def load_hls_media(http, rep, lane):
-    text = http.get(rep["playlist"], lane=lane).decode()
+def parse_hls_media(text, base):
+    """An HLS media playlist (at path base) -> {file, init (offset, length),
+    seq: its first segment's number, segs [(t, d, offset, length)]}."""
+    out = {"file": None, "init": None, "seq": 0}
     segs, t, d = [], 0.0, None
     uri = None
     for line in text.splitlines():
         if line.startswith("#EXT-X-MAP:"):
             a = _attrs(line.split(":", 1)[1])
             n, o = a["BYTERANGE"].split("@")
-            rep["file"] = _join(rep["playlist"], a["URI"])
-            rep["init"] = (int(o), int(n))
+            out["file"] = _join(base, a["URI"])
+            out["init"] = (int(o), int(n))
+        elif line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
+            out["seq"] = int(line.split(":", 1)[1])
         elif line.startswith("#EXTINF:"):
             d = float(line.split(":", 1)[1].split(",")[0])
         elif line.startswith("#EXT-X-BYTERANGE:"):
             n, o = line.split(":", 1)[1].split("@")
-            segs.append([t, d, int(o), int(n)])
+            segs.append((t, d, int(o), int(n)))
             t += d
         elif line and not line.startswith("#"):
-            uri = _join(rep["playlist"], line)
-    rep["segs"] = [tuple(s) for s in segs]
-    rep.setdefault("file", uri)
+            uri = _join(base, line)
+    out["segs"] = segs
+    out["file"] = out["file"] or uri
+    return out
+
+
+def load_hls_media(http, rep, lane):
+    pl = parse_hls_media(http.get(rep["playlist"], lane=lane).decode(), rep["playlist"])
+    rep["segs"] = pl["segs"]
+    rep["file"] = rep.get("file") or pl["file"]
+    if pl["init"]:
+        rep["init"] = pl["init"]
+    return pl
 
 
 def load_dash(http, path):
@@ -490,9 +666,14 @@ def load_dash(http, path):
 
 
 class Player:
-    def __init__(self, http, kind, url_path, rng, deadline):
+    """An on-demand viewer.  rung: the rendition the viewer fixed (None:
+    adaptive); pauses: the viewer pauses for 10-60 s now and then (and
+    seeks more often)."""
+
+    def __init__(self, http, kind, url_path, rng, deadline, rung=None, pauses=False):
         self.http, self.kind, self.path = http, kind, url_path
         self.rng, self.deadline = rng, deadline
+        self.rung, self.pauses = rung, pauses
         self.tput = []              # recent video segment throughputs, bit/s
         self.stats = {"videos": 0, "segments": 0, "bytes": 0, "stalls": 0, "seeks": 0,
                       "reps": {}, "startup_s": []}
@@ -501,6 +682,10 @@ class Player:
         self.start_buf = rng.choice([2.0, 4.0, 6.0])          # to start playing, s
         self.reservoir = max(4.0, 0.2 * self.target)
         self.cushion = 0.5 * self.target
+        self.seek_every = 90.0      # s of playing between seek thoughts, mean
+        if pauses:
+            self.stats["pauses"] = 0
+            self.seek_every = 60.0
 
     # -- helpers
     def est(self):
@@ -508,6 +693,8 @@ class Player:
         return len(last) / sum(1 / x for x in last) if last else None
 
     def choose(self, reps, cur, buf, startup):
+        if self.rung is not None:
+            return min(self.rung, len(reps) - 1)
         bws = [r["bw"] for r in reps]
         est = self.est()
         if startup:
@@ -555,7 +742,7 @@ class Player:
             raise RuntimeError("manifest has no video")
         alane = "audio" if self.kind == "hls" else "main"
         est = self.est()
-        cur = 0 if est is None else self.choose(video, 0, 0, True)
+        cur = 0 if est is None and self.rung is None else self.choose(video, 0, 0, True)
         self.ensure_media(video[cur], "main")
         if audio:
             self.ensure_media(audio, alane)
@@ -580,11 +767,14 @@ class Player:
         playing, startup = False, True
         asked = time.monotonic()
         last = asked
-        next_seek = last + self.rng.expovariate(1 / 90.0)
+        next_seek = last + self.rng.expovariate(1 / self.seek_every)
+        # paused until then (playback stands still, the buffer still fills)
+        paused_until = 0.0
+        next_pause = last + self.rng.uniform(8, 40) if self.pauses else math.inf
         while True:
             now = time.monotonic()
             if playing:
-                pos += now - last
+                pos += max(0.0, now - max(last, paused_until))
             last = now
             end = min(v_end, a_end) if audio else v_end
             if now >= self.deadline:
@@ -602,8 +792,13 @@ class Player:
                 self.stats["startup_s"].append(round(now - asked, 2))
             if startup and buf >= self.target - segdur:
                 startup = False
+            if playing and now >= next_pause:
+                self.stats["pauses"] += 1
+                paused_until = now + self.rng.uniform(10, 60)
+                next_pause = paused_until + self.rng.expovariate(1 / 40.0)
+                next_seek = max(next_seek, paused_until)
             if playing and now >= next_seek:
-                next_seek = now + self.rng.expovariate(1 / 90.0)
+                next_seek = now + self.rng.expovariate(1 / self.seek_every)
                 if duration - pos > 30 and self.rng.random() < 0.6:
                     self.stats["seeks"] += 1
                     step = self.rng.choice([-30, -10, 10, 10, 30, 60])
@@ -663,6 +858,128 @@ class Player:
                                     self.deadline - time.monotonic())))
 
 
+class Ewma:
+    """hls.js's bandwidth average: weighted by download time, with a
+    half-life in seconds, corrected for its zero start."""
+
+    def __init__(self, half_life):
+        self.alpha = 0.5 ** (1 / half_life)
+        self.value = self.weight = 0.0
+
+    def sample(self, weight, value):
+        a = self.alpha ** weight
+        self.value = a * self.value + (1 - a) * value
+        self.weight += weight
+
+    def get(self):
+        return self.value / (1 - self.alpha ** self.weight) if self.weight else None
+
+
+class LiveViewer:
+    """A viewer of a live HLS channel, played as hls.js plays one: it joins
+    `sync` segments behind the live edge, reloads the media playlists once
+    per target duration (after half of one when nothing was new), fetches
+    each segment as it appears, and picks the rendition from a throughput
+    estimate (its few seconds of buffer leave nothing to base it on).  It
+    jumps back to the live edge when it falls out of the playlist's window."""
+
+    def __init__(self, http, url_path, rng, deadline):
+        self.http, self.path, self.rng, self.deadline = http, url_path, rng, deadline
+        self.sync = rng.choice([2, 3, 3, 3, 4])     # hls.js liveSyncDurationCount: 3
+        self.cap = rng.choice([1, 2, 3, 3, 3])      # largest rung for the player's size
+        self.fast, self.slow = Ewma(3.0), Ewma(9.0)
+        self.stats = {"segments": 0, "bytes": 0, "stalls": 0, "jumps": 0, "reps": {},
+                      "sync": self.sync}
+
+    def pick(self, video):
+        fast, slow = self.fast.get(), self.slow.get()
+        est = 500e3 if fast is None else min(fast, slow)   # hls.js's default estimate
+        ok = [i for i, r in enumerate(video) if r["bw"] <= 0.8 * est]
+        return ok[-1] if ok else 0
+
+    def fetch(self, track, seg, lane):
+        if "inited" not in track:
+            self.http.get(track["file"], track["init"], lane=lane)
+            track["inited"] = True
+        t0 = time.monotonic()
+        body = self.http.get(track["file"], seg[2:4], lane=lane)
+        dt = max(1e-3, time.monotonic() - t0)
+        self.stats["segments"] += 1
+        self.stats["bytes"] += len(body)
+        return len(body), dt
+
+    def reload(self, track, lane):
+        """Load a media playlist: its segments by number; True if it had new ones."""
+        pl = load_hls_media(self.http, track, lane)
+        known = track.setdefault("known", {})
+        new = max(known, default=-1) < pl["seq"] + len(pl["segs"]) - 1
+        track["known"] = {pl["seq"] + i: seg for i, seg in enumerate(pl["segs"])}
+        track["target"] = max((seg[1] for seg in pl["segs"]), default=LIVE_SEG)
+        return new
+
+    def run(self):
+        video, audio = load_hls(self.http, self.path)
+        video = video[:self.cap + 1]
+        lanes = {"v": "main", "a": "audio"}
+        tracks = {"v": video[self.pick(video)], "a": audio}
+        for k in tracks:
+            self.reload(tracks[k], lanes[k])
+        edge = max(tracks["v"]["known"])
+        nxt = {k: edge - self.sync + 1 for k in tracks}     # next segment number
+        end = {k: 0.0 for k in tracks}                     # buffered to, s of stream
+        pos, playing = 0.0, False
+        last = time.monotonic()
+        next_reload = last + tracks["v"]["target"]
+        while True:
+            now = time.monotonic()
+            if now >= self.deadline:
+                return
+            if playing:
+                pos += now - last
+            last = now
+            buffered = min(end.values())
+            if playing and pos >= buffered:
+                pos, playing = buffered, False
+                self.stats["stalls"] += 1
+            if not playing and buffered - pos >= LIVE_SEG:
+                playing = True
+            if now >= next_reload:
+                new = False
+                for k in tracks:
+                    new = self.reload(tracks[k], lanes[k]) or new
+                target = tracks["v"]["target"]
+                next_reload = now + (target if new else target / 2)
+            oldest = min(tracks["v"]["known"])
+            if nxt["v"] < oldest:      # fell out of the window: back to the live edge
+                self.stats["jumps"] += 1
+                edge = max(tracks["v"]["known"])
+                nxt = {k: edge - self.sync + 1 for k in tracks}
+                pos = buffered = min(end.values())
+                end = {k: pos for k in tracks}
+                playing = False
+            # the track that lags fetches first
+            ready = [k for k in tracks if nxt[k] in tracks[k]["known"]]
+            if not ready:
+                time.sleep(max(0.01, min(0.25, next_reload - now, self.deadline - now)))
+                continue
+            k = min(ready, key=lambda k: end[k])
+            track = tracks[k]
+            seg = track["known"][nxt[k]]
+            n, dt = self.fetch(track, seg, lanes[k])
+            end[k] += seg[1]
+            nxt[k] += 1
+            if k == "v":
+                if n > 16000:       # too small a download says little of the link
+                    self.fast.sample(dt, n * 8 / dt)
+                    self.slow.sample(dt, n * 8 / dt)
+                label = track.get("res") or str(track["bw"])
+                self.stats["reps"][label] = self.stats["reps"].get(label, 0) + 1
+                better = video[self.pick(video)]
+                if better is not track:     # switch: the new rendition's playlist first
+                    self.reload(better, lanes["v"])
+                    tracks["v"] = better
+
+
 def main():
     import argparse
     ap = argparse.ArgumentParser(description="adaptive streaming player")
@@ -672,6 +989,11 @@ def main():
     ap.add_argument("--seconds", type=float, required=True)
     ap.add_argument("--seed", type=int, required=True)
     ap.add_argument("--http2", action="store_true")
+    ap.add_argument("--live", action="store_true", help="a live HLS channel")
+    ap.add_argument("--rung", type=int, help="fixed rendition (0: the lowest)")
+    ap.add_argument("--pauses", action="store_true", help="the viewer pauses now and then")
+    ap.add_argument("--keepalive", type=float,
+                    help="s an idle HTTP/2 connection is kept (default: httpx's)")
     args = ap.parse_args()
     deadline = time.monotonic() + args.seconds
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -680,16 +1002,22 @@ def main():
     ctx = ssl.create_default_context(cafile=args.ca)
     if args.http2:
         ctx.set_alpn_protocols(["h2", "http/1.1"])
-        http = H2Client(u.hostname, u.port or 443, ctx)
+        http = H2Client(u.hostname, u.port or 443, ctx, keepalive=args.keepalive)
     else:
         http = H1Client(u.hostname, u.port or 443, ctx)
-    player = Player(http, args.kind, u.path, random.Random(args.seed), deadline)
+    rng = random.Random(args.seed)
+    if args.live:
+        player = LiveViewer(http, u.path, rng, deadline)
+    else:
+        player = Player(http, args.kind, u.path, rng, deadline, rung=args.rung,
+                        pauses=args.pauses)
     try:
         player.run()
     finally:
         http.close()
         s = player.stats
-        s["target_s"] = player.target
+        if not args.live:
+            s["target_s"] = player.target
         s["mbytes"] = round(s.pop("bytes") / 1e6, 1)
         print(json.dumps(s), flush=True)
 
