@@ -9,6 +9,17 @@ before the server starts) and chat as people do: typing notifications
 through HTTP File Upload (XEP-0363, prosody's mod_http_file_share on HTTPS
 5281): the sender PUTs it, the others' clients fetch it.
 
+xmpp-idle is the same server and clients as a messenger on phones looks
+when no one is typing, the commonest state of a real chat connection: 2-3
+people whose apps are in the background (Client State Indication,
+XEP-0352, inactive: the server holds back their contacts' presence),
+keeping their TLS connection up with XMPP pings (XEP-0199) every 30-120 s
+and, on about half of them, stream management acks (XEP-0198); a short
+message now and then (one every 30 s to several minutes), answered by a
+delivery receipt at once and by a read marker only when its person opens
+the app, sometimes with a reply; now and then a presence change.  A
+connection carries a few packets in 15 s, often none.
+
 Labels: c2s (tcp/5222) "chat"; the upload/download flows (tcp/5281) carry
 files, not chat, and are labeled with the role "upload".
 """
@@ -65,7 +76,8 @@ Component "upload.{domain}" "http_file_share"
   http_file_share_size_limit = 16*1024*1024
 """
 
-CLIENTS = r'''
+# The client script's people (slixmpp), shared by both drivers' mains.
+CLIENT_USERS = r'''
 import asyncio, json, logging, random, ssl, sys, time
 import xml.etree.ElementTree as ET
 from urllib.parse import urlsplit
@@ -248,7 +260,10 @@ async def http(ctx, method, url, body=b"", headers=None, ctype=None):
 
 def online(users):
     return [u for u in users if u.online and not u.failed]
+'''
 
+# xmpp-prosody's main: people chatting.
+CHAT_MAIN = r'''
 
 async def main(a):
     rng = random.Random(a.seed)
@@ -331,6 +346,140 @@ async def main(a):
 logging.basicConfig(level=logging.ERROR)
 asyncio.run(main(ct.client_args(domain=str, room=str)))
 '''
+CLIENTS = CLIENT_USERS + CHAT_MAIN
+
+# xmpp-idle's main: phones in pockets, a message now and then.
+IDLE_MAIN = r'''
+import math
+
+
+class Phone(User):
+    """A messaging app in the background: CSI inactive but while its person
+    has it open; receipts at once (auto_ack), read markers when opened."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.register_plugin("xep_0352")
+        self.unread = []
+        self.open = True
+
+    async def start(self, event):
+        await super().start(event)
+        # Logged in, a look at the app, and back into the pocket.
+        await asyncio.sleep(self.rng.uniform(2.0, 10.0))
+        self.background()
+
+    def on_message(self, msg):
+        if msg["type"] == "chat" and msg["body"] and msg["id"]:
+            log(self.nick, "got", len(msg["body"]))
+            self.unread.append((msg["from"], msg["id"]))
+            if self.open:
+                asyncio.ensure_future(self.read(self.rng.uniform(0.5, 4.0)))
+
+    def foreground(self):
+        if not self.open:
+            log(self.nick, "opens the app")
+            self.open = True
+            self["xep_0352"].send_active()
+
+    def background(self):
+        if self.open:
+            log(self.nick, "closes the app")
+            self.open = False
+            self["xep_0352"].send_inactive()
+
+    async def read(self, delay):
+        await asyncio.sleep(delay)
+        while self.unread:
+            to, mid = self.unread.pop(0)
+            await self.mark_read(to, mid, 0)
+
+
+async def use_app(u, rng, deadline, reply_to=None):
+    """Someone takes the phone out: reads what came, maybe writes, puts it away."""
+    u.foreground()
+    await sleep_until(rng.uniform(0.5, 3.0), deadline)
+    await u.read(0)
+    if reply_to is not None:
+        await sleep_until(ct.think_seconds(rng), deadline)
+        text = rng.choice(ct.SHORT) if rng.random() < 0.6 else rng.choice(ct.SENTENCES)
+        await u.say(reply_to, "chat", text, deadline)
+    await sleep_until(rng.uniform(2.0, 20.0), deadline)
+    u.background()
+
+
+async def main(a):
+    rng = random.Random(a.seed)
+    specs = json.loads(a.users)
+    ctx = ssl.create_default_context(cafile=a.ca)
+    users = [Phone(a, s, random.Random(rng.getrandbits(32)), ctx) for s in specs]
+    t0 = time.monotonic()
+    deadline = t0 + a.seconds
+    for u in users:
+        u.connect(address=(a.server, a.port))
+        await asyncio.sleep(min(rng.uniform(0.5, 3.0), 0.1 * a.seconds))
+    end = time.monotonic() + 60
+    while len(online(users)) < 2:
+        bad = [u.failed for u in users if u.failed]
+        if bad or time.monotonic() > end:
+            print("FAILED:", bad[0] if bad else "fewer than two clients got a session",
+                  flush=True)
+            sys.exit(3)
+        await asyncio.sleep(0.2)
+    print("ONLINE", len(online(users)), flush=True)
+
+    def after(lo, hi):
+        return time.monotonic() + math.exp(rng.uniform(math.log(lo), math.log(hi)))
+
+    next_msg, next_presence = after(20, 300), after(60, 600)
+    while time.monotonic() < deadline - 2:
+        now = time.monotonic()
+        here = online(users)
+        if now >= next_msg and len(here) >= 2:
+            who, other = rng.sample(here, 2)
+            who.foreground()
+            text = rng.choice(ct.SHORT) if rng.random() < 0.6 else rng.choice(ct.SENTENCES)
+            await who.say(other.boundjid.bare, "chat", text, deadline)
+            asyncio.ensure_future(sleep_then(rng.uniform(2.0, 20.0), who.background))
+            # The other mostly opens the app a while later (else not in
+            # this session) and reads it, and half of those times answers.
+            if rng.random() < 0.7:
+                answer = who.boundjid.bare if rng.random() < 0.5 else None
+                asyncio.ensure_future(later(rng.uniform(5.0, 120.0), deadline,
+                                            use_app(other, rng, deadline, answer)))
+            next_msg = after(30, 360)
+        if now >= next_presence and here:
+            u = rng.choice(here)
+            if u.away:
+                u.set_presence(None, None)
+            else:
+                u.set_presence(rng.choice(["away", "xa", "dnd"]), rng.choice(ct.STATUS))
+            next_presence = after(60, 600)
+        await sleep_until(min(next_msg, next_presence) - time.monotonic(), deadline)
+    for u in users:
+        u.send_presence(ptype="unavailable")
+        u.disconnect()
+        await asyncio.sleep(rng.uniform(0.1, 0.8))
+    await asyncio.sleep(0.5)
+    print("DONE", flush=True)
+
+
+async def sleep_then(delay, fn):
+    await asyncio.sleep(delay)
+    fn()
+
+
+async def later(delay, deadline, coro):
+    await sleep_until(delay, deadline)
+    if time.monotonic() < deadline - 2:
+        await coro
+    else:
+        coro.close()
+
+
+logging.basicConfig(level=logging.ERROR)
+asyncio.run(main(ct.client_args(domain=str, room=str)))
+'''
 
 NAMES = ["alice", "bob", "carol", "dave"]
 
@@ -358,6 +507,18 @@ class XmppProsody:
     NAME = "xmpp-prosody"
     PACKAGES = ["prosody", "lua-sec", "python3-slixmpp", "python3"]
     SERVER_IPS = 1
+    PEOPLE = [2, 2, 3, 3, 4]      # how many, drawn per session
+    ROOM = True                   # three or more share a group chat room
+    SCRIPT = CLIENTS
+
+    def user(self, env, name, pw, room):
+        """One person's client settings (the script's --users entry)."""
+        return {"jid": f"{name}@{DOMAIN}/{env.rng.choice(['phone', 'laptop', 'desktop'])}",
+                "password": pw, "nick": name.capitalize(),
+                "cps": env.rng.uniform(3.0, 8.0),
+                "ping": env.rng.choice([60, 120, 180, 300]),
+                "smacks": env.rng.random() < 0.5,
+                "room": room}
 
     def run(self, env):
         tls = lab_assets.tls(env.assets, env.server_ips)
@@ -368,9 +529,9 @@ class XmppProsody:
         with open(cfg, "w") as f:
             f.write(PROSODY_CFG.format(wd=wd, ip=env.server_ip, c2s=C2S_PORT, https=HTTPS_PORT,
                                        domain=DOMAIN, cert=tls["cert"], key=tls["key"]))
-        n = env.rng.choice([2, 2, 3, 3, 4])
+        n = env.rng.choice(self.PEOPLE)
         names = NAMES[:n]
-        room_users = names if n >= 3 else []
+        room_users = names if n >= 3 and self.ROOM else []
         users = []
         for name in names:
             pw = "%016x" % env.rng.getrandbits(64)
@@ -379,17 +540,12 @@ class XmppProsody:
             if r.returncode != 0:
                 raise RuntimeError(f"prosodyctl register failed: "
                                    f"{(r.stderr or r.stdout).strip().splitlines()[-1:]}")
-            users.append({"jid": f"{name}@{DOMAIN}/{env.rng.choice(['phone', 'laptop', 'desktop'])}",
-                          "password": pw, "nick": name.capitalize(),
-                          "cps": env.rng.uniform(3.0, 8.0),
-                          "ping": env.rng.choice([60, 120, 180, 300]),
-                          "smacks": env.rng.random() < 0.5,
-                          "room": name in room_users})
+            users.append(self.user(env, name, pw, name in room_users))
         rdir = os.path.join(wd, "data", _enc(DOMAIN), "roster")
         os.makedirs(rdir, exist_ok=True)
         for name in names:
             _roster_file(os.path.join(rdir, _enc(name) + ".dat"), name, names)
-        clients = script(env, "xmpp_clients.py", CLIENTS)
+        clients = script(env, "xmpp_clients.py", self.SCRIPT)
         logs = {s: os.path.join(env.workdir, f"xmpp-{s}.log") for s in ("server", "client")}
         prosody_log = os.path.join(wd, "prosody.log")
         srv = None
@@ -413,4 +569,21 @@ class XmppProsody:
                 {"proto": "tcp", "port": HTTPS_PORT, "label": "upload"}]
 
 
-APPS = [XmppProsody]
+class XmppIdle(XmppProsody):
+    NAME = "xmpp-idle"
+    PEOPLE = [2, 2, 3]
+    ROOM = False
+    SCRIPT = CLIENT_USERS + IDLE_MAIN
+
+    def user(self, env, name, pw, room):
+        # Phones: mobile apps ping every 30-120 s (to keep NAT and
+        # carrier state) and mostly resume their stream (XEP-0198).
+        return {"jid": f"{name}@{DOMAIN}/{env.rng.choice(['phone', 'android', 'iphone'])}",
+                "password": pw, "nick": name.capitalize(),
+                "cps": env.rng.uniform(2.5, 6.0),
+                "ping": round(env.rng.uniform(30.0, 120.0), 1),
+                "smacks": env.rng.random() < 0.5,
+                "room": False}
+
+
+APPS = [XmppProsody, XmppIdle]

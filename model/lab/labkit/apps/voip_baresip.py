@@ -6,7 +6,16 @@ UDP.  Each side's microphone is a speech track (voip_speech) played by
 baresip's aufile module, its speaker the ALSA null device.  RTP and RTCP
 use a fixed port range (rtcp_mux off: RTCP on the port above RTP); both
 agents are driven through their ctrl_tcp module on the loopback of their
-namespace (dial, hangup), which the capture does not see.
+namespace (dial, hangup, mute), which the capture does not see.
+
+Besides the two plain calls (baresip-opus, baresip-g711, 20 ms packets,
+both people talking the whole time) two sparser kinds real captures are
+full of: baresip-g711-ptime, G.711 as SIP trunks and desk phones send it,
+at 20 or 30 ms a packet (33 packets/s of 240-byte payloads, not 50 of
+160); and baresip-dtx, Opus with discontinuous transmission (usedtx=1)
+where a person keeps the microphone muted for long stretches, as in a
+conference call: a muted or silent side sends a comfort-noise frame every
+400 ms instead of one every 20 ms, so RTP goes sparse for seconds.
 """
 import os
 import subprocess
@@ -98,10 +107,23 @@ class BaresipCall:
     SERVER_IPS = 1
     CODEC_MODULE = None
     SRATE = None
+    ptime = 20        # ms of audio a packet; a driver may draw it (codecs())
 
     def codecs(self, env):
         """(audio_codecs account parameter, extra config lines)."""
         raise NotImplementedError
+
+    def talk(self, env, cli, srv, logs):
+        """The call, once established, until the session's time is up."""
+        while env.remaining() > 0:
+            self._check_call(cli, srv, logs)
+            time.sleep(min(1.0, env.remaining()) or 0.01)
+
+    def _check_call(self, cli, srv, logs):
+        if cli.poll() is not None or srv.poll() is not None:
+            raise RuntimeError("baresip exited during the call")
+        if "terminated" in read(logs["client"]).split("Call established", 1)[1]:
+            raise RuntimeError(f"call ended early: {tail(logs['client'], proc=cli)}")
 
     def _conf(self, env, side, ip, ifname, source, user, extra_acct, codecs, params):
         d = os.path.join(env.workdir, f"baresip-{side}")
@@ -113,7 +135,7 @@ class BaresipCall:
                                   ctrl_port=CTRL_PORT, codec_params=params))
         with open(os.path.join(d, "accounts"), "w") as f:
             f.write(f"<sip:{user}@{ip};transport=udp>;regint=0;pubint=0;mwi=no;"
-                    f"audio_codecs={codecs};ptime=20{extra_acct}\n")
+                    f"audio_codecs={codecs};ptime={self.ptime}{extra_acct}\n")
         open(os.path.join(d, "contacts"), "w").close()
         return d
 
@@ -161,12 +183,7 @@ class BaresipCall:
                 raise RuntimeError("baresip call not established: "
                                    f"{tail(logs['client'], proc=cli)}")
             # Talk until the session's time is up, then one side hangs up.
-            while env.remaining() > 0:
-                if cli.poll() is not None or srv.poll() is not None:
-                    raise RuntimeError("baresip exited during the call")
-                if "terminated" in read(logs["client"]).split("Call established", 1)[1]:
-                    raise RuntimeError(f"call ended early: {tail(logs['client'], proc=cli)}")
-                time.sleep(min(1.0, env.remaining()) or 0.01)
+            self.talk(env, cli, srv, logs)
             side = "client" if env.rng.random() < 0.6 else "server"
             self._ctrl(env, side, "hangup")
             time.sleep(1.0)
@@ -207,4 +224,84 @@ class BaresipG711(BaresipCall):
         return env.rng.choice(["pcmu,pcma", "pcma,pcmu"]), ""
 
 
-APPS = [BaresipOpus, BaresipG711]
+class BaresipG711Ptime(BaresipG711):
+    NAME = "baresip-g711-ptime"
+
+    def codecs(self, env):
+        # Trunks and desk phones often packetize G.711 at 30 ms (RTP
+        # payload 240 bytes, 252 with its header); some at 20.
+        codecs, params = super().codecs(env)
+        self.ptime = env.rng.choice([20, 30])
+        return codecs, params
+
+
+# Opus DTX (RFC 7587 3.1.3): during silence the encoder's packets of one or
+# two bytes need not be sent, and DTX senders (WebRTC, mobile apps) send
+# none: only a comfort-noise frame every 400 ms.  baresip 1.0 sends them
+# all, every 20 ms; this rule, loaded in both namespaces, drops them before
+# they leave (and before the capture sees them), so the wire carries what a
+# DTX sender sends.  (UDP length: 8 header + 12 RTP + 1..2 payload.)
+DTX_DROP = f"""\
+table inet dtx {{
+  chain out {{
+    type filter hook output priority 0; policy accept;
+    udp sport {RTP_PORTS[0]}-{RTP_PORTS[1]} udp length 21-22 drop
+  }}
+}}
+"""
+
+
+class BaresipDtx(BaresipOpus):
+    """Opus with DTX, and a person who mutes: a muted microphone sends
+    digital silence, which DTX turns into a frame every 400 ms."""
+    NAME = "baresip-dtx"
+    PACKAGES = BaresipOpus.PACKAGES + ["nftables"]
+
+    def run(self, env):
+        rules = os.path.join(env.workdir, "dtx.nft")
+        with open(rules, "w") as f:
+            f.write(DTX_DROP)
+        # (the rules go with the namespaces at the session's end)
+        for run in (env.run_client, env.run_server):
+            r = run(["nft", "-f", rules], timeout=10, check=False)
+            if r.returncode != 0:
+                raise RuntimeError(f"nft failed: {(r.stderr or r.stdout).strip()[:200]}")
+        return super().run(env)
+
+    def codecs(self, env):
+        codecs, params = super().codecs(env)
+        params = params.replace("opus_dtx\t\tno", "opus_dtx\t\tyes")
+        # Who keeps the microphone muted: the caller listening in, the
+        # callee, or both (a call both follow on speaker, talking now and then).
+        self.muters = env.rng.choice([["client"], ["client"], ["server"],
+                                      ["client", "server"]])
+        return codecs, params
+
+    def talk(self, env, cli, srv, logs):
+        # Each muter's own schedule: long muted stretches, short unmuted
+        # ones to say something; the first mute comes early in the call.
+        rng = env.rng
+        t0 = time.monotonic()
+        plan = {}
+        for side in self.muters:
+            t, muted, toggles = t0 + rng.uniform(1.0, 8.0), False, []
+            while t < env.deadline:
+                toggles.append(t)
+                muted = not muted
+                t += (rng.uniform(10.0, 60.0) if muted else rng.uniform(3.0, 15.0))
+            plan[side] = toggles
+        events = sorted((t, side) for side, ts in plan.items() for t in ts)
+        env.log(f"{self.NAME}: {len(events)} mute toggles by {'+'.join(self.muters)}")
+        for at, side in events:
+            while time.monotonic() < at and env.remaining() > 0:
+                self._check_call(cli, srv, logs)
+                time.sleep(max(0.01, min(1.0, at - time.monotonic(), env.remaining())))
+            if env.remaining() <= 0:
+                break
+            ok, out = self._ctrl(env, side, "mute")
+            if not ok:
+                raise RuntimeError(f"baresip mute failed ({side}): {out}")
+        super().talk(env, cli, srv, logs)
+
+
+APPS = [BaresipOpus, BaresipG711, BaresipG711Ptime, BaresipDtx]
