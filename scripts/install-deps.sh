@@ -20,7 +20,8 @@ packages=(
 	iproute2 ethtool tcpdump curl iputils-ping
 	# the traffic lab (model/lab): every driver's PACKAGES (test lab.packages checks)
 	openssl procps
-	baresip baresip-core espeak-ng sox libasound2 python3-aiortc
+	baresip baresip-core espeak-ng sox libasound2 python3-aiortc nftables
+	mosquitto python3-paho-mqtt openvpn dovecot-imapd python3-aiosmtpd vim less
 	prosody lua-sec python3-slixmpp ngircd
 	nginx openssh-server openssh-client rsync vsftpd lftp opentracker aria2 mktorrent
 	ffmpeg python3-httpx python3-h2 python3-gi gir1.2-gstreamer-1.0

@@ -218,7 +218,8 @@ def cmd_generate(args):
             log(f"[{n}/{len(pending)}] {s['id']} {s['profile']} {s['seconds']} s: {state} "
                 f"({(time.monotonic() - t0) / 60:.1f} min)")
 
-    threads = [threading.Thread(target=worker, args=(i + 1,)) for i in range(args.jobs)]
+    threads = [threading.Thread(target=worker, args=(args.first_slot + i,))
+               for i in range(args.jobs)]
     for t in threads:
         t.start()
     for t in threads:
@@ -448,6 +449,9 @@ def main():
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--jobs", type=int, default=2, help="sessions at once (default 2)")
     g.add_argument("--retries", type=int, default=1, help="tries again a failed session")
+    g.add_argument("--first-slot", type=int, default=1,
+                   help="slots FIRST..FIRST+jobs-1 (1..250): two generates at once need "
+                   "slots apart")
     g.add_argument("--released", help="a release folder whose sessions count as done")
     r = sub.add_parser("release")
     r.add_argument("dir")
