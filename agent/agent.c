@@ -68,6 +68,7 @@ int agent_init(struct agent *a, const struct agent_config *cfg, struct classifie
 {
 	struct flow_events ev = { .block = on_block, .flow_end = on_flow_end, .ctx = a };
 	struct flow_config fc;
+	int rc;
 
 	memset(a, 0, sizeof(*a));
 	a->cfg = cfg;
@@ -80,22 +81,25 @@ int agent_init(struct agent *a, const struct agent_config *cfg, struct classifie
 	/* The model decides what a picture is: its resolution and window, and
 	 * blocks follow each other as in training (hop = window). */
 	classifier_flow_config(cls, &fc);
-	if (flow_config_check(&fc, err, errlen))
-		return -1;
+	rc = flow_config_check(&fc, err, errlen);
+	if (rc < 0)
+		return rc;
 	a->ft = flow_table_new(&fc, &ev);
 	if (!a->ft) {
+		rc = errno ? -errno : -ENOMEM;
 		snprintf(err, errlen, "cannot allocate the flow table (%u flows, %u cells): %s",
 			 fc.max_flows, fc.max_cells, strerror(errno));
-		return -1;
+		return rc;
 	}
 	if (cfg->samples_out[0]) {
 		a->samples = fopen(cfg->samples_out, "w");
 		if (!a->samples) {
+			rc = -errno;
 			snprintf(err, errlen, "--samples-out %s: cannot create it: %s",
-				 cfg->samples_out, strerror(errno));
+				 cfg->samples_out, strerror(-rc));
 			flow_table_free(a->ft);
 			a->ft = NULL;
-			return -1;
+			return rc;
 		}
 		csv_write_header(a->samples);
 	}

@@ -78,7 +78,7 @@ struct agent {
 
 /*
  * Set up the flow table from the model (res, window) and the settings (idle
- * timeout, bounds).  0, or -1 with one line in err.
+ * timeout, bounds).  0, or a negative errno with one line in err.
  */
 int agent_init(struct agent *a, const struct agent_config *cfg, struct classifier *cls, FILE *out,
 	       char *err, size_t errlen);

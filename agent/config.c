@@ -233,8 +233,8 @@ const struct config_setting *config_find_key(int key)
 	return NULL;
 }
 
-/* One line into err (log_errbuf), and the -1 the setters return. */
-#define fail(err, errlen, ...) log_errbuf_ret(-1, err, errlen, __VA_ARGS__)
+/* One line into err (log_errbuf), and the -EINVAL the setters return. */
+#define fail(err, errlen, ...) log_errbuf_ret(-EINVAL, err, errlen, __VA_ARGS__)
 
 /* ns as the shortest decimal seconds: 1000 -> "0.000001", 2e9 -> "2". */
 static const char *fmt_seconds(uint64_t ns, char *buf, size_t len)
@@ -300,6 +300,7 @@ static int set_text(struct agent_config *c, const struct config_setting *s, cons
 	return 0;
 }
 
+/* true/yes/on/1 or false/no/off/0 (any case); 0, or -EINVAL. */
 static int parse_bool(const char *v, bool *out)
 {
 	static const char *const yes[] = { "true", "yes", "on", "1" };
@@ -316,7 +317,7 @@ static int parse_bool(const char *v, bool *out)
 			return 0;
 		}
 	}
-	return -1;
+	return -EINVAL;
 }
 
 /* The field a seconds setting goes to, with its range. */
@@ -391,18 +392,21 @@ int config_set(struct agent_config *c, const struct config_setting *s, const cha
 	const char *v = value ? value : "true";
 	uint64_t ns, min, *dst;
 	bool b;
+	int rc;
 
 	if (s->kind != CK_BOOL && !value)
 		return fail(err, errlen, "%s: give a value", s->name);
 	switch (s->kind) {
 	case CK_IFACES:
-		if (set_ifaces(c, s->name, v, err, errlen))
-			return -1;
+		rc = set_ifaces(c, s->name, v, err, errlen);
+		if (rc < 0)
+			return rc;
 		break;
 	case CK_PATH:
 	case CK_STRING:
-		if (set_text(c, s, v, err, errlen))
-			return -1;
+		rc = set_text(c, s, v, err, errlen);
+		if (rc < 0)
+			return rc;
 		break;
 	case CK_SECONDS:
 		dst = seconds_field(c, s->name, &min);
@@ -417,11 +421,12 @@ int config_set(struct agent_config *c, const struct config_setting *s, const cha
 		*dst = ns;
 		break;
 	case CK_UINT:
-		if (set_uint(c, s->name, v, err, errlen))
-			return -1;
+		rc = set_uint(c, s->name, v, err, errlen);
+		if (rc < 0)
+			return rc;
 		break;
 	case CK_BOOL:
-		if (parse_bool(v, &b))
+		if (parse_bool(v, &b) < 0)
 			return fail(err, errlen, "%s '%s': give true or false", s->name, v);
 		if (!strcmp(s->name, "xdp-generic"))
 			c->xdp_generic = b;
@@ -519,7 +524,7 @@ static void reportf(void (*report)(void *, const char *), void *ctx, const char 
 	report(ctx, line);
 }
 
-/* One line of a config file: 0 fine (or blank), -1 bad (reported). */
+/* One line of a config file: 0 fine (or blank), -EINVAL bad (reported). */
 static int load_line(struct agent_config *c, const char *path, unsigned lineno, char *line,
 		     unsigned *seen_at, void (*report)(void *, const char *), void *ctx)
 {
@@ -534,14 +539,14 @@ static int load_line(struct agent_config *c, const char *path, unsigned lineno, 
 	if (!eq) {
 		reportf(report, ctx, "%s:%u: expected 'key = value', got '%.60s'", path, lineno,
 			key);
-		return -1;
+		return -EINVAL;
 	}
 	*eq = '\0';
 	key = trim(key);
 	val = trim(eq + 1);
 	if (*key == '\0') {
 		reportf(report, ctx, "%s:%u: no key before '='", path, lineno);
-		return -1;
+		return -EINVAL;
 	}
 	s = config_find(key);
 	if (!s) {
@@ -549,7 +554,7 @@ static int load_line(struct agent_config *c, const char *path, unsigned lineno, 
 			"%s:%u: unknown key '%.60s' (keys are the long flags of "
 			"flowpic-agent --help)",
 			path, lineno, key);
-		return -1;
+		return -EINVAL;
 	}
 	n = strlen(val);
 	if (n >= 2 && val[0] == '"' && val[n - 1] == '"') {
@@ -557,20 +562,20 @@ static int load_line(struct agent_config *c, const char *path, unsigned lineno, 
 		val++;
 	} else if (val[0] == '"') {
 		reportf(report, ctx, "%s:%u: %s: unterminated quote", path, lineno, s->name);
-		return -1;
+		return -EINVAL;
 	}
 	if (*val == '\0') {
 		reportf(report, ctx, "%s:%u: %s: no value after '='", path, lineno, s->name);
-		return -1;
+		return -EINVAL;
 	}
 	if (seen_at[s - config_settings]) {
 		reportf(report, ctx, "%s:%u: %s is already set on line %u", path, lineno, s->name,
 			seen_at[s - config_settings]);
-		return -1;
+		return -EINVAL;
 	}
-	if (config_set(c, s, val, err, sizeof(err))) {
+	if (config_set(c, s, val, err, sizeof(err)) < 0) {
 		reportf(report, ctx, "%s:%u: %s", path, lineno, err);
-		return -1;
+		return -EINVAL;
 	}
 	seen_at[s - config_settings] = lineno;
 	return 0;
@@ -590,8 +595,10 @@ int config_load(struct agent_config *c, const char *path,
 		       "'given' and seen_at hold one bit/slot per setting");
 	f = fopen(path, "r");
 	if (!f) {
-		reportf(report, ctx, "%s: cannot read the config file: %s", path, strerror(errno));
-		return -1;
+		int e = errno;
+
+		reportf(report, ctx, "%s: cannot read the config file: %s", path, strerror(e));
+		return -e;
 	}
 	while ((len = getline(&line, &cap, f)) >= 0) {
 		lineno++;
@@ -600,12 +607,14 @@ int config_load(struct agent_config *c, const char *path,
 			bad++;
 			continue;
 		}
-		if (load_line(c, path, lineno, line, seen_at, report, ctx))
+		if (load_line(c, path, lineno, line, seen_at, report, ctx) < 0)
 			bad++;
 	}
 	if (ferror(f)) {
+		int e = errno ? errno : EIO;
+
 		reportf(report, ctx, "%s:%u: read error: %s", path, lineno + 1, strerror(errno));
-		bad = -1;
+		bad = -e;
 	}
 	free(line);
 	fclose(f);

@@ -128,8 +128,8 @@ const struct config_setting *config_find_key(int key);
 
 /*
  * Set one setting from text.  value may be NULL for a switch (= true).
- * 0, or -1 with "what is wrong" in err (no file/flag prefix: the caller adds
- * where it came from).
+ * 0, or -EINVAL with "what is wrong" in err (no file/flag prefix: the caller
+ * adds where it came from).
  */
 int config_set(struct agent_config *c, const struct config_setting *s, const char *value, char *err,
 	       size_t errlen);
@@ -137,15 +137,15 @@ int config_set(struct agent_config *c, const struct config_setting *s, const cha
 /*
  * Read a config file into c.  Each bad line is reported through report()
  * (one "FILE:LINE: what is wrong" line each) and the rest is still read.
- * Returns the number of bad lines, or -1 when the file cannot be read (one
- * line through report()).
+ * Returns the number of bad lines, or a negative errno when the file cannot
+ * be read (one line through report()).
  */
 int config_load(struct agent_config *c, const char *path,
 		void (*report)(void *ctx, const char *line), void *ctx);
 
 /*
- * Check the settings together (after file and flags).  0, or -1 with one
- * line in err.
+ * Check the settings together (after file and flags).  0, or -EINVAL with
+ * one line in err.
  */
 int config_check(const struct agent_config *c, char *err, size_t errlen);
 

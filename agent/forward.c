@@ -106,6 +106,7 @@ int forward_open(struct agent *a, const struct agent_config *cfg, const char *wh
 	struct stream_config sc;
 	char terr[256];
 	unsigned i;
+	int rc;
 
 	stream_config_default(&sc);
 	sc.target = cfg->collector;
@@ -116,10 +117,11 @@ int forward_open(struct agent *a, const struct agent_config *cfg, const char *wh
 	sc.key_file = cfg->collector_key[0] ? cfg->collector_key : NULL;
 	sc.server_name = cfg->collector_server_name[0] ? cfg->collector_server_name : NULL;
 	if (cfg->collector_token_file[0]) {
-		if (rpc_token_load(cfg->collector_token_file, fw.token, sizeof(fw.token), terr,
-				   sizeof(terr))) {
+		rc = rpc_token_load(cfg->collector_token_file, fw.token, sizeof(fw.token), terr,
+				    sizeof(terr));
+		if (rc < 0) {
 			snprintf(err, errlen, "%s", terr);
-			return -1;
+			return rc;
 		}
 		sc.token = fw.token;
 	}
@@ -139,7 +141,7 @@ int forward_open(struct agent *a, const struct agent_config *cfg, const char *wh
 		snprintf(err, errlen,
 			 "the model has %u classes; the verdict stream carries at most %d",
 			 m->n_classes, STREAM_MAX_CLASSES);
-		return -1;
+		return -EINVAL;
 	}
 	for (i = 0; i < m->n_classes; i++)
 		fw.classes[i] = m->classes[i];
@@ -151,7 +153,7 @@ int forward_open(struct agent *a, const struct agent_config *cfg, const char *wh
 	sc.counters_fn = counters_fn;
 	a->stream = stream_new(&sc, err, errlen);
 	if (!a->stream)
-		return -1;
+		return errno ? -errno : -EIO;
 	snprintf(fw.where, sizeof(fw.where), "%s", where);
 	if (cfg->n_ifaces)
 		local_addresses();
@@ -282,11 +284,11 @@ int forward_close(struct agent *a, uint64_t wait_ns)
 	if (fw.final.spooled_now)
 		log_warn("%llu verdicts wait in the spool for the collector (sent by the next run)",
 			 (unsigned long long)fw.final.spooled_now);
-	if (rc) {
+	if (rc < 0) {
 		log_error("%llu verdicts could not be kept (spool full or none): counted as "
 			  "stream.dropped",
 			  (unsigned long long)fw.final.dropped);
-		return -1;
+		return rc;
 	}
 	return 0;
 }

@@ -17,7 +17,8 @@
 
 #include "agent.h"
 
-/* Start the stream (--collector and its settings).  0, or -1 with one line in err. */
+/* Start the stream (--collector and its settings).  0, or a negative errno
+ * with one line in err. */
 int forward_open(struct agent *a, const struct agent_config *cfg, const char *where, char *err,
 		 size_t errlen);
 
@@ -32,7 +33,8 @@ void forward_publish(struct agent *a, const struct agent_counter *c, size_t n);
 void forward_counters(struct agent *a, struct agent_counter *out, size_t *n, size_t max);
 
 /* Flush, wait up to wait_ns for acknowledgements, spool the rest, stop.
- * 0, or -1 when verdicts could not be kept (logged; counted as stream.dropped). */
+ * 0, or -EIO when verdicts could not be kept (logged; counted as
+ * stream.dropped). */
 int forward_close(struct agent *a, uint64_t wait_ns);
 
 #endif

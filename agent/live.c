@@ -136,13 +136,15 @@ static int capture_failed(int e, const char *err)
 	return e == EPERM ? AGENT_EXIT_PRIVILEGE : AGENT_EXIT_CAPTURE;
 }
 
+/* 0, or a negative errno (errno set too). */
 static int epoll_add(int ep, int fd, uint32_t tag)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = tag };
 
-	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
 }
 
+/* A timerfd ticking every period_ns, or a negative errno. */
 static int sweep_timer(uint64_t period_ns)
 {
 	struct itimerspec its = {
@@ -151,9 +153,14 @@ static int sweep_timer(uint64_t period_ns)
 	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 
 	its.it_value = its.it_interval;
-	if (fd >= 0 && timerfd_settime(fd, 0, &its, NULL)) {
+	if (fd < 0)
+		return -errno;
+	if (timerfd_settime(fd, 0, &its, NULL)) {
+		int e = errno;
+
 		close(fd);
-		return -1;
+		errno = e; /* for the caller's message */
+		return -e;
 	}
 	return fd;
 }
@@ -198,8 +205,8 @@ static int loop(struct run *r, uint64_t tick_ns)
 
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	tfd = sweep_timer(tick_ns);
-	if (ep < 0 || tfd < 0 || epoll_add(ep, capture_fd(r->cap), TAG_CAPTURE) ||
-	    epoll_add(ep, r->sigfd, TAG_SIGNAL) || epoll_add(ep, tfd, TAG_SWEEP)) {
+	if (ep < 0 || tfd < 0 || epoll_add(ep, capture_fd(r->cap), TAG_CAPTURE) < 0 ||
+	    epoll_add(ep, r->sigfd, TAG_SIGNAL) < 0 || epoll_add(ep, tfd, TAG_SWEEP) < 0) {
 		log_error("cannot set up the event loop: %s", strerror(errno));
 		goto out;
 	}

@@ -179,24 +179,26 @@ static int load_settings(int argc, char **argv, struct agent_config *cfg, struct
 		bad += rc;
 	}
 	for (i = 0; i < a->nflags; i++) {
-		if (config_set(cfg, a->flags[i].s, a->flags[i].arg, err, sizeof(err))) {
+		if (config_set(cfg, a->flags[i].s, a->flags[i].arg, err, sizeof(err)) < 0) {
 			log_error("--%s", err);
 			bad++;
 		}
 	}
 	if (bad)
 		return AGENT_EXIT_USAGE;
-	if (!a->print_config && config_check(cfg, err, sizeof(err))) {
+	if (!a->print_config && config_check(cfg, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		return AGENT_EXIT_USAGE;
 	}
 	return AGENT_EXIT_OK;
 }
 
-/* SIGINT, SIGTERM and SIGUSR1 arrive through a signalfd read by the loops. */
+/* SIGINT, SIGTERM and SIGUSR1 arrive through a signalfd read by the loops.
+ * The signalfd, or a negative errno. */
 static int signals_setup(void)
 {
 	sigset_t set;
+	int fd;
 
 	signal(SIGPIPE, SIG_IGN); /* a closed stdout is counted (output_errors), not fatal */
 	sigemptyset(&set);
@@ -204,8 +206,9 @@ static int signals_setup(void)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGUSR1);
 	if (sigprocmask(SIG_BLOCK, &set, NULL))
-		return -1;
-	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+		return -errno;
+	fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	return fd < 0 ? -errno : fd;
 }
 
 static const enum log_level levels[] = { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
@@ -244,7 +247,7 @@ int main(int argc, char **argv)
 	}
 	r.sigfd = signals_setup();
 	if (r.sigfd < 0) {
-		log_error("cannot set up signal handling: %s", strerror(errno));
+		log_error("cannot set up signal handling: %s", strerror(-r.sigfd));
 		status = AGENT_EXIT_FAILURE;
 		goto out_counters;
 	}
@@ -275,7 +278,7 @@ int main(int argc, char **argv)
 		 classifier_model(cls)->name, classifier_model(cls)->version,
 		 classifier_model(cls)->n_classes, classifier_model(cls)->res,
 		 classifier_model(cls)->res, (double)classifier_model(cls)->window_ns / 1e9);
-	if (agent_init(&r.agent, &cfg, cls, stdout, err, sizeof(err))) {
+	if (agent_init(&r.agent, &cfg, cls, stdout, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		status = AGENT_EXIT_USAGE;
 		goto out_cls;

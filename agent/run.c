@@ -65,7 +65,7 @@ int run_stream_open(struct run *r)
 			 cfg->ifaces[i]);
 	if (!cfg->n_ifaces)
 		snprintf(where, sizeof(where), "%s", cfg->pcap);
-	if (forward_open(&r->agent, cfg, where, err, sizeof(err))) {
+	if (forward_open(&r->agent, cfg, where, err, sizeof(err)) < 0) {
 		log_error("collector %s: %s", cfg->collector, err);
 		return AGENT_EXIT_USAGE;
 	}
@@ -76,7 +76,7 @@ int run_stream_close(struct run *r)
 {
 	if (!r->agent.stream)
 		return AGENT_EXIT_OK;
-	if (forward_close(&r->agent, r->cfg->collector_wait_ns))
+	if (forward_close(&r->agent, r->cfg->collector_wait_ns) < 0)
 		return AGENT_EXIT_FAILURE;
 	return AGENT_EXIT_OK;
 }

@@ -376,7 +376,7 @@ uint64_t capture_watermark(const struct capture *c)
 
 /* ---- open / attach ------------------------------------------------------- */
 
-/* Effective capabilities; -1 if capget fails. */
+/* Whether cap is effective: 1 or 0; a negative errno if capget fails. */
 static int have_cap(int cap)
 {
 	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
@@ -384,7 +384,7 @@ static int have_cap(int cap)
 
 	memset(d, 0, sizeof(d));
 	if (syscall(SYS_capget, &h, d))
-		return -1;
+		return -errno;
 	return (d[cap / 32].effective >> (cap % 32)) & 1;
 }
 

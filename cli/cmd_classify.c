@@ -134,6 +134,7 @@ static const struct argp_option classify_options[] = {
 	{ 0 }
 };
 
+/* A number in [0, 1]; 0, or -EINVAL. */
 static int parse_fraction(const char *s, float *out)
 {
 	char *end;
@@ -142,12 +143,13 @@ static int parse_fraction(const char *s, float *out)
 	errno = 0;
 	v = strtod(s, &end);
 	if (errno || end == s || *end || !(v >= 0 && v <= 1))
-		return -1;
+		return -EINVAL;
 	*out = (float)v;
 	return 0;
 }
 
-/* Any finite number (energies are negative as often as not), or "off". */
+/* Any finite number (energies are negative as often as not), or "off";
+ * 0, or -EINVAL. */
 static int parse_energy(const char *s, float *out)
 {
 	char *end;
@@ -160,7 +162,7 @@ static int parse_energy(const char *s, float *out)
 	errno = 0;
 	v = strtod(s, &end);
 	if (errno || end == s || *end || !isfinite(v))
-		return -1;
+		return -EINVAL;
 	*out = (float)v;
 	return 0;
 }
@@ -264,6 +266,7 @@ static const char classify_doc[] =
 
 /* ---- filters ---- */
 
+/* --class into a->show_mask: 0, or -EINVAL (said on stderr). */
 static int filter_parse(struct classify_args *a)
 {
 	const struct model *m = classifier_model(a->c);
@@ -291,7 +294,7 @@ static int filter_parse(struct classify_args *a)
 			for (i = 0; i < m->n_classes; i++)
 				fprintf(stderr, "%s, ", m->classes[i]);
 			fprintf(stderr, "unknown)\n");
-			return -1;
+			return -EINVAL;
 		}
 		a->show_mask |= 1u << i;
 	}
@@ -564,7 +567,8 @@ static void classes_print_json(const struct classify_args *a)
 }
 
 /* The model fixes res and window: a different one given on the command
- * line would draw pictures the model was not trained on. */
+ * line would draw pictures the model was not trained on.  0, or -EINVAL
+ * (said on stderr). */
 static int check_flow_opts(struct classify_args *a, const struct flow_config *given)
 {
 	const struct model *m = classifier_model(a->c);
@@ -574,17 +578,17 @@ static int check_flow_opts(struct classify_args *a, const struct flow_config *gi
 	if (given->res != def.res && given->res != m->res) {
 		fprintf(stderr, "flowpic classify: --res %u: the model %s takes %u x %u pictures\n",
 			given->res, classifier_model_source(a->c), m->res, m->res);
-		return -1;
+		return -EINVAL;
 	}
 	if (given->window_ns != def.window_ns && given->window_ns != m->window_ns) {
 		fprintf(stderr, "flowpic classify: --window: the model %s takes %.3f s blocks\n",
 			classifier_model_source(a->c), (double)m->window_ns / 1e9);
-		return -1;
+		return -EINVAL;
 	}
 	if (given->hop_ns != given->window_ns) {
 		fprintf(stderr, "flowpic classify: --hop: blocks follow each other as in training "
 				"(hop = window)\n");
-		return -1;
+		return -EINVAL;
 	}
 	classifier_flow_config(a->c, &a->common.flow);
 	return 0;
@@ -616,7 +620,7 @@ int cmd_classify(int argc, char **argv)
 		free(a);
 		return EXIT_UNREADABLE;
 	}
-	if (filter_parse(a) || check_flow_opts(a, &a->common.flow)) {
+	if (filter_parse(a) < 0 || check_flow_opts(a, &a->common.flow) < 0) {
 		status = EXIT_USAGE;
 		goto out;
 	}

@@ -104,13 +104,13 @@ static int parse_scale_range(const char *arg, struct flow_augment *aug)
 	uint64_t a, b;
 
 	if (!colon || (size_t)(colon - arg) >= sizeof(lo))
-		return -1;
+		return -EINVAL;
 	memcpy(lo, arg, (size_t)(colon - arg));
 	lo[colon - arg] = 0;
 	/* Seconds parsing reads a decimal exactly: 1.5 -> 1500000000. */
 	if (parse_seconds(lo, 1000000, 100 * NS_PER_SEC, &a) ||
 	    parse_seconds(colon + 1, 1000000, 100 * NS_PER_SEC, &b) || a > b)
-		return -1;
+		return -EINVAL;
 	aug->scale_min = (uint32_t)(a / 1000000);
 	aug->scale_max = (uint32_t)(b / 1000000);
 	return 0;
@@ -123,11 +123,11 @@ static int parse_mss_range(const char *arg, struct flow_augment *aug)
 	uint64_t a, b;
 
 	if (!colon || (size_t)(colon - arg) >= sizeof(lo))
-		return -1;
+		return -EINVAL;
 	memcpy(lo, arg, (size_t)(colon - arg));
 	lo[colon - arg] = 0;
 	if (parse_u64(lo, 64, 65535, &a) || parse_u64(colon + 1, 64, 65535, &b) || a > b)
-		return -1;
+		return -EINVAL;
 	aug->mss_min = (uint16_t)a;
 	aug->mss_max = (uint16_t)b;
 	return 0;
@@ -339,8 +339,10 @@ static int open_outputs(struct export_args *a, uint32_t res)
 		} else {
 			a->csv = fopen(part_path(a, a->out), "w");
 			if (!a->csv) {
-				log_error("cannot create %s: %s", a->out, strerror(errno));
-				return -1;
+				int e = errno;
+
+				log_error("cannot create %s: %s", a->out, strerror(e));
+				return -e;
 			}
 		}
 		csv_write_header(a->csv);
@@ -355,20 +357,24 @@ static int open_outputs(struct export_args *a, uint32_t res)
 	else
 		a->npy = npy_open(part_path(a, path), "|u1", 1, dense, 2);
 	if (!a->npy) {
-		log_error("cannot create %s: %s", path, strerror(errno));
-		return -1;
+		int e = errno;
+
+		log_error("cannot create %s: %s", path, strerror(e));
+		return -e;
 	}
 	snprintf(path, sizeof(path), "%s.index.csv", a->out);
 	a->csv = fopen(part_path(a, path), "w");
 	if (!a->csv) {
-		log_error("cannot create %s: %s", path, strerror(errno));
-		return -1;
+		int e = errno;
+
+		log_error("cannot create %s: %s", path, strerror(e));
+		return -e;
 	}
 	fputs("pic,flow,block,proto,src,sport,dst,dport,start_ns,samples,bytes,complete\n", a->csv);
 	a->pic = malloc(2 * (size_t)res * res);
 	if (!a->pic) {
 		log_error("out of memory for a %ux%u picture", res, res);
-		return -1;
+		return -ENOMEM;
 	}
 	return 0;
 }
@@ -410,7 +416,7 @@ int cmd_export(int argc, char **argv)
 	a.common.flow.aug.seed = 1;
 	if (argp_parse(&argp, argc, argv, 0, NULL, &a))
 		return EXIT_USAGE;
-	if (open_outputs(&a, a.common.flow.res)) {
+	if (open_outputs(&a, a.common.flow.res) < 0) {
 		close_outputs(&a, false);
 		return EXIT_UNREADABLE;
 	}

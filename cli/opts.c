@@ -54,9 +54,11 @@ int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 
 int parse_seconds(const char *s, uint64_t min_ns, uint64_t max_ns, uint64_t *out)
 {
-	if (number_parse_seconds(s, out))
-		return -1;
-	return *out < min_ns || *out > max_ns ? -1 : 0;
+	int rc = number_parse_seconds(s, out);
+
+	if (rc < 0)
+		return rc;
+	return *out < min_ns || *out > max_ns ? -EINVAL : 0;
 }
 
 void common_opts_init(struct common_opts *o)

@@ -66,9 +66,11 @@ error_t file_parse(int key, char *arg, struct argp_state *state, struct common_o
 
 void common_opts_init(struct common_opts *o);
 
-/* Whole-string number parsing with a range; -1 and a message on failure. */
+/* Whole-string number parsing with a range; 0, or -EINVAL (the caller says
+ * what is wrong). */
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
-/* Seconds with optional decimals ("60", "0.5") -> ns, in [min_ns, max_ns]. */
+/* Seconds with optional decimals ("60", "0.5") -> ns, in [min_ns, max_ns];
+ * 0, or -EINVAL. */
 int parse_seconds(const char *s, uint64_t min_ns, uint64_t max_ns, uint64_t *out);
 
 /*

@@ -6,6 +6,7 @@
  * per batch once its transaction committed, then the trailers with the
  * call's grpc-status.  Also the nghttp2 callbacks that drive it.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,7 +37,7 @@ int ackq_push(struct ackq *q, const struct ack *a)
 		}
 		na = realloc(q->a, cap * sizeof(*na));
 		if (!na)
-			return -1;
+			return -ENOMEM;
 		q->a = na;
 		q->cap = cap;
 	}
@@ -134,6 +135,8 @@ void stream_fail(struct stream *st, int status, uint64_t *counter, const char *f
 
 /* ---- the gRPC call ---- */
 
+/* grpc_msg_cb: one Batch into the store's transaction.  0, or a negative
+ * errno when the call is failed (stream_fail()). */
 static int on_message(void *ctx, const uint8_t *msg, size_t len)
 {
 	struct stream *st = ctx;
@@ -142,13 +145,14 @@ static int on_message(void *ctx, const uint8_t *msg, size_t len)
 	char err[512];
 	struct ack a;
 	size_t idx;
+	int rc;
 
 	b = flowpic__v1__batch__unpack(NULL, len, msg);
 	if (!b) {
 		stream_fail(st, GRPC_STATUS_INVALID_ARGUMENT, &s->k.err_bad_protobuf,
 			    "batch %" PRIu64 " of the call: malformed protobuf Batch (%zu bytes)",
 			    st->batches + 1, len);
-		return -1;
+		return -EBADMSG;
 	}
 	if (!b->agent || !b->agent->agent_id || !*b->agent->agent_id) {
 		stream_fail(st, GRPC_STATUS_INVALID_ARGUMENT, &s->k.err_bad_batch,
@@ -156,11 +160,12 @@ static int on_message(void *ctx, const uint8_t *msg, size_t len)
 			    ": no agent.agent_id (a verdict's identity needs it)",
 			    b->sequence);
 		flowpic__v1__batch__free_unpacked(b, NULL);
-		return -1;
+		return -EINVAL;
 	}
 	if (!store_in_txn(s->store))
 		s->txn_start_ms = clock_mono_ms();
-	if (store_put_batch(s->store, b, clock_real_ns(), &idx, err, sizeof(err))) {
+	rc = store_put_batch(s->store, b, clock_real_ns(), &idx, err, sizeof(err));
+	if (rc < 0) {
 		struct stream *p, *next;
 
 		/* The transaction is gone: every batch waiting for it is lost,
@@ -177,7 +182,7 @@ static int on_message(void *ctx, const uint8_t *msg, size_t len)
 		}
 		s->txn_verdicts = 0;
 		flowpic__v1__batch__free_unpacked(b, NULL);
-		return -1;
+		return rc;
 	}
 	st->batches++;
 	s->k.batches++;
@@ -187,10 +192,11 @@ static int on_message(void *ctx, const uint8_t *msg, size_t len)
 	a.sequence = b->sequence;
 	a.txn_idx = idx;
 	flowpic__v1__batch__free_unpacked(b, NULL);
-	if (ackq_push(&st->uncommitted, &a)) {
+	rc = ackq_push(&st->uncommitted, &a);
+	if (rc < 0) {
 		stream_fail(st, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL,
 			    "out of memory queueing an ack");
-		return -1;
+		return rc;
 	}
 	pending_link(s, st);
 	return 0;

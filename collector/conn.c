@@ -66,7 +66,8 @@ void conn_close(struct conn *c, const char *why)
 	s->k.connections_closed++;
 }
 
-/* Raw write: bytes written, 0 would block, -1 error. */
+/* Raw write: bytes written, 0 would block, or a negative errno (-EIO for a
+ * TLS error). */
 static ssize_t conn_write(struct conn *c, const uint8_t *p, size_t n)
 {
 	if (c->ssl) {
@@ -77,7 +78,7 @@ static ssize_t conn_write(struct conn *c, const uint8_t *p, size_t n)
 		if (r > 0)
 			return r;
 		r = SSL_get_error(c->ssl, r);
-		return r == SSL_ERROR_WANT_WRITE || r == SSL_ERROR_WANT_READ ? 0 : -1;
+		return r == SSL_ERROR_WANT_WRITE || r == SSL_ERROR_WANT_READ ? 0 : -EIO;
 	}
 	for (;;) {
 		ssize_t r = send(c->fd, p, n, MSG_NOSIGNAL);
@@ -86,10 +87,11 @@ static ssize_t conn_write(struct conn *c, const uint8_t *p, size_t n)
 			return r;
 		if (errno == EINTR)
 			continue;
-		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
 	}
 }
 
+/* Keep what the socket did not take: 0, or -ENOMEM. */
 static int out_append(struct conn *c, const uint8_t *p, size_t n)
 {
 	if (c->out_off > 0 && c->out_off == c->out_len)
@@ -108,7 +110,7 @@ static int out_append(struct conn *c, const uint8_t *p, size_t n)
 		if (cap != c->out_cap) {
 			nb = realloc(c->out, cap);
 			if (!nb)
-				return -1;
+				return -ENOMEM;
 			c->out = nb;
 			c->out_cap = cap;
 		}
@@ -119,7 +121,7 @@ static int out_append(struct conn *c, const uint8_t *p, size_t n)
 }
 
 /* Everything nghttp2 wants to send, as far as the socket takes it.
- * 0 ok (maybe blocked), -1 the connection must close. */
+ * 0 ok (maybe blocked), or a negative errno: the connection must close. */
 static void release_windows(struct conn *c);
 
 int conn_flush(struct conn *c)
@@ -136,7 +138,7 @@ int conn_flush(struct conn *c)
 			w = conn_write(c, c->out + c->out_off, c->out_len - c->out_off);
 			if (w < 0) {
 				c->srv->k.err_io++;
-				return -1;
+				return (int)w;
 			}
 			c->out_off += (size_t)w;
 			c->srv->k.bytes_out += (uint64_t)w;
@@ -151,20 +153,20 @@ int conn_flush(struct conn *c)
 		n = nghttp2_session_mem_send(c->h2, &p);
 		if (n < 0) {
 			log_warn("%s: HTTP/2 send: %s", c->peer, nghttp2_strerror((int)n));
-			return -1;
+			return -EPROTO;
 		}
 		if (n == 0)
 			break;
 		w = conn_write(c, p, (size_t)n);
 		if (w < 0) {
 			c->srv->k.err_io++;
-			return -1;
+			return (int)w;
 		}
 		c->srv->k.bytes_out += (uint64_t)w;
 		if (w > 0)
 			c->last_io_ms = t;
-		if (w < n && out_append(c, p + w, (size_t)(n - w)))
-			return -1;
+		if (w < n && out_append(c, p + w, (size_t)(n - w)) < 0)
+			return -ENOMEM;
 	}
 	return 0;
 }
@@ -211,6 +213,7 @@ void conn_settle(struct conn *c)
 	}
 }
 
+/* The server's HTTP/2 session and its SETTINGS: 0, or -ENOMEM. */
 static int conn_start_h2(struct conn *c)
 {
 	struct server *s = c->srv;
@@ -221,11 +224,12 @@ static int conn_start_h2(struct conn *c)
 		{ NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 16384 },
 	};
 
+	/* nghttp2 fails these only without memory (the arguments are ours). */
 	if (nghttp2_session_server_new2(&c->h2, s->cbs, c, s->h2opt))
-		return -1;
+		return -ENOMEM;
 	if (nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) ||
 	    nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0, 8 << 20))
-		return -1;
+		return -ENOMEM;
 	c->state = CONN_H2;
 	return 0;
 }
@@ -246,11 +250,11 @@ static void conn_handshake(struct conn *c)
 			return;
 		}
 		c->last_io_ms = clock_mono_ms();
-		if (conn_start_h2(c)) {
+		if (conn_start_h2(c) < 0) {
 			conn_close(c, "cannot start HTTP/2 session");
 			return;
 		}
-		if (conn_flush(c)) {
+		if (conn_flush(c) < 0) {
 			conn_close(c, "write failed");
 			return;
 		}
@@ -333,12 +337,12 @@ void conn_read(struct conn *c)
 			return;
 		}
 		/* Acks and window updates out as we go. */
-		if (conn_flush(c)) {
+		if (conn_flush(c) < 0) {
 			conn_close(c, "write failed");
 			return;
 		}
 	}
-	if (conn_flush(c)) {
+	if (conn_flush(c) < 0) {
 		conn_close(c, "write failed");
 		return;
 	}
@@ -356,7 +360,7 @@ void conn_event(struct conn *c, uint32_t ev)
 		return;
 	}
 	if (ev & EPOLLOUT) {
-		if (conn_flush(c)) {
+		if (conn_flush(c) < 0) {
 			conn_close(c, "write failed");
 			return;
 		}
@@ -391,23 +395,23 @@ void peer_name(const struct sockaddr_storage *ss, char *out, size_t len)
 }
 
 /* A connected socket becomes a connection (TLS or h2c as configured).
- * 0, or -1 (fd closed). */
+ * 0, or a negative errno (fd closed; -EMFILE: --max-connections reached). */
 int conn_adopt(struct server *s, int fd, const char *peer)
 {
 	struct epoll_event e;
 	struct conn *c;
-	int one = 1;
+	int one = 1, rc;
 
 	if (s->nconns >= s->cfg.max_connections) {
 		s->k.err_refused_max_connections++;
 		log_warn("%s: refused: %u connections open (--max-connections)", peer, s->nconns);
 		close(fd);
-		return -1;
+		return -EMFILE;
 	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
 		close(fd);
-		return -1;
+		return -ENOMEM;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->srv = s;
@@ -416,17 +420,20 @@ int conn_adopt(struct server *s, int fd, const char *peer)
 	c->created_ms = c->last_io_ms = clock_mono_ms();
 	if (s->cfg.tls) {
 		c->ssl = SSL_new(s->cfg.tls);
+		rc = -ENOMEM;
 		if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1)
 			goto fail;
 		SSL_set_accept_state(c->ssl);
 		c->state = CONN_TLS_HANDSHAKE;
-	} else if (conn_start_h2(c)) {
+	} else if ((rc = conn_start_h2(c)) < 0) {
 		goto fail;
 	}
 	e.events = EPOLLIN;
 	e.data.ptr = c;
-	if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &e))
+	if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &e)) {
+		rc = -errno;
 		goto fail;
+	}
 	c->events = EPOLLIN;
 	c->next = s->conns;
 	if (s->conns)
@@ -436,9 +443,9 @@ int conn_adopt(struct server *s, int fd, const char *peer)
 	s->k.connections_accepted++;
 	s->k.connections_open++;
 	log_debug("%s: connected", peer);
-	if (c->h2 && conn_flush(c)) {
+	if (c->h2 && (rc = conn_flush(c)) < 0) {
 		conn_close(c, "write failed");
-		return -1;
+		return rc;
 	}
 	return 0;
 fail:
@@ -447,5 +454,5 @@ fail:
 	SSL_free(c->ssl);
 	close(fd);
 	free(c);
-	return -1;
+	return rc;
 }

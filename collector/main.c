@@ -141,7 +141,7 @@ static error_t serve_parse(int key, char *arg, struct argp_state *state)
 		o->have_token = true;
 		break;
 	case OPT_TOKEN_FILE:
-		if (rpc_token_load(arg, o->token, sizeof(o->token), err, sizeof(err)))
+		if (rpc_token_load(arg, o->token, sizeof(o->token), err, sizeof(err)) < 0)
 			argp_error(state, "%s", err);
 		o->have_token = true;
 		break;
@@ -291,7 +291,7 @@ static int serve(int argc, char **argv)
 	       server_address(srv), tls ? "true" : "false", o.client_ca ? "true" : "false",
 	       o.have_token ? "true" : "false", store_kind(store));
 	fflush(stdout);
-	rc = server_run(srv) ? 1 : 0;
+	rc = server_run(srv) < 0 ? 1 : 0;
 	collector_counters_print(server_counters(srv), stdout);
 out:
 	server_free(srv);

@@ -4,6 +4,7 @@
  */
 #include <argp.h>
 #include <arpa/inet.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,7 +59,7 @@ int query_parse_time(const char *s, uint64_t now_ns, uint64_t *out)
 		char num[32];
 
 		if (n < 3 || n > 20)
-			return -1;
+			return -EINVAL;
 		switch (s[n - 1]) {
 		case 's':
 			mul = 1;
@@ -73,11 +74,11 @@ int query_parse_time(const char *s, uint64_t now_ns, uint64_t *out)
 			mul = 86400;
 			break;
 		default:
-			return -1;
+			return -EINVAL;
 		}
 		snprintf(num, sizeof(num), "%.*s", (int)(n - 2), s + 1);
 		if (number_parse_u64(num, 0, 100ull * 365 * 86400, &v))
-			return -1;
+			return -EINVAL;
 		v = v * mul * 1000000000ull;
 		*out = v > now_ns ? 0 : now_ns - v;
 		return 0;
@@ -89,7 +90,7 @@ int query_parse_time(const char *s, uint64_t now_ns, uint64_t *out)
 			memset(&tm, 0, sizeof(tm));
 			rest = strptime(s, "%Y-%m-%d", &tm);
 			if (!rest)
-				return -1;
+				return -EINVAL;
 		}
 		if (*rest == '.') {
 			uint64_t scale = 100000000;
@@ -102,12 +103,12 @@ int query_parse_time(const char *s, uint64_t now_ns, uint64_t *out)
 		if (*rest == 'Z')
 			rest++;
 		if (*rest)
-			return -1;
+			return -EINVAL;
 		{
 			time_t t = timegm(&tm);
 
 			if (t < 0)
-				return -1;
+				return -EINVAL;
 			*out = (uint64_t)t * 1000000000ull + frac;
 		}
 		return 0;
@@ -115,15 +116,16 @@ int query_parse_time(const char *s, uint64_t now_ns, uint64_t *out)
 	return number_parse_seconds(s, out);
 }
 
+/* An address in its canonical text form: 0, or -EINVAL. */
 static int parse_ip(const char *s, char *out)
 {
 	unsigned char a[16];
 
 	if (inet_pton(AF_INET, s, a) == 1)
-		return inet_ntop(AF_INET, a, out, 46) ? 0 : -1;
+		return inet_ntop(AF_INET, a, out, 46) ? 0 : -EINVAL;
 	if (inet_pton(AF_INET6, s, a) == 1)
-		return inet_ntop(AF_INET6, a, out, 46) ? 0 : -1;
-	return -1;
+		return inet_ntop(AF_INET6, a, out, 46) ? 0 : -EINVAL;
+	return -EINVAL;
 }
 
 static void parse_flow(struct argp_state *state, struct query_opts *o, const char *expr)
@@ -351,11 +353,11 @@ int collector_query(int argc, char **argv)
 		return 1;
 	}
 	rc = store_query(s, &o.f, o.table ? print_row : print_json, &o, err, sizeof(err));
-	if (rc)
+	if (rc < 0)
 		log_error("%s", err);
 	else if (o.table)
 		printf("(%" PRIu64 " verdicts)\n", o.rows);
 	store_close(s);
 	fflush(stdout);
-	return rc ? 1 : 0;
+	return rc < 0 ? 1 : 0;
 }

@@ -61,8 +61,10 @@ int server_adopt(struct server *s, int fd, const char *peer)
 	int fl = fcntl(fd, F_GETFL);
 
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		int e = errno;
+
 		close(fd);
-		return -1;
+		return -e;
 	}
 	return conn_adopt(s, fd, peer);
 }
@@ -83,7 +85,7 @@ static void commit_and_ack(struct server *s)
 	char err[512];
 
 	if (store_in_txn(s->store)) {
-		if (store_commit(s->store, err, sizeof(err))) {
+		if (store_commit(s->store, err, sizeof(err)) < 0) {
 			log_error("%s", err);
 			s->k.err_store++;
 			for (st = s->pending; st; st = next) {
@@ -132,7 +134,7 @@ flush:
 		cn = c->next;
 		if (!c->dirty || c->state != CONN_H2)
 			continue;
-		if (conn_flush(c))
+		if (conn_flush(c) < 0)
 			conn_close(c, "write failed");
 		else
 			conn_settle(c);
@@ -154,7 +156,7 @@ static void sweep(struct server *s)
 			continue;
 		}
 		if (c->dirty) {
-			if (conn_flush(c))
+			if (conn_flush(c) < 0)
 				conn_close(c, "write failed");
 			else
 				conn_settle(c);
@@ -301,10 +303,12 @@ int server_step(struct server *s, int max_wait_ms)
 
 	n = epoll_wait(s->ep, ev, 64, timeout);
 	if (n < 0) {
-		if (errno == EINTR)
+		int e = errno;
+
+		if (e == EINTR)
 			return 0;
-		log_error("epoll_wait: %s", strerror(errno));
-		return -1;
+		log_error("epoll_wait: %s", strerror(e));
+		return -e;
 	}
 	for (i = 0; i < n; i++) {
 		void *p = ev[i].data.ptr;
@@ -354,7 +358,7 @@ int server_run(struct server *s)
 		;
 	/* Shutting down: what is stored is acknowledged; then GOAWAY. */
 	server_close_all(s);
-	return rc < 0 ? -1 : 0;
+	return rc < 0 ? rc : 0;
 }
 
 void server_free(struct server *s)

@@ -51,14 +51,16 @@ struct server *server_new(const struct server_config *cfg, struct store *store, 
 /* The address actually bound ("127.0.0.1:40123"). */
 const char *server_address(const struct server *s);
 /* Run until SIGINT/SIGTERM (blocked by the caller and read here through a
- * signalfd).  SIGUSR1 prints the counters.  0, or -1 on a fatal error. */
+ * signalfd).  SIGUSR1 prints the counters.  0, or a negative errno on a
+ * fatal error (logged). */
 int server_run(struct server *s);
 const struct collector_counters *server_counters(const struct server *s);
 
 /* The loop in pieces, for tests and fuzzing: one round of waiting at most
- * max_wait_ms, events, commit, timers (1: a stop signal came, 0, -1 fatal);
- * a connected socket of ours to serve (0, or -1 and fd closed); how many
- * connections are open; commit, ack and close them all. */
+ * max_wait_ms, events, commit, timers (1: a stop signal came, 0, or a
+ * negative errno: fatal); a connected socket of ours to serve (0, or a
+ * negative errno and fd closed); how many connections are open; commit, ack
+ * and close them all. */
 int server_step(struct server *s, int max_wait_ms);
 int server_adopt(struct server *s, int fd, const char *peer);
 unsigned server_connections(const struct server *s);

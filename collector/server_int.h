@@ -101,7 +101,7 @@ struct server {
 };
 
 /* call.c */
-int ackq_push(struct ackq *q, const struct ack *a);
+int ackq_push(struct ackq *q, const struct ack *a); /* 0, or -ENOMEM */
 size_t ackq_count(const struct ackq *q);
 void pending_unlink(struct server *s, struct stream *st);
 void stream_free(struct stream *st);

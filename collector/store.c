@@ -4,6 +4,7 @@
  * verdicts into rows, and builds the query both backends run.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +71,8 @@ const char *store_kind(const struct store *s)
 int store_put_batch(struct store *s, const Flowpic__V1__Batch *b, uint64_t now_ns, size_t *idx,
 		    char *err, size_t errlen)
 {
+	int rc;
+
 	if (!s->in_txn)
 		s->nres = 0;
 	if (s->nres == s->capres) {
@@ -78,16 +81,17 @@ int store_put_batch(struct store *s, const Flowpic__V1__Batch *b, uint64_t now_n
 
 		if (!nr) {
 			snprintf(err, errlen, "%s: out of memory", s->ops->kind);
-			return -1;
+			return -ENOMEM;
 		}
 		s->res = nr;
 		s->capres = cap;
 	}
 	*idx = s->nres;
 	memset(&s->res[*idx], 0, sizeof(s->res[0]));
-	if (s->ops->put_batch(s, b, now_ns, *idx, &s->res[*idx], err, errlen)) {
+	rc = s->ops->put_batch(s, b, now_ns, *idx, &s->res[*idx], err, errlen);
+	if (rc < 0) {
 		s->nres = 0;
-		return -1;
+		return rc;
 	}
 	s->nres++;
 	return 0;
@@ -100,11 +104,14 @@ bool store_in_txn(const struct store *s)
 
 int store_commit(struct store *s, char *err, size_t errlen)
 {
+	int rc;
+
 	if (!s->in_txn)
 		return 0;
-	if (s->ops->commit(s, err, errlen)) {
+	rc = s->ops->commit(s, err, errlen);
+	if (rc < 0) {
 		s->nres = 0;
-		return -1;
+		return rc;
 	}
 	return 0;
 }

@@ -46,14 +46,15 @@ const char *store_kind(const struct store *s); /* "sqlite" or "postgresql" */
  * must carry an agent with a non-empty agent_id (checked by the caller).
  * *idx is the batch's place in the transaction: its result is
  * store_results()[*idx] once store_commit() succeeded (PostgreSQL learns
- * what was new only at the commit).  0, or -1 with err: then the
- * transaction is rolled back and every batch in it is not stored. */
+ * what was new only at the commit).  0, or a negative errno (-EIO, -ENOMEM)
+ * with err: then the transaction is rolled back and every batch in it is
+ * not stored. */
 int store_put_batch(struct store *s, const Flowpic__V1__Batch *b, uint64_t now_ns, size_t *idx,
 		    char *err, size_t errlen);
 
 bool store_in_txn(const struct store *s);
-/* Commit the open transaction (no-op if none).  0, or -1 with err (rolled
- * back: nothing of it stored). */
+/* Commit the open transaction (no-op if none).  0, or a negative errno
+ * (-EIO, -ENOMEM) with err (rolled back: nothing of it stored). */
 int store_commit(struct store *s, char *err, size_t errlen);
 /* After a successful commit: the results of its batches, in put order. */
 const struct store_batch_result *store_results(const struct store *s, size_t *n);
@@ -85,7 +86,7 @@ extern const int store_ncols;
 /* Called per row with the values as text (NULL for SQL NULL); nonzero stops. */
 typedef int (*store_row_cb)(void *ctx, const char *const *vals);
 
-/* Rows matching f; 0, or -1 with err. */
+/* Rows matching f; 0, or -EIO with err. */
 int store_query(struct store *s, const struct store_filter *f, store_row_cb cb, void *ctx,
 		char *err, size_t errlen);
 
@@ -115,7 +116,8 @@ void store_build_query(const struct store *s, const struct store_filter *f, bool
 		       struct store_sql *q);
 
 /* Backends.  put_batch fills what it knows now (SQLite: everything;
- * PostgreSQL: rejected, and duplicates = valid verdicts until commit). */
+ * PostgreSQL: rejected, and duplicates = valid verdicts until commit).
+ * Statuses as the store_ functions': 0, or a negative errno with err. */
 struct store_ops {
 	const char *kind;
 	int (*put_batch)(struct store *s, const Flowpic__V1__Batch *b, uint64_t now_ns, size_t idx,

@@ -10,6 +10,7 @@
  * A batch is one statement: its verdicts travel as one JSON array expanded
  * by json_to_recordset, so a round trip costs per batch, not per verdict.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +118,7 @@ static void set_err(struct store_pg *s, const char *what, const PGresult *res, c
 			err[n] = err[n + 1] ? ' ' : '\0';
 }
 
+/* Run sql: 0, or -EIO with the server's message in err. */
 static int exec_cmd(struct store_pg *s, const char *sql, char *err, size_t errlen)
 {
 	PGresult *r = PQexec(s->conn, sql);
@@ -125,7 +127,7 @@ static int exec_cmd(struct store_pg *s, const char *sql, char *err, size_t errle
 	if (!ok)
 		set_err(s, sql, r, err, errlen);
 	PQclear(r);
-	return ok ? 0 : -1;
+	return ok ? 0 : -EIO;
 }
 
 static void pg_rollback(struct store_pg *s)
@@ -145,14 +147,14 @@ static int prepare_all(struct store_pg *s, char *err, size_t errlen)
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		set_err(s, "prepare insert", r, err, errlen);
 		PQclear(r);
-		return -1;
+		return -EIO;
 	}
 	PQclear(r);
 	r = PQprepare(s->conn, "ctr", counter_sql, 2, NULL);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		set_err(s, "prepare counters", r, err, errlen);
 		PQclear(r);
-		return -1;
+		return -EIO;
 	}
 	PQclear(r);
 	return 0;
@@ -167,7 +169,7 @@ static int ensure_conn(struct store_pg *s, char *err, size_t errlen)
 	PQreset(s->conn);
 	if (PQstatus(s->conn) != CONNECTION_OK) {
 		set_err(s, "reconnect", NULL, err, errlen);
-		return -1;
+		return -EIO;
 	}
 	return prepare_all(s, err, errlen);
 }
@@ -259,7 +261,7 @@ static int pg_put_batch(struct store *base, const Flowpic__V1__Batch *b, uint64_
 	if (s->batches.oom || s->rows.oom || s->counters.oom) {
 		snprintf(err, errlen, "postgresql: out of memory building a transaction");
 		s->base.in_txn = false;
-		return -1;
+		return -ENOMEM;
 	}
 	return 0;
 }
@@ -278,16 +280,18 @@ static int pg_commit_once(struct store_pg *s, bool *retry, char *err, size_t err
 	struct store_batch_result *res = s->base.res;
 	const char *params[2];
 	PGresult *r;
-	int i;
+	int i, rc;
 
 	*retry = false;
-	if (ensure_conn(s, err, errlen))
-		return -1;
-	if (exec_cmd(s, "BEGIN", err, errlen)) {
+	rc = ensure_conn(s, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = exec_cmd(s, "BEGIN", err, errlen);
+	if (rc < 0) {
 		/* The server restarted since the last commit: reconnect and
 		 * run the transaction again (it is all in our JSON). */
 		*retry = PQstatus(s->conn) != CONNECTION_OK;
-		return -1;
+		return rc;
 	}
 	params[0] = s->batches.p;
 	if (s->nrows) {
@@ -335,14 +339,14 @@ fail:
 		*retry = true;
 	else
 		pg_rollback(s);
-	return -1;
+	return -EIO;
 }
 
 static int pg_commit(struct store *base, char *err, size_t errlen)
 {
 	struct store_pg *s = (struct store_pg *)base;
 	struct store_batch_result *res = base->res;
-	int attempt, rc = -1;
+	int attempt, rc = -EIO;
 	bool retry = true;
 	size_t i;
 
@@ -352,7 +356,7 @@ static int pg_commit(struct store *base, char *err, size_t errlen)
 		sbuf_add(&s->rows, "]", 1);
 	if (s->ncounters)
 		sbuf_add(&s->counters, "]", 1);
-	for (attempt = 0; attempt < 3 && retry && rc; attempt++) {
+	for (attempt = 0; attempt < 3 && retry && rc < 0; attempt++) {
 		/* A retry starts from the verdict counts put_batch left. */
 		for (i = 0; attempt && i < base->nres; i++) {
 			res[i].duplicates += res[i].stored;
@@ -378,7 +382,7 @@ static int pg_query(struct store *base, const struct store_filter *f, store_row_
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		set_err(s, "query", r, err, errlen);
 		PQclear(r);
-		return -1;
+		return -EIO;
 	}
 	rows = PQntuples(r);
 	for (row = 0; row < rows; row++) {
@@ -442,13 +446,13 @@ struct store *store_pg_open(const char *conninfo, const struct store_options *op
 		goto fail;
 	}
 	/* Quiet NOTICEs ("relation already exists, skipping") off stderr. */
-	if (exec_cmd(s, "SET client_min_messages = warning", err, errlen))
+	if (exec_cmd(s, "SET client_min_messages = warning", err, errlen) < 0)
 		goto fail;
-	if (!(opt && opt->readonly) && exec_cmd(s, schema_sql, err, errlen))
+	if (!(opt && opt->readonly) && exec_cmd(s, schema_sql, err, errlen) < 0)
 		goto fail;
 	if (opt && opt->readonly)
 		s->base.no_reason = !pg_has_reason(s);
-	if (prepare_all(s, err, errlen))
+	if (prepare_all(s, err, errlen) < 0)
 		goto fail;
 	return &s->base;
 fail:

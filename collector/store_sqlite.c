@@ -8,6 +8,7 @@
  * WITHOUT ROWID so the key is the table: an agent's verdicts arrive in seq
  * order and go in as appends to its key range.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -65,12 +66,13 @@ static void set_err(struct store_sqlite *s, const char *what, char *err, size_t 
 	snprintf(err, errlen, "sqlite %s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
 }
 
+/* Step a statement that returns no rows: 0, or -EIO. */
 static int step_done(sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st);
 
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : -1;
+	return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
 static void sq_rollback(struct store_sqlite *s)
@@ -98,9 +100,9 @@ static int sq_put_batch(struct store *base, const Flowpic__V1__Batch *b, uint64_
 
 	(void)idx;
 	if (!s->base.in_txn) {
-		if (step_done(s->begin)) {
+		if (step_done(s->begin) < 0) {
 			set_err(s, "BEGIN", err, errlen);
-			return -1;
+			return -EIO;
 		}
 		s->base.in_txn = true;
 	}
@@ -151,7 +153,7 @@ static int sq_put_batch(struct store *base, const Flowpic__V1__Batch *b, uint64_
 		if (rc != SQLITE_DONE) {
 			set_err(s, "insert verdict", err, errlen);
 			sq_rollback(s);
-			return -1;
+			return -EIO;
 		}
 		if (sqlite3_changes(s->db) > 0)
 			res->stored++;
@@ -171,10 +173,10 @@ static int sq_put_batch(struct store *base, const Flowpic__V1__Batch *b, uint64_
 		bind_str(s->ctr, 5, a->host);
 		sqlite3_bind_int64(s->ctr, 6, (int64_t)b->sequence);
 		sqlite3_bind_int64(s->ctr, 7, (int64_t)now_ns);
-		if (step_done(s->ctr)) {
+		if (step_done(s->ctr) < 0) {
 			set_err(s, "upsert counter", err, errlen);
 			sq_rollback(s);
-			return -1;
+			return -EIO;
 		}
 		res->counters++;
 	}
@@ -185,10 +187,10 @@ static int sq_commit(struct store *base, char *err, size_t errlen)
 {
 	struct store_sqlite *s = (struct store_sqlite *)base;
 
-	if (step_done(s->commit)) {
+	if (step_done(s->commit) < 0) {
 		set_err(s, "COMMIT", err, errlen);
 		sq_rollback(s);
-		return -1;
+		return -EIO;
 	}
 	s->base.in_txn = false;
 	return 0;
@@ -206,7 +208,7 @@ static int sq_query(struct store *base, const struct store_filter *f, store_row_
 	store_build_query(base, f, false, &q);
 	if (sqlite3_prepare_v2(s->db, q.sql, -1, &st, NULL) != SQLITE_OK) {
 		set_err(s, "query", err, errlen);
-		return -1;
+		return -EIO;
 	}
 	for (i = 0; i < q.nparams; i++)
 		sqlite3_bind_text(st, i + 1, q.params[i], -1, SQLITE_STATIC);
@@ -219,7 +221,7 @@ static int sq_query(struct store *base, const struct store_filter *f, store_row_
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		set_err(s, "query", err, errlen);
 		sqlite3_finalize(st);
-		return -1;
+		return -EIO;
 	}
 	sqlite3_finalize(st);
 	return 0;
@@ -276,7 +278,7 @@ static int add_reason(struct store_sqlite *s, char *err, size_t errlen)
 			 "DEFAULT 'unspecified'",
 			 NULL, NULL, NULL) != SQLITE_OK) {
 		set_err(s, "add the reason column", err, errlen);
-		return -1;
+		return -EIO;
 	}
 	return 0;
 }
@@ -286,7 +288,7 @@ static int prep(struct store_sqlite *s, const char *sql, sqlite3_stmt **st, char
 {
 	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK) {
 		set_err(s, "prepare", err, errlen);
-		return -1;
+		return -EIO;
 	}
 	return 0;
 }
@@ -336,13 +338,13 @@ struct store *store_sqlite_open(const char *path, const struct store_options *op
 		set_err(s, "create schema", err, errlen);
 		goto fail;
 	}
-	if (add_reason(s, err, errlen))
+	if (add_reason(s, err, errlen) < 0)
 		goto fail;
-	if (prep(s, insert_sql, &s->ins, err, errlen) ||
-	    prep(s, counter_sql, &s->ctr, err, errlen) ||
-	    prep(s, "BEGIN IMMEDIATE", &s->begin, err, errlen) ||
-	    prep(s, "COMMIT", &s->commit, err, errlen) ||
-	    prep(s, "ROLLBACK", &s->rollback, err, errlen))
+	if (prep(s, insert_sql, &s->ins, err, errlen) < 0 ||
+	    prep(s, counter_sql, &s->ctr, err, errlen) < 0 ||
+	    prep(s, "BEGIN IMMEDIATE", &s->begin, err, errlen) < 0 ||
+	    prep(s, "COMMIT", &s->commit, err, errlen) < 0 ||
+	    prep(s, "ROLLBACK", &s->rollback, err, errlen) < 0)
 		goto fail;
 	return &s->base;
 fail:

@@ -2,6 +2,7 @@
 /* csv.c - the samples CSV; see csv.h. */
 #include "csv.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +47,7 @@ static int split(char *line, char **fields, int max)
 			break;
 		*p++ = 0;
 	}
-	return p ? -1 : n;
+	return p ? -E2BIG : n;
 }
 
 #define CSV_MAX_FIELDS 64
@@ -58,7 +59,7 @@ int csv_parse_header(char *line, struct csv_layout *lay, char *err, unsigned lon
 
 	if (n < 0) {
 		snprintf(err, errlen, "header has more than %d columns", CSV_MAX_FIELDS);
-		return -1;
+		return n;
 	}
 	for (c = 0; c < CSV_NCOLS; c++)
 		lay->pos[c] = -1;
@@ -69,7 +70,7 @@ int csv_parse_header(char *line, struct csv_layout *lay, char *err, unsigned lon
 				continue;
 			if (lay->pos[c] >= 0) {
 				snprintf(err, errlen, "column '%s' appears twice", col_names[c]);
-				return -1;
+				return -EINVAL;
 			}
 			lay->pos[c] = i;
 		}
@@ -78,7 +79,7 @@ int csv_parse_header(char *line, struct csv_layout *lay, char *err, unsigned lon
 		if (lay->pos[c] < 0) {
 			snprintf(err, errlen, "header lacks the column '%s' (need %s)",
 				 col_names[c], "time,proto,src,sport,dst,dport,size");
-			return -1;
+			return -EINVAL;
 		}
 	}
 	return 0;

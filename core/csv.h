@@ -55,7 +55,8 @@ struct csv_layout {
 void csv_write_header(FILE *out);
 void csv_write_pkt(FILE *out, const struct pkt *p);
 
-/* Parse a header row (modified in place).  0, or -1 with a reason in err. */
+/* Parse a header row (modified in place).  0, or a negative errno (-EINVAL,
+ * -E2BIG: too many columns) with a reason in err. */
 int csv_parse_header(char *line, struct csv_layout *lay, char *err, unsigned long errlen);
 
 /* Parse a data row (modified in place).  SKIP_NONE with *out filled; a

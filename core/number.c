@@ -14,13 +14,13 @@ int number_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 
 	/* strtoull would take a sign or leading space: a user's typo, refused. */
 	if (!*s || *s == '-' || *s == '+' || *s == ' ')
-		return -1;
+		return -EINVAL;
 	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
 		base = 16;
 	errno = 0;
 	*out = strtoull(s, &end, base);
 	if (errno || *end || *out < min || *out > max)
-		return -1;
+		return -EINVAL;
 	return 0;
 }
 
@@ -30,24 +30,24 @@ int number_parse_seconds(const char *s, uint64_t *ns)
 	int digits = 0;
 
 	if (!*s || *s == '.')
-		return -1;
+		return -EINVAL;
 	for (; *s >= '0' && *s <= '9'; s++) {
 		/* sec * 1e9 + 999999999 must fit in 64 bits. */
 		if (sec > (UINT64_MAX / NS_PER_SEC_ - 9) / 10)
-			return -1;
+			return -EINVAL;
 		sec = sec * 10 + (uint64_t)(*s - '0');
 	}
 	if (*s == '.') {
 		for (s++; *s >= '0' && *s <= '9'; s++) {
 			if (++digits > 9)
-				return -1;
+				return -EINVAL;
 			frac = frac * 10 + (uint64_t)(*s - '0');
 		}
 		if (digits == 0)
-			return -1;
+			return -EINVAL;
 	}
 	if (*s)
-		return -1;
+		return -EINVAL;
 	for (; digits < 9; digits++)
 		frac *= 10;
 	*ns = sec * NS_PER_SEC_ + frac;

@@ -3,6 +3,7 @@
 #include "pkt.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <string.h>
 
 static const char *const reason_names[SKIP_REASON_COUNT] = {
@@ -50,5 +51,5 @@ int pkt_addr_parse(const char *s, uint8_t out[16])
 		memcpy(out + 12, v4, 4);
 		return 0;
 	}
-	return inet_pton(AF_INET6, s, out) == 1 ? 0 : -1;
+	return inet_pton(AF_INET6, s, out) == 1 ? 0 : -EINVAL;
 }

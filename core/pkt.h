@@ -65,7 +65,7 @@ bool pkt_addr_is_v4(const uint8_t addr[16]);
 /* Format an address as text (dotted quad for IPv4-mapped). buf >= 46 bytes. */
 const char *pkt_addr_str(const uint8_t addr[16], char *buf, unsigned long len);
 
-/* The reverse: a dotted quad (stored IPv4-mapped) or an IPv6 address. 0 or -1. */
+/* The reverse: a dotted quad (stored IPv4-mapped) or an IPv6 address.  0, or -EINVAL. */
 int pkt_addr_parse(const char *s, uint8_t out[16]);
 
 #endif

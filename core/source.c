@@ -65,9 +65,9 @@ static int dlt_to_linktype(int dlt)
 }
 
 /*
- * Read a line into buf: 0, or -1 at end, -2 when longer than CSV_MAX_LINE
- * (the rest is skipped), -3 when it holds a NUL byte.  A comment line ('#')
- * may be of any length.  Byte by byte, so NULs cannot hide the line's end.
+ * Read a line into buf: 0, or 1 at end, -E2BIG when longer than CSV_MAX_LINE
+ * (the rest is skipped), -EILSEQ when it holds a NUL byte.  A comment line
+ * ('#') may be of any length.  Byte by byte, so NULs cannot hide the line's end.
  */
 static int read_line(struct source *s)
 {
@@ -84,14 +84,16 @@ static int read_line(struct source *s)
 			over = 1;
 	}
 	if (c == EOF && n == 0 && !over)
-		return -1;
+		return 1;
 	s->line++;
 	s->buf[n] = 0;
 	if (s->buf[0] == '#')
 		return 0;
-	return nul ? -3 : over ? -2 : 0;
+	return nul ? -EILSEQ : over ? -E2BIG : 0;
 }
 
+/* Past the comments to the header row and parse it: 0, or a negative errno
+ * with "FILE:LINE: what is wrong" in err. */
 static int csv_open(struct source *s, char *err, unsigned long errlen)
 {
 	char msg[256];
@@ -100,26 +102,29 @@ static int csv_open(struct source *s, char *err, unsigned long errlen)
 	/* Comment lines (the magic among them), then the header row. */
 	while ((rc = read_line(s)) == 0 && s->buf[0] == '#')
 		;
-	if (rc == -1) {
+	if (rc == 1) {
 		snprintf(err, errlen, "%s: CSV has no header row (need %s)", s->path, CSV_HEADER);
-		return -1;
+		return -EINVAL;
 	}
 	if (rc < 0) {
 		snprintf(err, errlen, "%s:%" PRIu64 ": CSV header %s", s->path, s->line,
-			 rc == -2 ? "longer than " CSV_MAX_LINE_STR " bytes" : "holds a NUL byte");
-		return -1;
+			 rc == -E2BIG ? "longer than " CSV_MAX_LINE_STR " bytes" :
+					"holds a NUL byte");
+		return -EINVAL;
 	}
 	/* A UTF-8 byte order mark, as some spreadsheet programs write. */
 	if (!memcmp(s->buf, "\xef\xbb\xbf", 3))
 		memmove(s->buf, s->buf + 3, strlen(s->buf + 3) + 1);
-	if (csv_parse_header(s->buf, &s->lay, msg, sizeof(msg))) {
+	rc = csv_parse_header(s->buf, &s->lay, msg, sizeof(msg));
+	if (rc < 0) {
 		snprintf(err, errlen, "%s:%" PRIu64 ": %s", s->path, s->line, msg);
-		return -1;
+		return rc;
 	}
 	return 0;
 }
 
-/* Content sniffing: pcap and pcapng magics; CSV when the text starts like ours. */
+/* Content sniffing: pcap and pcapng magics; CSV when the text starts like ours.
+ * 0 with *kind set, or -EINVAL when the content is none of these. */
 static int sniff(const uint8_t *m, size_t n, enum source_kind *kind)
 {
 	static const uint32_t pcap_magics[] = { 0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1 };
@@ -127,7 +132,7 @@ static int sniff(const uint8_t *m, size_t n, enum source_kind *kind)
 	size_t i;
 
 	if (n < 4)
-		return -1;
+		return -EINVAL;
 	be = (uint32_t)m[0] << 24 | (uint32_t)m[1] << 16 | (uint32_t)m[2] << 8 | m[3];
 	for (i = 0; i < sizeof(pcap_magics) / sizeof(pcap_magics[0]); i++) {
 		if (be == pcap_magics[i]) {
@@ -143,7 +148,7 @@ static int sniff(const uint8_t *m, size_t n, enum source_kind *kind)
 	 * row then says exactly what is wrong if it is not ours. */
 	for (i = 0; i < n; i++)
 		if (m[i] < 0x20 && m[i] != '\t' && m[i] != '\r' && m[i] != '\n')
-			return -1;
+			return -EINVAL;
 	*kind = SOURCE_CSV;
 	return 0;
 }
@@ -175,7 +180,7 @@ struct source *source_open(const char *path, char *err, unsigned long errlen)
 		snprintf(err, errlen, "%s: %s", path, zerr);
 		goto err_free;
 	}
-	if (sniff(magic, n, &s->kind)) {
+	if (sniff(magic, n, &s->kind) < 0) {
 		if (n == 0)
 			snprintf(err, errlen, "%s: empty file, not a capture or samples CSV", path);
 		else
@@ -190,7 +195,7 @@ struct source *source_open(const char *path, char *err, unsigned long errlen)
 	if (!s->z)
 		goto err_free;
 	if (s->kind == SOURCE_CSV) {
-		if (csv_open(s, err, errlen))
+		if (csv_open(s, err, errlen) < 0)
 			goto err_free;
 		return s;
 	}
@@ -297,7 +302,7 @@ static enum source_status next_csv(struct source *s, struct pkt *out, enum skip_
 
 	do {
 		rc = read_line(s);
-		if (rc == -1) {
+		if (rc == 1) {
 			if (ferror(zfile_stream(s->z))) {
 				const char *why_z = zfile_error(s->z);
 
@@ -313,8 +318,8 @@ static enum source_status next_csv(struct source *s, struct pkt *out, enum skip_
 	if (rc < 0) {
 		*why = SKIP_CSV_BAD_LINE;
 		snprintf(msg, sizeof(msg), "%s",
-			 rc == -2 ? "row longer than " CSV_MAX_LINE_STR " bytes" :
-				    "row holds a NUL byte");
+			 rc == -E2BIG ? "row longer than " CSV_MAX_LINE_STR " bytes" :
+					"row holds a NUL byte");
 	} else {
 		*why = csv_parse_row(s->buf, &s->lay, out, msg, sizeof(msg));
 	}

@@ -53,7 +53,7 @@ static int deliver(struct grpc_reader *r, const uint8_t *msg, size_t len, grpc_m
 	r->msg_len = 0;
 	r->buf_have = 0;
 	r->messages++;
-	if (cb && cb(ctx, msg, len))
+	if (cb && cb(ctx, msg, len) < 0)
 		return GRPC_FRAME_E_CALLBACK;
 	return 0;
 }

@@ -32,7 +32,8 @@ enum grpc_frame_err {
 };
 
 /* Called once per complete message; msg is valid only during the call.
- * Return 0 to go on, anything else to stop (feed returns GRPC_FRAME_E_CALLBACK). */
+ * Return 0 to go on, a negative errno to stop (feed returns
+ * GRPC_FRAME_E_CALLBACK). */
 typedef int (*grpc_msg_cb)(void *ctx, const uint8_t *msg, size_t len);
 
 struct grpc_reader {

@@ -2,14 +2,15 @@
 /* hostport.c - HOST:PORT and [IPV6]:PORT addresses; see hostport.h. */
 #include "hostport.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Copy n bytes of src and a NUL into dst[cap]; -1 if they do not fit. */
+/* Copy n bytes of src and a NUL into dst[cap]; 0, or -ENOSPC if they do not fit. */
 static int put(char *dst, size_t cap, const char *src, size_t n)
 {
 	if (n >= cap)
-		return -1;
+		return -ENOSPC;
 	memcpy(dst, src, n);
 	dst[n] = '\0';
 	return 0;
@@ -50,7 +51,7 @@ enum rpc_hostport_error rpc_hostport_parse(const char *spec, enum rpc_hostport_m
 		hl = (size_t)(colon - spec);
 	}
 	if ((mode == RPC_HOSTPORT_CONNECT && (!hl || !port_ok(colon + 1))) || !colon[1] ||
-	    put(host, hostlen, h, hl) || put(port, portlen, colon + 1, strlen(colon + 1)))
+	    put(host, hostlen, h, hl) < 0 || put(port, portlen, colon + 1, strlen(colon + 1)) < 0)
 		return RPC_HOSTPORT_BAD;
 	return RPC_HOSTPORT_OK;
 }

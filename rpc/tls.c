@@ -3,6 +3,7 @@
  * tls.c - OpenSSL server and client contexts (TLS 1.2+, ALPN h2, mTLS).
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -66,6 +67,8 @@ static SSL_CTX *ctx_common(const SSL_METHOD *method, char *err, size_t errlen)
 	return ctx;
 }
 
+/* Certificate chain and key into ctx: 0, or -EINVAL with OpenSSL's reasons
+ * in err (OpenSSL does not tell a missing file from a bad one). */
 static int load_pair(SSL_CTX *ctx, const char *cert, const char *key, char *err, size_t errlen)
 {
 	char pre[512];
@@ -74,7 +77,7 @@ static int load_pair(SSL_CTX *ctx, const char *cert, const char *key, char *err,
 		snprintf(pre, sizeof(pre), "certificate %s: cannot load (PEM chain expected)",
 			 cert);
 		rpc_tls_errors(pre, err, errlen);
-		return -1;
+		return -EINVAL;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
 		int reason = ERR_GET_REASON(ERR_peek_last_error());
@@ -86,12 +89,12 @@ static int load_pair(SSL_CTX *ctx, const char *cert, const char *key, char *err,
 		else
 			snprintf(pre, sizeof(pre), "key %s: cannot load (PEM key expected)", key);
 		rpc_tls_errors(pre, err, errlen);
-		return -1;
+		return -EINVAL;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
 		snprintf(pre, sizeof(pre), "key %s does not match certificate %s", key, cert);
 		rpc_tls_errors(pre, err, errlen);
-		return -1;
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -108,7 +111,7 @@ SSL_CTX *rpc_tls_server_ctx(const struct rpc_tls_config *cfg, char *err, size_t 
 	ctx = ctx_common(TLS_server_method(), err, errlen);
 	if (!ctx)
 		return NULL;
-	if (load_pair(ctx, cfg->cert_file, cfg->key_file, err, errlen))
+	if (load_pair(ctx, cfg->cert_file, cfg->key_file, err, errlen) < 0)
 		goto fail_ctx;
 	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
 	if (cfg->ca_file) {
@@ -148,7 +151,7 @@ SSL_CTX *rpc_tls_client_ctx(const struct rpc_tls_config *cfg, char *err, size_t 
 				 "TLS client: give both a certificate and a key for mutual TLS");
 			goto fail_ctx;
 		}
-		if (load_pair(ctx, cfg->cert_file, cfg->key_file, err, errlen))
+		if (load_pair(ctx, cfg->cert_file, cfg->key_file, err, errlen) < 0)
 			goto fail_ctx;
 	}
 	if (cfg->ca_file) {
@@ -182,11 +185,12 @@ int rpc_tls_client_prepare(SSL *ssl, const char *server_name)
 	 * not sent as SNI (RFC 6066 3: host names only). */
 	if (inet_pton(AF_INET, server_name, addr) == 1 ||
 	    inet_pton(AF_INET6, server_name, addr) == 1)
-		return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), server_name) == 1 ? 0 :
-											      -1;
+		return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), server_name) == 1 ?
+			       0 :
+			       -EINVAL;
 	if (SSL_set_tlsext_host_name(ssl, server_name) != 1)
-		return -1;
-	return SSL_set1_host(ssl, server_name) == 1 ? 0 : -1;
+		return -EINVAL;
+	return SSL_set1_host(ssl, server_name) == 1 ? 0 : -EINVAL;
 }
 
 bool rpc_tls_alpn_is_h2(const SSL *ssl)

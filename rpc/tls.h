@@ -33,7 +33,8 @@ SSL_CTX *rpc_tls_server_ctx(const struct rpc_tls_config *cfg, char *err, size_t 
 /* A client context; NULL and a one-line reason in err on failure. */
 SSL_CTX *rpc_tls_client_ctx(const struct rpc_tls_config *cfg, char *err, size_t errlen);
 
-/* For a client SSL: set SNI and the host name to verify (cfg->server_name). 0 or -1. */
+/* For a client SSL: set SNI and the host name to verify (cfg->server_name).
+ * 0, or -EINVAL. */
 int rpc_tls_client_prepare(SSL *ssl, const char *server_name);
 
 /* After the handshake: did the peers agree on "h2"? */

@@ -49,13 +49,15 @@ int rpc_token_load(const char *path, char *out, size_t outlen, char *err, size_t
 	size_t b, e;
 
 	if (!f) {
-		snprintf(err, errlen, "token file %s: %s", path, strerror(errno));
-		return -1;
+		int rc = -errno;
+
+		snprintf(err, errlen, "token file %s: %s", path, strerror(-rc));
+		return rc;
 	}
 	if (!fgets(line, sizeof(line), f)) {
 		fclose(f);
 		snprintf(err, errlen, "token file %s: empty", path);
-		return -1;
+		return -EINVAL;
 	}
 	fclose(f);
 	for (b = 0; line[b] == ' ' || line[b] == '\t'; b++)
@@ -70,11 +72,11 @@ int rpc_token_load(const char *path, char *out, size_t outlen, char *err, size_t
 			err, errlen,
 			"token file %s: the first line must be 1 to %d visible ASCII characters, no spaces",
 			path, RPC_TOKEN_MAX);
-		return -1;
+		return -EINVAL;
 	}
 	if (e - b + 1 > outlen) {
 		snprintf(err, errlen, "token file %s: token too long", path);
-		return -1;
+		return -ENOSPC;
 	}
 	memcpy(out, line + b, e - b + 1);
 	OPENSSL_cleanse(line, sizeof(line));
@@ -85,5 +87,5 @@ int rpc_token_header(const char *token, char *out, size_t outlen)
 {
 	int n = snprintf(out, outlen, "Bearer %s", token);
 
-	return n < 0 || (size_t)n >= outlen ? -1 : n;
+	return n < 0 || (size_t)n >= outlen ? -ENOSPC : n;
 }

@@ -23,12 +23,12 @@ bool rpc_token_check(const char *expected, const char *value, size_t valuelen);
 bool rpc_token_valid(const char *tok);
 
 /* Read a token file: the first line, surrounding white space removed.
- * 0, or -1 with a one-line reason in err (missing file, empty, bad characters,
- * too long). */
+ * 0, or a negative errno with a one-line reason in err (-errno of fopen for a
+ * missing file; -EINVAL empty or bad characters; -ENOSPC too long for out). */
 int rpc_token_load(const char *path, char *out, size_t outlen, char *err, size_t errlen);
 
-/* Write "Bearer <token>" for the authorization header; its length, or -1 if
- * it does not fit. */
+/* Write "Bearer <token>" for the authorization header; its length, or
+ * -ENOSPC if it does not fit. */
 int rpc_token_header(const char *token, char *out, size_t outlen);
 
 #endif

@@ -65,24 +65,31 @@ static void set_err(struct conn *c, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Start connecting to the next address that takes it: 0, or a negative
+ * errno (the last address's, or -EHOSTUNREACH) with c->err set. */
 static int try_connect(struct conn *c)
 {
+	int e = EHOSTUNREACH;
+
 	for (; c->ai; c->ai = c->ai->ai_next) {
 		int one = 1;
 
 		c->fd = socket(c->ai->ai_family, c->ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
 			       c->ai->ai_protocol);
-		if (c->fd < 0)
+		if (c->fd < 0) {
+			e = errno;
 			continue;
+		}
 		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		if (connect(c->fd, c->ai->ai_addr, c->ai->ai_addrlen) == 0 || errno == EINPROGRESS)
 			return 0;
-		set_err(c, "connecting to %s:%s: %s", c->p.host, c->p.port, strerror(errno));
+		e = errno;
+		set_err(c, "connecting to %s:%s: %s", c->p.host, c->p.port, strerror(e));
 		close(c->fd);
 		c->fd = -1;
 	}
 	set_err(c, "connecting to %s:%s: no address to try", c->p.host, c->p.port);
-	return -1;
+	return -e;
 }
 
 /* nghttp2 callbacks ------------------------------------------------------ */
@@ -253,6 +260,8 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *
 
 /* ------------------------------------------------------------------------ */
 
+/* The HTTP/2 session and the call's request: 0, or a negative errno
+ * (-ENOMEM, -EPROTO) with c->err set. */
 static int h2_start(struct conn *c)
 {
 	nghttp2_session_callbacks *cbs;
@@ -279,7 +288,7 @@ static int h2_start(struct conn *c)
 		NV(GRPC_HDR_AUTHORIZATION, c->p.authorization);
 #undef NV
 	if (nghttp2_session_callbacks_new(&cbs))
-		return -1;
+		return -ENOMEM;
 	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data);
@@ -288,14 +297,14 @@ static int h2_start(struct conn *c)
 	nghttp2_session_callbacks_del(cbs);
 	if (r) {
 		set_err(c, "HTTP/2 session: %s", nghttp2_strerror(r));
-		return -1;
+		return -ENOMEM;
 	}
 	nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
 	nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);
 	c->stream_id = nghttp2_submit_request(c->h2, NULL, hdrs, n, &prd, c);
 	if (c->stream_id < 0) {
 		set_err(c, "HTTP/2 request: %s", nghttp2_strerror(c->stream_id));
-		return -1;
+		return -EPROTO;
 	}
 	c->phase = CONN_H2;
 	return 0;
@@ -325,7 +334,7 @@ struct conn *conn_open(const struct conn_params *p, const struct conn_callbacks 
 		goto err_free;
 	}
 	c->ai = c->ai_list;
-	if (try_connect(c)) {
+	if (try_connect(c) < 0) {
 		snprintf(err, errlen, "%s", c->err);
 		goto err_free;
 	}
@@ -380,9 +389,11 @@ short conn_events(const struct conn *c)
 	}
 }
 
+/* The TCP connect finished (or failed: the next address): 0, or a negative
+ * errno with c->err set. */
 static int tcp_done(struct conn *c)
 {
-	int e = 0;
+	int e = 0, rc;
 	socklen_t len = sizeof(e);
 
 	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0)
@@ -393,25 +404,30 @@ static int tcp_done(struct conn *c)
 		close(c->fd);
 		c->fd = -1;
 		c->ai = c->ai->ai_next;
-		if (!c->ai || try_connect(c))
-			return -1;
+		if (!c->ai)
+			return -e;
+		rc = try_connect(c);
+		if (rc < 0)
+			return rc;
 		return 0; /* the next address */
 	}
 	c->err[0] = '\0';
 	if (!c->p.tls)
 		return h2_start(c);
 	c->ssl = SSL_new(c->p.tls);
-	if (!c->ssl || rpc_tls_client_prepare(c->ssl, c->p.server_name) ||
+	if (!c->ssl || rpc_tls_client_prepare(c->ssl, c->p.server_name) < 0 ||
 	    SSL_set_fd(c->ssl, c->fd) != 1) {
 		char buf[256];
 
 		set_err(c, "%s", rpc_tls_errors("TLS set-up", buf, sizeof(buf)));
-		return -1;
+		return -EPROTO;
 	}
 	c->phase = CONN_TLS;
 	return 0;
 }
 
+/* One step of the TLS handshake: 0 (done or waiting), or -EPROTO with c->err
+ * set. */
 static int tls_step(struct conn *c)
 {
 	int r;
@@ -423,7 +439,7 @@ static int tls_step(struct conn *c)
 		if (!rpc_tls_alpn_is_h2(c->ssl)) {
 			set_err(c, "collector %s: TLS peer did not agree on ALPN h2",
 				c->p.authority);
-			return -1;
+			return -EPROTO;
 		}
 		return h2_start(c);
 	}
@@ -444,15 +460,18 @@ static int tls_step(struct conn *c)
 				c->p.authority, X509_verify_cert_error_string(v));
 		else
 			set_err(c, "collector %s: %s", c->p.authority, buf);
-		return -1;
+		return -EPROTO;
 	}
 	}
 }
 
-/* Read what the socket has into the HTTP/2 session.  0, or -1 (closed / error). */
+/* Read what the socket has into the HTTP/2 session.  0, or a negative errno
+ * (-ECONNRESET closed by the collector, -EPROTO TLS or HTTP/2, -errno of
+ * read()) with c->err set. */
 static int do_read(struct conn *c)
 {
 	uint8_t buf[16384];
+	int rc;
 
 	for (;;) {
 		ssize_t n;
@@ -464,6 +483,7 @@ static int do_read(struct conn *c)
 			r = SSL_read(c->ssl, buf, sizeof(buf));
 			if (r <= 0) {
 				int e = SSL_get_error(c->ssl, r);
+				char eb[256];
 
 				if (e == SSL_ERROR_WANT_READ)
 					return 0;
@@ -474,13 +494,11 @@ static int do_read(struct conn *c)
 				if (e == SSL_ERROR_ZERO_RETURN) {
 					set_err(c, "collector %s closed the connection",
 						c->p.authority);
-				} else {
-					char eb[256];
-
-					set_err(c, "collector %s: %s", c->p.authority,
-						rpc_tls_errors("TLS read", eb, sizeof(eb)));
+					return -ECONNRESET;
 				}
-				return -1;
+				set_err(c, "collector %s: %s", c->p.authority,
+					rpc_tls_errors("TLS read", eb, sizeof(eb)));
+				return -EPROTO;
 			}
 			n = r;
 		} else {
@@ -490,29 +508,32 @@ static int do_read(struct conn *c)
 					continue;
 				if (errno == EAGAIN)
 					return 0;
-				set_err(c, "collector %s: read: %s", c->p.authority,
-					strerror(errno));
-				return -1;
+				rc = -errno;
+				set_err(c, "collector %s: read: %s", c->p.authority, strerror(-rc));
+				return rc;
 			}
 			if (n == 0) {
 				set_err(c, "collector %s closed the connection", c->p.authority);
-				return -1;
+				return -ECONNRESET;
 			}
 		}
 		n = nghttp2_session_mem_recv(c->h2, buf, (size_t)n);
 		if (n < 0) {
 			set_err(c, "collector %s: HTTP/2: %s", c->p.authority,
 				nghttp2_strerror((int)n));
-			return -1;
+			return -EPROTO;
 		}
 		if (c->phase == CONN_DONE)
 			return 0;
 	}
 }
 
-/* Write what nghttp2 has to send.  0, or -1. */
+/* Write what nghttp2 has to send.  0, or a negative errno (-EPROTO TLS or
+ * HTTP/2, -errno of send()) with c->err set. */
 static int do_write(struct conn *c)
 {
+	int rc;
+
 	for (;;) {
 		ssize_t n;
 
@@ -520,7 +541,7 @@ static int do_write(struct conn *c)
 			n = nghttp2_session_mem_send(c->h2, &c->out);
 			if (n < 0) {
 				set_err(c, "HTTP/2: %s", nghttp2_strerror((int)n));
-				return -1;
+				return -EPROTO;
 			}
 			c->out_len = (size_t)n;
 			c->out_off = 0;
@@ -544,7 +565,7 @@ static int do_write(struct conn *c)
 					return 0;
 				set_err(c, "collector %s: %s", c->p.authority,
 					rpc_tls_errors("TLS write", eb, sizeof(eb)));
-				return -1;
+				return -EPROTO;
 			}
 			c->ssl_want_write = false;
 			n = r;
@@ -555,9 +576,10 @@ static int do_write(struct conn *c)
 					continue;
 				if (errno == EAGAIN)
 					return 0;
+				rc = -errno;
 				set_err(c, "collector %s: write: %s", c->p.authority,
-					strerror(errno));
-				return -1;
+					strerror(-rc));
+				return rc;
 			}
 		}
 		c->out_off += (size_t)n;
@@ -566,18 +588,22 @@ static int do_write(struct conn *c)
 
 int conn_process(struct conn *c, short revents)
 {
+	int rc;
+
 	if (c->phase == CONN_TCP) {
 		if (!(revents & (POLLOUT | POLLERR | POLLHUP)))
 			return 0;
-		if (tcp_done(c))
-			return -1;
+		rc = tcp_done(c);
+		if (rc < 0)
+			return rc;
 		if (c->phase == CONN_TCP)
 			return 0;
 		revents = POLLOUT;
 	}
 	if (c->phase == CONN_TLS) {
-		if (tls_step(c))
-			return -1;
+		rc = tls_step(c);
+		if (rc < 0)
+			return rc;
 		if (c->phase == CONN_TLS)
 			return 0;
 		revents = POLLIN | POLLOUT;
@@ -587,21 +613,25 @@ int conn_process(struct conn *c, short revents)
 			bool ww = c->ssl_want_write;
 
 			c->ssl_want_write = false;
-			if (do_read(c))
-				return -1;
+			rc = do_read(c);
+			if (rc < 0)
+				return rc;
 			c->ssl_want_write = c->ssl_want_write || ww;
 		}
-		if (c->phase == CONN_H2 && do_write(c))
-			return -1;
+		if (c->phase == CONN_H2) {
+			rc = do_write(c);
+			if (rc < 0)
+				return rc;
+		}
 		if (c->phase == CONN_H2 && !nghttp2_session_want_read(c->h2) &&
 		    !nghttp2_session_want_write(c->h2)) {
 			set_err(c, "collector %s: HTTP/2 session ended", c->p.authority);
-			return -1;
+			return -ECONNRESET;
 		}
 	}
 	if (c->phase == CONN_DONE) {
 		/* Flush what is left (e.g. our GOAWAY-free end), then report. */
-		return -1;
+		return -ECONNRESET;
 	}
 	return 0;
 }

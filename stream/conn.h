@@ -24,7 +24,8 @@
 struct conn_callbacks {
 	/* The next message to send: 1 and *msg, *len (valid until acknowledged), or 0. */
 	int (*next)(void *ctx, const uint8_t **msg, size_t *len);
-	/* A response message (an Ack); non-zero ends the connection. */
+	/* A response message (an Ack): 0, or a negative errno that ends the
+	 * connection. */
 	int (*message)(void *ctx, const uint8_t *msg, size_t len);
 	/* The collector answered the call (HTTP 200, application/grpc): it is up. */
 	void (*established)(void *ctx);
@@ -54,9 +55,9 @@ short conn_events(const struct conn *c);
 enum conn_phase conn_get_phase(const struct conn *c);
 
 /*
- * Make progress after poll() said revents.  0: go on; -1: the connection is
- * over (conn_error() says why: network, TLS, HTTP/2, or the collector's
- * grpc-status).
+ * Make progress after poll() said revents.  0: go on; a negative errno: the
+ * connection is over (-ECONNRESET: ended by the collector; conn_error() says
+ * why: network, TLS, HTTP/2, or the collector's grpc-status).
  */
 int conn_process(struct conn *c, short revents);
 

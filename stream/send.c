@@ -154,6 +154,7 @@ static const char doc[] =
 	"arguments; 3 some verdicts wait in the spool (collector away or refusing); 4 some "
 	"verdicts were dropped (spool limit, counted); 5 bad input lines (reported, skipped).";
 
+/* A byte count with an optional K, M or G suffix: 0, or -EINVAL. */
 static int parse_bytes(const char *s, uint64_t *out)
 {
 	char buf[32];
@@ -161,7 +162,7 @@ static int parse_bytes(const char *s, uint64_t *out)
 	uint64_t mul = 1, v;
 
 	if (!n || n >= sizeof(buf))
-		return -1;
+		return -EINVAL;
 	memcpy(buf, s, n + 1);
 	switch (buf[n - 1]) {
 	case 'K':
@@ -182,7 +183,7 @@ static int parse_bytes(const char *s, uint64_t *out)
 	if (mul > 1)
 		buf[n - 1] = '\0';
 	if (number_parse_u64(buf, 1, UINT64_MAX / mul, &v))
-		return -1;
+		return -EINVAL;
 	*out = v * mul;
 	return 0;
 }
@@ -233,7 +234,7 @@ static error_t parse_opt(int key, char *arg, struct argp_state *st)
 		c->token = o->token;
 		break;
 	case OPT_TOKEN_FILE:
-		if (rpc_token_load(arg, o->token, sizeof(o->token), err, sizeof(err)))
+		if (rpc_token_load(arg, o->token, sizeof(o->token), err, sizeof(err)) < 0)
 			argp_error(st, "--token-file: %s", err);
 		c->token = o->token;
 		break;
@@ -283,11 +284,11 @@ static error_t parse_opt(int key, char *arg, struct argp_state *st)
 		c->spool_dir = arg;
 		break;
 	case OPT_SPOOL_MAX:
-		if (parse_bytes(arg, &c->spool_max_bytes))
+		if (parse_bytes(arg, &c->spool_max_bytes) < 0)
 			argp_error(st, "--spool-max %s: expected bytes, e.g. 512M", arg);
 		break;
 	case OPT_SEGMENT:
-		if (parse_bytes(arg, &c->spool_segment_bytes))
+		if (parse_bytes(arg, &c->spool_segment_bytes) < 0)
 			argp_error(st, "--segment %s: expected bytes, e.g. 4M", arg);
 		break;
 	case OPT_FSYNC:
@@ -351,14 +352,15 @@ static error_t parse_opt(int key, char *arg, struct argp_state *st)
 struct feed {
 	struct stream *s;
 	struct send_opts *o;
-	bool failed; /* stream_new() failed: nothing more to do */
+	int failed; /* stream_new() failed (its negative errno): nothing more to do */
 	uint64_t rate, submitted, bad, skipped, start_ns;
 };
 
 /*
  * The stream is made at the first verdict, so that the model's classes can
  * come from it ("probs":{"voip":...} of classify --json) when --classes is
- * not given; or at the end for a run that only replays the spool.
+ * not given; or at the end for a run that only replays the spool.  0, or the
+ * negative errno of stream_new() (logged once).
  */
 static int ensure_stream(struct feed *f, const struct vjson_classes *vc)
 {
@@ -368,7 +370,7 @@ static int ensure_stream(struct feed *f, const struct vjson_classes *vc)
 	unsigned i;
 
 	if (f->s || f->failed)
-		return f->s ? 0 : -1;
+		return f->s ? 0 : f->failed;
 	if (!cfg.nclasses && vc && vc->n) {
 		for (i = 0; i < vc->n; i++)
 			names[i] = vc->names[i];
@@ -377,9 +379,9 @@ static int ensure_stream(struct feed *f, const struct vjson_classes *vc)
 	}
 	f->s = stream_new(&cfg, err, sizeof(err));
 	if (!f->s) {
+		f->failed = errno ? -errno : -EIO;
 		log_error("%s", err);
-		f->failed = true;
-		return -1;
+		return f->failed;
 	}
 	f->start_ns = clock_mono_ns();
 	return 0;
@@ -407,6 +409,9 @@ static void submit_paced(struct feed *f, const struct stream_verdict *v)
 	f->submitted++;
 }
 
+/* Submit the verdicts of one file ("-": stdin); bad lines are counted and
+ * skipped.  0, or a negative errno (logged): the file cannot be read, or the
+ * stream cannot start. */
 static int feed_file(struct feed *f, const char *path, struct stream_verdict **cache,
 		     size_t *ncache, size_t *capcache, bool keep)
 {
@@ -418,8 +423,9 @@ static int feed_file(struct feed *f, const char *path, struct stream_verdict **c
 	int ret = 0;
 
 	if (!in) {
-		log_error("%s: cannot open: %s", path, strerror(errno));
-		return -1;
+		ret = -errno;
+		log_error("%s: cannot open: %s", path, strerror(-ret));
+		return ret;
 	}
 	while ((n = getline(&line, &cap, in)) >= 0) {
 		struct stream_verdict v;
@@ -440,10 +446,9 @@ static int feed_file(struct feed *f, const char *path, struct stream_verdict **c
 		}
 		if (!v.interface[0] && f->o->interface)
 			strcpy(v.interface, f->o->interface);
-		if (ensure_stream(f, &vc)) {
-			ret = -1;
+		ret = ensure_stream(f, &vc);
+		if (ret < 0)
 			break;
-		}
 		if (keep) {
 			if (*ncache == *capcache) {
 				size_t nc = *capcache ? *capcache * 2 : 1024;
@@ -451,7 +456,7 @@ static int feed_file(struct feed *f, const char *path, struct stream_verdict **c
 
 				if (!p) {
 					log_error("out of memory keeping verdicts for --repeat");
-					ret = -1;
+					ret = -ENOMEM;
 					break;
 				}
 				*cache = p;
@@ -462,8 +467,10 @@ static int feed_file(struct feed *f, const char *path, struct stream_verdict **c
 		submit_paced(f, &v);
 	}
 	if (ferror(in)) {
+		int e = errno ? errno : EIO;
+
 		log_error("%s: read error: %s", path, strerror(errno));
-		ret = -1;
+		ret = -e;
 	}
 	free(line);
 	if (in != stdin)
@@ -522,9 +529,9 @@ int main(int argc, char **argv)
 	f.o = &o;
 	f.rate = o.rate;
 	for (i = 0; i < o.nfiles && !f.failed; i++)
-		if (feed_file(&f, o.files[i], &cache, &ncache, &capcache, o.repeat > 1))
+		if (feed_file(&f, o.files[i], &cache, &ncache, &capcache, o.repeat > 1) < 0)
 			status = EXIT_UNREADABLE;
-	if (ensure_stream(&f, NULL)) {
+	if (ensure_stream(&f, NULL) < 0) {
 		free(cache);
 		free(o.classes_buf);
 		return EXIT_UNREADABLE;

@@ -333,46 +333,53 @@ static void sync_maybe(struct spool *sp, int fd, enum stream_fsync when)
 		log_warn("spool %s: fsync: %s", sp->dir, strerror(errno));
 }
 
-/* Create and open the directory, and take its lock. */
+/* Create and open the directory, and take its lock.  0, or -errno with err. */
 static int dir_open_locked(struct spool *sp, char *err, size_t errlen)
 {
+	int e;
+
 	if (mkdir(sp->dir, 0700) < 0 && errno != EEXIST) {
+		e = errno;
 		snprintf(err, errlen, "spool %s: cannot create the directory: %s", sp->dir,
-			 strerror(errno));
-		return -1;
+			 strerror(e));
+		return -e;
 	}
 	sp->dfd = open(sp->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (sp->dfd < 0) {
+		e = errno;
 		snprintf(err, errlen, "spool %s: cannot open the directory: %s", sp->dir,
-			 strerror(errno));
-		return -1;
+			 strerror(e));
+		return -e;
 	}
 	/* One writer per spool: two agents appending to one directory would
 	 * interleave segments and delete each other's records. */
 	if (flock(sp->dfd, LOCK_EX | LOCK_NB) < 0) {
+		e = errno;
 		snprintf(err, errlen,
 			 "spool %s: in use by another process (%s); give each agent "
 			 "its own spool directory",
-			 sp->dir, strerror(errno));
-		return -1;
+			 sp->dir, strerror(e));
+		return -e;
 	}
 	return 0;
 }
 
-/* The segment files in the directory, by name, in order. */
+/* The segment files in the directory, by name, in order.  0, or -errno with
+ * err. */
 static int segs_list(struct spool *sp, char *err, size_t errlen)
 {
 	struct dirent *de;
 	DIR *d;
-	int fd;
+	int fd, e;
 
 	fd = dup(sp->dfd);
 	d = fd >= 0 ? fdopendir(fd) : NULL;
 	if (!d) {
-		snprintf(err, errlen, "spool %s: cannot list: %s", sp->dir, strerror(errno));
+		e = errno;
+		snprintf(err, errlen, "spool %s: cannot list: %s", sp->dir, strerror(e));
 		if (fd >= 0)
 			close(fd);
-		return -1;
+		return -e;
 	}
 	while ((de = readdir(d))) {
 		unsigned long long id;
@@ -381,10 +388,11 @@ static int segs_list(struct spool *sp, char *err, size_t errlen)
 		if (sscanf(de->d_name, "seg-%16llx%7s", &id, tail) != 2 || strcmp(tail, ".fps") ||
 		    strlen(de->d_name) != 24)
 			continue;
-		if (segs_reserve(sp, sp->nsegs + 1)) {
+		e = segs_reserve(sp, sp->nsegs + 1);
+		if (e < 0) {
 			closedir(d);
 			snprintf(err, errlen, "spool %s: out of memory", sp->dir);
-			return -1;
+			return e;
 		}
 		memset(&sp->segs[sp->nsegs], 0, sizeof(struct seg));
 		sp->segs[sp->nsegs].id = id;
@@ -397,7 +405,8 @@ static int segs_list(struct spool *sp, char *err, size_t errlen)
 	return 0;
 }
 
-/* Scan every listed segment (leaving out what is not ours) and count. */
+/* Scan every listed segment (leaving out what is not ours) and count.  0, or
+ * -errno with err. */
 static int segs_index(struct spool *sp, char *err, size_t errlen)
 {
 	size_t i;
@@ -409,7 +418,7 @@ static int segs_index(struct spool *sp, char *err, size_t errlen)
 		if (e < 0) {
 			snprintf(err, errlen, "spool %s: reading segment %016" PRIx64 ": %s",
 				 sp->dir, s->id, strerror(-e));
-			return -1;
+			return e;
 		}
 		if (e > 0) {
 			close(s->rfd);
@@ -434,6 +443,7 @@ struct spool *spool_open(const char *dir, uint64_t max_bytes, uint64_t segment_b
 			 enum stream_fsync fsync_policy, char *err, size_t errlen)
 {
 	struct spool *sp = calloc(1, sizeof(*sp));
+	int rc;
 
 	if (sp) {
 		sp->dfd = -1;
@@ -443,14 +453,20 @@ struct spool *spool_open(const char *dir, uint64_t max_bytes, uint64_t segment_b
 	if (!sp || !sp->dir) {
 		snprintf(err, errlen, "spool %s: out of memory", dir);
 		spool_close(sp);
+		errno = ENOMEM;
 		return NULL;
 	}
 	sp->max_bytes = max_bytes;
 	sp->seg_bytes = segment_bytes;
 	sp->fsync_policy = fsync_policy;
-	if (dir_open_locked(sp, err, errlen) || segs_list(sp, err, errlen) ||
-	    segs_index(sp, err, errlen)) {
+	rc = dir_open_locked(sp, err, errlen);
+	if (rc == 0)
+		rc = segs_list(sp, err, errlen);
+	if (rc == 0)
+		rc = segs_index(sp, err, errlen);
+	if (rc < 0) {
 		spool_close(sp);
+		errno = -rc;
 		return NULL;
 	}
 	if (sp->st.records)

@@ -44,7 +44,8 @@ struct spool_record {
 	uint8_t *payload;
 };
 
-/* Open (create) dir and index what is in it.  NULL and err on failure. */
+/* Open (create) dir and index what is in it.  NULL, err and errno set on
+ * failure. */
 struct spool *spool_open(const char *dir, uint64_t max_bytes, uint64_t segment_bytes,
 			 enum stream_fsync fsync_policy, char *err, size_t errlen);
 

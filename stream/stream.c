@@ -240,6 +240,8 @@ static void mark_established(struct stream *s)
 	s->had_connection = true;
 }
 
+/* conn_callbacks.message: an Ack for the oldest batch out.  0, or a negative
+ * errno (-EBADMSG, -EPROTO) that ends the connection (set_error() says why). */
 static int on_ack(void *ctx, const uint8_t *msg, size_t len)
 {
 	struct stream *s = ctx;
@@ -248,10 +250,12 @@ static int on_ack(void *ctx, const uint8_t *msg, size_t len)
 	uint64_t expect;
 	uint32_t verdicts;
 	char err[200];
+	int rc;
 
-	if (encode_decode_ack(msg, len, &ack, err, sizeof(err))) {
+	rc = encode_decode_ack(msg, len, &ack, err, sizeof(err));
+	if (rc < 0) {
 		set_error(s, err);
-		return -1;
+		return rc;
 	}
 	if (b && b->sent) {
 		expect = b->sequence;
@@ -264,7 +268,7 @@ static int on_ack(void *ctx, const uint8_t *msg, size_t len)
 			 "collector acknowledged batch %" PRIu64 " but none is outstanding",
 			 ack.sequence);
 		set_error(s, err);
-		return -1;
+		return -EPROTO;
 	}
 	if (ack.sequence != expect) {
 		snprintf(err, sizeof(err),
@@ -272,7 +276,7 @@ static int on_ack(void *ctx, const uint8_t *msg, size_t len)
 			 " (acknowledgements come in order)",
 			 ack.sequence, expect);
 		set_error(s, err);
-		return -1;
+		return -EPROTO;
 	}
 	if (b && b->sent) {
 		queue_pop(&s->mq);
@@ -639,13 +643,14 @@ static void *stream_thread(void *arg)
 /* The header's text fields, for the length checks. */
 #define HDR_CAP(field) sizeof(((struct encode_header *)0)->field)
 
+/* src (NULL: "") fits in cap bytes with its NUL: 0, or -EINVAL with err. */
 static int check_len(const char *src, size_t cap, const char *what, char *err, size_t errlen)
 {
 	size_t n = src ? strlen(src) : 0;
 
 	if (n >= cap) {
 		snprintf(err, errlen, "%s is %zu bytes long, at most %zu fit", what, n, cap - 1);
-		return -1;
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -656,7 +661,8 @@ static void put_str(char *dst, size_t cap, const char *src)
 	snprintf(dst, cap, "%s", src ? src : "");
 }
 
-/* target -> host[TARGET_HOST_CAP], port[TARGET_PORT_CAP]. */
+/* target -> host[TARGET_HOST_CAP], port[TARGET_PORT_CAP]: 0, or -EINVAL with
+ * err. */
 static int parse_target(const char *target, char *host, char *port, char *err, size_t errlen)
 {
 	switch (rpc_hostport_parse(target, RPC_HOSTPORT_CONNECT, host, TARGET_HOST_CAP, port,
@@ -665,17 +671,17 @@ static int parse_target(const char *target, char *host, char *port, char *err, s
 		return 0;
 	case RPC_HOSTPORT_EMPTY:
 		snprintf(err, errlen, "no collector address (HOST:PORT)");
-		return -1;
+		return -EINVAL;
 	case RPC_HOSTPORT_BRACKET:
 		snprintf(err, errlen, "collector address %s: expected [IPv6]:PORT", target);
-		return -1;
+		return -EINVAL;
 	case RPC_HOSTPORT_COLON:
 		snprintf(err, errlen, "collector address %s: expected HOST:PORT", target);
-		return -1;
+		return -EINVAL;
 	default:
 		snprintf(err, errlen, "collector address %s: expected HOST:PORT (port 1-65535)",
 			 target);
-		return -1;
+		return -EINVAL;
 	}
 }
 
@@ -684,41 +690,41 @@ int stream_config_check(const struct stream_config *cfg, char *err, size_t errle
 	char host[TARGET_HOST_CAP], port[TARGET_PORT_CAP];
 	unsigned i;
 
-	if (parse_target(cfg->target, host, port, err, errlen))
-		return -1;
+	if (parse_target(cfg->target, host, port, err, errlen) < 0)
+		return -EINVAL;
 	if (!cfg->agent_id || !*cfg->agent_id) {
 		snprintf(err, errlen, "no agent id");
-		return -1;
+		return -EINVAL;
 	}
 	if (cfg->batch_max < 1 || cfg->batch_max > STREAM_BATCH_MAX) {
 		snprintf(err, errlen, "batch size %u: expected 1 to %d", cfg->batch_max,
 			 STREAM_BATCH_MAX);
-		return -1;
+		return -EINVAL;
 	}
 	if (cfg->submit_max < 1 || cfg->queue_max < 1 || cfg->nclasses > STREAM_MAX_CLASSES) {
 		snprintf(err, errlen, "submit ring, queue: at least 1; classes: at most %d",
 			 STREAM_MAX_CLASSES);
-		return -1;
+		return -EINVAL;
 	}
-	if ((cfg->host && check_len(cfg->host, HDR_CAP(host), "host name", err, errlen)) ||
-	    check_len(cfg->agent_id, HDR_CAP(agent_id), "agent id", err, errlen) ||
-	    check_len(cfg->version, HDR_CAP(version), "agent version", err, errlen) ||
-	    check_len(cfg->model_name, HDR_CAP(model_name), "model name", err, errlen) ||
-	    check_len(cfg->model_version, HDR_CAP(model_version), "model version", err, errlen))
-		return -1;
+	if ((cfg->host && check_len(cfg->host, HDR_CAP(host), "host name", err, errlen) < 0) ||
+	    check_len(cfg->agent_id, HDR_CAP(agent_id), "agent id", err, errlen) < 0 ||
+	    check_len(cfg->version, HDR_CAP(version), "agent version", err, errlen) < 0 ||
+	    check_len(cfg->model_name, HDR_CAP(model_name), "model name", err, errlen) < 0 ||
+	    check_len(cfg->model_version, HDR_CAP(model_version), "model version", err, errlen) < 0)
+		return -EINVAL;
 	for (i = 0; i < cfg->nclasses; i++)
-		if (check_len(cfg->classes[i], STREAM_CLASS_MAX, "class name", err, errlen))
-			return -1;
+		if (check_len(cfg->classes[i], STREAM_CLASS_MAX, "class name", err, errlen) < 0)
+			return -EINVAL;
 	if (cfg->token && !rpc_token_valid(cfg->token)) {
 		snprintf(err, errlen,
 			 "access token: expected 1 to %d visible ASCII "
 			 "characters, no spaces",
 			 RPC_TOKEN_MAX);
-		return -1;
+		return -EINVAL;
 	}
 	if (cfg->tls && !!cfg->cert_file != !!cfg->key_file) {
 		snprintf(err, errlen, "mutual TLS needs both a certificate and its key");
-		return -1;
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -757,7 +763,8 @@ static void header_init(struct stream *s, const struct stream_config *cfg)
 	s->hdr.run_id = cfg->run_id ? cfg->run_id : clock_real_ns();
 }
 
-/* Address, token and TLS context of the connections to come. */
+/* Address, token and TLS context of the connections to come.  0, or -EINVAL
+ * with err (the TLS files). */
 static int conn_params_init(struct stream *s, const struct stream_config *cfg, char *err,
 			    size_t errlen)
 {
@@ -776,7 +783,7 @@ static int conn_params_init(struct stream *s, const struct stream_config *cfg, c
 		snprintf(s->server_name, sizeof(s->server_name), "%s", tc.server_name);
 		s->tls = rpc_tls_client_ctx(&tc, err, errlen);
 		if (!s->tls)
-			return -1;
+			return -EINVAL;
 	}
 	s->cp = (struct conn_params){
 		.host = s->host,
@@ -790,7 +797,8 @@ static int conn_params_init(struct stream *s, const struct stream_config *cfg, c
 	return 0;
 }
 
-/* Submit ring, open batch, encoding buffer, memory queue, spool. */
+/* Submit ring, open batch, encoding buffer, memory queue, spool.  0, or a
+ * negative errno with err. */
 static int buffers_init(struct stream *s, const struct stream_config *cfg, char *err, size_t errlen)
 {
 	struct spool_stats st;
@@ -800,10 +808,10 @@ static int buffers_init(struct stream *s, const struct stream_config *cfg, char 
 	s->open = calloc(s->batch_max, sizeof(*s->open));
 	s->enccap = encode_batch_bound(s->batch_max, OWN_COUNTERS + AGENT_COUNTERS_MAX);
 	s->encbuf = malloc(s->enccap);
-	if (!s->ring || !s->open || !s->encbuf || queue_init(&s->mq, cfg->queue_max)) {
+	if (!s->ring || !s->open || !s->encbuf || queue_init(&s->mq, cfg->queue_max) < 0) {
 		snprintf(err, errlen, "out of memory (submit ring of %u verdicts)",
 			 cfg->submit_max);
-		return -1;
+		return -ENOMEM;
 	}
 	if (!cfg->spool_dir)
 		return 0;
@@ -811,7 +819,7 @@ static int buffers_init(struct stream *s, const struct stream_config *cfg, char 
 			      cfg->spool_segment_bytes ? cfg->spool_segment_bytes : 4ull << 20,
 			      cfg->fsync, err, errlen);
 	if (!s->spool)
-		return -1;
+		return errno ? -errno : -EIO;
 	spool_get_stats(s->spool, &st);
 	s->tc.replayed = st.found_verdicts;
 	return 0;
@@ -822,17 +830,22 @@ struct stream *stream_new(const struct stream_config *cfg, char *err, size_t err
 	struct stream *s;
 	int r;
 
-	if (stream_config_check(cfg, err, errlen))
+	r = stream_config_check(cfg, err, errlen);
+	if (r < 0) {
+		errno = -r;
 		return NULL;
+	}
 	s = calloc(1, sizeof(*s));
 	if (!s) {
 		snprintf(err, errlen, "out of memory");
+		errno = ENOMEM;
 		return NULL;
 	}
 	s->evfd = -1;
 	pthread_mutex_init(&s->lock, NULL);
 	header_init(s, cfg);
-	if (conn_params_init(s, cfg, err, errlen))
+	r = conn_params_init(s, cfg, err, errlen);
+	if (r < 0)
 		goto err_free;
 	s->batch_max = cfg->batch_max;
 	s->batch_delay_ms = cfg->batch_delay_ms;
@@ -842,11 +855,13 @@ struct stream *stream_new(const struct stream_config *cfg, char *err, size_t err
 	s->counters_ctx = cfg->counters_ctx;
 	backoff_init(&s->bo, cfg->backoff_initial_ms, cfg->backoff_multiplier, cfg->backoff_jitter,
 		     cfg->backoff_max_ms, s->hdr.run_id ^ (uint64_t)getpid());
-	if (buffers_init(s, cfg, err, errlen))
+	r = buffers_init(s, cfg, err, errlen);
+	if (r < 0)
 		goto err_free;
 	s->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (s->evfd < 0) {
-		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		r = -errno;
+		snprintf(err, errlen, "eventfd: %s", strerror(-r));
 		goto err_free;
 	}
 	s->next_seq = 1;
@@ -854,12 +869,14 @@ struct stream *stream_new(const struct stream_config *cfg, char *err, size_t err
 	r = pthread_create(&s->thread, NULL, stream_thread, s);
 	if (r) {
 		snprintf(err, errlen, "cannot start the stream thread: %s", strerror(r));
+		r = -r;
 		goto err_free;
 	}
 	return s;
 
 err_free:
 	stream_free(s);
+	errno = -r;
 	return NULL;
 }
 

@@ -192,7 +192,7 @@ void stream_config_default(struct stream_config *cfg);
 /*
  * Check cfg without acting on it: the collector address, the agent id, the
  * sizes, the header's text lengths, the token, a certificate with its key.
- * 0, or -1 with one line in err (the line stream_new() would give).
+ * 0, or -EINVAL with one line in err (the line stream_new() would give).
  */
 int stream_config_check(const struct stream_config *cfg, char *err, size_t errlen);
 
@@ -200,7 +200,7 @@ int stream_config_check(const struct stream_config *cfg, char *err, size_t errle
  * stream_config_check(), then the TLS context, open (and index) the spool,
  * start the thread.  The first connection is made by the thread:
  * stream_new() does not wait for the collector.  NULL with one line in err
- * on failure.
+ * and errno set (EINVAL, ENOMEM, or the spool's) on failure.
  */
 struct stream *stream_new(const struct stream_config *cfg, char *err, size_t errlen);
 

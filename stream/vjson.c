@@ -44,10 +44,11 @@ struct jval {
 	size_t numlen;
 };
 
+/* "what at byte N" into err; the -EINVAL of every parse failure. */
 static int fail(struct jp *j, const char *what)
 {
 	snprintf(j->err, j->errlen, "%s at byte %td", what, j->p - j->start + 1);
-	return -1;
+	return -EINVAL;
 }
 
 static void ws(struct jp *j)
@@ -125,6 +126,7 @@ static uint64_t u64(const struct jval *x)
 	return x->t == J_NUM && x->num > 0 ? (uint64_t)x->num : 0;
 }
 
+/* The index of s in names (any case), or -1 if none. */
 static int named(const char *s, const char *const *names, int n)
 {
 	int i;
@@ -286,8 +288,8 @@ static int object(struct jp *j, int depth)
 		char k[KEY_MAX];
 
 		ws(j);
-		if (str(j, k, sizeof(k)))
-			return -1;
+		if (str(j, k, sizeof(k)) < 0)
+			return -EINVAL;
 		ws(j);
 		if (j->p >= j->end || *j->p != ':')
 			return fail(j, "expected ':'");
@@ -298,8 +300,8 @@ static int object(struct jp *j, int depth)
 			j->is_summary = true;
 		if (depth == 0 && IS(k, "block"))
 			j->is_block = true;
-		if (value(j, k, depth + 1))
-			return -1;
+		if (value(j, k, depth + 1) < 0)
+			return -EINVAL;
 		ws(j);
 		if (j->p < j->end && *j->p == ',') {
 			j->p++;
@@ -339,8 +341,8 @@ static int value(struct jp *j, const char *key, int depth)
 		}
 		for (;;) {
 			ws(j);
-			if (value(j, key, depth + 1))
-				return -1;
+			if (value(j, key, depth + 1) < 0)
+				return -EINVAL;
 			ws(j);
 			if (j->p < j->end && *j->p == ',') {
 				j->p++;
@@ -356,8 +358,8 @@ static int value(struct jp *j, const char *key, int depth)
 	memset(&x, 0, sizeof(x));
 	if (*j->p == '"') {
 		x.t = J_STR;
-		if (str(j, x.s, sizeof(x.s)))
-			return -1;
+		if (str(j, x.s, sizeof(x.s)) < 0)
+			return -EINVAL;
 	} else if (j->end - j->p >= 4 && !memcmp(j->p, "true", 4)) {
 		x.t = J_BOOL;
 		x.b = true;
@@ -416,8 +418,8 @@ int vjson_parse(const char *line, size_t len, struct stream_verdict *v,
 		return 1;
 	if (*j.p != '{')
 		return fail(&j, "expected a JSON object");
-	if (object(&j, 0))
-		return -1;
+	if (object(&j, 0) < 0)
+		return -EINVAL;
 	ws(&j);
 	if (j.p != j.end)
 		return fail(&j, "text after the object");
@@ -426,7 +428,7 @@ int vjson_parse(const char *line, size_t len, struct stream_verdict *v,
 	if (!v->class_name[0]) {
 		j.p = line;
 		snprintf(err, errlen, "no \"class\" (or \"class_name\"): not a verdict");
-		return -1;
+		return -EINVAL;
 	}
 	if (!j.have_stage) {
 		if (j.early == 1)

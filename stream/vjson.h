@@ -30,8 +30,8 @@ struct vjson_classes {
 
 /*
  * 0: *v filled (and *classes, if not NULL, from a "probs" object); 1: not a
- * verdict (a "summary" line, an empty line): skip; -1: malformed, one line
- * in err saying what and at which byte.
+ * verdict (a "summary" line, an empty line): skip; -EINVAL: malformed, one
+ * line in err saying what and at which byte.
  */
 int vjson_parse(const char *line, size_t len, struct stream_verdict *v,
 		struct vjson_classes *classes, char *err, size_t errlen);

@@ -62,7 +62,7 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Batch k (1-based) carries verdicts (k-1)*M+1 .. k*M. */
+/* Batch k (1-based) carries verdicts (k-1)*M+1 .. k*M.  0, or -ENOMEM. */
 static int encode_batch(struct gen *g, uint64_t k)
 {
 	Flowpic__V1__Batch b = FLOWPIC__V1__BATCH__INIT;
@@ -78,7 +78,7 @@ static int encode_batch(struct gen *g, uint64_t k)
 	float probs[5];
 
 	if (!v || !vp || !fk || !sp || !addr)
-		return -1;
+		return -ENOMEM;
 	a.host = "loadgen";
 	a.agent_id = (char *)g->o.agent_id;
 	a.run_id = g->o.run_id;
@@ -165,7 +165,7 @@ static ssize_t body_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t l
 			g->deferred = true;
 			return NGHTTP2_ERR_DEFERRED;
 		}
-		if (encode_batch(g, g->next_batch))
+		if (encode_batch(g, g->next_batch) < 0)
 			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 		g->next_batch++;
 	}
@@ -177,13 +177,14 @@ static ssize_t body_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t l
 	return (ssize_t)n;
 }
 
+/* grpc_msg_cb: 0, or -EBADMSG for a malformed Ack. */
 static int on_ack(void *ctx, const uint8_t *msg, size_t len)
 {
 	struct gen *g = ctx;
 	Flowpic__V1__Ack *a = flowpic__v1__ack__unpack(NULL, len, msg);
 
 	if (!a)
-		return -1;
+		return -EBADMSG;
 	g->acked++;
 	g->stored += a->stored;
 	g->dups += a->duplicates;
@@ -203,7 +204,8 @@ static int on_data(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t
 	(void)h2;
 	(void)flags;
 	(void)id;
-	return grpc_reader_feed(&g->rd, data, len, on_ack, g) ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
+	return grpc_reader_feed(&g->rd, data, len, on_ack, g) < 0 ? NGHTTP2_ERR_CALLBACK_FAILURE :
+								    0;
 }
 
 static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
@@ -268,34 +270,38 @@ static ssize_t io_recv(struct gen *g, uint8_t *p, size_t n)
 	}
 }
 
-/* "host:port" or "[v6]:port"; every address of the host is tried. */
+/* "host:port" or "[v6]:port"; every address of the host is tried.  The
+ * connected socket, or a negative errno (-EINVAL: no port, -EHOSTUNREACH: no
+ * address, else the last connect's). */
 static int connect_to(const char *target)
 {
 	char host[256], port[16];
 	const char *colon = strrchr(target, ':');
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai, *a;
-	int fd = -1, one = 1;
+	int fd = -1, one = 1, e = EHOSTUNREACH;
 
 	if (!colon)
-		return -1;
+		return -EINVAL;
 	if (target[0] == '[')
 		snprintf(host, sizeof(host), "%.*s", (int)(colon - target - 2), target + 1);
 	else
 		snprintf(host, sizeof(host), "%.*s", (int)(colon - target), target);
 	snprintf(port, sizeof(port), "%s", colon + 1);
 	if (getaddrinfo(host, port, &hints, &ai))
-		return -1;
+		return -EHOSTUNREACH;
 	for (a = ai; a; a = a->ai_next) {
 		fd = socket(a->ai_family, SOCK_STREAM, 0);
 		if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) == 0)
 			break;
+		e = errno;
 		if (fd >= 0)
 			close(fd);
 		fd = -1;
 	}
 	freeaddrinfo(ai);
-	if (fd >= 0)
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (fd < 0)
+		return -e;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
 }
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* test_agent_config.c - the agent's settings: flags and config file (agent/config.h). */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -95,18 +96,18 @@ static void test_ifaces(void **state)
 	assert_int_equal(c.n_ifaces, 3);
 	assert_string_equal(c.ifaces[2], "veth-x.10");
 
-	assert_int_equal(set(&c, "iface", "eth0,,eth1", err), -1);
+	assert_int_equal(set(&c, "iface", "eth0,,eth1", err), -EINVAL);
 	assert_non_null(strstr(err, "empty interface name"));
-	assert_int_equal(set(&c, "iface", "eth0,", err), -1);
+	assert_int_equal(set(&c, "iface", "eth0,", err), -EINVAL);
 	assert_non_null(strstr(err, "empty interface name"));
-	assert_int_equal(set(&c, "iface", ",eth0", err), -1);
-	assert_int_equal(set(&c, "iface", "", err), -1);
-	assert_int_equal(set(&c, "iface", "abcdefghijklmnop", err), -1); /* 16 chars */
+	assert_int_equal(set(&c, "iface", ",eth0", err), -EINVAL);
+	assert_int_equal(set(&c, "iface", "", err), -EINVAL);
+	assert_int_equal(set(&c, "iface", "abcdefghijklmnop", err), -EINVAL); /* 16 chars */
 	assert_non_null(strstr(err, "longer than 15"));
 	assert_int_equal(set(&c, "iface", "abcdefghijklmno", err), 0); /* 15 chars */
 	for (i = 0; i < AGENT_MAX_IFACES + 1; i++)
 		sprintf(many + strlen(many), "%se%d", i ? "," : "", i);
-	assert_int_equal(set(&c, "iface", many, err), -1);
+	assert_int_equal(set(&c, "iface", many, err), -EINVAL);
 	assert_non_null(strstr(err, "more than 16"));
 }
 
@@ -121,13 +122,13 @@ static void test_numbers(void **state)
 	assert_int_equal(c.idle_timeout_ns, 30 * NS_PER_SEC);
 	assert_int_equal(set(&c, "idle-timeout", "0.25", err), 0);
 	assert_int_equal(c.idle_timeout_ns, NS_PER_SEC / 4);
-	assert_int_equal(set(&c, "idle-timeout", "0", err), -1);
+	assert_int_equal(set(&c, "idle-timeout", "0", err), -EINVAL);
 	assert_string_equal(err, "idle-timeout '0': give seconds from 0.000001 to 4398");
-	assert_int_equal(set(&c, "idle-timeout", "abc", err), -1);
-	assert_int_equal(set(&c, "idle-timeout", "10s", err), -1);
-	assert_int_equal(set(&c, "idle-timeout", "-1", err), -1);
-	assert_int_equal(c.idle_timeout_ns, NS_PER_SEC / 4);   /* unchanged by the failures */
-	assert_int_equal(set(&c, "sweep", "0.0001", err), -1); /* below 1 ms */
+	assert_int_equal(set(&c, "idle-timeout", "abc", err), -EINVAL);
+	assert_int_equal(set(&c, "idle-timeout", "10s", err), -EINVAL);
+	assert_int_equal(set(&c, "idle-timeout", "-1", err), -EINVAL);
+	assert_int_equal(c.idle_timeout_ns, NS_PER_SEC / 4);	    /* unchanged by the failures */
+	assert_int_equal(set(&c, "sweep", "0.0001", err), -EINVAL); /* below 1 ms */
 	assert_int_equal(set(&c, "sweep", "0.001", err), 0);
 	assert_int_equal(set(&c, "sweep-lag", "0", err), 0);
 	assert_int_equal(c.lag_ns, 0);
@@ -138,20 +139,20 @@ static void test_numbers(void **state)
 
 	assert_int_equal(set(&c, "max-flows", "1000", err), 0);
 	assert_int_equal(c.max_flows, 1000);
-	assert_int_equal(set(&c, "max-flows", "0", err), -1);
+	assert_int_equal(set(&c, "max-flows", "0", err), -EINVAL);
 	assert_string_equal(err, "max-flows '0': give a whole number from 1 to 1073741824");
-	assert_int_equal(set(&c, "max-flows", "1e3", err), -1);
-	assert_int_equal(set(&c, "max-flows", "99999999999999999999999", err), -1);
-	assert_int_equal(set(&c, "max-cells", "29", err), -1);
+	assert_int_equal(set(&c, "max-flows", "1e3", err), -EINVAL);
+	assert_int_equal(set(&c, "max-flows", "99999999999999999999999", err), -EINVAL);
+	assert_int_equal(set(&c, "max-cells", "29", err), -EINVAL);
 	assert_int_equal(set(&c, "max-cells", "30", err), 0);
 	assert_int_equal(set(&c, "ring-bytes", "4194304", err), 0);
 	assert_int_equal(c.ring_bytes, 4194304);
-	assert_int_equal(set(&c, "ring-bytes", "5000000", err), -1);
+	assert_int_equal(set(&c, "ring-bytes", "5000000", err), -EINVAL);
 	assert_non_null(strstr(err, "power of two"));
-	assert_int_equal(set(&c, "ring-bytes", "2048", err), -1);
+	assert_int_equal(set(&c, "ring-bytes", "2048", err), -EINVAL);
 	assert_int_equal(set(&c, "bpf-flows", "0x10000", err), 0);
 	assert_int_equal(c.bpf_flows, 65536);
-	assert_int_equal(set(&c, "idle-timeout", NULL, err), -1);
+	assert_int_equal(set(&c, "idle-timeout", NULL, err), -EINVAL);
 	assert_string_equal(err, "idle-timeout: give a value");
 }
 
@@ -170,7 +171,7 @@ static void test_switches_and_words(void **state)
 	assert_true(c.xdp_generic);
 	assert_int_equal(set(&c, "xdp-generic", "0", err), 0);
 	assert_false(c.xdp_generic);
-	assert_int_equal(set(&c, "xdp-generic", "maybe", err), -1);
+	assert_int_equal(set(&c, "xdp-generic", "maybe", err), -EINVAL);
 	assert_string_equal(err, "xdp-generic 'maybe': give true or false");
 	assert_int_equal(set(&c, "keep-caps", "true", err), 0);
 	assert_true(c.keep_caps);
@@ -181,23 +182,23 @@ static void test_switches_and_words(void **state)
 	assert_int_equal(c.design, AGENT_DESIGN_BATCHES);
 	assert_int_equal(set(&c, "design", "records", err), 0);
 	assert_int_equal(c.design, AGENT_DESIGN_RECORDS);
-	assert_int_equal(set(&c, "design", "Records", err), -1);
+	assert_int_equal(set(&c, "design", "Records", err), -EINVAL);
 	assert_int_equal(set(&c, "log-level", "debug", err), 0);
 	assert_int_equal(c.verbosity, 2);
 	assert_int_equal(set(&c, "log-level", "error", err), 0);
 	assert_int_equal(c.verbosity, -1);
-	assert_int_equal(set(&c, "log-level", "loud", err), -1);
+	assert_int_equal(set(&c, "log-level", "loud", err), -EINVAL);
 	assert_true(c.vote_ratio < 0 && c.min_confidence < 0); /* defaults: the classifier's */
 	assert_int_equal(set(&c, "min-confidence", "0.25", err), 0);
 	assert_true(c.min_confidence == 0.25f);
-	assert_int_equal(set(&c, "vote-ratio", "1.5", err), -1);
+	assert_int_equal(set(&c, "vote-ratio", "1.5", err), -EINVAL);
 	assert_string_equal(err, "vote-ratio '1.5': give a number from 0 to 1");
-	assert_int_equal(set(&c, "vote-ratio", "nan", err), -1);
-	assert_int_equal(set(&c, "vote-ratio", "", err), -1);
+	assert_int_equal(set(&c, "vote-ratio", "nan", err), -EINVAL);
+	assert_int_equal(set(&c, "vote-ratio", "", err), -EINVAL);
 
 	assert_int_equal(set(&c, "model", "/x/y.fpcnn", err), 0);
 	assert_string_equal(c.model, "/x/y.fpcnn");
-	assert_int_equal(set(&c, "pcap", "", err), -1);
+	assert_int_equal(set(&c, "pcap", "", err), -EINVAL);
 	assert_string_equal(err, "pcap: empty file name");
 }
 
@@ -211,23 +212,23 @@ static void test_collector(void **state)
 	assert_int_equal(c.collector_wait_ns, 5 * NS_PER_SEC);
 	assert_int_equal(set(&c, "iface", "lo", err), 0);
 	assert_int_equal(set(&c, "spool-dir", "/var/spool/fp", err), 0);
-	assert_int_equal(config_check(&c, err, sizeof(err)), -1);
+	assert_int_equal(config_check(&c, err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "collector settings without --collector HOST:PORT");
 	assert_int_equal(set(&c, "collector", "collector.example:4317", err), 0);
 	assert_int_equal(config_check(&c, err, sizeof(err)), 0);
 	assert_int_equal(set(&c, "collector-cert", "/etc/fp/agent.pem", err), 0);
-	assert_int_equal(config_check(&c, err, sizeof(err)), -1);
+	assert_int_equal(config_check(&c, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "both --collector-cert and --collector-key"));
 	assert_int_equal(set(&c, "collector-key", "/etc/fp/agent.key", err), 0);
 	assert_int_equal(config_check(&c, err, sizeof(err)), 0);
 	memset(longname, 'a', sizeof(longname) - 1);
 	longname[sizeof(longname) - 1] = '\0';
-	assert_int_equal(set(&c, "collector", longname, err), -1);
+	assert_int_equal(set(&c, "collector", longname, err), -EINVAL);
 	assert_string_equal(err, "collector: value longer than 255 bytes");
 	assert_string_equal(c.collector, "collector.example:4317");
-	assert_int_equal(set(&c, "agent-id", "", err), -1);
+	assert_int_equal(set(&c, "agent-id", "", err), -EINVAL);
 	assert_string_equal(err, "agent-id: empty value");
-	assert_int_equal(set(&c, "spool-max-bytes", "1000", err), -1);
+	assert_int_equal(set(&c, "spool-max-bytes", "1000", err), -EINVAL);
 	assert_int_equal(set(&c, "spool-max-bytes", "10737418240", err), 0);
 	assert_int_equal(c.spool_max_bytes, 10737418240ULL);
 	assert_int_equal(set(&c, "collector-wait", "0", err), 0);
@@ -319,7 +320,7 @@ static void test_file_unreadable(void **state)
 
 	(void)state;
 	config_default(&c);
-	assert_int_equal(config_load(&c, "/nonexistent/agent.conf", collect, &rep), -1);
+	assert_int_equal(config_load(&c, "/nonexistent/agent.conf", collect, &rep), -ENOENT);
 	assert_int_equal(rep.n, 1);
 	assert_string_equal(rep.line[0], "/nonexistent/agent.conf: cannot read the config file: "
 					 "No such file or directory");
@@ -353,12 +354,12 @@ static void test_check(void **state)
 
 	(void)state;
 	config_default(&c);
-	assert_int_equal(config_check(&c, err, sizeof(err)), -1);
+	assert_int_equal(config_check(&c, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "give --iface IF"));
 	assert_int_equal(set(&c, "iface", "lo", err), 0);
 	assert_int_equal(config_check(&c, err, sizeof(err)), 0);
 	assert_int_equal(set(&c, "pcap", "x.pcap", err), 0);
-	assert_int_equal(config_check(&c, err, sizeof(err)), -1);
+	assert_int_equal(config_check(&c, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "not both"));
 }
 

@@ -4,6 +4,7 @@
  * several messages per DATA frame, the size limit, the compressed flag,
  * truncation, and grpc-message / grpc-status / grpc-timeout helpers.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,11 +30,11 @@ static int on_msg(void *ctx, const uint8_t *msg, size_t len)
 	struct got *g = ctx;
 
 	if (g->n >= 16)
-		return -1;
+		return -ENOSPC;
 	g->lens[g->n] = len;
 	memcpy(g->data[g->n], msg, len < 300 ? len : 300);
 	g->n++;
-	return g->stop_at && g->n == g->stop_at ? -1 : 0;
+	return g->stop_at && g->n == g->stop_at ? -ECANCELED : 0;
 }
 
 /* Three messages (300, 0 and 7 bytes) back to back. */

@@ -2,6 +2,7 @@
 /*
  * test_rpc_token.c - the bearer-token check and token files.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -51,7 +52,7 @@ static void test_valid_header(void **state)
 	assert_false(rpc_token_valid(big));
 	assert_int_equal(rpc_token_header("tok", h, sizeof(h)), 10);
 	assert_string_equal(h, "Bearer tok");
-	assert_int_equal(rpc_token_header("tok", h, 10), -1);
+	assert_int_equal(rpc_token_header("tok", h, 10), -ENOSPC);
 }
 
 static void test_load(void **state)
@@ -68,15 +69,15 @@ static void test_load(void **state)
 	fclose(f);
 	assert_int_equal(rpc_token_load(path, tok, sizeof(tok), err, sizeof(err)), 0);
 	assert_string_equal(tok, "abc123-XYZ");
-	assert_int_equal(rpc_token_load(path, tok, 5, err, sizeof(err)), -1);
+	assert_int_equal(rpc_token_load(path, tok, 5, err, sizeof(err)), -ENOSPC);
 	assert_non_null(strstr(err, "too long"));
 	f = fopen(path, "w");
 	fputs("two words\n", f);
 	fclose(f);
-	assert_int_equal(rpc_token_load(path, tok, sizeof(tok), err, sizeof(err)), -1);
+	assert_int_equal(rpc_token_load(path, tok, sizeof(tok), err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, path));
 	unlink(path);
-	assert_int_equal(rpc_token_load(path, tok, sizeof(tok), err, sizeof(err)), -1);
+	assert_int_equal(rpc_token_load(path, tok, sizeof(tok), err, sizeof(err)), -ENOENT);
 	assert_non_null(strstr(err, "No such file"));
 }
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* test_vjson.c - flowpic-send's verdict lines: both forms, skips, and errors with positions. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -92,7 +93,7 @@ static void test_classify_form(void **state)
 	assert_int_equal(parse("{\"class\":\"video\",\"reason\":\"ok\"}", &v, err), 0);
 	assert_int_equal(v.reason, STREAM_REASON_OK);
 	assert_string_equal(stream_reason_name(STREAM_REASON_UNTRACKED), "untracked");
-	assert_int_equal(parse("{\"class\":\"video\",\"reason\":true}", &v, err), -1);
+	assert_int_equal(parse("{\"class\":\"video\",\"reason\":true}", &v, err), -EINVAL);
 	/* The probabilities as classify --json prints them: an object in class order. */
 	{
 		struct vjson_classes vc;
@@ -131,21 +132,21 @@ static void test_skips_and_errors(void **state)
 		parse("{\"classes\":{\"model\":\"m\",\"per_class\":{\"voip\":{\"early\":0}}}}", &v,
 		      err),
 		1);
-	assert_int_equal(parse("{\"class\":\"video\",\"src\":\"10.0.0\"}", &v, err), -1);
+	assert_int_equal(parse("{\"class\":\"video\",\"src\":\"10.0.0\"}", &v, err), -EINVAL);
 	assert_string_equal(err, "\"src\": not an IPv4 or IPv6 address at byte 32");
 	assert_int_equal(parse("{\"class\":\"video\",\"probs\":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}",
 			       &v, err),
-			 -1);
+			 -EINVAL);
 	assert_non_null(strstr(err, "at most 16"));
-	assert_int_equal(parse("{\"class\":\"video\",\"confidence\":1.5}", &v, err), -1);
+	assert_int_equal(parse("{\"class\":\"video\",\"confidence\":1.5}", &v, err), -EINVAL);
 	assert_non_null(strstr(err, "\"confidence\": unexpected value"));
-	assert_int_equal(parse("{\"class\":\"video\"", &v, err), -1);
+	assert_int_equal(parse("{\"class\":\"video\"", &v, err), -EINVAL);
 	assert_non_null(strstr(err, "expected ',' or '}'"));
-	assert_int_equal(parse("{\"flow_id\":1}", &v, err), -1);
+	assert_int_equal(parse("{\"flow_id\":1}", &v, err), -EINVAL);
 	assert_non_null(strstr(err, "not a verdict"));
-	assert_int_equal(parse("{\"class\":\"v\"} x", &v, err), -1);
+	assert_int_equal(parse("{\"class\":\"v\"} x", &v, err), -EINVAL);
 	assert_non_null(strstr(err, "text after the object at byte 15"));
-	assert_int_equal(parse("{\"class\":\"v\",\"a\":[[[[[[[[[[1]]]]]]]]]]}", &v, err), -1);
+	assert_int_equal(parse("{\"class\":\"v\",\"a\":[[[[[[[[[[1]]]]]]]]]]}", &v, err), -EINVAL);
 	assert_non_null(strstr(err, "nested too deep"));
 	assert_int_equal(parse("{\"class\":\"a\\u0041\\n\"}", &v, err), 0);
 	assert_string_equal(v.class_name, "aA\n");

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* test_csv.c - the samples CSV: exact round trip, header layouts, bad rows. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -79,9 +80,9 @@ static void test_header_errors(void **state)
 	char err[128];
 
 	(void)state;
-	assert_int_equal(csv_parse_header(missing, &lay, err, sizeof(err)), -1);
+	assert_int_equal(csv_parse_header(missing, &lay, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "'size'"));
-	assert_int_equal(csv_parse_header(twice, &lay, err, sizeof(err)), -1);
+	assert_int_equal(csv_parse_header(twice, &lay, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "twice"));
 }
 

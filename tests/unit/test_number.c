@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* test_number.c - exact seconds and ranged whole numbers. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,7 +23,7 @@ static void test_seconds_exact(void **state)
 	assert_int_equal(ns, 1);
 	/* Near the top of 64-bit ns (the check is conservative by 3 s). */
 	assert_int_equal(number_parse_seconds("18446744069.999999999", &ns), 0);
-	assert_int_equal(number_parse_seconds("184467440730", &ns), -1);
+	assert_int_equal(number_parse_seconds("184467440730", &ns), -EINVAL);
 }
 
 static void test_seconds_refused(void **state)
@@ -34,7 +35,7 @@ static void test_seconds_refused(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		assert_int_equal(number_parse_seconds(bad[i], &ns), -1);
+		assert_int_equal(number_parse_seconds(bad[i], &ns), -EINVAL);
 }
 
 static void test_u64_ranges(void **state)
@@ -45,12 +46,12 @@ static void test_u64_ranges(void **state)
 	assert_int_equal(number_parse_u64("0x12", 0, 255, &v), 0);
 	assert_int_equal(v, 18);
 	assert_int_equal(number_parse_u64("65535", 0, 65535, &v), 0);
-	assert_int_equal(number_parse_u64("65536", 0, 65535, &v), -1);
-	assert_int_equal(number_parse_u64("0", 1, 10, &v), -1);
-	assert_int_equal(number_parse_u64("-1", 0, UINT64_MAX, &v), -1);
-	assert_int_equal(number_parse_u64("18446744073709551616", 0, UINT64_MAX, &v), -1);
-	assert_int_equal(number_parse_u64("12abc", 0, UINT64_MAX, &v), -1);
-	assert_int_equal(number_parse_u64("", 0, UINT64_MAX, &v), -1);
+	assert_int_equal(number_parse_u64("65536", 0, 65535, &v), -EINVAL);
+	assert_int_equal(number_parse_u64("0", 1, 10, &v), -EINVAL);
+	assert_int_equal(number_parse_u64("-1", 0, UINT64_MAX, &v), -EINVAL);
+	assert_int_equal(number_parse_u64("18446744073709551616", 0, UINT64_MAX, &v), -EINVAL);
+	assert_int_equal(number_parse_u64("12abc", 0, UINT64_MAX, &v), -EINVAL);
+	assert_int_equal(number_parse_u64("", 0, UINT64_MAX, &v), -EINVAL);
 }
 
 int main(void)

@@ -61,7 +61,8 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* The simplified libpng read API: the file is 8-bit grey, read it as such. */
+/* The simplified libpng read API: the file is 8-bit grey, read it as such.
+ * 0, or -EIO (not a readable PNG) / -ENOMEM. */
 static int read_png(const char *path, struct image *img)
 {
 	png_image pi;
@@ -69,16 +70,16 @@ static int read_png(const char *path, struct image *img)
 	memset(&pi, 0, sizeof(pi));
 	pi.version = PNG_IMAGE_VERSION;
 	if (!png_image_begin_read_from_file(&pi, path))
-		return -1;
+		return -EIO;
 	pi.format = PNG_FORMAT_GRAY;
 	img->px = malloc(PNG_IMAGE_SIZE(pi));
 	if (!img->px) {
 		png_image_free(&pi);
-		return -1;
+		return -ENOMEM;
 	}
 	if (!png_image_finish_read(&pi, NULL, img->px, 0, NULL)) {
 		free(img->px);
-		return -1;
+		return -EIO;
 	}
 	img->w = pi.width;
 	img->h = pi.height;
