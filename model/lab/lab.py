@@ -8,7 +8,7 @@ namespaces, under emulated network profiles.  See model/lab/README.md.
   lab.py generate --out DIR [--minutes-per-class M] [--profiles P,..] [--seed S] [--jobs N]
                                             run a dataset's sessions (resumes where it stopped)
   lab.py release DIR --out REL              compact labeled samples + manifest + SHA256SUMS
-  lab.py arrays REL --out ARR [--res N] [--window S]
+  lab.py arrays REL [REL...] --out ARR [--res N] [--window S]
                                             training arrays through `flowpic export`
   lab.py stats REL                          sessions, flows, blocks, packets per class and profile
   lab.py examples REL --out DIR             one FlowPic per class as PNG (for docs/lab.md)
@@ -268,10 +268,18 @@ def _flow_record(rec):
 def cmd_arrays(args):
     import numpy as np  # only this command needs it
 
-    bad = verify(args.release)
-    if bad:
-        die(f"{args.release}: checksum mismatch for {', '.join(bad[:5])}")
-    records = read_jsonl(os.path.join(args.release, "manifest.jsonl"))
+    # Several releases make one set of arrays (e.g. lab-v1 and the sessions
+    # of a later release); a session id may appear in only one of them.
+    records, seen = [], {}
+    for rel in args.release:
+        bad = verify(rel)
+        if bad:
+            die(f"{rel}: checksum mismatch for {', '.join(bad[:5])}")
+        for rec in read_jsonl(os.path.join(rel, "manifest.jsonl")):
+            if rec["id"] in seen:
+                die(f"session {rec['id']} is in both {seen[rec['id']]} and {rel}")
+            seen[rec["id"]] = rel
+            records.append(dict(rec, file=os.path.join(rel, rec["file"])))
     os.makedirs(args.out, exist_ok=True)
     pics = collections.defaultdict(list)
     meta = collections.defaultdict(list)
@@ -303,7 +311,7 @@ def cmd_arrays(args):
             prefix = os.path.join(tmp, "s")
             for copy, extra in exports(rec):
                 subprocess.run([args.flowpic, "export", "-q",
-                                os.path.join(args.release, rec["file"]), "--format", "npy",
+                                rec["file"], "--format", "npy",
                                 "--direction", args.direction, "-o", prefix]
                                + common + extra, check=True)
                 arr = np.load(prefix + ".npy")
@@ -457,7 +465,7 @@ def main():
     r.add_argument("dir")
     r.add_argument("--out", required=True)
     a = sub.add_parser("arrays")
-    a.add_argument("release")
+    a.add_argument("release", nargs="+", help="one or more release folders")
     a.add_argument("--out", required=True)
     a.add_argument("--res", type=int, default=32)
     a.add_argument("--window", type=float, default=60)
