@@ -97,19 +97,29 @@ static const struct argp_option export_options[] = {
 	{ 0 }
 };
 
+/* "MIN:MAX" -> the two halves (lo is a copy; the result points into arg),
+ * or NULL without a colon or with a MIN too long. */
+static const char *split_range(const char *arg, char *lo, size_t lo_size)
+{
+	const char *colon = strchr(arg, ':');
+
+	if (!colon || (size_t)(colon - arg) >= lo_size)
+		return NULL;
+	memcpy(lo, arg, (size_t)(colon - arg));
+	lo[colon - arg] = 0;
+	return colon + 1;
+}
+
 /* "0.5:1.5" -> scale_min 500, scale_max 1500 (thousandths). */
 static int parse_scale_range(const char *arg, struct flow_augment *aug)
 {
-	char lo[32], *colon = strchr(arg, ':');
+	char lo[32];
+	const char *hi = split_range(arg, lo, sizeof(lo));
 	uint64_t a, b;
 
-	if (!colon || (size_t)(colon - arg) >= sizeof(lo))
-		return -EINVAL;
-	memcpy(lo, arg, (size_t)(colon - arg));
-	lo[colon - arg] = 0;
 	/* Seconds parsing reads a decimal exactly: 1.5 -> 1500000000. */
-	if (parse_seconds(lo, 1000000, 100 * NS_PER_SEC, &a) ||
-	    parse_seconds(colon + 1, 1000000, 100 * NS_PER_SEC, &b) || a > b)
+	if (!hi || parse_seconds(lo, 1000000, 100 * NS_PER_SEC, &a) ||
+	    parse_seconds(hi, 1000000, 100 * NS_PER_SEC, &b) || a > b)
 		return -EINVAL;
 	aug->scale_min = (uint32_t)(a / 1000000);
 	aug->scale_max = (uint32_t)(b / 1000000);
@@ -119,14 +129,11 @@ static int parse_scale_range(const char *arg, struct flow_augment *aug)
 /* "1200:1448" -> mss_min 1200, mss_max 1448. */
 static int parse_mss_range(const char *arg, struct flow_augment *aug)
 {
-	char lo[32], *colon = strchr(arg, ':');
+	char lo[32];
+	const char *hi = split_range(arg, lo, sizeof(lo));
 	uint64_t a, b;
 
-	if (!colon || (size_t)(colon - arg) >= sizeof(lo))
-		return -EINVAL;
-	memcpy(lo, arg, (size_t)(colon - arg));
-	lo[colon - arg] = 0;
-	if (parse_u64(lo, 64, 65535, &a) || parse_u64(colon + 1, 64, 65535, &b) || a > b)
+	if (!hi || parse_u64(lo, 64, 65535, &a) || parse_u64(hi, 64, 65535, &b) || a > b)
 		return -EINVAL;
 	aug->mss_min = (uint16_t)a;
 	aug->mss_max = (uint16_t)b;
