@@ -535,6 +535,7 @@ class H2Client:
 
     def __init__(self, host, port, ctx, keepalive=None):
         import httpx
+        self.httpx = httpx
         self.base = f"https://{host}:{port}"
         more = {} if keepalive is None else {"limits": httpx.Limits(keepalive_expiry=keepalive)}
         self.client = httpx.Client(http2=True, verify=ctx, timeout=20,
@@ -544,7 +545,15 @@ class H2Client:
         headers = {}
         if rng:
             headers["Range"] = f"bytes={rng[0]}-{rng[0] + rng[1] - 1}"
-        r = self.client.get(self.base + path, headers=headers)
+        # A browser retries a request a stalled link timed out (a handover,
+        # a long outage), as H1Client does; only failures take this path.
+        for attempt in range(3):
+            try:
+                r = self.client.get(self.base + path, headers=headers)
+                break
+            except self.httpx.TransportError:
+                if attempt == 2:
+                    raise
         if r.status_code not in (200, 206):
             raise RuntimeError(f"GET {path}: HTTP {r.status_code}")
         if r.http_version != "HTTP/2":
