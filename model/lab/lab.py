@@ -271,6 +271,7 @@ def cmd_arrays(args):
     # Several releases make one set of arrays (e.g. lab-v1 and the sessions
     # of a later release); a session id may appear in only one of them.
     records, seen = [], {}
+    skip_apps = set(filter(None, (args.skip_apps or "").split(",")))
     for rel in args.release:
         bad = verify(rel)
         if bad:
@@ -279,7 +280,8 @@ def cmd_arrays(args):
             if rec["id"] in seen:
                 die(f"session {rec['id']} is in both {seen[rec['id']]} and {rel}")
             seen[rec["id"]] = rel
-            records.append(dict(rec, file=os.path.join(rel, rec["file"])))
+            if rec["app"] not in skip_apps:
+                records.append(dict(rec, file=os.path.join(rel, rec["file"])))
     os.makedirs(args.out, exist_ok=True)
     pics = collections.defaultdict(list)
     meta = collections.defaultdict(list)
@@ -342,7 +344,7 @@ def cmd_arrays(args):
         json.dump({k: getattr(args, k) for k in ("res", "window", "hop", "direction",
                                                   "train_hop", "train_aug", "aug_time_scale",
                                                   "aug_drop", "aug_sparse", "aug_size_jitter",
-                                                  "aug_mss", "other_labels")}, f)
+                                                  "aug_mss", "other_labels", "skip_apps")}, f)
 
 
 def cmd_stats(args):
@@ -484,6 +486,8 @@ def main():
                    help="augmented copies: packet sizes +- up to BYTES")
     a.add_argument("--aug-mss", metavar="MIN:MAX",
                    help="augmented copies: TCP payload re-cut at a segment size in [MIN, MAX]")
+    a.add_argument("--skip-apps", help="comma-separated drivers whose sessions are left out "
+                   "(to measure what they add)")
     a.add_argument("--other-labels", help="comma-separated flow labels of the manifest (e.g. "
                    "control: SIP, RTSP, FTP control, tracker, signaling flows) written as "
                    "class 'other' instead of being left out")
