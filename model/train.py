@@ -119,6 +119,19 @@ def one_way_copies(x, y, frac, other, gen):
     return x
 
 
+def swapped_copies(x, frac, gen):
+    """Captures that began mid-flow: a fraction frac of a batch of split
+    pictures [B, 2, R, R], any label, with the two channels exchanged, as
+    when the first packet seen was the responder's and the flow table took
+    it for the initiator (without the handshake nothing else tells them)."""
+    pick = torch.rand(len(x), generator=gen) < frac
+    if not bool(pick.any()):
+        return x
+    x = x.clone()
+    x[pick] = x[pick].flip(1)
+    return x
+
+
 def train_epochs(model, params, train, args, log, epochs, lr, val=None, tag="train",
                  history=None):
     """Class-balanced minibatch training; returns the state of the best
@@ -133,6 +146,7 @@ def train_epochs(model, params, train, args, log, epochs, lr, val=None, tag="tra
     weights = torch.from_numpy(w)
     gen = torch.Generator().manual_seed(args.seed)
     one_way = args.one_way_frac if x_all.dim() == 4 and x_all.shape[1] == 2 else 0.0
+    swap = args.swap_frac if x_all.dim() == 4 and x_all.shape[1] == 2 else 0.0
     size = args.epoch_size or len(train)
     best, best_f1 = copy.deepcopy(model.state_dict()), -1.0
     for epoch in range(1, epochs + 1):
@@ -146,6 +160,8 @@ def train_epochs(model, params, train, args, log, epochs, lr, val=None, tag="tra
             xr, yb = x_all[idx], y_all[idx]
             if one_way > 0:
                 xr = one_way_copies(xr, yb, one_way, oth, gen)
+            if swap > 0:
+                xr = swapped_copies(xr, swap, gen)
             xb = to_input(xr)
             logits = model(xb)
             loss = lossf(logits, yb)
@@ -318,6 +334,11 @@ def main():
                     "training (never 'other', never validation or held-out sets) replaced by "
                     "a one-direction capture of them, half (ch0, 0), half (ch1 moved to "
                     "ch0, 0) (default 0: none)")
+    ap.add_argument("--swap-frac", type=float, default=0.0, metavar="F",
+                    help="split pictures: this fraction of the pictures drawn for training "
+                    "(any class) with their two channels exchanged, as a capture that began "
+                    "mid-flow and took the responder for the initiator (default 0: none); "
+                    "the run also reports validation_swapped, every validation picture so")
     ap.add_argument("--other-weight", type=float, default=1.0, metavar="W",
                     help="with --other: draw 'other' pictures W times as often as the "
                     "class-balanced sampler would (default 1)")
@@ -467,6 +488,10 @@ def main():
                             "%s per epoch (%s)" % (title, args.net))
 
     sets = ({"validation": val} if len(val) else {}) | held
+    if len(val) and val.channels == 2:
+        # Mid-flow captures: every validation picture with its directions exchanged.
+        sets["validation_swapped"] = data.Split("validation_swapped", val.pics[:, ::-1].copy(),
+                                                val.y, val.meta)
 
     fp32 = {}
     for name, s in sets.items():
