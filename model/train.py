@@ -382,6 +382,10 @@ def main():
     ap.add_argument("--name", help="model name in the file (default flowpic-NET)")
     ap.add_argument("--version", default=time.strftime("%Y%m%d-%H%M%S"))
     args = ap.parse_args()
+    for flag in ("one_way_frac", "swap_frac"):
+        if not 0.0 <= getattr(args, flag) <= 1.0:
+            ap.error("--%s %g: give a fraction from 0 to 1" % (flag.replace("_", "-"),
+                                                                 getattr(args, flag)))
     global CLASSES
     if args.other:
         CLASSES = tuple(CLASSES) + ("other",)

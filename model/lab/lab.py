@@ -282,6 +282,10 @@ def cmd_arrays(args):
             seen[rec["id"]] = rel
             if rec["app"] not in skip_apps:
                 records.append(dict(rec, file=os.path.join(rel, rec["file"])))
+    unknown = skip_apps - {r["app"] for rel in args.release
+                           for r in read_jsonl(os.path.join(rel, "manifest.jsonl"))}
+    if unknown:
+        die(f"--skip-apps: no session of {', '.join(sorted(unknown))} in {' '.join(args.release)}")
     os.makedirs(args.out, exist_ok=True)
     pics = collections.defaultdict(list)
     meta = collections.defaultdict(list)
