@@ -1,24 +1,54 @@
 #!/usr/bin/env bash
-# Install every Debian package flowpic needs to build, test and benchmark.
+# Install the Debian packages flowpic needs, by profile (--help); with no
+# profile, everything: build, test, train, run the lab and benchmark.
 # Idempotent; run as root (CI runs it on a fresh Debian 12 machine).
 set -euo pipefail
 
-packages=(
-	# build
+usage="usage: install-deps.sh [PROFILE...]   (default: all)
+  runtime  the libraries flowpic, flowpic-agent and flowpic-collector run with
+  build    compilers, headers and generators to build them (and their .deb)
+  test     build + what the tests run: cmocka, tshark, PostgreSQL, gRPC peers, lintian
+  model    PyTorch and the rest of model/ (training, evaluation, ndpiReader labels)
+  lab      every traffic-lab driver's programs (model/lab; test lab.packages)
+  all      all of the above (CI, scripts/test.sh)"
+
+runtime=(
+	libpcap0.8 libpng16-16 zlib1g liblzma5 libbpf1 libelf1 libcap2 libnghttp2-14
+	libssl3 libprotobuf-c1 libsqlite3-0 libpq5
+)
+build=(
 	build-essential cmake pkg-config
 	# core library and CLI
 	libpcap-dev libpng-dev zlib1g-dev liblzma-dev
+	# BPF programs and the agent (bpf/, agent/): CO-RE skeletons, capabilities
+	clang libbpf-dev bpftool libelf-dev llvm libcap-dev
+	# the verdict stream and the collector (proto/, stream/, collector/)
+	libnghttp2-dev libssl-dev nanopb libnanopb-dev protobuf-compiler
+	protobuf-c-compiler libprotobuf-c-dev libsqlite3-dev libpq-dev
+	# Debian packages (deploy/: cpack -G DEB, man pages from --help)
+	dpkg-dev help2man
+)
+test=(
+	"${build[@]}"
 	# tests (clang: the libFuzzer targets)
-	libcmocka-dev clang tshark python3 python3-numpy xz-utils
+	libcmocka-dev tshark python3 python3-numpy xz-utils
 	# the C style check (scripts/style-check.sh, test style.clang_format)
 	clang-format git
-	# the model: training, evaluation, plots (model/)
-	python3-torch python3-sklearn python3-matplotlib
 	# benchmarks
 	time
-	# the demo capture generator (scripts/make-demo-capture.sh)
-	iproute2 ethtool tcpdump curl iputils-ping
-	# the traffic lab (model/lab): every driver's PACKAGES (test lab.packages checks)
+	# system tests and the demo capture generator (scripts/make-demo-capture.sh)
+	iproute2 ethtool tcpdump curl iputils-ping netsniff-ng
+	# real peers of the verdict stream: nghttp, SQLite, PostgreSQL, Python gRPC
+	nghttp2-client sqlite3 postgresql python3-grpcio python3-grpc-tools python3-protobuf
+	# the packages' test (tests/deploy): lint, units
+	lintian systemd
+)
+model=(
+	python3 python3-numpy python3-torch python3-sklearn python3-matplotlib
+	# labels of real captures (model/realeval.py) and the classifier benchmark's reference
+	libndpi-bin
+)
+lab=(
 	openssl procps
 	baresip baresip-core espeak-ng sox libasound2 python3-aiortc nftables
 	mosquitto python3-paho-mqtt openvpn dovecot-imapd python3-aiosmtpd vim less
@@ -28,16 +58,27 @@ packages=(
 	gir1.2-gst-rtsp-server-1.0 gir1.2-gst-plugins-base-1.0 gstreamer1.0-plugins-base
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
 	chromium chromium-driver python3-selenium
-	# the classifier benchmark's reference (bench/classify)
-	libndpi-bin
-	# BPF programs and the agent (bpf/, agent/): CO-RE skeletons, capabilities,
-	# the packet generator of the agent benchmark
-	libbpf-dev bpftool libelf-dev llvm libcap-dev netsniff-ng
-	# the verdict stream and the collector (proto/, stream/, collector/)
-	libnghttp2-dev nghttp2-client libssl-dev nanopb libnanopb-dev
-	protobuf-compiler protobuf-c-compiler libprotobuf-c-dev libsqlite3-dev sqlite3
-	postgresql libpq-dev python3-grpcio python3-grpc-tools python3-protobuf
+	# the lab's own tools: captures, namespaces, probes, the drivers' language
+	tcpdump iproute2 curl iputils-ping python3
 )
+
+profiles=("$@")
+[ ${#profiles[@]} -gt 0 ] || profiles=(all)
+packages=()
+for prof in "${profiles[@]}"; do
+	case "$prof" in
+	runtime) packages+=("${runtime[@]}") ;;
+	build) packages+=("${build[@]}") ;;
+	test) packages+=("${test[@]}") ;;
+	model) packages+=("${model[@]}") ;;
+	lab) packages+=("${lab[@]}") ;;
+	all) packages+=("${runtime[@]}" "${test[@]}" "${model[@]}" "${lab[@]}") ;;
+	-h | --help) echo "$usage"; exit 0 ;;
+	*) echo "install-deps: unknown profile '$prof'" >&2; echo "$usage" >&2; exit 2 ;;
+	esac
+done
+# Each package once, in order.
+mapfile -t packages < <(printf '%s\n' "${packages[@]}" | awk '!seen[$0]++')
 
 export DEBIAN_FRONTEND=noninteractive
 missing=()

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The Debian packages, end to end (issue 13; docs/deploy.md):
+#  1. build the sources in Release into a temporary folder and `cpack -G DEB`;
+#  2. lintian (pedantic) finds nothing but the justified overrides;
+#  3. shlibdeps worked, conffiles are declared, units pass systemd-analyze;
+#  4. dpkg -i: the flowpic user, the token (0600, flowpic), the folders;
+#     the collector as the unit runs it (flowpic user, no capabilities, its
+#     env file) stores a verdict sent with the generated token; the agent as
+#     the flowpic user with exactly CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON
+#     attaches to lo, and with any one of them missing it cannot;
+#  5. dpkg --purge removes programs, units, conffiles, state and token.
+# Needs root (dpkg, the flowpic user, BPF) and refuses to touch a machine
+# where flowpic packages are already installed.
+set -euo pipefail
+src=$(cd "$(dirname "$0")/../.." && pwd)
+work=$(mktemp -d /tmp/flowpic-deb.XXXXXX)
+pkgs=(flowpic flowpic-agent flowpic-collector)
+fail() { echo "test_packages: FAIL: $*" >&2; exit 1; }
+cleanup() {
+	[ -n "${cpid:-}" ] && kill "$cpid" 2>/dev/null || true
+	if [ "${installed:-0}" = 1 ]; then dpkg --purge "${pkgs[@]}" >/dev/null 2>&1 || true; fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+[ "$(id -u)" = 0 ] || { echo "test_packages: needs root (dpkg); skipped"; exit 77; }
+for p in "${pkgs[@]}"; do
+	if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+		echo "test_packages: $p is installed on this machine; not touching it"; exit 77
+	fi
+done
+
+echo "== 1. Release build and cpack"
+cmake -S "$src" -B "$work/b" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >"$work/cmake.log"
+cmake --build "$work/b" -j"$(nproc)" >>"$work/cmake.log" 2>&1 || { tail -20 "$work/cmake.log"; fail "build"; }
+(cd "$work/b" && cpack -G DEB >"$work/cpack.log" 2>&1) || { tail "$work/cpack.log"; fail "cpack"; }
+debs=()
+for p in "${pkgs[@]}"; do
+	f=$(ls "$work/b/${p}"_*_*.deb)
+	debs+=("$f")
+done
+
+echo "== 2. lintian"
+lintian --no-cfg --pedantic --fail-on error,warning,info,pedantic "${debs[@]}" \
+	|| fail "lintian reported tags (above)"
+
+echo "== 3. package metadata and units"
+dpkg-deb -f "$work/b"/flowpic-agent_*.deb Depends | grep -q "libbpf1" || fail "agent Depends lacks libbpf1 (shlibdeps)"
+dpkg-deb -f "$work/b"/flowpic-collector_*.deb Depends | grep -q "libsqlite3-0" || fail "collector Depends lacks libsqlite3-0"
+dpkg-deb --ctrl-tarfile "$work/b"/flowpic-agent_*.deb | tar -xO ./conffiles | grep -qx /etc/flowpic/agent.conf \
+	|| fail "agent.conf is not a conffile"
+
+echo "== 4. install and run as the units do"
+dpkg -i "${debs[@]}" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; fail "dpkg -i"; }
+installed=1
+getent passwd flowpic >/dev/null || fail "no flowpic user"
+[ "$(stat -c '%U %a' /etc/flowpic/collector.token)" = "flowpic 600" ] || fail "token: $(stat -c '%U %a' /etc/flowpic/collector.token)"
+[ "$(stat -c '%U %a' /var/lib/flowpic/spool)" = "flowpic 700" ] || fail "spool: $(stat -c '%U %a' /var/lib/flowpic/spool)"
+for u in flowpic-agent flowpic-collector; do
+	systemd-analyze verify "/lib/systemd/system/$u.service" || fail "systemd-analyze verify $u"
+	score=$(systemd-analyze security --offline=true "/lib/systemd/system/$u.service" 2>/dev/null |
+		sed -n 's/.*Overall exposure level for .*: \([0-9.]*\).*/\1/p')
+	echo "   $u: systemd-analyze security exposure $score"
+	awk -v s="$score" 'BEGIN { exit !(s != "" && s <= 2.0) }' || fail "$u exposure $score > 2.0"
+done
+# The collector: its env file's flags, another port, as the unit's user, umask and
+# (no) capabilities.
+# shellcheck disable=SC1091
+. /etc/flowpic/collector.env
+port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+(cd /var/lib/flowpic-collector && umask 077 && exec setpriv --reuid flowpic --regid flowpic --init-groups \
+	--inh-caps=-all --bounding-set=-all --no-new-privs \
+	flowpic-collector $FLOWPIC_COLLECTOR_ARGS --listen "127.0.0.1:$port") \
+	>"$work/collector.out" 2>"$work/collector.err" &
+cpid=$!
+for _ in $(seq 50); do grep -q listening "$work/collector.out" 2>/dev/null && break; sleep 0.1; done
+grep -q listening "$work/collector.out" || { cat "$work/collector.err"; fail "collector did not start"; }
+flowpic classify --json "$src/data/demo.pcap.xz" >"$work/v.jsonl" 2>/dev/null
+flowpic-send -c "127.0.0.1:$port" --token-file /etc/flowpic/collector.token "$work/v.jsonl" \
+	>"$work/send.out" 2>&1 || { cat "$work/send.out"; fail "flowpic-send"; }
+kill -INT "$cpid"; wait "$cpid" || true; cpid=
+n=$(flowpic-collector query --db sqlite:/var/lib/flowpic-collector/verdicts.db | grep -c '"agent_id"' || true)
+want=$(grep -c . "$work/v.jsonl")
+[ "$n" -ge 1 ] && [ "$n" -le "$want" ] || fail "collector stored $n verdicts of $want lines"
+echo "   collector: $n verdicts stored as the flowpic user"
+[ "$(stat -c '%U %a' /var/lib/flowpic-collector/verdicts.db)" = "flowpic 600" ] \
+	|| fail "database file: $(stat -c '%U %a' /var/lib/flowpic-collector/verdicts.db)"
+# The agent: exactly the unit's three capabilities attach; one fewer does not.
+agent_with() {
+	local caps=$1
+	setpriv --reuid flowpic --regid flowpic --init-groups --inh-caps="-all$caps" \
+		--ambient-caps="-all$caps" --bounding-set="-all$caps" \
+		timeout -s INT 2 flowpic-agent --iface lo >/dev/null 2>"$work/agent.err"
+}
+rc=0; agent_with ",+bpf,+net_admin,+perfmon" || rc=$?
+[ "$rc" = 124 ] || { cat "$work/agent.err"; fail "agent with CAP_BPF,NET_ADMIN,PERFMON: exit $rc, not running"; }
+for caps in ",+net_admin,+perfmon" ",+bpf,+perfmon" ",+bpf,+net_admin"; do
+	rc=0; agent_with "$caps" || rc=$?
+	[ "$rc" != 124 ] && grep -q "missing capability" "$work/agent.err" \
+		|| fail "agent with only $caps: exit $rc ($(head -1 "$work/agent.err"))"
+done
+echo "   agent: attaches as flowpic with CAP_BPF,CAP_NET_ADMIN,CAP_PERFMON; refuses with any one missing"
+
+echo "== 5. purge"
+dpkg --purge "${pkgs[@]}" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; fail "dpkg --purge"; }
+installed=0
+for f in /usr/sbin/flowpic-agent /usr/bin/flowpic-collector /usr/bin/flowpic \
+	/lib/systemd/system/flowpic-agent.service /etc/flowpic /var/lib/flowpic-collector /var/lib/flowpic; do
+	[ ! -e "$f" ] || fail "$f left after purge"
+done
+echo "test_packages: OK"
