@@ -9,8 +9,9 @@
 # and draw the FlowPic of the busiest flow to out/demo-flow.png.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-"$root/scripts/install-deps.sh"
-"$root/scripts/build.sh"
+"$root/scripts/install-deps.sh" runtime build
+# Only the programs (the tests need the dev profile: scripts/test.sh).
+"$root/scripts/build.sh" -DBUILD_TESTING=OFF
 flowpic=$root/build/cli/flowpic
 agent=$root/build/agent/flowpic-agent
 collector=$root/build/collector/flowpic-collector

@@ -6,10 +6,11 @@ set -euo pipefail
 
 usage="usage: install-deps.sh [PROFILE...]   (default: all)
   runtime  the libraries flowpic, flowpic-agent and flowpic-collector run with
-  build    compilers, headers and generators to build them (and their .deb)
-  test     build + what the tests run: cmocka, tshark, PostgreSQL, gRPC peers, lintian
+  build    compilers, headers and generators to build them (and their .deb);
+           runtime + build is all the README's main job (scripts/demo.sh) needs
+  dev      build + what the tests run: cmocka, tshark, PostgreSQL, gRPC peers, lintian
   model    PyTorch and the rest of model/ (training, evaluation, ndpiReader labels)
-  lab      every traffic-lab driver's programs (model/lab; test lab.packages)
+  lab      model + every traffic-lab driver's programs (model/lab; test lab.packages)
   all      all of the above (CI, scripts/test.sh)"
 
 runtime=(
@@ -27,8 +28,10 @@ build=(
 	protobuf-c-compiler libprotobuf-c-dev libsqlite3-dev libpq-dev
 	# Debian packages (deploy/: cpack -G DEB, man pages from --help)
 	dpkg-dev help2man
+	# the scripts (scripts/demo.sh scores its verdicts with tests/classify/score_labels.py)
+	python3
 )
-test=(
+dev=(
 	"${build[@]}"
 	# tests (clang: the libFuzzer targets)
 	libcmocka-dev tshark python3 python3-numpy xz-utils
@@ -49,6 +52,7 @@ model=(
 	libndpi-bin
 )
 lab=(
+	"${model[@]}"
 	openssl procps
 	baresip baresip-core espeak-ng sox libasound2 python3-aiortc nftables
 	mosquitto python3-paho-mqtt openvpn dovecot-imapd python3-aiosmtpd vim less
@@ -69,10 +73,10 @@ for prof in "${profiles[@]}"; do
 	case "$prof" in
 	runtime) packages+=("${runtime[@]}") ;;
 	build) packages+=("${build[@]}") ;;
-	test) packages+=("${test[@]}") ;;
+	dev) packages+=("${dev[@]}") ;;
 	model) packages+=("${model[@]}") ;;
 	lab) packages+=("${lab[@]}") ;;
-	all) packages+=("${runtime[@]}" "${test[@]}" "${model[@]}" "${lab[@]}") ;;
+	all) packages+=("${runtime[@]}" "${dev[@]}" "${lab[@]}") ;;
 	-h | --help) echo "$usage"; exit 0 ;;
 	*) echo "install-deps: unknown profile '$prof'" >&2; echo "$usage" >&2; exit 2 ;;
 	esac

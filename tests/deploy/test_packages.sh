@@ -7,7 +7,8 @@
 #     the collector as the unit runs it (flowpic user, no capabilities, its
 #     env file) stores a verdict sent with the generated token; the agent as
 #     the flowpic user with exactly CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON
-#     attaches to lo, and with any one of them missing it cannot;
+#     captures and classifies a download on a veth between two network
+#     namespaces, and with any one of them missing it cannot start;
 #  5. dpkg --purge removes programs, units, conffiles, state and token.
 # Needs root (dpkg, the flowpic user, BPF) and refuses to touch a machine
 # where flowpic packages are already installed.
@@ -18,6 +19,9 @@ pkgs=(flowpic flowpic-agent flowpic-collector)
 fail() { echo "test_packages: FAIL: $*" >&2; exit 1; }
 cleanup() {
 	[ -n "${cpid:-}" ] && kill "$cpid" 2>/dev/null || true
+	[ -n "${hpid:-}" ] && kill "$hpid" 2>/dev/null || true
+	[ -n "${ns_s:-}" ] && ip netns del "$ns_s" 2>/dev/null || true
+	[ -n "${ns_c:-}" ] && ip netns del "$ns_c" 2>/dev/null || true
 	if [ "${installed:-0}" = 1 ]; then dpkg --purge "${pkgs[@]}" >/dev/null 2>&1 || true; fi
 	rm -rf "$work"
 }
@@ -84,21 +88,54 @@ want=$(grep -c . "$work/v.jsonl")
 echo "   collector: $n verdicts stored as the flowpic user"
 [ "$(stat -c '%U %a' /var/lib/flowpic-collector/verdicts.db)" = "flowpic 600" ] \
 	|| fail "database file: $(stat -c '%U %a' /var/lib/flowpic-collector/verdicts.db)"
-# The agent: exactly the unit's three capabilities attach; one fewer does not.
+# The agent: as flowpic with exactly the unit's three capabilities, in a
+# namespace joined to another by a veth pair, captures an HTTP download and
+# classifies it; with any one capability missing it cannot start.
+ns_s=fpdeb-s.$$ ns_c=fpdeb-c.$$
+ip netns add "$ns_s" && ip netns add "$ns_c" || fail "cannot create network namespaces"
+ip link add fpdeb-c netns "$ns_c" type veth peer name fpdeb-s netns "$ns_s" || fail "veth"
+ip -n "$ns_s" addr add 10.231.7.1/24 dev fpdeb-s && ip -n "$ns_s" link set fpdeb-s up
+ip -n "$ns_c" addr add 10.231.7.2/24 dev fpdeb-c && ip -n "$ns_c" link set fpdeb-c up
+ip -n "$ns_s" link set lo up
+mkdir -p "$work/www" && head -c 8000000 /dev/urandom >"$work/www/blob"
+ip netns exec "$ns_s" /usr/bin/python3 -m http.server --bind 10.231.7.1 8080 \
+	--directory "$work/www" >/dev/null 2>&1 &
+hpid=$!
 agent_with() {
-	local caps=$1
-	setpriv --reuid flowpic --regid flowpic --init-groups --inh-caps="-all$caps" \
-		--ambient-caps="-all$caps" --bounding-set="-all$caps" \
-		timeout -s INT 2 flowpic-agent --iface lo >/dev/null 2>"$work/agent.err"
+	local caps=$1 secs=$2
+	ip netns exec "$ns_c" setpriv --reuid flowpic --regid flowpic --init-groups \
+		--inh-caps="-all$caps" --ambient-caps="-all$caps" --bounding-set="-all$caps" \
+		timeout -s INT "$secs" flowpic-agent --iface fpdeb-c -v >"$work/agent.out" 2>"$work/agent.err"
 }
-rc=0; agent_with ",+bpf,+net_admin,+perfmon" || rc=$?
-[ "$rc" = 124 ] || { cat "$work/agent.err"; fail "agent with CAP_BPF,NET_ADMIN,PERFMON: exit $rc, not running"; }
+# The unit's capabilities, as setpriv takes them (",+bpf,+net_admin,+perfmon").
+unit=/lib/systemd/system/flowpic-agent.service
+ucaps=$(sed -n 's/^AmbientCapabilities=//p' "$unit" | tr 'A-Z' 'a-z' | sed 's/cap_/,+/g; s/ //g')
+[ "$(sed -n 's/^CapabilityBoundingSet=//p' "$unit")" = "$(sed -n 's/^AmbientCapabilities=//p' "$unit")" ] \
+	|| fail "the agent unit's bounding set differs from its ambient capabilities"
+rc=0
+agent_with "$ucaps" 8 &
+apid=$!
+sleep 2
+ip netns exec "$ns_c" /usr/bin/python3 -c '
+import time, urllib.request
+end = time.time() + 4
+while time.time() < end:
+    urllib.request.urlopen("http://10.231.7.1:8080/blob", timeout=5).read()
+    time.sleep(0.3)' || fail "download in the namespace"
+wait "$apid" || rc=$?
+kill "$hpid" 2>/dev/null || true
+[ "$rc" = 124 ] || { cat "$work/agent.err"; fail "agent with the unit's capabilities ($ucaps): exit $rc"; }
+pk=$(grep -o '"packets":[0-9]*' "$work/agent.err" | tail -1 | cut -d: -f2)
+nv=$(grep -c '"class"' "$work/agent.out" || true)
+[ "${pk:-0}" -ge 1000 ] && [ "$nv" -ge 1 ] || { tail -3 "$work/agent.err"; fail "agent captured ${pk:-0} packets, $nv verdicts"; }
+echo "   agent: as flowpic with the unit's capabilities ($ucaps) on a veth: $pk packets, $nv verdict lines"
 for caps in ",+net_admin,+perfmon" ",+bpf,+perfmon" ",+bpf,+net_admin"; do
-	rc=0; agent_with "$caps" || rc=$?
+	rc=0; agent_with "$caps" 2 || rc=$?
 	[ "$rc" != 124 ] && grep -q "missing capability" "$work/agent.err" \
 		|| fail "agent with only $caps: exit $rc ($(head -1 "$work/agent.err"))"
 done
-echo "   agent: attaches as flowpic with CAP_BPF,CAP_NET_ADMIN,CAP_PERFMON; refuses with any one missing"
+echo "   agent: refuses to start with any one of the three missing"
+ip netns del "$ns_s"; ip netns del "$ns_c"; ns_s= ns_c=
 
 echo "== 5. purge"
 dpkg --purge "${pkgs[@]}" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; fail "dpkg --purge"; }
