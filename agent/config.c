@@ -104,8 +104,12 @@ const struct config_setting config_settings[] = {
 	  "time order (benchmarks and tests only: pictures then differ from a capture's)",
 	  3 },
 	{ "keep-caps", 0x117, CK_BOOL, NULL,
-	  "Keep all capabilities after attaching (default: "
-	  "drop them all)",
+	  "Keep all capabilities (and root) after attaching (default: "
+	  "drop them all and switch to --user)",
+	  3 },
+	{ "user", 0x11a, CK_STRING, "NAME",
+	  "After attaching, run as this user (default: flowpic if it exists, else nobody; "
+	  "no switch when not started as root or with --keep-caps)",
 	  3 },
 	{ "counters-file", 0x120, CK_PATH, "FILE",
 	  "Append the counters line here instead of "
@@ -180,6 +184,7 @@ static const struct config_text texts[] = { TEXT("pcap", pcap),
 					    TEXT("collector-token-file", collector_token_file),
 					    TEXT("agent-id", agent_id),
 					    TEXT("spool-dir", spool_dir),
+					    TEXT("user", user),
 					    { 0 } };
 
 void config_default(struct agent_config *c)
@@ -389,13 +394,19 @@ static int set_uint(struct agent_config *c, const char *name, const char *v, cha
 int config_set(struct agent_config *c, const struct config_setting *s, const char *value, char *err,
 	       size_t errlen)
 {
-	const char *v = value ? value : "true";
+	const char *v = value ? value : "true", *p;
 	uint64_t ns, min, *dst;
 	bool b;
 	int rc;
 
 	if (s->kind != CK_BOOL && !value)
 		return fail(err, errlen, "%s: give a value", s->name);
+	/* No setting takes one, and echoed back it would break the one-line
+	 * message (a newline) or drive the terminal (an escape). */
+	for (p = v; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return fail(err, errlen, "%s: control character 0x%02x in the value",
+				    s->name, (unsigned)(unsigned char)*p);
 	switch (s->kind) {
 	case CK_IFACES:
 		rc = set_ifaces(c, s->name, v, err, errlen);
@@ -694,6 +705,8 @@ void config_print(FILE *out, const struct agent_config *c)
 	if (c->no_merge)
 		fputs("no-merge = true\n", out);
 	fprintf(out, "keep-caps = %s\n", c->keep_caps ? "true" : "false");
+	if (c->user[0])
+		fprintf(out, "user = \"%s\"\n", c->user);
 	if (c->counters_file[0])
 		fprintf(out, "counters-file = \"%s\"\n", c->counters_file);
 	if (c->samples_out[0])

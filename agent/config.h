@@ -62,6 +62,7 @@ struct agent_config {
 	uint32_t merge_max;    /* 0: the capture library's default */
 	bool no_merge;	       /* ring order, not time order */
 	bool keep_caps;	       /* do not drop capabilities after attaching */
+	char user[64];	       /* run as this user once attached ("" = flowpic or nobody) */
 
 	/* output */
 	char counters_file[AGENT_PATH_MAX]; /* "" = stderr */

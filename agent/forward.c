@@ -26,6 +26,8 @@ static struct {
 	uint8_t local[MAX_LOCAL][16];  /* this host's addresses, IPv4-mapped */
 	unsigned n_local;
 	char token[RPC_TOKEN_MAX + 1];
+	char agent_id[256];
+	bool tls;
 	const char *classes[STREAM_MAX_CLASSES];
 	struct stream_counters final; /* after stream_close() */
 	bool closed;
@@ -99,8 +101,7 @@ void forward_publish(struct agent *a, const struct agent_counter *c, size_t n)
 	pthread_mutex_unlock(&fw.mu);
 }
 
-int forward_open(struct agent *a, const struct agent_config *cfg, const char *where, char *err,
-		 size_t errlen)
+int forward_prepare(struct agent *a, const struct agent_config *cfg, char *err, size_t errlen)
 {
 	const struct model *m = classifier_model(a->cls);
 	struct stream_config sc;
@@ -151,15 +152,37 @@ int forward_open(struct agent *a, const struct agent_config *cfg, const char *wh
 	if (cfg->spool_max_bytes)
 		sc.spool_max_bytes = cfg->spool_max_bytes;
 	sc.counters_fn = counters_fn;
-	a->stream = stream_new(&sc, err, errlen);
+	a->stream = stream_prepare(&sc, err, errlen);
 	if (!a->stream)
 		return errno ? -errno : -EIO;
+	snprintf(fw.agent_id, sizeof(fw.agent_id), "%s", sc.agent_id);
+	fw.tls = sc.tls;
+	return 0;
+}
+
+int forward_start(struct agent *a, const struct agent_config *cfg, const char *where, char *err,
+		  size_t errlen)
+{
+	int rc = stream_start(a->stream, err, errlen);
+
+	if (rc < 0)
+		return rc;
 	snprintf(fw.where, sizeof(fw.where), "%s", where);
 	if (cfg->n_ifaces)
 		local_addresses();
-	log_info("streaming verdicts to %s as '%s'%s%s", cfg->collector, sc.agent_id,
-		 sc.tls ? " over TLS" : "", sc.spool_dir ? ", spool " : "");
+	log_info("streaming verdicts to %s as '%s'%s%s%s", cfg->collector, fw.agent_id,
+		 fw.tls ? " over TLS" : "", cfg->spool_dir[0] ? ", spool " : "", cfg->spool_dir);
 	return 0;
+}
+
+int forward_open(struct agent *a, const struct agent_config *cfg, const char *where, char *err,
+		 size_t errlen)
+{
+	int rc = forward_prepare(a, cfg, err, errlen);
+
+	if (rc == 0)
+		rc = forward_start(a, cfg, where, err, errlen);
+	return rc;
 }
 
 /* The parts of a verdict that come from the flow. */

@@ -17,10 +17,16 @@
 
 #include "agent.h"
 
-/* Start the stream (--collector and its settings).  0, or a negative errno
- * with one line in err. */
+/* Start the stream (--collector and its settings): forward_prepare() then
+ * forward_start().  0, or a negative errno with one line in err. */
 int forward_open(struct agent *a, const struct agent_config *cfg, const char *where, char *err,
 		 size_t errlen);
+/* The token and TLS files read, the stream set up (stream_prepare()); then,
+ * possibly as another user, the spool opened and the thread started.  After
+ * a failed start, forward_close() frees the prepared stream. */
+int forward_prepare(struct agent *a, const struct agent_config *cfg, char *err, size_t errlen);
+int forward_start(struct agent *a, const struct agent_config *cfg, const char *where, char *err,
+		  size_t errlen);
 
 void forward_block(struct agent *a, const struct flow *f, const struct block *b,
 		   const struct block_verdict *v);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * live.c - `flowpic-agent --iface IF[,IF...]`: attach through bpf/capture.h,
- * drop every capability, then one epoll loop over the rings, the signals and
+ * drop every capability and switch to an unprivileged user (--user), then
+ * one epoll loop over the rings, the signals and
  * the deadline sweep.
  *
  * What live capture needs (the interfaces, BTF, ring buffers, capabilities)
@@ -278,6 +279,8 @@ int live_run(struct run *r)
 	const struct agent_config *cfg = r->cfg;
 	struct capture_config cc;
 	char err[1024], caps[256];
+	struct caps_user user;
+	int switch_to = 0;
 	uint64_t tick;
 	unsigned i;
 	int status;
@@ -303,37 +306,48 @@ int live_run(struct run *r)
 
 		cc.batch_age_ms = (uint32_t)(ms > 2000 ? 2000 : ms);
 	}
+	/* Whom to become once attached: known before anything is loaded. */
+	if (!cfg->keep_caps) {
+		switch_to = caps_pick_user(cfg->user, &user, err, sizeof(err));
+		if (switch_to < 0) {
+			log_error("%s", err);
+			return AGENT_EXIT_USAGE;
+		}
+	}
 	r->cap = capture_open(&cc, err, sizeof(err));
 	if (!r->cap)
 		return capture_failed(errno, err);
 	/* capture_open() logged each interface with its XDP mode. */
 	r->started = true;
 	r->source_counters = live_counters;
+	/* The token and TLS files are read while still root... */
+	status = run_stream_prepare(r);
+	if (status)
+		goto fail;
 	if (!cfg->keep_caps) {
 		/* Without tcx (Linux < 6.6) TC egress is a netlink filter whose
 		 * removal at exit needs CAP_NET_ADMIN; a bpf_link needs nothing. */
 		bool keep_net_admin = !kernel_at_least(6, 6);
 
-		if (caps_drop_all(keep_net_admin, err, sizeof(err))) {
+		if (caps_drop_all(keep_net_admin, switch_to > 0 ? &user : NULL, err, sizeof(err))) {
 			log_error("%s: refusing to run with privileges it does not need; use "
 				  "--keep-caps to run anyway",
 				  err);
-			capture_close(r->cap);
-			r->cap = NULL;
-			return AGENT_EXIT_FAILURE;
+			status = AGENT_EXIT_FAILURE;
+			goto fail;
 		}
 		caps_describe(caps, sizeof(caps));
+		if (switch_to > 0)
+			log_info("running as user %s (uid %u, gid %u)", user.name,
+				 (unsigned)user.uid, (unsigned)user.gid);
 		log_info("capabilities dropped (now '%s')", caps);
 	}
-	/* Threads keep the capabilities they were created with: the stream's
-	 * thread (network, TLS) starts only now. */
-	status = run_stream_open(r);
-	if (status) {
-		capture_close(r->cap);
-		r->cap = NULL;
-		r->started = false;
-		return status;
-	}
+	/* ... the spool is opened as the new user, and the stream's thread
+	 * (network, TLS) starts only now: threads keep the capabilities they
+	 * were created with. */
+	status = run_stream_start(r);
+	if (status)
+		goto fail;
 	tick = cfg->sweep_ns;
 	if (cc.design == CAPTURE_BATCHES && (uint64_t)cc.batch_age_ms * 500000 < tick)
 		tick = (uint64_t)cc.batch_age_ms * 500000;
@@ -345,5 +359,11 @@ int live_run(struct run *r)
 	cap_final_valid = true;
 	capture_close(r->cap);
 	r->cap = NULL;
+	return status;
+fail:
+	run_stream_close(r);
+	capture_close(r->cap);
+	r->cap = NULL;
+	r->started = false;
 	return status;
 }

@@ -6,6 +6,7 @@
  */
 #include <argp.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -50,7 +51,8 @@ static const char doc[] =
 	"{\"counters\":{...}}, go to stderr (or --counters-file) on SIGUSR1 and at exit. "
 	"SIGINT/SIGTERM end every flow (their verdicts are printed, marked early when a block "
 	"is partial), detach and exit 0. Live capture needs CAP_BPF, CAP_PERFMON and "
-	"CAP_NET_ADMIN (root); all are dropped once attached.\n\n"
+	"CAP_NET_ADMIN (root); all are dropped once attached, and the agent then runs as --user "
+	"(default flowpic, else nobody): its --spool-dir must be that user's, mode 0700.\n\n"
 	"Examples:\n"
 	"  flowpic-agent --iface eth0\n"
 	"  flowpic-agent --iface eth0,wlan0 --model lab.fpcnn > verdicts.jsonl\n"
@@ -236,11 +238,25 @@ int main(int argc, char **argv)
 	r.cfg = &cfg;
 	r.counters_out = stderr;
 	if (cfg.counters_file[0]) {
-		r.counters_out = fopen(cfg.counters_file, "ae");
+		/* Opened as root: a symbolic link planted in its place would make
+		 * the agent append to (or create) any file it points to. */
+		int fd = open(cfg.counters_file,
+			      O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
+
+		r.counters_out = fd >= 0 ? fdopen(fd, "a") : NULL;
 		if (!r.counters_out) {
-			log_error("%s: cannot open the counters file: %s; give a writable "
-				  "--counters-file",
-				  cfg.counters_file, strerror(errno));
+			int e = errno;
+
+			if (fd >= 0)
+				close(fd);
+			if (e == ELOOP)
+				log_error("%s: the counters file is a symbolic link; refusing to "
+					  "follow it: give the real file as --counters-file",
+					  cfg.counters_file);
+			else
+				log_error("%s: cannot open the counters file: %s; give a writable "
+					  "--counters-file",
+					  cfg.counters_file, strerror(e));
 			return AGENT_EXIT_USAGE;
 		}
 		setvbuf(r.counters_out, NULL, _IOLBF, 0);

@@ -50,26 +50,54 @@ void run_counters_publish(struct run *r)
 	forward_publish(&r->agent, c, n);
 }
 
-int run_stream_open(struct run *r)
+/* Where the verdicts come from, as the collector shows it. */
+static void stream_where(const struct agent_config *cfg, char *where, size_t len)
+{
+	unsigned i;
+
+	where[0] = '\0';
+	for (i = 0; i < cfg->n_ifaces; i++)
+		snprintf(where + strlen(where), len - strlen(where), "%s%s", i ? "," : "",
+			 cfg->ifaces[i]);
+	if (!cfg->n_ifaces)
+		snprintf(where, len, "%s", cfg->pcap);
+}
+
+int run_stream_prepare(struct run *r)
 {
 	const struct agent_config *cfg = r->cfg;
-	char where[256], err[600];
-	unsigned i;
+	char err[600];
 
 	if (!cfg->collector[0])
 		return AGENT_EXIT_OK;
-	/* Where the verdicts come from, as the collector shows it. */
-	where[0] = '\0';
-	for (i = 0; i < cfg->n_ifaces; i++)
-		snprintf(where + strlen(where), sizeof(where) - strlen(where), "%s%s", i ? "," : "",
-			 cfg->ifaces[i]);
-	if (!cfg->n_ifaces)
-		snprintf(where, sizeof(where), "%s", cfg->pcap);
-	if (forward_open(&r->agent, cfg, where, err, sizeof(err)) < 0) {
+	if (forward_prepare(&r->agent, cfg, err, sizeof(err)) < 0) {
 		log_error("collector %s: %s", cfg->collector, err);
 		return AGENT_EXIT_USAGE;
 	}
 	return AGENT_EXIT_OK;
+}
+
+int run_stream_start(struct run *r)
+{
+	const struct agent_config *cfg = r->cfg;
+	char where[256], err[600];
+
+	if (!r->agent.stream)
+		return AGENT_EXIT_OK;
+	stream_where(cfg, where, sizeof(where));
+	if (forward_start(&r->agent, cfg, where, err, sizeof(err)) < 0) {
+		log_error("collector %s: %s", cfg->collector, err);
+		forward_close(&r->agent, 0);
+		return AGENT_EXIT_USAGE;
+	}
+	return AGENT_EXIT_OK;
+}
+
+int run_stream_open(struct run *r)
+{
+	int status = run_stream_prepare(r);
+
+	return status ? status : run_stream_start(r);
 }
 
 int run_stream_close(struct run *r)

@@ -45,6 +45,11 @@ void run_counters_dump(struct run *r);
  * AGENT_EXIT_OK, or _USAGE with the error logged.
  */
 int run_stream_open(struct run *r);
+/* The same in two steps (live): prepare reads the token and TLS files (as
+ * root), start opens the spool and starts the thread (as the user the agent
+ * switched to).  After a failed start the stream is gone. */
+int run_stream_prepare(struct run *r);
+int run_stream_start(struct run *r);
 
 /*
  * Flush the verdict stream, wait up to collector-wait for acknowledgements

@@ -15,10 +15,12 @@
 
 #include "flowpic.pb-c.h"
 #include "grpc_status.h"
+#include "identity.h"
 #include "log.h"
 #include "rpc_error.h"
 #include "server_int.h"
 #include "token.h"
+#include "validate.h"
 
 int ackq_push(struct ackq *q, const struct ack *a)
 {
@@ -57,9 +59,9 @@ static void ackq_free(struct ackq *q)
 	memset(q, 0, sizeof(*q));
 }
 
-/* ---- streams ---- */
+/* ---- calls (one per HTTP/2 stream) ---- */
 
-void pending_unlink(struct server *s, struct stream *st)
+void pending_unlink(struct server *s, struct call *st)
 {
 	if (!st->on_pending)
 		return;
@@ -73,7 +75,7 @@ void pending_unlink(struct server *s, struct stream *st)
 	st->on_pending = false;
 }
 
-static void pending_link(struct server *s, struct stream *st)
+static void pending_link(struct server *s, struct call *st)
 {
 	if (st->on_pending)
 		return;
@@ -85,26 +87,34 @@ static void pending_link(struct server *s, struct stream *st)
 	st->on_pending = true;
 }
 
-void stream_free(struct stream *st)
+void call_free(struct call *st)
 {
-	struct conn *c = st->c;
+	struct h2conn *c = st->c;
 
 	pending_unlink(c->srv, st);
 	if (st->prev_in_conn)
 		st->prev_in_conn->next_in_conn = st->next_in_conn;
 	else
-		c->streams = st->next_in_conn;
+		c->calls = st->next_in_conn;
 	if (st->next_in_conn)
 		st->next_in_conn->prev_in_conn = st->prev_in_conn;
 	c->acks_waiting -= ackq_count(&st->ready);
 	c->unconsumed -= st->unconsumed;
-	grpc_reader_free(&st->rd);
+	call_drop_partial(st);
 	ackq_free(&st->uncommitted);
 	ackq_free(&st->ready);
 	free(st);
 }
 
-void stream_wake(struct stream *st)
+void call_drop_partial(struct call *st)
+{
+	st->c->srv->buffered -= st->buffered;
+	st->buffered = 0;
+	st->partial_since_ms = 0;
+	grpc_reader_free(&st->rd);
+}
+
+void call_wake(struct call *st)
 {
 	if (st->deferred && st->started) {
 		st->deferred = false;
@@ -115,7 +125,7 @@ void stream_wake(struct stream *st)
 
 /* Decide the call's status; the data provider sends the trailers once the
  * acks already earned are out.  The first status wins. */
-void stream_fail(struct stream *st, int status, uint64_t *counter, const char *fmt, ...)
+void call_fail(struct call *st, int status, uint64_t *counter, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -128,74 +138,128 @@ void stream_fail(struct stream *st, int status, uint64_t *counter, const char *f
 	va_end(ap);
 	if (counter)
 		(*counter)++;
-	log_warn("%s: stream %d: %s: ending the call with %s", st->c->peer, st->id, st->message,
-		 grpc_status_name(status));
-	stream_wake(st);
+	peer_warn(st->c->srv, "%s: stream %d: %s: ending the call with %s", st->c->peer, st->id,
+		  st->message, grpc_status_name(status));
+	call_wake(st);
 }
 
 /* ---- the gRPC call ---- */
 
+/* Is the batch's agent_id one this call may write as?  true, or the call
+ * is failed with PERMISSION_DENIED. */
+static bool identity_ok(struct call *st, const Flowpic__V1__Batch *b)
+{
+	struct server *s = st->c->srv;
+	char cn[257];
+
+	if (st->agent_id && strcmp(b->agent->agent_id, st->agent_id)) {
+		call_fail(st, GRPC_STATUS_PERMISSION_DENIED, &s->k.err_permission_denied,
+			  "batch %" PRIu64 ": agent.agent_id is not %s, the agent of this token",
+			  b->sequence, st->agent_id);
+		return false;
+	}
+	if (s->cfg.agent_id_from_cert) {
+		if (identity_peer_cn(st->c->ssl, cn, sizeof(cn)) < 0) {
+			call_fail(st, GRPC_STATUS_PERMISSION_DENIED, &s->k.err_permission_denied,
+				  "batch %" PRIu64
+				  ": no client certificate CN to check agent.agent_id against",
+				  b->sequence);
+			return false;
+		}
+		if (strcmp(b->agent->agent_id, cn)) {
+			call_fail(st, GRPC_STATUS_PERMISSION_DENIED, &s->k.err_permission_denied,
+				  "batch %" PRIu64
+				  ": agent.agent_id is not %s, the client certificate's CN",
+				  b->sequence, cn);
+			return false;
+		}
+	}
+	return true;
+}
+
 /* grpc_msg_cb: one Batch into the store's transaction.  0, or a negative
- * errno when the call is failed (stream_fail()). */
+ * errno when the call is failed (call_fail()). */
 static int on_message(void *ctx, const uint8_t *msg, size_t len)
 {
-	struct stream *st = ctx;
+	struct call *st = ctx;
 	struct server *s = st->c->srv;
+	uint64_t *counter, sequence, busy_max;
 	Flowpic__V1__Batch *b;
+	size_t idx, nverdicts;
 	char err[512];
 	struct ack a;
-	size_t idx;
 	int rc;
 
 	b = flowpic__v1__batch__unpack(NULL, len, msg);
 	if (!b) {
-		stream_fail(st, GRPC_STATUS_INVALID_ARGUMENT, &s->k.err_bad_protobuf,
-			    "batch %" PRIu64 " of the call: malformed protobuf Batch (%zu bytes)",
-			    st->batches + 1, len);
+		call_fail(st, GRPC_STATUS_INVALID_ARGUMENT, &s->k.err_bad_protobuf,
+			  "batch %" PRIu64 " of the call: malformed protobuf Batch (%zu bytes)",
+			  st->batches + 1, len);
 		return -EBADMSG;
 	}
-	if (!b->agent || !b->agent->agent_id || !*b->agent->agent_id) {
-		stream_fail(st, GRPC_STATUS_INVALID_ARGUMENT, &s->k.err_bad_batch,
-			    "batch sequence %" PRIu64
-			    ": no agent.agent_id (a verdict's identity needs it)",
-			    b->sequence);
+	/* Values that do not fit the store fail this call alone, before the
+	 * batch can break a transaction other agents share. */
+	switch (batch_validate(b, err, sizeof(err))) {
+	case VALIDATE_OK:
+		counter = NULL;
+		break;
+	case VALIDATE_OUT_OF_RANGE:
+		counter = &s->k.err_out_of_range;
+		break;
+	case VALIDATE_NON_FINITE:
+		counter = &s->k.err_non_finite;
+		break;
+	default:
+		counter = &s->k.err_bad_batch;
+		break;
+	}
+	if (counter) {
+		call_fail(st, GRPC_STATUS_INVALID_ARGUMENT, counter, "%s", err);
 		flowpic__v1__batch__free_unpacked(b, NULL);
 		return -EINVAL;
 	}
+	if (!identity_ok(st, b)) {
+		flowpic__v1__batch__free_unpacked(b, NULL);
+		return -EPERM;
+	}
+	/* The file is locked and batches pile up: beyond a bound, refuse
+	 * rather than buffer without end (the agent resends later). */
+	busy_max = 4ull * s->cfg.commit_max < 100000 ? 100000 : 4ull * s->cfg.commit_max;
+	if (store_retry_at(s->store) && s->txn_verdicts + b->n_verdicts > busy_max) {
+		call_fail(st, GRPC_STATUS_UNAVAILABLE, &s->k.err_store_busy,
+			  "store busy: %" PRIu64 " verdicts wait for a locked database",
+			  s->txn_verdicts);
+		flowpic__v1__batch__free_unpacked(b, NULL);
+		return -EBUSY;
+	}
 	if (!store_in_txn(s->store))
 		s->txn_start_ms = clock_mono_ms();
-	rc = store_put_batch(s->store, b, clock_real_ns(), &idx, err, sizeof(err));
+	sequence = b->sequence;
+	nverdicts = b->n_verdicts;
+	rc = store_put_batch(s->store, b, clock_real_ns(), &idx, err, sizeof(err)); /* takes b */
 	if (rc < 0) {
-		struct stream *p, *next;
-
 		/* The transaction is gone: every batch waiting for it is lost,
 		 * so every call with such a batch ends UNAVAILABLE (the agents
-		 * resend what was not acknowledged). */
+		 * resend what was not acknowledged).  The reason is in the log,
+		 * not in other agents' statuses. */
 		log_error("%s", err);
 		s->k.err_store++;
-		stream_fail(st, GRPC_STATUS_UNAVAILABLE, NULL, "store failed: %s", err);
-		for (p = s->pending; p; p = next) {
-			next = p->next_pending;
-			p->uncommitted.len = p->uncommitted.head = 0;
-			stream_fail(p, GRPC_STATUS_UNAVAILABLE, NULL, "store failed: %s", err);
-			pending_unlink(s, p);
-		}
-		s->txn_verdicts = 0;
-		flowpic__v1__batch__free_unpacked(b, NULL);
+		call_fail(st, GRPC_STATUS_UNAVAILABLE, NULL,
+			  "store failed (see the collector's log)");
+		fail_pending(s);
 		return rc;
 	}
 	st->batches++;
 	s->k.batches++;
-	s->k.verdicts_received += b->n_verdicts;
-	s->txn_verdicts += b->n_verdicts;
+	s->k.verdicts_received += nverdicts;
+	s->txn_verdicts += nverdicts;
 	memset(&a, 0, sizeof(a));
-	a.sequence = b->sequence;
+	a.sequence = sequence;
 	a.txn_idx = idx;
-	flowpic__v1__batch__free_unpacked(b, NULL);
 	rc = ackq_push(&st->uncommitted, &a);
 	if (rc < 0) {
-		stream_fail(st, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL,
-			    "out of memory queueing an ack");
+		call_fail(st, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL,
+			  "out of memory queueing an ack");
 		return rc;
 	}
 	pending_link(s, st);
@@ -205,8 +269,8 @@ static int on_message(void *ctx, const uint8_t *msg, size_t len)
 static ssize_t data_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t length,
 			 uint32_t *flags, nghttp2_data_source *src, void *user)
 {
-	struct stream *st = src->ptr;
-	struct conn *c = user;
+	struct call *st = src->ptr;
+	struct h2conn *c = user;
 	size_t n = 0;
 
 	(void)id;
@@ -261,7 +325,7 @@ static ssize_t data_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t l
 
 /* The request headers are complete: check them and answer with the
  * response headers; the body (acks, then trailers) comes from data_read. */
-static void stream_start(struct stream *st)
+static void call_start(struct call *st)
 {
 	struct server *s = st->c->srv;
 	nghttp2_data_provider dp = { .source.ptr = st, .read_callback = data_read };
@@ -278,8 +342,10 @@ static void stream_start(struct stream *st)
 
 		s->k.err_bad_request++;
 		st->failed = true;
-		log_warn("%s: stream %d: not a gRPC request (method, path or content-type): HTTP %s",
-			 st->c->peer, st->id, code);
+		peer_warn(
+			s,
+			"%s: stream %d: not a gRPC request (method, path or content-type): HTTP %s",
+			st->c->peer, st->id, code);
 		nghttp2_submit_response(st->c->h2, st->id, &h, 1, NULL);
 		st->c->dirty = true;
 		return;
@@ -298,19 +364,21 @@ static void stream_start(struct stream *st)
 	}
 	st->started = true;
 	s->k.streams_opened++;
+	if (st->auth_ok)
+		st->c->authed = true;
 	if (!st->path_ok)
-		stream_fail(st, GRPC_STATUS_UNIMPLEMENTED, &s->k.err_unknown_method,
-			    "unknown method %s (this server has " COLLECTOR_PATH ")", st->path);
+		call_fail(st, GRPC_STATUS_UNIMPLEMENTED, &s->k.err_unknown_method,
+			  "unknown method %s (this server has " COLLECTOR_PATH ")", st->path);
 	else if (!st->auth_ok)
-		stream_fail(st, GRPC_STATUS_UNAUTHENTICATED, &s->k.err_unauthenticated,
-			    "missing or wrong access token (authorization: Bearer ...)");
+		call_fail(st, GRPC_STATUS_UNAUTHENTICATED, &s->k.err_unauthenticated,
+			  "missing or wrong access token (authorization: Bearer ...)");
 	else if (st->encoding_bad)
-		stream_fail(st, GRPC_STATUS_UNIMPLEMENTED, &s->k.err_compressed,
-			    "grpc-encoding other than identity: no compression is supported");
+		call_fail(st, GRPC_STATUS_UNIMPLEMENTED, &s->k.err_compressed,
+			  "grpc-encoding other than identity: no compression is supported");
 	st->c->dirty = true;
 }
 
-static void frame_error(struct stream *st, int err)
+static void frame_error(struct call *st, int err)
 {
 	struct server *s = st->c->srv;
 	uint64_t *counter = &s->k.err_grpc_frame;
@@ -328,18 +396,18 @@ static void frame_error(struct stream *st, int err)
 		counter = &s->k.err_truncated;
 	}
 	if (err == GRPC_FRAME_E_TOO_BIG)
-		stream_fail(st, status, counter, "%s (%u bytes)", rpc_strerror(err),
-			    s->cfg.max_message);
+		call_fail(st, status, counter, "%s (%u bytes)", rpc_strerror(err),
+			  s->cfg.max_message);
 	else
-		stream_fail(st, status, counter, "%s", rpc_strerror(err));
+		call_fail(st, status, counter, "%s", rpc_strerror(err));
 }
 
 /* ---- nghttp2 callbacks ---- */
 
 static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *user)
 {
-	struct conn *c = user;
-	struct stream *st;
+	struct h2conn *c = user;
+	struct call *st;
 
 	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
@@ -348,12 +416,12 @@ static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *u
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	st->c = c;
 	st->id = f->hd.stream_id;
-	st->auth_ok = c->srv->cfg.token == NULL;
+	st->auth_ok = !c->srv->cfg.token && !c->srv->cfg.tokens;
 	grpc_reader_init(&st->rd, c->srv->cfg.max_message);
-	st->next_in_conn = c->streams;
-	if (c->streams)
-		c->streams->prev_in_conn = st;
-	c->streams = st;
+	st->next_in_conn = c->calls;
+	if (c->calls)
+		c->calls->prev_in_conn = st;
+	c->calls = st;
 	nghttp2_session_set_stream_user_data(h2, st->id, st);
 	return 0;
 }
@@ -367,8 +435,8 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t 
 		     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
 		     void *user)
 {
-	struct conn *c = user;
-	struct stream *st;
+	struct h2conn *c = user;
+	struct call *st;
 
 	(void)flags;
 	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
@@ -394,7 +462,11 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t 
 		st->ct_ok = valuelen >= 16 && !memcmp(value, GRPC_CONTENT_TYPE, 16) &&
 			    (valuelen == 16 || value[16] == '+' || value[16] == ';');
 	} else if (hdr_is(name, namelen, GRPC_HDR_AUTHORIZATION)) {
-		if (c->srv->cfg.token)
+		st->agent_id = NULL;
+		if (c->srv->cfg.tokens)
+			st->auth_ok = token_map_check(c->srv->cfg.tokens, (const char *)value,
+						      valuelen, &st->agent_id);
+		else if (c->srv->cfg.token)
 			st->auth_ok =
 				rpc_token_check(c->srv->cfg.token, (const char *)value, valuelen);
 	} else if (hdr_is(name, namelen, GRPC_HDR_ENCODING)) {
@@ -405,49 +477,81 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t 
 
 static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *user)
 {
-	struct conn *c = user;
-	struct stream *st;
+	struct h2conn *c = user;
+	struct call *st;
 	int err;
 
 	c->preface_done = true;
 	if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
-		return 0;
+		return 0; /* PINGs, SETTINGS, ...: not activity for --idle-timeout */
+	c->last_active_ms = clock_mono_ms();
 	st = nghttp2_session_get_stream_user_data(h2, f->hd.stream_id);
 	if (!st)
 		return 0;
 	if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST)
-		stream_start(st);
+		call_start(st);
 	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
 		st->client_done = true;
 		if (!st->failed && (err = grpc_reader_finish(&st->rd)) != 0)
 			frame_error(st, err);
-		stream_wake(st);
+		call_wake(st);
 	}
 	return 0;
+}
+
+/* DATA into the call's reassembly.  The buffers of partial messages of all
+ * calls stay within --max-buffered: the call whose growth went over ends
+ * (its buffer freed at once).  A message is timed from its first byte
+ * (--message-timeout, server.c). */
+static void feed(struct call *st, const uint8_t *data, size_t len)
+{
+	struct server *s = st->c->srv;
+	struct grpc_reader *r = &st->rd;
+	uint64_t messages = r->messages;
+	int err;
+
+	err = grpc_reader_feed(r, data, len, on_message, st);
+	if (err)
+		frame_error(st, err);
+	if (st->failed) {
+		call_drop_partial(st);
+		return;
+	}
+	if (!r->buf_have && r->buf_cap)
+		grpc_reader_free(r); /* between messages: no buffer kept */
+	s->buffered = s->buffered - st->buffered + r->buf_cap;
+	st->buffered = r->buf_cap;
+	if (!grpc_reader_partial(r))
+		st->partial_since_ms = 0;
+	else if (!st->partial_since_ms || r->messages != messages)
+		st->partial_since_ms = clock_mono_ms();
+	if (s->buffered > s->cfg.max_buffered) {
+		call_fail(st, GRPC_STATUS_RESOURCE_EXHAUSTED, &s->k.err_memory_budget,
+			  "partial messages of all calls over --max-buffered %" PRIu64 " bytes",
+			  s->cfg.max_buffered);
+		call_drop_partial(st);
+	}
 }
 
 static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t *data,
 			 size_t len, void *user)
 {
-	struct stream *st = nghttp2_session_get_stream_user_data(h2, id);
-	struct conn *c = user;
-	int err;
+	struct call *st = nghttp2_session_get_stream_user_data(h2, id);
+	struct h2conn *c = user;
 
 	(void)flags;
 	if (!st) {
 		nghttp2_session_consume_connection(h2, len);
 		return 0;
 	}
+	c->last_active_ms = clock_mono_ms();
 	/* A refused call's body is read and dropped. */
-	if (!st->failed && st->started) {
-		err = grpc_reader_feed(&st->rd, data, len, on_message, st);
-		if (err)
-			frame_error(st, err);
-	}
+	if (!st->failed && st->started)
+		feed(st, data, len);
 	/* Flow control is the back-pressure: while the peer leaves its acks
 	 * unread, the window it used is not given back, so it must stop
 	 * sending; we keep reading (its WINDOW_UPDATEs, PINGs). */
-	if (conn_backlogged(c)) {
+	if (h2conn_backlogged(c)) {
 		st->unconsumed += len;
 		c->unconsumed += len;
 	} else {
@@ -458,7 +562,7 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const u
 
 static int on_frame_send(nghttp2_session *h2, const nghttp2_frame *f, void *user)
 {
-	struct stream *st;
+	struct call *st;
 
 	/* nghttp2 found a connection error itself (some, like a bad frame
 	 * size, reach no other callback): its GOAWAY says which. */
@@ -477,13 +581,18 @@ static int on_frame_send(nghttp2_session *h2, const nghttp2_frame *f, void *user
 	 * (RFC 9113 8.1: RST_STREAM with NO_ERROR). */
 	if (st && !st->client_done)
 		nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
+	/* A wrong token ends the connection after its trailers (the client
+	 * reads the status first): with this GOAWAY the session ends with the
+	 * call, and h2conn_settle closes it once the peer has had its say. */
+	if (st && st->status == GRPC_STATUS_UNAUTHENTICATED)
+		nghttp2_submit_goaway(h2, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR, NULL, 0);
 	return 0;
 }
 
 static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t code, void *user)
 {
-	struct conn *c = user;
-	struct stream *st = nghttp2_session_get_stream_user_data(h2, id);
+	struct h2conn *c = user;
+	struct call *st = nghttp2_session_get_stream_user_data(h2, id);
 
 	if (!st)
 		return 0;
@@ -497,19 +606,19 @@ static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t code, void 
 	else if (!st->trailers_sent && code != NGHTTP2_NO_ERROR)
 		c->srv->k.streams_reset_by_peer++;
 	nghttp2_session_set_stream_user_data(h2, id, NULL);
-	stream_free(st);
+	call_free(st);
 	return 0;
 }
 
 /* Counted once per connection: err_http2_protocol is the number of
  * connections that sent malformed HTTP/2; each is logged once. */
-void h2_error(struct conn *c, const char *what)
+void h2_error(struct h2conn *c, const char *what)
 {
 	if (c->logged_h2_error)
 		return;
 	c->logged_h2_error = true;
 	c->srv->k.err_http2_protocol++;
-	log_warn("%s: malformed HTTP/2 (%s)", c->peer, what);
+	peer_warn(c->srv, "%s: malformed HTTP/2 (%s)", c->peer, what);
 }
 
 static int on_invalid_frame(nghttp2_session *h2, const nghttp2_frame *f, int lib_err, void *user)

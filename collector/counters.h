@@ -28,6 +28,8 @@
 	X(bytes_in) \
 	X(bytes_out) \
 	X(err_refused_max_connections) \
+	X(err_refused_per_source) \
+	X(err_accept) \
 	X(err_tls_handshake) \
 	X(err_tls_no_h2) \
 	X(err_http2_protocol) \
@@ -40,11 +42,21 @@
 	X(err_truncated) \
 	X(err_bad_protobuf) \
 	X(err_bad_batch) \
+	X(err_out_of_range) \
+	X(err_non_finite) \
+	X(err_permission_denied) \
 	X(err_store) \
+	X(err_store_batch) \
+	X(err_store_busy) \
+	X(store_busy_retries) \
 	X(err_idle_timeout) \
+	X(err_auth_timeout) \
+	X(err_memory_budget) \
+	X(err_message_timeout) \
 	X(err_slow_client) \
 	X(err_io) \
-	X(streams_reset_by_peer)
+	X(streams_reset_by_peer) \
+	X(log_suppressed)
 
 struct collector_counters {
 #define X(name) uint64_t name;

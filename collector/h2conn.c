@@ -23,7 +23,7 @@
 
 /* ---- connections ---- */
 
-static void conn_set_events(struct conn *c, uint32_t ev)
+static void h2conn_set_events(struct h2conn *c, uint32_t ev)
 {
 	struct epoll_event e = { .events = ev, .data.ptr = c };
 
@@ -33,16 +33,16 @@ static void conn_set_events(struct conn *c, uint32_t ev)
 		c->events = ev;
 }
 
-void conn_close(struct conn *c, const char *why)
+void h2conn_close(struct h2conn *c, const char *why)
 {
 	struct server *s = c->srv;
 
 	if (why)
 		log_info("%s: connection closed: %s", c->peer, why);
-	while (c->streams) {
+	while (c->calls) {
 		if (c->h2)
-			nghttp2_session_set_stream_user_data(c->h2, c->streams->id, NULL);
-		stream_free(c->streams);
+			nghttp2_session_set_stream_user_data(c->h2, c->calls->id, NULL);
+		call_free(c->calls);
 	}
 	if (c->h2)
 		nghttp2_session_del(c->h2);
@@ -64,11 +64,12 @@ void conn_close(struct conn *c, const char *why)
 	s->nconns--;
 	s->k.connections_open--;
 	s->k.connections_closed++;
+	accept_resume(s); /* an fd is free again */
 }
 
 /* Raw write: bytes written, 0 would block, or a negative errno (-EIO for a
  * TLS error). */
-static ssize_t conn_write(struct conn *c, const uint8_t *p, size_t n)
+static ssize_t h2conn_write(struct h2conn *c, const uint8_t *p, size_t n)
 {
 	if (c->ssl) {
 		int r;
@@ -92,7 +93,7 @@ static ssize_t conn_write(struct conn *c, const uint8_t *p, size_t n)
 }
 
 /* Keep what the socket did not take: 0, or -ENOMEM. */
-static int out_append(struct conn *c, const uint8_t *p, size_t n)
+static int out_append(struct h2conn *c, const uint8_t *p, size_t n)
 {
 	if (c->out_off > 0 && c->out_off == c->out_len)
 		c->out_off = c->out_len = 0;
@@ -122,12 +123,10 @@ static int out_append(struct conn *c, const uint8_t *p, size_t n)
 
 /* Everything nghttp2 wants to send, as far as the socket takes it.
  * 0 ok (maybe blocked), or a negative errno: the connection must close. */
-static void release_windows(struct conn *c);
+static void release_windows(struct h2conn *c);
 
-int conn_flush(struct conn *c)
+int h2conn_flush(struct h2conn *c)
 {
-	uint64_t t = clock_mono_ms();
-
 	c->dirty = false;
 	for (;;) {
 		const uint8_t *p;
@@ -135,15 +134,13 @@ int conn_flush(struct conn *c)
 
 		release_windows(c);
 		if (c->out_off < c->out_len) {
-			w = conn_write(c, c->out + c->out_off, c->out_len - c->out_off);
+			w = h2conn_write(c, c->out + c->out_off, c->out_len - c->out_off);
 			if (w < 0) {
 				c->srv->k.err_io++;
 				return (int)w;
 			}
 			c->out_off += (size_t)w;
 			c->srv->k.bytes_out += (uint64_t)w;
-			if (w > 0)
-				c->last_io_ms = t;
 			if (c->out_off < c->out_len)
 				break;
 			c->out_off = c->out_len = 0;
@@ -157,14 +154,12 @@ int conn_flush(struct conn *c)
 		}
 		if (n == 0)
 			break;
-		w = conn_write(c, p, (size_t)n);
+		w = h2conn_write(c, p, (size_t)n);
 		if (w < 0) {
 			c->srv->k.err_io++;
 			return (int)w;
 		}
 		c->srv->k.bytes_out += (uint64_t)w;
-		if (w > 0)
-			c->last_io_ms = t;
 		if (w < n && out_append(c, p + w, (size_t)(n - w)) < 0)
 			return -ENOMEM;
 	}
@@ -172,19 +167,19 @@ int conn_flush(struct conn *c)
 }
 
 /* The peer is not taking what we owe it: acks or bytes pile up. */
-bool conn_backlogged(const struct conn *c)
+bool h2conn_backlogged(const struct h2conn *c)
 {
 	return c->out_len - c->out_off > OUT_MAX || c->acks_waiting > c->srv->cfg.max_pending_acks;
 }
 
 /* The backlog cleared: give the peer its window back. */
-static void release_windows(struct conn *c)
+static void release_windows(struct h2conn *c)
 {
-	struct stream *st;
+	struct call *st;
 
-	if (!c->unconsumed || !c->h2 || conn_backlogged(c))
+	if (!c->unconsumed || !c->h2 || h2conn_backlogged(c))
 		return;
-	for (st = c->streams; st; st = st->next_in_conn) {
+	for (st = c->calls; st; st = st->next_in_conn) {
 		if (st->unconsumed) {
 			nghttp2_session_consume(c->h2, st->id, st->unconsumed);
 			st->unconsumed = 0;
@@ -193,19 +188,57 @@ static void release_windows(struct conn *c)
 	c->unconsumed = 0;
 }
 
+/* The session ended (GOAWAY sent): wait for the peer to close, reading and
+ * dropping what it still sends, at most LINGER_MS (server.c).  Closing at
+ * once would race the peer's last writes: a gRPC client still sending its
+ * message when our trailers came would report the broken connection
+ * (UNAVAILABLE) instead of the call's status, and bytes left unread make the
+ * kernel send a reset that can destroy our last frames before they are
+ * read. */
+static void h2conn_linger(struct h2conn *c)
+{
+	c->lingering = true;
+	c->linger_since_ms = clock_mono_ms();
+	h2conn_set_events(c, EPOLLIN);
+}
+
+/* Lingering: drop input until the peer closes. */
+static void h2conn_drain(struct h2conn *c)
+{
+	struct server *s = c->srv;
+	size_t total = 0;
+
+	while (total < READ_BUDGET) {
+		ssize_t n = recv(c->fd, s->rbuf, sizeof(s->rbuf), 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			h2conn_close(c, "HTTP/2 session ended");
+			return;
+		}
+		total += (size_t)n;
+		s->k.bytes_in += (uint64_t)n;
+	}
+}
+
 /* After I/O: close if done, else set the epoll mask; track stuck time. */
-void conn_settle(struct conn *c)
+void h2conn_settle(struct h2conn *c)
 {
 	bool blocked = c->out_off < c->out_len;
 
+	if (c->lingering)
+		return;
 	if (c->state == CONN_H2 && !nghttp2_session_want_read(c->h2) &&
 	    !nghttp2_session_want_write(c->h2) && !blocked) {
-		conn_close(c, "HTTP/2 session ended");
+		h2conn_linger(c);
 		return;
 	}
 	/* Always read: back-pressure is the HTTP/2 window (on_data_chunk). */
-	conn_set_events(c, EPOLLIN | (blocked ? EPOLLOUT : 0));
-	if (blocked || conn_backlogged(c)) {
+	h2conn_set_events(c, EPOLLIN | (blocked ? EPOLLOUT : 0));
+	if (blocked || h2conn_backlogged(c)) {
 		if (!c->stuck_since_ms)
 			c->stuck_since_ms = clock_mono_ms();
 	} else {
@@ -214,7 +247,7 @@ void conn_settle(struct conn *c)
 }
 
 /* The server's HTTP/2 session and its SETTINGS: 0, or -ENOMEM. */
-static int conn_start_h2(struct conn *c)
+static int conn_start_h2(struct h2conn *c)
 {
 	struct server *s = c->srv;
 	nghttp2_settings_entry iv[] = {
@@ -234,7 +267,7 @@ static int conn_start_h2(struct conn *c)
 	return 0;
 }
 
-static void conn_handshake(struct conn *c)
+static void h2conn_handshake(struct h2conn *c)
 {
 	int r, e;
 	char err[512];
@@ -244,44 +277,45 @@ static void conn_handshake(struct conn *c)
 	if (r == 1) {
 		if (!rpc_tls_alpn_is_h2(c->ssl)) {
 			c->srv->k.err_tls_no_h2++;
-			log_warn("%s: TLS peer did not negotiate ALPN h2: gRPC needs HTTP/2",
-				 c->peer);
-			conn_close(c, NULL);
+			peer_warn(c->srv,
+				  "%s: TLS peer did not negotiate ALPN h2: gRPC needs HTTP/2",
+				  c->peer);
+			h2conn_close(c, NULL);
 			return;
 		}
-		c->last_io_ms = clock_mono_ms();
+		c->last_active_ms = clock_mono_ms();
 		if (conn_start_h2(c) < 0) {
-			conn_close(c, "cannot start HTTP/2 session");
+			h2conn_close(c, "cannot start HTTP/2 session");
 			return;
 		}
-		if (conn_flush(c) < 0) {
-			conn_close(c, "write failed");
+		if (h2conn_flush(c) < 0) {
+			h2conn_close(c, "write failed");
 			return;
 		}
-		conn_settle(c);
+		h2conn_settle(c);
 		return;
 	}
 	e = SSL_get_error(c->ssl, r);
 	if (e == SSL_ERROR_WANT_READ) {
-		conn_set_events(c, EPOLLIN);
+		h2conn_set_events(c, EPOLLIN);
 		return;
 	}
 	if (e == SSL_ERROR_WANT_WRITE) {
-		conn_set_events(c, EPOLLOUT);
+		h2conn_set_events(c, EPOLLOUT);
 		return;
 	}
 	c->srv->k.err_tls_handshake++;
 	rpc_tls_errors("TLS handshake failed", err, sizeof(err));
 	if (SSL_get_verify_result(c->ssl) != X509_V_OK)
-		log_warn("%s: %s (client certificate: %s)", c->peer, err,
-			 rpc_tls_verify_result(c->ssl));
+		peer_warn(c->srv, "%s: %s (client certificate: %s)", c->peer, err,
+			  rpc_tls_verify_result(c->ssl));
 	else
-		log_warn("%s: %s", c->peer, err);
-	conn_close(c, NULL);
+		peer_warn(c->srv, "%s: %s", c->peer, err);
+	h2conn_close(c, NULL);
 }
 
 /* Read what the socket has (up to the budget) into nghttp2. */
-void conn_read(struct conn *c)
+void h2conn_read(struct h2conn *c)
 {
 	struct server *s = c->srv;
 	size_t total = 0;
@@ -299,11 +333,11 @@ void conn_read(struct conn *c)
 				if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
 					break;
 				if (e == SSL_ERROR_ZERO_RETURN) {
-					conn_close(c, "peer closed");
+					h2conn_close(c, "peer closed");
 					return;
 				}
 				s->k.err_io++;
-				conn_close(c, "TLS read failed");
+				h2conn_close(c, "TLS read failed");
 				return;
 			}
 			n = r;
@@ -315,61 +349,66 @@ void conn_read(struct conn *c)
 				if (errno == EAGAIN || errno == EWOULDBLOCK)
 					break;
 				s->k.err_io++;
-				conn_close(c, strerror(errno));
+				h2conn_close(c, strerror(errno));
 				return;
 			}
 			if (n == 0) {
-				conn_close(c, "peer closed");
+				h2conn_close(c, "peer closed");
 				return;
 			}
 		}
 		total += (size_t)n;
 		s->k.bytes_in += (uint64_t)n;
-		c->last_io_ms = clock_mono_ms();
 		used = nghttp2_session_mem_recv(c->h2, s->rbuf, (size_t)n);
 		if (used < 0) {
 			h2_error(c, nghttp2_strerror((int)used));
 			if (used != NGHTTP2_ERR_BAD_CLIENT_MAGIC) {
 				nghttp2_session_terminate_session(c->h2, NGHTTP2_PROTOCOL_ERROR);
-				conn_flush(c);
+				h2conn_flush(c);
 			}
-			conn_close(c, NULL);
+			h2conn_close(c, NULL);
 			return;
 		}
 		/* Acks and window updates out as we go. */
-		if (conn_flush(c) < 0) {
-			conn_close(c, "write failed");
+		if (h2conn_flush(c) < 0) {
+			h2conn_close(c, "write failed");
 			return;
 		}
+		if (!nghttp2_session_want_read(c->h2))
+			break; /* ending (GOAWAY sent): h2conn_settle closes it */
 	}
-	if (conn_flush(c) < 0) {
-		conn_close(c, "write failed");
+	if (h2conn_flush(c) < 0) {
+		h2conn_close(c, "write failed");
 		return;
 	}
-	conn_settle(c);
+	h2conn_settle(c);
 }
 
-void conn_event(struct conn *c, uint32_t ev)
+void h2conn_event(struct h2conn *c, uint32_t ev)
 {
+	if (c->lingering) {
+		h2conn_drain(c);
+		return;
+	}
 	if (c->state == CONN_TLS_HANDSHAKE) {
-		conn_handshake(c);
+		h2conn_handshake(c);
 		return;
 	}
 	if (ev & (EPOLLERR | EPOLLHUP) && !(ev & EPOLLIN)) {
-		conn_close(c, "socket error or hang-up");
+		h2conn_close(c, "socket error or hang-up");
 		return;
 	}
 	if (ev & EPOLLOUT) {
-		if (conn_flush(c) < 0) {
-			conn_close(c, "write failed");
+		if (h2conn_flush(c) < 0) {
+			h2conn_close(c, "write failed");
 			return;
 		}
 	}
 	if (ev & EPOLLIN) {
-		conn_read(c);
+		h2conn_read(c);
 		return;
 	}
-	conn_settle(c);
+	h2conn_settle(c);
 }
 
 void peer_name(const struct sockaddr_storage *ss, char *out, size_t len)
@@ -394,17 +433,66 @@ void peer_name(const struct sockaddr_storage *ss, char *out, size_t len)
 	}
 }
 
+/* The peer's address as a key for --max-per-source: an IPv4 address (also
+ * when mapped into IPv6), or an IPv6 /64 (one host usually has all of it).
+ * key[0] = 0: no address (a socketpair). */
+static void source_key(int fd, uint8_t key[9])
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	memset(key, 0, 9);
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl))
+		return;
+	if (ss.ss_family == AF_INET) {
+		key[0] = 4;
+		memcpy(key + 1, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+	} else if (ss.ss_family == AF_INET6) {
+		const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(a)) {
+			key[0] = 4;
+			memcpy(key + 1, a->s6_addr + 12, 4);
+		} else {
+			key[0] = 6;
+			memcpy(key + 1, a->s6_addr, 8);
+		}
+	}
+}
+
+static uint32_t from_source(const struct server *s, const uint8_t key[9])
+{
+	const struct h2conn *c;
+	uint32_t n = 0;
+
+	for (c = s->conns; c; c = c->next)
+		n += !memcmp(c->source, key, sizeof(c->source));
+	return n;
+}
+
 /* A connected socket becomes a connection (TLS or h2c as configured).
  * 0, or a negative errno (fd closed; -EMFILE: --max-connections reached). */
-int conn_adopt(struct server *s, int fd, const char *peer)
+int h2conn_adopt(struct server *s, int fd, const char *peer)
 {
+	struct h2conn *c;
+	uint8_t source[sizeof(c->source)];
 	struct epoll_event e;
-	struct conn *c;
 	int one = 1, rc;
+	uint32_t n;
 
 	if (s->nconns >= s->cfg.max_connections) {
 		s->k.err_refused_max_connections++;
-		log_warn("%s: refused: %u connections open (--max-connections)", peer, s->nconns);
+		peer_warn(s, "%s: refused: %u connections open (--max-connections)", peer,
+			  s->nconns);
+		close(fd);
+		return -EMFILE;
+	}
+	source_key(fd, source);
+	if (source[0] && (n = from_source(s, source)) >= s->cfg.max_per_source) {
+		s->k.err_refused_per_source++;
+		peer_warn(s,
+			  "%s: refused: %u connections open from this address (--max-per-source)",
+			  peer, n);
 		close(fd);
 		return -EMFILE;
 	}
@@ -417,7 +505,9 @@ int conn_adopt(struct server *s, int fd, const char *peer)
 	c->srv = s;
 	c->fd = fd;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
-	c->created_ms = c->last_io_ms = clock_mono_ms();
+	c->created_ms = c->last_active_ms = clock_mono_ms();
+	c->authed = !s->cfg.token && !s->cfg.tokens;
+	memcpy(c->source, source, sizeof(c->source));
 	if (s->cfg.tls) {
 		c->ssl = SSL_new(s->cfg.tls);
 		rc = -ENOMEM;
@@ -443,8 +533,8 @@ int conn_adopt(struct server *s, int fd, const char *peer)
 	s->k.connections_accepted++;
 	s->k.connections_open++;
 	log_debug("%s: connected", peer);
-	if (c->h2 && (rc = conn_flush(c)) < 0) {
-		conn_close(c, "write failed");
+	if (c->h2 && (rc = h2conn_flush(c)) < 0) {
+		h2conn_close(c, "write failed");
 		return rc;
 	}
 	return 0;

@@ -24,4 +24,9 @@ void sbuf_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(pri
 /* A JSON string, quotes included; invalid UTF-8 bytes become U+FFFD. */
 void sbuf_json_str(struct sbuf *b, const char *s, size_t n);
 
+/* Is s exactly one JSON number ("-1.5e3"; not "inf", "NaN", "Infinity")? */
+bool json_is_number(const char *s);
+/* Is s exactly one JSON value (RFC 8259; nesting at most 32 deep)? */
+bool json_is_valid(const char *s);
+
 #endif

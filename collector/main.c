@@ -4,11 +4,14 @@
  * `flowpic-collector query ...` reads what was stored.
  */
 #include <argp.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
+#include "identity.h"
 #include "log.h"
 #include "number.h"
 #include "query.h"
@@ -36,6 +39,11 @@ enum {
 	OPT_COMMIT_DELAY,
 	OPT_SQLITE_SYNC,
 	OPT_INSECURE_NO_TOKEN,
+	OPT_BUSY_TIMEOUT,
+	OPT_AGENT_ID_FROM_CERT,
+	OPT_MAX_PER_SOURCE,
+	OPT_MAX_BUFFERED,
+	OPT_MESSAGE_TIMEOUT,
 };
 
 struct serve_opts {
@@ -44,6 +52,7 @@ struct serve_opts {
 	const char *db;
 	const char *cert, *key, *client_ca;
 	char token[RPC_TOKEN_MAX + 1];
+	struct token_map *tokens; /* --token-file */
 	bool have_token, no_token;
 	bool verbose, quiet;
 };
@@ -61,24 +70,35 @@ static const struct argp_option serve_options[] = {
 	  "mutual TLS: agents must show a certificate signed by this CA", 1 },
 	{ 0, 0, 0, 0, "Access token (agents send authorization: Bearer TOKEN):", 2 },
 	{ "token", OPT_TOKEN, "TOKEN", 0, "the token (visible in ps: prefer --token-file)", 2 },
-	{ "token-file", OPT_TOKEN_FILE, "FILE", 0, "read the token from the first line of FILE",
-	  2 },
+	{ "token-file", OPT_TOKEN_FILE, "FILE", 0,
+	  "tokens, one per line: TOKEN (any agent) or TOKEN AGENT_ID (only that agent_id)", 2 },
+	{ "agent-id-from-cert", OPT_AGENT_ID_FROM_CERT, 0, 0,
+	  "with --client-ca: a batch's agent_id must be the client certificate's CN", 2 },
 	{ "no-token", OPT_INSECURE_NO_TOKEN, 0, 0,
 	  "accept agents without a token (say so explicitly)", 2 },
 	{ 0, 0, 0, 0, "Limits:", 3 },
 	{ "max-message", OPT_MAX_MESSAGE, "BYTES", 0, "largest gRPC message (default 4194304)", 3 },
 	{ "max-streams", OPT_MAX_STREAMS, "N", 0, "concurrent calls per connection (default 16)",
 	  3 },
-	{ "max-connections", OPT_MAX_CONNECTIONS, "N", 0, "connections at once (default 1024)", 3 },
+	{ "max-connections", OPT_MAX_CONNECTIONS, "N", 0,
+	  "connections at once (default 1024; lowered to fit the fd limit)", 3 },
+	{ "max-per-source", OPT_MAX_PER_SOURCE, "N", 0,
+	  "connections at once from one address, IPv6: one /64 (default 64)", 3 },
+	{ "max-buffered", OPT_MAX_BUFFERED, "BYTES", 0,
+	  "partial messages buffered, all calls together (default 268435456)", 3 },
+	{ "message-timeout", OPT_MESSAGE_TIMEOUT, "SECONDS", 0,
+	  "a message begun must arrive whole within this (default 30)", 3 },
 	{ "max-pending-acks", OPT_MAX_PENDING_ACKS, "N", 0,
 	  "acks a connection may leave unread before its HTTP/2 window is held back (default 4096)",
 	  3 },
 	{ "idle-timeout", OPT_IDLE_TIMEOUT, "SECONDS", 0,
-	  "close a connection silent this long (default 600)", 3 },
+	  "close a connection without call traffic this long; PINGs do not count (default 600)",
+	  3 },
 	{ "slow-timeout", OPT_SLOW_TIMEOUT, "SECONDS", 0,
 	  "close a client not reading its acks this long (default 30)", 3 },
 	{ "handshake-timeout", OPT_HANDSHAKE_TIMEOUT, "SECONDS", 0,
-	  "TLS handshake and HTTP/2 preface (default 10)", 3 },
+	  "TLS handshake, HTTP/2 preface and, with a token, the first call with it (default 10)",
+	  3 },
 	{ 0, 0, 0, 0, "Storage:", 4 },
 	{ "commit-max", OPT_COMMIT_MAX, "N", 0, "verdicts per transaction at most (default 20000)",
 	  4 },
@@ -86,6 +106,9 @@ static const struct argp_option serve_options[] = {
 	  "a transaction stays open at most this long (default 0.05)", 4 },
 	{ "sqlite-sync", OPT_SQLITE_SYNC, "full|normal", 0,
 	  "full (default): each commit is fsync'ed before its acks; normal: safe against a collector crash, not a power cut",
+	  4 },
+	{ "busy-timeout", OPT_BUSY_TIMEOUT, "SECONDS", 0,
+	  "SQLite locked by another process: retry commits this long before failing them (default 5)",
 	  4 },
 	{ 0, 0, 0, 0, "Output:", 5 },
 	{ "verbose", 'v', 0, 0, "log connections too", 5 },
@@ -141,9 +164,17 @@ static error_t serve_parse(int key, char *arg, struct argp_state *state)
 		o->have_token = true;
 		break;
 	case OPT_TOKEN_FILE:
-		if (rpc_token_load(arg, o->token, sizeof(o->token), err, sizeof(err)) < 0)
+		token_map_free(o->tokens);
+		o->tokens = token_map_load(arg, err, sizeof(err));
+		if (!o->tokens)
 			argp_error(state, "%s", err);
 		o->have_token = true;
+		break;
+	case OPT_AGENT_ID_FROM_CERT:
+		o->srv.agent_id_from_cert = true;
+		break;
+	case OPT_BUSY_TIMEOUT:
+		o->store.busy_timeout_ms = (int)secs_ms(state, "--busy-timeout", arg);
 		break;
 	case OPT_INSECURE_NO_TOKEN:
 		o->no_token = true;
@@ -159,6 +190,17 @@ static error_t serve_parse(int key, char *arg, struct argp_state *state)
 	case OPT_MAX_CONNECTIONS:
 		num(state, "--max-connections", arg, 1, 100000, &v);
 		o->srv.max_connections = (uint32_t)v;
+		break;
+	case OPT_MAX_PER_SOURCE:
+		num(state, "--max-per-source", arg, 1, 100000, &v);
+		o->srv.max_per_source = (uint32_t)v;
+		break;
+	case OPT_MAX_BUFFERED:
+		num(state, "--max-buffered", arg, 65536, 1ull << 40, &v);
+		o->srv.max_buffered = v;
+		break;
+	case OPT_MESSAGE_TIMEOUT:
+		o->srv.message_timeout_ms = secs_ms(state, "--message-timeout", arg);
 		break;
 	case OPT_MAX_PENDING_ACKS:
 		num(state, "--max-pending-acks", arg, 1, 1000000, &v);
@@ -209,6 +251,8 @@ static error_t serve_parse(int key, char *arg, struct argp_state *state)
 		if (o->client_ca && !o->cert)
 			argp_error(state,
 				   "--client-ca needs --tls-cert and --tls-key (mutual TLS is TLS)");
+		if (o->srv.agent_id_from_cert && !o->client_ca)
+			argp_error(state, "--agent-id-from-cert needs --client-ca (mutual TLS)");
 		break;
 	default:
 		return ARGP_ERR_UNKNOWN;
@@ -236,6 +280,37 @@ static const char serve_doc[] =
 	"SIGINT/SIGTERM; 1 could not start (store, TLS, address); 2 bad arguments."
 	"\vdocs/collector.md describes the wire, the schema, the limits and the counters.";
 
+/* Descriptors kept for what is not a connection: the store's files, TLS
+ * files, logs, the listener, epoll, signalfd. */
+#define FD_RESERVE 32
+
+/* Take the hard fd limit, and lower --max-connections to what it allows, so
+ * that accept4 does not hit EMFILE in normal use (server.c copes if it does). */
+static void fit_fd_limit(struct server_config *cfg)
+{
+	struct rlimit rl;
+	uint64_t room;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit up = { rl.rlim_max, rl.rlim_max };
+
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			rl = up;
+	}
+	room = rl.rlim_cur > 2 * FD_RESERVE ? rl.rlim_cur - FD_RESERVE : rl.rlim_cur / 2;
+	if (room < 1)
+		room = 1;
+	if (cfg->max_connections > room) {
+		log_warn("--max-connections %u lowered to %" PRIu64
+			 ": the fd limit (RLIMIT_NOFILE) is %" PRIu64
+			 " and %d are kept for the rest",
+			 cfg->max_connections, room, (uint64_t)rl.rlim_cur, FD_RESERVE);
+		cfg->max_connections = (uint32_t)room;
+	}
+}
+
 static int serve(int argc, char **argv)
 {
 	struct serve_opts o;
@@ -262,6 +337,7 @@ static int serve(int argc, char **argv)
 	sigaddset(&set, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	fit_fd_limit(&o.srv);
 
 	if (o.cert) {
 		struct rpc_tls_config tc = { .cert_file = o.cert,
@@ -271,11 +347,12 @@ static int serve(int argc, char **argv)
 		tls = rpc_tls_server_ctx(&tc, err, sizeof(err));
 		if (!tls) {
 			log_error("%s", err);
-			return 1;
+			goto out;
 		}
 		o.srv.tls = tls;
 	}
-	o.srv.token = o.have_token ? o.token : NULL;
+	o.srv.token = o.have_token && !o.tokens ? o.token : NULL;
+	o.srv.tokens = o.tokens;
 	store = store_open(o.db, &o.store, err, sizeof(err));
 	if (!store) {
 		log_error("%s", err);
@@ -291,12 +368,17 @@ static int serve(int argc, char **argv)
 	       server_address(srv), tls ? "true" : "false", o.client_ca ? "true" : "false",
 	       o.have_token ? "true" : "false", store_kind(store));
 	fflush(stdout);
+	if (!tls && !server_loopback(srv))
+		log_warn("listening on %s without TLS: verdicts%s cross the network in cleartext, "
+			 "readable and alterable on the way (give --tls-cert and --tls-key)",
+			 server_address(srv), o.have_token ? " and the token" : "");
 	rc = server_run(srv) < 0 ? 1 : 0;
 	collector_counters_print(server_counters(srv), stdout);
 out:
 	server_free(srv);
 	store_close(store);
 	SSL_CTX_free(tls);
+	token_map_free(o.tokens);
 	return rc;
 }
 

@@ -47,6 +47,10 @@ static const struct argp_option query_options[] = {
 	{ 0 }
 };
 
+/* Times go to the store as signed 64-bit ns: up to 2262-04-11. */
+#define TIME_MAX_NS ((uint64_t)INT64_MAX)
+#define BEFORE_MAX_S (100ull * 365 * 86400) /* "-Nd" etc.: at most 100 years */
+
 int query_parse_time(const char *s, uint64_t now_ns, uint64_t *out)
 {
 	struct tm tm;
@@ -77,8 +81,11 @@ int query_parse_time(const char *s, uint64_t now_ns, uint64_t *out)
 			return -EINVAL;
 		}
 		snprintf(num, sizeof(num), "%.*s", (int)(n - 2), s + 1);
-		if (number_parse_u64(num, 0, 100ull * 365 * 86400, &v))
+		if (number_parse_u64(num, 0, UINT64_MAX, &v))
 			return -EINVAL;
+		/* Bounded before multiplying: no value wraps around. */
+		if (v > BEFORE_MAX_S / mul)
+			return -ERANGE;
 		v = v * mul * 1000000000ull;
 		*out = v > now_ns ? 0 : now_ns - v;
 		return 0;
@@ -107,13 +114,22 @@ int query_parse_time(const char *s, uint64_t now_ns, uint64_t *out)
 		{
 			time_t t = timegm(&tm);
 
-			if (t < 0)
-				return -EINVAL;
+			if (t < 0 || (uint64_t)t > TIME_MAX_NS / 1000000000ull - 1)
+				return -ERANGE;
 			*out = (uint64_t)t * 1000000000ull + frac;
 		}
 		return 0;
 	}
-	return number_parse_seconds(s, out);
+	if (number_parse_seconds(s, out) < 0) {
+		/* Digits, one dot, 9 decimals at most: a number too big. */
+		const char *dot = strchr(s, '.');
+
+		return s[0] && strspn(s, "0123456789.") == strlen(s) &&
+				       (!dot || !strchr(dot + 1, '.')) ?
+			       -ERANGE :
+			       -EINVAL;
+	}
+	return *out > TIME_MAX_NS ? -ERANGE : 0;
 }
 
 /* An address in its canonical text form: 0, or -EINVAL. */
@@ -197,6 +213,7 @@ static error_t query_parse(int key, char *arg, struct argp_state *state)
 {
 	struct query_opts *o = state->input;
 	uint64_t v;
+	int rc;
 
 	switch (key) {
 	case 'd':
@@ -221,7 +238,13 @@ static error_t query_parse(int key, char *arg, struct argp_state *state)
 		break;
 	case 's':
 	case 'u':
-		if (query_parse_time(arg, clock_real_ns(), &v))
+		rc = query_parse_time(arg, clock_real_ns(), &v);
+		if (rc == -ERANGE)
+			argp_error(state,
+				   "--%s '%s': out of range (times from 1970 to 2262; -N[smhd] at "
+				   "most 100 years before now)",
+				   key == 's' ? "since" : "until", arg);
+		if (rc < 0)
 			argp_error(
 				state,
 				"--%s '%s': give Unix seconds, YYYY-MM-DDTHH:MM:SSZ (UTC) or -30m/-2h/-1d",
@@ -290,8 +313,12 @@ static int print_json(void *ctx, const char *const *vals)
 			sbuf_puts(&b, "null");
 		else if (store_cols[i].type == COL_TEXT)
 			sbuf_json_str(&b, v, strlen(v));
-		else
+		else if (store_cols[i].type == COL_JSON ? json_is_valid(v) : json_is_number(v))
 			sbuf_puts(&b, v); /* numbers and the stored probs JSON */
+		else if (store_cols[i].type == COL_JSON)
+			sbuf_json_str(&b, v, strlen(v)); /* not JSON: as a string */
+		else
+			sbuf_puts(&b, "null"); /* "Inf", "NaN", "Infinity": no JSON number */
 	}
 	sbuf_add(&b, "}\n", 2);
 	fwrite(b.p, 1, b.len, stdout);
@@ -309,28 +336,58 @@ static const char *val(const char *const *vals, const char *name)
 	return "";
 }
 
+/* Stored strings come from agents: anything but printable ASCII is shown
+ * as \xNN (and a backslash as \\), so no escape sequence reaches the
+ * terminal. */
+static const char *printable(const char *in, char *out, size_t outlen)
+{
+	size_t n = 0;
+
+	for (; *in && n + 5 < outlen; in++) {
+		unsigned char c = (unsigned char)*in;
+
+		if (c == '\\') {
+			out[n++] = '\\';
+			out[n++] = '\\';
+		} else if (c >= 0x20 && c < 0x7f) {
+			out[n++] = (char)c;
+		} else {
+			n += (size_t)snprintf(out + n, outlen - n, "\\x%02x", c);
+		}
+	}
+	out[n] = '\0';
+	return out;
+}
+
 static int print_row(void *ctx, const char *const *vals)
 {
 	struct query_opts *o = ctx;
+	char host[64], cls[64], reason[64], stage[64], src[200], dst[200], sport[32], dport[32];
 	uint64_t ns = strtoull(val(vals, "start_ns"), NULL, 10);
 	time_t t = (time_t)(ns / 1000000000ull);
-	char when[32], flow[160];
+	char when[32], flow[480];
 	struct tm tm;
 	int proto = atoi(val(vals, "proto"));
 
 	gmtime_r(&t, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-	snprintf(flow, sizeof(flow), "%s:%s > %s:%s %s", val(vals, "src"), val(vals, "sport"),
-		 val(vals, "dst"), val(vals, "dport"),
+	snprintf(flow, sizeof(flow), "%s:%s > %s:%s %s",
+		 printable(val(vals, "src"), src, sizeof(src)),
+		 printable(val(vals, "sport"), sport, sizeof(sport)),
+		 printable(val(vals, "dst"), dst, sizeof(dst)),
+		 printable(val(vals, "dport"), dport, sizeof(dport)),
 		 proto == 6  ? "tcp" :
 		 proto == 17 ? "udp" :
 			       "ip");
 	if (o->rows == 0)
 		printf("%-19s  %-14s  %-13s  %-14s  %5s  %-6s  %s\n", "start (UTC)", "host",
 		       "class", "reason", "conf", "stage", "flow");
-	printf("%-19s  %-14.14s  %-13.13s  %-14.14s  %5.2f  %-6.6s  %s\n", when, val(vals, "host"),
-	       val(vals, "class"), val(vals, "reason"), atof(val(vals, "confidence")),
-	       val(vals, "stage"), flow);
+	printf("%-19s  %-14.14s  %-13.13s  %-14.14s  %5.2f  %-6.6s  %s\n", when,
+	       printable(val(vals, "host"), host, sizeof(host)),
+	       printable(val(vals, "class"), cls, sizeof(cls)),
+	       printable(val(vals, "reason"), reason, sizeof(reason)),
+	       atof(val(vals, "confidence")), printable(val(vals, "stage"), stage, sizeof(stage)),
+	       flow);
 	o->rows++;
 	return 0;
 }

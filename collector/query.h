@@ -11,7 +11,8 @@
 int collector_query(int argc, char **argv);
 
 /* "1764240000.5" (Unix seconds), "2026-11-27T10:00:00Z" (UTC), "-30m" /
- * "-2h" / "-1d" / "-10s" (before now) -> ns since the epoch.  0, or -EINVAL. */
+ * "-2h" / "-1d" / "-10s" (before now) -> ns since the epoch.  0, -EINVAL
+ * (not a time), or -ERANGE (beyond 2262, or more than 100 years before now). */
 int query_parse_time(const char *s, uint64_t now_ns, uint64_t *out);
 
 #endif

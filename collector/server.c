@@ -7,7 +7,9 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,12 +29,56 @@ void server_config_default(struct server_config *cfg)
 	cfg->max_message = GRPC_DEFAULT_MAX_MESSAGE;
 	cfg->max_streams = 16;
 	cfg->max_connections = 1024;
+	cfg->max_per_source = 64;
+	cfg->max_buffered = 256ull << 20;
+	cfg->message_timeout_ms = 30000;
 	cfg->max_pending_acks = 4096;
 	cfg->idle_timeout_ms = 600000;
 	cfg->slow_timeout_ms = 30000;
 	cfg->handshake_timeout_ms = 10000;
 	cfg->commit_max = 20000;
 	cfg->commit_delay_ms = 50;
+}
+
+void peer_warn(struct server *s, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	if (log_get_level() < LOG_WARN)
+		return;
+	if (!ratelog_allow(&s->peer_log, clock_mono_ms())) {
+		s->k.log_suppressed++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	log_warn("%s", line);
+}
+
+static void listener_events(struct server *s, uint32_t ev)
+{
+	struct epoll_event e = { .events = ev, .data.ptr = &s->lfd };
+
+	epoll_ctl(s->ep, EPOLL_CTL_MOD, s->lfd, &e);
+}
+
+static void accept_pause(struct server *s)
+{
+	if (s->accept_paused)
+		return;
+	listener_events(s, 0);
+	s->accept_paused = true;
+	s->accept_paused_ms = clock_mono_ms();
+}
+
+void accept_resume(struct server *s)
+{
+	if (!s->accept_paused)
+		return;
+	listener_events(s, EPOLLIN);
+	s->accept_paused = false;
 }
 
 static void accept_all(struct server *s)
@@ -47,12 +93,19 @@ static void accept_all(struct server *s)
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				log_warn("accept: %s", strerror(errno));
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			/* EMFILE, ENFILE, ENOBUFS: the listener stays readable, so
+			 * polling it would spin; wait for a close or a second. */
+			s->k.err_accept++;
+			peer_warn(s,
+				  "accept: %s: not accepting for 1 s or until a connection closes",
+				  strerror(errno));
+			accept_pause(s);
 			return;
 		}
 		peer_name(&ss, peer, sizeof(peer));
-		conn_adopt(s, fd, peer);
+		h2conn_adopt(s, fd, peer);
 	}
 }
 
@@ -66,7 +119,7 @@ int server_adopt(struct server *s, int fd, const char *peer)
 		close(fd);
 		return -e;
 	}
-	return conn_adopt(s, fd, peer);
+	return h2conn_adopt(s, fd, peer);
 }
 
 unsigned server_connections(const struct server *s)
@@ -76,26 +129,49 @@ unsigned server_connections(const struct server *s)
 
 /* ---- commit and acks ---- */
 
+/* The calls of a failed transaction end UNAVAILABLE; the reason goes to
+ * the log only (it may carry another agent's values). */
+void fail_pending(struct server *s)
+{
+	struct call *st, *next;
+
+	for (st = s->pending; st; st = next) {
+		next = st->next_pending;
+		st->uncommitted.len = st->uncommitted.head = 0;
+		call_fail(st, GRPC_STATUS_UNAVAILABLE, NULL,
+			  "store failed (see the collector's log)");
+		pending_unlink(s, st);
+	}
+	s->txn_verdicts = 0;
+}
+
 static void commit_and_ack(struct server *s)
 {
 	const struct store_batch_result *res = NULL;
-	struct stream *st, *next;
+	struct call *st, *next;
 	size_t i, nres = 0;
-	struct conn *c, *cn;
+	struct h2conn *c, *cn;
 	char err[512];
+	int rc;
 
 	if (store_in_txn(s->store)) {
-		if (store_commit(s->store, err, sizeof(err)) < 0) {
+		bool waiting = store_retry_at(s->store) != 0;
+
+		rc = store_commit(s->store, err, sizeof(err));
+		if (rc == -EAGAIN)
+			return; /* a locked file: not yet time to try again */
+		if (rc == -EBUSY) {
+			/* Kept: retried on a timer (server_step) while the loop
+			 * goes on serving everyone. */
+			s->k.store_busy_retries++;
+			if (!waiting)
+				log_warn("%s", err);
+			return;
+		}
+		if (rc < 0) {
 			log_error("%s", err);
 			s->k.err_store++;
-			for (st = s->pending; st; st = next) {
-				next = st->next_pending;
-				st->uncommitted.len = st->uncommitted.head = 0;
-				stream_fail(st, GRPC_STATUS_UNAVAILABLE, NULL, "store failed: %s",
-					    err);
-				pending_unlink(s, st);
-			}
-			s->txn_verdicts = 0;
+			fail_pending(s);
 			goto flush;
 		}
 		s->k.commits++;
@@ -106,17 +182,34 @@ static void commit_and_ack(struct server *s)
 		s->k.verdicts_duplicate += res[i].duplicates;
 		s->k.verdicts_rejected += res[i].rejected;
 		s->k.counters_stored += res[i].counters;
+		if (res[i].error) {
+			s->k.err_store_batch++;
+			log_error("%s", res[i].err);
+		}
 	}
 	s->txn_verdicts = 0;
 	for (st = s->pending; st; st = next) {
 		next = st->next_pending;
 		for (i = st->uncommitted.head; i < st->uncommitted.len; i++) {
 			struct ack *a = &st->uncommitted.a[i];
+			const struct store_batch_result *r = a->txn_idx < nres ? &res[a->txn_idx] :
+										 NULL;
 
-			if (a->txn_idx < nres) {
-				a->stored = res[a->txn_idx].stored;
-				a->duplicates = res[a->txn_idx].duplicates;
-				a->rejected = res[a->txn_idx].rejected;
+			if (r && r->error) {
+				/* The database refused this batch alone: its call
+				 * ends with its own error; acks after it are not sent
+				 * (the agent resends them: duplicates). */
+				call_fail(st,
+					  r->error == -EINVAL ? GRPC_STATUS_INVALID_ARGUMENT :
+								GRPC_STATUS_UNAVAILABLE,
+					  NULL, "batch %" PRIu64 " not stored: %s", a->sequence,
+					  r->err);
+				break;
+			}
+			if (r) {
+				a->stored = r->stored;
+				a->duplicates = r->duplicates;
+				a->rejected = r->rejected;
 			}
 			if (a->rejected)
 				log_warn("%s: stream %d: batch %" PRIu64
@@ -127,17 +220,17 @@ static void commit_and_ack(struct server *s)
 		}
 		st->uncommitted.len = st->uncommitted.head = 0;
 		pending_unlink(s, st);
-		stream_wake(st);
+		call_wake(st);
 	}
 flush:
 	for (c = s->conns; c; c = cn) {
 		cn = c->next;
 		if (!c->dirty || c->state != CONN_H2)
 			continue;
-		if (conn_flush(c) < 0)
-			conn_close(c, "write failed");
+		if (h2conn_flush(c) < 0)
+			h2conn_close(c, "write failed");
 		else
-			conn_settle(c);
+			h2conn_settle(c);
 	}
 }
 
@@ -145,65 +238,111 @@ flush:
  * decrypted input OpenSSL holds that epoll cannot announce. */
 static void sweep(struct server *s)
 {
-	struct conn *c, *cn;
+	struct h2conn *c, *cn;
 
 	for (c = s->conns; c; c = cn) {
 		cn = c->next;
-		if (c->state != CONN_H2)
+		if (c->state != CONN_H2 || c->lingering)
 			continue;
 		if (c->ssl && SSL_has_pending(c->ssl)) {
-			conn_read(c);
+			h2conn_read(c);
 			continue;
 		}
 		if (c->dirty) {
-			if (conn_flush(c) < 0)
-				conn_close(c, "write failed");
+			if (h2conn_flush(c) < 0)
+				h2conn_close(c, "write failed");
 			else
-				conn_settle(c);
+				h2conn_settle(c);
 		}
 	}
 }
 
 /* Close politely: a GOAWAY first (if HTTP/2 started), so the peer knows
  * which calls were seen. */
-static void goaway_close(struct conn *c)
+static void goaway_close(struct h2conn *c)
 {
 	if (c->h2) {
 		nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
 				      nghttp2_session_get_last_proc_stream_id(c->h2),
 				      NGHTTP2_NO_ERROR, NULL, 0);
-		conn_flush(c);
+		h2conn_flush(c);
 	}
-	conn_close(c, NULL);
+	h2conn_close(c, NULL);
+}
+
+/* Calls whose message stopped arriving half-way: their buffers are given
+ * back.  Not while we hold the peer's window (the slow timeout judges it). */
+static void check_messages(struct h2conn *c, uint64_t t)
+{
+	struct server *s = c->srv;
+	struct call *st;
+
+	if (c->unconsumed)
+		return;
+	for (st = c->calls; st; st = st->next_in_conn) {
+		if (!st->partial_since_ms || st->failed ||
+		    t - st->partial_since_ms <= s->cfg.message_timeout_ms)
+			continue;
+		call_fail(st, GRPC_STATUS_RESOURCE_EXHAUSTED, &s->k.err_message_timeout,
+			  "message incomplete after %" PRIu64
+			  " ms (%zu of %u bytes; --message-timeout)",
+			  t - st->partial_since_ms, grpc_reader_partial(&st->rd),
+			  st->rd.msg_len + GRPC_PREFIX_LEN);
+		call_drop_partial(st);
+	}
 }
 
 static void check_timeouts(struct server *s)
 {
 	uint64_t t = clock_mono_ms();
-	struct conn *c, *next;
+	struct h2conn *c, *next;
 
+	ratelog_flush(&s->peer_log, t);
+	if (s->accept_paused && t - s->accept_paused_ms >= 1000)
+		accept_resume(s);
 	for (c = s->conns; c; c = next) {
 		next = c->next;
+		if (c->lingering) {
+			if (t - c->linger_since_ms > LINGER_MS)
+				h2conn_close(c, "HTTP/2 session ended");
+			continue;
+		}
 		if ((c->state == CONN_TLS_HANDSHAKE || !c->preface_done) &&
 		    t - c->created_ms > s->cfg.handshake_timeout_ms) {
 			s->k.err_idle_timeout++;
-			log_warn("%s: no %s within %" PRIu64 " ms: closing", c->peer,
-				 c->state == CONN_TLS_HANDSHAKE ? "TLS handshake" :
-								  "HTTP/2 preface",
-				 s->cfg.handshake_timeout_ms);
-			conn_close(c, NULL);
+			peer_warn(s, "%s: no %s within %" PRIu64 " ms: closing", c->peer,
+				  c->state == CONN_TLS_HANDSHAKE ? "TLS handshake" :
+								   "HTTP/2 preface",
+				  s->cfg.handshake_timeout_ms);
+			h2conn_close(c, NULL);
+		} else if (!c->authed && t - c->created_ms > s->cfg.handshake_timeout_ms) {
+			/* A slot held without a token: PINGs keep nothing open. */
+			s->k.err_auth_timeout++;
+			peer_warn(s,
+				  "%s: no call with the right token within %" PRIu64 " ms: closing",
+				  c->peer, s->cfg.handshake_timeout_ms);
+			goaway_close(c);
 		} else if (c->stuck_since_ms && t - c->stuck_since_ms > s->cfg.slow_timeout_ms) {
 			s->k.err_slow_client++;
-			log_warn("%s: slow client: not reading its acks for %" PRIu64
-				 " ms (%zu acks, %zu bytes waiting): closing",
-				 c->peer, t - c->stuck_since_ms, c->acks_waiting,
-				 c->out_len - c->out_off);
-			conn_close(c, NULL);
-		} else if (t - c->last_io_ms > s->cfg.idle_timeout_ms) {
+			peer_warn(s,
+				  "%s: slow client: not reading its acks for %" PRIu64
+				  " ms (%zu acks, %zu bytes waiting): closing",
+				  c->peer, t - c->stuck_since_ms, c->acks_waiting,
+				  c->out_len - c->out_off);
+			h2conn_close(c, NULL);
+		} else if (t - c->last_active_ms > s->cfg.idle_timeout_ms) {
 			s->k.err_idle_timeout++;
-			log_info("%s: idle for %" PRIu64 " ms: closing", c->peer,
-				 t - c->last_io_ms);
+			log_info("%s: no call traffic for %" PRIu64 " ms: closing", c->peer,
+				 t - c->last_active_ms);
 			goaway_close(c);
+		} else {
+			check_messages(c, t);
+			if (c->dirty) {
+				if (h2conn_flush(c) < 0)
+					h2conn_close(c, "write failed");
+				else
+					h2conn_settle(c);
+			}
 		}
 	}
 }
@@ -289,6 +428,24 @@ const char *server_address(const struct server *s)
 	return s->addr;
 }
 
+bool server_loopback(const struct server *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (getsockname(s->lfd, (struct sockaddr *)&ss, &sl))
+		return false;
+	if (ss.ss_family == AF_INET)
+		return ((const uint8_t *)&((struct sockaddr_in *)&ss)->sin_addr)[0] == 127;
+	if (ss.ss_family == AF_INET6) {
+		const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+
+		return IN6_IS_ADDR_LOOPBACK(a) ||
+		       (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return false;
+}
+
 const struct collector_counters *server_counters(const struct server *s)
 {
 	return &s->k;
@@ -298,8 +455,17 @@ int server_step(struct server *s, int max_wait_ms)
 {
 	struct epoll_event ev[64];
 	int n, i, timeout = store_in_txn(s->store) ? 0 : max_wait_ms;
+	uint64_t t, retry_at = store_retry_at(s->store);
 	bool stop = false;
-	uint64_t t;
+
+	/* A commit waiting for a locked file: sleep until its retry, not 0. */
+	if (retry_at) {
+		t = clock_mono_ms();
+		timeout = retry_at <= t ? 0 :
+					  (int)(retry_at - t < (uint64_t)max_wait_ms ?
+							retry_at - t :
+							(uint64_t)max_wait_ms);
+	}
 
 	n = epoll_wait(s->ep, ev, 64, timeout);
 	if (n < 0) {
@@ -325,7 +491,7 @@ int server_step(struct server *s, int max_wait_ms)
 					stop = true;
 			}
 		} else {
-			conn_event(p, ev[i].events);
+			h2conn_event(p, ev[i].events);
 		}
 	}
 	t = clock_mono_ms();
@@ -366,7 +532,7 @@ void server_free(struct server *s)
 	if (!s)
 		return;
 	while (s->conns)
-		conn_close(s->conns, NULL);
+		h2conn_close(s->conns, NULL);
 	if (s->lfd >= 0)
 		close(s->lfd);
 	if (s->ep >= 0)

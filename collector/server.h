@@ -17,6 +17,7 @@
 #define FLOWPIC_COLLECTOR_SERVER_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <openssl/ssl.h>
@@ -33,12 +34,19 @@ struct server_config {
 	uint32_t max_message; /* bytes of one gRPC message */
 	uint32_t max_streams; /* concurrent calls per connection */
 	uint32_t max_connections;
+	uint32_t max_per_source;       /* connections from one address (IPv6: one /64) */
+	uint64_t max_buffered;	       /* bytes of partial messages buffered, all calls */
+	uint64_t message_timeout_ms;   /* a message must arrive whole within this */
 	uint32_t max_pending_acks;     /* per connection; beyond: its window is held back */
-	uint64_t idle_timeout_ms;      /* no byte either way for this long: closed */
+	uint64_t idle_timeout_ms;      /* no call traffic (HEADERS, DATA) this long: closed */
 	uint64_t slow_timeout_ms;      /* output or acks stuck for this long: closed */
-	uint64_t handshake_timeout_ms; /* TLS handshake and HTTP/2 preface */
+	uint64_t handshake_timeout_ms; /* TLS, HTTP/2 preface, first authenticated call */
 	uint32_t commit_max;	       /* verdicts per transaction at most */
 	uint64_t commit_delay_ms;      /* a transaction stays open at most this long */
+
+	/* Who may write as which agent (identity.h). */
+	const struct token_map *tokens; /* per-agent tokens; NULL: token above */
+	bool agent_id_from_cert;	/* agent_id = the client certificate's CN */
 };
 
 void server_config_default(struct server_config *cfg);
@@ -50,6 +58,8 @@ struct server *server_new(const struct server_config *cfg, struct store *store, 
 			  size_t errlen);
 /* The address actually bound ("127.0.0.1:40123"). */
 const char *server_address(const struct server *s);
+/* Bound to a loopback address only (127.0.0.0/8, ::1)? */
+bool server_loopback(const struct server *s);
 /* Run until SIGINT/SIGTERM (blocked by the caller and read here through a
  * signalfd).  SIGUSR1 prints the counters.  0, or a negative errno on a
  * fatal error (logged). */

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * server_int.h - what the collector's server files share (not an interface
- * for anyone else): connections (conn.c: sockets, TLS, HTTP/2 I/O), gRPC
- * calls on their streams (call.c: requests, batches into the store, acks,
+ * for anyone else): connections (h2conn.c, struct h2conn: sockets, TLS, HTTP/2 I/O), gRPC
+ * calls, one per HTTP/2 stream (call.c, struct call: requests, batches into the store, acks,
  * trailers, the nghttp2 callbacks) and the loop (server.c: accept, group
  * commit, timeouts).
  */
@@ -21,11 +21,13 @@
 
 #include "clock.h"
 #include "grpc_frame.h"
+#include "ratelog.h"
 #include "server.h"
 
 #define READ_CHUNK (64 * 1024)
 #define READ_BUDGET (1024 * 1024) /* bytes per connection per wake-up: fairness */
 #define OUT_MAX (1024 * 1024)	  /* buffered output beyond which the peer counts as slow */
+#define LINGER_MS 1000		  /* a session ended: the peer has this long to close */
 #define ACK_MAX_LEN 32		  /* a packed Ack plus its prefix, at most */
 
 struct ack {
@@ -39,16 +41,17 @@ struct ackq {
 	size_t len, cap, head; /* a[head..len) are queued */
 };
 
-struct conn;
+struct h2conn;
 
-struct stream {
-	struct conn *c;
+struct call {
+	struct h2conn *c;
 	int32_t id;
-	struct stream *next_in_conn, *prev_in_conn;
-	struct stream *next_pending, *prev_pending;
+	struct call *next_in_conn, *prev_in_conn;
+	struct call *next_pending, *prev_pending;
 	bool on_pending;
 	/* Request headers. */
 	bool method_post, path_ok, path_seen, ct_ok, auth_ok, encoding_bad;
+	const char *agent_id; /* the token's agent: batches must carry it (NULL: any) */
 	char path[96];
 	/* State. */
 	bool started;	  /* headers validated, response submitted */
@@ -59,29 +62,36 @@ struct stream {
 	int status;
 	char message[200];
 	struct grpc_reader rd;
+	size_t buffered;	   /* rd's buffer, counted in the server's buffered */
+	uint64_t partial_since_ms; /* a message began arriving (0: none pending) */
 	struct ackq uncommitted, ready;
 	uint64_t batches;
 	size_t unconsumed; /* DATA bytes read but not yet given back as window */
 };
 
-enum conn_state { CONN_TLS_HANDSHAKE, CONN_H2 };
+enum h2conn_state { CONN_TLS_HANDSHAKE, CONN_H2 };
 
-struct conn {
+struct h2conn {
 	struct server *srv;
 	int fd;
 	SSL *ssl;
-	enum conn_state state;
+	enum h2conn_state state;
 	nghttp2_session *h2;
 	char peer[64];
-	struct conn *next, *prev;
-	struct stream *streams;
+	struct h2conn *next, *prev;
+	struct call *calls;
 	uint8_t *out;
 	size_t out_len, out_off, out_cap;
-	uint64_t created_ms, last_io_ms, stuck_since_ms;
-	uint32_t events;     /* epoll mask registered */
-	size_t acks_waiting; /* ready acks of all streams */
-	size_t unconsumed;   /* sum of the streams' unconsumed */
+	uint64_t created_ms, stuck_since_ms;
+	uint64_t last_active_ms; /* last HEADERS or DATA received: PINGs do not count */
+	uint8_t source[9];	 /* the peer's address (IPv6: its /64); [0] = 0: none */
+	uint32_t events;	 /* epoll mask registered */
+	size_t acks_waiting;	 /* ready acks of all streams */
+	size_t unconsumed;	 /* sum of the streams' unconsumed */
 	bool closing, dirty, logged_h2_error, preface_done;
+	bool authed;	/* a call with the right token came (or none is needed) */
+	bool lingering; /* session over: waiting for the peer to close (h2conn_linger) */
+	uint64_t linger_since_ms;
 };
 
 struct server {
@@ -89,11 +99,15 @@ struct server {
 	struct store *store;
 	int lfd, ep, sfd;
 	char addr[80];
-	struct conn *conns;
+	struct h2conn *conns;
 	uint32_t nconns;
-	struct stream *pending; /* streams with acks waiting for the commit */
+	struct call *pending; /* streams with acks waiting for the commit */
 	uint64_t txn_verdicts, txn_start_ms;
 	uint64_t last_timer_ms;
+	bool accept_paused; /* accept4 failed (fd limit): the listener is not polled */
+	uint64_t accept_paused_ms;
+	size_t buffered;	 /* reassembly buffers of partial messages, all calls */
+	struct ratelog peer_log; /* the lines peers can cause */
 	struct collector_counters k;
 	nghttp2_session_callbacks *cbs;
 	nghttp2_option *h2opt;
@@ -103,25 +117,37 @@ struct server {
 /* call.c */
 int ackq_push(struct ackq *q, const struct ack *a); /* 0, or -ENOMEM */
 size_t ackq_count(const struct ackq *q);
-void pending_unlink(struct server *s, struct stream *st);
-void stream_free(struct stream *st);
-void stream_wake(struct stream *st);
+void pending_unlink(struct server *s, struct call *st);
+void call_free(struct call *st);
+void call_wake(struct call *st);
 /* Decide the call's status; the data provider sends the trailers once the
  * acks already earned are out.  The first status wins. */
-void stream_fail(struct stream *st, int status, uint64_t *counter, const char *fmt, ...)
+void call_fail(struct call *st, int status, uint64_t *counter, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 /* Counted once per connection (err_http2_protocol), logged once. */
-void h2_error(struct conn *c, const char *what);
+void h2_error(struct h2conn *c, const char *what);
 void call_set_callbacks(nghttp2_session_callbacks *cbs);
 
-/* conn.c */
-bool conn_backlogged(const struct conn *c);
-void conn_close(struct conn *c, const char *why);
-int conn_flush(struct conn *c);
-void conn_settle(struct conn *c);
-void conn_read(struct conn *c);
-void conn_event(struct conn *c, uint32_t ev);
-int conn_adopt(struct server *s, int fd, const char *peer);
+/* Release the reassembly buffer of a failed or stalled call (budget). */
+void call_drop_partial(struct call *st);
+
+/* server.c */
+/* A warning a peer can cause: rate-limited (ratelog.h), counted when left out. */
+void peer_warn(struct server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A connection closed: poll the listener again if accept4 had failed. */
+void accept_resume(struct server *s);
+/* The transaction failed: every call waiting for it ends UNAVAILABLE, the
+ * reason in the log only (it may carry another agent's values). */
+void fail_pending(struct server *s);
+
+/* h2conn.c */
+bool h2conn_backlogged(const struct h2conn *c);
+void h2conn_close(struct h2conn *c, const char *why);
+int h2conn_flush(struct h2conn *c);
+void h2conn_settle(struct h2conn *c);
+void h2conn_read(struct h2conn *c);
+void h2conn_event(struct h2conn *c, uint32_t ev);
+int h2conn_adopt(struct server *s, int fd, const char *peer);
 void peer_name(const struct sockaddr_storage *ss, char *out, size_t len);
 
 #endif

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "store.h"
 
 const struct store_col store_cols[] = {
@@ -68,8 +69,8 @@ const char *store_kind(const struct store *s)
 	return s->ops->kind;
 }
 
-int store_put_batch(struct store *s, const Flowpic__V1__Batch *b, uint64_t now_ns, size_t *idx,
-		    char *err, size_t errlen)
+int store_put_batch(struct store *s, Flowpic__V1__Batch *b, uint64_t now_ns, size_t *idx, char *err,
+		    size_t errlen)
 {
 	int rc;
 
@@ -81,6 +82,7 @@ int store_put_batch(struct store *s, const Flowpic__V1__Batch *b, uint64_t now_n
 
 		if (!nr) {
 			snprintf(err, errlen, "%s: out of memory", s->ops->kind);
+			flowpic__v1__batch__free_unpacked(b, NULL);
 			return -ENOMEM;
 		}
 		s->res = nr;
@@ -104,16 +106,34 @@ bool store_in_txn(const struct store *s)
 
 int store_commit(struct store *s, char *err, size_t errlen)
 {
+	uint64_t t;
 	int rc;
 
 	if (!s->in_txn)
 		return 0;
+	t = clock_mono_ms();
+	if (s->retry_at_ms && t < s->retry_at_ms) {
+		snprintf(err, errlen, "%s: waiting to retry a locked database", s->ops->kind);
+		return -EAGAIN;
+	}
 	rc = s->ops->commit(s, err, errlen);
-	if (rc < 0) {
-		s->nres = 0;
+	if (rc == -EBUSY) {
+		/* Kept for a retry: 10 ms, doubling up to 200 ms between attempts. */
+		s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : 10;
+		if (s->backoff_ms > 200)
+			s->backoff_ms = 200;
+		s->retry_at_ms = t + s->backoff_ms;
 		return rc;
 	}
-	return 0;
+	s->retry_at_ms = s->backoff_ms = 0;
+	if (rc < 0)
+		s->nres = 0;
+	return rc;
+}
+
+uint64_t store_retry_at(const struct store *s)
+{
+	return s->retry_at_ms;
 }
 
 const struct store_batch_result *store_results(const struct store *s, size_t *n)

@@ -6,9 +6,12 @@
  * Both stores keep one table of verdicts keyed by the verdict's identity
  * (agent_id, run_id, seq): a verdict resent after a reconnect hits the key
  * and is counted as a duplicate, never stored twice, whichever collector
- * receives it.  Batches are grouped into transactions: store_put_batch opens
- * one when needed and store_commit makes everything since durable; only then
- * may the batches be acknowledged.  The schema is in docs/collector.md.
+ * receives it.  Batches are grouped into transactions: store_put_batch adds
+ * one to the open transaction (buffered: nothing is written yet) and
+ * store_commit writes them all and makes them durable; only then may the
+ * batches be acknowledged.  A batch the database refuses fails alone (its
+ * result says why); the others of the transaction are stored.  The schema
+ * is in docs/collector.md.
  */
 #ifndef FLOWPIC_COLLECTOR_STORE_H
 #define FLOWPIC_COLLECTOR_STORE_H
@@ -23,7 +26,8 @@ struct store;
 
 struct store_options {
 	bool sqlite_sync_full; /* SQLite: fsync the WAL at every commit (default) */
-	int busy_timeout_ms;   /* SQLite: wait for a lock held by a query this long */
+	int busy_timeout_ms;   /* SQLite: give up on a lock held by another process after
+				* this long in total (commits are retried meanwhile) */
 	bool readonly;	       /* queries only: never create the file or the schema */
 };
 
@@ -32,6 +36,9 @@ struct store_batch_result {
 	uint32_t duplicates; /* verdicts whose identity was already stored */
 	uint32_t rejected;   /* invalid verdicts (seq 0): not stored */
 	uint32_t counters;   /* agent counters written */
+	int error;	     /* 0, or the batch was not stored: -EINVAL the database
+			      * refused its values, -EIO another error (err says) */
+	char err[240];
 };
 
 /* "sqlite:PATH", a plain PATH (SQLite), "postgresql://...", "postgres://..."
@@ -42,22 +49,30 @@ struct store *store_open(const char *url, const struct store_options *opt, char 
 void store_close(struct store *s);
 const char *store_kind(const struct store *s); /* "sqlite" or "postgresql" */
 
-/* Add one batch to the current transaction (opened if none).  The batch
- * must carry an agent with a non-empty agent_id (checked by the caller).
- * *idx is the batch's place in the transaction: its result is
- * store_results()[*idx] once store_commit() succeeded (PostgreSQL learns
- * what was new only at the commit).  0, or a negative errno (-EIO, -ENOMEM)
- * with err: then the transaction is rolled back and every batch in it is
- * not stored. */
-int store_put_batch(struct store *s, const Flowpic__V1__Batch *b, uint64_t now_ns, size_t *idx,
-		    char *err, size_t errlen);
+/* Add one batch to the current transaction (opened if none); the store
+ * takes b and frees it (flowpic__v1__batch__free_unpacked) when done.  The
+ * batch must carry an agent with a non-empty agent_id and have passed
+ * batch_validate() (the caller's checks).  *idx is the batch's place in the
+ * transaction: its result is store_results()[*idx] once store_commit()
+ * returned 0.  0, or a negative errno (-ENOMEM) with err: then the
+ * transaction is dropped and no batch in it is stored. */
+int store_put_batch(struct store *s, Flowpic__V1__Batch *b, uint64_t now_ns, size_t *idx, char *err,
+		    size_t errlen);
 
 bool store_in_txn(const struct store *s);
-/* Commit the open transaction (no-op if none).  0, or a negative errno
- * (-EIO, -ENOMEM) with err (rolled back: nothing of it stored). */
+/* Write and commit the open transaction (no-op if none).  0: committed,
+ * each batch's result (stored, or its own error) in store_results();
+ * -EBUSY: the SQLite file is locked by another process: nothing written,
+ * the transaction is kept, call again later (after busy_timeout_ms of
+ * trying it gives up with -EIO); -EIO or -ENOMEM with err: nothing of the
+ * transaction stored, it is dropped. */
 int store_commit(struct store *s, char *err, size_t errlen);
 /* After a successful commit: the results of its batches, in put order. */
 const struct store_batch_result *store_results(const struct store *s, size_t *n);
+/* While a commit waits for a locked file: the monotonic ms of its next
+ * attempt (store_commit gives -EAGAIN before then, touching nothing); 0
+ * when not waiting. */
+uint64_t store_retry_at(const struct store *s);
 
 /* Query. */
 struct store_filter {
@@ -98,7 +113,7 @@ struct verdict_row {
 	const char *direction; /* "outbound" ... */
 	const char *stage;     /* "early" ... */
 	const char *reason;    /* "ok", "other", "sparse", ... or "unspecified" */
-	char probs[1024];      /* JSON object {"class":p,...} or array if classes differ */
+	char probs[2048];      /* JSON object {"class":p,...} or array if classes differ */
 };
 
 void verdict_row_fill(struct verdict_row *r, const Flowpic__V1__Batch *b,
@@ -115,12 +130,12 @@ struct store_sql {
 void store_build_query(const struct store *s, const struct store_filter *f, bool dollar,
 		       struct store_sql *q);
 
-/* Backends.  put_batch fills what it knows now (SQLite: everything;
- * PostgreSQL: rejected, and duplicates = valid verdicts until commit).
+/* Backends.  put_batch takes b (frees it when done) and fills what it knows
+ * now (nothing, or rejected); commit fills the rest of each result.
  * Statuses as the store_ functions': 0, or a negative errno with err. */
 struct store_ops {
 	const char *kind;
-	int (*put_batch)(struct store *s, const Flowpic__V1__Batch *b, uint64_t now_ns, size_t idx,
+	int (*put_batch)(struct store *s, Flowpic__V1__Batch *b, uint64_t now_ns, size_t idx,
 			 struct store_batch_result *res, char *err, size_t errlen);
 	int (*commit)(struct store *s, char *err, size_t errlen);
 	int (*query)(struct store *s, const struct store_filter *f, store_row_cb cb, void *ctx,
@@ -135,6 +150,7 @@ struct store {
 				 * its verdicts read as reason "unspecified" */
 	struct store_batch_result *res; /* per batch of the transaction */
 	size_t nres, capres;
+	uint64_t retry_at_ms, backoff_ms; /* a commit that found the file locked */
 };
 
 struct store *store_sqlite_open(const char *path, const struct store_options *opt, char *err,

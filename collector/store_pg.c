@@ -95,11 +95,21 @@ static const char counter_sql[] =
 	" host = EXCLUDED.host, batch_seq = EXCLUDED.batch_seq, updated_ns = EXCLUDED.updated_ns"
 	" WHERE EXCLUDED.batch_seq >= agent_counters.batch_seq";
 
+/* Where one batch's elements are in the transaction's JSON arrays (from the
+ * first element's '{' to the last one's '}'; empty when start == end). */
+struct pg_span {
+	size_t b0, b1, r0, r1, c0, c1;
+	uint32_t valid, rejected, counters; /* as put_batch counted them */
+};
+
 struct store_pg {
 	struct store base;
 	PGconn *conn;
 	struct sbuf batches, rows, counters; /* the open transaction, as JSON */
 	size_t nrows, ncounters;
+	struct pg_span *spans; /* per batch, to run one alone (pg_commit_isolated) */
+	size_t capspans;
+	struct sbuf one_b, one_r, one_c; /* one batch's documents */
 	char conninfo[1024];
 };
 
@@ -186,13 +196,14 @@ static void json_s(struct sbuf *b, const char *key, const char *v)
 }
 
 /* Nothing is sent yet: the batch joins the transaction's JSON documents. */
-static int pg_put_batch(struct store *base, const Flowpic__V1__Batch *b, uint64_t now_ns,
-			size_t idx, struct store_batch_result *res, char *err, size_t errlen)
+static int pg_put_batch(struct store *base, Flowpic__V1__Batch *b, uint64_t now_ns, size_t idx,
+			struct store_batch_result *res, char *err, size_t errlen)
 {
 	struct store_pg *s = (struct store_pg *)base;
 	const Flowpic__V1__Agent *a = b->agent;
 	struct sbuf *j = &s->rows;
 	struct verdict_row r;
+	struct pg_span *pos;
 	size_t i;
 
 	if (!s->base.in_txn) {
@@ -202,7 +213,25 @@ static int pg_put_batch(struct store *base, const Flowpic__V1__Batch *b, uint64_
 		s->nrows = s->ncounters = 0;
 		s->base.in_txn = true;
 	}
-	sbuf_printf(&s->batches, "%s{\"b\":%zu", idx ? "," : "[", idx);
+	if (idx >= s->capspans) {
+		size_t cap = s->capspans ? s->capspans * 2 : 256;
+		struct pg_span *ns = realloc(s->spans, cap * sizeof(*ns));
+
+		if (!ns) {
+			snprintf(err, errlen, "postgresql: out of memory building a transaction");
+			flowpic__v1__batch__free_unpacked(b, NULL);
+			s->base.in_txn = false;
+			return -ENOMEM;
+		}
+		s->spans = ns;
+		s->capspans = cap;
+	}
+	pos = &s->spans[idx];
+	sbuf_add(&s->batches, idx ? "," : "[", 1);
+	pos->b0 = s->batches.len;
+	pos->r0 = pos->r1 = s->rows.len + 1; /* after the separator of its first row */
+	pos->c0 = pos->c1 = s->counters.len + 1;
+	sbuf_printf(&s->batches, "{\"b\":%zu", idx);
 	json_s(&s->batches, "agent_id", a->agent_id);
 	json_u(&s->batches, "run_id", a->run_id);
 	json_s(&s->batches, "host", a->host);
@@ -212,6 +241,7 @@ static int pg_put_batch(struct store *base, const Flowpic__V1__Batch *b, uint64_
 	json_u(&s->batches, "sequence", b->sequence);
 	json_u(&s->batches, "received_ns", now_ns);
 	sbuf_add(&s->batches, "}", 1);
+	pos->b1 = s->batches.len;
 	for (i = 0; i < b->n_verdicts; i++) {
 		const Flowpic__V1__Verdict *v = b->verdicts[i];
 		const Flowpic__V1__FlowKey *k = v->flow;
@@ -249,6 +279,7 @@ static int pg_put_batch(struct store *base, const Flowpic__V1__Batch *b, uint64_
 		sbuf_add(j, "}", 1);
 		s->nrows++;
 		res->duplicates++; /* valid verdicts, until the commit says which were new */
+		pos->r1 = s->rows.len;
 	}
 	for (i = 0; i < b->n_counters; i++) {
 		sbuf_printf(&s->counters, "%s{\"b\":%zu", s->ncounters ? "," : "[", idx);
@@ -257,7 +288,12 @@ static int pg_put_batch(struct store *base, const Flowpic__V1__Batch *b, uint64_
 		sbuf_add(&s->counters, "}", 1);
 		s->ncounters++;
 		res->counters++;
+		pos->c1 = s->counters.len;
 	}
+	pos->valid = res->duplicates;
+	pos->rejected = res->rejected;
+	pos->counters = res->counters;
+	flowpic__v1__batch__free_unpacked(b, NULL);
 	if (s->batches.oom || s->rows.oom || s->counters.oom) {
 		snprintf(err, errlen, "postgresql: out of memory building a transaction");
 		s->base.in_txn = false;
@@ -342,12 +378,126 @@ fail:
 	return -EIO;
 }
 
+/* The values of one batch are at fault (data exception, constraint): it
+ * fails alone with INVALID_ARGUMENT; any other error of its statement is
+ * still its own (UNAVAILABLE for that call only). */
+static int batch_error(const PGresult *r)
+{
+	const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+
+	return st && (!strncmp(st, "22", 2) || !strncmp(st, "23", 2)) ? -EINVAL : -EIO;
+}
+
+/* "[" elements "]" of one batch, from the transaction's document. */
+static const char *one_doc(struct sbuf *out, const struct sbuf *all, size_t from, size_t to)
+{
+	sbuf_reset(out);
+	sbuf_add(out, "[", 1);
+	if (to > from)
+		sbuf_add(out, all->p + from, to - from);
+	sbuf_add(out, "]", 1);
+	return out->oom ? NULL : out->p;
+}
+
+/* Run one statement of one batch; PGRES_* status wanted. */
+static PGresult *run_one(struct store_pg *s, const char *stmt, const char *p1, const char *p2)
+{
+	const char *params[2] = { p1, p2 };
+
+	return PQexecPrepared(s->conn, stmt, 2, params, NULL, NULL, 0);
+}
+
+/* The group statement failed: run the batches one by one, each under its
+ * own SAVEPOINT, so the one the database refuses is rolled back alone and
+ * gets its own error; the others are committed.  Statuses as
+ * pg_commit_once's. */
+static int pg_commit_isolated(struct store_pg *s, bool *retry, char *err, size_t errlen)
+{
+	struct store_batch_result *res = s->base.res;
+	size_t i;
+	int rc;
+
+	*retry = false;
+	rc = ensure_conn(s, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (exec_cmd(s, "BEGIN", err, errlen) < 0) {
+		*retry = PQstatus(s->conn) != CONNECTION_OK;
+		return -EIO;
+	}
+	for (i = 0; i < s->base.nres; i++) {
+		const struct pg_span *sp = &s->spans[i];
+		const char *bdoc = one_doc(&s->one_b, &s->batches, sp->b0, sp->b1);
+		const char *rdoc = one_doc(&s->one_r, &s->rows, sp->r0, sp->r1);
+		const char *cdoc = one_doc(&s->one_c, &s->counters, sp->c0, sp->c1);
+		PGresult *r = NULL;
+		int j;
+
+		if (!bdoc || !rdoc || !cdoc) {
+			snprintf(err, errlen, "postgresql: out of memory isolating a batch");
+			goto fail;
+		}
+		if (exec_cmd(s, "SAVEPOINT b", err, errlen) < 0)
+			goto fail;
+		if (sp->r1 > sp->r0) {
+			r = run_one(s, "ins", bdoc, rdoc);
+			if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+				for (j = 0; j < PQntuples(r); j++) {
+					uint32_t n =
+						(uint32_t)strtoul(PQgetvalue(r, j, 1), NULL, 10);
+
+					if (n <= res[i].duplicates) {
+						res[i].stored = n;
+						res[i].duplicates -= n;
+					}
+				}
+				PQclear(r);
+				r = NULL;
+			}
+		}
+		if (!r && sp->c1 > sp->c0) {
+			r = run_one(s, "ctr", bdoc, cdoc);
+			if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+				PQclear(r);
+				r = NULL;
+			}
+		}
+		if (r) {
+			char ignore[64];
+
+			if (retryable(r) || PQstatus(s->conn) != CONNECTION_OK) {
+				set_err(s, "insert verdicts", r, err, errlen);
+				PQclear(r);
+				goto fail;
+			}
+			/* This batch alone: its own error, its rows undone. */
+			set_err(s, "insert verdicts", r, res[i].err, sizeof(res[i].err));
+			res[i].error = batch_error(r);
+			res[i].stored = res[i].duplicates = res[i].counters = 0;
+			PQclear(r);
+			if (exec_cmd(s, "ROLLBACK TO SAVEPOINT b", ignore, sizeof(ignore)) < 0)
+				goto fail;
+		}
+		if (exec_cmd(s, "RELEASE SAVEPOINT b", err, errlen) < 0)
+			goto fail;
+	}
+	if (exec_cmd(s, "COMMIT", err, errlen) < 0)
+		goto fail;
+	return 0;
+fail:
+	if (PQstatus(s->conn) != CONNECTION_OK)
+		*retry = true;
+	else if (PQtransactionStatus(s->conn) != PQTRANS_IDLE)
+		pg_rollback(s);
+	return -EIO;
+}
+
 static int pg_commit(struct store *base, char *err, size_t errlen)
 {
 	struct store_pg *s = (struct store_pg *)base;
 	struct store_batch_result *res = base->res;
+	bool retry = true, isolate = false;
 	int attempt, rc = -EIO;
-	bool retry = true;
 	size_t i;
 
 	if (s->batches.p)
@@ -356,13 +506,25 @@ static int pg_commit(struct store *base, char *err, size_t errlen)
 		sbuf_add(&s->rows, "]", 1);
 	if (s->ncounters)
 		sbuf_add(&s->counters, "]", 1);
-	for (attempt = 0; attempt < 3 && retry && rc < 0; attempt++) {
+	for (attempt = 0; attempt < 4; attempt++) {
 		/* A retry starts from the verdict counts put_batch left. */
 		for (i = 0; attempt && i < base->nres; i++) {
-			res[i].duplicates += res[i].stored;
-			res[i].stored = 0;
+			memset(&res[i], 0, sizeof(res[i]));
+			res[i].duplicates = s->spans[i].valid;
+			res[i].rejected = s->spans[i].rejected;
+			res[i].counters = s->spans[i].counters;
 		}
-		rc = pg_commit_once(s, &retry, err, errlen);
+		rc = isolate ? pg_commit_isolated(s, &retry, err, errlen) :
+			       pg_commit_once(s, &retry, err, errlen);
+		if (rc == 0)
+			break;
+		if (!retry) {
+			/* Not the connection nor a deadlock: some batch's values.
+			 * Once more, one batch at a time. */
+			if (isolate || PQstatus(s->conn) != CONNECTION_OK)
+				break;
+			isolate = true;
+		}
 	}
 	s->base.in_txn = false;
 	return rc;
@@ -407,6 +569,10 @@ static void pg_close(struct store *base)
 	sbuf_free(&s->batches);
 	sbuf_free(&s->rows);
 	sbuf_free(&s->counters);
+	sbuf_free(&s->one_b);
+	sbuf_free(&s->one_r);
+	sbuf_free(&s->one_c);
+	free(s->spans);
 	free(s);
 }
 

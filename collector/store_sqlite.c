@@ -7,17 +7,31 @@
  * sqlite3_changes() says per verdict whether it was new.  The table is
  * WITHOUT ROWID so the key is the table: an agent's verdicts arrive in seq
  * order and go in as appends to its key range.
+ *
+ * Batches are only kept by put_batch; the commit writes them all in one
+ * BEGIN IMMEDIATE ... COMMIT.  The writer waits for a lock held by another
+ * process (a query, sqlite3) at most BUSY_STEP_MS per attempt: the
+ * collector's single loop must not stall, so a locked file makes the commit
+ * return -EBUSY with the batches kept, and the server retries later, up to
+ * busy_timeout_ms in total.  Each batch has its own SAVEPOINT: a batch the
+ * database refuses is rolled back alone.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
+#include "clock.h"
 #include "store.h"
+
+#define BUSY_STEP_MS 20 /* the longest the loop waits for a lock at a time */
 
 static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS verdicts ("
@@ -52,10 +66,19 @@ static const char counter_sql[] =
 	" host = excluded.host, batch_seq = excluded.batch_seq, updated_ns = excluded.updated_ns"
 	" WHERE excluded.batch_seq >= agent_counters.batch_seq";
 
+struct sq_batch {
+	Flowpic__V1__Batch *b;
+	uint64_t now_ns;
+};
+
 struct store_sqlite {
 	struct store base;
 	sqlite3 *db;
-	sqlite3_stmt *ins, *ctr, *begin, *commit, *rollback;
+	sqlite3_stmt *ins, *ctr, *begin, *commit, *rollback, *save, *release, *rollback_to;
+	struct sq_batch *batches; /* the open transaction, written at commit */
+	size_t nbatches, capbatches;
+	uint64_t busy_since_ms; /* first commit attempt that found the file locked */
+	int busy_timeout_ms;
 	char path[512];
 };
 
@@ -66,19 +89,43 @@ static void set_err(struct store_sqlite *s, const char *what, char *err, size_t 
 	snprintf(err, errlen, "sqlite %s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
 }
 
-/* Step a statement that returns no rows: 0, or -EIO. */
+/* Step a statement that returns no rows: SQLITE_DONE or the error code. */
 static int step_done(sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st);
 
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : -EIO;
+	return rc;
+}
+
+static bool is_busy(int rc)
+{
+	return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
+}
+
+/* Errors of one batch's values, not of the database: only that batch fails. */
+static bool is_batch_fault(int rc)
+{
+	rc &= 0xff;
+	return rc == SQLITE_CONSTRAINT || rc == SQLITE_TOOBIG || rc == SQLITE_MISMATCH ||
+	       rc == SQLITE_RANGE;
 }
 
 static void sq_rollback(struct store_sqlite *s)
 {
 	if (!sqlite3_get_autocommit(s->db))
 		step_done(s->rollback);
+}
+
+/* The transaction is over (committed or given up): free its batches. */
+static void sq_drop(struct store_sqlite *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nbatches; i++)
+		flowpic__v1__batch__free_unpacked(s->batches[i].b, NULL);
+	s->nbatches = 0;
+	s->busy_since_ms = 0;
 	s->base.in_txn = false;
 }
 
@@ -87,25 +134,45 @@ static void bind_str(sqlite3_stmt *st, int i, const char *v)
 	sqlite3_bind_text(st, i, v ? v : "", -1, SQLITE_STATIC);
 }
 
-static int sq_put_batch(struct store *base, const Flowpic__V1__Batch *b, uint64_t now_ns,
-			size_t idx, struct store_batch_result *res, char *err, size_t errlen)
+static int sq_put_batch(struct store *base, Flowpic__V1__Batch *b, uint64_t now_ns, size_t idx,
+			struct store_batch_result *res, char *err, size_t errlen)
 {
 	struct store_sqlite *s = (struct store_sqlite *)base;
+
+	(void)idx;
+	(void)res;
+	if (s->nbatches == s->capbatches) {
+		size_t cap = s->capbatches ? s->capbatches * 2 : 64;
+		struct sq_batch *nb = realloc(s->batches, cap * sizeof(*nb));
+
+		if (!nb) {
+			snprintf(err, errlen, "sqlite %s: out of memory", s->path);
+			flowpic__v1__batch__free_unpacked(b, NULL);
+			sq_drop(s);
+			return -ENOMEM;
+		}
+		s->batches = nb;
+		s->capbatches = cap;
+	}
+	s->batches[s->nbatches++] = (struct sq_batch){ b, now_ns };
+	s->base.in_txn = true;
+	return 0;
+}
+
+/* One batch's rows, inside the open transaction: SQLITE_DONE or the error
+ * code (the statement's message in err). */
+static int sq_write_batch(struct store_sqlite *s, const struct sq_batch *q,
+			  struct store_batch_result *res, char *err, size_t errlen)
+{
+	const Flowpic__V1__Batch *b = q->b;
 	const Flowpic__V1__Agent *a = b->agent;
 	const char *model = b->model ? b->model->name : "";
 	const char *model_ver = b->model ? b->model->version : "";
 	sqlite3_stmt *st = s->ins;
 	struct verdict_row r;
+	int rc = SQLITE_DONE;
 	size_t i;
 
-	(void)idx;
-	if (!s->base.in_txn) {
-		if (step_done(s->begin) < 0) {
-			set_err(s, "BEGIN", err, errlen);
-			return -EIO;
-		}
-		s->base.in_txn = true;
-	}
 	/* Per-batch values bound once: bindings persist across resets. */
 	bind_str(st, 1, a->agent_id);
 	sqlite3_bind_int64(st, 2, (int64_t)a->run_id);
@@ -113,12 +180,11 @@ static int sq_put_batch(struct store *base, const Flowpic__V1__Batch *b, uint64_
 	bind_str(st, 5, a->version);
 	bind_str(st, 26, model);
 	bind_str(st, 27, model_ver);
-	sqlite3_bind_int64(st, 28, (int64_t)now_ns);
+	sqlite3_bind_int64(st, 28, (int64_t)q->now_ns);
 	for (i = 0; i < b->n_verdicts; i++) {
 		const Flowpic__V1__Verdict *v = b->verdicts[i];
 		const Flowpic__V1__FlowKey *k = v->flow;
 		const Flowpic__V1__Span *sp = v->span;
-		int rc;
 
 		if (v->seq == 0) {
 			res->rejected++;
@@ -148,12 +214,10 @@ static int sq_put_batch(struct store *base, const Flowpic__V1__Batch *b, uint64_
 		sqlite3_bind_double(st, 24, round((double)v->confidence * 1e6) / 1e6);
 		sqlite3_bind_text(st, 25, r.probs, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 29, r.reason, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-		sqlite3_reset(st);
+		rc = step_done(st);
 		if (rc != SQLITE_DONE) {
 			set_err(s, "insert verdict", err, errlen);
-			sq_rollback(s);
-			return -EIO;
+			break;
 		}
 		if (sqlite3_changes(s->db) > 0)
 			res->stored++;
@@ -161,7 +225,7 @@ static int sq_put_batch(struct store *base, const Flowpic__V1__Batch *b, uint64_
 			res->duplicates++;
 	}
 	sqlite3_clear_bindings(st);
-	for (i = 0; i < b->n_counters; i++) {
+	for (i = 0; rc == SQLITE_DONE && i < b->n_counters; i++) {
 		const Flowpic__V1__Counter *c = b->counters[i];
 
 		if (!c->name || !*c->name)
@@ -172,28 +236,91 @@ static int sq_put_batch(struct store *base, const Flowpic__V1__Batch *b, uint64_
 		sqlite3_bind_int64(s->ctr, 4, (int64_t)c->value);
 		bind_str(s->ctr, 5, a->host);
 		sqlite3_bind_int64(s->ctr, 6, (int64_t)b->sequence);
-		sqlite3_bind_int64(s->ctr, 7, (int64_t)now_ns);
-		if (step_done(s->ctr) < 0) {
+		sqlite3_bind_int64(s->ctr, 7, (int64_t)q->now_ns);
+		rc = step_done(s->ctr);
+		if (rc != SQLITE_DONE)
 			set_err(s, "upsert counter", err, errlen);
-			sq_rollback(s);
-			return -EIO;
-		}
-		res->counters++;
+		else
+			res->counters++;
 	}
-	return 0;
+	return rc;
+}
+
+/* The file is locked: -EBUSY (keep the batches, retry later) until
+ * busy_timeout_ms have passed since the first attempt, then -EIO. */
+static int sq_busy(struct store_sqlite *s, const char *what, char *err, size_t errlen)
+{
+	uint64_t t = clock_mono_ms();
+
+	sq_rollback(s);
+	if (!s->busy_since_ms)
+		s->busy_since_ms = t;
+	if (t - s->busy_since_ms < (uint64_t)s->busy_timeout_ms) {
+		snprintf(err, errlen, "sqlite %s: %s: database is locked (retrying)", s->path,
+			 what);
+		return -EBUSY;
+	}
+	snprintf(err, errlen,
+		 "sqlite %s: %s: database locked by another process for %" PRIu64 " ms: giving up",
+		 s->path, what, t - s->busy_since_ms);
+	sq_drop(s);
+	return -EIO;
 }
 
 static int sq_commit(struct store *base, char *err, size_t errlen)
 {
 	struct store_sqlite *s = (struct store_sqlite *)base;
+	struct store_batch_result *res = base->res;
+	size_t i;
+	int rc;
 
-	if (step_done(s->commit) < 0) {
-		set_err(s, "COMMIT", err, errlen);
-		sq_rollback(s);
+	rc = step_done(s->begin);
+	if (is_busy(rc))
+		return sq_busy(s, "BEGIN", err, errlen);
+	if (rc != SQLITE_DONE) {
+		set_err(s, "BEGIN", err, errlen);
+		sq_drop(s);
 		return -EIO;
 	}
-	s->base.in_txn = false;
+	for (i = 0; i < s->nbatches; i++) {
+		memset(&res[i], 0, sizeof(res[i]));
+		if (step_done(s->save) != SQLITE_DONE) {
+			set_err(s, "SAVEPOINT", err, errlen);
+			goto fail;
+		}
+		rc = sq_write_batch(s, &s->batches[i], &res[i], err, errlen);
+		if (is_busy(rc))
+			return sq_busy(s, "write", err, errlen);
+		if (rc != SQLITE_DONE && !is_batch_fault(rc))
+			goto fail;
+		if (rc != SQLITE_DONE) {
+			/* This batch alone is refused: undo its rows, keep the others. */
+			/* The agent is told the database's reason, not our path. */
+			snprintf(res[i].err, sizeof(res[i].err), "sqlite: %s",
+				 sqlite3_errmsg(s->db));
+			memset(&res[i], 0, offsetof(struct store_batch_result, error));
+			res[i].error = -EINVAL;
+			if (step_done(s->rollback_to) != SQLITE_DONE)
+				goto fail;
+		}
+		if (step_done(s->release) != SQLITE_DONE) {
+			set_err(s, "RELEASE", err, errlen);
+			goto fail;
+		}
+	}
+	rc = step_done(s->commit);
+	if (is_busy(rc))
+		return sq_busy(s, "COMMIT", err, errlen);
+	if (rc != SQLITE_DONE) {
+		set_err(s, "COMMIT", err, errlen);
+		goto fail;
+	}
+	sq_drop(s);
 	return 0;
+fail:
+	sq_rollback(s);
+	sq_drop(s);
+	return -EIO;
 }
 
 static int sq_query(struct store *base, const struct store_filter *f, store_row_cb cb, void *ctx,
@@ -231,13 +358,18 @@ static void sq_close(struct store *base)
 {
 	struct store_sqlite *s = (struct store_sqlite *)base;
 
-	if (s->base.in_txn)
+	if (s->db && s->rollback)
 		sq_rollback(s);
+	sq_drop(s);
+	free(s->batches);
 	sqlite3_finalize(s->ins);
 	sqlite3_finalize(s->ctr);
 	sqlite3_finalize(s->begin);
 	sqlite3_finalize(s->commit);
 	sqlite3_finalize(s->rollback);
+	sqlite3_finalize(s->save);
+	sqlite3_finalize(s->release);
+	sqlite3_finalize(s->rollback_to);
 	sqlite3_close(s->db);
 	free(s);
 }
@@ -293,6 +425,27 @@ static int prep(struct store_sqlite *s, const char *sql, sqlite3_stmt **st, char
 	return 0;
 }
 
+/* A new store file is created 0600 (verdicts say who talks to whom); SQLite
+ * gives its -wal and -shm files the database file's mode.  An existing
+ * file keeps its mode.  0, or -errno with err. */
+static int create_private(struct store_sqlite *s, char *err, size_t errlen)
+{
+	int fd;
+
+	if (s->path[0] == ':' || !strncmp(s->path, "file:", 5))
+		return 0; /* ":memory:" and URIs: nothing to create here */
+	fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 && errno != EEXIST) {
+		int e = errno;
+
+		snprintf(err, errlen, "sqlite %s: create: %s", s->path, strerror(e));
+		return -e;
+	}
+	if (fd >= 0)
+		close(fd);
+	return 0;
+}
+
 struct store *store_sqlite_open(const char *path, const struct store_options *opt, char *err,
 				size_t errlen)
 {
@@ -307,6 +460,8 @@ struct store *store_sqlite_open(const char *path, const struct store_options *op
 	s->base.ops = &sqlite_ops;
 	snprintf(s->path, sizeof(s->path), "%s", path);
 	flags = opt->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+	if (!opt->readonly && create_private(s, err, errlen) < 0)
+		goto fail;
 	if (sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		set_err(s, opt->readonly ? "open (does the file exist?)" : "open", err, errlen);
 		goto fail;
@@ -344,8 +499,15 @@ struct store *store_sqlite_open(const char *path, const struct store_options *op
 	    prep(s, counter_sql, &s->ctr, err, errlen) < 0 ||
 	    prep(s, "BEGIN IMMEDIATE", &s->begin, err, errlen) < 0 ||
 	    prep(s, "COMMIT", &s->commit, err, errlen) < 0 ||
-	    prep(s, "ROLLBACK", &s->rollback, err, errlen) < 0)
+	    prep(s, "ROLLBACK", &s->rollback, err, errlen) < 0 ||
+	    prep(s, "SAVEPOINT b", &s->save, err, errlen) < 0 ||
+	    prep(s, "RELEASE b", &s->release, err, errlen) < 0 ||
+	    prep(s, "ROLLBACK TO b", &s->rollback_to, err, errlen) < 0)
 		goto fail;
+	/* From now on the loop never waits long for a lock (sq_busy). */
+	s->busy_timeout_ms = opt->busy_timeout_ms;
+	sqlite3_busy_timeout(s->db, opt->busy_timeout_ms < BUSY_STEP_MS ? opt->busy_timeout_ms :
+									  BUSY_STEP_MS);
 	return &s->base;
 fail:
 	sq_close(&s->base);

@@ -60,6 +60,13 @@ static SSL_CTX *ctx_common(const SSL_METHOD *method, char *err, size_t errlen)
 		return NULL;
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	/* RFC 7540 9.2.2: TLS 1.2 with ephemeral key exchange and AEAD ciphers
+	 * only (no CBC, no static RSA); TLS 1.3 suites are all AEAD. */
+	if (SSL_CTX_set_cipher_list(ctx, RPC_TLS12_CIPHERS) != 1) {
+		rpc_tls_errors("TLS 1.2 cipher list", err, errlen);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
 	/* RFC 7540 9.2: no renegotiation and no compression under HTTP/2. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |

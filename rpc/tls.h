@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tls.h - OpenSSL contexts for the verdict stream: TLS 1.2 or later, ALPN
+ * tls.h - OpenSSL contexts for the verdict stream: TLS 1.2 or later (1.2
+ * with AEAD suites only), ALPN
  * "h2" (gRPC needs HTTP/2; a peer that cannot agree on it is refused during
  * the handshake), and mutual TLS with a CA of our own.
  *
@@ -17,6 +18,11 @@
 #include <stddef.h>
 
 #include <openssl/ssl.h>
+
+/* TLS 1.2 suites of both ends (OpenSSL cipher string): ECDHE or DHE key
+ * exchange with AES-GCM or ChaCha20-Poly1305, as HTTP/2 requires (RFC 7540
+ * 9.2.2); a peer offering only CBC or static-RSA suites fails the handshake. */
+#define RPC_TLS12_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!PSK:!SRP"
 
 struct rpc_tls_config {
 	const char *cert_file;	 /* PEM certificate chain: server always, client for mTLS */

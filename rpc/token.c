@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
@@ -42,6 +43,19 @@ bool rpc_token_check(const char *expected, const char *value, size_t valuelen)
 	return CRYPTO_memcmp(want, got, sizeof(want)) == 0;
 }
 
+/* The token is a password: say so when others may read (or replace) it.
+ * A warning, not a refusal, so a deployment keeps running while fixed. */
+static void warn_mode(FILE *f, const char *path)
+{
+	struct stat st;
+
+	if (fstat(fileno(f), &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)))
+		fprintf(stderr,
+			"%s: warning: token file %s is open to group or others (mode %04o): run "
+			"chmod 600 %s\n",
+			program_invocation_short_name, path, (unsigned)(st.st_mode & 07777), path);
+}
+
 int rpc_token_load(const char *path, char *out, size_t outlen, char *err, size_t errlen)
 {
 	char line[RPC_TOKEN_MAX + 64];
@@ -54,6 +68,7 @@ int rpc_token_load(const char *path, char *out, size_t outlen, char *err, size_t
 		snprintf(err, errlen, "token file %s: %s", path, strerror(-rc));
 		return rc;
 	}
+	warn_mode(f, path);
 	if (!fgets(line, sizeof(line), f)) {
 		fclose(f);
 		snprintf(err, errlen, "token file %s: empty", path);

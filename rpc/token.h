@@ -22,7 +22,9 @@ bool rpc_token_check(const char *expected, const char *value, size_t valuelen);
 /* Is tok a usable token (1..RPC_TOKEN_MAX characters 0x21..0x7E)? */
 bool rpc_token_valid(const char *tok);
 
-/* Read a token file: the first line, surrounding white space removed.
+/* Read a token file: the first line, surrounding white space removed.  A
+ * file open to group or others (any of mode 077) gets one warning line on
+ * stderr ("PROG: warning: token file F is open to group or others ...").
  * 0, or a negative errno with a one-line reason in err (-errno of fopen for a
  * missing file; -EINVAL empty or bad characters; -ENOSPC too long for out). */
 int rpc_token_load(const char *path, char *out, size_t outlen, char *err, size_t errlen);

@@ -7,6 +7,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include <openssl/err.h>
 
 #include "grpc_frame.h"
+#include "log.h"
 #include "grpc_status.h"
 #include "rpc_error.h"
 #include "tls.h"
@@ -191,6 +193,13 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *user)
 	}
 	if (f->hd.type != NGHTTP2_HEADERS || f->hd.stream_id != c->stream_id)
 		return 0;
+	/* Trailers with a refusal: that is the reason, whatever follows (a
+	 * collector closes the connection after UNAUTHENTICATED, with a GOAWAY
+	 * that may arrive before this stream is closed on our side). */
+	if ((f->hd.flags & NGHTTP2_FLAG_END_STREAM) && c->grpc_status > 0)
+		set_err(c, "collector %s ended the call: grpc-status %d (%s)%s%s", c->p.authority,
+			c->grpc_status, grpc_status_name(c->grpc_status),
+			c->grpc_message[0] ? ": " : "", c->grpc_message);
 	if (f->headers.cat == NGHTTP2_HCAT_RESPONSE && !c->established) {
 		if (c->http_status != 200) {
 			set_err(c, "collector %s answered HTTP %d to %s (not a gRPC server?)",
@@ -389,6 +398,43 @@ short conn_events(const struct conn *c)
 	}
 }
 
+static bool is_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr) >>
+			24) == 127;
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a =
+			&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+
+		return IN6_IS_ADDR_LOOPBACK(a) ||
+		       (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return false;
+}
+
+/* The token in cleartext beyond this host: anyone on the path can read it
+ * and write as this agent.  Said once per process, not per reconnection. */
+static void warn_cleartext_token(const struct conn *c)
+{
+	static bool warned;
+	char addr[INET6_ADDRSTRLEN] = "?";
+	const struct sockaddr *sa = c->ai->ai_addr;
+
+	if (warned || c->p.tls || !c->p.authorization || is_loopback(sa))
+		return;
+	warned = true;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr,
+			  sizeof(addr));
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+			  addr, sizeof(addr));
+	log_warn("collector %s (%s): the access token goes in cleartext over the network "
+		 "(no TLS): anyone on the path can read it; give the collector's CA to use TLS",
+		 c->p.authority, addr);
+}
+
 /* The TCP connect finished (or failed: the next address): 0, or a negative
  * errno with c->err set. */
 static int tcp_done(struct conn *c)
@@ -412,6 +458,7 @@ static int tcp_done(struct conn *c)
 		return 0; /* the next address */
 	}
 	c->err[0] = '\0';
+	warn_cleartext_token(c);
 	if (!c->p.tls)
 		return h2_start(c);
 	c->ssl = SSL_new(c->p.tls);

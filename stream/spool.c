@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,12 +334,39 @@ static void sync_maybe(struct spool *sp, int fd, enum stream_fsync when)
 		log_warn("spool %s: fsync: %s", sp->dir, strerror(errno));
 }
 
-/* Create and open the directory, and take its lock.  0, or -errno with err. */
+/* Replayed segments are sent with this agent's token: a directory others
+ * can write to (or that is someone else's) would let them plant verdicts.
+ * 0, or -EACCES with err saying what to run. */
+static int dir_check(struct spool *sp, const struct stat *st, char *err, size_t errlen)
+{
+	if (st->st_uid != geteuid()) {
+		snprintf(err, errlen,
+			 "spool %s: owned by uid %u, not by this process's user (uid %u): run "
+			 "chown %u %s (or give another --spool-dir)",
+			 sp->dir, (unsigned)st->st_uid, (unsigned)geteuid(), (unsigned)geteuid(),
+			 sp->dir);
+		return -EACCES;
+	}
+	if ((st->st_mode & 07777) != 0700) {
+		snprintf(err, errlen,
+			 "spool %s: mode %04o, expected 0700 (others could plant segments that "
+			 "would be sent with this agent's token): run chmod 700 %s",
+			 sp->dir, (unsigned)(st->st_mode & 07777), sp->dir);
+		return -EACCES;
+	}
+	return 0;
+}
+
+/* Create (0700) and open the directory, check it, and take its lock.  0, or
+ * -errno with err. */
 static int dir_open_locked(struct spool *sp, char *err, size_t errlen)
 {
+	struct stat st;
+	bool created;
 	int e;
 
-	if (mkdir(sp->dir, 0700) < 0 && errno != EEXIST) {
+	created = mkdir(sp->dir, 0700) == 0;
+	if (!created && errno != EEXIST) {
 		e = errno;
 		snprintf(err, errlen, "spool %s: cannot create the directory: %s", sp->dir,
 			 strerror(e));
@@ -347,10 +375,27 @@ static int dir_open_locked(struct spool *sp, char *err, size_t errlen)
 	sp->dfd = open(sp->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (sp->dfd < 0) {
 		e = errno;
+		/* Someone else's 0700 directory: say whose, and what to run. */
+		if (e == EACCES && stat(sp->dir, &st) == 0 && dir_check(sp, &st, err, errlen) < 0)
+			return -e;
 		snprintf(err, errlen, "spool %s: cannot open the directory: %s", sp->dir,
 			 strerror(e));
 		return -e;
 	}
+	/* The umask may have taken bits off ours: set them exactly. */
+	if (created && fchmod(sp->dfd, 0700) < 0) {
+		e = errno;
+		snprintf(err, errlen, "spool %s: chmod 700: %s", sp->dir, strerror(e));
+		return -e;
+	}
+	if (fstat(sp->dfd, &st) < 0) {
+		e = errno;
+		snprintf(err, errlen, "spool %s: %s", sp->dir, strerror(e));
+		return -e;
+	}
+	e = dir_check(sp, &st, err, errlen);
+	if (e < 0)
+		return e;
 	/* One writer per spool: two agents appending to one directory would
 	 * interleave segments and delete each other's records. */
 	if (flock(sp->dfd, LOCK_EX | LOCK_NB) < 0) {

@@ -44,8 +44,10 @@ struct spool_record {
 	uint8_t *payload;
 };
 
-/* Open (create) dir and index what is in it.  NULL, err and errno set on
- * failure. */
+/* Open dir (created 0700 if missing) and index what is in it.  The
+ * directory must belong to this process's effective user and be mode 0700
+ * (else EACCES, and err says which chmod/chown to run): its segments are
+ * replayed with the agent's token.  NULL, err and errno set on failure. */
 struct spool *spool_open(const char *dir, uint64_t max_bytes, uint64_t segment_bytes,
 			 enum stream_fsync fsync_policy, char *err, size_t errlen);
 

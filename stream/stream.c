@@ -59,7 +59,11 @@ struct stream {
 	size_t (*counters_fn)(void *ctx, struct stream_counter *out, size_t max);
 	void *counters_ctx;
 	pthread_t thread;
+	bool started; /* stream_start() ran: the thread is there */
 	int evfd;
+	char *spool_dir; /* opened by stream_start() */
+	uint64_t spool_max, spool_seg;
+	enum stream_fsync fsync;
 
 	/* Shared with stream_submit() / stream_counters(): under lock. */
 	pthread_mutex_t lock;
@@ -740,6 +744,7 @@ static void stream_free(struct stream *s)
 	free(s->ring);
 	free(s->open);
 	free(s->encbuf);
+	free(s->spool_dir);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
@@ -797,35 +802,29 @@ static int conn_params_init(struct stream *s, const struct stream_config *cfg, c
 	return 0;
 }
 
-/* Submit ring, open batch, encoding buffer, memory queue, spool.  0, or a
- * negative errno with err. */
+/* Submit ring, open batch, encoding buffer, memory queue.  0, or -ENOMEM
+ * with err. */
 static int buffers_init(struct stream *s, const struct stream_config *cfg, char *err, size_t errlen)
 {
-	struct spool_stats st;
-
 	s->ring_cap = cfg->submit_max;
 	s->ring = calloc(s->ring_cap, sizeof(*s->ring));
 	s->open = calloc(s->batch_max, sizeof(*s->open));
 	s->enccap = encode_batch_bound(s->batch_max, OWN_COUNTERS + AGENT_COUNTERS_MAX);
 	s->encbuf = malloc(s->enccap);
-	if (!s->ring || !s->open || !s->encbuf || queue_init(&s->mq, cfg->queue_max) < 0) {
+	s->spool_dir = cfg->spool_dir ? strdup(cfg->spool_dir) : NULL;
+	if (!s->ring || !s->open || !s->encbuf || (cfg->spool_dir && !s->spool_dir) ||
+	    queue_init(&s->mq, cfg->queue_max) < 0) {
 		snprintf(err, errlen, "out of memory (submit ring of %u verdicts)",
 			 cfg->submit_max);
 		return -ENOMEM;
 	}
-	if (!cfg->spool_dir)
-		return 0;
-	s->spool = spool_open(cfg->spool_dir, cfg->spool_max_bytes,
-			      cfg->spool_segment_bytes ? cfg->spool_segment_bytes : 4ull << 20,
-			      cfg->fsync, err, errlen);
-	if (!s->spool)
-		return errno ? -errno : -EIO;
-	spool_get_stats(s->spool, &st);
-	s->tc.replayed = st.found_verdicts;
+	s->spool_max = cfg->spool_max_bytes;
+	s->spool_seg = cfg->spool_segment_bytes ? cfg->spool_segment_bytes : 4ull << 20;
+	s->fsync = cfg->fsync;
 	return 0;
 }
 
-struct stream *stream_new(const struct stream_config *cfg, char *err, size_t errlen)
+struct stream *stream_prepare(const struct stream_config *cfg, char *err, size_t errlen)
 {
 	struct stream *s;
 	int r;
@@ -865,19 +864,51 @@ struct stream *stream_new(const struct stream_config *cfg, char *err, size_t err
 		goto err_free;
 	}
 	s->next_seq = 1;
-	publish(s);
-	r = pthread_create(&s->thread, NULL, stream_thread, s);
-	if (r) {
-		snprintf(err, errlen, "cannot start the stream thread: %s", strerror(r));
-		r = -r;
-		goto err_free;
-	}
 	return s;
 
 err_free:
 	stream_free(s);
 	errno = -r;
 	return NULL;
+}
+
+int stream_start(struct stream *s, char *err, size_t errlen)
+{
+	struct spool_stats st;
+	int r;
+
+	if (s->spool_dir) {
+		s->spool =
+			spool_open(s->spool_dir, s->spool_max, s->spool_seg, s->fsync, err, errlen);
+		if (!s->spool)
+			return errno ? -errno : -EIO;
+		spool_get_stats(s->spool, &st);
+		s->tc.replayed = st.found_verdicts;
+	}
+	publish(s);
+	r = pthread_create(&s->thread, NULL, stream_thread, s);
+	if (r) {
+		snprintf(err, errlen, "cannot start the stream thread: %s", strerror(r));
+		return -r;
+	}
+	s->started = true;
+	return 0;
+}
+
+struct stream *stream_new(const struct stream_config *cfg, char *err, size_t errlen)
+{
+	struct stream *s = stream_prepare(cfg, err, errlen);
+	int r;
+
+	if (!s)
+		return NULL;
+	r = stream_start(s, err, errlen);
+	if (r < 0) {
+		stream_free(s);
+		errno = -r;
+		return NULL;
+	}
+	return s;
 }
 
 static const char *const reason_names[STREAM_REASON_COUNT] = {
@@ -950,6 +981,12 @@ int stream_close(struct stream *s, unsigned timeout_ms, struct stream_counters *
 
 	if (!s)
 		return 0;
+	if (!s->started) { /* prepared only: nothing was submitted */
+		if (final)
+			memset(final, 0, sizeof(*final));
+		stream_free(s);
+		return 0;
+	}
 	pthread_mutex_lock(&s->lock);
 	s->closing = true;
 	s->close_deadline = clock_mono_ms() + timeout_ms;

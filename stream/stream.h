@@ -205,6 +205,18 @@ int stream_config_check(const struct stream_config *cfg, char *err, size_t errle
 struct stream *stream_new(const struct stream_config *cfg, char *err, size_t errlen);
 
 /*
+ * stream_new() in two steps, for a process that changes user in between
+ * (the agent: it reads the token and TLS files as root, then runs the
+ * spool and the network as an unprivileged user).  stream_prepare(): the
+ * checks, the TLS context (files read now), the buffers; no spool, no
+ * thread, nothing may be submitted yet.  stream_start(): open the spool (as
+ * the user of that moment) and start the thread; 0, or a negative errno
+ * with err (s stays prepared: stream_close() frees it).
+ */
+struct stream *stream_prepare(const struct stream_config *cfg, char *err, size_t errlen);
+int stream_start(struct stream *s, char *err, size_t errlen);
+
+/*
  * Hand over one verdict (copied).  Never blocks on I/O.  0 and *seq (if not
  * NULL) = the verdict's seq; -EAGAIN: the submit ring is full (the stream's
  * thread is behind), the verdict was not taken (counted as rejected);

@@ -40,7 +40,7 @@ struct jval {
 	char s[STR_MAX];
 	double num;
 	bool b;
-	const char *numtext;
+	char numtext[64]; /* J_NUM: its text, NUL-terminated */
 	size_t numlen;
 };
 
@@ -90,10 +90,22 @@ static int str(struct jp *j, char *out, size_t cap)
 				c = '\f';
 				break;
 			case 'u': {
-				unsigned u;
+				unsigned u = 0;
+				int i;
 
-				if (j->end - j->p < 4 || sscanf(j->p, "%4x", &u) != 1)
-					return fail(j, "bad \\u escape");
+				/* Four hex digits, read by hand: the line is not a C
+				 * string, and sscanf would look for its end. */
+				for (i = 0; i < 4; i++) {
+					char h = j->p + i < j->end ? j->p[i] : 'x';
+					int d = h >= '0' && h <= '9' ? h - '0' :
+						h >= 'a' && h <= 'f' ? h - 'a' + 10 :
+						h >= 'A' && h <= 'F' ? h - 'A' + 10 :
+								       -1;
+
+					if (d < 0)
+						return fail(j, "bad \\u escape");
+					u = u * 16 + (unsigned)d;
+				}
 				j->p += 4;
 				c = u < 0x80 ? (char)u : '?';
 				break;
@@ -123,7 +135,10 @@ static uint64_t u64(const struct jval *x)
 	    !memchr(x->numtext, 'e', x->numlen) && !memchr(x->numtext, 'E', x->numlen) &&
 	    x->numtext[0] != '-')
 		return strtoull(x->numtext, NULL, 10);
-	return x->t == J_NUM && x->num > 0 ? (uint64_t)x->num : 0;
+	if (x->t != J_NUM || !(x->num > 0))
+		return 0;
+	/* Beyond uint64_t (or inf) saturates: converting it is undefined. */
+	return x->num >= 18446744073709551616.0 ? UINT64_MAX : (uint64_t)x->num;
 }
 
 /* The index of s in names (any case), or -1 if none. */
@@ -148,6 +163,9 @@ static int add_prob(struct jp *j, const char *name, const struct jval *x)
 		snprintf(msg, sizeof(msg), "\"probs\": at most %d numbers", STREAM_MAX_CLASSES);
 		return fail(j, msg);
 	}
+	/* A probability; anything else would not even fit a float. */
+	if (!(x->num >= 0 && x->num <= 1))
+		return fail(j, "\"probs\": numbers from 0 to 1");
 	if (name && j->classes && strlen(name) < STREAM_CLASS_MAX) {
 		memcpy(j->classes->names[v->nprobs], name, strlen(name) + 1);
 		j->classes->n = v->nprobs + 1u;
@@ -372,22 +390,22 @@ static int value(struct jp *j, const char *key, int depth)
 		j->p += 4;
 		return 0;
 	} else {
-		char buf[64];
-		size_t n = strspn(j->p, "+-0123456789.eE");
+		size_t n = 0;
 		char *endp;
 
-		if (n > (size_t)(j->end - j->p))
-			n = (size_t)(j->end - j->p);
-		if (!n || n >= sizeof(buf))
+		/* The line is len bytes, not a C string: never look past its end. */
+		while (j->p + n < j->end && n < sizeof(x.numtext) &&
+		       strchr("+-0123456789.eE", j->p[n]) && j->p[n])
+			n++;
+		if (!n || n >= sizeof(x.numtext))
 			return fail(j, "expected a value");
-		memcpy(buf, j->p, n);
-		buf[n] = '\0';
+		memcpy(x.numtext, j->p, n);
+		x.numtext[n] = '\0';
 		errno = 0;
-		x.num = strtod(buf, &endp);
+		x.num = strtod(x.numtext, &endp);
 		if (*endp || errno)
 			return fail(j, "bad number");
 		x.t = J_NUM;
-		x.numtext = j->p;
 		x.numlen = n;
 		j->p += n;
 	}

@@ -56,6 +56,12 @@ grep -q "bad.conf:3: unknown key 'colour'" "$tmp/err" && grep -q "bad.conf:5: ex
 	&& ok "config: lines 3 and 5 named too" || bad "config lines: $(cat "$tmp/err")"
 expect "counters file not writable" 2 1 "cannot open the counters file" \
 	"$agent" --pcap "$demo" --counters-file "$tmp/no/such/dir/c"
+# A link in the counters file's place is not followed: the target stays empty.
+: > "$tmp/target"
+ln -s "$tmp/target" "$tmp/counters-link"
+expect "counters file is a symbolic link" 2 1 "counters-link: the counters file is a symbolic link; refusing" \
+	"$agent" --pcap "$demo" --counters-file "$tmp/counters-link"
+[ -s "$tmp/target" ] && bad "the symbolic link's target was written"
 
 # --- model: status 4 ---
 expect "model missing" 4 1 "$tmp/none.fpcnn.*give --model a flowpic model file" "$agent" --pcap "$demo" --model "$tmp/none.fpcnn"
@@ -83,6 +89,18 @@ expect "no CAP_BPF nor CAP_SYS_ADMIN" 6 1 "missing capability CAP_BPF to load" \
 	capsh --drop=cap_bpf,cap_sys_admin -- -c "exec '$agent' --iface lo"
 expect "kernel without BTF" 5 1 "this kernel has no BTF.*CONFIG_DEBUG_INFO_BTF.*use --pcap" \
 	unshare -m sh -c "mount -t tmpfs none /sys/kernel/btf && exec '$agent' --iface lo"
+
+# --- after attaching: the user switch and the spool (status 2) ---
+expect "no such --user" 2 1 "no user 'fpt-no-such-user' to run as after attaching; give --user NAME" \
+	"$agent" --iface lo --user fpt-no-such-user
+run_uid=$(id -u flowpic 2> /dev/null || id -u nobody)
+mkdir -m 700 "$tmp/rootspool"
+expect "spool not the agent user's" 2 1 "rootspool: owned by uid 0, not by this process's user (uid $run_uid): run chown $run_uid" \
+	"$agent" --iface lo --collector 127.0.0.1:1 --spool-dir "$tmp/rootspool"
+mkdir -m 755 "$tmp/openspool"
+chown $run_uid "$tmp/openspool"
+expect "spool open to others" 2 1 "openspool: mode 0755, expected 0700.*run chmod 700" \
+	"$agent" --iface lo --collector 127.0.0.1:1 --spool-dir "$tmp/openspool"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -9,7 +9,8 @@
 #   - the ICMP packets the BPF programs skipped equal tshark's count;
 #   - zero loss counters, verdicts for every flow (early: shorter than a
 #     block), a counters line on SIGUSR1 and one at exit;
-#   - capabilities all dropped once attached;
+#   - capabilities all dropped once attached, and root left for the
+#     flowpic (or nobody) user; the spool written as that user;
 #   - nothing left attached after SIGTERM, and after kill -9: the agent's
 #     bpf_links (from /proc/PID/fdinfo) are gone, no XDP on the interface,
 #     no TC filter on its egress.
@@ -72,9 +73,15 @@ tcpdump_pid=$!
 pids+=($tcpdump_pid)
 wait_for "$tmp/tcpdump.err" "listening on" 10 || die "tcpdump did not start: $(cat "$tmp/tcpdump.err")"
 
+# Once attached the agent runs as flowpic (or nobody): its spool directory
+# is that user's, mode 0700, on a path that user can reach.
+run_uid=$(id -u flowpic 2> /dev/null || id -u nobody)
+chmod 711 "$tmp"
+mkdir -m 700 "$tmp/spool" "$tmp/spool3" && chown $run_uid "$tmp/spool" "$tmp/spool3"
+
 # ip netns exec execs the agent: $! is its pid.
 ip netns exec $ns_c "$agent" --iface $if_c -v --collector 127.0.0.1:$grpc_port \
-	--agent-id fpt-agent-system > "$tmp/verdicts" 2> "$tmp/agent.err" &
+	--agent-id fpt-agent-system --spool-dir "$tmp/spool" > "$tmp/verdicts" 2> "$tmp/agent.err" &
 agent_pid=$!
 pids+=($agent_pid)
 wait_for "$tmp/agent.err" "capabilities dropped" 30 || die "the agent did not start: $(cat "$tmp/agent.err")"
@@ -93,6 +100,16 @@ if [ "$nthreads" -ge 2 ] && [ "$withcaps" -eq 0 ] && [ "$withbnd" -eq 0 ]; then
 	ok "capabilities all dropped after attaching, in all $nthreads threads"
 else
 	bad "capabilities: $nthreads threads, $withcaps with effective, $withbnd with bounding capabilities"
+fi
+
+# No thread left with uid 0 (real, effective, saved or filesystem) nor gid 0.
+uids=$(awk '/^Uid:/ {print $2, $3, $4, $5}' /proc/$agent_pid/task/*/status | tr ' ' '\n' | sort -u | tr '\n' ' ')
+gids=$(awk '/^Gid:/ {print $2, $3, $4, $5}' /proc/$agent_pid/task/*/status | tr ' ' '\n' | sort -u | tr '\n' ' ')
+if [ "$uids" = "$run_uid " ] && [ "$gids" != "0 " ] && ! echo " $gids" | grep -q " 0 " \
+	&& grep -q "running as user .*(uid $run_uid," "$tmp/agent.err"; then
+	ok "switched to uid $run_uid after attaching, in all $nthreads threads (gid $gids)"
+else
+	bad "user switch: uids '$uids', gids '$gids': $(grep -i user "$tmp/agent.err")"
 fi
 
 # ---- traffic ----
@@ -292,8 +309,10 @@ else
 fi
 
 # ---- the deadline sweep: a flow that goes quiet ends on time, no packet needed ----
+# Its collector is away: the verdicts go to the spool, written as the new user.
 ip netns exec $ns_c "$agent" --iface $if_c,lo -v --idle-timeout 2 --sweep 0.5 --sweep-lag 0.5 \
-	--counters-every 1 > "$tmp/verdicts3" 2> "$tmp/agent3.err" &
+	--counters-every 1 --collector 127.0.0.1:1 --spool-dir "$tmp/spool3" --collector-wait 0.2 \
+	> "$tmp/verdicts3" 2> "$tmp/agent3.err" &
 agent_pid=$!
 pids+=($agent_pid)
 if wait_for "$tmp/agent3.err" "capabilities dropped" 30; then
@@ -331,6 +350,12 @@ for i in range(7):
 		ok "two interfaces: the loopback flow seen on lo (7 packets)"
 	else
 		bad "two interfaces: $(grep -v '^{' "$tmp/agent3.err" | head -5)"
+	fi
+	segs=$(find "$tmp/spool3" -name 'seg-*.fps' -size +0 -uid $run_uid | wc -l)
+	if [ "$segs" -ge 1 ] && grep -q "verdicts wait in the spool" "$tmp/agent3.err"; then
+		ok "collector away: verdicts spooled by uid $run_uid ($segs segment(s))"
+	else
+		bad "spool as uid $run_uid: $segs segments; $(ls -ln "$tmp/spool3"); $(grep -i spool "$tmp/agent3.err")"
 	fi
 else
 	bad "third agent did not start: $(cat "$tmp/agent3.err")"

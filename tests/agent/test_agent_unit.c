@@ -233,7 +233,7 @@ static void test_caps(void **state)
 		char line[256];
 		int ok_eff = 0, ok_bnd = 0;
 
-		if (caps_drop_all(false, err, sizeof(err)))
+		if (caps_drop_all(false, NULL, err, sizeof(err)))
 			_exit(10);
 		caps_describe(caps, sizeof(caps));
 		if (strcmp(caps, "="))
@@ -257,7 +257,7 @@ static void test_caps(void **state)
 	if (pid == 0) {
 		char caps[256];
 
-		if (caps_drop_all(true, err, sizeof(err)))
+		if (caps_drop_all(true, NULL, err, sizeof(err)))
 			_exit(10);
 		caps_describe(caps, sizeof(caps));
 		_exit(strcmp(caps, "cap_net_admin=ep") ? 11 : 0);
@@ -265,6 +265,43 @@ static void test_caps(void **state)
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFEXITED(st));
 	assert_int_equal(WEXITSTATUS(st), 0);
+
+	/* And with a switch to nobody: no uid 0 left anywhere, no capability
+	 * (or exactly CAP_NET_ADMIN, kept across the switch). */
+	for (int keep = 0; keep < 2; keep++) {
+		struct caps_user u;
+
+		assert_int_equal(caps_pick_user("nobody", &u, err, sizeof(err)), 1);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			char caps[256];
+			uid_t r, e, sv;
+			gid_t gr, ge, gs;
+
+			if (caps_drop_all(keep, &u, err, sizeof(err)))
+				_exit(10);
+			caps_describe(caps, sizeof(caps));
+			if (strcmp(caps, keep ? "cap_net_admin=ep" : "="))
+				_exit(11);
+			if (getresuid(&r, &e, &sv) || r != u.uid || e != u.uid || sv != u.uid ||
+			    getresgid(&gr, &ge, &gs) || gr != u.gid || ge != u.gid || gs != u.gid ||
+			    getgroups(0, NULL) != 0)
+				_exit(12);
+			if (setuid(0) == 0)
+				_exit(13);
+			_exit(0);
+		}
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		assert_true(WIFEXITED(st));
+		assert_int_equal(WEXITSTATUS(st), 0);
+	}
+	assert_int_equal(caps_pick_user("fpt-no-such-user", &(struct caps_user){ 0 }, err,
+					sizeof(err)),
+			 -ENOENT);
+	assert_non_null(strstr(err, "no user 'fpt-no-such-user'"));
+	assert_int_equal(caps_pick_user("root", &(struct caps_user){ 0 }, err, sizeof(err)),
+			 -EINVAL);
 }
 
 int main(void)

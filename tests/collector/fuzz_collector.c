@@ -10,6 +10,11 @@
  * DATA frames, gRPC prefixes and Batch messages; odd: only the preface, the
  * rest is raw HTTP/2.  Anything may happen except a crash, a leak or
  * undefined behaviour.
+ *
+ * Built with FUZZ_COLLECTOR_TOKEN (fuzz_collector_token), the server
+ * requires a token, and the request of an even opening carries the right
+ * one (byte 0 & 2), a wrong one (& 4), or none: the authentication path,
+ * the refusals and what follows them on the same connection.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -30,8 +35,12 @@ static unsigned runs;
 
 static const uint8_t preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
+#ifdef FUZZ_COLLECTOR_TOKEN
+#define TOKEN "fuzz-token"
+#endif
+
 /* HEADERS (END_HEADERS) on stream 1: literal fields without indexing. */
-static size_t request(uint8_t *out)
+static size_t request(uint8_t *out, uint8_t mode)
 {
 	static const char *const h[][2] = {
 		{ ":method", "POST" },
@@ -40,10 +49,14 @@ static size_t request(uint8_t *out)
 		{ ":authority", "fuzz" },
 		{ "content-type", "application/grpc" },
 		{ "te", "trailers" },
+		{ "authorization", "Bearer fuzz-token" },
+		{ "authorization", "Bearer wrong-token" },
 	};
 	size_t n = 9, i;
 
 	for (i = 0; i < sizeof(h) / sizeof(h[0]); i++) {
+		if ((i == 6 && !(mode & 2)) || (i == 7 && !(mode & 4)))
+			continue;
 		size_t kl = strlen(h[i][0]), vl = strlen(h[i][1]);
 
 		out[n++] = 0;
@@ -78,6 +91,9 @@ static void setup(void)
 	server_config_default(&cfg);
 	cfg.listen = "127.0.0.1:0";
 	cfg.max_message = 65536;
+#ifdef TOKEN
+	cfg.token = TOKEN;
+#endif
 	srv = server_new(&cfg, st, err, sizeof(err));
 	if (!srv)
 		abort();
@@ -107,7 +123,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!(data[0] & 1)) {
 		memcpy(head + n, settings, sizeof(settings));
 		n += sizeof(settings);
-		n += request(head + n);
+		n += request(head + n, data[0]);
 	}
 	if (server_adopt(srv, sv[0], "fuzz") == 0) {
 		/* The socketpair buffer holds the whole input: write, half-close. */

@@ -19,3 +19,9 @@ leaf() { # name ca extension
 leaf server ca 'subjectAltName=DNS:localhost,IP:127.0.0.1'
 leaf client ca 'extendedKeyUsage=clientAuth'
 leaf rogue otherca 'extendedKeyUsage=clientAuth'
+# An RSA server certificate too: static-RSA and ECDHE-RSA suites need one.
+openssl req -newkey rsa:2048 -nodes -keyout server-rsa.key -out server-rsa.csr \
+	-subj /CN=server-rsa 2>/dev/null
+printf '%s\n' 'subjectAltName=DNS:localhost,IP:127.0.0.1' > server-rsa.ext
+openssl x509 -req -in server-rsa.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+	-extfile server-rsa.ext -out server-rsa.pem 2>/dev/null

@@ -3,8 +3,11 @@
  * test_rpc_tls.c - the TLS contexts of rpc/tls.c in real handshakes over a
  * socketpair: server name checks (DNS and IP), ALPN h2 required, TLS 1.2 as
  * the floor, mutual TLS refusing a missing or foreign client certificate,
- * and one-line errors for bad files.  Certificates: make_certs.sh (argv[1]).
+ * TLS 1.2 with AEAD suites only (RFC 7540 9.2.2: a real `openssl s_client`
+ * offering only CBC suites is refused, an ECDHE-GCM one is served), and
+ * one-line errors for bad files.  Certificates: make_certs.sh (argv[1]).
  */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -84,17 +90,26 @@ static struct result handshake(SSL_CTX *sctx, SSL_CTX *cctx, const char *name)
 	return r;
 }
 
-static SSL_CTX *server(bool mtls)
+static SSL_CTX *server_named(const char *who, bool mtls)
 {
-	struct rpc_tls_config cfg = { .cert_file = f("server.pem"),
-				      .key_file = f("server.key"),
+	char cert[640], key[640];
+	struct rpc_tls_config cfg = { .cert_file = cert,
+				      .key_file = key,
 				      .ca_file = mtls ? f("ca.pem") : NULL };
 	char err[512];
-	SSL_CTX *ctx = rpc_tls_server_ctx(&cfg, err, sizeof(err));
+	SSL_CTX *ctx;
 
+	snprintf(cert, sizeof(cert), "%s/%s.pem", dir, who);
+	snprintf(key, sizeof(key), "%s/%s.key", dir, who);
+	ctx = rpc_tls_server_ctx(&cfg, err, sizeof(err));
 	if (!ctx)
 		fail_msg("%s", err);
 	return ctx;
+}
+
+static SSL_CTX *server(bool mtls)
+{
+	return server_named("server", mtls);
 }
 
 static SSL_CTX *client(const char *who)
@@ -175,6 +190,87 @@ static void test_alpn_and_version(void **state)
 	SSL_CTX_free(c);
 }
 
+/* A real `openssl s_client -tls1_2 -cipher CIPHER` against sctx on
+ * loopback: did our side complete the handshake, and did s_client exit 0? */
+static void s_client(SSL_CTX *sctx, const char *cipher, bool *server_ok, bool *client_ok)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct timeval tv = { .tv_sec = 10 };
+	socklen_t alen = sizeof(a);
+	char target[64];
+	int lfd, fd, st;
+	pid_t pid;
+	SSL *s;
+
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(lfd, 1), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+	snprintf(target, sizeof(target), "127.0.0.1:%u", ntohs(a.sin_port));
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		execlp("openssl", "openssl", "s_client", "-connect", target, "-tls1_2", "-cipher",
+		       cipher, "-alpn", "h2", "-servername", "localhost", (char *)NULL);
+		_exit(127);
+	}
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(fd >= 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	s = SSL_new(sctx);
+	SSL_set_fd(s, fd);
+	*server_ok = SSL_accept(s) == 1;
+	if (*server_ok)
+		SSL_shutdown(s);
+	ERR_clear_error();
+	SSL_free(s);
+	close(fd);
+	close(lfd);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) != 127); /* openssl ran */
+	*client_ok = WEXITSTATUS(st) == 0;
+}
+
+static void test_aead_only(void **state)
+{
+	SSL_CTX *ec = server(false), *rsa = server_named("server-rsa", false), *c = client(NULL);
+	bool sok, cok;
+	struct result r;
+
+	(void)state;
+	/* CBC suites (and static RSA) are refused by the server ... */
+	s_client(rsa, "AES128-SHA", &sok, &cok);
+	assert_false(sok || cok);
+	s_client(ec, "ECDHE-ECDSA-AES128-SHA", &sok, &cok);
+	assert_false(sok || cok);
+	s_client(rsa, "ECDHE-RSA-AES256-SHA384", &sok, &cok);
+	assert_false(sok || cok);
+	/* ... AEAD ones are served. */
+	s_client(ec, "ECDHE-ECDSA-AES128-GCM-SHA256", &sok, &cok);
+	assert_true(sok && cok);
+	s_client(rsa, "ECDHE-RSA-AES256-GCM-SHA384", &sok, &cok);
+	assert_true(sok && cok);
+	s_client(ec, "ECDHE-ECDSA-CHACHA20-POLY1305", &sok, &cok);
+	assert_true(sok && cok);
+	/* Our client refuses a TLS 1.2 server that offers only CBC. */
+	SSL_CTX_set_max_proto_version(ec, TLS1_2_VERSION);
+	assert_int_equal(SSL_CTX_set_cipher_list(ec, "ECDHE-ECDSA-AES128-SHA"), 1);
+	r = handshake(ec, c, "localhost");
+	assert_false(r.client_ok || r.server_ok);
+	assert_int_equal(SSL_CTX_set_cipher_list(ec, "ECDHE-ECDSA-AES128-GCM-SHA256"), 1);
+	r = handshake(ec, c, "localhost");
+	assert_true(r.client_ok && r.server_ok);
+	SSL_CTX_free(ec);
+	SSL_CTX_free(rsa);
+	SSL_CTX_free(c);
+}
+
 static void test_mtls(void **state)
 {
 	SSL_CTX *s = server(true), *none = client(NULL), *good = client("client"),
@@ -224,6 +320,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_tls),
 		cmocka_unit_test(test_untrusted_server),
 		cmocka_unit_test(test_alpn_and_version),
+		cmocka_unit_test(test_aead_only),
 		cmocka_unit_test(test_mtls),
 		cmocka_unit_test(test_errors),
 	};

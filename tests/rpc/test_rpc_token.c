@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -55,6 +57,27 @@ static void test_valid_header(void **state)
 	assert_int_equal(rpc_token_header("tok", h, 10), -ENOSPC);
 }
 
+/* What rpc_token_load(path) writes on stderr. */
+static const char *load_stderr(const char *path)
+{
+	static char out[512];
+	char tok[64], err[256];
+	int save = dup(2), fd = memfd_create("stderr", 0);
+	ssize_t n;
+
+	assert_true(save >= 0 && fd >= 0);
+	fflush(stderr);
+	dup2(fd, 2);
+	rpc_token_load(path, tok, sizeof(tok), err, sizeof(err));
+	fflush(stderr);
+	dup2(save, 2);
+	close(save);
+	n = pread(fd, out, sizeof(out) - 1, 0);
+	close(fd);
+	out[n > 0 ? n : 0] = '\0';
+	return out;
+}
+
 static void test_load(void **state)
 {
 	char path[] = "/tmp/fpt-rpc-tokenXXXXXX";
@@ -76,6 +99,14 @@ static void test_load(void **state)
 	fclose(f);
 	assert_int_equal(rpc_token_load(path, tok, sizeof(tok), err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, path));
+	assert_int_equal(chmod(path, 0640), 0);
+	assert_non_null(strstr(load_stderr(path), "open to group or others (mode 0640)"));
+	assert_int_equal(chmod(path, 0604), 0);
+	assert_non_null(strstr(load_stderr(path), "chmod 600"));
+	assert_int_equal(chmod(path, 0600), 0);
+	assert_string_equal(load_stderr(path), "");
+	assert_int_equal(chmod(path, 0400), 0);
+	assert_string_equal(load_stderr(path), "");
 	unlink(path);
 	assert_int_equal(rpc_token_load(path, tok, sizeof(tok), err, sizeof(err)), -ENOENT);
 	assert_non_null(strstr(err, "No such file"));

@@ -3,14 +3,17 @@
 """Interop and fault tests of the verdict stream (docs/stream.md): our
 flowpic-send streams to a Python gRPC server (Debian's python3-grpcio,
 grpc_server.py) in cleartext, TLS and mutual TLS; the server is killed and
-restarted mid-stream; the spool fills up; the token is wrong.
+restarted mid-stream; the spool fills up; the token is wrong; a token without
+TLS beyond loopback is warned about (cleartext-token: root, its own network
+namespace).
 
 With --collector, the same against flowpic-collector (SQLite): killed and
 restarted mid-stream (every verdict stored exactly once), mutual TLS with a
 token (a wrong token refused, nothing lost).
 
 Usage: interop.py --send PATH/flowpic-send [--collector PATH] SCENARIO
-Scenarios: clear tls mtls kill stall spool-limit token collector-kill collector-mtls
+Scenarios: clear tls mtls kill stall spool-limit token cleartext-token collector-kill
+collector-mtls classify
 Exit status 0 = pass; anything else says what failed (one line per check).
 """
 import argparse
@@ -418,6 +421,56 @@ def scenario_token(tool, tmp):
         srv.stop()
 
 
+def scenario_cleartext_token(tool, tmp):
+    """A token sent without TLS beyond loopback is warned about, once; not on loopback.
+    Runs in a network namespace of its own (root) with a veth pair, so the
+    non-loopback address is real and no packet leaves the host."""
+    import ctypes
+    import threading
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(0x40000000) != 0:  # CLONE_NEWNET
+        raise SystemExit("unshare(CLONE_NEWNET): %s (this scenario needs root)"
+                         % os.strerror(ctypes.get_errno()))
+    for cmd in (["ip", "link", "set", "lo", "up"],
+                ["ip", "link", "add", "fpt-ct0", "type", "veth", "peer", "name", "fpt-ct1"],
+                ["ip", "addr", "add", "198.18.0.1/24", "dev", "fpt-ct0"],
+                ["ip", "link", "set", "fpt-ct0", "up"],
+                ["ip", "link", "set", "fpt-ct1", "up"]):
+        subprocess.run(cmd, check=True)
+
+    def listener(addr):
+        ls = socket.socket()
+        ls.bind((addr, 0))
+        ls.listen(16)
+
+        def serve():  # accept and hang up: the warning comes with the TCP connection
+            while True:
+                try:
+                    c, _ = ls.accept()
+                except OSError:
+                    return
+                c.close()
+        threading.Thread(target=serve, daemon=True).start()
+        return ls
+
+    warning = "the access token goes in cleartext"
+    for addr, want in (("198.18.0.1", 1), ("127.0.0.1", 0)):
+        ls = listener(addr)
+        rc, c, err = send(tool, ["-c", "%s:%d" % (addr, ls.getsockname()[1]), "--token", "tok",
+                                 "--timeout", "1500", "--backoff-initial", "100"],
+                          verdict_lines(3))
+        ls.close()
+        check(err.count(warning) == want,
+              "token without TLS to %s: %d warning(s) wanted over %d connection attempts: %r"
+              % (addr, want, c.get("connect_failures", 0) + c.get("connects", 0), err))
+        check(c.get("connect_failures", 0) >= 2, "%s: reconnected (%s)" % (addr, c))
+    ls = listener("198.18.0.1")
+    rc, c, err = send(tool, ["-c", "198.18.0.1:%d" % ls.getsockname()[1], "--timeout", "500"],
+                      verdict_lines(3))
+    ls.close()
+    check(warning not in err, "no token: no warning: %r" % err)
+
+
 class Collector:
     """flowpic-collector (collector/) with a SQLite store."""
 
@@ -560,6 +613,7 @@ def main():
     ap.add_argument("--collector", help="flowpic-collector, for the collector-* scenarios")
     ap.add_argument("--flowpic", help="flowpic, for the classify scenario")
     ap.add_argument("scenario", choices=["clear", "tls", "mtls", "kill", "stall", "spool-limit", "token",
+                                         "cleartext-token",
                                          "collector-kill", "collector-mtls", "classify"])
     a = ap.parse_args()
     if a.scenario.startswith("collector-") and not a.collector:
@@ -572,6 +626,7 @@ def main():
          "stall": lambda: scenario_stall(a.send, tmp),
          "spool-limit": lambda: scenario_spool_limit(a.send, tmp),
          "token": lambda: scenario_token(a.send, tmp),
+         "cleartext-token": lambda: scenario_cleartext_token(a.send, tmp),
          "classify": lambda: scenario_classify(a.send, a.flowpic, tmp),
          "collector-kill": lambda: scenario_collector_kill(a.send, a.collector, tmp),
          "collector-mtls": lambda: scenario_collector_mtls(a.send, a.collector, tmp)}[a.scenario]()

@@ -335,6 +335,46 @@ static void test_open_errors(void **state)
 	assert_non_null(strstr(err, "spool /proc/fpt-stream-no/such"));
 }
 
+/* A spool others can write to, or someone else's, is refused; one the
+ * spool creates is 0700 whatever the umask. */
+static void test_dir_mode_owner(void **state)
+{
+	char err[512], sub[300];
+	struct spool *sp;
+	struct stat st;
+	mode_t old;
+
+	(void)state;
+	assert_int_equal(chmod(dir, 0755), 0);
+	assert_null(spool_open(dir, 1 << 20, 1 << 20, STREAM_FSYNC_BATCH, err, sizeof(err)));
+	assert_int_equal(errno, EACCES);
+	assert_non_null(strstr(err, "mode 0755, expected 0700"));
+	assert_non_null(strstr(err, "chmod 700"));
+	assert_int_equal(chmod(dir, 0770), 0);
+	assert_null(spool_open(dir, 1 << 20, 1 << 20, STREAM_FSYNC_BATCH, err, sizeof(err)));
+	assert_int_equal(chmod(dir, 0700), 0);
+	sp = spool_open(dir, 1 << 20, 1 << 20, STREAM_FSYNC_BATCH, err, sizeof(err));
+	assert_non_null(sp);
+	spool_close(sp);
+	if (geteuid() == 0) {
+		assert_int_equal(chown(dir, 65534, 65534), 0);
+		assert_null(
+			spool_open(dir, 1 << 20, 1 << 20, STREAM_FSYNC_BATCH, err, sizeof(err)));
+		assert_non_null(strstr(err, "owned by uid 65534"));
+		assert_non_null(strstr(err, "chown 0"));
+		assert_int_equal(chown(dir, 0, 0), 0);
+	}
+	snprintf(sub, sizeof(sub), "%s/new", dir);
+	old = umask(0277);
+	sp = spool_open(sub, 1 << 20, 1 << 20, STREAM_FSYNC_BATCH, err, sizeof(err));
+	umask(old);
+	assert_non_null(sp);
+	spool_close(sp);
+	assert_int_equal(stat(sub, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0700);
+	assert_int_equal(rmdir(sub), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -345,6 +385,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_corrupt_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_and_foreign, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dir_mode_owner, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -152,12 +154,46 @@ static void test_skips_and_errors(void **state)
 	assert_string_equal(v.class_name, "aA\n");
 }
 
+/* The line is len bytes, not a C string: one that ends right before an
+ * unmapped page is parsed without reading past it (fuzz_vjson found the
+ * number scan and the \u escape reading on to a NUL). */
+static void test_no_read_past_end(void **state)
+{
+	static const char *const lines[] = {
+		"{\"class_name\":\"video\",\"confidence\":1",
+		"{\"class_name\":\"video\",\"flow_id\":12345",
+		"{\"class_name\":\"vid\\u00",
+		"{\"class_name\":\"vid\\u0041\"",
+		"{\"class_name\":\"video\",\"start\":1e5",
+	};
+	long page = sysconf(_SC_PAGESIZE);
+	struct stream_verdict v;
+	char err[200];
+	size_t i;
+	char *mem;
+
+	(void)state;
+	mem = mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		   0);
+	assert_true(mem != MAP_FAILED);
+	assert_int_equal(mprotect(mem + page, (size_t)page, PROT_NONE), 0);
+	for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		size_t n = strlen(lines[i]);
+		char *at = mem + page - n;
+
+		memcpy(at, lines[i], n);
+		assert_int_equal(vjson_parse(at, n, &v, NULL, err, sizeof(err)), -EINVAL);
+	}
+	munmap(mem, (size_t)page * 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_minimal_form),
 		cmocka_unit_test(test_classify_form),
 		cmocka_unit_test(test_skips_and_errors),
+		cmocka_unit_test(test_no_read_past_end),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
