@@ -6,11 +6,11 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "csv.h"
-#include "flow_json.h"
+#include "core/csv.h"
+#include "core/flow_json.h"
 #include "forward.h"
-#include "log.h"
-#include "pipeline.h"
+#include "core/log.h"
+#include "core/pipeline.h"
 
 static void out_done(struct agent *a)
 {

@@ -20,10 +20,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "classify.h"
+#include "core/classify.h"
 #include "config.h"
-#include "flow.h"
-#include "pkt.h"
+#include "core/flow.h"
+#include "core/pkt.h"
 
 /* Exit statuses (docs/agent.md, --help). */
 #define AGENT_EXIT_OK 0

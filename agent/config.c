@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "flow.h"
-#include "log.h"
-#include "merge.h"
-#include "number.h"
+#include "core/flow.h"
+#include "core/log.h"
+#include "core/merge.h"
+#include "core/number.h"
 
 /* Bounds shared by the checks and the messages. */
 #define SEC_MIN_NS 1000ULL	/* 1 us */

@@ -10,9 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "stream.h"
-#include "token.h"
+#include "core/log.h"
+#include "stream/stream.h"
+#include "rpc/token.h"
 
 #ifndef FLOWPIC_VERSION
 #define FLOWPIC_VERSION "0"

@@ -27,10 +27,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "capture.h"
+#include "bpf/capture.h"
 #include "caps.h"
-#include "clock.h"
-#include "log.h"
+#include "core/clock.h"
+#include "core/log.h"
 #include "run.h"
 
 /* Counter names with the "capture_" prefix, made once. */

@@ -15,9 +15,9 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "classify.h"
+#include "core/classify.h"
 #include "config.h"
-#include "log.h"
+#include "core/log.h"
 #include "run.h"
 
 #ifndef FLOWPIC_VERSION

@@ -9,10 +9,10 @@
  */
 #include <errno.h>
 
-#include "log.h"
-#include "pipeline.h"
+#include "core/log.h"
+#include "core/pipeline.h"
 #include "run.h"
-#include "source.h"
+#include "core/source.h"
 
 /* Every PIPELINE_STOP_EVERY records: SIGUSR1 (counters as of now),
  * SIGINT/SIGTERM (stop), --counters-every. */

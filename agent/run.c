@@ -10,9 +10,9 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "clock.h"
+#include "core/clock.h"
 #include "forward.h"
-#include "log.h"
+#include "core/log.h"
 #include "run.h"
 
 uint64_t run_mono_ns(void)

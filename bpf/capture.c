@@ -21,9 +21,9 @@
 
 #include "capture_abi.h"
 #include "capture_bpf.skel.h"
-#include "clock.h"
-#include "log.h"
-#include "merge.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/merge.h"
 
 _Static_assert(sizeof(struct fp_key) == 44, "fp_key layout");
 _Static_assert(sizeof(struct fp_rec_pkt) == 16, "fp_rec_pkt layout");

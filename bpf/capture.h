@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pkt.h"
+#include "core/pkt.h"
 
 #define CAPTURE_MAX_IFACES 32
 

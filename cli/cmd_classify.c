@@ -18,11 +18,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "classify.h"
+#include "core/classify.h"
 #include "cmds.h"
-#include "cnn.h"
-#include "flow_json.h"
-#include "log.h"
+#include "core/cnn.h"
+#include "core/flow_json.h"
+#include "core/log.h"
 #include "opts.h"
 #include "output.h"
 

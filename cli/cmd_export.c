@@ -13,9 +13,9 @@
 #include <unistd.h>
 
 #include "cmds.h"
-#include "csv.h"
-#include "flowpic.h"
-#include "log.h"
+#include "core/csv.h"
+#include "core/flowpic.h"
+#include "core/log.h"
 #include "npy.h"
 #include "opts.h"
 #include "output.h"

@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "cmds.h"
-#include "flowpic.h"
-#include "log.h"
+#include "core/flowpic.h"
+#include "core/log.h"
 #include "opts.h"
 #include "output.h"
 #include "png_render.h"

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "cmds.h"
-#include "log.h"
+#include "core/log.h"
 #include "opts.h"
 
 struct command {

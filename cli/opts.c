@@ -10,8 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "number.h"
+#include "core/log.h"
+#include "core/number.h"
 
 enum {
 	OPT_WINDOW = 0x100,

@@ -12,9 +12,9 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "flow.h"
-#include "pipeline.h"
-#include "source.h"
+#include "core/flow.h"
+#include "core/pipeline.h"
+#include "core/source.h"
 
 /* Exit codes, said in every --help. */
 #define EXIT_OK 0

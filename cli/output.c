@@ -5,8 +5,8 @@
 #include <inttypes.h>
 #include <time.h>
 
-#include "flow_json.h"
-#include "pkt.h"
+#include "core/flow_json.h"
+#include "core/pkt.h"
 
 const char *fmt_time(uint64_t ns, char *buf, size_t len)
 {

@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "flow.h"
+#include "core/flow.h"
 #include "opts.h"
 
 /* Time as "2018-01-17T10:22:13.123456Z" (UTC, microseconds). */

@@ -20,7 +20,7 @@
 
 #include <png.h>
 
-#include "log.h"
+#include "core/log.h"
 
 /* The plot area is scaled up to at least this width, px. */
 #define PLOT_MIN_PX 480

@@ -14,12 +14,12 @@
 #include <string.h>
 
 #include "flowpic.pb-c.h"
-#include "grpc_status.h"
+#include "rpc/grpc_status.h"
 #include "identity.h"
-#include "log.h"
-#include "rpc_error.h"
+#include "core/log.h"
+#include "rpc/rpc_error.h"
 #include "server_int.h"
-#include "token.h"
+#include "rpc/token.h"
 #include "validate.h"
 
 int ackq_push(struct ackq *q, const struct ack *a)

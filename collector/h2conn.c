@@ -17,9 +17,9 @@
 
 #include <openssl/err.h>
 
-#include "log.h"
+#include "core/log.h"
 #include "server_int.h"
-#include "tls.h"
+#include "rpc/tls.h"
 
 /* ---- connections ---- */
 

@@ -12,8 +12,8 @@
 #include <openssl/x509.h>
 
 #include "identity.h"
-#include "log.h"
-#include "token.h"
+#include "core/log.h"
+#include "rpc/token.h"
 
 struct token_entry {
 	char *token;

@@ -12,13 +12,13 @@
 #include <sys/resource.h>
 
 #include "identity.h"
-#include "log.h"
-#include "number.h"
+#include "core/log.h"
+#include "core/number.h"
 #include "query.h"
 #include "server.h"
 #include "store.h"
-#include "tls.h"
-#include "token.h"
+#include "rpc/tls.h"
+#include "rpc/token.h"
 
 const char *argp_program_version = "flowpic-collector " FLOWPIC_VERSION;
 

@@ -12,10 +12,10 @@
 #include <strings.h>
 #include <time.h>
 
-#include "clock.h"
+#include "core/clock.h"
 #include "json.h"
-#include "log.h"
-#include "number.h"
+#include "core/log.h"
+#include "core/number.h"
 #include "query.h"
 #include "store.h"
 

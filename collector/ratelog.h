@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "log.h"
+#include "core/log.h"
 
 #define RATELOG_PER_SEC 10
 

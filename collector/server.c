@@ -17,9 +17,9 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include "grpc_status.h"
-#include "hostport.h"
-#include "log.h"
+#include "rpc/grpc_status.h"
+#include "rpc/hostport.h"
+#include "core/log.h"
 #include "server_int.h"
 
 void server_config_default(struct server_config *cfg)

@@ -19,8 +19,8 @@
 #include <nghttp2/nghttp2.h>
 #include <openssl/ssl.h>
 
-#include "clock.h"
-#include "grpc_frame.h"
+#include "core/clock.h"
+#include "rpc/grpc_frame.h"
 #include "ratelog.h"
 #include "server.h"
 

@@ -28,7 +28,7 @@
 
 #include <sqlite3.h>
 
-#include "clock.h"
+#include "core/clock.h"
 #include "store.h"
 
 #define BUSY_STEP_MS 20 /* the longest the loop waits for a lock at a time */

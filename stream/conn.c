@@ -18,11 +18,11 @@
 #include <nghttp2/nghttp2.h>
 #include <openssl/err.h>
 
-#include "grpc_frame.h"
-#include "log.h"
-#include "grpc_status.h"
-#include "rpc_error.h"
-#include "tls.h"
+#include "rpc/grpc_frame.h"
+#include "core/log.h"
+#include "rpc/grpc_status.h"
+#include "rpc/rpc_error.h"
+#include "rpc/tls.h"
 
 /* Acks are tiny; anything bigger than this from the collector is an error. */
 #define CONN_MAX_RESPONSE (64u * 1024)

@@ -14,11 +14,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
-#include "log.h"
-#include "number.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/number.h"
 #include "stream.h"
-#include "token.h"
+#include "rpc/token.h"
 #include "vjson.h"
 
 #define EXIT_ACKED 0	  /* every verdict acknowledged */

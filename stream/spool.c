@@ -17,7 +17,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "log.h"
+#include "core/log.h"
 
 #define SEG_MAGIC "FPSPOOL1"
 #define SEG_VERSION 1

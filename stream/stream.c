@@ -25,15 +25,15 @@
 #include <unistd.h>
 
 #include "backoff.h"
-#include "clock.h"
+#include "core/clock.h"
 #include "conn.h"
 #include "encode.h"
-#include "hostport.h"
-#include "log.h"
+#include "rpc/hostport.h"
+#include "core/log.h"
 #include "queue.h"
 #include "spool.h"
-#include "tls.h"
-#include "token.h"
+#include "rpc/tls.h"
+#include "rpc/token.h"
 
 /* Spool records read and sent but not yet acknowledged (each holds its payload). */
 #define SFLIGHT_MAX 32

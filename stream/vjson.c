@@ -15,7 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "pkt.h"
+#include "core/pkt.h"
 
 #define KEY_MAX 64
 #define STR_MAX 256

@@ -20,9 +20,9 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "capture.h"
+#include "bpf/capture.h"
 #include "empty_bpf.skel.h"
-#include "log.h"
+#include "core/log.h"
 
 #define NFLOWS 256
 

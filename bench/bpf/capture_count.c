@@ -15,9 +15,9 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "capture.h"
-#include "log.h"
-#include "number.h"
+#include "bpf/capture.h"
+#include "core/log.h"
+#include "core/number.h"
 
 static volatile sig_atomic_t stop;
 

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "merge.h"
+#include "core/merge.h"
 
 #define BATCH 32
 #define AGE_NS 200000000ULL

@@ -26,11 +26,11 @@
 #include <nghttp2/nghttp2.h>
 
 #include "flowpic.pb-c.h"
-#include "grpc_frame.h"
-#include "grpc_status.h"
-#include "number.h"
-#include "tls.h"
-#include "token.h"
+#include "rpc/grpc_frame.h"
+#include "rpc/grpc_status.h"
+#include "core/number.h"
+#include "rpc/tls.h"
+#include "rpc/token.h"
 
 struct opts {
 	const char *target, *token, *agent_id, *ca, *cert, *key, *server_name;

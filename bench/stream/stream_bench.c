@@ -18,8 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "encode.h"
-#include "stream.h"
+#include "stream/encode.h"
+#include "stream/stream.h"
 
 static uint64_t ns(clockid_t id)
 {

@@ -12,8 +12,8 @@
 
 #include <cmocka.h>
 
-#include "config.h"
-#include "flow.h"
+#include "agent/config.h"
+#include "core/flow.h"
 
 /* Lines reported by config_load, kept for the checks. */
 struct reports {

@@ -17,9 +17,9 @@
 
 #include <cmocka.h>
 
-#include "agent.h"
-#include "caps.h"
-#include "classify.h"
+#include "agent/agent.h"
+#include "agent/caps.h"
+#include "core/classify.h"
 
 static struct classifier *cls;
 

@@ -15,7 +15,7 @@
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
 
-#include "capture.h"
+#include "bpf/capture.h"
 
 #define H_MAX_PKTS 4096
 

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "bpf_harness.h"
-#include "frames.h"
+#include "tests/unit/frames.h"
 
 #define XDP_PASS_ 2
 #define TC_ACT_OK_ 0

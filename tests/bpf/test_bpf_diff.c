@@ -27,8 +27,8 @@
 #include <sys/stat.h>
 
 #include "bpf_harness.h"
-#include "parse.h"
-#include "zfile.h"
+#include "core/parse.h"
+#include "core/zfile.h"
 
 static struct harness H;
 static unsigned long max_frames, max_files, files, frames, accepted, skipped, untestable;

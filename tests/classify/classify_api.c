@@ -23,10 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "classify.h"
-#include "flow_json.h"
-#include "log.h"
-#include "source.h"
+#include "core/classify.h"
+#include "core/flow_json.h"
+#include "core/log.h"
+#include "core/source.h"
 
 struct run {
 	const char *file;

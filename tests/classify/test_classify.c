@@ -23,9 +23,9 @@
 
 #include <cmocka.h>
 
-#include "classify.h"
-#include "flow_json.h"
-#include "model_file.h"
+#include "core/classify.h"
+#include "core/flow_json.h"
+#include "core/model_file.h"
 
 /* ---- counting allocations (linked with --wrap) ---- */
 

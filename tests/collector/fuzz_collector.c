@@ -23,9 +23,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "server.h"
-#include "store.h"
+#include "core/log.h"
+#include "collector/server.h"
+#include "collector/store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

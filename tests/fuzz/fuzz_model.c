@@ -15,8 +15,8 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "cnn.h"
-#include "model_file.h"
+#include "core/cnn.h"
+#include "core/model_file.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

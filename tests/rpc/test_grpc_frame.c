@@ -14,9 +14,9 @@
 
 #include <cmocka.h>
 
-#include "grpc_frame.h"
-#include "grpc_status.h"
-#include "rpc_error.h"
+#include "rpc/grpc_frame.h"
+#include "rpc/grpc_status.h"
+#include "rpc/rpc_error.h"
 
 struct got {
 	int n;

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "hostport.h"
+#include "rpc/hostport.h"
 
 static char host[256], port[16];
 

@@ -24,7 +24,7 @@
 #include <cmocka.h>
 #include <openssl/err.h>
 
-#include "tls.h"
+#include "rpc/tls.h"
 
 static char dir[512];
 

@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "token.h"
+#include "rpc/token.h"
 
 #define V(s) s, strlen(s)
 

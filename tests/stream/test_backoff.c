@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "backoff.h"
+#include "stream/backoff.h"
 
 static void test_sequence(void **state)
 {

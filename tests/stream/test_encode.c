@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "encode.h"
+#include "stream/encode.h"
 #include "flowpic.pb-c.h"
 
 /* Allocation counter: encode_batch() must not allocate. */

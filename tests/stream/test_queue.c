@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "queue.h"
+#include "stream/queue.h"
 
 static struct qbatch mk(uint64_t seq, uint32_t verdicts)
 {

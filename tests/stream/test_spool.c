@@ -20,7 +20,7 @@
 
 #include <cmocka.h>
 
-#include "spool.h"
+#include "stream/spool.h"
 
 static char dir[256];
 

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "vjson.h"
+#include "stream/vjson.h"
 
 static int parse(const char *s, struct stream_verdict *v, char *err)
 {

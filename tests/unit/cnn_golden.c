@@ -25,8 +25,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "cnn.h"
-#include "cnn_kernels.h"
+#include "core/cnn.h"
+#include "core/cnn_kernels.h"
 
 static const unsigned int flag_sets[] = {
 	CNN_REF | CNN_DENSE_FIRST, CNN_REF | CNN_SPARSE_FIRST, CNN_REF,

@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cnn.h"
-#include "cnn_kernels.h"
+#include "core/cnn.h"
+#include "core/cnn_kernels.h"
 
 /* ---- counting allocations (-Wl,--wrap=...) ---- */
 

@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "csv.h"
-#include "flow.h"
+#include "core/csv.h"
+#include "core/flow.h"
 
 static struct csv_layout layout_of(const char *header)
 {

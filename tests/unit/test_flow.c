@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "flow.h"
-#include "flowpic.h"
+#include "core/flow.h"
+#include "core/flowpic.h"
 
 #define SEC NS_PER_SEC
 #define T0 (1500000000ULL * SEC) /* an arbitrary capture start */

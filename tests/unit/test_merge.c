@@ -11,7 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "merge.h"
+#include "core/merge.h"
 
 #define MAXOUT 100000
 

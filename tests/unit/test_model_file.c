@@ -19,7 +19,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "model_file.h"
+#include "core/model_file.h"
 
 #define NAME "model.fpcnn"
 #define HEADER 384

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "number.h"
+#include "core/number.h"
 
 static void test_seconds_exact(void **state)
 {

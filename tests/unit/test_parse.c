@@ -6,7 +6,7 @@
 #include <cmocka.h>
 
 #include "frames.h"
-#include "parse.h"
+#include "core/parse.h"
 
 /* Ethernet + IPv4 + TCP with payload bytes of payload (not all captured). */
 static void eth_ipv4_tcp(struct frame *f, int vlans, uint16_t payload, int doff)

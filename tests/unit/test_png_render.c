@@ -20,7 +20,7 @@
 
 #include <png.h>
 
-#include "png_render.h"
+#include "cli/png_render.h"
 
 /* Grey levels: a single packet must be at least this dark (75% grey). */
 #define DARK_MAX 191
