@@ -212,9 +212,10 @@ static void commit_and_ack(struct server *s)
 				a->rejected = r->rejected;
 			}
 			if (a->rejected)
-				log_warn("%s: stream %d: batch %" PRIu64
-					 ": %u verdicts with seq 0 refused",
-					 st->c->peer, st->id, a->sequence, a->rejected);
+				peer_warn(s,
+					  "%s: stream %d: batch %" PRIu64
+					  ": %u verdicts with seq 0 refused",
+					  st->c->peer, st->id, a->sequence, a->rejected);
 			if (ackq_push(&st->ready, a) == 0)
 				st->c->acks_waiting++;
 		}
