@@ -662,17 +662,34 @@ static int check_kernel(const struct capture_config *cfg, char *err, size_t errl
 	e = check_caps(cfg->n_ifaces > 0, err, errlen);
 	if (e)
 		return e;
-	e = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL);
-	if (e == 0) {
+	/* Create one small ring buffer ourselves: libbpf's probe reports a
+	 * refusal (EPERM from a seccomp filter, an LSM or a container without
+	 * CAP_BPF) as "not supported", which would send the operator to
+	 * upgrade a kernel that is fine. */
+	e = bpf_map_create(BPF_MAP_TYPE_RINGBUF, NULL, 0, 0, (__u32)sysconf(_SC_PAGESIZE), NULL);
+	if (e >= 0) {
+		close(e);
+		return 0;
+	}
+	e = -errno;
+	if (e == -EPERM || e == -EACCES) {
+		log_errbuf(err, errlen,
+			   "the kernel refused to create a BPF map (%s) although the capabilities "
+			   "are there: a seccomp filter (systemd SystemCallFilter= without bpf), "
+			   "an LSM policy or a user namespace refuses bpf(); allow the bpf() "
+			   "system call for flowpic-agent",
+			   strerror(-e));
+		return e;
+	}
+	if (e == -EINVAL) {
 		log_errbuf(
 			err, errlen,
 			"this kernel has no BPF ring buffers (BPF_MAP_TYPE_RINGBUF "
 			"needs Linux 5.8 or later): upgrade the kernel (6.6 or later recommended)");
 		return -ENOTSUP;
 	}
-	/* A probe that fails says nothing about the kernel: the load will tell. */
-	if (e < 0)
-		log_warn("cannot probe for BPF ring buffers (%s): trying anyway", strerror(-e));
+	/* Anything else says nothing certain about the kernel: the load will tell. */
+	log_warn("cannot probe for BPF ring buffers (%s): trying anyway", strerror(-e));
 	return 0;
 }
 

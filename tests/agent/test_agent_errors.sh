@@ -5,9 +5,9 @@
 # (a missing capability is made real by running as nobody and by dropping
 # one capability with capsh; a kernel without BTF by hiding
 # /sys/kernel/btf in a private mount namespace).
-# Usage: test_agent_errors.sh AGENT DEMO_CAPTURE
+# Usage: test_agent_errors.sh AGENT DEMO_CAPTURE DENY_BPF
 set -uo pipefail
-agent=$1 demo=$2
+agent=$1 demo=$2 deny_bpf=$3
 tmp=$(mktemp -d /tmp/fpt-agent-errors.XXXXXX)
 chmod 755 "$tmp"
 trap 'rm -rf "$tmp"' EXIT
@@ -87,6 +87,8 @@ expect "no CAP_NET_ADMIN" 6 1 "missing capability CAP_NET_ADMIN to load" \
 	capsh --drop=cap_net_admin -- -c "exec '$agent' --iface lo"
 expect "no CAP_BPF nor CAP_SYS_ADMIN" 6 1 "missing capability CAP_BPF to load" \
 	capsh --drop=cap_bpf,cap_sys_admin -- -c "exec '$agent' --iface lo"
+expect "bpf() refused by seccomp" 6 1 "refused to create a BPF map.*seccomp.*allow the bpf() system call" \
+	"$deny_bpf" "$agent" --iface lo
 expect "kernel without BTF" 5 1 "this kernel has no BTF.*CONFIG_DEBUG_INFO_BTF.*use --pcap" \
 	unshare -m sh -c "mount -t tmpfs none /sys/kernel/btf && exec '$agent' --iface lo"
 
