@@ -61,7 +61,7 @@ static const struct argp_option serve_options[] = {
 	{ "listen", 'l', "ADDR", 0,
 	  "HOST:PORT, [IPV6]:PORT or :PORT (default 127.0.0.1:50051; port 0 = any)", 0 },
 	{ "db", 'd', "URL", 0,
-	  "sqlite:PATH (default sqlite:flowpic-verdicts.db) or postgresql://USER@HOST/DB", 0 },
+	  "sqlite:PATH (default " STORE_DEFAULT_URL ") or postgresql://USER@HOST/DB", 0 },
 	{ 0, 0, 0, 0,
 	  "TLS (without --tls-cert the server speaks cleartext h2c, for local use):", 1 },
 	{ "tls-cert", OPT_TLS_CERT, "PEM", 0, "server certificate chain", 1 },
@@ -326,7 +326,7 @@ static int serve(int argc, char **argv)
 	server_config_default(&o.srv);
 	o.store.sqlite_sync_full = true;
 	o.store.busy_timeout_ms = 5000;
-	o.db = "sqlite:flowpic-verdicts.db";
+	o.db = STORE_DEFAULT_URL;
 	argp_parse(&argp, argc, argv, 0, NULL, &o);
 	log_set_level(o.quiet ? LOG_ERROR : o.verbose ? LOG_DEBUG : LOG_WARN);
 

@@ -27,17 +27,26 @@ struct query_opts {
 	uint64_t rows;
 };
 
+enum { OPT_CLASS = 256, OPT_RECEIVED_SINCE };
+
 static const struct argp_option query_options[] = {
-	{ "db", 'd', "URL", 0, "sqlite:PATH or postgresql://... (as the collector's --db)", 0 },
+	{ "db", 'd', "URL", 0,
+	  "sqlite:PATH or postgresql://... (as the collector's --db; default " STORE_DEFAULT_URL
+	  ", the collector's)",
+	  0 },
 	{ "host", 'H', "NAME", 0, "verdicts from this host only", 0 },
-	{ "agent", 'a', "ID", 0, "verdicts from this agent_id only", 0 },
-	{ "class", 'c', "CLASS", 0,
-	  "verdicts of this class only (voip, video, file_transfer, chat, browsing, unknown)", 0 },
+	{ "agent", 'a', "ID[,ID...]", 0, "verdicts from these agent_ids only", 0 },
+	{ "class", OPT_CLASS, "CLASS[,CLASS...]", 0,
+	  "verdicts of these classes only (voip, video, file_transfer, chat, browsing, unknown)",
+	  0 },
 	{ "reason", 'r', "REASON", 0,
 	  "verdicts with this reason only (ok, other, sparse, disagree, low_confidence, untracked; unspecified: from agents before reasons)",
 	  0 },
 	{ "since", 's', "TIME", 0, "blocks starting at or after TIME", 0 },
 	{ "until", 'u', "TIME", 0, "blocks starting before TIME", 0 },
+	{ "received-since", OPT_RECEIVED_SINCE, "TIME", 0,
+	  "verdicts the collector stored at or after TIME (--since is on the block's own time)",
+	  0 },
 	{ "flow", 'f', "TERMS", 0,
 	  "flow filter: comma-separated addr=IP, src=IP, dst=IP, port=N, sport=N, dport=N, proto=tcp|udp|N (a bare IP means addr=IP)",
 	  0 },
@@ -209,11 +218,58 @@ static bool valid_reason(const char *s)
 	return false;
 }
 
+static bool valid_class(const char *s)
+{
+	static const char *const names[] = { "voip", "video",	 "file_transfer",
+					     "chat", "browsing", "unknown" };
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(s, names[i]))
+			return true;
+	return false;
+}
+
+/* A comma list into vals (pointing into arg, which argp lets us cut). */
+static void parse_list(struct argp_state *state, const char *flag, char *arg,
+		       bool (*valid)(const char *), const char *want, const char **vals, int *n)
+{
+	char *item;
+
+	while ((item = strsep(&arg, ",")) != NULL) {
+		if (!*item)
+			argp_error(state, "--%s: an empty name in the list", flag);
+		if (valid && !valid(item))
+			argp_error(state, "--%s '%s': give %s", flag, item, want);
+		if (*n == STORE_FILTER_LIST_MAX)
+			argp_error(state, "--%s: at most %d names", flag, STORE_FILTER_LIST_MAX);
+		vals[(*n)++] = item;
+	}
+}
+
+/* --since, --until, --received-since: a time, or the usage error. */
+static uint64_t parse_time_opt(struct argp_state *state, const char *flag, const char *arg)
+{
+	uint64_t v;
+	int rc = query_parse_time(arg, clock_real_ns(), &v);
+
+	if (rc == -ERANGE)
+		argp_error(state,
+			   "--%s '%s': out of range (times from 1970 to 2262; -N[smhd] at "
+			   "most 100 years before now)",
+			   flag, arg);
+	if (rc < 0)
+		argp_error(
+			state,
+			"--%s '%s': give Unix seconds, YYYY-MM-DDTHH:MM:SSZ (UTC) or -30m/-2h/-1d",
+			flag, arg);
+	return v;
+}
+
 static error_t query_parse(int key, char *arg, struct argp_state *state)
 {
 	struct query_opts *o = state->input;
 	uint64_t v;
-	int rc;
 
 	switch (key) {
 	case 'd':
@@ -223,10 +279,16 @@ static error_t query_parse(int key, char *arg, struct argp_state *state)
 		o->f.host = arg;
 		break;
 	case 'a':
-		o->f.agent_id = arg;
+		parse_list(state, "agent", arg, NULL, NULL, o->f.agent_ids, &o->f.n_agent_ids);
 		break;
-	case 'c':
-		o->f.class_name = arg;
+	case OPT_CLASS:
+		parse_list(state, "class", arg, valid_class,
+			   "voip, video, file_transfer, chat, browsing or unknown", o->f.classes,
+			   &o->f.n_classes);
+		break;
+	case OPT_RECEIVED_SINCE:
+		o->f.has_received_since = true;
+		o->f.received_since_ns = parse_time_opt(state, "received-since", arg);
 		break;
 	case 'r':
 		if (!valid_reason(arg))
@@ -238,17 +300,7 @@ static error_t query_parse(int key, char *arg, struct argp_state *state)
 		break;
 	case 's':
 	case 'u':
-		rc = query_parse_time(arg, clock_real_ns(), &v);
-		if (rc == -ERANGE)
-			argp_error(state,
-				   "--%s '%s': out of range (times from 1970 to 2262; -N[smhd] at "
-				   "most 100 years before now)",
-				   key == 's' ? "since" : "until", arg);
-		if (rc < 0)
-			argp_error(
-				state,
-				"--%s '%s': give Unix seconds, YYYY-MM-DDTHH:MM:SSZ (UTC) or -30m/-2h/-1d",
-				key == 's' ? "since" : "until", arg);
+		v = parse_time_opt(state, key == 's' ? "since" : "until", arg);
 		if (key == 's') {
 			o->f.has_since = true;
 			o->f.since_ns = v;
@@ -275,7 +327,7 @@ static error_t query_parse(int key, char *arg, struct argp_state *state)
 		break;
 	case ARGP_KEY_END:
 		if (!o->db)
-			argp_error(state, "give --db sqlite:PATH or --db postgresql://...");
+			o->db = STORE_DEFAULT_URL;
 		break;
 	default:
 		return ARGP_ERR_UNKNOWN;
@@ -285,11 +337,12 @@ static error_t query_parse(int key, char *arg, struct argp_state *state)
 
 static const char query_doc[] =
 	"Print stored verdicts, newest first, as JSON lines (one object per verdict) or a table."
-	"\n\nExamples:\n"
-	"  flowpic-collector query --db sqlite:verdicts.db --class video --since -1h\n"
-	"  flowpic-collector query --db sqlite:verdicts.db --class unknown --reason sparse --table\n"
-	"  flowpic-collector query --db sqlite:verdicts.db --host web1 \\\n"
-	"      --flow addr=10.0.0.5,port=443 --table\n"
+	"\n\nExamples (the database defaults to the collector's, " STORE_DEFAULT_URL "):\n"
+	"  flowpic-collector query --class video,voip --since -1h\n"
+	"  flowpic-collector query --agent web1,web2 --received-since -10m --table\n"
+	"  flowpic-collector query --db sqlite:/var/lib/flowpic-collector/verdicts.db \\\n"
+	"      --class unknown --reason sparse --table\n"
+	"  flowpic-collector query --host web1 --flow addr=10.0.0.5,port=443 --table\n"
 	"  flowpic-collector query --db postgresql://flowpic@db/flowpic \\\n"
 	"      --since 2026-11-27T00:00:00Z --until 2026-11-28T00:00:00Z --limit 100\n"
 	"\nTIME: Unix seconds (\"1764230400.5\"), UTC \"YYYY-MM-DD[THH:MM:SS[.frac]][Z]\", "

@@ -298,6 +298,27 @@ static void add_param(struct store_sql *q, bool dollar, const char *cond, const 
 	q->params[q->nparams++] = val;
 }
 
+/* "(col = ?1 OR col = ?2 ...)": any of the values (none: no condition). */
+static void add_any(struct store_sql *q, bool dollar, const char *col, const char *const *vals,
+		    int n)
+{
+	size_t len;
+	int i;
+
+	if (n <= 0)
+		return;
+	len = strlen(q->sql);
+	snprintf(q->sql + len, sizeof(q->sql) - len, "%s(", q->nparams ? " AND " : " WHERE ");
+	for (i = 0; i < n; i++) {
+		len = strlen(q->sql);
+		snprintf(q->sql + len, sizeof(q->sql) - len, "%s%s = %c%d", i ? " OR " : "", col,
+			 dollar ? '$' : '?', q->nparams + 1);
+		q->params[q->nparams++] = vals[i];
+	}
+	len = strlen(q->sql);
+	snprintf(q->sql + len, sizeof(q->sql) - len, ")");
+}
+
 static void add_num(struct store_sql *q, bool dollar, const char *cond, uint64_t v)
 {
 	snprintf(q->pbuf[q->nparams], sizeof(q->pbuf[0]), "%" PRId64, (int64_t)v);
@@ -315,10 +336,8 @@ void store_build_query(const struct store *s, const struct store_filter *f, bool
 	snprintf(q->sql, sizeof(q->sql), select_list, reason);
 	if (f->host)
 		add_param(q, dollar, "host = @", f->host);
-	if (f->agent_id)
-		add_param(q, dollar, "agent_id = @", f->agent_id);
-	if (f->class_name)
-		add_param(q, dollar, "class = @", f->class_name);
+	add_any(q, dollar, "agent_id", f->agent_ids, f->n_agent_ids);
+	add_any(q, dollar, "class", f->classes, f->n_classes);
 	if (f->reason) {
 		snprintf(cond, sizeof(cond), "%s = @", reason);
 		add_param(q, dollar, cond, f->reason);
@@ -327,6 +346,8 @@ void store_build_query(const struct store *s, const struct store_filter *f, bool
 		add_num(q, dollar, "start_ns >= @", f->since_ns);
 	if (f->has_until)
 		add_num(q, dollar, "start_ns < @", f->until_ns);
+	if (f->has_received_since)
+		add_num(q, dollar, "received_ns >= @", f->received_since_ns);
 	if (f->addr)
 		add_param(q, dollar, "(src_addr = @ OR dst_addr = @)", f->addr);
 	if (f->src)

@@ -24,6 +24,9 @@
 
 struct store;
 
+/* The collector's --db when none is given (query reads the same). */
+#define STORE_DEFAULT_URL "sqlite:flowpic-verdicts.db"
+
 struct store_options {
 	bool sqlite_sync_full; /* SQLite: fsync the WAL at every commit (default) */
 	int busy_timeout_ms;   /* SQLite: give up on a lock held by another process after
@@ -75,14 +78,19 @@ const struct store_batch_result *store_results(const struct store *s, size_t *n)
 uint64_t store_retry_at(const struct store *s);
 
 /* Query. */
+#define STORE_FILTER_LIST_MAX 16
 struct store_filter {
 	const char *host;
-	const char *agent_id;
-	const char *class_name;
+	const char *agent_ids[STORE_FILTER_LIST_MAX]; /* any of these (none: any agent) */
+	int n_agent_ids;
+	const char *classes[STORE_FILTER_LIST_MAX]; /* any of these (none: any class) */
+	int n_classes;
 	const char *reason; /* "ok", "sparse", ... ("unspecified": from old agents) */
 	bool has_since, has_until;
 	uint64_t since_ns, until_ns; /* on the span's start: [since, until) */
-	const char *addr;	     /* either end of the flow */
+	bool has_received_since;
+	uint64_t received_since_ns; /* stored by the collector at or after */
+	const char *addr;	    /* either end of the flow */
 	const char *src, *dst;
 	int port, sport, dport, proto; /* -1: any */
 	uint64_t limit;		       /* 0: no limit */
@@ -123,8 +131,8 @@ void verdict_row_fill(struct verdict_row *r, const Flowpic__V1__Batch *b,
  * placeholders "?" (SQLite) or "$n" (PostgreSQL). */
 struct store_sql {
 	char sql[2048];
-	const char *params[16];
-	char pbuf[16][32];
+	const char *params[48];
+	char pbuf[48][32];
 	int nparams;
 };
 void store_build_query(const struct store *s, const struct store_filter *f, bool dollar,

@@ -21,6 +21,8 @@
 #include "rpc/token.h"
 #include "vjson.h"
 
+const char *argp_program_version = "flowpic-send " FLOWPIC_VERSION;
+
 #define EXIT_ACKED 0	  /* every verdict acknowledged */
 #define EXIT_UNREADABLE 1 /* an input could not be read, or the stream not set up */
 #define EXIT_USAGE 2
@@ -29,7 +31,8 @@
 #define EXIT_BADLINES 5 /* bad input lines (each reported; the rest was sent) */
 
 enum {
-	OPT_TLS = 256,
+	OPT_COLLECTOR = 256,
+	OPT_TLS,
 	OPT_CA,
 	OPT_CERT,
 	OPT_KEY,
@@ -78,7 +81,7 @@ struct send_opts {
 
 static const struct argp_option options[] = {
 	{ NULL, 0, NULL, 0, "Collector:", 1 },
-	{ "collector", 'c', "HOST:PORT", 0,
+	{ "collector", OPT_COLLECTOR, "HOST:PORT", 0,
 	  "the collector (or any gRPC server of proto/flowpic.proto)", 1 },
 	{ "tls", OPT_TLS, NULL, 0, "TLS (default: cleartext HTTP/2, h2c)", 1 },
 	{ "ca", OPT_CA, "FILE", 0,
@@ -144,12 +147,12 @@ static const char doc[] =
 	"(docs/stream.md). \"summary\" lines are skipped; a malformed line is reported "
 	"(FILE:LINE: what) and skipped, the rest is sent.\n\n"
 	"Examples:\n"
-	"  flowpic classify --json capture.pcap | flowpic-send -c collector:7800 --interface capture.pcap \\\n"
+	"  flowpic classify --json capture.pcap | flowpic-send --collector collector:50051 --interface capture.pcap \\\n"
 	"      --spool /var/spool/flowpic\n"
-	"  flowpic-send -c localhost:7800 verdicts.jsonl --json\n"
-	"  flowpic-send -c collector.example:7800 --ca ca.pem --cert agent.pem --key agent.key \\\n"
+	"  flowpic-send --collector localhost:50051 verdicts.jsonl --json\n"
+	"  flowpic-send --collector collector.example:50051 --ca ca.pem --cert agent.pem --key agent.key \\\n"
 	"      --token-file /etc/flowpic/token verdicts.jsonl\n"
-	"  flowpic-send -c collector:7800 --spool /var/spool/flowpic </dev/null   # replay a spool\n\n"
+	"  flowpic-send --collector collector:50051 --spool /var/spool/flowpic </dev/null   # replay a spool\n\n"
 	"Exit status: 0 every verdict acknowledged; 1 an input or the set-up failed; 2 bad "
 	"arguments; 3 some verdicts wait in the spool (collector away or refusing); 4 some "
 	"verdicts were dropped (spool limit, counted); 5 bad input lines (reported, skipped).";
@@ -206,7 +209,7 @@ static error_t parse_opt(int key, char *arg, struct argp_state *st)
 	uint64_t v;
 
 	switch (key) {
-	case 'c':
+	case OPT_COLLECTOR:
 		c->target = arg;
 		break;
 	case OPT_TLS:

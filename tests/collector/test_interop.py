@@ -175,6 +175,24 @@ def main():
                 "--agent", "agent-1")
         assert [v["seq"] for v in win] == list(range(10, 20)), [v["seq"] for v in win]
         assert len(q("--limit", "3")) == 3
+        # Comma lists, an unknown class refused, the time the collector stored a verdict.
+        both = q("--class", "chat,file_transfer", "--agent", "agent-1,agent-tls")
+        assert {v["class"] for v in both} == {"chat", "file_transfer"}, {v["class"] for v in both}
+        assert len(both) == len(q("--class", "chat", "--agent", "agent-1,agent-tls")) + \
+            len(q("--class", "file_transfer", "--agent", "agent-1,agent-tls"))
+        assert {v["agent_id"] for v in both} == {"agent-1", "agent-tls"}
+        assert len(q("--received-since", "-1h")) == 1500 + 4800
+        assert q("--received-since", "-0s") == []
+        for bad in (["--class", "foo"], ["--class", "chat,,video"], ["--since", "-213504d"]):
+            r = subprocess.run([binary, "query", "--db", "sqlite:" + db, *bad],
+                               capture_output=True, text=True)
+            assert r.returncode == 2 and r.stdout == "" and bad[1] in r.stderr or \
+                (r.returncode == 2 and "empty" in r.stderr), (bad, r.returncode, r.stderr)
+        # No --db: the collector's default database, in the working folder.
+        shutil.copy(db, os.path.join(d, "flowpic-verdicts.db"))
+        r = subprocess.run([binary, "query", "--limit", "1"], capture_output=True, text=True,
+                           cwd=d)
+        assert r.returncode == 0 and len(r.stdout.splitlines()) == 1, r.stderr
         r = subprocess.run([binary, "query", "--db", "sqlite:" + db, "--table", "--limit", "2"],
                            capture_output=True, text=True)
         assert r.returncode == 0 and "(2 verdicts)" in r.stdout, r.stdout

@@ -79,7 +79,7 @@ cpid=$!
 for _ in $(seq 50); do grep -q listening "$work/collector.out" 2>/dev/null && break; sleep 0.1; done
 grep -q listening "$work/collector.out" || { cat "$work/collector.err"; fail "collector did not start"; }
 flowpic classify --json "$src/data/demo.pcap.xz" >"$work/v.jsonl" 2>/dev/null
-flowpic-send -c "127.0.0.1:$port" --token-file /etc/flowpic/collector.token "$work/v.jsonl" \
+flowpic-send --collector "127.0.0.1:$port" --token-file /etc/flowpic/collector.token "$work/v.jsonl" \
 	>"$work/send.out" 2>&1 || { cat "$work/send.out"; fail "flowpic-send"; }
 kill -INT "$cpid"; wait "$cpid" || true; cpid=
 n=$(flowpic-collector query --db sqlite:/var/lib/flowpic-collector/verdicts.db | grep -c '"agent_id"' || true)

@@ -214,7 +214,7 @@ def scenario_clear(tool, tmp):
     srv = Server(tmp, store)
     try:
         n = 3000
-        rc, c, err = send(tool, ["-c", "127.0.0.1:%d" % srv.port, "--batch", "100",
+        rc, c, err = send(tool, ["--collector", "127.0.0.1:%d" % srv.port, "--batch", "100",
                                  "--run-id", "11", "--model", "lenet32", "--classes",
                                  "voip,video,file_transfer,chat,browsing"], verdict_lines(n))
         check(rc == 0, "flowpic-send exit 0 (got %d): %s" % (rc, err.strip()))
@@ -227,7 +227,7 @@ def scenario_clear(tool, tmp):
         check(d.get("model") == "lenet32" and len(d.get("classes", [])) == 5, "model in batches")
         # Bad lines: each reported with file:line, the rest sent.
         bad = "not json\n" + verdict_lines(2) + '{"class":"x","src":"300.1.1.1"}\n{"summary":{"x":1}}\n'
-        rc, c, err = send(tool, ["-c", "127.0.0.1:%d" % srv.port, "--run-id", "12"], bad)
+        rc, c, err = send(tool, ["--collector", "127.0.0.1:%d" % srv.port, "--run-id", "12"], bad)
         check(rc == 5 and c.get("lines_bad") == 2 and c.get("lines_skipped") == 1
               and c.get("acked") == 2, "bad lines: exit 5, 2 bad, 1 summary skipped, 2 sent: rc %d %s"
               % (rc, c))
@@ -243,7 +243,7 @@ def scenario_tls(tool, tmp, mutual):
     srv = Server(tmp, store, tls=certs["server"], client_ca=certs["ca"] if mutual else None)
     try:
         n = 1000
-        args = ["-c", "127.0.0.1:%d" % srv.port, "--ca", certs["ca"], "--batch", "64",
+        args = ["--collector", "127.0.0.1:%d" % srv.port, "--ca", certs["ca"], "--batch", "64",
                 "--run-id", "21"]
         if mutual:
             args += ["--cert", certs["client"][0], "--key", certs["client"][1]]
@@ -253,7 +253,7 @@ def scenario_tls(tool, tmp, mutual):
         expect_all(store, n, 21)
         # The collector's certificate from another CA: refused, nothing lost.
         spool = os.path.join(tmp, "spool-wrongca")
-        rc, c, err = send(tool, ["-c", "127.0.0.1:%d" % srv.port, "--ca", certs["otherca"],
+        rc, c, err = send(tool, ["--collector", "127.0.0.1:%d" % srv.port, "--ca", certs["otherca"],
                                  "--run-id", "22", "--spool", spool, "--timeout", "1500",
                                  "--backoff-initial", "200"] +
                           (["--cert", certs["client"][0], "--key", certs["client"][1]] if mutual else []),
@@ -266,7 +266,7 @@ def scenario_tls(tool, tmp, mutual):
                                  ("client certificate of another CA",
                                   ["--cert", certs["stranger"][0], "--key", certs["stranger"][1]])):
                 spool = os.path.join(tmp, "spool-" + label.replace(" ", "-"))
-                rc, c, err = send(tool, ["-c", "127.0.0.1:%d" % srv.port, "--ca", certs["ca"],
+                rc, c, err = send(tool, ["--collector", "127.0.0.1:%d" % srv.port, "--ca", certs["ca"],
                                          "--run-id", "23", "--spool", spool, "--timeout", "1500",
                                          "--backoff-initial", "200"] + extra, verdict_lines(40))
                 check(rc == 3 and c.get("spooled") == 40 and c.get("acked") == 0
@@ -288,7 +288,7 @@ def scenario_kill(tool, tmp):
     inp = os.path.join(tmp, "verdicts.jsonl")
     with open(inp, "w") as f:
         f.write(verdict_lines(n))
-    p = subprocess.Popen([tool, "--json", "-c", "127.0.0.1:%d" % port, "--run-id", "31",
+    p = subprocess.Popen([tool, "--json", "--collector", "127.0.0.1:%d" % port, "--run-id", "31",
                           "--batch", "50", "--delay", "100", "--rate", "2000", "--spool", spool,
                           "--backoff-initial", "200", "--backoff-max", "1000",
                           "--timeout", "20000", inp], stdout=subprocess.PIPE,
@@ -327,7 +327,7 @@ def scenario_stall(tool, tmp):
     inp = os.path.join(tmp, "verdicts.jsonl")
     with open(inp, "w") as f:
         f.write(verdict_lines(n))
-    p = subprocess.Popen([tool, "--json", "-c", "127.0.0.1:%d" % srv.port, "--run-id", "91",
+    p = subprocess.Popen([tool, "--json", "--collector", "127.0.0.1:%d" % srv.port, "--run-id", "91",
                           "--batch", "50", "--delay", "100", "--rate", "1500", "--spool", spool,
                           "--ack-timeout", "800", "--connect-timeout", "800",
                           "--backoff-initial", "200", "--backoff-max", "500",
@@ -357,7 +357,7 @@ def scenario_spool_limit(tool, tmp):
     spool = os.path.join(tmp, "spool")
     port = free_port()
     n = 2000
-    rc, c, err = send(tool, ["-c", "127.0.0.1:%d" % port, "--run-id", "41", "--batch", "20",
+    rc, c, err = send(tool, ["--collector", "127.0.0.1:%d" % port, "--run-id", "41", "--batch", "20",
                              "--delay", "10", "--spool", spool, "--spool-max", "40K",
                              "--segment", "8K", "--timeout", "300", "--backoff-initial", "100"],
                       verdict_lines(n))
@@ -376,7 +376,7 @@ def scenario_spool_limit(tool, tmp):
     store = os.path.join(tmp, "store.jsonl")
     srv = Server(tmp, store, port=port)
     try:
-        rc, c2, err = send(tool, ["-c", "127.0.0.1:%d" % port, "--spool", spool], "")
+        rc, c2, err = send(tool, ["--collector", "127.0.0.1:%d" % port, "--spool", spool], "")
         check(rc == 0 and c2.get("replayed") == on_disk and c2.get("acked") == on_disk
               and c2.get("spooled") == 0, "replay: every spooled verdict acknowledged: rc %d %s"
               % (rc, c2))
@@ -399,7 +399,7 @@ def scenario_token(tool, tmp):
     srv = Server(tmp, store, token="s3cret-token")
     try:
         n = 500
-        rc, c, err = send(tool, ["-c", "127.0.0.1:%d" % srv.port, "--run-id", "51",
+        rc, c, err = send(tool, ["--collector", "127.0.0.1:%d" % srv.port, "--run-id", "51",
                                  "--token", "wrong-token", "--spool", spool, "--timeout", "1500",
                                  "--backoff-initial", "200"], verdict_lines(n))
         check(rc == 3, "wrong token: exit 3 (kept in the spool), got %d" % rc)
@@ -412,7 +412,7 @@ def scenario_token(tool, tmp):
         tokf = os.path.join(tmp, "token")
         with open(tokf, "w") as f:
             f.write("  s3cret-token \n")
-        rc, c, err = send(tool, ["-c", "127.0.0.1:%d" % srv.port, "--token-file", tokf,
+        rc, c, err = send(tool, ["--collector", "127.0.0.1:%d" % srv.port, "--token-file", tokf,
                                  "--spool", spool], "")
         check(rc == 0 and c.get("acked") == n, "right token: the spool is delivered: rc %d %s"
               % (rc, c))
@@ -456,7 +456,7 @@ def scenario_cleartext_token(tool, tmp):
     warning = "the access token goes in cleartext"
     for addr, want in (("198.18.0.1", 1), ("127.0.0.1", 0)):
         ls = listener(addr)
-        rc, c, err = send(tool, ["-c", "%s:%d" % (addr, ls.getsockname()[1]), "--token", "tok",
+        rc, c, err = send(tool, ["--collector", "%s:%d" % (addr, ls.getsockname()[1]), "--token", "tok",
                                  "--timeout", "1500", "--backoff-initial", "100"],
                           verdict_lines(3))
         ls.close()
@@ -465,7 +465,7 @@ def scenario_cleartext_token(tool, tmp):
               % (addr, want, c.get("connect_failures", 0) + c.get("connects", 0), err))
         check(c.get("connect_failures", 0) >= 2, "%s: reconnected (%s)" % (addr, c))
     ls = listener("198.18.0.1")
-    rc, c, err = send(tool, ["-c", "198.18.0.1:%d" % ls.getsockname()[1], "--timeout", "500"],
+    rc, c, err = send(tool, ["--collector", "198.18.0.1:%d" % ls.getsockname()[1], "--timeout", "500"],
                       verdict_lines(3))
     ls.close()
     check(warning not in err, "no token: no warning: %r" % err)
@@ -518,7 +518,7 @@ def scenario_collector_kill(tool, collector, tmp):
     inp = os.path.join(tmp, "verdicts.jsonl")
     with open(inp, "w") as f:
         f.write(verdict_lines(n))
-    p = subprocess.Popen([tool, "--json", "-c", "127.0.0.1:%d" % port, "--run-id", "61",
+    p = subprocess.Popen([tool, "--json", "--collector", "127.0.0.1:%d" % port, "--run-id", "61",
                           "--token-file", tokf, "--batch", "50", "--delay", "100",
                           "--rate", "2000", "--spool", spool, "--backoff-initial", "200",
                           "--backoff-max", "1000", "--timeout", "20000", inp],
@@ -555,7 +555,7 @@ def scenario_collector_mtls(tool, collector, tmp):
         "--tls-cert", certs["server"][0], "--tls-key", certs["server"][1],
         "--client-ca", certs["ca"], "--token", "fpt-stream-ok"])
     try:
-        base = ["-c", "127.0.0.1:%d" % col.port, "--ca", certs["ca"], "--cert",
+        base = ["--collector", "127.0.0.1:%d" % col.port, "--ca", certs["ca"], "--cert",
                 certs["client"][0], "--key", certs["client"][1]]
         spool = os.path.join(tmp, "spool")
         rc, c, err = send(tool, base + ["--token", "fpt-stream-bad", "--run-id", "71",
@@ -585,7 +585,7 @@ def scenario_classify(tool, flowpic, tmp):
     store = os.path.join(tmp, "store.jsonl")
     srv = Server(tmp, store)
     try:
-        rc, c, err = send(tool, ["-c", "127.0.0.1:%d" % srv.port, "--run-id", "81",
+        rc, c, err = send(tool, ["--collector", "127.0.0.1:%d" % srv.port, "--run-id", "81",
                                  "--interface", "demo.pcap.xz"], cl.stdout)
         check(rc == 0 and c.get("acked") == len(flows) > 0
               and c.get("lines_skipped") == len(lines) - len(flows),
