@@ -41,6 +41,16 @@ install(FILES ${FLOWPIC_DEPLOY}/etc/agent.conf ${FLOWPIC_DEPLOY}/etc/agent.env
   DESTINATION /etc/flowpic COMPONENT agent)
 install(FILES ${FLOWPIC_DEPLOY}/etc/collector.env
   DESTINATION /etc/flowpic COMPONENT collector)
+# Bash completions: one file serves the four programs (options from --help);
+# bash-completion loads it by the command's name.
+foreach(prog_pkg flowpic-agent:agent flowpic-collector:collector flowpic:cli flowpic-send:cli)
+  string(REPLACE ":" ";" pp ${prog_pkg})
+  list(GET pp 0 prog)
+  list(GET pp 1 pkg)
+  install(FILES ${FLOWPIC_DEPLOY}/completions/flowpic DESTINATION share/bash-completion/completions
+    RENAME ${prog} COMPONENT ${pkg})
+endforeach()
+
 foreach(pkg agent collector cli)
   if(pkg STREQUAL "cli")
     set(name flowpic)

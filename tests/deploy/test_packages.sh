@@ -57,6 +57,10 @@ echo "== 4. install and run as the units do"
 dpkg -i "${debs[@]}" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; fail "dpkg -i"; }
 installed=1
 getent passwd flowpic >/dev/null || fail "no flowpic user"
+for p in flowpic flowpic-agent flowpic-collector flowpic-send; do
+	[ -f "/usr/share/bash-completion/completions/$p" ] || fail "no bash completion for $p"
+	ls /usr/share/man/man[18]/"$p".[18].gz >/dev/null 2>&1 || fail "no man page for $p"
+done
 [ "$(stat -c '%U %a' /etc/flowpic/collector.token)" = "flowpic 600" ] || fail "token: $(stat -c '%U %a' /etc/flowpic/collector.token)"
 [ "$(stat -c '%U %a' /var/lib/flowpic/spool)" = "flowpic 700" ] || fail "spool: $(stat -c '%U %a' /var/lib/flowpic/spool)"
 for u in flowpic-agent flowpic-collector; do
