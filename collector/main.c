@@ -38,6 +38,7 @@ enum {
 	OPT_COMMIT_MAX,
 	OPT_COMMIT_DELAY,
 	OPT_SQLITE_SYNC,
+	OPT_RETENTION_DAYS,
 	OPT_INSECURE_NO_TOKEN,
 	OPT_BUSY_TIMEOUT,
 	OPT_AGENT_ID_FROM_CERT,
@@ -106,6 +107,10 @@ static const struct argp_option serve_options[] = {
 	  "a transaction stays open at most this long (default 0.05)", 4 },
 	{ "sqlite-sync", OPT_SQLITE_SYNC, "full|normal", 0,
 	  "full (default): each commit is fsync'ed before its acks; normal: safe against a collector crash, not a power cut",
+	  4 },
+	{ "retention-days", OPT_RETENTION_DAYS, "DAYS", 0,
+	  "drop verdicts of blocks older than DAYS days (PostgreSQL: whole daily partitions; "
+	  "checked at start and hourly; default: keep everything)",
 	  4 },
 	{ "busy-timeout", OPT_BUSY_TIMEOUT, "SECONDS", 0,
 	  "SQLite locked by another process: retry commits this long before failing them (default 5)",
@@ -221,6 +226,10 @@ static error_t serve_parse(int key, char *arg, struct argp_state *state)
 		break;
 	case OPT_COMMIT_DELAY:
 		o->srv.commit_delay_ms = secs_ms(state, "--commit-delay", arg);
+		break;
+	case OPT_RETENTION_DAYS:
+		num(state, "--retention-days", arg, 1, 36500, &v);
+		o->store.retention_days = (int)v;
 		break;
 	case OPT_SQLITE_SYNC:
 		if (!strcmp(arg, "full"))

@@ -32,6 +32,7 @@ struct store_options {
 	int busy_timeout_ms;   /* SQLite: give up on a lock held by another process after
 				* this long in total (commits are retried meanwhile) */
 	bool readonly;	       /* queries only: never create the file or the schema */
+	int retention_days;    /* drop verdicts of blocks older than this many days (0: keep) */
 };
 
 struct store_batch_result {

@@ -9,6 +9,13 @@
  * duplicate), and counters are upserted keeping the newest batch's value.
  * A batch is one statement: its verdicts travel as one JSON array expanded
  * by json_to_recordset, so a round trip costs per batch, not per verdict.
+ *
+ * At fleet size the verdict table is partitioned by day of the block's start
+ * (start_ns, part of the key: a resent verdict carries the same start, so it
+ * still meets its first copy); each day's partition is made before the first
+ * transaction that needs it, and --retention-days drops whole partitions.  A
+ * database made before partitioning keeps its plain table (retention then
+ * deletes rows).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -16,13 +23,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <time.h>
+
 #include <libpq-fe.h>
 
+#include "core/log.h"
 #include "json.h"
 #include "store.h"
 
+/* One string is one implicit transaction: the transaction-level advisory lock
+ * is held until the tables are committed, so a second collector starting at
+ * the same moment waits and then finds them (a session lock released inside
+ * the string would let it in before the commit, to fail "already exists"). */
 static const char schema_sql[] =
-	"SELECT pg_advisory_lock(7301985);"
+	"SELECT pg_advisory_xact_lock(7301985);"
 	"CREATE TABLE IF NOT EXISTS verdicts ("
 	" agent_id TEXT NOT NULL, run_id BIGINT NOT NULL, seq BIGINT NOT NULL,"
 	" host TEXT NOT NULL, agent_version TEXT NOT NULL, interface TEXT NOT NULL,"
@@ -34,17 +48,21 @@ static const char schema_sql[] =
 	" blocks BIGINT NOT NULL, class TEXT NOT NULL, confidence REAL NOT NULL,"
 	" probs TEXT NOT NULL, model TEXT NOT NULL, model_version TEXT NOT NULL,"
 	" received_ns BIGINT NOT NULL, reason TEXT NOT NULL DEFAULT 'unspecified',"
-	" PRIMARY KEY (agent_id, run_id, seq));"
+	" PRIMARY KEY (agent_id, run_id, seq, start_ns)) PARTITION BY RANGE (start_ns);"
 	/* A store from before reasons: its rows read "unspecified". */
 	"ALTER TABLE verdicts ADD COLUMN IF NOT EXISTS reason TEXT NOT NULL"
 	" DEFAULT 'unspecified';"
 	"CREATE INDEX IF NOT EXISTS verdicts_start ON verdicts (start_ns);"
+	/* The filters of query (and of a dashboard): newest first within each. */
+	"CREATE INDEX IF NOT EXISTS verdicts_class ON verdicts (class, start_ns);"
+	"CREATE INDEX IF NOT EXISTS verdicts_agent ON verdicts (agent_id, start_ns);"
+	"CREATE INDEX IF NOT EXISTS verdicts_host ON verdicts (host, start_ns);"
+	"CREATE INDEX IF NOT EXISTS verdicts_received ON verdicts (received_ns);"
 	"CREATE TABLE IF NOT EXISTS agent_counters ("
 	" agent_id TEXT NOT NULL, run_id BIGINT NOT NULL, name TEXT NOT NULL,"
 	" value BIGINT NOT NULL, host TEXT NOT NULL, batch_seq BIGINT NOT NULL,"
 	" updated_ns BIGINT NOT NULL,"
-	" PRIMARY KEY (agent_id, run_id, name));"
-	"SELECT pg_advisory_unlock(7301985);";
+	" PRIMARY KEY (agent_id, run_id, name));";
 
 /* The transaction's batches travel as one JSON array ($1: b, agent_id,
  * run_id, host, agent_version, model, model_version, sequence, received_ns)
@@ -102,9 +120,17 @@ struct pg_span {
 	uint32_t valid, rejected, counters; /* as put_batch counted them */
 };
 
+#define DAY_NS (86400LL * 1000000000LL)
+
 struct store_pg {
 	struct store base;
 	PGconn *conn;
+	bool partitioned;     /* verdicts is PARTITION BY RANGE (start_ns) */
+	int64_t *days, *made; /* the transaction's days; days known to have a partition */
+	size_t ndays, capdays, nmade, capmade;
+	int retention_days;		     /* 0: keep everything */
+	uint64_t expired_ns;		     /* when retention last ran */
+	uint64_t txn_now_ns;		     /* the transaction's newest batch arrival */
 	struct sbuf batches, rows, counters; /* the open transaction, as JSON */
 	size_t nrows, ncounters;
 	struct pg_span *spans; /* per batch, to run one alone (pg_commit_isolated) */
@@ -195,6 +221,124 @@ static void json_s(struct sbuf *b, const char *key, const char *v)
 	sbuf_json_str(b, v ? v : "", v ? strlen(v) : 0);
 }
 
+/* The day (since 1970, UTC) of a time in ns; times are int64 (validate.c). */
+static int64_t day_of(uint64_t ns)
+{
+	int64_t t = (int64_t)ns;
+
+	return t >= 0 ? t / DAY_NS : -((-t + DAY_NS - 1) / DAY_NS);
+}
+
+static bool has_day(const int64_t *d, size_t n, int64_t day)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (d[i] == day)
+			return true;
+	return false;
+}
+
+/* Add day to the set (once): 0, or -ENOMEM. */
+static int add_day(int64_t **d, size_t *n, size_t *cap, int64_t day)
+{
+	if (has_day(*d, *n, day))
+		return 0;
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 16;
+		int64_t *nd = realloc(*d, c * sizeof(*nd));
+
+		if (!nd)
+			return -ENOMEM;
+		*d = nd;
+		*cap = c;
+	}
+	(*d)[(*n)++] = day;
+	return 0;
+}
+
+/* verdicts_pYYYYMMDD: the partition of one day. */
+static void partition_name(int64_t day, char *out, size_t len)
+{
+	time_t t = (time_t)(day * 86400);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	snprintf(out, len, "verdicts_p%04d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+}
+
+/* Every day of the transaction has its partition before the insert runs.
+ * Under a transaction-level advisory lock (as schema_sql), so collectors
+ * sharing the database make each once; IF NOT EXISTS for the one that
+ * comes second. */
+static int make_partitions(struct store_pg *s, char *err, size_t errlen)
+{
+	char sql[512], name[40];
+	size_t i;
+	int rc;
+
+	for (i = 0; i < s->ndays; i++) {
+		int64_t day = s->days[i];
+
+		if (has_day(s->made, s->nmade, day))
+			continue;
+		partition_name(day, name, sizeof(name));
+		snprintf(sql, sizeof(sql),
+			 "SELECT pg_advisory_xact_lock(7301986);"
+			 "CREATE TABLE IF NOT EXISTS %s PARTITION OF verdicts"
+			 " FOR VALUES FROM (%lld) TO (%lld);",
+			 name, (long long)(day * DAY_NS), (long long)((day + 1) * DAY_NS));
+		rc = exec_cmd(s, sql, err, errlen);
+		if (rc < 0)
+			return rc;
+		if (add_day(&s->made, &s->nmade, &s->capmade, day) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Retention: drop the partitions (or, in a plain table, delete the rows) of
+ * days wholly older than retention_days before now; at most once an hour. */
+static int expire(struct store_pg *s, uint64_t now_ns, char *err, size_t errlen)
+{
+	int64_t cutoff = day_of(now_ns) - s->retention_days; /* days before this go */
+	char sql[256], name[40];
+	PGresult *r;
+	int i, n, rc = 0;
+
+	if (!s->retention_days ||
+	    (s->expired_ns && now_ns - s->expired_ns < 3600ULL * 1000000000ULL))
+		return 0;
+	s->expired_ns = now_ns;
+	if (!s->partitioned) {
+		snprintf(sql, sizeof(sql), "DELETE FROM verdicts WHERE start_ns < %lld",
+			 (long long)(cutoff * DAY_NS));
+		return exec_cmd(s, sql, err, errlen);
+	}
+	r = PQexec(s->conn,
+		   "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+		   " WHERE i.inhparent = 'verdicts'::regclass"
+		   " AND c.relname ~ '^verdicts_p[0-9]{8}$' ORDER BY 1");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		set_err(s, "list partitions", r, err, errlen);
+		PQclear(r);
+		return -EIO;
+	}
+	partition_name(cutoff, name, sizeof(name));
+	n = PQntuples(r);
+	for (i = 0; i < n && rc == 0; i++) {
+		const char *rel = PQgetvalue(r, i, 0);
+
+		if (strcmp(rel, name) >= 0) /* sorted by date: the rest are kept */
+			break;
+		snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", rel);
+		rc = exec_cmd(s, sql, err, errlen);
+	}
+	PQclear(r);
+	s->nmade = 0; /* a dropped day would be made again when needed */
+	return rc;
+}
+
 /* Nothing is sent yet: the batch joins the transaction's JSON documents. */
 static int pg_put_batch(struct store *base, Flowpic__V1__Batch *b, uint64_t now_ns, size_t idx,
 			struct store_batch_result *res, char *err, size_t errlen)
@@ -211,8 +355,10 @@ static int pg_put_batch(struct store *base, Flowpic__V1__Batch *b, uint64_t now_
 		sbuf_reset(&s->rows);
 		sbuf_reset(&s->counters);
 		s->nrows = s->ncounters = 0;
+		s->ndays = 0;
 		s->base.in_txn = true;
 	}
+	s->txn_now_ns = now_ns;
 	if (idx >= s->capspans) {
 		size_t cap = s->capspans ? s->capspans * 2 : 256;
 		struct pg_span *ns = realloc(s->spans, cap * sizeof(*ns));
@@ -255,6 +401,13 @@ static int pg_put_batch(struct store *base, Flowpic__V1__Batch *b, uint64_t now_
 		if (conf != conf || conf > 1e30f || conf < -1e30f)
 			conf = 0;
 		verdict_row_fill(&r, b, v);
+		if (s->partitioned && add_day(&s->days, &s->ndays, &s->capdays,
+					      day_of(sp ? sp->start_unix_ns : 0)) < 0) {
+			snprintf(err, errlen, "postgresql: out of memory building a transaction");
+			flowpic__v1__batch__free_unpacked(b, NULL);
+			s->base.in_txn = false;
+			return -ENOMEM;
+		}
 		sbuf_printf(j, "%s{\"b\":%zu", s->nrows ? "," : "[", idx);
 		json_u(j, "seq", v->seq);
 		json_s(j, "interface", v->interface);
@@ -506,6 +659,10 @@ static int pg_commit(struct store *base, char *err, size_t errlen)
 		sbuf_add(&s->rows, "]", 1);
 	if (s->ncounters)
 		sbuf_add(&s->counters, "]", 1);
+	if (ensure_conn(s, err, errlen) == 0 && make_partitions(s, err, errlen) < 0) {
+		s->base.in_txn = false;
+		return -EIO;
+	}
 	for (attempt = 0; attempt < 4; attempt++) {
 		/* A retry starts from the verdict counts put_batch left. */
 		for (i = 0; attempt && i < base->nres; i++) {
@@ -527,6 +684,8 @@ static int pg_commit(struct store *base, char *err, size_t errlen)
 		}
 	}
 	s->base.in_txn = false;
+	if (rc == 0 && expire(s, s->txn_now_ns, err, errlen) < 0)
+		log_warn("%s", err); /* the verdicts are stored: only the clean-up failed */
 	return rc;
 }
 
@@ -573,6 +732,8 @@ static void pg_close(struct store *base)
 	sbuf_free(&s->one_r);
 	sbuf_free(&s->one_c);
 	free(s->spans);
+	free(s->days);
+	free(s->made);
 	free(s);
 }
 
@@ -595,6 +756,18 @@ static bool pg_has_reason(struct store_pg *s)
 	return found;
 }
 
+/* A table made before partitioning stays a plain table. */
+static bool pg_is_partitioned(struct store_pg *s)
+{
+	PGresult *r = PQexec(s->conn, "SELECT relkind FROM pg_class WHERE oid = "
+				      "to_regclass('verdicts')");
+	bool p = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 &&
+		 !strcmp(PQgetvalue(r, 0, 0), "p");
+
+	PQclear(r);
+	return p;
+}
+
 struct store *store_pg_open(const char *conninfo, const struct store_options *opt, char *err,
 			    size_t errlen)
 {
@@ -615,6 +788,11 @@ struct store *store_pg_open(const char *conninfo, const struct store_options *op
 	if (exec_cmd(s, "SET client_min_messages = warning", err, errlen) < 0)
 		goto fail;
 	if (!(opt && opt->readonly) && exec_cmd(s, schema_sql, err, errlen) < 0)
+		goto fail;
+	s->partitioned = pg_is_partitioned(s);
+	s->retention_days = opt ? opt->retention_days : 0;
+	if (!(opt && opt->readonly) &&
+	    expire(s, (uint64_t)time(NULL) * 1000000000ULL, err, errlen) < 0)
 		goto fail;
 	if (opt && opt->readonly)
 		s->base.no_reason = !pg_has_reason(s);

@@ -29,6 +29,7 @@
 #include <sqlite3.h>
 
 #include "core/clock.h"
+#include "core/log.h"
 #include "store.h"
 
 #define BUSY_STEP_MS 20 /* the longest the loop waits for a lock at a time */
@@ -79,6 +80,8 @@ struct store_sqlite {
 	size_t nbatches, capbatches;
 	uint64_t busy_since_ms; /* first commit attempt that found the file locked */
 	int busy_timeout_ms;
+	int retention_days;  /* 0: keep everything */
+	uint64_t expired_ns; /* when retention last ran */
 	char path[512];
 };
 
@@ -267,6 +270,25 @@ static int sq_busy(struct store_sqlite *s, const char *what, char *err, size_t e
 	return -EIO;
 }
 
+/* Retention: delete the verdicts of blocks from days wholly older than
+ * retention_days before now (an index on start_ns); at most once an hour.
+ * A failure is logged: the verdicts stay until the next try. */
+static void sq_expire(struct store_sqlite *s, uint64_t now_ns)
+{
+	const uint64_t day = 86400ULL * 1000000000ULL;
+	char sql[128], *msg = NULL;
+
+	if (!s->retention_days ||
+	    (s->expired_ns && now_ns - s->expired_ns < 3600ULL * 1000000000ULL))
+		return;
+	s->expired_ns = now_ns;
+	snprintf(sql, sizeof(sql), "DELETE FROM verdicts WHERE start_ns < %" PRIu64,
+		 (now_ns / day - (uint64_t)s->retention_days) * day);
+	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		log_warn("sqlite %s: retention: %s", s->path, msg ? msg : "failed");
+	sqlite3_free(msg);
+}
+
 static int sq_commit(struct store *base, char *err, size_t errlen)
 {
 	struct store_sqlite *s = (struct store_sqlite *)base;
@@ -316,6 +338,7 @@ static int sq_commit(struct store *base, char *err, size_t errlen)
 		goto fail;
 	}
 	sq_drop(s);
+	sq_expire(s, clock_real_ns());
 	return 0;
 fail:
 	sq_rollback(s);
@@ -504,6 +527,8 @@ struct store *store_sqlite_open(const char *path, const struct store_options *op
 	    prep(s, "RELEASE b", &s->release, err, errlen) < 0 ||
 	    prep(s, "ROLLBACK TO b", &s->rollback_to, err, errlen) < 0)
 		goto fail;
+	s->retention_days = opt->readonly ? 0 : opt->retention_days;
+	sq_expire(s, clock_real_ns());
 	/* From now on the loop never waits long for a lock (sq_busy). */
 	s->busy_timeout_ms = opt->busy_timeout_ms;
 	sqlite3_busy_timeout(s->db, opt->busy_timeout_ms < BUSY_STEP_MS ? opt->busy_timeout_ms :

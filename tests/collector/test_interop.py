@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import sys
 import tempfile
 import threading
@@ -200,6 +201,15 @@ def main():
                            capture_output=True, text=True)
         assert r.returncode == 1 and "none.db" in r.stderr, r.stderr
         reasons(binary, d)
+        # --retention-days: the test's verdicts start on 2025-11-27, more than 7 days
+        # ago; a collector started with 7 deletes them (SQLite: rows), and only them.
+        keep = h.sqlite_rows(db, "SELECT count(*) FROM verdicts WHERE start_ns >= %d"
+                             % ((time.time_ns() // 86400_000_000_000 - 7) * 86400_000_000_000))
+        total = h.sqlite_rows(db, "SELECT count(*) FROM verdicts")
+        assert total[0][0] > keep[0][0], (total, keep)
+        c = h.Collector(binary, "sqlite:" + db, "--retention-days", "7")
+        c.stop()
+        assert h.sqlite_rows(db, "SELECT count(*) FROM verdicts") == keep, keep
         print("interop: ok (h2c 1000 verdicts and 24 agents at once, TLS 500 verdicts, query, "
               "reasons)")
     finally:

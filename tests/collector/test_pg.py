@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
@@ -85,9 +86,55 @@ def main():
         assert k3["err_store"] == 0, k3
         rows = pg.psql("SELECT count(*), max(seq) FROM verdicts")
         assert rows == [["3300", "3300"]], rows
-        print("pg: ok (two collectors, one database, 6000 sent, 3000 stored)")
+        partitions(binary, pg)
+        print("pg: ok (two collectors, one database, 6000 sent, 3000 stored; daily "
+              "partitions, retention)")
     finally:
         pg.stop()
+
+
+def partitions(binary, pg):
+    """Daily partitions by the block's start: made on demand (once, though two
+    collectors race for them), a resend still meets its first copy, and
+    --retention-days drops whole old days (at start), leaving the rest."""
+    day = 86400 * 10**9
+    today = time.time_ns() // day * day
+    days = [today - 40 * day, today - 3 * day, today]
+    batches = [h.make_batch(agent_id="part", sequence=i + 1, first_seq=i * 50 + 1, n=50,
+                            t0=t) for i, t in enumerate(days)]
+    c1, c2 = h.Collector(binary, pg.url), h.Collector(binary, pg.url)
+    res = {}
+    ts = [threading.Thread(target=lambda n, c: res.__setitem__(
+        n, h.stream(c.address, batches, token="test-token")), args=(n, c))
+        for n, c in (("a", c1), ("b", c2))]
+    [t.start() for t in ts]
+    [t.join(60) for t in ts]
+    assert all(res[n][1].name == "OK" for n in res), (res, c1.stderr(), c2.stderr())
+    assert sum(a.stored for n in res for a in res[n][0]) == 150
+    names = [time.strftime("verdicts_p%Y%m%d", time.gmtime(t // 10**9)) for t in days]
+    parts = [r[0] for r in pg.psql(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'verdicts'::regclass ORDER BY 1")]
+    assert all(n in parts for n in names), (names, parts)
+    assert pg.psql("SELECT relkind FROM pg_class WHERE relname = 'verdicts'") == [["p"]]
+    for n in names:
+        assert pg.psql("SELECT count(*) FROM %s WHERE agent_id = 'part'" % n) == [["50"]], n
+    acks, code, det = h.stream(c1.address, batches[2:], token="test-token")
+    assert code.name == "OK" and [a.duplicates for a in acks] == [50], acks
+    c1.stop(), c2.stop()
+    # --retention-days 7: the 40-day-old partition goes, at start; the others stay.
+    c3 = h.Collector(binary, pg.url, "--retention-days", "7")
+    parts = [r[0] for r in pg.psql(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'verdicts'::regclass ORDER BY 1")]
+    assert names[0] not in parts and names[1] in parts and names[2] in parts, parts
+    assert pg.psql("SELECT count(*) FROM verdicts WHERE agent_id = 'part'") == [["100"]]
+    # A day dropped is made again when a verdict of that day comes.
+    acks, code, det = h.stream(c3.address, [h.make_batch(agent_id="part", sequence=9,
+                                                         first_seq=900, n=5, t0=days[0])],
+                               token="test-token")
+    assert code.name == "OK" and acks[0].stored == 5, (code, det, acks)
+    c3.stop()
 
 
 if __name__ == "__main__":
