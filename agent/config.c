@@ -134,7 +134,8 @@ const struct config_setting config_settings[] = {
 	  4 },
 	{ "collector", 0x130, CK_STRING, "HOST:PORT",
 	  "Also stream the verdicts to this collector "
-	  "(gRPC, proto/flowpic.proto; cleartext HTTP/2 unless a TLS setting is given)",
+	  "(gRPC, proto/flowpic.proto; cleartext HTTP/2 unless a TLS setting is given); "
+	  "a comma list of collectors sharing a store: a failed connection moves to the next",
 	  6 },
 	{ "collector-tls", 0x131, CK_BOOL, NULL, "TLS to the collector", 6 },
 	{ "collector-ca", 0x132, CK_PATH, "FILE",

@@ -82,7 +82,9 @@ struct send_opts {
 static const struct argp_option options[] = {
 	{ NULL, 0, NULL, 0, "Collector:", 1 },
 	{ "collector", OPT_COLLECTOR, "HOST:PORT", 0,
-	  "the collector (or any gRPC server of proto/flowpic.proto)", 1 },
+	  "the collector (or any gRPC server of proto/flowpic.proto); a comma list of "
+	  "collectors sharing a store: a failed or dropped connection moves to the next",
+	  1 },
 	{ "tls", OPT_TLS, NULL, 0, "TLS (default: cleartext HTTP/2, h2c)", 1 },
 	{ "ca", OPT_CA, "FILE", 0,
 	  "CA certificate(s) to verify the collector (default: system's); implies --tls", 1 },
@@ -147,8 +149,10 @@ static const char doc[] =
 	"(docs/stream.md). \"summary\" lines are skipped; a malformed line is reported "
 	"(FILE:LINE: what) and skipped, the rest is sent.\n\n"
 	"Examples:\n"
-	"  flowpic classify --json capture.pcap | flowpic-send --collector collector:50051 --interface capture.pcap \\\n"
+	"  flowpic classify --json capture.pcap |\n"
+	"      flowpic-send --collector collector:50051 --interface capture.pcap \\\n"
 	"      --spool /var/spool/flowpic\n"
+	"  flowpic-send --collector c1:50051,c2:50051,c3:50051 verdicts.jsonl\n"
 	"  flowpic-send --collector localhost:50051 verdicts.jsonl --json\n"
 	"  flowpic-send --collector collector.example:50051 --ca ca.pem --cert agent.pem --key agent.key \\\n"
 	"      --token-file /etc/flowpic/token verdicts.jsonl\n"

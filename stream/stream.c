@@ -51,6 +51,9 @@ struct sflight {
 struct stream {
 	/* Set up by stream_new, read-only afterwards. */
 	char host[TARGET_HOST_CAP], port[TARGET_PORT_CAP], authority[300], server_name[256];
+	char targets[STREAM_TARGETS_MAX][300];	   /* the collector list (stream_config.target) */
+	unsigned ntargets, target_idx, round_left; /* round_left: others to try before backoff */
+	bool own_server_name;			   /* no cfg->server_name: each target's host */
 	char authorization[RPC_TOKEN_MAX + 16];
 	struct conn_params cp;
 	SSL_CTX *tls;
@@ -322,6 +325,22 @@ static const struct conn_callbacks conn_cbs = {
 	.established = on_established,
 };
 
+static int parse_target(const char *target, char *host, char *port, char *err, size_t errlen);
+
+/* The next collector of the list: the connection parameters point at these
+ * buffers, so the next conn_open() uses it. */
+static void next_target(struct stream *s)
+{
+	char err[160];
+
+	s->target_idx = (s->target_idx + 1) % s->ntargets;
+	parse_target(s->targets[s->target_idx], s->host, s->port, err, sizeof(err));
+	snprintf(s->authority, sizeof(s->authority), "%s", s->targets[s->target_idx]);
+	if (s->own_server_name && s->tls)
+		snprintf(s->server_name, sizeof(s->server_name), "%s", s->host);
+	log_info("next collector: %s", s->authority);
+}
+
 static void conn_down(struct stream *s, const char *why)
 {
 	int st = s->conn ? conn_grpc_status(s->conn) : -1;
@@ -340,7 +359,21 @@ static void conn_down(struct stream *s, const char *why)
 		s->tc.connect_failures++;
 	if (st > 0)
 		s->tc.refusals++;
-	delay = backoff_next(&s->bo);
+	if (s->established)
+		s->round_left = s->ntargets - 1; /* a working collector went: try the others */
+	if (s->ntargets > 1 && s->round_left > 0) {
+		/* Another collector of the list, at once (a short pause only). */
+		s->round_left--;
+		next_target(s);
+		delay = 100;
+	} else {
+		if (s->ntargets > 1) {
+			/* Every collector failed: back off, then start the round again. */
+			s->round_left = s->ntargets - 1;
+			next_target(s);
+		}
+		delay = backoff_next(&s->bo);
+	}
 	snprintf(msg, sizeof(msg), "%s%s", why,
 		 s->mq.n || s->fl_n || (s->spool && !spool_is_empty(s->spool)) ?
 			 "; batches kept (memory queue / spool), retrying with backoff" :
@@ -665,6 +698,10 @@ static void put_str(char *dst, size_t cap, const char *src)
 	snprintf(dst, cap, "%s", src ? src : "");
 }
 
+/* A comma list of collectors into out[STREAM_TARGETS_MAX] (each checked by
+ * parse_target): their number, or -EINVAL with err. */
+static int split_targets(const char *list, char out[][300], char *err, size_t errlen);
+
 /* target -> host[TARGET_HOST_CAP], port[TARGET_PORT_CAP]: 0, or -EINVAL with
  * err. */
 static int parse_target(const char *target, char *host, char *port, char *err, size_t errlen)
@@ -689,12 +726,41 @@ static int parse_target(const char *target, char *host, char *port, char *err, s
 	}
 }
 
-int stream_config_check(const struct stream_config *cfg, char *err, size_t errlen)
+static int split_targets(const char *list, char out[][300], char *err, size_t errlen)
 {
 	char host[TARGET_HOST_CAP], port[TARGET_PORT_CAP];
+	const char *p = list ? list : "";
+	int n = 0;
+
+	do {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+
+		if (n == STREAM_TARGETS_MAX) {
+			snprintf(err, errlen, "collector list %s: at most %d collectors", list,
+				 STREAM_TARGETS_MAX);
+			return -EINVAL;
+		}
+		if (len >= 300) {
+			snprintf(err, errlen, "collector address %.40s...: too long", p);
+			return -EINVAL;
+		}
+		memcpy(out[n], p, len);
+		out[n][len] = '\0';
+		if (parse_target(out[n], host, port, err, errlen) < 0)
+			return -EINVAL;
+		n++;
+		p = comma ? comma + 1 : NULL;
+	} while (p);
+	return n;
+}
+
+int stream_config_check(const struct stream_config *cfg, char *err, size_t errlen)
+{
+	char targets[STREAM_TARGETS_MAX][300];
 	unsigned i;
 
-	if (parse_target(cfg->target, host, port, err, errlen) < 0)
+	if (split_targets(cfg->target, targets, err, errlen) < 0)
 		return -EINVAL;
 	if (!cfg->agent_id || !*cfg->agent_id) {
 		snprintf(err, errlen, "no agent id");
@@ -773,8 +839,16 @@ static void header_init(struct stream *s, const struct stream_config *cfg)
 static int conn_params_init(struct stream *s, const struct stream_config *cfg, char *err,
 			    size_t errlen)
 {
-	parse_target(cfg->target, s->host, s->port, err, errlen);
-	snprintf(s->authority, sizeof(s->authority), "%s", cfg->target);
+	int n = split_targets(cfg->target, s->targets, err, errlen);
+
+	if (n < 0)
+		return -EINVAL;
+	s->ntargets = (unsigned)n;
+	s->target_idx = 0;
+	s->round_left = s->ntargets - 1;
+	s->own_server_name = !cfg->server_name;
+	parse_target(s->targets[0], s->host, s->port, err, errlen);
+	snprintf(s->authority, sizeof(s->authority), "%s", s->targets[0]);
 	if (cfg->token)
 		rpc_token_header(cfg->token, s->authorization, sizeof(s->authorization));
 	if (cfg->tls) {

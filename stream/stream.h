@@ -102,13 +102,18 @@ enum stream_fsync {
 };
 
 /* A named counter, as sent in Batch.counters (e.g. "stream.spooled"). */
+#define STREAM_TARGETS_MAX 8
+
 struct stream_counter {
 	const char *name;
 	uint64_t value;
 };
 
 struct stream_config {
-	/* Collector: "host:port" ("[v6]:port" for IPv6 literals). */
+	/* Collector: "host:port" ("[v6]:port" for IPv6 literals), or a comma list
+	 * of them (at most STREAM_TARGETS_MAX): collectors sharing one store; a
+	 * connection that fails or drops moves to the next, so an agent goes on
+	 * with another collector while one is down or restarting. */
 	const char *target;
 	bool tls;		 /* false: cleartext HTTP/2 (h2c, prior knowledge) */
 	const char *ca_file;	 /* TLS: CA bundle to verify the collector (NULL: system's) */
