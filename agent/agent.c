@@ -6,11 +6,13 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/csv.h"
 #include "core/flow_json.h"
 #include "forward.h"
 #include "core/log.h"
 #include "core/pipeline.h"
+#include "metrics.h"
 
 static void out_done(struct agent *a)
 {
@@ -37,6 +39,9 @@ static void on_block(void *ctx, const struct flow_table *ft, const struct flow *
 	a->n.verdicts_block++;
 	if (v.early)
 		a->n.verdicts_block_early++;
+	/* Live times are the wall clock's: how long after its start a block is judged. */
+	if (a->cfg->n_ifaces)
+		agent_metrics_block_latency(b->start_ns, clock_real_ns());
 	if (a->stream)
 		forward_block(a, f, b, &v);
 	if (a->cfg->no_block_verdicts)

@@ -5,10 +5,10 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/conffile.h"
 #include "core/flow.h"
 #include "core/log.h"
 #include "core/merge.h"
@@ -128,9 +128,17 @@ const struct config_setting config_settings[] = {
 	  "Print flow verdicts only, not one line "
 	  "per block",
 	  4 },
+	{ "metrics-listen", 0x126, CK_STRING, "HOST:PORT",
+	  "Serve Prometheus metrics (the counters and histograms) on GET /metrics "
+	  "here; :PORT is 127.0.0.1 (default: off; docs/deploy.md)",
+	  4 },
 	{ "log-level", 0x123, CK_LEVEL, "LEVEL",
 	  "error, warn (default), info or debug; -q is "
 	  "error, -v info",
+	  4 },
+	{ "log-format", 0x125, CK_LOG_FORMAT, "text|json",
+	  "stderr lines as text (default) or JSON objects with a timestamp (also "
+	  "FLOWPIC_LOG_FORMAT)",
 	  4 },
 	{ "collector", 0x130, CK_STRING, "HOST:PORT",
 	  "Also stream the verdicts to this collector "
@@ -177,6 +185,7 @@ static const struct config_text texts[] = { TEXT("pcap", pcap),
 					    TEXT("model", model),
 					    TEXT("counters-file", counters_file),
 					    TEXT("samples-out", samples_out),
+					    TEXT("metrics-listen", metrics_listen),
 					    TEXT("collector", collector),
 					    TEXT("collector-ca", collector_ca),
 					    TEXT("collector-cert", collector_cert),
@@ -207,24 +216,12 @@ void config_default(struct agent_config *c)
 	c->reject_energy = NAN;
 }
 
-/* Names compare with '-' and '_' as the same character. */
-static bool name_eq(const char *a, const char *b)
-{
-	for (; *a && *b; a++, b++) {
-		char x = *a == '_' ? '-' : *a, y = *b == '_' ? '-' : *b;
-
-		if (x != y)
-			return false;
-	}
-	return *a == *b;
-}
-
 const struct config_setting *config_find(const char *name)
 {
 	const struct config_setting *s;
 
 	for (s = config_settings; s->name; s++)
-		if (name_eq(s->name, name))
+		if (conffile_name_eq(s->name, name))
 			return s;
 	return NULL;
 }
@@ -306,26 +303,6 @@ static int set_text(struct agent_config *c, const struct config_setting *s, cons
 	return 0;
 }
 
-/* true/yes/on/1 or false/no/off/0 (any case); 0, or -EINVAL. */
-static int parse_bool(const char *v, bool *out)
-{
-	static const char *const yes[] = { "true", "yes", "on", "1" };
-	static const char *const no[] = { "false", "no", "off", "0" };
-	size_t i;
-
-	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-		if (!strcasecmp(v, yes[i])) {
-			*out = true;
-			return 0;
-		}
-		if (!strcasecmp(v, no[i])) {
-			*out = false;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
 /* The field a seconds setting goes to, with its range. */
 static uint64_t *seconds_field(struct agent_config *c, const char *name, uint64_t *min)
 {
@@ -400,6 +377,8 @@ int config_set(struct agent_config *c, const struct config_setting *s, const cha
 	bool b;
 	int rc;
 
+	_Static_assert(sizeof(config_settings) / sizeof(config_settings[0]) <= 64,
+		       "'given' holds one bit per setting");
 	if (s->kind != CK_BOOL && !value)
 		return fail(err, errlen, "%s: give a value", s->name);
 	/* No setting takes one, and echoed back it would break the one-line
@@ -438,7 +417,7 @@ int config_set(struct agent_config *c, const struct config_setting *s, const cha
 			return rc;
 		break;
 	case CK_BOOL:
-		if (parse_bool(v, &b) < 0)
+		if (conffile_bool(v, &b) < 0)
 			return fail(err, errlen, "%s '%s': give true or false", s->name, v);
 		if (!strcmp(s->name, "xdp-generic"))
 			c->xdp_generic = b;
@@ -490,6 +469,14 @@ int config_set(struct agent_config *c, const struct config_setting *s, const cha
 		c->reject_energy = (float)d;
 		break;
 	}
+	case CK_LOG_FORMAT: {
+		enum log_format f;
+
+		if (log_parse_format(v, &f) < 0)
+			return fail(err, errlen, "%s '%s': give text or json", s->name, v);
+		c->log_format = (int)f;
+		break;
+	}
 	case CK_LEVEL:
 		if (!strcmp(v, "error"))
 			c->verbosity = -1;
@@ -508,129 +495,52 @@ int config_set(struct agent_config *c, const struct config_setting *s, const cha
 	return 0;
 }
 
-/* Strip blanks at both ends, in place. */
-static char *trim(char *s)
-{
-	char *e;
+struct load_ctx {
+	struct agent_config *c;
+	void (*report)(void *ctx, const char *line);
+	void *ctx;
+};
 
-	while (*s == ' ' || *s == '\t')
-		s++;
-	e = s + strlen(s);
-	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
-		e--;
-	*e = '\0';
-	return s;
+static const char *lookup_cb(void *ctx, const char *key)
+{
+	const struct config_setting *s = config_find(key);
+
+	(void)ctx;
+	return s ? s->name : NULL;
 }
 
-static void reportf(void (*report)(void *, const char *), void *ctx, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void reportf(void (*report)(void *, const char *), void *ctx, const char *fmt, ...)
+static int set_cb(void *ctx, const char *name, const char *value, const char *where, char *err,
+		  size_t errlen)
 {
-	char line[1024];
-	va_list ap;
+	struct load_ctx *l = ctx;
 
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	report(ctx, line);
+	(void)where;
+	return config_set(l->c, config_find(name), value, err, errlen);
 }
 
-/* One line of a config file: 0 fine (or blank), -EINVAL bad (reported). */
-static int load_line(struct agent_config *c, const char *path, unsigned lineno, char *line,
-		     unsigned *seen_at, void (*report)(void *, const char *), void *ctx)
+static void report_cb(void *ctx, const char *line)
 {
-	const struct config_setting *s;
-	char *key, *val, *eq, err[512];
-	size_t n;
+	struct load_ctx *l = ctx;
 
-	key = trim(line);
-	if (*key == '\0' || *key == '#')
-		return 0;
-	eq = strchr(key, '=');
-	if (!eq) {
-		reportf(report, ctx, "%s:%u: expected 'key = value', got '%.60s'", path, lineno,
-			key);
-		return -EINVAL;
-	}
-	*eq = '\0';
-	key = trim(key);
-	val = trim(eq + 1);
-	if (*key == '\0') {
-		reportf(report, ctx, "%s:%u: no key before '='", path, lineno);
-		return -EINVAL;
-	}
-	s = config_find(key);
-	if (!s) {
-		reportf(report, ctx,
-			"%s:%u: unknown key '%.60s' (keys are the long flags of "
-			"flowpic-agent --help)",
-			path, lineno, key);
-		return -EINVAL;
-	}
-	n = strlen(val);
-	if (n >= 2 && val[0] == '"' && val[n - 1] == '"') {
-		val[n - 1] = '\0';
-		val++;
-	} else if (val[0] == '"') {
-		reportf(report, ctx, "%s:%u: %s: unterminated quote", path, lineno, s->name);
-		return -EINVAL;
-	}
-	if (*val == '\0') {
-		reportf(report, ctx, "%s:%u: %s: no value after '='", path, lineno, s->name);
-		return -EINVAL;
-	}
-	if (seen_at[s - config_settings]) {
-		reportf(report, ctx, "%s:%u: %s is already set on line %u", path, lineno, s->name,
-			seen_at[s - config_settings]);
-		return -EINVAL;
-	}
-	if (config_set(c, s, val, err, sizeof(err)) < 0) {
-		reportf(report, ctx, "%s:%u: %s", path, lineno, err);
-		return -EINVAL;
-	}
-	seen_at[s - config_settings] = lineno;
-	return 0;
+	l->report(l->ctx, line);
 }
+
+static const struct conffile_ops agent_ops = { "flowpic-agent", lookup_cb, set_cb, report_cb };
 
 int config_load(struct agent_config *c, const char *path,
 		void (*report)(void *ctx, const char *line), void *ctx)
 {
-	unsigned seen_at[64] = { 0 }, lineno = 0;
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t len;
-	int bad = 0;
-	FILE *f;
+	struct load_ctx l = { c, report, ctx };
 
-	_Static_assert(sizeof(config_settings) / sizeof(config_settings[0]) <= 64,
-		       "'given' and seen_at hold one bit/slot per setting");
-	f = fopen(path, "r");
-	if (!f) {
-		int e = errno;
+	return conffile_load(path, &agent_ops, &l);
+}
 
-		reportf(report, ctx, "%s: cannot read the config file: %s", path, strerror(e));
-		return -e;
-	}
-	while ((len = getline(&line, &cap, f)) >= 0) {
-		lineno++;
-		if ((size_t)len != strlen(line)) {
-			reportf(report, ctx, "%s:%u: NUL byte in the line", path, lineno);
-			bad++;
-			continue;
-		}
-		if (load_line(c, path, lineno, line, seen_at, report, ctx) < 0)
-			bad++;
-	}
-	if (ferror(f)) {
-		int e = errno ? errno : EIO;
+int config_env(struct agent_config *c, char **envp, void (*report)(void *ctx, const char *line),
+	       void *ctx)
+{
+	struct load_ctx l = { c, report, ctx };
 
-		reportf(report, ctx, "%s:%u: read error: %s", path, lineno + 1, strerror(errno));
-		bad = -e;
-	}
-	free(line);
-	fclose(f);
-	return bad;
+	return conffile_env(envp, &agent_ops, &l);
 }
 
 int config_check(const struct agent_config *c, char *err, size_t errlen)
@@ -714,8 +624,11 @@ void config_print(FILE *out, const struct agent_config *c)
 		fprintf(out, "samples-out = \"%s\"\n", c->samples_out);
 	if (c->counters_every_ns)
 		print_seconds(out, "counters-every", c->counters_every_ns);
+	if (c->metrics_listen[0])
+		fprintf(out, "metrics-listen = \"%s\"\n", c->metrics_listen);
 	fprintf(out, "flow-verdicts-only = %s\n", c->no_block_verdicts ? "true" : "false");
 	fprintf(out, "log-level = %s\n", levels[c->verbosity + 1]);
+	fprintf(out, "log-format = %s\n", c->log_format == LOG_FORMAT_JSON ? "json" : "text");
 	if (c->collector[0]) {
 		const struct config_text *t;
 

@@ -8,7 +8,8 @@
  * means the same thing wherever it is written and is checked by the same
  * code.  Flags are applied after the file, so they override it.
  *
- * Config file format (docs/agent.md): one "key = value" per line; blank
+ * Config file format (docs/agent.md; the parser is core/conffile.c, shared
+ * with flowpic-collector): one "key = value" per line; blank
  * lines and lines whose first non-blank character is '#' are ignored; keys
  * are the long flag names ('-' and '_' are the same); the value is the rest
  * of the line with surrounding blanks removed, optionally in double quotes;
@@ -68,8 +69,10 @@ struct agent_config {
 	char counters_file[AGENT_PATH_MAX]; /* "" = stderr */
 	char samples_out[AGENT_PATH_MAX];   /* "" = none; else a samples CSV of every packet */
 	uint64_t counters_every_ns;	    /* 0: only on SIGUSR1 and at exit */
+	char metrics_listen[256];	    /* GET /metrics on HOST:PORT ("" = off) */
 	bool no_block_verdicts;		    /* print only flow verdicts */
 	int verbosity;			    /* -1 quiet, 0 warnings, 1 info, 2 debug */
+	int log_format;			    /* enum log_format (core/log.h) */
 
 	/* verdict stream to a collector (stream/; "" = none) */
 	char collector[256]; /* HOST:PORT */
@@ -99,7 +102,8 @@ enum config_kind {
 	CK_DESIGN,
 	CK_LEVEL,
 	CK_FRACTION,
-	CK_REAL
+	CK_REAL,
+	CK_LOG_FORMAT
 };
 
 /* Where a text setting is stored. */
@@ -143,6 +147,14 @@ int config_set(struct agent_config *c, const struct config_setting *s, const cha
  */
 int config_load(struct agent_config *c, const char *path,
 		void (*report)(void *ctx, const char *line), void *ctx);
+
+/*
+ * Apply the FLOWPIC_<KEY> variables of envp (core/conffile.h): after the
+ * file, before the flags.  Returns the number of bad values, each reported
+ * through report(); unknown FLOWPIC_ names get a warning line.
+ */
+int config_env(struct agent_config *c, char **envp, void (*report)(void *ctx, const char *line),
+	       void *ctx);
 
 /*
  * Check the settings together (after file and flags).  0, or -EINVAL with

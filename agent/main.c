@@ -8,16 +8,21 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "caps.h"
 #include "core/classify.h"
 #include "config.h"
 #include "core/log.h"
+#include "metrics.h"
 #include "run.h"
 
 #ifndef FLOWPIC_VERSION
@@ -47,7 +52,9 @@ static const char doc[] =
 	"a combined one when the flow ends. --pcap replays a capture through the same path."
 	"\v"
 	"Every setting can also be written in a config file (-c FILE) as 'key = value', the "
-	"key being the long flag name; flags override the file. Counters, one JSON line "
+	"key being the long flag name, or given as an environment variable FLOWPIC_<KEY> "
+	"(upper case, '_' for '-'): defaults < file < environment < flags. SIGHUP opens "
+	"the counters file again (after logrotate moved it). Counters, one JSON line "
 	"{\"counters\":{...}}, go to stderr (or --counters-file) on SIGUSR1 and at exit. "
 	"SIGINT/SIGTERM end every flow (their verdicts are printed, marked early when a block "
 	"is partial), detach and exit 0. Live capture needs CAP_BPF, CAP_PERFMON and "
@@ -56,7 +63,7 @@ static const char doc[] =
 	"Examples:\n"
 	"  flowpic-agent --iface eth0\n"
 	"  flowpic-agent --iface eth0,wlan0 --model lab.fpcnn > verdicts.jsonl\n"
-	"  flowpic-agent --iface eth0 --collector fp.example:4317 --collector-ca ca.pem \\\n"
+	"  flowpic-agent --iface eth0 --collector fp.example:50051 --collector-ca ca.pem \\\n"
 	"      --spool-dir /var/spool/flowpic\n"
 	"  flowpic-agent --pcap capture.pcap.xz --flow-verdicts-only\n"
 	"  flowpic-agent -c /etc/flowpic/agent.conf --counters-every 60\n"
@@ -180,6 +187,8 @@ static int load_settings(int argc, char **argv, struct agent_config *cfg, struct
 			return AGENT_EXIT_USAGE;
 		bad += rc;
 	}
+	/* FLOWPIC_<KEY> variables: over the file, under the flags. */
+	bad += config_env(cfg, environ, report_line, NULL);
 	for (i = 0; i < a->nflags; i++) {
 		if (config_set(cfg, a->flags[i].s, a->flags[i].arg, err, sizeof(err)) < 0) {
 			log_error("--%s", err);
@@ -213,6 +222,81 @@ static int signals_setup(void)
 	return fd < 0 ? -errno : fd;
 }
 
+/* SIGHUP: a thread of its own waits for it (blocked everywhere else) and
+ * opens the counters file again by its name, in place of the old
+ * descriptor (dup3), so the loops of run.c go on writing to the same FILE
+ * and logrotate can move the file away. */
+static pthread_t hup_thread;
+static const char *hup_path;
+static int hup_fd = -1;
+
+static void *hup_main(void *arg)
+{
+	char err[256];
+	sigset_t set;
+	int sig, fd;
+
+	(void)arg;
+	/* Capabilities are per thread: this one needs none and must not keep
+	 * any past the main thread's drop once attached.  As root, the switch
+	 * to --user (glibc makes every thread change uid, which needs
+	 * CAP_SETUID here too) clears the rest; the bounding set it keeps. */
+	if (geteuid() == 0) {
+		int v;
+
+		for (v = 0; v <= CAP_LAST_CAP; v++)
+			prctl(PR_CAPBSET_DROP, v, 0, 0, 0);
+	} else if (caps_drop_all(false, NULL, err, sizeof(err)) < 0) {
+		log_warn("SIGHUP thread: %s", err);
+	}
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	for (;;) {
+		if (sigwait(&set, &sig))
+			continue;
+		if (hup_fd < 0) {
+			log_info("SIGHUP: nothing to reopen (the counters go to stderr)");
+			continue;
+		}
+		fd = open(hup_path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
+		if (fd < 0 || dup3(fd, hup_fd, O_CLOEXEC) < 0)
+			log_error("SIGHUP: %s: cannot open the counters file again: %s; still "
+				  "writing to the old one",
+				  hup_path, strerror(errno));
+		else
+			log_info("SIGHUP: %s opened again", hup_path);
+		if (fd >= 0)
+			close(fd);
+	}
+	return NULL;
+}
+
+/* Block SIGHUP (threads made later inherit it) and start its thread. */
+static int hup_start(const struct agent_config *cfg, FILE *counters)
+{
+	sigset_t set;
+	int rc;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL))
+		return -EINVAL;
+	hup_path = cfg->counters_file;
+	hup_fd = cfg->counters_file[0] ? fileno(counters) : -1;
+	rc = pthread_create(&hup_thread, NULL, hup_main, NULL);
+	if (rc) {
+		log_warn("SIGHUP will not reopen the counters file: %s", strerror(rc));
+		return -rc;
+	}
+	return 0;
+}
+
+static void hup_stop(void)
+{
+	pthread_cancel(hup_thread);
+	pthread_join(hup_thread, NULL);
+}
+
 static const enum log_level levels[] = { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 int main(int argc, char **argv)
@@ -222,12 +306,18 @@ int main(int argc, char **argv)
 	struct args args = { 0 };
 	struct classifier *cls = NULL;
 	struct run r = { .sigfd = -1 };
+	bool hup_started = false;
 	char err[600];
 	int status;
 
 	log_init("flowpic-agent", LOG_WARN);
+	config_default(&cfg);
+	/* The settings' errors come out in the log format they ask for. */
+	log_hold();
 	status = load_settings(argc, argv, &cfg, &args);
 	free(args.flags);
+	log_set_format((enum log_format)cfg.log_format);
+	log_release();
 	if (status)
 		return status;
 	if (args.print_config) {
@@ -267,6 +357,7 @@ int main(int argc, char **argv)
 		status = AGENT_EXIT_FAILURE;
 		goto out_counters;
 	}
+	hup_started = hup_start(&cfg, r.counters_out) == 0;
 	r.next_counters_ns = run_mono_ns() + cfg.counters_every_ns;
 
 	classifier_config_default(&ccfg);
@@ -294,6 +385,15 @@ int main(int argc, char **argv)
 		 classifier_model(cls)->name, classifier_model(cls)->version,
 		 classifier_model(cls)->n_classes, classifier_model(cls)->res,
 		 classifier_model(cls)->res, (double)classifier_model(cls)->window_ns / 1e9);
+	/* Bound now, served from the run's start (run_stream_start()). */
+	if (cfg.metrics_listen[0]) {
+		if (agent_metrics_listen(cfg.metrics_listen, err, sizeof(err)) < 0) {
+			log_error("%s", err);
+			status = AGENT_EXIT_USAGE;
+			goto out_cls;
+		}
+		log_info("metrics on http://%s/metrics", agent_metrics_address());
+	}
 	if (agent_init(&r.agent, &cfg, cls, stdout, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		status = AGENT_EXIT_USAGE;
@@ -308,8 +408,11 @@ int main(int argc, char **argv)
 		run_counters_dump(&r);
 	agent_fini(&r.agent);
 out_cls:
+	agent_metrics_stop();
 	classifier_free(cls);
 out_sig:
+	if (hup_started)
+		hup_stop();
 	close(r.sigfd);
 out_counters:
 	if (r.counters_out != stderr)

@@ -13,6 +13,7 @@
 #include "core/clock.h"
 #include "forward.h"
 #include "core/log.h"
+#include "metrics.h"
 #include "run.h"
 
 uint64_t run_mono_ns(void)
@@ -27,6 +28,7 @@ static void counters_collect(struct run *r, struct agent_counter *c, size_t *n)
 	agent_counters(&r->agent, c, n, AGENT_MAX_COUNTERS);
 	if (r->source_counters)
 		r->source_counters(r, c, n, AGENT_MAX_COUNTERS);
+	agent_metrics_counters(c, n, AGENT_MAX_COUNTERS);
 }
 
 void run_counters_dump(struct run *r)
@@ -36,6 +38,8 @@ void run_counters_dump(struct run *r)
 
 	counters_collect(r, c, &n);
 	forward_counters(&r->agent, c, &n, AGENT_MAX_COUNTERS);
+	/* A scrape from now on sees exactly what this line says. */
+	agent_metrics_publish(c, n, false);
 	agent_counters_write(r->counters_out, c, n);
 }
 
@@ -44,10 +48,14 @@ void run_counters_publish(struct run *r)
 	struct agent_counter c[AGENT_MAX_COUNTERS];
 	size_t n = 0;
 
-	if (!r->agent.stream)
+	if (!r->agent.stream && !agent_metrics_address())
 		return;
 	counters_collect(r, c, &n);
 	forward_publish(&r->agent, c, n);
+	if (agent_metrics_address()) {
+		forward_counters(&r->agent, c, &n, AGENT_MAX_COUNTERS);
+		agent_metrics_publish(c, n, true);
+	}
 }
 
 /* Where the verdicts come from, as the collector shows it. */
@@ -82,6 +90,11 @@ int run_stream_start(struct run *r)
 	const struct agent_config *cfg = r->cfg;
 	char where[256], err[600];
 
+	/* The metrics thread starts here too: live, after the capability drop. */
+	if (agent_metrics_start(err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return AGENT_EXIT_FAILURE;
+	}
 	if (!r->agent.stream)
 		return AGENT_EXIT_OK;
 	stream_where(cfg, where, sizeof(where));

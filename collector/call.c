@@ -15,6 +15,7 @@
 
 #include "flowpic.pb-c.h"
 #include "rpc/grpc_status.h"
+#include "health.h"
 #include "identity.h"
 #include "core/log.h"
 #include "rpc/rpc_error.h"
@@ -103,6 +104,7 @@ void call_free(struct call *st)
 	call_drop_partial(st);
 	ackq_free(&st->uncommitted);
 	ackq_free(&st->ready);
+	free((char *)st->agent_id);
 	free(st);
 }
 
@@ -190,6 +192,8 @@ static int on_message(void *ctx, const uint8_t *msg, size_t len)
 	struct ack a;
 	int rc;
 
+	if (health_call(st))
+		return health_on_message(st, msg, len);
 	b = flowpic__v1__batch__unpack(NULL, len, msg);
 	if (!b) {
 		call_fail(st, GRPC_STATUS_INVALID_ARGUMENT, &s->k.err_bad_protobuf,
@@ -256,6 +260,7 @@ static int on_message(void *ctx, const uint8_t *msg, size_t len)
 	memset(&a, 0, sizeof(a));
 	a.sequence = sequence;
 	a.txn_idx = idx;
+	a.received_ns = clock_mono_ns();
 	rc = ackq_push(&st->uncommitted, &a);
 	if (rc < 0) {
 		call_fail(st, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL,
@@ -279,6 +284,21 @@ static ssize_t data_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t l
 		Flowpic__V1__Ack m = FLOWPIC__V1__ACK__INIT;
 		size_t sz;
 
+		if (health_call(st)) {
+			/* The reply owed: the store's status now (a probe may
+			 * still run: then health_poll() wakes the call). */
+			enum health_status hs = health_status(clock_mono_ms());
+
+			if (hs == HEALTH_UNKNOWN)
+				break;
+			sz = health_encode(hs, buf + n + GRPC_PREFIX_LEN);
+			grpc_frame_prefix(buf + n, (uint32_t)sz);
+			n += GRPC_PREFIX_LEN + sz;
+			st->ready.head++;
+			c->acks_waiting--;
+			continue;
+		}
+
 		m.sequence = a->sequence;
 		m.stored = a->stored;
 		m.duplicates = a->duplicates;
@@ -293,7 +313,8 @@ static ssize_t data_read(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t l
 	}
 	if (n)
 		return (ssize_t)n;
-	if ((st->failed || st->client_done) && !ackq_count(&st->uncommitted)) {
+	if ((st->failed || st->client_done) && !ackq_count(&st->uncommitted) &&
+	    !(health_call(st) && ackq_count(&st->ready))) {
 		char msg[sizeof(st->message) * 3 + 1], code[12];
 		nghttp2_nv tr[2];
 		size_t ntr = 1;
@@ -369,7 +390,7 @@ static void call_start(struct call *st)
 	if (!st->path_ok)
 		call_fail(st, GRPC_STATUS_UNIMPLEMENTED, &s->k.err_unknown_method,
 			  "unknown method %s (this server has " COLLECTOR_PATH ")", st->path);
-	else if (!st->auth_ok)
+	else if (!st->auth_ok && !health_call(st)) /* probes need no token */
 		call_fail(st, GRPC_STATUS_UNAUTHENTICATED, &s->k.err_unauthenticated,
 			  "missing or wrong access token (authorization: Bearer ...)");
 	else if (st->encoding_bad)
@@ -451,7 +472,8 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t 
 		size_t i;
 
 		st->path_seen = true;
-		st->path_ok = hdr_is(value, valuelen, COLLECTOR_PATH);
+		st->path_ok = hdr_is(value, valuelen, COLLECTOR_PATH) ||
+			      hdr_is(value, valuelen, HEALTH_CHECK_PATH);
 		memcpy(st->path, value, n);
 		st->path[n] = '\0';
 		for (i = 0; i < n; i++) /* the path goes into a log line */
@@ -462,11 +484,17 @@ static int on_header(nghttp2_session *h2, const nghttp2_frame *f, const uint8_t 
 		st->ct_ok = valuelen >= 16 && !memcmp(value, GRPC_CONTENT_TYPE, 16) &&
 			    (valuelen == 16 || value[16] == '+' || value[16] == ';');
 	} else if (hdr_is(name, namelen, GRPC_HDR_AUTHORIZATION)) {
+		const char *id = NULL;
+
+		free((char *)st->agent_id);
 		st->agent_id = NULL;
-		if (c->srv->cfg.tokens)
+		if (c->srv->cfg.tokens) {
 			st->auth_ok = token_map_check(c->srv->cfg.tokens, (const char *)value,
-						      valuelen, &st->agent_id);
-		else if (c->srv->cfg.token)
+						      valuelen, &id);
+			/* A copy: SIGHUP may free the map while the call runs. */
+			if (st->auth_ok && id && !(st->agent_id = strdup(id)))
+				st->auth_ok = false;
+		} else if (c->srv->cfg.token)
 			st->auth_ok =
 				rpc_token_check(c->srv->cfg.token, (const char *)value, valuelen);
 	} else if (hdr_is(name, namelen, GRPC_HDR_ENCODING)) {

@@ -2,7 +2,9 @@
 /*
  * counters.h - the collector's own counters: connections, calls, batches,
  * verdicts stored and duplicated, and every error by reason.  Printed as one
- * JSON line on SIGUSR1 and at exit (docs/collector.md lists them).
+ * JSON line on SIGUSR1 and at exit (docs/collector.md lists them), and served
+ * as Prometheus metrics (--metrics-listen; docs/deploy.md, "Metrics") from
+ * the same table, so the two always name the same counters.
  */
 #ifndef FLOWPIC_COLLECTOR_COUNTERS_H
 #define FLOWPIC_COLLECTOR_COUNTERS_H
@@ -10,61 +12,93 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* X-macro: one place names every counter, in print order. */
+#include "core/metrics.h"
+#include "rpc/http_metrics.h"
+
+/*
+ * X-macro: one place names every counter, in print order, with its kind
+ * (COUNTER: only grows, flowpic_collector_NAME_total; GAUGE: can go down,
+ * flowpic_collector_NAME) and its HELP text.
+ */
 #define COLLECTOR_COUNTERS(X) \
-	X(connections_accepted) \
-	X(connections_open) \
-	X(connections_closed) \
-	X(streams_opened) \
-	X(streams_ok) \
-	X(batches) \
-	X(verdicts_received) \
-	X(verdicts_stored) \
-	X(verdicts_duplicate) \
-	X(verdicts_rejected) \
-	X(counters_stored) \
-	X(acks_sent) \
-	X(commits) \
-	X(bytes_in) \
-	X(bytes_out) \
-	X(err_refused_max_connections) \
-	X(err_refused_per_source) \
-	X(err_accept) \
-	X(err_tls_handshake) \
-	X(err_tls_no_h2) \
-	X(err_http2_protocol) \
-	X(err_bad_request) \
-	X(err_unknown_method) \
-	X(err_unauthenticated) \
-	X(err_grpc_frame) \
-	X(err_message_too_big) \
-	X(err_compressed) \
-	X(err_truncated) \
-	X(err_bad_protobuf) \
-	X(err_bad_batch) \
-	X(err_out_of_range) \
-	X(err_non_finite) \
-	X(err_permission_denied) \
-	X(err_store) \
-	X(err_store_batch) \
-	X(err_store_busy) \
-	X(store_busy_retries) \
-	X(err_idle_timeout) \
-	X(err_auth_timeout) \
-	X(err_memory_budget) \
-	X(err_message_timeout) \
-	X(err_slow_client) \
-	X(err_io) \
-	X(streams_reset_by_peer) \
-	X(log_suppressed)
+	X(connections_accepted, COUNTER, "TCP connections accepted") \
+	X(connections_open, GAUGE, "connections open now") \
+	X(connections_closed, COUNTER, "connections closed") \
+	X(streams_opened, COUNTER, "gRPC calls (HTTP/2 streams) opened") \
+	X(streams_ok, COUNTER, "calls ended with grpc-status OK") \
+	X(batches, COUNTER, "batches received and put into a transaction") \
+	X(verdicts_received, COUNTER, "verdicts in the batches received") \
+	X(verdicts_stored, COUNTER, "verdicts new to the store, committed") \
+	X(verdicts_duplicate, COUNTER, "verdicts already stored (resends), committed") \
+	X(verdicts_rejected, COUNTER, \
+	  "verdicts refused as invalid (seq 0), counted in Ack.rejected") \
+	X(counters_stored, COUNTER, "agent counters stored with the batches") \
+	X(acks_sent, COUNTER, "acknowledgements sent") \
+	X(commits, COUNTER, "store transactions committed") \
+	X(bytes_in, COUNTER, "HTTP/2 bytes read from agents (TLS records excluded)") \
+	X(bytes_out, COUNTER, "HTTP/2 bytes written to agents (TLS records excluded)") \
+	X(err_refused_max_connections, COUNTER, \
+	  "connections closed at once: --max-connections reached") \
+	X(err_refused_per_source, COUNTER, \
+	  "connections closed at once: --max-per-source reached for the address") \
+	X(err_accept, COUNTER, "accept4 failures (fd limit): the listener paused") \
+	X(err_tls_handshake, COUNTER, "TLS handshakes that failed") \
+	X(err_tls_no_h2, COUNTER, "TLS connections without ALPN h2") \
+	X(err_http2_protocol, COUNTER, "connections ended for HTTP/2 protocol errors") \
+	X(err_bad_request, COUNTER, \
+	  "requests refused with HTTP 405 or 415 (not POST, not application/grpc)") \
+	X(err_unknown_method, COUNTER, "calls to another gRPC method (UNIMPLEMENTED)") \
+	X(err_unauthenticated, COUNTER, "calls with a wrong or missing token (UNAUTHENTICATED)") \
+	X(err_grpc_frame, COUNTER, "gRPC messages with a bad flag byte (INTERNAL)") \
+	X(err_message_too_big, COUNTER, "gRPC messages over --max-message (RESOURCE_EXHAUSTED)") \
+	X(err_compressed, COUNTER, "compressed messages or grpc-encoding (UNIMPLEMENTED)") \
+	X(err_truncated, COUNTER, "calls that ended inside a message (INTERNAL)") \
+	X(err_bad_protobuf, COUNTER, "messages that are not a Batch (INVALID_ARGUMENT)") \
+	X(err_bad_batch, COUNTER, \
+	  "batches without agent_id, with an over-long string or too many probabilities (INVALID_ARGUMENT)") \
+	X(err_out_of_range, COUNTER, \
+	  "batches with a port or protocol out of range (INVALID_ARGUMENT)") \
+	X(err_non_finite, COUNTER, \
+	  "batches with a NaN or infinite confidence or probability (INVALID_ARGUMENT)") \
+	X(err_permission_denied, COUNTER, \
+	  "batches whose agent_id is not the token's or certificate's (PERMISSION_DENIED)") \
+	X(err_store, COUNTER, \
+	  "store transactions that failed (disk full, database gone): their calls end UNAVAILABLE") \
+	X(err_store_batch, COUNTER, "batches the database refused alone (INVALID_ARGUMENT)") \
+	X(err_store_busy, COUNTER, \
+	  "batches refused while verdicts pile up behind a locked SQLite file (UNAVAILABLE)") \
+	X(store_busy_retries, COUNTER, "commits retried because the SQLite file was locked") \
+	X(err_idle_timeout, COUNTER, \
+	  "connections closed by --idle-timeout or --handshake-timeout") \
+	X(err_auth_timeout, COUNTER, \
+	  "connections closed: no call with the right token within --handshake-timeout") \
+	X(err_memory_budget, COUNTER, \
+	  "calls ended because partial messages exceeded --max-buffered") \
+	X(err_message_timeout, COUNTER, \
+	  "calls ended because a message was not whole within --message-timeout") \
+	X(err_slow_client, COUNTER, \
+	  "connections closed because the client left its output or acks unread (--slow-timeout)") \
+	X(err_io, COUNTER, "connections closed on a socket read or write error") \
+	X(streams_reset_by_peer, COUNTER, "calls the agent cancelled (RST_STREAM)") \
+	X(log_suppressed, COUNTER, "warning lines left out by the log rate limit")
 
 struct collector_counters {
-#define X(name) uint64_t name;
+#define X(name, kind, help) uint64_t name;
 	COLLECTOR_COUNTERS(X)
 #undef X
+	/* The /metrics listener's own (metrics_*), copied after each of its steps. */
+	struct http_metrics_stats metrics;
+	/* Seconds from a batch's receipt to the commit that stored it. */
+	struct metrics_hist store_latency;
 };
+
+/* Zero c and set up its histogram. */
+void collector_counters_init(struct collector_counters *c);
 
 /* {"event":"counters","connections_accepted":N,...}\n, one fflush'ed line. */
 void collector_counters_print(const struct collector_counters *c, FILE *out);
+
+/* The same counters as Prometheus text (core/metrics.h), plus the histogram. */
+void collector_counters_metrics(const struct collector_counters *c, struct metrics_buf *b);
 
 #endif

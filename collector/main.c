@@ -4,6 +4,7 @@
  * `flowpic-collector query ...` reads what was stored.
  */
 #include <argp.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,11 +12,14 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "health.h"
 #include "identity.h"
 #include "core/log.h"
 #include "core/number.h"
 #include "query.h"
+#include "reload.h"
 #include "server.h"
+#include "settings.h"
 #include "store.h"
 #include "rpc/tls.h"
 #include "rpc/token.h"
@@ -45,7 +49,11 @@ enum {
 	OPT_MAX_PER_SOURCE,
 	OPT_MAX_BUFFERED,
 	OPT_MESSAGE_TIMEOUT,
+	OPT_METRICS_LISTEN,
 };
+
+/* Settings of the config file and the log (not options of the server). */
+enum { OPT_CONFIG = 'c', OPT_PRINT_CONFIG = 2000, OPT_LOG_LEVEL, OPT_LOG_FORMAT };
 
 struct serve_opts {
 	struct server_config srv;
@@ -53,9 +61,13 @@ struct serve_opts {
 	const char *db;
 	const char *cert, *key, *client_ca;
 	char token[RPC_TOKEN_MAX + 1];
-	struct token_map *tokens; /* --token-file */
+	const char *token_file;
+	struct token_map *tokens; /* --token-file, loaded after the options */
 	bool have_token, no_token;
 	bool verbose, quiet;
+	int log_level, log_format; /* -1: not given */
+	const char *config_path;
+	bool print_config;
 };
 
 static const struct argp_option serve_options[] = {
@@ -116,10 +128,28 @@ static const struct argp_option serve_options[] = {
 	  "SQLite locked by another process: retry commits this long before failing them (default 5)",
 	  4 },
 	{ 0, 0, 0, 0, "Output:", 5 },
+	{ "metrics-listen", OPT_METRICS_LISTEN, "ADDR", 0,
+	  "serve Prometheus metrics on GET /metrics at HOST:PORT (:PORT = 127.0.0.1; default off; "
+	  "docs/deploy.md)",
+	  5 },
 	{ "verbose", 'v', 0, 0, "log connections too", 5 },
 	{ "quiet", 'q', 0, 0, "log errors only", 5 },
+	{ "log-level", OPT_LOG_LEVEL, "LEVEL", 0,
+	  "error, warn (default), info or debug (-q is error, -v debug)", 5 },
+	{ "log-format", OPT_LOG_FORMAT, "text|json", 0,
+	  "stderr lines as text (default) or JSON objects with a timestamp", 5 },
+	{ 0, 0, 0, 0,
+	  "Settings (every option above can be a line 'key = value' of the config file, or "
+	  "FLOWPIC_<KEY> in the environment: defaults < file < environment < flags):",
+	  6 },
+	{ "config", OPT_CONFIG, "FILE", 0, "read settings from FILE", 6 },
+	{ "print-config", OPT_PRINT_CONFIG, 0, 0,
+	  "print the settings given (file, environment, flags) as a config file and exit", 6 },
 	{ 0 }
 };
+
+/* Not keys of the config file. */
+static const char *const not_keys[] = { "config", "print-config", NULL };
 
 static int num(struct argp_state *state, const char *opt, const char *arg, uint64_t min,
 	       uint64_t max, uint64_t *out)
@@ -142,7 +172,6 @@ static uint64_t secs_ms(struct argp_state *state, const char *opt, const char *a
 static error_t serve_parse(int key, char *arg, struct argp_state *state)
 {
 	struct serve_opts *o = state->input;
-	char err[512];
 	uint64_t v;
 
 	switch (key) {
@@ -151,6 +180,9 @@ static error_t serve_parse(int key, char *arg, struct argp_state *state)
 		break;
 	case 'd':
 		o->db = arg;
+		break;
+	case OPT_METRICS_LISTEN:
+		o->srv.metrics_listen = arg;
 		break;
 	case OPT_TLS_CERT:
 		o->cert = arg;
@@ -169,12 +201,31 @@ static error_t serve_parse(int key, char *arg, struct argp_state *state)
 		o->have_token = true;
 		break;
 	case OPT_TOKEN_FILE:
-		token_map_free(o->tokens);
-		o->tokens = token_map_load(arg, err, sizeof(err));
-		if (!o->tokens)
-			argp_error(state, "%s", err);
+		o->token_file = arg; /* read once every option is known (and on SIGHUP) */
 		o->have_token = true;
 		break;
+	case OPT_CONFIG:
+		o->config_path = arg;
+		break;
+	case OPT_PRINT_CONFIG:
+		o->print_config = true;
+		break;
+	case OPT_LOG_LEVEL: {
+		enum log_level l;
+
+		if (log_parse_level(arg, &l) < 0)
+			argp_error(state, "--log-level '%s': give error, warn, info or debug", arg);
+		o->log_level = (int)l;
+		break;
+	}
+	case OPT_LOG_FORMAT: {
+		enum log_format f;
+
+		if (log_parse_format(arg, &f) < 0)
+			argp_error(state, "--log-format '%s': give text or json", arg);
+		o->log_format = (int)f;
+		break;
+	}
 	case OPT_AGENT_ID_FROM_CERT:
 		o->srv.agent_id_from_cert = true;
 		break;
@@ -284,6 +335,10 @@ static const char serve_doc[] =
 	"  flowpic-collector --db postgresql://flowpic@db/flowpic --token-file tok\n"
 	"  # the counters, as one JSON line on stdout\n"
 	"  kill -USR1 $(pidof flowpic-collector)\n"
+	"\nSettings also come from a config file (-c FILE: 'key = value', keys the long "
+	"options) and FLOWPIC_<KEY> variables; flags win.  SIGHUP reloads the tokens and the "
+	"log level.  grpc.health.v1.Health/Check answers SERVING while the store is reachable "
+	"(no token needed).\n"
 	"\nOn start it prints {\"event\":\"listening\",...} on stdout; on SIGUSR1 and at exit "
 	"its counters.  Errors are one line each on stderr.  Exit status: 0 stopped by "
 	"SIGINT/SIGTERM; 1 could not start (store, TLS, address); 2 bad arguments."
@@ -320,10 +375,153 @@ static void fit_fd_limit(struct server_config *cfg)
 	}
 }
 
+static void serve_defaults(struct serve_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	server_config_default(&o->srv);
+	o->store.sqlite_sync_full = true;
+	o->store.busy_timeout_ms = 5000;
+	o->db = STORE_DEFAULT_URL;
+	o->log_level = o->log_format = -1;
+}
+
+static void apply_log(const struct serve_opts *o)
+{
+	log_set_level(o->log_level >= 0 ? (enum log_level)o->log_level :
+		      o->quiet		? LOG_ERROR :
+		      o->verbose	? LOG_DEBUG :
+					  LOG_WARN);
+	log_set_format(o->log_format >= 0 ? (enum log_format)o->log_format : LOG_FORMAT_TEXT);
+}
+
+/* The command line alone: -c, and its own values checked (the checks of
+ * the whole wait for the file and the environment). */
+static error_t early_parse(int key, char *arg, struct argp_state *state)
+{
+	return key == ARGP_KEY_END ? 0 : serve_parse(key, arg, state);
+}
+
+static const struct argp serve_argp = { serve_options, serve_parse, NULL, serve_doc,
+					NULL,	       NULL,	    NULL };
+
+/* Defaults < config file < FLOWPIC_* < flags into o, with set keeping the
+ * strings o points to.  0, or the exit status. */
+static int serve_settings(int argc, char **argv, struct serve_opts *o, struct settings *set)
+{
+	struct argp early = { serve_options, early_parse, NULL, serve_doc, NULL, NULL, NULL };
+	struct serve_opts flags, merged;
+	int ac, rc, bad = 0;
+	char **av;
+
+	/* Errors come out in the log format asked for (a flag wins). */
+	log_hold();
+	serve_defaults(&flags);
+	argp_parse(&early, argc, argv, 0, NULL, &flags);
+	rc = settings_read(set, serve_options, "flowpic-collector", flags.config_path, not_keys);
+	serve_defaults(&merged);
+	if (rc >= 0)
+		bad = settings_check(set, &serve_argp, &merged, NULL, 0, false);
+	if (flags.log_format >= 0 || merged.log_format >= 0)
+		log_set_format((enum log_format)(flags.log_format >= 0 ? flags.log_format :
+									 merged.log_format));
+	log_release();
+	if (rc != 0 || bad)
+		return 2;
+	av = settings_argv(set, argc, argv, &ac);
+	if (!av) {
+		log_error("out of memory");
+		return 1;
+	}
+	serve_defaults(o);
+	settings_parse(set, &serve_argp, ac, av, o);
+	free(av);
+	return 0;
+}
+
+static volatile sig_atomic_t hup;
+
+static void on_hup(int sig)
+{
+	(void)sig;
+	hup = 1;
+}
+
+/* What may change without a restart: the log level and format, the tokens
+ * (token, token-file, no-token).  The rest is compared and named. */
+static const char *const reloadable[] = { "log-level", "log-format", "verbose",	 "quiet",
+					  "token",     "token-file", "no-token", NULL };
+
+/* SIGHUP: the config file, the environment and the flags again. */
+static void reload(struct server *srv, struct serve_opts *o, struct settings *cur, int argc,
+		   char **argv)
+{
+	struct settings *ns = calloc(1, sizeof(*ns)), *old = malloc(sizeof(*old));
+	struct token_map *tm = NULL;
+	struct serve_opts n;
+	char changed[512], err[512];
+
+	if (!ns || !old) {
+		log_error("SIGHUP: out of memory: settings not reloaded");
+		goto out;
+	}
+	serve_defaults(&n);
+	if (settings_read(ns, serve_options, "flowpic-collector", o->config_path, not_keys) ||
+	    settings_check(ns, &serve_argp, &n, argv + 1, argc - 1, true)) {
+		log_error("SIGHUP: settings not reloaded (errors above): the running ones stay");
+		settings_free(ns);
+		goto out;
+	}
+	if (n.token_file) {
+		tm = token_map_load(n.token_file, err, sizeof(err));
+		if (!tm) {
+			log_error("SIGHUP: %s: the tokens in use stay", err);
+			settings_free(ns);
+			goto out;
+		}
+	}
+	if (settings_diff(cur, ns, reloadable, changed, sizeof(changed)))
+		log_warn("SIGHUP: %s changed: takes effect at the next start", changed);
+	snprintf(o->token, sizeof(o->token), "%s", n.token);
+	server_set_auth(srv, n.have_token && !tm ? o->token : NULL, tm);
+	token_map_free(o->tokens);
+	o->tokens = tm;
+	o->have_token = n.have_token;
+	apply_log(&n);
+	printf("{\"event\":\"reloaded\",\"token\":%s,\"tokens\":%zu,\"log_level\":\"%s\"}\n",
+	       n.have_token ? "true" : "false", tm ? token_map_size(tm) : (size_t)n.have_token,
+	       log_level_name(log_get_level()));
+	fflush(stdout);
+	/* o's strings may point into the settings in use: kept until exit. */
+	*old = *cur;
+	*cur = *ns;
+	cur->older = old;
+	old = NULL;
+out:
+	free(ns);
+	free(old);
+}
+
+static int run(struct server *srv, struct serve_opts *o, struct settings *set, int argc,
+	       char **argv)
+{
+	int rc;
+
+	while ((rc = server_step(srv, 200)) == 0) {
+		if (hup) {
+			hup = 0;
+			reload(srv, o, set, argc, argv);
+		}
+	}
+	/* Shutting down: what is stored is acknowledged; then GOAWAY. */
+	server_close_all(srv);
+	return rc < 0 ? rc : 0;
+}
+
 static int serve(int argc, char **argv)
 {
+	struct sigaction sa = { .sa_handler = on_hup, .sa_flags = SA_RESTART };
 	struct serve_opts o;
-	struct argp argp = { serve_options, serve_parse, NULL, serve_doc, NULL, NULL, NULL };
+	struct settings settings;
 	struct store *store = NULL;
 	struct server *srv = NULL;
 	SSL_CTX *tls = NULL;
@@ -331,13 +529,29 @@ static int serve(int argc, char **argv)
 	sigset_t set;
 	int rc = 1;
 
-	memset(&o, 0, sizeof(o));
-	server_config_default(&o.srv);
-	o.store.sqlite_sync_full = true;
-	o.store.busy_timeout_ms = 5000;
-	o.db = STORE_DEFAULT_URL;
-	argp_parse(&argp, argc, argv, 0, NULL, &o);
-	log_set_level(o.quiet ? LOG_ERROR : o.verbose ? LOG_DEBUG : LOG_WARN);
+	rc = serve_settings(argc, argv, &o, &settings);
+	if (rc) {
+		settings_free(&settings);
+		return rc;
+	}
+	rc = 1;
+	apply_log(&o);
+	if (o.print_config) {
+		settings_print(&settings, stdout, "flowpic-collector");
+		settings_free(&settings);
+		return 0;
+	}
+	if (o.token_file) {
+		o.tokens = token_map_load(o.token_file, err, sizeof(err));
+		if (!o.tokens) {
+			log_error("%s", err);
+			settings_free(&settings);
+			return 2;
+		}
+	}
+	/* SIGHUP reloads (reload()); its flag is read by the loop. */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGHUP, &sa, NULL);
 
 	/* Signals arrive through the server's signalfd. */
 	sigemptyset(&set);
@@ -367,6 +581,10 @@ static int serve(int argc, char **argv)
 		log_error("%s", err);
 		goto out;
 	}
+	if (health_setup(o.db) < 0) {
+		log_error("out of memory");
+		goto out;
+	}
 	srv = server_new(&o.srv, store, err, sizeof(err));
 	if (!srv) {
 		log_error("%s", err);
@@ -377,17 +595,23 @@ static int serve(int argc, char **argv)
 	       server_address(srv), tls ? "true" : "false", o.client_ca ? "true" : "false",
 	       o.have_token ? "true" : "false", store_kind(store));
 	fflush(stdout);
+	if (server_metrics_address(srv)) {
+		printf("{\"event\":\"metrics\",\"address\":\"%s\"}\n", server_metrics_address(srv));
+		fflush(stdout);
+	}
 	if (!tls && !server_loopback(srv))
 		log_warn("listening on %s without TLS: verdicts%s cross the network in cleartext, "
 			 "readable and alterable on the way (give --tls-cert and --tls-key)",
 			 server_address(srv), o.have_token ? " and the token" : "");
-	rc = server_run(srv) < 0 ? 1 : 0;
+	rc = run(srv, &o, &settings, argc, argv) < 0 ? 1 : 0;
 	collector_counters_print(server_counters(srv), stdout);
 out:
 	server_free(srv);
 	store_close(store);
 	SSL_CTX_free(tls);
 	token_map_free(o.tokens);
+	settings_free(&settings);
+	health_teardown();
 	return rc;
 }
 

@@ -20,6 +20,7 @@
 #include "rpc/grpc_status.h"
 #include "rpc/hostport.h"
 #include "core/log.h"
+#include "health.h"
 #include "server_int.h"
 
 void server_config_default(struct server_config *cfg)
@@ -210,6 +211,9 @@ static void commit_and_ack(struct server *s)
 				a->stored = r->stored;
 				a->duplicates = r->duplicates;
 				a->rejected = r->rejected;
+				metrics_hist_observe(&s->k.store_latency,
+						     (double)(clock_mono_ns() - a->received_ns) /
+							     1e9);
 			}
 			if (a->rejected)
 				peer_warn(s,
@@ -350,6 +354,28 @@ static void check_timeouts(struct server *s)
 
 /* ---- set-up and the loop ---- */
 
+/* GET /metrics: the counters as they are now (the loop's own thread). */
+static int metrics_render(void *ctx, char **body, size_t *len)
+{
+	struct server *s = ctx;
+	struct metrics_buf b;
+
+	metrics_buf_init(&b);
+	collector_counters_metrics(&s->k, &b);
+	if (b.failed) {
+		metrics_buf_free(&b);
+		return -ENOMEM;
+	}
+	*body = b.p;
+	*len = b.len;
+	return 0;
+}
+
+const char *server_metrics_address(const struct server *s)
+{
+	return s->metrics ? http_metrics_address(s->metrics) : NULL;
+}
+
 struct server *server_new(const struct server_config *cfg, struct store *store, char *err,
 			  size_t errlen)
 {
@@ -369,7 +395,8 @@ struct server *server_new(const struct server_config *cfg, struct store *store, 
 	}
 	s->cfg = *cfg;
 	s->store = store;
-	s->lfd = s->ep = s->sfd = -1;
+	s->lfd = s->ep = s->sfd = s->mfd = -1;
+	collector_counters_init(&s->k);
 	if (rpc_hostport_parse(cfg->listen, RPC_HOSTPORT_LISTEN, host, sizeof(host), port,
 			       sizeof(port))) {
 		snprintf(err, errlen, "--listen %s: give HOST:PORT, [IPV6]:PORT or :PORT",
@@ -404,6 +431,15 @@ struct server *server_new(const struct server_config *cfg, struct store *store, 
 	epoll_ctl(s->ep, EPOLL_CTL_ADD, s->lfd, &e);
 	e.data.ptr = &s->sfd;
 	epoll_ctl(s->ep, EPOLL_CTL_ADD, s->sfd, &e);
+	if (cfg->metrics_listen) {
+		/* One descriptor in the loop: the listener's own epoll. */
+		s->metrics = http_metrics_new(cfg->metrics_listen, metrics_render, s, err, errlen);
+		if (!s->metrics)
+			goto fail;
+		s->mfd = http_metrics_fd(s->metrics);
+		e.data.ptr = &s->mfd;
+		epoll_ctl(s->ep, EPOLL_CTL_ADD, s->mfd, &e);
+	}
 
 	if (nghttp2_session_callbacks_new(&s->cbs) || nghttp2_option_new(&s->h2opt)) {
 		snprintf(err, errlen, "out of memory");
@@ -467,6 +503,9 @@ int server_step(struct server *s, int max_wait_ms)
 							retry_at - t :
 							(uint64_t)max_wait_ms);
 	}
+	/* A health probe of PostgreSQL runs: back soon to drive it. */
+	if (health_busy() && timeout > 5)
+		timeout = 5;
 
 	n = epoll_wait(s->ep, ev, 64, timeout);
 	if (n < 0) {
@@ -482,6 +521,9 @@ int server_step(struct server *s, int max_wait_ms)
 
 		if (p == &s->lfd) {
 			accept_all(s);
+		} else if (p == &s->mfd) {
+			http_metrics_step(s->metrics, 0);
+			http_metrics_get_stats(s->metrics, &s->k.metrics);
 		} else if (p == &s->sfd) {
 			struct signalfd_siginfo si;
 
@@ -502,6 +544,7 @@ int server_step(struct server *s, int max_wait_ms)
 		    t - s->txn_start_ms >= s->cfg.commit_delay_ms || stop)
 			commit_and_ack(s);
 	}
+	health_poll(s, t);
 	sweep(s);
 	if (t - s->last_timer_ms >= 200) {
 		s->last_timer_ms = t;
@@ -540,6 +583,7 @@ void server_free(struct server *s)
 		close(s->ep);
 	if (s->sfd >= 0)
 		close(s->sfd);
+	http_metrics_free(s->metrics);
 	if (s->cbs)
 		nghttp2_session_callbacks_del(s->cbs);
 	if (s->h2opt)

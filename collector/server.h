@@ -44,6 +44,9 @@ struct server_config {
 	uint32_t commit_max;	       /* verdicts per transaction at most */
 	uint64_t commit_delay_ms;      /* a transaction stays open at most this long */
 
+	/* GET /metrics (Prometheus) on this HOST:PORT (NULL: off; ":PORT" is loopback). */
+	const char *metrics_listen;
+
 	/* Who may write as which agent (identity.h). */
 	const struct token_map *tokens; /* per-agent tokens; NULL: token above */
 	bool agent_id_from_cert;	/* agent_id = the client certificate's CN */
@@ -58,6 +61,8 @@ struct server *server_new(const struct server_config *cfg, struct store *store, 
 			  size_t errlen);
 /* The address actually bound ("127.0.0.1:40123"). */
 const char *server_address(const struct server *s);
+/* The /metrics address bound, or NULL when off. */
+const char *server_metrics_address(const struct server *s);
 /* Bound to a loopback address only (127.0.0.0/8, ::1)? */
 bool server_loopback(const struct server *s);
 /* Run until SIGINT/SIGTERM (blocked by the caller and read here through a

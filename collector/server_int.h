@@ -33,7 +33,8 @@
 struct ack {
 	uint64_t sequence;
 	uint32_t stored, duplicates, rejected;
-	size_t txn_idx; /* the batch's place in the store's transaction */
+	size_t txn_idx;	      /* the batch's place in the store's transaction */
+	uint64_t received_ns; /* CLOCK_MONOTONIC when the batch arrived (metrics) */
 };
 
 struct ackq {
@@ -109,6 +110,8 @@ struct server {
 	size_t buffered;	 /* reassembly buffers of partial messages, all calls */
 	struct ratelog peer_log; /* the lines peers can cause */
 	struct collector_counters k;
+	struct http_metrics *metrics; /* --metrics-listen (NULL: off); its epoll fd is mfd */
+	int mfd;
 	nghttp2_session_callbacks *cbs;
 	nghttp2_option *h2opt;
 	uint8_t rbuf[READ_CHUNK];

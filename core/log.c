@@ -1,17 +1,38 @@
 // SPDX-License-Identifier: MIT
-/* log.c - one line per message on stderr; see log.h. */
+/* log.c - one line per message on stderr, text or JSON; see log.h. */
 #include "log.h"
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 static const char *log_prog = "flowpic";
 static enum log_level log_level = LOG_WARN;
+static enum log_format log_format = LOG_FORMAT_TEXT;
+
+static const char *const level_names[] = { "error", "warn", "info", "debug" };
+
+#define HELD_MAX 64
+static bool holding;
+static struct {
+	enum log_level level;
+	char *msg;
+} held[HELD_MAX];
+static unsigned nheld;
 
 void log_init(const char *progname, enum log_level level)
 {
+	const char *env = getenv("FLOWPIC_LOG_FORMAT");
+
 	log_prog = progname;
 	log_level = level;
+	if (env && log_parse_format(env, &log_format) < 0)
+		log_warn("FLOWPIC_LOG_FORMAT '%.40s': give text or json; logging as text", env);
 }
 
 void log_set_level(enum log_level level)
@@ -24,18 +45,218 @@ enum log_level log_get_level(void)
 	return log_level;
 }
 
+void log_set_format(enum log_format format)
+{
+	log_format = format;
+}
+
+enum log_format log_get_format(void)
+{
+	return log_format;
+}
+
+int log_parse_format(const char *s, enum log_format *out)
+{
+	if (!strcmp(s, "text"))
+		*out = LOG_FORMAT_TEXT;
+	else if (!strcmp(s, "json"))
+		*out = LOG_FORMAT_JSON;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+int log_parse_level(const char *s, enum log_level *out)
+{
+	int i;
+
+	for (i = LOG_ERROR; i <= LOG_DEBUG; i++)
+		if (!strcmp(s, level_names[i])) {
+			*out = (enum log_level)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+const char *log_level_name(enum log_level level)
+{
+	return level_names[level];
+}
+
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 (RFC 3629: no
+ * overlongs, no surrogates, nothing above U+10FFFF). */
+static size_t utf8_seq(const unsigned char *p)
+{
+	unsigned char c = p[0], lo = 0x80, hi = 0xbf;
+	size_t n, i;
+
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (i = 2; i < n; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+size_t log_json_escape(const char *s, char *out, size_t outlen)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t o = 0;
+
+	if (!outlen)
+		return 0;
+	while (*p) {
+		char esc[8];
+		const char *piece = esc;
+		size_t n;
+
+		if (*p == '"' || *p == '\\') {
+			esc[0] = '\\', esc[1] = (char)*p, n = 2;
+			p++;
+		} else if (*p < 0x20 || *p == 0x7f) {
+			n = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", *p);
+			p++;
+		} else if (*p < 0x80) {
+			piece = (const char *)p, n = 1;
+			p++;
+		} else if ((n = utf8_seq(p)) != 0) {
+			piece = (const char *)p;
+			p += n;
+		} else {
+			piece = "\\ufffd", n = 6; /* not UTF-8: JSON text must be */
+			p++;
+		}
+		if (o + n >= outlen)
+			break;
+		memcpy(out + o, piece, n);
+		o += n;
+	}
+	out[o] = '\0';
+	return o;
+}
+
+/* The line written with one write(2), so that threads' lines do not mix. */
+static void emit(const char *line, size_t len)
+{
+	while (len) {
+		ssize_t w = write(STDERR_FILENO, line, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;
+		line += w;
+		len -= (size_t)w;
+	}
+}
+
+static void emit_json(enum log_level level, const char *msg)
+{
+	size_t cap = strlen(msg) * 6 + 256, n;
+	struct timespec ts;
+	char *line, when[32];
+	struct tm tm;
+
+	line = malloc(cap);
+	if (!line)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	n = (size_t)snprintf(line, cap, "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"prog\":\"", when,
+			     ts.tv_nsec / 1000000, level_names[level]);
+	n += log_json_escape(log_prog, line + n, cap - n);
+	n += (size_t)snprintf(line + n, cap - n, "\",\"msg\":\"");
+	n += log_json_escape(msg, line + n, cap - n);
+	n += (size_t)snprintf(line + n, cap - n, "\"}\n");
+	emit(line, n);
+	free(line);
+}
+
+static void write_msg(enum log_level level, const char *msg);
+
+void log_hold(void)
+{
+	holding = true;
+}
+
+void log_release(void)
+{
+	unsigned i;
+
+	holding = false;
+	for (i = 0; i < nheld; i++) {
+		write_msg(held[i].level, held[i].msg);
+		free(held[i].msg);
+	}
+	nheld = 0;
+}
+
+static void write_msg(enum log_level level, const char *msg)
+{
+	static const char *const text_names[] = { "error", "warning", "info", "debug" };
+
+	if (holding) {
+		if (nheld < HELD_MAX && (held[nheld].msg = strdup(msg)) != NULL)
+			held[nheld++].level = level;
+		return;
+	}
+	if (log_format == LOG_FORMAT_JSON) {
+		emit_json(level, msg);
+	} else {
+		size_t len = strlen(log_prog) + strlen(msg) + 16;
+		char *line = malloc(len);
+
+		if (line) {
+			emit(line, (size_t)snprintf(line, len, "%s: %s: %s\n", log_prog,
+						    text_names[level], msg));
+			free(line);
+		}
+	}
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
-	static const char *const names[] = { "error", "warning", "info", "debug" };
+	char buf[2048], *msg = buf;
 	va_list ap;
+	int n;
 
 	if (level > log_level)
 		return;
-	fprintf(stderr, "%s: %s: ", log_prog, names[level]);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(buf)) {
+		msg = malloc((size_t)n + 1);
+		if (!msg) {
+			msg = buf;
+		} else {
+			va_start(ap, fmt);
+			vsnprintf(msg, (size_t)n + 1, fmt, ap);
+			va_end(ap);
+		}
+	}
+	write_msg(level, msg);
+	if (msg != buf)
+		free(msg);
 }
 
 void log_errbuf(char *err, unsigned long errlen, const char *fmt, ...)

@@ -8,7 +8,8 @@ usage="usage: install-deps.sh [PROFILE...]   (default: all)
   runtime  the libraries flowpic, flowpic-agent and flowpic-collector run with
   build    compilers, headers and generators to build them (and their .deb);
            runtime + build is all the README's main job (scripts/demo.sh) needs
-  dev      build + what the tests run: cmocka, tshark, PostgreSQL, gRPC peers, lintian
+  dev      build + what the tests run: cmocka, tshark, PostgreSQL, gRPC peers, lintian,
+           Prometheus
   model    PyTorch and the rest of model/ (training, evaluation, ndpiReader labels)
   lab      model + every traffic-lab driver's programs (model/lab; test lab.packages)
   all      all of the above (CI, scripts/test.sh)"
@@ -45,6 +46,8 @@ dev=(
 	nghttp2-client sqlite3 postgresql python3-grpcio python3-grpc-tools python3-protobuf
 	# the packages' test (tests/deploy): lint, units
 	lintian systemd
+	# the metrics test (tests/deploy/test_metrics.sh): a real Prometheus, promtool
+	prometheus
 )
 model=(
 	python3 python3-numpy python3-torch python3-sklearn python3-matplotlib

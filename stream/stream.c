@@ -39,7 +39,7 @@
 #define SFLIGHT_MAX 32
 /* Counters of the agent added to a batch, at most. */
 #define AGENT_COUNTERS_MAX 64
-#define OWN_COUNTERS 20
+#define OWN_COUNTERS 22
 /* The collector address, split. */
 #define TARGET_HOST_CAP 256
 #define TARGET_PORT_CAP 16
@@ -132,6 +132,8 @@ size_t stream_counters_list(const struct stream_counters *c, struct stream_count
 		{ "stream.duplicates", c->duplicates },
 		{ "stream.dropped", c->dropped },
 		{ "stream.spool_corrupt", c->spool_corrupt },
+		{ "stream.spool_bytes", c->spool_bytes },
+		{ "stream.spool_max_bytes", c->spool_max_bytes },
 		{ "stream.batches_sent", c->batches_sent },
 		{ "stream.batches_acked", c->batches_acked },
 		{ "stream.connects", c->connects },
@@ -181,6 +183,8 @@ static void publish(struct stream *s)
 	s->tc.queued = s->open_n + s->mq.verdicts;
 	s->tc.spooled_now = st.verdicts;
 	s->tc.spool_corrupt = st.corrupt;
+	s->tc.spool_bytes = st.bytes;
+	s->tc.spool_max_bytes = s->spool ? s->spool_max : 0;
 	s->tc.connected = s->established;
 	pthread_mutex_lock(&s->lock);
 	s->pub = s->tc;

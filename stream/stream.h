@@ -170,17 +170,19 @@ struct stream_config {
  * the collector had already stored).
  */
 struct stream_counters {
-	uint64_t submitted;	/* taken by stream_submit() */
-	uint64_t rejected;	/* refused by stream_submit() (-EAGAIN, ring full): not taken */
-	uint64_t queued;	/* now in memory: ring, open batch, memory queue */
-	uint64_t spooled_now;	/* now in the spool (includes a previous run's) */
-	uint64_t spooled_total; /* ever written to the spool */
-	uint64_t replayed;	/* found in the spool at start (a previous run's) */
-	uint64_t sent;		/* written to the collector (a resend counts again) */
-	uint64_t acked;		/* acknowledged by the collector */
-	uint64_t stored;	/* ... of which the collector newly stored (Ack.stored) */
-	uint64_t duplicates;	/* ... of which it already had (Ack.duplicates) */
-	uint64_t dropped;	/* lost: did not fit under spool_max_bytes */
+	uint64_t submitted;	  /* taken by stream_submit() */
+	uint64_t rejected;	  /* refused by stream_submit() (-EAGAIN, ring full): not taken */
+	uint64_t queued;	  /* now in memory: ring, open batch, memory queue */
+	uint64_t spooled_now;	  /* now in the spool (includes a previous run's) */
+	uint64_t spool_bytes;	  /* the spool's size on disk now */
+	uint64_t spool_max_bytes; /* its limit (0: no spool) */
+	uint64_t spooled_total;	  /* ever written to the spool */
+	uint64_t replayed;	  /* found in the spool at start (a previous run's) */
+	uint64_t sent;		  /* written to the collector (a resend counts again) */
+	uint64_t acked;		  /* acknowledged by the collector */
+	uint64_t stored;	  /* ... of which the collector newly stored (Ack.stored) */
+	uint64_t duplicates;	  /* ... of which it already had (Ack.duplicates) */
+	uint64_t dropped;	  /* lost: did not fit under spool_max_bytes */
 	uint64_t spool_corrupt; /* spool records (not verdicts) unreadable: bad checksum, cut short */
 	uint64_t batches_sent;
 	uint64_t batches_acked;
