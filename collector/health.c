@@ -273,6 +273,13 @@ enum health_status health_status(uint64_t now_ms)
 	return H.phase == PG_IDLE ? H.status : HEALTH_UNKNOWN;
 }
 
+enum health_status health_status_last(uint64_t now_ms)
+{
+	enum health_status st = health_status(now_ms);
+
+	return st == HEALTH_UNKNOWN ? H.status : st;
+}
+
 bool health_busy(void)
 {
 	return H.kind == KIND_PG && H.phase != PG_IDLE;

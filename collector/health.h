@@ -40,6 +40,9 @@ void health_teardown(void);
 /* The store's status, at most a second old; HEALTH_UNKNOWN while a probe
  * runs (the calls waiting are woken by health_poll()). */
 enum health_status health_status(uint64_t now_ms);
+/* As health_status(), but while a probe runs the previous probe's answer
+ * (for /healthz, which cannot wait): HEALTH_UNKNOWN only before the first. */
+enum health_status health_status_last(uint64_t now_ms);
 /* Drive a running probe without blocking; when it ends, wake the health
  * calls waiting for it.  Called by the loop at every step. */
 void health_poll(struct server *s, uint64_t now_ms);

@@ -371,6 +371,14 @@ static int metrics_render(void *ctx, char **body, size_t *len)
 	return 0;
 }
 
+/* GET /healthz on the metrics listener: the store's health as the gRPC
+ * health service sees it (the last probe's answer while one runs). */
+static int healthz(void *ctx)
+{
+	(void)ctx;
+	return health_status_last(clock_mono_ms()) == HEALTH_SERVING;
+}
+
 const char *server_metrics_address(const struct server *s)
 {
 	return s->metrics ? http_metrics_address(s->metrics) : NULL;
@@ -436,6 +444,7 @@ struct server *server_new(const struct server_config *cfg, struct store *store, 
 		s->metrics = http_metrics_new(cfg->metrics_listen, metrics_render, s, err, errlen);
 		if (!s->metrics)
 			goto fail;
+		http_metrics_set_health(s->metrics, healthz);
 		s->mfd = http_metrics_fd(s->metrics);
 		e.data.ptr = &s->mfd;
 		epoll_ctl(s->ep, EPOLL_CTL_ADD, s->mfd, &e);

@@ -42,6 +42,7 @@ struct http_metrics {
 	int stopping;
 	uint64_t paused_ms;
 	http_metrics_render_fn render;
+	http_metrics_health_fn health; /* NULL: no /healthz */
 	void *ctx;
 	struct http_metrics_stats st;
 	char addr[80];
@@ -57,6 +58,7 @@ static const struct {
 		"metrics_" #f, help, offsetof(struct http_metrics_stats, f) \
 	}
 	S(scrapes, "GET /metrics requests answered with the metrics (200)"),
+	S(health, "GET /healthz requests answered (200 serving, 503 not)"),
 	S(err_busy, "metrics connections closed at once: the most clients were already connected"),
 	S(err_not_found, "metrics requests for another path (404)"),
 	S(err_method, "metrics requests with another method than GET (405)"),
@@ -222,6 +224,14 @@ static void handle(struct http_metrics *h, struct client *c)
 		return;
 	}
 	plen = strcspn(sp1 + 1, " ?");
+	if (h->health && plen == 8 && !strncmp(sp1 + 1, "/healthz", 8)) {
+		bool ok = h->health(h->ctx) == 1;
+
+		bump(&h->st.health);
+		respond(h, c, ok ? 200 : 503, ok ? "OK" : "Service Unavailable", NULL,
+			ok ? "SERVING\n" : "NOT_SERVING\n", ok ? 8 : 12);
+		return;
+	}
 	if (plen != 8 || strncmp(sp1 + 1, "/metrics", 8)) {
 		bump(&h->st.err_not_found);
 		respond(h, c, 404, "Not Found", NULL, NULL, 0);
@@ -402,6 +412,11 @@ bool http_metrics_stopping(const struct http_metrics *h)
 int http_metrics_fd(const struct http_metrics *h)
 {
 	return h->ep;
+}
+
+void http_metrics_set_health(struct http_metrics *h, http_metrics_health_fn health)
+{
+	h->health = health;
 }
 
 const char *http_metrics_address(const struct http_metrics *h)

@@ -8,7 +8,10 @@
  * of at most HTTP_METRICS_MAX_REQUEST bytes, HTTP_METRICS_TIMEOUT_MS to
  * send it and as long to take the answer, at most HTTP_METRICS_MAX_CLIENTS
  * connections at once (more are closed at once), one request per
- * connection (Connection: close).  Answers: 200, 404 for another path, 405
+ * connection (Connection: close).  With a health callback
+ * (http_metrics_set_health()), GET /healthz answers 200 "SERVING" or 503
+ * "NOT_SERVING", for probes that speak HTTP (a Kubernetes httpGet probe:
+ * the kubelet's gRPC probe cannot do TLS).  Answers: 200, 404 for another path, 405
  * for another method, 400 for what is not an HTTP/1.x request, 431 for a
  * request too large, 500 when rendering failed.  Each refusal is counted
  * (struct http_metrics_stats), never logged: a client cannot flood the log.
@@ -33,6 +36,7 @@
 /* What the listener did; cumulative.  Updated atomically: any thread may read. */
 struct http_metrics_stats {
 	uint64_t scrapes;	  /* 200 answers */
+	uint64_t health;	  /* GET /healthz answered (200 or 503) */
 	uint64_t err_busy;	  /* connections closed at once: HTTP_METRICS_MAX_CLIENTS open */
 	uint64_t err_not_found;	  /* 404: another path */
 	uint64_t err_method;	  /* 405: another method */
@@ -41,7 +45,7 @@ struct http_metrics_stats {
 	uint64_t err_timeout;	  /* request not whole, or answer not taken, in time */
 	uint64_t err_io;	  /* accept, read or write failed; 500 (rendering failed) */
 };
-#define HTTP_METRICS_NSTATS 8
+#define HTTP_METRICS_NSTATS 9
 
 /* One of the stats with its counters-line name ("metrics_scrapes", ...) and help. */
 struct http_metrics_stat {
@@ -70,6 +74,10 @@ struct http_metrics;
  */
 struct http_metrics *http_metrics_new(const char *listen, http_metrics_render_fn render, void *ctx,
 				      char *err, size_t errlen);
+/* GET /healthz: 1 healthy (200), 0 not (503).  Without it /healthz is 404. */
+typedef int (*http_metrics_health_fn)(void *ctx);
+void http_metrics_set_health(struct http_metrics *h, http_metrics_health_fn health);
+
 /* The address bound ("127.0.0.1:9101"). */
 const char *http_metrics_address(const struct http_metrics *h);
 /* The descriptor to poll for EPOLLIN. */

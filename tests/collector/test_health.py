@@ -11,7 +11,9 @@ generated client: health.proto is written here from the public spec
   after each; agents are served all along.
 - PostgreSQL: SERVING; NOT_SERVING within 3 s of the server stopping, each
   answer within 2.5 s; SERVING again once it is back."""
+import json
 import os
+import socket
 import shutil
 import subprocess
 import sys
@@ -150,20 +152,49 @@ def test_sqlite(binary, pb2, pb2_grpc):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def healthz(address):
+    """GET /healthz on the metrics listener: (HTTP status, body)."""
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode().strip()
+
+
+def healthz_until(address, want, within):
+    end = time.time() + within
+    while True:
+        got = healthz(address)
+        if got == want or time.time() > end:
+            return got
+        time.sleep(0.1)
+
+
 def test_pg(binary, pb2, pb2_grpc):
     pg = h.PgServer()
     try:
-        c = h.Collector(binary, pg.url)
+        c = h.Collector(binary, pg.url, "--metrics-listen", "127.0.0.1:0")
+        maddr = json.loads(c.p.stdout.readline())["address"]  # the "metrics" event
         k = Checker(c.address, pb2, pb2_grpc)
         assert k.check()[0] == "SERVING"
+        assert healthz(maddr) == (200, "SERVING"), healthz(maddr)
         pg._run("pg_ctl", "-D", pg.data, "-m", "fast", "-w", "stop")
         seen = k.until("NOT_SERVING", 3)
         print("PostgreSQL stopped: %s" % seen)
         assert all(took < 2.5 for _, took in seen), seen
+        # The same answer over HTTP, for probes that cannot speak gRPC over TLS.
+        assert healthz_until(maddr, (503, "NOT_SERVING"), 3) == (503, "NOT_SERVING")
         pg._run("pg_ctl", "-D", pg.data, "-l", os.path.join(pg.dir, "log"), "-w", "-t", "60",
                 "-o", "-k %s -c listen_addresses=" % pg.sock, "start")
         seen = k.until("SERVING", 5)
         print("PostgreSQL back: %s" % seen)
+        assert healthz_until(maddr, (200, "SERVING"), 3) == (200, "SERVING")
         k.ch.close()
         c.stop()
         assert "health: NOT_SERVING" in c.stderr(), c.stderr()
