@@ -44,8 +44,8 @@ dev=(
 	iproute2 ethtool tcpdump curl iputils-ping netsniff-ng
 	# real peers of the verdict stream: nghttp, SQLite, PostgreSQL, Python gRPC
 	nghttp2-client sqlite3 postgresql python3-grpcio python3-grpc-tools python3-protobuf
-	# the packages' test (tests/deploy): lint, units
-	lintian systemd
+	# the packages' tests (tests/deploy): lint, units, the manifests (YAML)
+	lintian systemd python3-yaml
 	# the metrics test (tests/deploy/test_metrics.sh): a real Prometheus, promtool
 	prometheus
 )

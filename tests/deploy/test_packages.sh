@@ -70,14 +70,17 @@ for u in flowpic-agent flowpic-collector; do
 	echo "   $u: systemd-analyze security exposure $score"
 	awk -v s="$score" 'BEGIN { exit !(s != "" && s <= 2.0) }' || fail "$u exposure $score > 2.0"
 done
-# The collector: its env file's flags, another port, as the unit's user, umask and
-# (no) capabilities.
+# The collector: the unit's own ExecStart line, its environment file expanded,
+# with only the listening port moved; as the unit's user, umask and (no)
+# capabilities, in its working folder.
 # shellcheck disable=SC1091
 . /etc/flowpic/collector.env
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+exec_start=$(sed -n 's/^ExecStart=//p' /lib/systemd/system/flowpic-collector.service)
+eval "set -- $exec_start"
+[ "$1" = /usr/bin/flowpic-collector ] || fail "unexpected ExecStart: $exec_start"
 (cd /var/lib/flowpic-collector && umask 077 && exec setpriv --reuid flowpic --regid flowpic --init-groups \
-	--inh-caps=-all --bounding-set=-all --no-new-privs \
-	flowpic-collector $FLOWPIC_COLLECTOR_ARGS --listen "127.0.0.1:$port") \
+	--inh-caps=-all --bounding-set=-all --no-new-privs "$@" --listen "127.0.0.1:$port") \
 	>"$work/collector.out" 2>"$work/collector.err" &
 cpid=$!
 for _ in $(seq 50); do grep -q listening "$work/collector.out" 2>/dev/null && break; sleep 0.1; done
