@@ -24,7 +24,9 @@ const struct config_setting config_settings[] = {
 	{ "iface", 'i', CK_IFACES, "IF[,IF...]",
 	  "Capture live on these interfaces (XDP ingress + TC egress)", 1 },
 	{ "pcap", 'r', CK_PATH, "FILE",
-	  "Replay a capture (pcap, pcapng, samples CSV; gz/xz) through the same path", 1 },
+	  "Replay a capture (pcap, pcapng, samples CSV; gz/xz; '-': standard input) through the "
+	  "same path",
+	  1 },
 	{ "model", 'm', CK_PATH, "FILE",
 	  "int8 model file (.fpcnn); default: the model built into the program. Its "
 	  "resolution and window set the blocks'",

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * replay.c - `flowpic-agent --pcap FILE`: a capture file (or samples CSV)
- * read by the same loop as `flowpic classify` (core/pipeline.h) into the
+ * replay.c - `flowpic-agent --pcap FILE`: a capture file (or samples CSV;
+ * "-": standard input, a pipe read as a stream) read by the same loop as `flowpic classify` (core/pipeline.h) into the
  * agent's flow table, whose blocks and flows get the same verdict path as
  * live capture.  The clock is the packets' own, so the flows, blocks and
  * verdicts are exactly those of `flowpic classify --json` on the same file
@@ -52,14 +52,14 @@ int replay_run(struct run *r)
 		return AGENT_EXIT_FAILURE;
 	}
 	r->started = true;
-	log_info("replaying %s (%s)", r->cfg->pcap, source_kind_name(source_kind(s)));
+	log_info("replaying %s (%s)", source_name(r->cfg->pcap), source_kind_name(source_kind(s)));
 	rc = pipeline_run(s, r->agent.ft, &c, &hooks);
 	if (rc == -EIO) /* logged; what was read before stays and its flows end below */
 		status = AGENT_EXIT_PARTIAL;
 	else if (rc == -EINTR)
 		log_warn("stopped by signal %d after %llu records of %s: the flows read so far "
 			 "end now",
-			 r->stop_signal, (unsigned long long)c.records, r->cfg->pcap);
+			 r->stop_signal, (unsigned long long)c.records, source_name(r->cfg->pcap));
 	agent_take_counts(&r->agent, &c);
 	agent_flush(&r->agent);
 	source_close(s);

@@ -40,6 +40,7 @@ struct classify_args {
 	int nfiles;
 	enum out_format fmt;
 	bool blocks;		  /* print block verdicts too */
+	bool wide;		  /* the table: every column, whole addresses */
 	const char *class_filter; /* comma-separated class names, "unknown" too */
 	uint64_t min_packets;
 	bool early_only;
@@ -56,7 +57,6 @@ struct classify_args {
 
 enum {
 	OPT_CSV = 0x400,
-	OPT_MODEL,
 	OPT_CLASS,
 	OPT_MIN_PACKETS,
 	OPT_BLOCKS,
@@ -70,6 +70,7 @@ enum {
 	OPT_REJECT_PROB,
 	OPT_REJECT_ENERGY,
 	OPT_WEIGHT,
+	OPT_WIDE,
 };
 
 static const struct argp_option classify_options[] = {
@@ -79,7 +80,11 @@ static const struct argp_option classify_options[] = {
 	  "{\"classes\"} at the end",
 	  2 },
 	{ "csv", OPT_CSV, NULL, 0, "CSV: a header, then one row per flow (no summary)", 2 },
-	{ "blocks", OPT_BLOCKS, NULL, 0, "Print each block's verdict too (before its flow's)", 2 },
+	{ "blocks", OPT_BLOCKS, NULL, 0, "Print each block's verdict too, before its flow's", 2 },
+	{ "wide", OPT_WIDE, NULL, 0,
+	  "The table with every column (bytes, start, votes, top class, reason) and whole "
+	  "addresses; the default table fits 120 columns",
+	  2 },
 	{ NULL, 0, NULL, 0, "Filters (what is printed; the summary counts every flow):", 3 },
 	{ "class", OPT_CLASS, "NAMES", 0,
 	  "Only flows whose verdict is one of these "
@@ -89,16 +94,11 @@ static const struct argp_option classify_options[] = {
 	  "Only flows with at least N packets (a filter; "
 	  "--min-block-packets sets the evidence a verdict needs)",
 	  3 },
-	{ "early", OPT_EARLY_ONLY, NULL, 0, "Only early verdicts (flows shorter than one block)",
-	  3 },
+	{ "early", OPT_EARLY_ONLY, NULL, 0, "Only early verdicts (flows shorter than a block)", 3 },
 	{ NULL, 0, NULL, 0, "Model and verdict rule:", 4 },
-	{ "model", OPT_MODEL, "FILE", 0,
-	  "A model file (.fpcnn) instead of the embedded default; "
-	  "its resolution and window set the blocks'",
-	  4 },
 	{ "vote-ratio", OPT_VOTE_RATIO, "R", 0,
 	  "Unknown when the runner-up class has more than "
-	  "R x the votes of the top one (default 0.7, the seed's)",
+	  "R x the votes of the top class (default 0.7, the seed's)",
 	  4 },
 	{ "min-confidence", OPT_MIN_CONF, "P", 0,
 	  "Unknown when the top class's mean probability "
@@ -182,6 +182,9 @@ static error_t classify_parse(int key, char *arg, struct argp_state *state)
 	case OPT_BLOCKS:
 		a->blocks = true;
 		return 0;
+	case OPT_WIDE:
+		a->wide = true;
+		return 0;
 	case OPT_CLASS:
 		a->class_filter = arg;
 		return 0;
@@ -191,9 +194,6 @@ static error_t classify_parse(int key, char *arg, struct argp_state *state)
 		return 0;
 	case OPT_EARLY_ONLY:
 		a->early_only = true;
-		return 0;
-	case OPT_MODEL:
-		a->ccfg.model_path = arg;
 		return 0;
 	case OPT_VOTE_RATIO:
 		if (parse_fraction(arg, &a->ccfg.vote_ratio))
@@ -239,7 +239,7 @@ static error_t classify_parse(int key, char *arg, struct argp_state *state)
 
 static const char classify_doc[] =
 	"Classify every flow of captures (pcap, pcapng; gzip or xz compressed too) or samples "
-	"CSV files with the int8 CNN: each block of a flow gets a verdict, and the blocks are "
+	"CSV files ('-': standard input) with the int8 CNN: each block of a flow gets a verdict, and the blocks are "
 	"combined into the flow's verdict, or 'unknown' (with a reason) when the flow is too "
 	"sparse to judge, is none of the classes, its blocks disagree or the confidence is "
 	"low. One line per flow in the order flows end, then a summary per file and per "
@@ -254,15 +254,19 @@ static const char classify_doc[] =
 	"the runner-up class got more than --vote-ratio of the top class's votes "
 	"('disagree'), or when the top class's mean probability is below --min-confidence "
 	"('low_confidence'). docs/classify.md has the details.\n\n"
-	"The model (embedded default, or --model) sets --res and --window; giving other "
-	"values is an error.\n\n"
+	"The model (embedded default, or --model) sets the resolution and the window: "
+	"--res or --window with another value is an error, whatever the value. The table "
+	"fits 120 columns (a long IPv6 address loses its middle); --wide prints every "
+	"column. '-' reads standard input (a pipe too: read once, never seeked).\n\n"
 	"Examples:\n"
 	"  flowpic classify data/lab-mix.pcap.xz\n"
-	"  flowpic classify --json capture.pcapng.gz | jq 'select(.class == \"video\")'\n"
+	"  flowpic classify --json cap.pcapng.gz | jq 'select(.class == \"video\")'\n"
 	"  flowpic classify --class voip,chat --min-packets 100 capture.pcap\n"
 	"  flowpic classify --csv --model model.fpcnn samples.csv > verdicts.csv\n"
 	"  flowpic classify --json --blocks capture.pcap   # block verdicts too\n"
-	"  flowpic classify --json --min-block-packets 50 --reject-prob 0.5 capture.pcap\n\n" EXIT_CODES_DOC;
+	"  flowpic classify --min-block-packets 50 --reject-prob 0.5 capture.pcap\n"
+	"  xz -dc data/demo.pcap.xz | flowpic classify -\n"
+	"  tcpdump -i eth0 -w - udp | flowpic classify --json -\n\n" EXIT_CODES_DOC;
 
 /* ---- filters ---- */
 
@@ -319,32 +323,80 @@ static bool shown(const struct classify_args *a, const struct flow *f, const str
 
 /* ---- output ---- */
 
-static void table_header(FILE *out)
+/*
+ * The table fits 120 columns: endpoints in ENDPOINT_W columns (every IPv4
+ * one; a longer IPv6 address loses its middle) and a short note.  --wide
+ * prints every address whole and every verdict field.
+ */
+#define ENDPOINT_W 23
+
+/* "addr:port", "[addr]:port" for IPv6; at most w columns (w 0: whole), the
+ * address cut in its middle ("2001:db8:..:7334") when longer. */
+static const char *endpoint(const uint8_t addr[16], uint16_t port, size_t w, char *buf, size_t len)
 {
-	fprintf(out, "%6s %-5s %-46s %-46s %8s %9s %6s  %-13s %5s  %s\n", "ID", "PROTO", "SRC",
-		"DST", "PACKETS", "DURATION", "BLOCKS", "CLASS", "CONF", "NOTE");
+	char a[64], p[8];
+	size_t n, keep, head;
+	bool v6 = !pkt_addr_is_v4(addr);
+
+	pkt_addr_str(addr, a, sizeof(a));
+	snprintf(p, sizeof(p), ":%u", port);
+	n = strlen(a) + strlen(p) + (v6 ? 2 : 0);
+	if (w && n > w && v6) {
+		/* Room for the address: w less brackets, port and "..". */
+		keep = w - strlen(p) - 2 - 2;
+		head = (keep + 1) / 2;
+		snprintf(buf, len, "[%.*s..%s]%s", (int)head, a, a + strlen(a) - (keep - head), p);
+		return buf;
+	}
+	snprintf(buf, len, "%s%s%s%s", v6 ? "[" : "", a, v6 ? "]" : "", p);
+	return buf;
+}
+
+static void table_header(FILE *out, bool wide)
+{
+	if (wide)
+		fprintf(out,
+			"%6s %-5s %-47s %-47s %8s %11s %-27s %9s %6s %6s %6s  %-13s %-13s %5s  %-14s %s\n",
+			"ID", "PROTO", "SRC", "DST", "PACKETS", "BYTES", "START", "DURATION",
+			"BLOCKS", "VOTING", "SPARSE", "CLASS", "TOP", "CONF", "REASON", "NOTE");
+	else
+		fprintf(out, "%6s %-5s %-*s %-*s %8s %8s %-13s %4s  %s\n", "ID", "PROTO",
+			ENDPOINT_W, "SRC", ENDPOINT_W, "DST", "PACKETS", "DURATION", "CLASS",
+			"CONF", "NOTE");
 }
 
 static void table_row(FILE *out, const struct classify_args *a, const struct flow *f,
 		      const struct flow_verdict *v)
 {
-	char ab[64], bb[64], src[80], dst[80], note[96];
+	char src[80], dst[80], note[64], t[40];
+	size_t w = a->wide ? 0 : ENDPOINT_W;
+	double dur = (double)(f->last_ns - f->first_ns) / 1e9;
 
-	snprintf(src, sizeof(src), "%s:%u", pkt_addr_str(f->key.a, ab, sizeof(ab)), f->key.port_a);
-	snprintf(dst, sizeof(dst), "%s:%u", pkt_addr_str(f->key.b, bb, sizeof(bb)), f->key.port_b);
-	note[0] = 0;
-	if (v->reason != CLASSIFY_OK)
-		snprintf(note, sizeof(note), "%s (top %s)", classify_reason_name(v->reason),
-			 classifier_class_name(a->c, v->top));
-	if (v->early)
-		snprintf(note + strlen(note), sizeof(note) - strlen(note),
-			 "%sEARLY: %u partial "
-			 "block%s",
-			 note[0] ? "; " : "", v->blocks_voting, v->blocks_voting == 1 ? "" : "s");
-	fprintf(out, "%6" PRIu64 " %-5s %-46s %-46s %8" PRIu64 " %9.1f %6u  %-13s %5.2f  %s\n",
-		f->id, flow_proto_name(f->key.proto), src, dst, f->packets[0] + f->packets[1],
-		(double)(f->last_ns - f->first_ns) / 1e9, v->blocks,
-		classifier_class_name(a->c, v->cls), (double)v->confidence, note);
+	endpoint(f->key.a, f->key.port_a, w, src, sizeof(src));
+	endpoint(f->key.b, f->key.port_b, w, dst, sizeof(dst));
+	if (a->wide) {
+		/* The reason, then the early note: no trailing blanks. */
+		snprintf(note, sizeof(note), v->early ? "%-14s EARLY: %u partial block%s" : "%s",
+			 classify_reason_name(v->reason), v->blocks_voting,
+			 v->blocks_voting == 1 ? "" : "s");
+		fprintf(out,
+			"%6" PRIu64 " %-5s %-47s %-47s %8" PRIu64 " %11" PRIu64
+			" %-27s %9.3f %6u %6u %6u  %-13s %-13s %5.2f  %s\n",
+			f->id, flow_proto_name(f->key.proto), src, dst,
+			f->packets[0] + f->packets[1], f->ip_bytes[0] + f->ip_bytes[1],
+			fmt_time(f->first_ns, t, sizeof(t)), dur, v->blocks, v->blocks_voting,
+			v->blocks_sparse, classifier_class_name(a->c, v->cls),
+			classifier_class_name(a->c, v->top), (double)v->confidence, note);
+		return;
+	}
+	/* The note: the unknown reason, and whether the verdict is early. */
+	snprintf(note, sizeof(note), "%s%s%s",
+		 v->reason != CLASSIFY_OK ? classify_reason_name(v->reason) : "",
+		 v->reason != CLASSIFY_OK && v->early ? ", " : "", v->early ? "early" : "");
+	fprintf(out, "%6" PRIu64 " %-5s %-*s %-*s %8" PRIu64 " %8.1f %-13s %4.2f%s%s\n", f->id,
+		flow_proto_name(f->key.proto), ENDPOINT_W, src, ENDPOINT_W, dst,
+		f->packets[0] + f->packets[1], dur, classifier_class_name(a->c, v->cls),
+		(double)v->confidence, note[0] ? "  " : "", note);
 }
 
 static void csv_field(FILE *out, const char *s)
@@ -443,7 +495,7 @@ static void on_flow(void *ctx, const struct classifier *c, const struct flow *f,
 	case OUT_TABLE:
 		/* The header comes with the first flow: an unreadable file prints nothing. */
 		if (!a->header_done)
-			table_header(stdout);
+			table_header(stdout, a->wide);
 		a->header_done = true;
 		table_row(stdout, a, f, v);
 		break;
@@ -473,7 +525,7 @@ static int classify_one(struct classify_args *a, const char *path, struct file_r
 	if (a->progress_shown)
 		fprintf(stderr, "\r\033[K");
 	memset(run, 0, sizeof(*run));
-	run->path = path;
+	run->path = source_name(path);
 	run->kind = res.kind;
 	run->linktype = res.linktype;
 	run->counts = res.counts;
@@ -503,14 +555,17 @@ static void classes_print_text(const struct classify_args *a)
 	const struct classifier_config *cfg = classifier_config(a->c);
 	uint32_t i, r;
 
+	/* Short lines: the output fits 120 columns. */
 	printf("# verdicts: %" PRIu64 " flows (%" PRIu64 " shown), %" PRIu64 " blocks (%" PRIu64
-	       " partial, %" PRIu64 " sparse, %" PRIu64 " other); model %s (%s %s, %ux%u, %.0f s "
-	       "blocks); blocks vote from %u packets; other below %.2f probability; unknown below "
-	       "%.2f confidence or runner-up votes over %.2f x top\n",
+	       " partial, %" PRIu64 " sparse, %" PRIu64 " other)\n",
 	       a->flows, a->shown, st->blocks, st->blocks_early, st->blocks_sparse,
-	       st->blocks_other, classifier_model_source(a->c), m->name, m->version, m->res, m->res,
-	       (double)m->window_ns / 1e9, cfg->min_block_packets, (double)cfg->reject_prob,
-	       (double)cfg->min_confidence, (double)cfg->vote_ratio);
+	       st->blocks_other);
+	printf("#   model %s: %s %s, %ux%u, %.9g s blocks\n", classifier_model_source(a->c),
+	       m->name, m->version, m->res, m->res, (double)m->window_ns / 1e9);
+	printf("#   rule: votes from %u packets; other below p %.2f; unknown below confidence "
+	       "%.2f or runner-up over %.2f x top\n",
+	       cfg->min_block_packets, (double)cfg->reject_prob, (double)cfg->min_confidence,
+	       (double)cfg->vote_ratio);
 	for (i = 0; i <= m->n_classes; i++) {
 		const struct class_total *t = &a->total[i];
 
@@ -567,25 +622,29 @@ static void classes_print_json(const struct classify_args *a)
 }
 
 /* The model fixes res and window: a different one given on the command
- * line would draw pictures the model was not trained on.  0, or -EINVAL
- * (said on stderr). */
-static int check_flow_opts(struct classify_args *a, const struct flow_config *given)
+ * line would draw pictures the model was not trained on.  Whether an option
+ * was given is what counts, not its value (a value equal to a default is
+ * still checked).  0, or -EINVAL (said on stderr). */
+static int check_flow_opts(struct classify_args *a)
 {
 	const struct model *m = classifier_model(a->c);
-	struct flow_config def;
+	const struct common_opts *o = &a->common;
+	const struct flow_config *given = &o->flow;
 
-	flow_config_default(&def);
-	if (given->res != def.res && given->res != m->res) {
+	if (o->res_given && given->res != m->res) {
 		fprintf(stderr, "flowpic classify: --res %u: the model %s takes %u x %u pictures\n",
 			given->res, classifier_model_source(a->c), m->res, m->res);
 		return -EINVAL;
 	}
-	if (given->window_ns != def.window_ns && given->window_ns != m->window_ns) {
-		fprintf(stderr, "flowpic classify: --window: the model %s takes %.3f s blocks\n",
-			classifier_model_source(a->c), (double)m->window_ns / 1e9);
+	if (o->window_given && given->window_ns != m->window_ns) {
+		fprintf(stderr,
+			"flowpic classify: --window %.9g: the model %s takes %.9g s blocks "
+			"(leave --window out)\n",
+			(double)given->window_ns / 1e9, classifier_model_source(a->c),
+			(double)m->window_ns / 1e9);
 		return -EINVAL;
 	}
-	if (given->hop_ns != given->window_ns) {
+	if (o->hop_given && given->hop_ns != (o->window_given ? given->window_ns : m->window_ns)) {
 		fprintf(stderr, "flowpic classify: --hop: blocks follow each other as in training "
 				"(hop = window)\n");
 		return -EINVAL;
@@ -614,13 +673,14 @@ int cmd_classify(int argc, char **argv)
 		free(a);
 		return EXIT_USAGE;
 	}
+	a->ccfg.model_path = a->common.model_path;
 	a->c = classifier_new(&a->ccfg, err, sizeof(err));
 	if (!a->c) {
 		fprintf(stderr, "flowpic classify: model %s\n", err);
 		free(a);
 		return EXIT_UNREADABLE;
 	}
-	if (filter_parse(a) < 0 || check_flow_opts(a, &a->common.flow) < 0) {
+	if (filter_parse(a) < 0 || check_flow_opts(a) < 0) {
 		status = EXIT_USAGE;
 		goto out;
 	}
@@ -635,7 +695,7 @@ int cmd_classify(int argc, char **argv)
 		struct file_run run;
 		int rc;
 
-		a->file = a->files[i];
+		a->file = source_name(a->files[i]);
 		a->header_done = false;
 		rc = classify_one(a, a->files[i], &run);
 		status = exit_worse(status, rc);

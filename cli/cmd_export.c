@@ -7,6 +7,7 @@
 #include <argp.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,7 +223,11 @@ static error_t export_parse(int key, char *arg, struct argp_state *state)
 }
 
 static const char export_doc[] =
-	"Export a capture's samples as CSV, or its blocks as FlowPics for training."
+	"Export a capture's samples as CSV, or its blocks as FlowPics for training. The blocks "
+	"are the model's (its window and resolution) unless --window or --res say otherwise. "
+	"Files are written as NAME.part and renamed to NAME when the input was read; an input "
+	"that cannot be read, a failed write or an interrupt (SIGINT, SIGTERM, SIGHUP, SIGPIPE) "
+	"leaves no file and no NAME.part (an existing NAME is kept as it was)."
 	"\v"
 	"csv: one row per TCP/UDP packet (time,proto,src,sport,dst,dport,size,ip_len,tcp_flags; "
 	"docs/csv.md). Reading that CSV back gives exactly the FlowPics of the capture.\n"
@@ -234,10 +239,12 @@ static const char export_doc[] =
 	"resolutions such as the seed's 1500; and the same PREFIX.index.csv.\n\n"
 	"Examples:\n"
 	"  flowpic export capture.pcap -o samples.csv\n"
-	"  flowpic export capture.pcap --format npy --res 32 --window 15 -o train/cap1\n"
+	"  flowpic export capture.pcap --format npy -o train/cap1\n"
 	"  flowpic export samples.csv --format sparse --res 1500 -o big\n"
-	"  flowpic export cap.pcap --format npy --aug-time-scale 0.5:1.5 --aug-drop 0.05 \\\n"
-	"      --aug-seed 2 -o train/cap-aug2      # an augmented copy\n"
+	"  # an augmented copy:\n"
+	"  flowpic export cap.pcap --format npy --aug-time-scale 0.5:1.5 \\\n"
+	"      --aug-drop 0.05 --aug-seed 2 -o train/cap-aug2\n"
+	"  xz -dc cap.pcap.xz | flowpic export - --format npy -o train/cap1\n"
 	"  python3 -c 'import numpy; print(numpy.load(\"train/cap1.npy\").shape)'\n\n" EXIT_CODES_DOC;
 
 static void write_sample(void *ctx, const struct pkt *p)
@@ -325,14 +332,49 @@ static void on_block(void *ctx, const struct flow_table *ft, const struct flow *
 	a->blocks_written++;
 }
 
+/*
+ * The .part files being written, for the signal handler: an interrupted
+ * export (SIGINT, SIGTERM, SIGHUP, SIGPIPE) removes them and dies of the
+ * signal, so it leaves no output at all (only SIGKILL can leave PATH.part;
+ * never a partial PATH).
+ */
+static char part_files[2][4200];
+static volatile sig_atomic_t part_count;
+
+static void on_fatal_signal(int sig)
+{
+	int i;
+
+	for (i = 0; i < part_count; i++)
+		unlink(part_files[i]); /* async-signal-safe */
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/* A signal ignored when we started (SIGINT of a background job) stays ignored. */
+static void catch_fatal_signals(void)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE };
+	struct sigaction sa = { .sa_handler = on_fatal_signal }, old;
+	size_t i;
+
+	sigemptyset(&sa.sa_mask);
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(&sa.sa_mask, sigs[i]);
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		if (!sigaction(sigs[i], NULL, &old) && old.sa_handler != SIG_IGN)
+			sigaction(sigs[i], &sa, NULL);
+}
+
 /* PATH.part, remembering PATH: an export that fails leaves what was there. */
 static const char *part_path(struct export_args *a, const char *path)
 {
-	static char part[4200];
+	int i = a->nfinal++;
 
-	snprintf(a->final[a->nfinal++], sizeof(a->final[0]), "%s", path);
-	snprintf(part, sizeof(part), "%s.part", path);
-	return part;
+	snprintf(a->final[i], sizeof(a->final[0]), "%s", path);
+	snprintf(part_files[i], sizeof(part_files[0]), "%s.part", path);
+	part_count = a->nfinal; /* after the name is whole: the handler may run */
+	return part_files[i];
 }
 
 static int open_outputs(struct export_args *a, uint32_t res)
@@ -407,6 +449,7 @@ static int close_outputs(struct export_args *a, bool keep)
 			unlink(part);
 		}
 	}
+	part_count = 0;
 	return rc;
 }
 
@@ -423,6 +466,10 @@ int cmd_export(int argc, char **argv)
 	a.common.flow.aug.seed = 1;
 	if (argp_parse(&argp, argc, argv, 0, NULL, &a))
 		return EXIT_USAGE;
+	status = common_resolve(&a.common, "flowpic export");
+	if (status)
+		return status;
+	catch_fatal_signals();
 	if (open_outputs(&a, a.common.flow.res) < 0) {
 		close_outputs(&a, false);
 		return EXIT_UNREADABLE;
@@ -432,7 +479,8 @@ int cmd_export(int argc, char **argv)
 	status = run_file(a.file, &a.common, &ev, a.format == FMT_CSV ? write_sample : NULL, &run);
 	rc = close_outputs(&a, status != EXIT_UNREADABLE);
 	if (rc) {
-		log_error("writing the export of %s failed: %s", a.file, strerror(-rc));
+		log_error("writing the export of %s failed: %s", source_name(a.file),
+			  strerror(-rc));
 		return EXIT_UNREADABLE;
 	}
 	if (run.opened && !a.common.quiet)

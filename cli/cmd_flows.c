@@ -36,8 +36,9 @@ static error_t flows_parse(int key, char *arg, struct argp_state *state)
 
 static const char flows_doc[] =
 	"List the flows of captures (pcap, pcapng; gzip or xz compressed too) or samples CSV "
-	"files: one line per flow in the order flows end, then a summary that accounts for "
-	"every record read (in a flow, or skipped with a reason)."
+	"files ('-': standard input): one line per flow in the order flows end, then a summary "
+	"that accounts for every record read (in a flow, or skipped with a reason). BLOCKS "
+	"counts the blocks of the model's window (15 s), as classify judges them."
 	"\v"
 	"A flow is the bidirectional session of a 5-tuple; SRC is the side that sent first. "
 	"BYTES counts IP bytes (from the IP length fields, so snap-length-truncated captures "
@@ -45,7 +46,8 @@ static const char flows_doc[] =
 	"Examples:\n"
 	"  flowpic flows capture.pcap\n"
 	"  flowpic flows --json capture.pcapng.gz | jq 'select(.packets > 1000)'\n"
-	"  flowpic flows --idle-timeout 30 ../shared/data/requet/*.pcap.xz\n\n" EXIT_CODES_DOC;
+	"  flowpic flows --idle-timeout 30 ../shared/data/requet/*.pcap.xz\n"
+	"  tcpdump -i eth0 -w - | flowpic flows -\n\n" EXIT_CODES_DOC;
 
 static void on_flow_end(void *ctx, const struct flow_table *ft, const struct flow *f,
 			enum flow_end_reason why)
@@ -75,11 +77,14 @@ int cmd_flows(int argc, char **argv)
 	common_opts_init(&a.common);
 	if (argp_parse(&argp, argc, argv, 0, NULL, &a))
 		return EXIT_USAGE;
+	status = common_resolve(&a.common, "flowpic flows");
+	if (status)
+		return status;
 	for (i = 0; i < a.nfiles; i++) {
 		struct file_run run;
 		int rc;
 
-		a.file = a.files[i];
+		a.file = source_name(a.files[i]);
 		a.header_done = false;
 		rc = run_file(a.files[i], &a.common, &ev, NULL, &run);
 		status = exit_worse(status, rc);

@@ -11,6 +11,9 @@
 #include "core/log.h"
 #include "opts.h"
 
+/* argp gives every command --version (-V): the same line as `flowpic --version`. */
+const char *argp_program_version = "flowpic " FLOWPIC_VERSION;
+
 struct command {
 	const char *name;
 	int (*run)(int argc, char **argv);
@@ -28,10 +31,10 @@ static void usage(FILE *out)
 {
 	size_t i;
 
-	fprintf(out,
-		"Usage: flowpic COMMAND [OPTION...] FILE...\n"
-		"Classify traffic from packet sizes and times: flows, blocks, FlowPics and verdicts "
-		"from pcap, pcapng (gzip or xz too) and samples CSV files.\n\nCommands:\n");
+	fprintf(out, "Usage: flowpic COMMAND [OPTION...] FILE...\n"
+		     "Classify traffic from packet sizes and times: flows, blocks, FlowPics and\n"
+		     "verdicts from pcap, pcapng (gzip or xz too) and samples CSV files; '-' is\n"
+		     "standard input.\n\nCommands:\n");
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out, "\nExamples:\n"
@@ -40,7 +43,9 @@ static void usage(FILE *out)
 		     "  flowpic export capture.pcap --format npy --res 32 -o train/capture\n"
 		     "  flowpic render capture.pcap --flow 3 -o flow3.png\n"
 		     "  flowpic classify data/lab-mix.pcap.xz\n"
-		     "\n`flowpic COMMAND --help` describes each command and its options.\n");
+		     "  xz -dc capture.pcap.xz | flowpic classify -\n"
+		     "\n`flowpic COMMAND --help` describes each command and its options;\n"
+		     "`flowpic --version` (or `flowpic COMMAND --version`) prints the version.\n");
 }
 
 int main(int argc, char **argv)
@@ -58,7 +63,7 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
-		printf("flowpic %s\n", FLOWPIC_VERSION);
+		printf("%s\n", argp_program_version);
 		return EXIT_OK;
 	}
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/classify.h"
 #include "core/log.h"
 #include "core/number.h"
 
@@ -20,19 +21,24 @@ enum {
 	OPT_MAX_FLOWS,
 	OPT_MAX_CELLS,
 	OPT_RES,
+	OPT_MODEL,
 };
 
 static const struct argp_option common_options[] = {
 	{ NULL, 0, NULL, 0, "Flows and blocks:", 1 },
-	{ "window", OPT_WINDOW, "SEC", 0, "Block length in seconds (default 60, as the seed)", 1 },
+	{ "model", OPT_MODEL, "FILE", 0,
+	  "A model file (.fpcnn) instead of the embedded one: its window and "
+	  "resolution are the defaults (classify judges with it)",
+	  1 },
+	{ "window", OPT_WINDOW, "SEC", 0, "Block length in seconds (default: the model's, 15)", 1 },
 	{ "hop", OPT_HOP, "SEC", 0,
 	  "Distance between block starts (default: the window; "
 	  "smaller gives overlapping blocks)",
 	  1 },
 	{ "idle-timeout", OPT_IDLE, "SEC", 0, "A flow ends after this much silence (default 120)",
 	  1 },
-	{ "res", OPT_RES, "N", 0, "FlowPic side in bins, 1-2048 (default 32; the seed used 1500)",
-	  1 },
+	{ "res", OPT_RES, "N", 0,
+	  "FlowPic side in bins, 1-2048 (default: the model's, 32; the seed used 1500)", 1 },
 	{ "max-flows", OPT_MAX_FLOWS, "N", 0,
 	  "Flows tracked at once (default 65536); packets of "
 	  "further flows are counted as flow_table_full",
@@ -72,21 +78,22 @@ static error_t common_parse(int key, char *arg, struct argp_state *state)
 	struct common_opts *o = state->input;
 	struct flow_config *c = &o->flow;
 	uint64_t v;
-	char err[128];
 
 	switch (key) {
-	case ARGP_KEY_INIT:
-		o->flow.hop_ns = 0; /* 0: follow the window unless --hop is given */
+	case OPT_MODEL:
+		o->model_path = arg;
 		return 0;
 	case OPT_WINDOW:
 		if (parse_seconds(arg, 1000, 1ULL << 42, &c->window_ns))
 			argp_error(state, "--window '%s': give seconds between 0.000001 and 4398",
 				   arg);
+		o->window_given = true;
 		return 0;
 	case OPT_HOP:
 		if (parse_seconds(arg, 1000, 1ULL << 42, &c->hop_ns))
 			argp_error(state, "--hop '%s': give seconds between 0.000001 and 4398",
 				   arg);
+		o->hop_given = true;
 		return 0;
 	case OPT_IDLE:
 		if (parse_seconds(arg, 1000, 1ULL << 42, &c->idle_timeout_ns))
@@ -99,6 +106,7 @@ static error_t common_parse(int key, char *arg, struct argp_state *state)
 			argp_error(state, "--res '%s': give a whole number from 1 to %d", arg,
 				   FLOWPIC_MAX_RES);
 		c->res = (uint32_t)v;
+		o->res_given = true;
 		return 0;
 	case OPT_MAX_FLOWS:
 		if (parse_u64(arg, 1, 1u << 30, &v))
@@ -121,14 +129,52 @@ static error_t common_parse(int key, char *arg, struct argp_state *state)
 		o->verbose = true;
 		return 0;
 	case ARGP_KEY_END:
-		if (c->hop_ns == 0)
-			c->hop_ns = c->window_ns;
-		if (flow_config_check(c, err, sizeof(err)))
-			argp_error(state, "%s", err);
+		/* The window, hop and resolution are checked once the model has
+		 * filled in those not given (common_model_defaults). */
 		log_set_level(o->quiet ? LOG_ERROR : o->verbose ? LOG_INFO : LOG_WARN);
 		return 0;
 	}
 	return ARGP_ERR_UNKNOWN;
+}
+
+int common_model_defaults(struct common_opts *o, const char *cmd, const struct model *m)
+{
+	char err[128];
+
+	if (!o->window_given)
+		o->flow.window_ns = m->window_ns;
+	if (!o->res_given)
+		o->flow.res = m->res;
+	if (!o->hop_given)
+		o->flow.hop_ns = o->flow.window_ns;
+	if (flow_config_check(&o->flow, err, sizeof(err))) {
+		fprintf(stderr, "%s: %s\n", cmd, err);
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
+int common_resolve(struct common_opts *o, const char *cmd)
+{
+	const void *buf;
+	struct model *m;
+	char err[512];
+	size_t len;
+	int rc;
+
+	if (o->model_path) {
+		m = model_load(o->model_path, err, sizeof(err));
+	} else {
+		buf = classifier_default_model(&len);
+		m = model_load_mem(buf, len, "embedded:model/default.fpcnn", err, sizeof(err));
+	}
+	if (!m) {
+		fprintf(stderr, "%s: model %s\n", cmd, err);
+		return EXIT_UNREADABLE;
+	}
+	rc = common_model_defaults(o, cmd, m);
+	model_free(m);
+	return rc;
 }
 
 const struct argp common_argp = { common_options, common_parse, NULL, NULL, NULL, NULL, NULL };
@@ -142,12 +188,19 @@ error_t files_parse(int key, struct argp_state *state, struct common_opts *commo
 	case ARGP_KEY_INIT:
 		state->child_inputs[0] = common;
 		return 0;
-	case ARGP_KEY_ARGS:
+	case ARGP_KEY_ARGS: {
+		int i, stdin_seen = 0;
+
 		*files = state->argv + state->next;
 		*nfiles = state->argc - state->next;
+		for (i = 0; i < *nfiles; i++)
+			if (!strcmp((*files)[i], "-") && stdin_seen++)
+				argp_error(state,
+					   "'-' (standard input) given twice: it is read once");
 		return 0;
+	}
 	case ARGP_KEY_NO_ARGS:
-		argp_error(state, "give at least one capture or CSV file");
+		argp_error(state, "give at least one capture or CSV file ('-': standard input)");
 		return 0;
 	}
 	return ARGP_ERR_UNKNOWN;
@@ -224,7 +277,8 @@ int run_file(const char *path, const struct common_opts *o, const struct flow_ev
 	int rc;
 
 	memset(run, 0, sizeof(*run));
-	run->path = path;
+	run->path = source_name(path); /* "(stdin)" for "-", in messages and the summary */
+	pr.path = run->path;
 	s = source_open(path, run->error, sizeof(run->error));
 	if (!s) {
 		log_error("%s", run->error);
@@ -233,12 +287,12 @@ int run_file(const char *path, const struct common_opts *o, const struct flow_ev
 	run->opened = true;
 	run->kind = source_kind(s);
 	run->linktype = source_linktype(s);
-	log_info("%s: %s, link type %d, %.1f MB", path, source_kind_name(run->kind), run->linktype,
-		 (double)source_file_size(s) / 1e6);
+	log_info("%s: %s, link type %d, %.1f MB", run->path, source_kind_name(run->kind),
+		 run->linktype, (double)source_file_size(s) / 1e6);
 	ft = flow_table_new(&o->flow, ev);
 	if (!ft) {
 		snprintf(run->error, sizeof(run->error), "%s: cannot allocate the flow table: %s",
-			 path, strerror(errno));
+			 run->path, strerror(errno));
 		log_error("%s", run->error);
 		source_close(s);
 		return EXIT_UNREADABLE;
@@ -261,7 +315,7 @@ int run_file(const char *path, const struct common_opts *o, const struct flow_ev
 	secs = (double)(end.tv_sec - start.tv_sec) + (double)(end.tv_nsec - start.tv_nsec) / 1e9;
 	log_info("%s: %" PRIu64 " records, %" PRIu64 " flows in %.2f s (%.0f records/s); "
 		 "most flows at once %" PRIu64 ", most cells %" PRIu64,
-		 path, run->counts.records, run->stats.flows, secs,
+		 run->path, run->counts.records, run->stats.flows, secs,
 		 secs > 0 ? (double)run->counts.records / secs : 0.0, run->stats.flows_active_max,
 		 run->stats.cells_in_use_max);
 	flow_table_free(ft);

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "core/flow.h"
+#include "core/model_file.h"
 #include "core/pipeline.h"
 #include "core/source.h"
 
@@ -38,6 +39,9 @@ static inline int exit_worse(int a, int b)
 
 struct common_opts {
 	struct flow_config flow;
+	const char *model_path; /* --model FILE; NULL: the embedded model */
+	/* Given on the command line: otherwise the model's (hop: the window). */
+	bool window_given, hop_given, res_given;
 	bool quiet; /* no progress, no warnings */
 	bool verbose;
 };
@@ -65,6 +69,18 @@ error_t file_parse(int key, char *arg, struct argp_state *state, struct common_o
 		   const char **file);
 
 void common_opts_init(struct common_opts *o);
+
+/*
+ * The window and resolution the options left open, from the model m (hop:
+ * the window), then the flow settings checked.  EXIT_OK, or EXIT_USAGE with
+ * a line on stderr naming cmd ("flowpic flows").
+ */
+int common_model_defaults(struct common_opts *o, const char *cmd, const struct model *m);
+/*
+ * The same with the model of --model (or the embedded one) loaded for it.
+ * EXIT_OK, EXIT_USAGE, or EXIT_UNREADABLE when the model cannot be read.
+ */
+int common_resolve(struct common_opts *o, const char *cmd);
 
 /* Whole-string number parsing with a range; 0, or -EINVAL (the caller says
  * what is wrong). */

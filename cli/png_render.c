@@ -489,7 +489,8 @@ static void png_warn_cb(png_structp png, png_const_charp msg)
  * All libpng calls that can longjmp.  Nothing written after setjmp is read
  * after the jump, so no local needs volatile.
  */
-static int png_emit(png_structp png, png_infop info, FILE *fp, const struct canvas *cv)
+static int png_emit(png_structp png, png_infop info, FILE *fp, const struct canvas *cv,
+		    const char *title)
 {
 	int y;
 
@@ -498,6 +499,16 @@ static int png_emit(png_structp png, png_infop info, FILE *fp, const struct canv
 	png_init_io(png, fp);
 	png_set_IHDR(png, info, (png_uint_32)cv->w, (png_uint_32)cv->h, 8, PNG_COLOR_TYPE_GRAY,
 		     PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+	if (title && *title) {
+		/* The whole title as a tEXt chunk: what programs (and the tests)
+		 * read, uncut; the drawn line is for people. */
+		png_text t = { .compression = PNG_TEXT_COMPRESSION_NONE,
+			       .key = (png_charp) "Title",
+			       .text = (png_charp)title,
+			       .text_length = strlen(title) };
+
+		png_set_text(png, info, &t, 1);
+	}
 	png_write_info(png, info);
 	for (y = 0; y < cv->h; y++)
 		png_write_row(png, cv->px + (size_t)y * cv->w);
@@ -513,7 +524,8 @@ static int is_regular(FILE *fp)
 	return !fstat(fileno(fp), &st) && S_ISREG(st.st_mode);
 }
 
-static int write_png(const char *path, const struct canvas *cv, char *err, size_t errlen)
+static int write_png(const char *path, const struct canvas *cv, const char *title, char *err,
+		     size_t errlen)
 {
 	struct png_err_ctx ctx = { err, errlen, path, 0 };
 	png_structp png;
@@ -542,7 +554,7 @@ static int write_png(const char *path, const struct canvas *cv, char *err, size_
 		goto destroy_png;
 	}
 	errno = 0;
-	ret = png_emit(png, info, fp, cv);
+	ret = png_emit(png, info, fp, cv, title);
 	if (ret && ctx.sys_errno)
 		ret = -ctx.sys_errno;
 destroy_png:
@@ -587,7 +599,7 @@ int png_render_flowpic(const char *path, const uint8_t *pic, uint32_t res,
 	draw_yaxis(&cv, &g);
 	if (g.title_len)
 		draw_title(&cv, &g, opts->title);
-	ret = write_png(path, &cv, err, errlen);
+	ret = write_png(path, &cv, opts->title, err, errlen);
 	free(cv.px);
 	return ret;
 }

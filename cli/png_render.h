@@ -8,7 +8,7 @@
  * scale x scale pixels: white for 0 packets, darker for more on a log scale,
  * so that a single packet is still clearly visible (grey 168 of 255 or
  * darker).  Text uses a small built-in bitmap font, so no font files are
- * needed.
+ * needed.  The title is also stored whole in a tEXt chunk (key "Title").
  */
 #ifndef FLOWPIC_PNG_RENDER_H
 #define FLOWPIC_PNG_RENDER_H

@@ -11,6 +11,8 @@
  *   FlowCsvClassifier   every flow of a samples CSV (classifier_csv_file)
  *
  * classifier_file() takes either; the type comes from the content (source.h).
+ * "-" is standard input, read as a stream (never seeked); messages call it
+ * "(stdin)".
  *
  * Incremental use (the agent, the CLI): the caller owns the flow table and
  * calls classifier_block() from its block event and classifier_flow_end()

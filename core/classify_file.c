@@ -293,8 +293,8 @@ static int classify_path(struct classifier *c, const char *path, const struct fl
 	res->kind = source_kind(s);
 	res->linktype = source_linktype(s);
 	if (want >= 0 && (res->kind == SOURCE_CSV) != (want == 1)) {
-		snprintf(res->error, sizeof(res->error), "%s: is a %s file, not a %s", path,
-			 source_kind_name(res->kind),
+		snprintf(res->error, sizeof(res->error), "%s: is a %s file, not a %s",
+			 source_name(path), source_kind_name(res->kind),
 			 want ? "samples CSV" : "pcap or pcapng capture");
 		source_close(s);
 		return -EINVAL;
@@ -305,7 +305,8 @@ static int classify_path(struct classifier *c, const char *path, const struct fl
 		flow_config_default(&cfg);
 	classifier_flow_config(c, &cfg);
 	if (flow_config_check(&cfg, why, sizeof(why))) {
-		snprintf(res->error, sizeof(res->error), "%s: flow table: %s", path, why);
+		snprintf(res->error, sizeof(res->error), "%s: flow table: %s", source_name(path),
+			 why);
 		source_close(s);
 		return -EINVAL;
 	}
@@ -320,7 +321,7 @@ static int classify_path(struct classifier *c, const char *path, const struct fl
 	if (!ft) {
 		rc = -errno;
 		snprintf(res->error, sizeof(res->error), "%s: cannot allocate the flow table: %s",
-			 path, strerror(errno));
+			 source_name(path), strerror(errno));
 		if (as)
 			async_stop(as);
 		source_close(s);

@@ -153,47 +153,52 @@ static int sniff(const uint8_t *m, size_t n, enum source_kind *kind)
 	return 0;
 }
 
+const char *source_name(const char *path)
+{
+	return zfile_name(path);
+}
+
 struct source *source_open(const char *path, char *err, unsigned long errlen)
 {
+	const char *name = source_name(path);
 	char ebuf[PCAP_ERRBUF_SIZE];
 	const char *zerr;
 	uint8_t magic[32];
 	struct source *s;
-	size_t n;
+	ssize_t n;
 
 	s = calloc(1, sizeof(*s));
-	if (!s || !(s->path = strdup(path))) {
-		snprintf(err, errlen, "%s: out of memory", path);
+	if (!s || !(s->path = strdup(name))) {
+		snprintf(err, errlen, "%s: out of memory", name);
 		free(s);
+		errno = ENOMEM;
 		return NULL;
 	}
 	s->linktype = -1;
-	/* Sniff the (decompressed) content, then open it again to read. */
+	/* Sniff the (decompressed) content: peeked, so standard input and
+	 * pipes are read once, from the start. */
 	s->z = zfile_open(path, err, errlen);
 	if (!s->z)
 		goto err_free;
-	n = fread(magic, 1, sizeof(magic), zfile_stream(s->z));
-	zerr = zfile_error(s->z); /* a static string: valid after close */
-	zfile_close(s->z);
-	s->z = NULL;
-	if (n < 4 && zerr) {
-		snprintf(err, errlen, "%s: %s", path, zerr);
+	n = zfile_peek(s->z, magic, sizeof(magic));
+	zerr = zfile_error(s->z);
+	if (n < 0 || (n < 4 && zerr)) {
+		snprintf(err, errlen, "%s: %s", name, zerr ? zerr : strerror((int)-n));
+		errno = n < 0 ? (int)-n : EIO;
 		goto err_free;
 	}
-	if (sniff(magic, n, &s->kind) < 0) {
+	if (sniff(magic, (size_t)n, &s->kind) < 0) {
 		if (n == 0)
-			snprintf(err, errlen, "%s: empty file, not a capture or samples CSV", path);
+			snprintf(err, errlen, "%s: empty file, not a capture or samples CSV", name);
 		else
 			snprintf(
 				err, errlen,
 				"%s: not a pcap, pcapng or flowpic samples CSV file (starts %02x %02x %02x %02x)",
-				path, magic[0], n > 1 ? magic[1] : 0, n > 2 ? magic[2] : 0,
+				name, magic[0], n > 1 ? magic[1] : 0, n > 2 ? magic[2] : 0,
 				n > 3 ? magic[3] : 0);
+		errno = EINVAL;
 		goto err_free;
 	}
-	s->z = zfile_open(path, err, errlen);
-	if (!s->z)
-		goto err_free;
 	if (s->kind == SOURCE_CSV) {
 		if (csv_open(s, err, errlen) < 0)
 			goto err_free;
@@ -204,24 +209,27 @@ struct source *source_open(const char *path, char *err, unsigned long errlen)
 							   PCAP_TSTAMP_PRECISION_NANO, ebuf);
 	if (!s->pcap) {
 		/* On failure libpcap leaves the stream to us (zfile_close). */
-		snprintf(err, errlen, "%s: cannot read as %s: %s", path, source_kind_name(s->kind),
+		snprintf(err, errlen, "%s: cannot read as %s: %s", name, source_kind_name(s->kind),
 			 ebuf);
+		errno = EINVAL;
 		goto err_free;
 	}
 	s->linktype = dlt_to_linktype(pcap_datalink(s->pcap));
 	if (!parse_link_supported(s->linktype)) {
-		const char *name = pcap_datalink_val_to_name(pcap_datalink(s->pcap));
+		const char *lt = pcap_datalink_val_to_name(pcap_datalink(s->pcap));
 
 		log_warn(
 			"%s: link type %d (%s) is not decoded; its packets are counted as link_unsupported",
-			path, s->linktype, name ? name : "unknown");
+			name, s->linktype, lt ? lt : "unknown");
 	}
 	return s;
 
 err_free:
+	n = errno; /* as the failure set it, not as closing leaves it */
 	zfile_close(s->z);
 	free(s->path);
 	free(s);
+	errno = (int)n;
 	return NULL;
 }
 

@@ -2,7 +2,8 @@
 /*
  * source.h - read packets from a file: pcap, pcapng (through libpcap) or the
  * project's samples CSV (csv.h), each optionally compressed with gzip or xz.
- * The type is detected from the content, never from the name.
+ * The type is detected from the content (peeked, never by seeking), never
+ * from the name, so standard input and pipes are read like files.
  *
  * A source yields packet records or counted skips, and stops with an error
  * message naming the file and the position when the rest cannot be read
@@ -27,10 +28,14 @@ enum source_status {
 struct source;
 
 /*
- * Open a file.  NULL on failure with a one-line message in err
- * ("FILE: what is wrong").
+ * Open a file, or standard input for "-" (also a pipe, FIFO or device:
+ * read once as a stream, never seeked).  NULL on failure with errno set and
+ * a one-line message in err ("FILE: what is wrong", with FILE as
+ * source_name() gives it).
  */
 struct source *source_open(const char *path, char *err, unsigned long errlen);
+/* The input's name in messages and summaries: "(stdin)" for "-". */
+const char *source_name(const char *path);
 void source_close(struct source *s);
 
 enum source_status source_next(struct source *s, struct pkt *out, enum skip_reason *why);
@@ -42,7 +47,8 @@ const char *source_kind_name(enum source_kind k);
 /* For pcap sources, the LINKTYPE_ value; -1 for CSV. */
 int source_linktype(const struct source *s);
 /* Records read so far (packets and skips), and the byte position in the file
- * (compressed bytes for compressed input) for progress and messages. */
+ * (compressed bytes for compressed input) for progress and messages; the
+ * size is 0 for a stream (standard input, a pipe). */
 uint64_t source_records(const struct source *s);
 uint64_t source_file_pos(const struct source *s);
 uint64_t source_file_size(const struct source *s);

@@ -129,7 +129,7 @@ nd_total=$(awk '/IP packets:/ { print $5 }' "$tmp/ndpi.out")
 [ "$nd_total" = "$packets" ] ||
 	die "ndpiReader read ${nd_total:-?} packets, not $packets; see $tmp/ndpi.out"
 nd_flows=$(awk '/Unique flows:/ { print $3 }' "$tmp/ndpi.out")
-model=$(grep -o '^# verdicts: .*' "$tmp/table.out" | sed 's/.*; model \([^;]*\);.*/\1/')
+model=$(grep -o '^#   model .*' "$tmp/table.out" | sed 's/^#   model //')
 
 # ---- the table ----
 

@@ -49,7 +49,7 @@ echo "hello, world" > "$tmp/text.txt"
 expect_fail "text that is not our CSV" 1 "text.txt:1: header lacks the column 'time'" flows "$tmp/text.txt"
 head -c 64 /dev/urandom | tr '\000' '\001' | { printf '\001\002\003\004'; cat; } > "$tmp/bin.dat"
 expect_fail "binary that is not a capture" 1 "not a pcap, pcapng or flowpic samples CSV file (starts 01 02 03 04)" flows "$tmp/bin.dat"
-expect_fail "a pipe" 1 "not a regular file" flows /dev/stdin < /dev/null
+expect_fail "an empty device (read as a stream)" 1 "/dev/stdin: empty file" flows /dev/stdin < /dev/null
 head -c 2000 "$demo" > "$tmp/cut.pcap.xz"
 expect_fail "xz cut short" 3 "xz data ends early" flows "$tmp/cut.pcap.xz"
 : > "$tmp/empty"
