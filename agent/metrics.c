@@ -175,7 +175,7 @@ static const char *listener_help(const char *name)
 	return NULL;
 }
 
-static int render_into(struct metrics_buf *b, const struct agent_counter *c, size_t n,
+static int render_into(struct sbuf *b, const struct agent_counter *c, size_t n,
 		       const struct metrics_hist *lat, const struct metrics_hist *backlog)
 {
 	size_t i;
@@ -204,10 +204,10 @@ static int render_into(struct metrics_buf *b, const struct agent_counter *c, siz
 			  "in the spool), sampled once per sweep (live) or per counters refresh "
 			  "(replay)",
 			  backlog);
-	return b->failed ? -ENOMEM : 0;
+	return b->oom ? -ENOMEM : 0;
 }
 
-int agent_metrics_render_list(const struct agent_counter *c, size_t n, struct metrics_buf *b)
+int agent_metrics_render_list(const struct agent_counter *c, size_t n, struct sbuf *b)
 {
 	if (!m.latency.n)
 		hists_init();
@@ -219,7 +219,7 @@ static int render(void *ctx, char **body, size_t *len)
 {
 	struct agent_counter c[AGENT_MAX_COUNTERS];
 	struct metrics_hist lat, backlog;
-	struct metrics_buf b;
+	struct sbuf b;
 	size_t n;
 
 	(void)ctx;
@@ -229,9 +229,9 @@ static int render(void *ctx, char **body, size_t *len)
 	lat = m.snap_latency;
 	backlog = m.snap_backlog;
 	pthread_mutex_unlock(&m.mu);
-	metrics_buf_init(&b);
+	memset(&b, 0, sizeof(b));
 	if (render_into(&b, c, n, &lat, &backlog) < 0) {
-		metrics_buf_free(&b);
+		sbuf_free(&b);
 		return -ENOMEM;
 	}
 	*body = b.p;

@@ -54,8 +54,8 @@ void agent_metrics_counters(struct agent_counter *out, size_t *n, size_t max);
 
 /* The Prometheus text of a counters list and the histograms (what a scrape
  * gets; exposed for the unit test).  0, or -ENOMEM. */
-struct metrics_buf;
-int agent_metrics_render_list(const struct agent_counter *c, size_t n, struct metrics_buf *b);
+struct sbuf;
+int agent_metrics_render_list(const struct agent_counter *c, size_t n, struct sbuf *b);
 
 /* The HELP text of a counter name, whether it is a gauge, and the name its
  * metric is made from (the name itself but where that would collide); NULL

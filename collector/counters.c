@@ -37,7 +37,7 @@ void collector_counters_print(const struct collector_counters *c, FILE *out)
 	fflush(out);
 }
 
-void collector_counters_metrics(const struct collector_counters *c, struct metrics_buf *b)
+void collector_counters_metrics(const struct collector_counters *c, struct sbuf *b)
 {
 	struct http_metrics_stat ms[HTTP_METRICS_NSTATS];
 	size_t i, n = http_metrics_stats_list(&c->metrics, ms, HTTP_METRICS_NSTATS);

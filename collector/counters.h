@@ -99,6 +99,6 @@ void collector_counters_init(struct collector_counters *c);
 void collector_counters_print(const struct collector_counters *c, FILE *out);
 
 /* The same counters as Prometheus text (core/metrics.h), plus the histogram. */
-void collector_counters_metrics(const struct collector_counters *c, struct metrics_buf *b);
+void collector_counters_metrics(const struct collector_counters *c, struct sbuf *b);
 
 #endif

@@ -532,7 +532,7 @@ int h2conn_adopt(struct server *s, int fd, const char *peer)
 	s->nconns++;
 	s->k.connections_accepted++;
 	s->k.connections_open++;
-	log_debug("%s: connected", peer);
+	log_info("%s: connected", peer);
 	if (c->h2 && (rc = h2conn_flush(c)) < 0) {
 		h2conn_close(c, "write failed");
 		return rc;

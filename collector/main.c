@@ -132,10 +132,10 @@ static const struct argp_option serve_options[] = {
 	  "serve Prometheus metrics on GET /metrics at HOST:PORT (:PORT = 127.0.0.1; default off; "
 	  "docs/deploy.md)",
 	  5 },
-	{ "verbose", 'v', 0, 0, "log connections too", 5 },
+	{ "verbose", 'v', 0, 0, "log connections too (info; --log-level debug for more)", 5 },
 	{ "quiet", 'q', 0, 0, "log errors only", 5 },
 	{ "log-level", OPT_LOG_LEVEL, "LEVEL", 0,
-	  "error, warn (default), info or debug (-q is error, -v debug)", 5 },
+	  "error, warn (default), info or debug (-q is error, -v info)", 5 },
 	{ "log-format", OPT_LOG_FORMAT, "text|json", 0,
 	  "stderr lines as text (default) or JSON objects with a timestamp", 5 },
 	{ 0, 0, 0, 0,
@@ -389,7 +389,7 @@ static void apply_log(const struct serve_opts *o)
 {
 	log_set_level(o->log_level >= 0 ? (enum log_level)o->log_level :
 		      o->quiet		? LOG_ERROR :
-		      o->verbose	? LOG_DEBUG :
+		      o->verbose	? LOG_INFO :
 					  LOG_WARN);
 	log_set_format(o->log_format >= 0 ? (enum log_format)o->log_format : LOG_FORMAT_TEXT);
 }

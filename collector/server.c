@@ -358,12 +358,12 @@ static void check_timeouts(struct server *s)
 static int metrics_render(void *ctx, char **body, size_t *len)
 {
 	struct server *s = ctx;
-	struct metrics_buf b;
+	struct sbuf b;
 
-	metrics_buf_init(&b);
+	memset(&b, 0, sizeof(b));
 	collector_counters_metrics(&s->k, &b);
-	if (b.failed) {
-		metrics_buf_free(&b);
+	if (b.oom) {
+		sbuf_free(&b);
 		return -ENOMEM;
 	}
 	*body = b.p;

@@ -10,65 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void metrics_buf_init(struct metrics_buf *b)
-{
-	memset(b, 0, sizeof(*b));
-}
-
-void metrics_buf_free(struct metrics_buf *b)
-{
-	free(b->p);
-	metrics_buf_init(b);
-}
-
-/* Room for n more bytes and a NUL; false (and failed) when out of memory. */
-static bool reserve(struct metrics_buf *b, size_t n)
-{
-	size_t cap;
-	char *p;
-
-	if (b->failed)
-		return false;
-	if (b->len + n + 1 <= b->cap)
-		return true;
-	cap = b->cap ? b->cap : 4096;
-	while (cap < b->len + n + 1)
-		cap *= 2;
-	p = realloc(b->p, cap);
-	if (!p) {
-		b->failed = true;
-		return false;
-	}
-	b->p = p;
-	b->cap = cap;
-	return true;
-}
-
-void metrics_append(struct metrics_buf *b, const char *s, size_t n)
-{
-	if (!reserve(b, n))
-		return;
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-void metrics_printf(struct metrics_buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0 || !reserve(b, (size_t)n))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-}
-
 static bool name_char(char c, bool first)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' ||
@@ -110,7 +51,7 @@ int metrics_name(char *out, size_t len, const char *prefix, const char *name, co
 }
 
 /* text with '\\' and newline escaped; also '"' in label values. */
-static void escaped(struct metrics_buf *b, const char *s, bool quote)
+static void escaped(struct sbuf *b, const char *s, bool quote)
 {
 	const char *run = s;
 
@@ -122,46 +63,46 @@ static void escaped(struct metrics_buf *b, const char *s, bool quote)
 
 		if (!esc)
 			continue;
-		metrics_append(b, run, (size_t)(s - run));
-		metrics_append(b, esc, 2);
+		sbuf_add(b, run, (size_t)(s - run));
+		sbuf_add(b, esc, 2);
 		run = s + 1;
 	}
-	metrics_append(b, run, (size_t)(s - run));
+	sbuf_add(b, run, (size_t)(s - run));
 }
 
-void metrics_family(struct metrics_buf *b, const char *name, enum metrics_type t, const char *help)
+void metrics_family(struct sbuf *b, const char *name, enum metrics_type t, const char *help)
 {
 	static const char *const types[] = { "counter", "gauge", "histogram" };
 
-	metrics_printf(b, "# HELP %s ", name);
+	sbuf_printf(b, "# HELP %s ", name);
 	escaped(b, help ? help : "", false);
-	metrics_printf(b, "\n# TYPE %s %s\n", name, types[t]);
+	sbuf_printf(b, "\n# TYPE %s %s\n", name, types[t]);
 }
 
-static void labels_out(struct metrics_buf *b, const struct metrics_label *l, size_t n)
+static void labels_out(struct sbuf *b, const struct metrics_label *l, size_t n)
 {
 	size_t i;
 
 	if (!n)
 		return;
-	metrics_append(b, "{", 1);
+	sbuf_add(b, "{", 1);
 	for (i = 0; i < n; i++) {
-		metrics_printf(b, "%s%s=\"", i ? "," : "", l[i].name);
+		sbuf_printf(b, "%s%s=\"", i ? "," : "", l[i].name);
 		escaped(b, l[i].value ? l[i].value : "", true);
-		metrics_append(b, "\"", 1);
+		sbuf_add(b, "\"", 1);
 	}
-	metrics_append(b, "}", 1);
+	sbuf_add(b, "}", 1);
 }
 
-void metrics_sample(struct metrics_buf *b, const char *name, const struct metrics_label *labels,
+void metrics_sample(struct sbuf *b, const char *name, const struct metrics_label *labels,
 		    size_t nlabels, uint64_t value)
 {
-	metrics_append(b, name, strlen(name));
+	sbuf_add(b, name, strlen(name));
 	labels_out(b, labels, nlabels);
-	metrics_printf(b, " %" PRIu64 "\n", value);
+	sbuf_printf(b, " %" PRIu64 "\n", value);
 }
 
-int metrics_counter(struct metrics_buf *b, const char *prefix, const char *name, bool gauge,
+int metrics_counter(struct sbuf *b, const char *prefix, const char *name, bool gauge,
 		    const char *help, uint64_t value)
 {
 	char full[METRICS_NAME_MAX];
@@ -229,7 +170,7 @@ void metrics_format_double(char *out, size_t len, double v)
 	snprintf(out, len, "%.17g", v);
 }
 
-void metrics_histogram(struct metrics_buf *b, const char *name, const char *help,
+void metrics_histogram(struct sbuf *b, const char *name, const char *help,
 		       const struct metrics_hist *h)
 {
 	char bucket[METRICS_NAME_MAX + 16], le[40];
@@ -247,5 +188,5 @@ void metrics_histogram(struct metrics_buf *b, const char *name, const char *help
 	snprintf(le, sizeof(le), "+Inf");
 	metrics_sample(b, bucket, &l, 1, h->count);
 	metrics_format_double(le, sizeof(le), h->sum);
-	metrics_printf(b, "%s_sum %s\n%s_count %" PRIu64 "\n", name, le, name, h->count);
+	sbuf_printf(b, "%s_sum %s\n%s_count %" PRIu64 "\n", name, le, name, h->count);
 }

@@ -18,18 +18,9 @@
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define METRICS_NAME_MAX 160
 
-/* A growing text buffer; a failed allocation sets failed and keeps what was written. */
-struct metrics_buf {
-	char *p;
-	size_t len, cap;
-	bool failed;
-};
-
-void metrics_buf_init(struct metrics_buf *b);
-void metrics_buf_free(struct metrics_buf *b);
-void metrics_append(struct metrics_buf *b, const char *s, size_t n);
-void metrics_printf(struct metrics_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+/* The exposition goes into a text buffer (core/sbuf.h: zeroed is empty; oom
+ * set when an allocation failed). */
+#include "core/sbuf.h"
 
 enum metrics_type { METRICS_COUNTER, METRICS_GAUGE, METRICS_HISTOGRAM };
 
@@ -46,10 +37,10 @@ struct metrics_label {
 int metrics_name(char *out, size_t len, const char *prefix, const char *name, const char *suffix);
 
 /* "# HELP name text\n# TYPE name type\n"; text escaped (\\ and \n). */
-void metrics_family(struct metrics_buf *b, const char *name, enum metrics_type t, const char *help);
+void metrics_family(struct sbuf *b, const char *name, enum metrics_type t, const char *help);
 
 /* "name{l1=\"v1\",...} value\n"; label values escaped (\\, \" and \n). */
-void metrics_sample(struct metrics_buf *b, const char *name, const struct metrics_label *labels,
+void metrics_sample(struct sbuf *b, const char *name, const struct metrics_label *labels,
 		    size_t nlabels, uint64_t value);
 
 /*
@@ -57,7 +48,7 @@ void metrics_sample(struct metrics_buf *b, const char *name, const struct metric
  * (counter) or prefix_name (gauge: a value that can go down, or a
  * high-water mark).  0, or -ENAMETOOLONG (nothing written).
  */
-int metrics_counter(struct metrics_buf *b, const char *prefix, const char *name, bool gauge,
+int metrics_counter(struct sbuf *b, const char *prefix, const char *name, bool gauge,
 		    const char *help, uint64_t value);
 
 /* A histogram: cumulative counts per upper bound, +Inf, sum and count. */
@@ -75,7 +66,7 @@ int metrics_hist_init(struct metrics_hist *h, const double *bounds, unsigned n);
 void metrics_hist_observe(struct metrics_hist *h, double v);
 
 /* The family of name (HELP, TYPE histogram), then name_bucket{le=...}, name_sum, name_count. */
-void metrics_histogram(struct metrics_buf *b, const char *name, const char *help,
+void metrics_histogram(struct sbuf *b, const char *name, const char *help,
 		       const struct metrics_hist *h);
 
 /* A double as Prometheus writes it: the shortest text that reads back the same, +Inf, NaN. */

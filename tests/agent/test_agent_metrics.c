@@ -33,7 +33,7 @@ static void test_every_counter_documented(void **state)
 	struct classifier_config cc;
 	struct agent_config cfg;
 	struct classifier *cls;
-	struct metrics_buf b;
+	struct sbuf b;
 	struct agent a;
 	char err[256], *line, *dup = NULL;
 	size_t n = 0, i, k, families = 0;
@@ -79,7 +79,7 @@ static void test_every_counter_documented(void **state)
 			fail_msg("counter '%s' has no HELP in agent/metrics.c", c[i].name);
 	}
 
-	metrics_buf_init(&b);
+	memset(&b, 0, sizeof(b));
 	assert_int_equal(agent_metrics_render_list(c, n, &b), 0);
 	assert_null(strstr(b.p, "(docs/agent.md)")); /* the fallback HELP: none used */
 	/* Each family once: no two counters made into the same name. */
@@ -96,7 +96,7 @@ static void test_every_counter_documented(void **state)
 	if (dup)
 		fail_msg("metric family twice: %.60s", dup + 7);
 	assert_int_equal(families, n + 2); /* + the two histograms */
-	metrics_buf_free(&b);
+	sbuf_free(&b);
 	agent_fini(&a);
 	classifier_free(cls);
 }

@@ -32,10 +32,10 @@ static void test_names(void **state)
 
 static void test_counter_gauge(void **state)
 {
-	struct metrics_buf b;
+	struct sbuf b;
 
 	(void)state;
-	metrics_buf_init(&b);
+	memset(&b, 0, sizeof(b));
 	assert_int_equal(metrics_counter(&b, "fp_", "bytes_in", false, "bytes read", 42), 0);
 	assert_int_equal(metrics_counter(&b, "fp_", "connections_open", true, "open now", 7), 0);
 	assert_string_equal(b.p, "# HELP fp_bytes_in_total bytes read\n"
@@ -45,19 +45,19 @@ static void test_counter_gauge(void **state)
 				 "# TYPE fp_connections_open gauge\n"
 				 "fp_connections_open 7\n");
 	/* The largest counter is written whole (no float rounding). */
-	metrics_buf_free(&b);
+	sbuf_free(&b);
 	metrics_counter(&b, NULL, "x", true, "h", UINT64_MAX);
 	assert_non_null(strstr(b.p, "\nx 18446744073709551615\n"));
-	metrics_buf_free(&b);
+	sbuf_free(&b);
 }
 
 static void test_escaping(void **state)
 {
 	struct metrics_label l[2] = { { "path", "C:\\dir\n\"q\"" }, { "v", "" } };
-	struct metrics_buf b;
+	struct sbuf b;
 
 	(void)state;
-	metrics_buf_init(&b);
+	memset(&b, 0, sizeof(b));
 	/* HELP: backslash and newline escaped, a double quote is not. */
 	metrics_family(&b, "m", METRICS_GAUGE, "a \\ b\nc \"d\"");
 	/* Label values: backslash, double quote and newline escaped. */
@@ -65,14 +65,14 @@ static void test_escaping(void **state)
 	assert_string_equal(b.p, "# HELP m a \\\\ b\\nc \"d\"\n"
 				 "# TYPE m gauge\n"
 				 "m{path=\"C:\\\\dir\\n\\\"q\\\"\",v=\"\"} 1\n");
-	metrics_buf_free(&b);
+	sbuf_free(&b);
 }
 
 static void test_histogram(void **state)
 {
 	static const double bounds[] = { 0.005, 0.1, 1, 10 };
 	struct metrics_hist h;
-	struct metrics_buf b;
+	struct sbuf b;
 
 	(void)state;
 	assert_int_equal(metrics_hist_init(&h, bounds, 4), 0);
@@ -81,7 +81,7 @@ static void test_histogram(void **state)
 	metrics_hist_observe(&h, 0.5);
 	metrics_hist_observe(&h, 0.5);
 	metrics_hist_observe(&h, 100);
-	metrics_buf_init(&b);
+	memset(&b, 0, sizeof(b));
 	metrics_histogram(&b, "lat_seconds", "latency", &h);
 	assert_string_equal(b.p, "# HELP lat_seconds latency\n"
 				 "# TYPE lat_seconds histogram\n"
@@ -92,7 +92,7 @@ static void test_histogram(void **state)
 				 "lat_seconds_bucket{le=\"+Inf\"} 5\n"
 				 "lat_seconds_sum 101.055\n"
 				 "lat_seconds_count 5\n");
-	metrics_buf_free(&b);
+	sbuf_free(&b);
 	/* Bounds must increase and be finite, and fit. */
 	assert_int_equal(metrics_hist_init(&h, (const double[]){ 1, 1 }, 2), -EINVAL);
 	assert_int_equal(metrics_hist_init(&h, (const double[]){ 1, INFINITY }, 2), -EINVAL);
@@ -122,18 +122,18 @@ static void test_doubles(void **state)
 
 static void test_buf_grows(void **state)
 {
-	struct metrics_buf b;
+	struct sbuf b;
 	int i;
 
 	(void)state;
-	metrics_buf_init(&b);
+	memset(&b, 0, sizeof(b));
 	for (i = 0; i < 2000; i++)
 		metrics_counter(&b, "flowpic_agent_", "packets", false, "packet records",
 				(uint64_t)i);
-	assert_false(b.failed);
+	assert_false(b.oom);
 	assert_int_equal(strlen(b.p), b.len);
 	assert_non_null(strstr(b.p, "flowpic_agent_packets_total 1999\n"));
-	metrics_buf_free(&b);
+	sbuf_free(&b);
 }
 
 int main(void)
