@@ -18,6 +18,7 @@
 #include "health.h"
 #include "identity.h"
 #include "core/log.h"
+#include "publish.h"
 #include "rpc/rpc_error.h"
 #include "server_int.h"
 #include "rpc/token.h"
@@ -235,6 +236,13 @@ static int on_message(void *ctx, const uint8_t *msg, size_t len)
 			  s->txn_verdicts);
 		flowpic__v1__batch__free_unpacked(b, NULL);
 		return -EBUSY;
+	}
+	/* --nats: its messages, kept until the commit tells what was stored. */
+	if (s->pub && publisher_stage(s->pub, b) < 0) {
+		call_fail(st, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL,
+			  "out of memory keeping a batch to publish");
+		flowpic__v1__batch__free_unpacked(b, NULL);
+		return -ENOMEM;
 	}
 	if (!store_in_txn(s->store))
 		s->txn_start_ms = clock_mono_ms();

@@ -80,7 +80,15 @@
 	  "connections closed because the client left its output or acks unread (--slow-timeout)") \
 	X(err_io, COUNTER, "connections closed on a socket read or write error") \
 	X(streams_reset_by_peer, COUNTER, "calls the agent cancelled (RST_STREAM)") \
-	X(log_suppressed, COUNTER, "warning lines left out by the log rate limit")
+	X(log_suppressed, COUNTER, "warning lines left out by the log rate limit") \
+	X(nats_published, COUNTER, "verdicts JetStream acknowledged (--nats)") \
+	X(nats_duplicates, COUNTER, \
+	  "of those, acknowledged as duplicates: already in the stream's duplicate window") \
+	X(nats_errors, COUNTER, \
+	  "publishes that failed or were not acknowledged in time: sent again (--nats)") \
+	X(nats_backlog, GAUGE, "verdicts published but not yet acknowledged by JetStream") \
+	X(err_nats_backlog, COUNTER, \
+	  "calls ended UNAVAILABLE: their commit would pass --nats-backlog")
 
 struct collector_counters {
 #define X(name, kind, help) uint64_t name;

@@ -16,6 +16,7 @@
 #include "identity.h"
 #include "core/log.h"
 #include "core/number.h"
+#include "publish.h"
 #include "query.h"
 #include "reload.h"
 #include "server.h"
@@ -50,6 +51,11 @@ enum {
 	OPT_MAX_BUFFERED,
 	OPT_MESSAGE_TIMEOUT,
 	OPT_METRICS_LISTEN,
+	OPT_NATS,
+	OPT_NATS_STREAM,
+	OPT_NATS_REPLICAS,
+	OPT_NATS_CREDS,
+	OPT_NATS_BACKLOG,
 };
 
 /* Settings of the config file and the log (not options of the server). */
@@ -59,6 +65,7 @@ struct serve_opts {
 	struct server_config srv;
 	struct store_options store;
 	const char *db;
+	struct publish_config nats; /* nats.servers NULL: not publishing */
 	const char *cert, *key, *client_ca;
 	char token[RPC_TOKEN_MAX + 1];
 	const char *token_file;
@@ -74,7 +81,9 @@ static const struct argp_option serve_options[] = {
 	{ "listen", 'l', "ADDR", 0,
 	  "HOST:PORT, [IPV6]:PORT or :PORT (default 127.0.0.1:50051; port 0 = any)", 0 },
 	{ "db", 'd', "URL", 0,
-	  "sqlite:PATH (default " STORE_DEFAULT_URL ") or postgresql://USER@HOST/DB", 0 },
+	  "sqlite:PATH (default " STORE_DEFAULT_URL "), postgresql://USER@HOST/DB, or none "
+	  "(with --nats: store nothing, only publish)",
+	  0 },
 	{ 0, 0, 0, 0,
 	  "TLS (without --tls-cert the server speaks cleartext h2c, for local use):", 1 },
 	{ "tls-cert", OPT_TLS_CERT, "PEM", 0, "server certificate chain", 1 },
@@ -127,24 +136,38 @@ static const struct argp_option serve_options[] = {
 	{ "busy-timeout", OPT_BUSY_TIMEOUT, "SECONDS", 0,
 	  "SQLite locked by another process: retry commits this long before failing them (default 5)",
 	  4 },
-	{ 0, 0, 0, 0, "Output:", 5 },
+	{ 0, 0, 0, 0, "Publishing to NATS JetStream (default off; docs/collector.md):", 5 },
+	{ "nats", OPT_NATS, "URL[,URL...]", 0,
+	  "publish every stored verdict to JetStream (subject flowpic.v1.verdicts.<agent_id>); "
+	  "a batch is acked once JetStream acknowledged all of its verdicts",
+	  5 },
+	{ "nats-stream", OPT_NATS_STREAM, "NAME", 0,
+	  "the stream (default " PUBLISH_STREAM_DEFAULT "; created if missing)", 5 },
+	{ "nats-replicas", OPT_NATS_REPLICAS, "N", 0, "replicas of a stream we create (default 1)",
+	  5 },
+	{ "nats-creds", OPT_NATS_CREDS, "FILE", 0, "NATS user credentials (JWT and NKey seed)", 5 },
+	{ "nats-backlog", OPT_NATS_BACKLOG, "N", 0,
+	  "verdicts published and not yet acknowledged, at most; beyond it batches end "
+	  "UNAVAILABLE (default 100000)",
+	  5 },
+	{ 0, 0, 0, 0, "Output:", 6 },
 	{ "metrics-listen", OPT_METRICS_LISTEN, "ADDR", 0,
 	  "serve Prometheus metrics on GET /metrics at HOST:PORT (:PORT = 127.0.0.1; default off; "
 	  "docs/deploy.md)",
-	  5 },
-	{ "verbose", 'v', 0, 0, "log connections too (info; --log-level debug for more)", 5 },
-	{ "quiet", 'q', 0, 0, "log errors only", 5 },
+	  6 },
+	{ "verbose", 'v', 0, 0, "log connections too (info; --log-level debug for more)", 6 },
+	{ "quiet", 'q', 0, 0, "log errors only", 6 },
 	{ "log-level", OPT_LOG_LEVEL, "LEVEL", 0,
-	  "error, warn (default), info or debug (-q is error, -v info)", 5 },
+	  "error, warn (default), info or debug (-q is error, -v info)", 6 },
 	{ "log-format", OPT_LOG_FORMAT, "text|json", 0,
-	  "stderr lines as text (default) or JSON objects with a timestamp", 5 },
+	  "stderr lines as text (default) or JSON objects with a timestamp", 6 },
 	{ 0, 0, 0, 0,
 	  "Settings (every option above can be a line 'key = value' of the config file, or "
 	  "FLOWPIC_<KEY> in the environment: defaults < file < environment < flags):",
-	  6 },
-	{ "config", OPT_CONFIG, "FILE", 0, "read settings from FILE", 6 },
+	  7 },
+	{ "config", OPT_CONFIG, "FILE", 0, "read settings from FILE", 7 },
 	{ "print-config", OPT_PRINT_CONFIG, 0, 0,
-	  "print the settings given (file, environment, flags) as a config file and exit", 6 },
+	  "print the settings given (file, environment, flags) as a config file and exit", 7 },
 	{ 0 }
 };
 
@@ -183,6 +206,23 @@ static error_t serve_parse(int key, char *arg, struct argp_state *state)
 		break;
 	case OPT_METRICS_LISTEN:
 		o->srv.metrics_listen = arg;
+		break;
+	case OPT_NATS:
+		o->nats.servers = arg;
+		break;
+	case OPT_NATS_STREAM:
+		o->nats.stream = arg;
+		break;
+	case OPT_NATS_REPLICAS:
+		num(state, "--nats-replicas", arg, 1, 5, &v);
+		o->nats.replicas = (int)v;
+		break;
+	case OPT_NATS_CREDS:
+		o->nats.creds = arg;
+		break;
+	case OPT_NATS_BACKLOG:
+		num(state, "--nats-backlog", arg, 1, 100000000, &v);
+		o->nats.backlog_max = v;
 		break;
 	case OPT_TLS_CERT:
 		o->cert = arg;
@@ -313,6 +353,8 @@ static error_t serve_parse(int key, char *arg, struct argp_state *state)
 				   "--client-ca needs --tls-cert and --tls-key (mutual TLS is TLS)");
 		if (o->srv.agent_id_from_cert && !o->client_ca)
 			argp_error(state, "--agent-id-from-cert needs --client-ca (mutual TLS)");
+		if (!strcmp(o->db, "none") && !o->nats.servers)
+			argp_error(state, "--db none stores nothing: give --nats to publish");
 		break;
 	default:
 		return ARGP_ERR_UNKNOWN;
@@ -382,6 +424,9 @@ static void serve_defaults(struct serve_opts *o)
 	o->store.sqlite_sync_full = true;
 	o->store.busy_timeout_ms = 5000;
 	o->db = STORE_DEFAULT_URL;
+	o->nats.stream = PUBLISH_STREAM_DEFAULT;
+	o->nats.replicas = 1;
+	o->nats.backlog_max = PUBLISH_BACKLOG_DEFAULT;
 	o->log_level = o->log_format = -1;
 }
 
@@ -524,6 +569,7 @@ static int serve(int argc, char **argv)
 	struct settings settings;
 	struct store *store = NULL;
 	struct server *srv = NULL;
+	struct publisher *pub = NULL;
 	SSL_CTX *tls = NULL;
 	char err[1024];
 	sigset_t set;
@@ -576,24 +622,46 @@ static int serve(int argc, char **argv)
 	}
 	o.srv.token = o.have_token && !o.tokens ? o.token : NULL;
 	o.srv.tokens = o.tokens;
-	store = store_open(o.db, &o.store, err, sizeof(err));
-	if (!store) {
-		log_error("%s", err);
-		goto out;
-	}
-	if (health_setup(o.db) < 0) {
-		log_error("out of memory");
-		goto out;
+	if (!strcmp(o.db, "none")) {
+		/* Bridge mode: nothing to store, so nothing for health to probe. */
+		store = store_none_open();
+		if (!store) {
+			log_error("out of memory");
+			goto out;
+		}
+	} else {
+		store = store_open(o.db, &o.store, err, sizeof(err));
+		if (!store) {
+			log_error("%s", err);
+			goto out;
+		}
+		if (health_setup(o.db) < 0) {
+			log_error("out of memory");
+			goto out;
+		}
 	}
 	srv = server_new(&o.srv, store, err, sizeof(err));
 	if (!srv) {
 		log_error("%s", err);
 		goto out;
 	}
+	if (o.nats.servers) {
+		pub = publisher_open(&o.nats, err, sizeof(err));
+		if (!pub) {
+			log_error("%s", err);
+			goto out;
+		}
+		rc = server_set_publisher(srv, pub);
+		if (rc < 0) {
+			log_error("nats: epoll: %s", strerror(-rc));
+			rc = 1;
+			goto out;
+		}
+	}
 	printf("{\"event\":\"listening\",\"address\":\"%s\",\"tls\":%s,\"mtls\":%s,\"token\":%s,"
-	       "\"store\":\"%s\"}\n",
+	       "\"store\":\"%s\",\"nats\":%s}\n",
 	       server_address(srv), tls ? "true" : "false", o.client_ca ? "true" : "false",
-	       o.have_token ? "true" : "false", store_kind(store));
+	       o.have_token ? "true" : "false", store_kind(store), pub ? "true" : "false");
 	fflush(stdout);
 	if (server_metrics_address(srv)) {
 		printf("{\"event\":\"metrics\",\"address\":\"%s\"}\n", server_metrics_address(srv));
@@ -607,6 +675,7 @@ static int serve(int argc, char **argv)
 	collector_counters_print(server_counters(srv), stdout);
 out:
 	server_free(srv);
+	publisher_close(pub);
 	store_close(store);
 	SSL_CTX_free(tls);
 	token_map_free(o.tokens);

@@ -21,6 +21,7 @@
 #include "rpc/hostport.h"
 #include "core/log.h"
 #include "health.h"
+#include "publish.h"
 #include "server_int.h"
 
 void server_config_default(struct server_config *cfg)
@@ -144,6 +145,69 @@ void fail_pending(struct server *s)
 		pending_unlink(s, st);
 	}
 	s->txn_verdicts = 0;
+	if (s->pub)
+		publisher_drop(s->pub);
+}
+
+/* Connections with output owed: written now. */
+static void flush_dirty(struct server *s)
+{
+	struct h2conn *c, *cn;
+
+	for (c = s->conns; c; c = cn) {
+		cn = c->next;
+		if (!c->dirty || c->state != CONN_H2)
+			continue;
+		if (h2conn_flush(c) < 0)
+			h2conn_close(c, "write failed");
+		else
+			h2conn_settle(c);
+	}
+}
+
+/* --nats: the call's stored acks whose publish group JetStream has
+ * acknowledged go out, in order; the call leaves the pending list when
+ * none is held. */
+static void release_published(struct server *s, struct call *st, uint64_t done)
+{
+	struct ackq *q = &st->uncommitted;
+	size_t first = q->head;
+
+	while (q->head < q->len && q->a[q->head].pub_group && q->a[q->head].pub_group <= done) {
+		if (ackq_push(&st->ready, &q->a[q->head]) == 0)
+			st->c->acks_waiting++;
+		q->head++;
+	}
+	if (q->head == q->len) {
+		q->len = q->head = 0;
+		pending_unlink(s, st);
+	} else if (q->head == first) {
+		return; /* nothing new for the peer */
+	}
+	call_wake(st);
+}
+
+/* The publisher's eventfd: acks JetStream has earned. */
+static void publish_done(struct server *s)
+{
+	uint64_t done = publisher_done(s->pub);
+	struct call *st, *next;
+
+	for (st = s->pending; st; st = next) {
+		next = st->next_pending;
+		release_published(s, st, done);
+	}
+	flush_dirty(s);
+}
+
+int server_set_publisher(struct server *s, struct publisher *p)
+{
+	struct epoll_event e = { .events = EPOLLIN, .data.ptr = &s->pub };
+
+	if (epoll_ctl(s->ep, EPOLL_CTL_ADD, publisher_fd(p), &e))
+		return -errno;
+	s->pub = p;
+	return 0;
 }
 
 static void commit_and_ack(struct server *s)
@@ -151,7 +215,8 @@ static void commit_and_ack(struct server *s)
 	const struct store_batch_result *res = NULL;
 	struct call *st, *next;
 	size_t i, nres = 0;
-	struct h2conn *c, *cn;
+	int64_t group = 0; /* --nats: the commit's publish group (< 0: backlog full) */
+	uint64_t done;
 	char err[512];
 	int rc;
 
@@ -177,6 +242,8 @@ static void commit_and_ack(struct server *s)
 		}
 		s->k.commits++;
 		res = store_results(s->store, &nres);
+		if (s->pub)
+			group = publisher_commit(s->pub, res, nres);
 	}
 	for (i = 0; i < nres; i++) {
 		s->k.verdicts_stored += res[i].stored;
@@ -189,6 +256,7 @@ static void commit_and_ack(struct server *s)
 		}
 	}
 	s->txn_verdicts = 0;
+	done = s->pub ? publisher_done(s->pub) : 0;
 	for (st = s->pending; st; st = next) {
 		next = st->next_pending;
 		for (i = st->uncommitted.head; i < st->uncommitted.len; i++) {
@@ -196,6 +264,8 @@ static void commit_and_ack(struct server *s)
 			const struct store_batch_result *r = a->txn_idx < nres ? &res[a->txn_idx] :
 										 NULL;
 
+			if (a->pub_group)
+				continue; /* stored earlier, waiting for JetStream */
 			if (r && r->error) {
 				/* The database refused this batch alone: its call
 				 * ends with its own error; acks after it are not sent
@@ -205,6 +275,17 @@ static void commit_and_ack(struct server *s)
 								GRPC_STATUS_UNAVAILABLE,
 					  NULL, "batch %" PRIu64 " not stored: %s", a->sequence,
 					  r->err);
+				st->uncommitted.len = i;
+				break;
+			}
+			if (r && group < 0) {
+				/* Stored, not published: the resend is a duplicate
+				 * in the store and is published then. */
+				call_fail(st, GRPC_STATUS_UNAVAILABLE, &s->k.err_nats_backlog,
+					  "batch %" PRIu64
+					  " stored but not published: JetStream backlog full",
+					  a->sequence);
+				st->uncommitted.len = i;
 				break;
 			}
 			if (r) {
@@ -220,23 +301,24 @@ static void commit_and_ack(struct server *s)
 					  "%s: stream %d: batch %" PRIu64
 					  ": %u verdicts with seq 0 refused",
 					  st->c->peer, st->id, a->sequence, a->rejected);
+			if (s->pub) {
+				if (r)
+					a->pub_group = (uint64_t)group;
+				continue;
+			}
 			if (ackq_push(&st->ready, a) == 0)
 				st->c->acks_waiting++;
+		}
+		if (s->pub) {
+			release_published(s, st, done);
+			continue;
 		}
 		st->uncommitted.len = st->uncommitted.head = 0;
 		pending_unlink(s, st);
 		call_wake(st);
 	}
 flush:
-	for (c = s->conns; c; c = cn) {
-		cn = c->next;
-		if (!c->dirty || c->state != CONN_H2)
-			continue;
-		if (h2conn_flush(c) < 0)
-			h2conn_close(c, "write failed");
-		else
-			h2conn_settle(c);
-	}
+	flush_dirty(s);
 }
 
 /* Connections with output owed (streams woken by errors or ends) or with
@@ -530,6 +612,8 @@ int server_step(struct server *s, int max_wait_ms)
 
 		if (p == &s->lfd) {
 			accept_all(s);
+		} else if (p == &s->pub) {
+			publish_done(s);
 		} else if (p == &s->mfd) {
 			http_metrics_step(s->metrics, 0);
 			http_metrics_get_stats(s->metrics, &s->k.metrics);
@@ -553,6 +637,8 @@ int server_step(struct server *s, int max_wait_ms)
 		    t - s->txn_start_ms >= s->cfg.commit_delay_ms || stop)
 			commit_and_ack(s);
 	}
+	if (s->pub)
+		publisher_counters(s->pub, &s->k);
 	health_poll(s, t);
 	sweep(s);
 	if (t - s->last_timer_ms >= 200) {
@@ -565,6 +651,13 @@ int server_step(struct server *s, int max_wait_ms)
 void server_close_all(struct server *s)
 {
 	commit_and_ack(s);
+	if (s->pub) {
+		/* What is stored gets its JetStream ack for a while; the
+		 * rest is resent by the agents. */
+		publisher_flush(s->pub, 5000);
+		publish_done(s);
+		publisher_counters(s->pub, &s->k);
+	}
 	while (s->conns)
 		goaway_close(s->conns);
 }

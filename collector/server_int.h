@@ -35,6 +35,7 @@ struct ack {
 	uint32_t stored, duplicates, rejected;
 	size_t txn_idx;	      /* the batch's place in the store's transaction */
 	uint64_t received_ns; /* CLOCK_MONOTONIC when the batch arrived (metrics) */
+	uint64_t pub_group;   /* --nats: stored, acked once this publish group is (0: not yet) */
 };
 
 struct ackq {
@@ -110,6 +111,7 @@ struct server {
 	size_t buffered;	 /* reassembly buffers of partial messages, all calls */
 	struct ratelog peer_log; /* the lines peers can cause */
 	struct collector_counters k;
+	struct publisher *pub;	      /* --nats (NULL: off); &pub tags its eventfd in epoll */
 	struct http_metrics *metrics; /* --metrics-listen (NULL: off); its epoll fd is mfd */
 	int mfd;
 	nghttp2_session_callbacks *cbs;

@@ -9,14 +9,14 @@ usage="usage: install-deps.sh [PROFILE...]   (default: all)
   build    compilers, headers and generators to build them (and their .deb);
            runtime + build is all the README's main job (scripts/demo.sh) needs
   dev      build + what the tests run: cmocka, tshark, PostgreSQL, gRPC peers, lintian,
-           Prometheus
+           Prometheus, nats-server
   model    PyTorch and the rest of model/ (training, evaluation, ndpiReader labels)
   lab      model + every traffic-lab driver's programs (model/lab; test lab.packages)
   all      all of the above (CI, scripts/test.sh)"
 
 runtime=(
 	libpcap0.8 libpng16-16 zlib1g liblzma5 libbpf1 libelf1 libcap2 libnghttp2-14
-	libssl3 libprotobuf-c1 libsqlite3-0 libpq5
+	libssl3 libprotobuf-c1 libsqlite3-0 libpq5 libnats3.4
 )
 build=(
 	build-essential cmake pkg-config
@@ -27,6 +27,8 @@ build=(
 	# the verdict stream and the collector (proto/, stream/, collector/)
 	libnghttp2-dev libssl-dev nanopb libnanopb-dev protobuf-compiler
 	protobuf-c-compiler libprotobuf-c-dev libsqlite3-dev libpq-dev
+	# the collector's JetStream publisher (--nats)
+	libnats-dev
 	# Debian packages (deploy/: cpack -G DEB, man pages from --help)
 	dpkg-dev help2man
 	# the scripts (scripts/demo.sh scores its verdicts with tests/classify/score_labels.py)
@@ -44,6 +46,8 @@ dev=(
 	iproute2 ethtool tcpdump curl iputils-ping netsniff-ng
 	# real peers of the verdict stream: nghttp, SQLite, PostgreSQL, Python gRPC
 	nghttp2-client sqlite3 postgresql python3-grpcio python3-grpc-tools python3-protobuf
+	# a JetStream cluster for the collector's publisher (test collector.jetstream)
+	nats-server
 	# the packages' tests (tests/deploy): lint, units, the manifests (YAML)
 	lintian systemd python3-yaml
 	# the metrics test (tests/deploy/test_metrics.sh): a real Prometheus, promtool
