@@ -240,6 +240,6 @@ void agent_counters_write(FILE *f, const struct agent_counter *c, size_t n)
 		json_write_string(f, c[i].name);
 		fprintf(f, ":%" PRIu64, c[i].value);
 	}
-	fputs("}}\n", f);
+	fputs("},\"type\":\"counters\"}\n", f);
 	fflush(f);
 }

@@ -618,7 +618,7 @@ static void classes_print_json(const struct classify_args *a)
 	for (r = 1; r < CLASSIFY_REASON_COUNT; r++)
 		printf("%s\"%s\":%" PRIu64, r > 1 ? "," : "", classify_reason_name(r),
 		       st->flows_unknown[r]);
-	fputs("}}}\n", stdout);
+	fputs("}},\"type\":\"summary\"}\n", stdout);
 }
 
 /* The model fixes res and window: a different one given on the command

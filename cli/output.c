@@ -77,7 +77,7 @@ void summary_print_json(FILE *out, const struct file_run *r)
 		fputs(",\"error\":", out);
 		json_write_string(out, r->error);
 	}
-	fputs("}}\n", out);
+	fputs("},\"type\":\"summary\"}\n", out);
 }
 
 void summary_print_text(FILE *out, const struct file_run *r)

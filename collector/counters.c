@@ -33,7 +33,7 @@ void collector_counters_print(const struct collector_counters *c, FILE *out)
 #undef X
 	for (i = 0; i < n; i++)
 		fprintf(out, ",\"%s\":%" PRIu64, ms[i].name, ms[i].value);
-	fputs("}\n", out);
+	fputs(",\"type\":\"counters\"}\n", out);
 	fflush(out);
 }
 

@@ -532,7 +532,8 @@ static void reload(struct server *srv, struct serve_opts *o, struct settings *cu
 	o->tokens = tm;
 	o->have_token = n.have_token;
 	apply_log(&n);
-	printf("{\"event\":\"reloaded\",\"token\":%s,\"tokens\":%zu,\"log_level\":\"%s\"}\n",
+	printf("{\"event\":\"reloaded\",\"token\":%s,\"tokens\":%zu,\"log_level\":\"%s\","
+	       "\"type\":\"event\"}\n",
 	       n.have_token ? "true" : "false", tm ? token_map_size(tm) : (size_t)n.have_token,
 	       log_level_name(log_get_level()));
 	fflush(stdout);
@@ -659,12 +660,13 @@ static int serve(int argc, char **argv)
 		}
 	}
 	printf("{\"event\":\"listening\",\"address\":\"%s\",\"tls\":%s,\"mtls\":%s,\"token\":%s,"
-	       "\"store\":\"%s\",\"nats\":%s}\n",
+	       "\"store\":\"%s\",\"nats\":%s,\"type\":\"event\"}\n",
 	       server_address(srv), tls ? "true" : "false", o.client_ca ? "true" : "false",
 	       o.have_token ? "true" : "false", store_kind(store), pub ? "true" : "false");
 	fflush(stdout);
 	if (server_metrics_address(srv)) {
-		printf("{\"event\":\"metrics\",\"address\":\"%s\"}\n", server_metrics_address(srv));
+		printf("{\"event\":\"metrics\",\"address\":\"%s\",\"type\":\"event\"}\n",
+		       server_metrics_address(srv));
 		fflush(stdout);
 	}
 	if (!tls && !server_loopback(srv))

@@ -373,7 +373,7 @@ static int print_json(void *ctx, const char *const *vals)
 		else
 			sbuf_puts(&b, "null"); /* "Inf", "NaN", "Infinity": no JSON number */
 	}
-	sbuf_add(&b, "}\n", 2);
+	sbuf_puts(&b, ",\"type\":\"verdict\"}\n");
 	fwrite(b.p, 1, b.len, stdout);
 	o->rows++;
 	return 0;

@@ -5,19 +5,28 @@
 #include <inttypes.h>
 
 #include "pkt.h"
+#include "utf8.h"
 
 void json_write_string(FILE *out, const char *s)
 {
-	fputc('"', out);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n;
 
-		if (c == '"' || c == '\\')
-			fprintf(out, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(out, "\\u%04x", c);
-		else
-			fputc(c, out);
+	fputc('"', out);
+	while (*p) {
+		if (*p == '"' || *p == '\\') {
+			fprintf(out, "\\%c", *p++);
+		} else if (*p < 0x20 || *p == 0x7f) {
+			fprintf(out, "\\u%04x", *p++);
+		} else if (*p < 0x80) {
+			fputc(*p++, out);
+		} else if ((n = utf8_len(p, 4)) != 0) { /* NUL ends a sequence early */
+			fwrite(p, 1, n, out);
+			p += n;
+		} else {
+			fputs("\\ufffd", out); /* not UTF-8 (a file name): JSON text must be */
+			p++;
+		}
 	}
 	fputc('"', out);
 }
@@ -63,7 +72,7 @@ void flow_json_line(FILE *out, const struct flow *f, enum flow_end_reason why, c
 {
 	flow_json_fields(out, f, file);
 	end_field(out, why);
-	fputs("}\n", out);
+	fputs(",\"type\":\"flow\"}\n", out);
 }
 
 /* {"voip":0.0123,...} over the model's classes. */
@@ -113,7 +122,7 @@ void verdict_json_line(FILE *out, const struct classifier *c, const struct flow 
 	flow_json_fields(out, f, file);
 	end_field(out, why);
 	verdict_json_fields(out, c, v);
-	fputs("}\n", out);
+	fputs(",\"type\":\"flow\"}\n", out);
 }
 
 void block_verdict_json_line(FILE *out, const struct classifier *c, const struct block_verdict *v,
@@ -141,5 +150,5 @@ void block_verdict_json_line(FILE *out, const struct classifier *c, const struct
 	fputs(",\"logits\":[", out);
 	for (i = 0; i < m->n_classes; i++)
 		fprintf(out, "%s%d", i ? "," : "", v->logits[i]);
-	fputs("]}}\n", out);
+	fputs("]},\"type\":\"block\"}\n", out);
 }

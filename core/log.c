@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "utf8.h"
+
 static const char *log_prog = "flowpic";
 static enum log_level log_level = LOG_WARN;
 static enum log_format log_format = LOG_FORMAT_TEXT;
@@ -83,37 +85,6 @@ const char *log_level_name(enum log_level level)
 	return level_names[level];
 }
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0 (RFC 3629: no
- * overlongs, no surrogates, nothing above U+10FFFF). */
-static size_t utf8_seq(const unsigned char *p)
-{
-	unsigned char c = p[0], lo = 0x80, hi = 0xbf;
-	size_t n, i;
-
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		n = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	if (c == 0xe0)
-		lo = 0xa0;
-	else if (c == 0xed)
-		hi = 0x9f;
-	else if (c == 0xf0)
-		lo = 0x90;
-	else if (c == 0xf4)
-		hi = 0x8f;
-	if (p[1] < lo || p[1] > hi)
-		return 0;
-	for (i = 2; i < n; i++)
-		if (p[i] < 0x80 || p[i] > 0xbf)
-			return 0;
-	return n;
-}
-
 size_t log_json_escape(const char *s, char *out, size_t outlen)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -135,7 +106,7 @@ size_t log_json_escape(const char *s, char *out, size_t outlen)
 		} else if (*p < 0x80) {
 			piece = (const char *)p, n = 1;
 			p++;
-		} else if ((n = utf8_seq(p)) != 0) {
+		} else if ((n = utf8_len(p, 4)) != 0) { /* NUL ends a sequence early */
 			piece = (const char *)p;
 			p += n;
 		} else {

@@ -50,6 +50,8 @@ dev=(
 	nats-server
 	# the packages' tests (tests/deploy): lint, units, the manifests (YAML)
 	lintian systemd python3-yaml
+	# every program's JSON lines against docs/output.schema.json (test system.json_schema)
+	python3-jsonschema
 	# the metrics test (tests/deploy/test_metrics.sh): a real Prometheus, promtool
 	prometheus
 )

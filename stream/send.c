@@ -496,7 +496,7 @@ static void print_counters(const struct stream_counters *c, const struct feed *f
 		       f->bad, f->skipped, secs);
 		for (i = 0; i < n; i++)
 			printf(",\"%s\":%" PRIu64, list[i].name + 7, list[i].value);
-		printf("}\n");
+		printf(",\"type\":\"counters\"}\n");
 		return;
 	}
 	printf("%-24s %" PRIu64 "\n%-24s %" PRIu64 "\n", "lines.bad", f->bad, "lines.skipped",

@@ -209,7 +209,7 @@ static void test_counters_line(void **state)
 	agent_counters_write(out, c, 3);
 	fclose(out);
 	assert_string_equal(buf, "{\"counters\":{\"packets\":3,\"capture_lost_ring_full\":0,"
-				 "\"stream.acked\":18446744073709551615}}\n");
+				 "\"stream.acked\":18446744073709551615},\"type\":\"counters\"}\n");
 	free(buf);
 }
 

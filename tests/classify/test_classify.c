@@ -1003,11 +1003,12 @@ static void test_json_lines(void **state)
 				     "\"confidence\":1.0000,\"reason\":\"ok\",\"early\":false,"
 				     "\"blocks_voting\":2,\"blocks_sparse\":0,\"votes_other\":0,"
 				     "\"probs\":{\"a\":1.0000,\"b\":0.0000,"
-				     "\"c\":0.0000},\"votes\":{\"a\":2,\"b\":0,\"c\":0}}\n"));
+				     "\"c\":0.0000},\"votes\":{\"a\":2,\"b\":0,\"c\":0},"
+				     "\"type\":\"flow\"}\n"));
 	assert_non_null(strstr(text, "{\"block\":{\"flow\":1,\"index\":0,"));
 	assert_non_null(strstr(text, "\"class\":\"a\",\"top\":\"a\",\"reason\":\"ok\","
 				     "\"confidence\":1.0000,\"energy\":-12.5000,"));
-	assert_non_null(strstr(text, "\"logits\":[50,0,0]}}\n"));
+	assert_non_null(strstr(text, "\"logits\":[50,0,0]},\"type\":\"block\"}\n"));
 	free(text);
 	classifier_free(c);
 }
