@@ -176,12 +176,12 @@ static bool nap(struct publisher *p, int ms)
  * false: stopped first, or out of memory. */
 static bool send_group(struct publisher *p, const struct pub_group *g)
 {
-	natsMsg **todo = calloc(g->n ? g->n : 1, sizeof(*todo));
-	size_t ntodo = 0, i;
+	natsMsg **to_send = calloc(g->n ? g->n : 1, sizeof(*to_send));
+	size_t nsend = 0, i;
 	int backoff = 100;
 	bool ok = false;
 
-	if (!todo)
+	if (!to_send)
 		return false;
 	/* Each message fails at most once a round: the handler never allocates. */
 	pthread_mutex_lock(&p->fmu);
@@ -205,21 +205,21 @@ static bool send_group(struct publisher *p, const struct pub_group *g)
 			natsMsg_Destroy(m);
 			goto out;
 		}
-		todo[ntodo++] = m;
+		to_send[nsend++] = m;
 	}
-	while (ntodo) {
+	while (nsend) {
 		jsPubOptions po;
 		natsMsgList pend = { 0 };
 		natsStatus s;
 		size_t kept = 0;
 
-		for (i = 0; i < ntodo; i++) {
-			if (js_PublishMsgAsync(p->js, &todo[i], NULL) != NATS_OK) {
+		for (i = 0; i < nsend; i++) {
+			if (js_PublishMsgAsync(p->js, &to_send[i], NULL) != NATS_OK) {
 				atomic_fetch_add(&p->errors, 1);
-				todo[kept++] = todo[i]; /* still ours: sent again below */
+				to_send[kept++] = to_send[i]; /* still ours: sent again below */
 			}
 		}
-		ntodo = kept;
+		nsend = kept;
 		jsPubOptions_Init(&po);
 		po.MaxWait = PUBLISH_ACK_WAIT_MS;
 		s = js_PublishAsyncComplete(p->js, &po);
@@ -227,17 +227,17 @@ static bool send_group(struct publisher *p, const struct pub_group *g)
 			/* No ack in time (a node gone with them): ours again. */
 			atomic_fetch_add(&p->errors, (uint64_t)pend.Count);
 			for (i = 0; i < (size_t)pend.Count; i++) {
-				todo[ntodo++] = pend.Msgs[i];
+				to_send[nsend++] = pend.Msgs[i];
 				pend.Msgs[i] = NULL;
 			}
 			natsMsgList_Destroy(&pend);
 		}
 		pthread_mutex_lock(&p->fmu);
 		for (i = 0; i < p->nfailed; i++)
-			todo[ntodo++] = p->failed[i];
+			to_send[nsend++] = p->failed[i];
 		p->nfailed = 0;
 		pthread_mutex_unlock(&p->fmu);
-		if (!ntodo)
+		if (!nsend)
 			break;
 		if (nap(p, backoff))
 			goto out;
@@ -245,9 +245,9 @@ static bool send_group(struct publisher *p, const struct pub_group *g)
 	}
 	ok = true;
 out:
-	for (i = 0; i < ntodo; i++)
-		natsMsg_Destroy(todo[i]);
-	free(todo);
+	for (i = 0; i < nsend; i++)
+		natsMsg_Destroy(to_send[i]);
+	free(to_send);
 	return ok;
 }
 
