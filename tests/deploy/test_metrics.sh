@@ -24,7 +24,7 @@ py=/usr/bin/python3
 ns_s=fpt-metrics-srv ns_c=fpt-metrics-cli
 if_s=fpt-met-s0 if_c=fpt-met-c0
 ip_s=10.198.79.1 ip_c=10.198.79.2
-tmp=$(mktemp -d /tmp/fpt-metrics.XXXXXX)
+tmp=$(mktemp -d)
 keep_var=FPT_METRICS_KEEP
 . "$here/../agent/netns_lib.sh"
 

@@ -14,7 +14,7 @@
 # where flowpic packages are already installed.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
-work=$(mktemp -d /tmp/flowpic-deb.XXXXXX)
+work=$(mktemp -d)
 pkgs=(flowpic flowpic-agent flowpic-collector)
 fail() { echo "test_packages: FAIL: $*" >&2; exit 1; }
 cleanup() {

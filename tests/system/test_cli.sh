@@ -8,15 +8,8 @@ flowpic=$1 demo=$2 data=$3
 py=/usr/bin/python3
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-check() { # name, then a command that must succeed
-	local name=$1
-	shift
-	if "$@"; then ok "$name"; else bad "$name"; fi
-}
+# shellcheck source=results.sh
+. "$(dirname "$0")/results.sh"
 
 [ -x "$flowpic" ] || { echo "no flowpic binary at $flowpic"; exit 1; }
 [ -f "$demo" ] || { echo "no demo capture at $demo"; exit 1; }

@@ -11,15 +11,8 @@ flowpic=$1 agent=$2 demo=$3
 py=/usr/bin/python3
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-check() { # name, then a command that must succeed
-	local name=$1
-	shift
-	if "$@"; then ok "$name"; else bad "$name"; fi
-}
+# shellcheck source=results.sh
+. "$(dirname "$0")/results.sh"
 expect_fail() { # name, expected status, stderr pattern, args... (stdin as given)
 	local name=$1 want=$2 pat=$3
 	shift 3

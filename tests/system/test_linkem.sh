@@ -12,15 +12,8 @@
 set -uo pipefail
 linkem=$1
 py=/usr/bin/python3
-pass=0 fail=0
-
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-check() { # name, then a command that must succeed
-	local name=$1
-	shift
-	if "$@"; then ok "$name"; else bad "$name"; fi
-}
+# shellcheck source=results.sh
+. "$(dirname "$0")/results.sh"
 # within NAME VALUE LO HI: LO <= VALUE <= HI (numbers, compared by python)
 within() {
 	if $py -c "import sys; sys.exit(not ($3 <= $2 <= $4))"; then
