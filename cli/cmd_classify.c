@@ -419,7 +419,7 @@ static void csv_header(FILE *out, const struct classify_args *a)
 	const struct model *m = classifier_model(a->c);
 	uint32_t i;
 
-	fputs("file,id,proto,src,sport,dst,dport,packets,bytes,start_ns,duration,blocks,class,"
+	fputs("file,flow_id,proto,src,sport,dst,dport,packets,bytes,start_ns,duration,blocks,class,"
 	      "confidence,early,reason,blocks_voting",
 	      out);
 	for (i = 0; i < m->n_classes; i++) {
@@ -597,7 +597,7 @@ static void classes_print_json(const struct classify_args *a)
 	const struct classify_stats *st = classifier_stats(a->c);
 	uint32_t i, r;
 
-	fputs("{\"classes\":{\"model\":", stdout);
+	fputs("{\"model\":", stdout);
 	json_write_string(stdout, classifier_model_source(a->c));
 	printf(",\"flows\":%" PRIu64 ",\"shown\":%" PRIu64 ",\"blocks\":%" PRIu64
 	       ",\"blocks_early\":%" PRIu64 ",\"blocks_sparse\":%" PRIu64
@@ -618,7 +618,7 @@ static void classes_print_json(const struct classify_args *a)
 	for (r = 1; r < CLASSIFY_REASON_COUNT; r++)
 		printf("%s\"%s\":%" PRIu64, r > 1 ? "," : "", classify_reason_name(r),
 		       st->flows_unknown[r]);
-	fputs("}},\"type\":\"summary\"}\n", stdout);
+	fputs("},\"type\":\"summary\"}\n", stdout);
 }
 
 /* The model fixes res and window: a different one given on the command

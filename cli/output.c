@@ -51,7 +51,7 @@ void summary_print_json(FILE *out, const struct file_run *r)
 	const struct flow_stats *s = &r->stats;
 	int i, first = 1;
 
-	fputs("{\"summary\":{\"file\":", out);
+	fputs("{\"file\":", out);
 	json_write_string(out, r->path);
 	fprintf(out,
 		",\"format\":\"%s\",\"linktype\":%d,\"complete\":%s,\"records\":%" PRIu64
@@ -77,7 +77,7 @@ void summary_print_json(FILE *out, const struct file_run *r)
 		fputs(",\"error\":", out);
 		json_write_string(out, r->error);
 	}
-	fputs("},\"type\":\"summary\"}\n", out);
+	fputs(",\"type\":\"summary\"}\n", out);
 }
 
 void summary_print_text(FILE *out, const struct file_run *r)

@@ -4,6 +4,7 @@
  * walk the same table (COLLECTOR_COUNTERS, then the metrics listener's).
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "counters.h"
@@ -22,18 +23,28 @@ void collector_counters_init(struct collector_counters *c)
 			  sizeof(store_bounds) / sizeof(store_bounds[0]));
 }
 
+static const char *sep(bool *first)
+{
+	const char *s = *first ? "" : ",";
+
+	*first = false;
+	return s;
+}
+
 void collector_counters_print(const struct collector_counters *c, FILE *out)
 {
 	struct http_metrics_stat ms[HTTP_METRICS_NSTATS];
 	size_t i, n = http_metrics_stats_list(&c->metrics, ms, HTTP_METRICS_NSTATS);
+	bool first = true;
 
-	fputs("{\"event\":\"counters\"", out);
-#define X(name, kind, help) fprintf(out, ",\"" #name "\":%" PRIu64, c->name);
+	/* The same shape as the agent's and flowpic-send's (docs/json.md). */
+	fputs("{\"counters\":{", out);
+#define X(name, kind, help) fprintf(out, "%s\"" #name "\":%" PRIu64, sep(&first), c->name);
 	COLLECTOR_COUNTERS(X)
 #undef X
 	for (i = 0; i < n; i++)
 		fprintf(out, ",\"%s\":%" PRIu64, ms[i].name, ms[i].value);
-	fputs(",\"type\":\"counters\"}\n", out);
+	fputs("},\"type\":\"counters\"}\n", out);
 	fflush(out);
 }
 

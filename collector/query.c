@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "core/clock.h"
+#include "core/flow_json.h"
 #include "json.h"
 #include "core/log.h"
 #include "core/number.h"
@@ -366,6 +367,8 @@ static int print_json(void *ctx, const char *const *vals)
 			sbuf_puts(&b, "null");
 		else if (store_cols[i].type == COL_TEXT)
 			sbuf_json_str(&b, v, strlen(v));
+		else if (store_cols[i].type == COL_PROTO)
+			sbuf_printf(&b, "\"%s\"", flow_proto_name((uint8_t)atoi(v)));
 		else if (store_cols[i].type == COL_JSON ? json_is_valid(v) : json_is_number(v))
 			sbuf_puts(&b, v); /* numbers and the stored probs JSON */
 		else if (store_cols[i].type == COL_JSON)
@@ -429,9 +432,7 @@ static int print_row(void *ctx, const char *const *vals)
 		 printable(val(vals, "sport"), sport, sizeof(sport)),
 		 printable(val(vals, "dst"), dst, sizeof(dst)),
 		 printable(val(vals, "dport"), dport, sizeof(dport)),
-		 proto == 6  ? "tcp" :
-		 proto == 17 ? "udp" :
-			       "ip");
+		 flow_proto_name((uint8_t)proto));
 	if (o->rows == 0)
 		printf("%-19s  %-14s  %-13s  %-14s  %5s  %-6s  %s\n", "start (UTC)", "host",
 		       "class", "reason", "conf", "stage", "flow");

@@ -98,8 +98,10 @@ struct store_filter {
 	bool ascending;		       /* oldest first (default: newest first) */
 };
 
-/* The columns every query row has, in order (names as printed). */
-enum store_col_type { COL_TEXT, COL_INT, COL_REAL, COL_JSON };
+/* The columns every query row has, in order (names as printed: the names
+ * and meanings of flowpic's flow lines where both have a field, docs/json.md).
+ * COL_PROTO: stored as the protocol number, printed "tcp", "udp" or "other". */
+enum store_col_type { COL_TEXT, COL_INT, COL_REAL, COL_JSON, COL_PROTO };
 struct store_col {
 	const char *name;
 	enum store_col_type type;

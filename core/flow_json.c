@@ -47,10 +47,11 @@ void flow_json_fields(FILE *out, const struct flow *f, const char *file)
 		fputc(',', out);
 	}
 	fprintf(out,
-		"\"id\":%" PRIu64 ",\"proto\":\"%s\",\"src\":\"%s\",\"sport\":%u,"
+		"\"flow_id\":%" PRIu64 ",\"proto\":\"%s\",\"src\":\"%s\",\"sport\":%u,"
 		"\"dst\":\"%s\",\"dport\":%u,\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64
 		",\"payload_bytes\":%" PRIu64 ",\"packets_fwd\":%" PRIu64
 		",\"packets_rev\":%" PRIu64 ",\"bytes_fwd\":%" PRIu64 ",\"bytes_rev\":%" PRIu64
+		",\"payload_bytes_fwd\":%" PRIu64 ",\"payload_bytes_rev\":%" PRIu64
 		",\"start\":%" PRIu64 ".%09" PRIu64 ",\"start_ns\":%" PRIu64
 		",\"duration\":%.9f,\"blocks\":%u,\"oversize\":%" PRIu64 ",\"reordered\":%" PRIu64
 		",\"cells_refused\":%" PRIu64,
@@ -58,9 +59,9 @@ void flow_json_fields(FILE *out, const struct flow *f, const char *file)
 		f->key.port_a, pkt_addr_str(f->key.b, b, sizeof(b)), f->key.port_b,
 		f->packets[0] + f->packets[1], f->ip_bytes[0] + f->ip_bytes[1],
 		f->payload[0] + f->payload[1], f->packets[0], f->packets[1], f->ip_bytes[0],
-		f->ip_bytes[1], f->first_ns / NS_PER_SEC, f->first_ns % NS_PER_SEC, f->first_ns,
-		(double)(f->last_ns - f->first_ns) / 1e9, f->blocks, f->oversize, f->reordered,
-		f->cells_refused);
+		f->ip_bytes[1], f->payload[0], f->payload[1], f->first_ns / NS_PER_SEC,
+		f->first_ns % NS_PER_SEC, f->first_ns, (double)(f->last_ns - f->first_ns) / 1e9,
+		f->blocks, f->oversize, f->reordered, f->cells_refused);
 }
 
 static void end_field(FILE *out, enum flow_end_reason why)
@@ -131,14 +132,14 @@ void block_verdict_json_line(FILE *out, const struct classifier *c, const struct
 	const struct model *m = classifier_model(c);
 	uint32_t i;
 
-	fputs("{\"block\":{", out);
+	fputc('{', out);
 	if (file) {
 		fputs("\"file\":", out);
 		json_write_string(out, file);
 		fputc(',', out);
 	}
 	fprintf(out,
-		"\"flow\":%" PRIu64 ",\"index\":%" PRIu64 ",\"start_ns\":%" PRIu64
+		"\"flow_id\":%" PRIu64 ",\"block_index\":%" PRIu64 ",\"start_ns\":%" PRIu64
 		",\"samples\":%u,\"early\":%s,\"class\":",
 		v->flow_id, v->index, v->start_ns, v->samples, v->early ? "true" : "false");
 	json_write_string(out, classifier_class_name(c, v->cls));
@@ -150,5 +151,5 @@ void block_verdict_json_line(FILE *out, const struct classifier *c, const struct
 	fputs(",\"logits\":[", out);
 	for (i = 0; i < m->n_classes; i++)
 		fprintf(out, "%s%d", i ? "," : "", v->logits[i]);
-	fputs("]},\"type\":\"block\"}\n", out);
+	fputs("],\"type\":\"block\"}\n", out);
 }

@@ -4,7 +4,7 @@
  * `flowpic flows --json`, `flowpic classify --json` and the agent, so they
  * print the same fields with the same names (docs/cli.md lists them).
  *
- * A flow line is {"file":...,"id":...,...,"end":"idle"|"input"}; a verdict
+ * A flow line is {"file":...,"flow_id":...,...,"end":"idle"|"input","type":"flow"}; a verdict
  * line is the same flow fields, then "end", then the verdict's fields
  * ("class", "top", "confidence", "reason", "early", "blocks_voting",
  * "blocks_sparse", "votes_other", "probs", "votes"; the flow's "blocks" is

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 static const char *log_prog = "flowpic";
 static enum log_level log_level = LOG_WARN;
 static enum log_format log_format = LOG_FORMAT_TEXT;
+static bool log_stamp; /* text lines start with the time */
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
@@ -27,12 +29,26 @@ static struct {
 } held[HELD_MAX];
 static unsigned nheld;
 
+/* systemd sets JOURNAL_STREAM=DEV:INODE when stderr goes to the journal,
+ * which stamps every line itself. */
+static bool stderr_is_journal(void)
+{
+	const char *env = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	return env && sscanf(env, "%llu:%llu", &dev, &ino) == 2 && !fstat(STDERR_FILENO, &st) &&
+	       (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
 void log_init(const char *progname, enum log_level level)
 {
 	const char *env = getenv("FLOWPIC_LOG_FORMAT");
 
 	log_prog = progname;
 	log_level = level;
+	/* A terminal is read now; a file or pipe is read later, and needs the time. */
+	log_stamp = !isatty(STDERR_FILENO) && !stderr_is_journal();
 	if (env && log_parse_format(env, &log_format) < 0)
 		log_warn("FLOWPIC_LOG_FORMAT '%.40s': give text or json; logging as text", env);
 }
@@ -137,25 +153,34 @@ static void emit(const char *line, size_t len)
 	}
 }
 
+/* Now as 2026-12-06T09:10:11.123Z, then end. */
+static void log_time_utc(char *out, size_t len, const char *end)
+{
+	struct timespec ts;
+	char when[24];
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, len, "%s.%03ldZ%s", when, ts.tv_nsec / 1000000, end);
+}
+
 static void emit_json(enum log_level level, const char *msg)
 {
 	size_t cap = strlen(msg) * 6 + 256, n;
-	struct timespec ts;
-	char *line, when[32];
-	struct tm tm;
+	char *line, when[40];
 
 	line = malloc(cap);
 	if (!line)
 		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	n = (size_t)snprintf(line, cap, "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"prog\":\"", when,
-			     ts.tv_nsec / 1000000, level_names[level]);
+	log_time_utc(when, sizeof(when), "");
+	n = (size_t)snprintf(line, cap, "{\"ts\":\"%s\",\"level\":\"%s\",\"prog\":\"", when,
+			     level_names[level]);
 	n += log_json_escape(log_prog, line + n, cap - n);
 	n += (size_t)snprintf(line + n, cap - n, "\",\"msg\":\"");
 	n += log_json_escape(msg, line + n, cap - n);
-	n += (size_t)snprintf(line + n, cap - n, "\"}\n");
+	n += (size_t)snprintf(line + n, cap - n, "\",\"type\":\"log\"}\n");
 	emit(line, n);
 	free(line);
 }
@@ -191,11 +216,13 @@ static void write_msg(enum log_level level, const char *msg)
 	if (log_format == LOG_FORMAT_JSON) {
 		emit_json(level, msg);
 	} else {
-		size_t len = strlen(log_prog) + strlen(msg) + 16;
-		char *line = malloc(len);
+		size_t len = strlen(log_prog) + strlen(msg) + 48;
+		char *line = malloc(len), when[40] = "";
 
 		if (line) {
-			emit(line, (size_t)snprintf(line, len, "%s: %s: %s\n", log_prog,
+			if (log_stamp)
+				log_time_utc(when, sizeof(when), " ");
+			emit(line, (size_t)snprintf(line, len, "%s%s: %s: %s\n", when, log_prog,
 						    text_names[level], msg));
 			free(line);
 		}

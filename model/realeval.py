@@ -429,17 +429,16 @@ def classify(flowpic, files, model, extra, batch=150):
                 o = json.loads(line)
             except ValueError:
                 continue
-            if "block" in o:
-                b = o["block"]
-                pending.setdefault(b["flow"], []).append(b)
-            elif "summary" in o:
-                pending = {}
-            elif "classes" in o:
-                continue
-            elif "id" in o:
+            kind = o.get("type")
+            if kind == "block":
+                pending.setdefault(o["flow_id"], []).append(o)
+            elif kind == "summary":
+                if "file" in o:  # a file's summary (the last one has the totals)
+                    pending = {}
+            elif kind == "flow":
                 # one file: the flow lines carry no "file"
                 yield o.get("file", part[0] if len(part) == 1 else None), o, \
-                    pending.pop(o["id"], [])
+                    pending.pop(o["flow_id"], [])
         err = p.stderr.read()
         rc = p.wait()
         if rc == 1:     # a file (of the batch) could not be read at all: the rest was

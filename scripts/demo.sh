@@ -49,8 +49,8 @@ echo
 /usr/bin/python3 "$root/tests/classify/score_labels.py" "$root/data/lab-mix.labels.jsonl" \
 	<"$out/demo-verdicts.jsonl"
 busiest=$(/usr/bin/python3 -c 'import json,sys
-flows=[json.loads(l) for l in sys.stdin if l.startswith("{\"id\"")]
-print(max(flows, key=lambda f: f["packets"])["id"])' <"$out/demo-verdicts.jsonl")
+flows=[o for o in map(json.loads, sys.stdin) if o["type"] == "flow"]
+print(max(flows, key=lambda f: f["packets"])["flow_id"])' <"$out/demo-verdicts.jsonl")
 "$flowpic" render "$capture" --flow "$busiest" --block 0 -o "$out/demo-flow.png"
 echo "flow verdicts in out/demo-verdicts.jsonl, stored verdicts in out/demo-verdicts.db" \
 	"(flowpic-collector query --db sqlite:out/demo-verdicts.db), FlowPic of flow $busiest in out/demo-flow.png"

@@ -492,11 +492,13 @@ static void print_counters(const struct stream_counters *c, const struct feed *f
 	size_t i, n = stream_counters_list(c, list, 32);
 
 	if (json) {
-		printf("{\"lines_bad\":%" PRIu64 ",\"lines_skipped\":%" PRIu64 ",\"seconds\":%.3f",
-		       f->bad, f->skipped, secs);
+		/* The agent's shape and names (docs/json.md). */
+		printf("{\"seconds\":%.3f,\"counters\":{\"lines_bad\":%" PRIu64
+		       ",\"lines_skipped\":%" PRIu64,
+		       secs, f->bad, f->skipped);
 		for (i = 0; i < n; i++)
-			printf(",\"%s\":%" PRIu64, list[i].name + 7, list[i].value);
-		printf(",\"type\":\"counters\"}\n");
+			printf(",\"%s\":%" PRIu64, list[i].name, list[i].value);
+		printf("},\"type\":\"counters\"}\n");
 		return;
 	}
 	printf("%-24s %" PRIu64 "\n%-24s %" PRIu64 "\n", "lines.bad", f->bad, "lines.skipped",

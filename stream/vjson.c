@@ -26,7 +26,8 @@ struct jp {
 	char *err;
 	size_t errlen;
 	struct stream_verdict *v;
-	bool is_block, is_summary, any;
+	bool is_block, scan, any;
+	char type[16]; /* the line's "type" (docs/json.md), from the first pass */
 	bool have_stage, have_start_ns, have_dur_ns;
 	bool in_probs; /* inside "probs":{"class":p,...} */
 	int early;     /* -1 unknown */
@@ -247,7 +248,7 @@ static int field(struct jp *j, const char *k, const struct jval *x)
 		if (x->t != J_BOOL)
 			goto bad;
 		j->early = x->b;
-	} else if (IS(k, "id") || IS(k, "flow_id") || (IS(k, "flow") && x->t == J_NUM)) {
+	} else if (IS(k, "flow_id")) {
 		v->flow_id = u64(x);
 	} else if (IS(k, "start_ns") || IS(k, "start_unix_ns")) {
 		v->start_unix_ns = u64(x);
@@ -265,11 +266,11 @@ static int field(struct jp *j, const char *k, const struct jval *x)
 		v->packets_fwd = u64(x);
 	} else if (IS(k, "packets_rev")) {
 		v->packets_rev = u64(x);
-	} else if (IS(k, "bytes_fwd")) {
+	} else if (IS(k, "payload_bytes_fwd")) { /* the wire's bytes; "bytes_fwd" is IP bytes */
 		v->bytes_fwd = u64(x);
-	} else if (IS(k, "bytes_rev")) {
+	} else if (IS(k, "payload_bytes_rev")) {
 		v->bytes_rev = u64(x);
-	} else if (IS(k, "block_index") || (IS(k, "index") && j->is_block)) {
+	} else if (IS(k, "block_index")) {
 		v->block_index = u64(x);
 	} else if (IS(k, "blocks")) {
 		v->blocks = (uint32_t)u64(x);
@@ -313,11 +314,6 @@ static int object(struct jp *j, int depth)
 			return fail(j, "expected ':'");
 		j->p++;
 		ws(j);
-		/* classify --json ends with {"summary":...} and {"classes":...} lines. */
-		if (depth == 0 && (IS(k, "summary") || IS(k, "classes")))
-			j->is_summary = true;
-		if (depth == 0 && IS(k, "block"))
-			j->is_block = true;
 		if (value(j, k, depth + 1) < 0)
 			return -EINVAL;
 		ws(j);
@@ -409,8 +405,11 @@ static int value(struct jp *j, const char *key, int depth)
 		x.numlen = n;
 		j->p += n;
 	}
-	if (j->is_summary)
+	if (j->scan) { /* the first pass looks for the line's "type" only */
+		if (depth == 1 && IS(key, "type") && x.t == J_STR)
+			memcpy(j->type, x.s, sizeof(j->type) - 1);
 		return 0;
+	}
 	if (j->in_probs)
 		return add_prob(j, key, &x);
 	return field(j, key, &x);
@@ -436,13 +435,23 @@ int vjson_parse(const char *line, size_t len, struct stream_verdict *v,
 		return 1;
 	if (*j.p != '{')
 		return fail(&j, "expected a JSON object");
+	/* Two passes: the "type" may come last, and decides how the rest reads. */
+	j.scan = true;
 	if (object(&j, 0) < 0)
 		return -EINVAL;
 	ws(&j);
 	if (j.p != j.end)
 		return fail(&j, "text after the object");
-	if (j.is_summary)
-		return 1;
+	if (j.type[0] && strcmp(j.type, "flow") && strcmp(j.type, "block") &&
+	    strcmp(j.type, "verdict"))
+		return 1; /* summary, counters, event, log: not a verdict */
+	j.is_block = !strcmp(j.type, "block");
+	j.scan = false;
+	j.p = j.start;
+	j.any = false;
+	ws(&j);
+	if (object(&j, 0) < 0)
+		return -EINVAL;
 	if (!v->class_name[0]) {
 		j.p = line;
 		snprintf(err, errlen, "no \"class\" (or \"class_name\"): not a verdict");

@@ -123,8 +123,8 @@ done
 read -r packets _ < "$tmp/count.out"
 rec=$(grep -o '"records":[0-9]*' "$tmp/json.out" | tail -n 1 | cut -d: -f2)
 [ "$rec" = "$packets" ] || die "flowpic classify read ${rec:-?} records, not $packets"
-fp_flows=$(grep -o '"classes":{"model":"[^"]*","flows":[0-9]*' "$tmp/json.out" | grep -o '[0-9]*$')
-[ "$fp_flows" = "$(grep -c '^{"id"' "$tmp/json.out")" ] || die "flowpic: flow lines and summary differ"
+fp_flows=$(grep -o '^{"model":"[^"]*","flows":[0-9]*' "$tmp/json.out" | grep -o '[0-9]*$')
+[ "$fp_flows" = "$(grep -c '"type":"flow"}$' "$tmp/json.out")" ] || die "flowpic: flow lines and summary differ"
 nd_total=$(awk '/IP packets:/ { print $5 }' "$tmp/ndpi.out")
 [ "$nd_total" = "$packets" ] ||
 	die "ndpiReader read ${nd_total:-?} packets, not $packets; see $tmp/ndpi.out"

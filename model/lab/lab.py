@@ -57,7 +57,7 @@ def die(msg):
 def flows_of(flowpic, path):
     out = subprocess.run([flowpic, "flows", "--json", "-q", path], check=True,
                          stdout=subprocess.PIPE, text=True).stdout
-    return [json.loads(l) for l in out.splitlines() if l.startswith('{"id"')]
+    return [o for o in map(json.loads, out.splitlines()) if o["type"] == "flow"]
 
 
 def read_jsonl(path):
@@ -388,7 +388,7 @@ def cmd_examples(args):
             label = label_flow(f, _flow_record(rec))
             if label in CLASSES and f["blocks"] >= 2 and \
                     f["packets"] > best.get(label, (0,))[0]:
-                best[label] = (f["packets"], path, f["id"], rec)
+                best[label] = (f["packets"], path, f["flow_id"], rec)
     for cls in CLASSES:
         if cls not in best:
             log(f"no {cls} flow with a complete block")

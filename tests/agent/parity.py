@@ -47,15 +47,10 @@ def verdict_lines(text):
         if not line.startswith("{"):
             continue
         o = json.loads(line)
-        if "block" in o:
-            b = o["block"]
-            blocks[(b["flow"], b["index"])] = b
-        elif "counters" in o or "summary" in o:
-            continue
-        else:
-            f = o.get("flow", o)
-            if "sport" in f:
-                flows[f["id"]] = f
+        if o["type"] == "block":
+            blocks[(o["flow_id"], o["block_index"])] = o
+        elif o["type"] == "flow":
+            flows[o["flow_id"]] = o
     by_key = {}
     for fid, f in flows.items():
         key = (f["proto"], f["src"], f["sport"], f["dst"], f["dport"])

@@ -26,7 +26,7 @@ check_counters() { # counters-file summary-file
 	"$py" - "$1" "$2" <<'EOF'
 import json, sys
 c = [json.loads(l)["counters"] for l in open(sys.argv[1]) if l.startswith('{"counters"')]
-s = [json.loads(l)["summary"] for l in open(sys.argv[2]) if l.startswith('{"summary"')]
+s = [o for o in map(json.loads, open(sys.argv[2])) if o["type"] == "summary" and "file" in o]
 assert len(c) == 1 and len(s) == 1, (len(c), len(s))
 c, s = c[0], s[0]
 want = {"packets": s["tcp"] + s["udp"], "packets_tcp": s["tcp"], "packets_udp": s["udp"],
@@ -50,7 +50,7 @@ compare() { # name file [agent/classify flags...]
 	"$agent" --pcap "$f" "$@" > "$tmp/agent.out" 2> "$tmp/agent.err"
 	local rc=$?
 	"$flowpic" classify --json --blocks "$@" "$f" > "$tmp/classify.all" 2> /dev/null
-	grep -v '^{"summary"\|^{"classes"' "$tmp/classify.all" > "$tmp/classify.out"
+	grep -v '"type":"summary"}$' "$tmp/classify.all" > "$tmp/classify.out"
 	if [ "$rc" -ne 0 ]; then
 		bad "$name: agent exit $rc: $(head -c 300 "$tmp/agent.err")"
 	elif [ ! -s "$tmp/agent.out" ]; then
@@ -84,7 +84,7 @@ compare "verdict rule (--vote-ratio 0.3 --min-confidence 0.8)" "$lab" --vote-rat
 
 # Flow verdicts only: classify --json without --blocks.
 "$agent" --pcap "$demo" --flow-verdicts-only > "$tmp/a" 2> /dev/null
-"$flowpic" classify --json "$demo" 2> /dev/null | grep -v '^{"summary"\|^{"classes"' > "$tmp/c"
+"$flowpic" classify --json "$demo" 2> /dev/null | grep -v '"type":"summary"}$' > "$tmp/c"
 if cmp -s "$tmp/a" "$tmp/c" && [ -s "$tmp/a" ]; then ok "--flow-verdicts-only"; else bad "--flow-verdicts-only"; fi
 
 # The same settings from a config file, and flags over the file.

@@ -79,7 +79,7 @@ def test_sighup_json(agent, cap, d):
     with open(errpath, "rb") as f:
         errs = f.read().decode("utf-8").splitlines()
     objs = [json.loads(l) for l in errs]
-    assert objs and all(set(o) == {"ts", "level", "prog", "msg"} and
+    assert objs and all(set(o) == {"ts", "level", "prog", "msg", "type"} and
                         o["prog"] == "flowpic-agent" for o in objs), objs
     assert any("127.0.0.1:1" in o["msg"] for o in objs), objs
     print("SIGHUP reopened the counters file; %d JSON log lines: OK" % len(objs))

@@ -46,11 +46,11 @@ out, err, store, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 printed = []
 for l in open(out):
     v = json.loads(l)
-    if "block" in v:
-        b = v["block"]
-        printed.append((b["flow"], 1 if b["early"] else 2, b["index"], b["class"], b["probs"]))
+    if v["type"] == "block":
+        printed.append((v["flow_id"], 1 if v["early"] else 2, v["block_index"], v["class"],
+                        v["probs"]))
     else:
-        printed.append((v["id"], 3, 0, v["class"], v["probs"]))
+        printed.append((v["flow_id"], 3, 0, v["class"], v["probs"]))
 stored = [json.loads(l) for l in open(store)]
 assert len({(s["run_id"]) for s in stored}) == runs, "runs"
 got = [(s["flow_id"], s["stage"], s["block_index"], s["class_name"],

@@ -215,8 +215,8 @@ for line in open(tsv):
 flows, blocks, got = [], [], {}
 for line in open(verdicts):
     v = json.loads(line)
-    if "block" in v:
-        blocks.append(v["block"])
+    if v["type"] == "block":
+        blocks.append(v)
         continue
     flows.append(v)
     key = ({"tcp": 6, "udp": 17}[v["proto"]],
@@ -265,13 +265,13 @@ final = {s["flow_id"]: s for s in stored if s["stage"] == 3}
 check(len(stored) == len(flows) + len(blocks) == c["stream.acked"],
       "collector stored every verdict (%d) and acknowledged them" % len(stored))
 for f in flows:
-    s = final.get(f["id"], {})
+    s = final.get(f["flow_id"], {})
     want_dir = 1 if f["src"] == local else 2   # outbound when this side opened it
     check(s.get("class_name") == f["class"] and s.get("packets_fwd") == f["packets_fwd"]
           and s.get("packets_rev") == f["packets_rev"] and s.get("interface") == ifname
           and s.get("direction") == want_dir,
           "collector: flow %d (%s:%d -> %s:%d) final verdict on %s, direction %s (want %d)"
-          % (f["id"], f["src"], f["sport"], f["dst"], f["dport"], s.get("interface"),
+          % (f["flow_id"], f["src"], f["sport"], f["dst"], f["dport"], s.get("interface"),
              s.get("direction"), want_dir))
 check({1, 2} <= {s["direction"] for s in final.values()}, "both outbound and inbound flows")
 sys.exit(1 if fails else 0)

@@ -137,7 +137,7 @@ static void test_packet_path(void **state)
 	assert_int_equal(counter(&a, "output_errors"), 0);
 	agent_flush(&a);
 	fflush(out);
-	assert_int_equal(count_lines(buf, "{\"block\":"), 2);
+	assert_int_equal(count_lines(buf, "\"type\":\"block\""), 2);
 	assert_int_equal(count_lines(buf, "\"end\":\"idle\""), 2);
 	assert_non_null(
 		strstr(buf,
@@ -167,7 +167,7 @@ static void test_flow_verdicts_only(void **state)
 	assert_int_equal(counter(&a, "verdicts_block"), 1);
 	assert_int_equal(counter(&a, "verdicts_block_early"), 1); /* input ended first */
 	assert_int_equal(counter(&a, "verdicts_flow_early"), 1);
-	assert_int_equal(count_lines(buf, "{\"block\":"), 0);
+	assert_int_equal(count_lines(buf, "\"type\":\"block\""), 0);
 	assert_int_equal(count_lines(buf, "\"end\":\"input\""), 1);
 	agent_fini(&a);
 	fclose(out);

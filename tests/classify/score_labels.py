@@ -28,7 +28,7 @@ def main():
     rows = collections.OrderedDict((c, collections.Counter()) for c in classes)
     for line in sys.stdin:
         v = json.loads(line)
-        if "id" not in v:
+        if v.get("type") != "flow":
             continue
         label = "unlabeled"
         for s in sessions:

@@ -998,17 +998,17 @@ static void test_json_lines(void **state)
 	verdict_json_line(out, c, &f, FLOW_END_INPUT, "a\"b.pcap", &v);
 	block_verdict_json_line(out, c, &bv[0], NULL);
 	fclose(out);
-	assert_non_null(strstr(text, "{\"file\":\"a\\\"b.pcap\",\"id\":7,\"proto\":\"udp\""));
+	assert_non_null(strstr(text, "{\"file\":\"a\\\"b.pcap\",\"flow_id\":7,\"proto\":\"udp\""));
 	assert_non_null(strstr(text, ",\"end\":\"input\",\"class\":\"a\",\"top\":\"a\","
 				     "\"confidence\":1.0000,\"reason\":\"ok\",\"early\":false,"
 				     "\"blocks_voting\":2,\"blocks_sparse\":0,\"votes_other\":0,"
 				     "\"probs\":{\"a\":1.0000,\"b\":0.0000,"
 				     "\"c\":0.0000},\"votes\":{\"a\":2,\"b\":0,\"c\":0},"
 				     "\"type\":\"flow\"}\n"));
-	assert_non_null(strstr(text, "{\"block\":{\"flow\":1,\"index\":0,"));
+	assert_non_null(strstr(text, "{\"flow_id\":1,\"block_index\":0,"));
 	assert_non_null(strstr(text, "\"class\":\"a\",\"top\":\"a\",\"reason\":\"ok\","
 				     "\"confidence\":1.0000,\"energy\":-12.5000,"));
-	assert_non_null(strstr(text, "\"logits\":[50,0,0]},\"type\":\"block\"}\n"));
+	assert_non_null(strstr(text, "\"logits\":[50,0,0],\"type\":\"block\"}\n"));
 	free(text);
 	classifier_free(c);
 }

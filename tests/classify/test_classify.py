@@ -45,21 +45,22 @@ def run(cmd, **kw):
 
 
 def jlines(text, kind):
-    """JSON lines of one kind: 'flow' ({"id"...} or {"file"...}), 'block', 'summary', 'classes'."""
+    """JSON lines of one kind: 'flow', 'block', 'summary' (a file's), 'classes' (the totals)."""
     out = []
     for line in text.splitlines():
         if not line.startswith("{"):
             continue
         d = json.loads(line)
-        k = "block" if "block" in d else "summary" if "summary" in d else \
-            "classes" if "classes" in d else "flow"
+        k = d["type"]
+        if k == "summary" and "file" not in d:
+            k = "classes"
         if k == kind:
             out.append(d)
     return out
 
 
 def flow_and_block_lines(text):
-    return [l for l in text.splitlines() if l.startswith(('{"id"', '{"file"', '{"block"'))]
+    return [l for l in text.splitlines() if l.endswith(('"type":"flow"}', '"type":"block"}'))]
 
 
 def differential(a, inputs, tmp):
@@ -111,8 +112,7 @@ def int8_reference(a, capture, tmp):
     with open(prefix + ".index.csv") as f:
         index = list(csv.DictReader(f))
     cli = run([a.flowpic, "classify", "-q", "--json", "--blocks", capture])
-    blocks = {(b["block"]["flow"], b["block"]["index"]): b["block"]
-              for b in jlines(cli.stdout, "block")}
+    blocks = {(b["flow_id"], b["block_index"]): b for b in jlines(cli.stdout, "block")}
     check(len(blocks) == len(index) == len(pics),
           f"int8ref: {len(blocks)} block verdicts, {len(index)} exported pictures")
     scale = m.layers[-1].out_scale
@@ -189,12 +189,11 @@ def the_rule(a, capture):
         args = ["--min-block-packets", str(min_packets), "--reject-prob", str(prob)]
         args += ["--reject-energy", str(energy)] if energy != inf else []
         r = run([a.flowpic, "classify", "-q", "--json", "--blocks", capture] + args)
-        classes = jlines(r.stdout, "classes")[0]["classes"]
+        classes = jlines(r.stdout, "classes")[0]
         blocks, bad, n = {}, 0, 0
         flows = jlines(r.stdout, "flow")
         for b in jlines(r.stdout, "block"):
-            b = b["block"]
-            blocks.setdefault(b["flow"], []).append(b)
+            blocks.setdefault(b["flow_id"], []).append(b)
             want = block_reason(b, min_packets, prob, energy)
             if want and b["reason"] != want:
                 bad += 1
@@ -203,7 +202,7 @@ def the_rule(a, capture):
         names = list(flows[0]["probs"])
         ratio, min_conf = 0.7, 2 / len(names) if len(names) >= 4 else 0.5
         for f in flows:
-            bl = blocks.get(f["id"], [])
+            bl = blocks.get(f["flow_id"], [])
             cls, reason, early, votes, nvoting, conf = rule_verdict(bl, names, min_packets,
                                                                     ratio, min_conf)
             n += 1
@@ -247,11 +246,11 @@ def same_flow_fields(a, capture):
     win = "%.9f" % (modelfile.load(os.path.join(a.root, "model/default.fpcnn")).window_ns / 1e9)
     fl = jlines(run([a.flowpic, "flows", "--json", "--window", win, capture]).stdout, "flow")
     cl = jlines(run([a.flowpic, "classify", "-q", "--json", capture]).stdout, "flow")
-    by_id = {f["id"]: f for f in cl}
+    by_id = {f["flow_id"]: f for f in cl}
     extra = {"class", "top", "confidence", "reason", "early", "blocks_voting", "blocks_sparse",
              "votes_other", "probs", "votes"}
     ok = len(fl) == len(cl) and all(
-        {k: v for k, v in by_id[f["id"]].items() if k not in extra} == f for f in fl)
+        {k: v for k, v in by_id[f["flow_id"]].items() if k not in extra} == f for f in fl)
     check(ok, "classify --json flow fields differ from flows --json")
     check(all(set(f) - set(fl[0]) == extra for f in cl), "classify --json: the verdict fields")
     print(f"flow fields: {len(fl)} flows, the fields of `flows --json` exactly")
@@ -282,7 +281,7 @@ def bad_inputs(a, capture, tmp):
     r = run([fp, "classify", "--json", cut])
     flows = jlines(r.stdout, "flow")
     summ = jlines(r.stdout, "summary")
-    check(r.returncode == 3 and len(flows) > 10 and summ and summ[0]["summary"]["complete"] is False
+    check(r.returncode == 3 and len(flows) > 10 and summ and summ[0]["complete"] is False
           and "cut.pcap" in r.stderr and len(r.stderr.strip().splitlines()) == 1,
           f"cut capture: exit {r.returncode}, {len(flows)} flows, stderr {r.stderr!r}")
     print(f"bad files: missing (1), garbage (1), cut capture (3, {len(flows)} flows still "
@@ -298,7 +297,7 @@ def bad_inputs(a, capture, tmp):
     with open(samples, "w") as f:
         f.writelines(lines)
     r = run([fp, "classify", "--json", samples])
-    summ = jlines(r.stdout, "summary")[0]["summary"]
+    summ = jlines(r.stdout, "summary")[0]
     good = jlines(run([fp, "classify", "-q", "--json", capture]).stdout, "flow")
     got = jlines(r.stdout, "flow")
     check(r.returncode == 0 and summ["skipped"]["csv_bad_line"] == 2 and
@@ -344,7 +343,7 @@ def filters_and_formats(a, capture):
     got = jlines(r.stdout, "flow")
     check(got and all(f["class"] in (pick, "unknown") for f in got) and
           len(got) == sum(f["class"] in (pick, "unknown") for f in allf), "--class filter")
-    summ = jlines(r.stdout, "classes")[0]["classes"]
+    summ = jlines(r.stdout, "classes")[0]
     check(summ["flows"] == len(allf) and summ["shown"] == len(got),
           "summary counts every flow, and the shown ones")
     check(sum(v["flows"] for v in summ["per_class"].values()) == len(allf), "per-class sums")

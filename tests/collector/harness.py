@@ -184,7 +184,7 @@ class Collector:
         """Counters now (SIGUSR1)."""
         self.p.send_signal(signal.SIGUSR1)
         line = self.p.stdout.readline()
-        return json.loads(line)
+        return json.loads(line)["counters"]
 
     def kill(self):
         """SIGKILL: no commit, no goodbye (a crash or a power cut of the process)."""
@@ -203,7 +203,7 @@ class Collector:
         self.err.close()
         if rc != 0:
             raise RuntimeError("collector exit %d: %s" % (rc, self.stderr()))
-        return json.loads(lines[-1])
+        return json.loads(lines[-1])["counters"]
 
 
 def openssl(*args, cwd=None):

@@ -22,7 +22,7 @@ def main():
     binary = h.collector_binary()
     lines = subprocess.run([flowpic, "classify", "--json", capture], capture_output=True,
                            text=True, check=True).stdout
-    per_pass = sum(1 for l in lines.splitlines() if l.startswith('{"id"'))  # flow verdicts
+    per_pass = sum(1 for l in lines.splitlines() if l.endswith('"type":"flow"}'))  # flow verdicts
     rate = 300                     # verdicts a second: about 6 s of streaming
     repeat = max(1, 1800 // per_pass)
     want = per_pass * repeat
@@ -50,10 +50,10 @@ def main():
             moved.append(victim.counters()["verdicts_stored"])
             victim.kill()
         out, err = p.communicate(timeout=120)
-        counters = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])
+        counters = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])["counters"]
         assert p.returncode == 0, (p.returncode, err[-2000:])
-        assert counters["submitted"] == want, (counters, want)
-        assert counters["acked"] == want, counters
+        assert counters["stream.submitted"] == want, (counters, want)
+        assert counters["stream.acked"] == want, counters
         rows = pg.psql("SELECT count(*), count(DISTINCT seq), min(seq), max(seq) FROM verdicts"
                        " WHERE agent_id = 'failover'")
         assert rows == [[str(want), str(want), "1", str(want)]], (rows, want)

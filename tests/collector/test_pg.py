@@ -63,7 +63,7 @@ def main():
                             "--flow", "proto=udp", "--limit", "5"], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         out = [json.loads(l) for l in r.stdout.splitlines()]
-        assert len(out) == 5 and all(v["class"] == "video" and v["proto"] == 17 for v in out), out
+        assert len(out) == 5 and all(v["class"] == "video" and v["proto"] == "udp" for v in out), out
         assert out[0]["start_ns"] > out[-1]["start_ns"]
         # Verdict.reason: every 7th verdict was sent 'sparse', the rest none.
         r = subprocess.run([binary, "query", "--db", pg.url, "--reason", "sparse"],

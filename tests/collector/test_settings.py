@@ -198,7 +198,7 @@ def test_json_logs(binary, d):
     assert len(lines) >= 3, lines
     objs = [json.loads(l) for l in lines]  # every line: JSON
     for o in objs:
-        assert set(o) == {"ts", "level", "prog", "msg"}, o
+        assert set(o) == {"ts", "level", "prog", "msg", "type"} and o["type"] == "log", o
         assert o["prog"] == "flowpic-collector" and o["level"] in ("error", "warn", "info",
                                                                    "debug"), o
         assert len(o["ts"]) == 24 and o["ts"].endswith("Z") and o["ts"][10] == "T", o

@@ -155,7 +155,7 @@ def hist(prom, job, name):
 def main():
     prom, a_url, a_file, c_url, c_file = sys.argv[1:6]
     a_line = json.loads(open(a_file).read())["counters"]
-    c_line = {k: v for k, v in json.loads(open(c_file).read()).items() if k not in ("event", "type")}
+    c_line = json.loads(open(c_file).read())["counters"]
 
     for job in ("flowpic-agent", "flowpic-collector"):
         up = query(prom, 'up{job="%s"}' % job)

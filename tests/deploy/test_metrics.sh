@@ -144,7 +144,7 @@ sys.exit(0 if c['flows_active'] == 0 and c['verdicts_flow'] >= 2 and c['stream.s
 " "$l" && break
 done
 echo "$l" > "$tmp/agent.line"
-line $coll_pid "$tmp/collector.out" '"event":"counters"' > "$tmp/collector.line"
+line $coll_pid "$tmp/collector.out" '^{"counters"' > "$tmp/collector.line"
 grep -q '"stream.acked"' "$tmp/agent.line" || die "no agent counters line: $(tail -3 "$tmp/agent.err")"
 # Two scrapes after the lines (1 s each), and the rules evaluated on them.
 sleep 3
@@ -215,11 +215,11 @@ if [ "$(r busy_extra_got)" = 0 ] && [ "$(r held_answered)" = 4 ]; then
 else
 	bad "busy: $(cat "$tmp/refusals.out")"
 fi
-c=$(line $coll_pid "$tmp/collector.out" '"event":"counters"')
+c=$(line $coll_pid "$tmp/collector.out" '^{"counters"')
 a=$(line $agent_pid "$tmp/agent.err" '^{"counters"')
 counts=$("$py" -c "
 import json, sys
-c = json.loads(sys.argv[1]); a = json.loads(sys.argv[2])['counters']
+c = json.loads(sys.argv[1])['counters']; a = json.loads(sys.argv[2])['counters']
 print(c['metrics_err_not_found'], c['metrics_err_method'], c['metrics_err_bad_request'],
       c['metrics_err_too_large'], c['metrics_err_timeout'], a['metrics_err_busy'])
 " "$c" "$a")

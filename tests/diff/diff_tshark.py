@@ -427,10 +427,10 @@ def flowpic_flows(fp, path, window, idle, tmp):
     lines = []
     for ln in out.splitlines():
         o = json.loads(ln, parse_float=decimal.Decimal)
-        if "summary" in o:
-            summary = o["summary"]
+        if o["type"] == "summary":
+            summary = o
         else:
-            flows[o["id"]] = o
+            flows[o["flow_id"]] = o
             lines.append(ln)
     return flows, summary, lines
 

@@ -108,7 +108,7 @@ def check_output(rc, out, err):
         lines = [ln for ln in err.splitlines() if ln.strip()]
         if len(lines) != 1:
             probs.append("exit 1 with %d lines on stderr (want one)" % len(lines))
-        if "summary" in out:
+        if '"type":"summary"' in out:
             probs.append("exit 1 but a summary was printed")
         return probs, None
     flows, summary = [], None
@@ -119,10 +119,10 @@ def check_output(rc, out, err):
         except ValueError:
             probs.append("line %d is not JSON: %r" % (i + 1, ln[:80]))
             continue
-        if "summary" in o:
+        if o.get("type") == "summary":
             if summary is not None or i != len(lines) - 1:
                 probs.append("summary not the last line, or twice")
-            summary = o["summary"]
+            summary = o
         else:
             flows.append(o)
     if summary is None:
@@ -158,7 +158,7 @@ def check_output(rc, out, err):
     for f in flows:
         if f["packets"] != f["packets_fwd"] + f["packets_rev"] or \
            f["bytes"] != f["bytes_fwd"] + f["bytes_rev"] or f["proto"] not in ("tcp", "udp"):
-            probs.append("flow %s: inconsistent fields" % f.get("id"))
+            probs.append("flow %s: inconsistent fields" % f.get("flow_id"))
             break
     return probs, summary
 

@@ -45,9 +45,10 @@ def verdict_lines(n, start=1):
     for i in range(start, start + n):
         if i % 7 == 0:
             out.append(json.dumps({
-                "file": "demo.pcap", "id": i, "proto": "udp", "src": "10.77.0.1", "sport": 5000 + i % 1000,
+                "file": "demo.pcap", "flow_id": i, "proto": "udp", "src": "10.77.0.1", "sport": 5000 + i % 1000,
                 "dst": "10.77.0.2", "dport": 5004, "packets": 3 * i, "bytes": 100 * i,
                 "packets_fwd": i, "packets_rev": 2 * i, "bytes_fwd": 40 * i, "bytes_rev": 60 * i,
+                "payload_bytes_fwd": 20 * i, "payload_bytes_rev": 30 * i,
                 "start": 1795767794.793470000, "start_ns": 1795767794793470000 + i,
                 "duration": 62.5, "blocks": 2, "end": "input", "class": "voip",
                 "confidence": 0.5, "probs": [0.5, 0.25, 0.125, 0.0625, 0.0625], "early": False}))
@@ -58,7 +59,7 @@ def verdict_lines(n, start=1):
                 "protocol": 6, "direction": "inbound" if i % 2 else "outbound", "flow_id": i,
                 "stage": ["early", "block", "final"][i % 3], "start_unix_ns": 1795767794000000000 + i,
                 "duration_ns": 60 * 10**9, "packets_fwd": i, "packets_rev": i + 1,
-                "bytes_fwd": 1000 * i, "bytes_rev": 7, "block_index": i % 5, "blocks": 1,
+                "payload_bytes_fwd": 1000 * i, "payload_bytes_rev": 7, "block_index": i % 5, "blocks": 1,
                 "class_name": "video", "confidence": 0.75, "probs": [0.0, 0.75, 0.25]}))
     return "\n".join(out) + "\n"
 
@@ -98,11 +99,15 @@ class Server:
 def send(tool, args, stdin_text="", timeout=120):
     p = subprocess.run([tool, "--json"] + args, input=stdin_text, capture_output=True,
                        text=True, timeout=timeout)
-    counters = {}
-    for line in p.stdout.splitlines():
-        if line.startswith("{"):
-            counters = json.loads(line)
-    return p.returncode, counters, p.stderr
+    lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
+    return p.returncode, send_counters(lines[-1]) if lines else {}, p.stderr
+
+
+def send_counters(line):
+    """flowpic-send --json's {"seconds":..,"counters":{"stream.acked":..,..},"type":"counters"},
+    the stream's counters without their "stream." prefix."""
+    return {k[7:] if k.startswith("stream.") else k: v
+            for k, v in json.loads(line)["counters"].items()}
 
 
 def stored(store):
@@ -226,7 +231,7 @@ def scenario_clear(tool, tmp):
         d = recs.get(("flowpic-send", 11, 1), {})
         check(d.get("model") == "lenet32" and len(d.get("classes", [])) == 5, "model in batches")
         # Bad lines: each reported with file:line, the rest sent.
-        bad = "not json\n" + verdict_lines(2) + '{"class":"x","src":"300.1.1.1"}\n{"summary":{"x":1}}\n'
+        bad = "not json\n" + verdict_lines(2) + '{"class":"x","src":"300.1.1.1"}\n{"file":"x","type":"summary"}\n'
         rc, c, err = send(tool, ["--collector", "127.0.0.1:%d" % srv.port, "--run-id", "12"], bad)
         check(rc == 5 and c.get("lines_bad") == 2 and c.get("lines_skipped") == 1
               and c.get("acked") == 2, "bad lines: exit 5, 2 bad, 1 summary skipped, 2 sent: rc %d %s"
@@ -300,7 +305,7 @@ def scenario_kill(tool, tmp):
         time.sleep(1.2)
         srv = Server(tmp, store, port=port)
         out, err = p.communicate(timeout=90)
-        c = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])
+        c = send_counters([l for l in out.splitlines() if l.startswith("{")][-1])
         check(p.returncode == 0, "kill/restart: exit 0 (got %d): %s" % (p.returncode, err.strip()))
         counters_ok(c, n, "kill/restart")
         check(0 < len(before) < n, "the server was killed mid-stream (%d of %d stored before)"
@@ -339,7 +344,7 @@ def scenario_stall(tool, tmp):
         time.sleep(2.5)
         srv.p.send_signal(signal.SIGCONT)
         out, err = p.communicate(timeout=90)
-        c = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])
+        c = send_counters([l for l in out.splitlines() if l.startswith("{")][-1])
         check(p.returncode == 0, "stall: exit 0 (got %d): %s" % (p.returncode, err.strip()))
         counters_ok(c, n, "stall")
         check("no acknowledgement for 800 ms" in err, "the stall is reported: %r" % err.strip())
@@ -530,7 +535,7 @@ def scenario_collector_kill(tool, collector, tmp):
         time.sleep(1.2)
         col = Collector(collector, tmp, db, port=port, args=["--token-file", tokf])
         out, err = p.communicate(timeout=90)
-        c = json.loads([l for l in out.splitlines() if l.startswith("{")][-1])
+        c = send_counters([l for l in out.splitlines() if l.startswith("{")][-1])
         check(p.returncode == 0, "collector kill/restart: exit 0 (got %d): %s"
               % (p.returncode, err.strip()))
         counters_ok(c, n, "collector kill/restart")
@@ -594,15 +599,16 @@ def scenario_classify(tool, flowpic, tmp):
         recs, _ = stored(store)
         got = sorted((d["flow_id"], d["class_name"], d["sport"], d["interface"], d["classes"][0])
                      for d in recs.values())
-        want = sorted((d["id"], d["class"], d["sport"], "demo.pcap.xz", list(d["probs"])[0])
+        want = sorted((d["flow_id"], d["class"], d["sport"], "demo.pcap.xz", list(d["probs"])[0])
                       for d in flows)
         check(got == want, "stored = classify's verdicts: %s vs %s" % (got, want))
         for d in recs.values():
-            f = next(x for x in flows if x["id"] == d["flow_id"])
+            f = next(x for x in flows if x["flow_id"] == d["flow_id"])
             check([round(p, 4) for p in d["probs"]] == list(f["probs"].values()),
-                  "flow %d probabilities in class order" % f["id"])
-            check(d["start_unix_ns"] == f["start_ns"] and d["packets_rev"] == f["packets_rev"],
-                  "flow %d span" % f["id"])
+                  "flow %d probabilities in class order" % f["flow_id"])
+            check(d["start_unix_ns"] == f["start_ns"] and d["packets_rev"] == f["packets_rev"]
+                  and d["bytes_fwd"] == f["payload_bytes_fwd"] != f["bytes_fwd"],
+                  "flow %d span (payload bytes, not IP bytes, on the wire)" % f["flow_id"])
     finally:
         srv.stop()
 

@@ -61,7 +61,7 @@ static void test_classify_form(void **state)
 
 	(void)state;
 	assert_int_equal(
-		parse("{\"file\":\"a.pcap\",\"id\":3,\"proto\":\"udp\",\"src\":\"10.77.0.1\","
+		parse("{\"file\":\"a.pcap\",\"flow_id\":3,\"proto\":\"udp\",\"src\":\"10.77.0.1\","
 		      "\"sport\":59640,\"dst\":\"10.77.0.2\",\"dport\":5004,\"start\":"
 		      "1795767794.793470000,\"start_ns\":1795767794793470000,\"duration\":"
 		      "62.121961000,\"blocks\":2,\"end\":\"input\",\"class\":\"voip\","
@@ -110,9 +110,9 @@ static void test_classify_form(void **state)
 		assert_int_equal(vc.n, 3);
 		assert_string_equal(vc.names[2], "chat");
 	}
-	/* A block verdict line. */
-	assert_int_equal(parse("{\"block\":{\"flow\":4,\"index\":1,\"class\":\"video\","
-			       "\"confidence\":0.5,\"early\":false}}",
+	/* A block verdict line: its "type" (last) makes it a block, not a flow. */
+	assert_int_equal(parse("{\"flow_id\":4,\"block_index\":1,\"class\":\"video\","
+			       "\"confidence\":0.5,\"early\":false,\"type\":\"block\"}",
 			       &v, err),
 			 0);
 	assert_int_equal(v.flow_id, 4);
@@ -126,14 +126,25 @@ static void test_skips_and_errors(void **state)
 	char err[200];
 
 	(void)state;
-	assert_int_equal(parse("{\"summary\":{\"file\":\"x\",\"flows\":3,\"class\":\"no\"}}", &v,
-			       err),
+	assert_int_equal(parse("{\"file\":\"x\",\"flows\":3,\"class\":\"no\",\"type\":\"summary\"}",
+			       &v, err),
 			 1);
 	assert_int_equal(parse("   \n", &v, err), 1);
 	assert_int_equal(
-		parse("{\"classes\":{\"model\":\"m\",\"per_class\":{\"voip\":{\"early\":0}}}}", &v,
-		      err),
+		parse("{\"model\":\"m\",\"per_class\":{\"voip\":{\"early\":0}},\"type\":\"summary\"}",
+		      &v, err),
 		1);
+	/* Counters, events and log lines are not verdicts either. */
+	assert_int_equal(parse("{\"counters\":{\"packets\":1},\"type\":\"counters\"}", &v, err), 1);
+	assert_int_equal(parse("{\"ts\":\"x\",\"msg\":\"m\",\"type\":\"log\"}", &v, err), 1);
+	/* The wire's bytes are payload bytes: read from payload_bytes_*, not
+	 * from a flow line's bytes_* (IP bytes). */
+	assert_int_equal(parse("{\"class\":\"video\",\"bytes_fwd\":100,\"payload_bytes_fwd\":60,"
+			       "\"payload_bytes_rev\":7,\"type\":\"flow\"}",
+			       &v, err),
+			 0);
+	assert_true(v.bytes_fwd == 60 && v.bytes_rev == 7);
+	assert_int_equal(v.stage, STREAM_STAGE_FINAL);
 	assert_int_equal(parse("{\"class\":\"video\",\"src\":\"10.0.0\"}", &v, err), -EINVAL);
 	assert_string_equal(err, "\"src\": not an IPv4 or IPv6 address at byte 32");
 	assert_int_equal(parse("{\"class\":\"video\",\"probs\":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}",

@@ -65,7 +65,7 @@ check "export of a missing input leaves an existing output as it was" \
 "$flowpic" flows --json "$tmp/nope.pcap" "$tmp/demo.pcap" > "$tmp/two.json" 2>/dev/null
 rc=$?
 check "bad file then good file: exit 1, good file reported" \
-	bash -c "[ $rc -eq 1 ] && grep -q '\"summary\"' '$tmp/two.json'"
+	bash -c "[ $rc -eq 1 ] && grep -q '\"type\":\"summary\"' '$tmp/two.json'"
 
 # --- truncated capture: what was read is reported, exit 3 ---
 size=$(stat -c %s "$tmp/demo.pcap")
@@ -77,8 +77,8 @@ check "truncated: error names file and record" grep -q "cut.pcap: reading stoppe
 check "truncated: summary says incomplete, records kept" $py - "$tmp/cut.json" <<'PY'
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]
-s = lines[-1]["summary"]
-flows = [l for l in lines if "id" in l]
+s = lines[-1]
+flows = [l for l in lines if l["type"] == "flow"]
 assert s["complete"] is False and s["records"] > 0, s
 assert s["records"] == s["in_flows"] + s["skipped_total"], s
 assert sum(f["packets"] for f in flows) == s["in_flows"], (sum(f["packets"] for f in flows), s)
@@ -91,7 +91,7 @@ rc=$?
 check "unknown link type: exit 0 and a warning" bash -c "[ $rc -eq 0 ] && grep -q 'is not decoded' '$tmp/rt.err'"
 check "unknown link type: every record counted" $py - "$tmp/rt.json" <<'PY'
 import json, sys
-s = json.loads(open(sys.argv[1]).read().splitlines()[-1])["summary"]
+s = json.loads(open(sys.argv[1]).read().splitlines()[-1])
 assert s["records"] > 0 and s["skipped"]["link_unsupported"] == s["records"], s
 PY
 
@@ -100,8 +100,8 @@ summary_strip() { # drop the fields that name the container
 	$py -c 'import json,sys
 for l in sys.stdin:
     o = json.loads(l)
-    if "summary" in o:
-        for k in ("file", "format", "linktype"): o["summary"].pop(k)
+    if o["type"] == "summary":
+        for k in ("file", "format", "linktype"): o.pop(k)
     print(json.dumps(o, sort_keys=True))'
 }
 "$flowpic" flows --json "$tmp/demo.pcap" | summary_strip > "$tmp/plain.json"
@@ -117,8 +117,8 @@ check "pcap -> CSV -> flows: same flows" $py - "$tmp/plain.json" "$tmp/csv.json"
 import json, sys
 a = [json.loads(l) for l in open(sys.argv[1])]
 b = [json.loads(l) for l in open(sys.argv[2])]
-assert [x for x in a if "id" in x] == [x for x in b if "id" in x]
-sa, sb = a[-1]["summary"], b[-1]["summary"]
+assert [x for x in a if x["type"] == "flow"] == [x for x in b if x["type"] == "flow"]
+sa, sb = a[-1], b[-1]
 for k in ("in_flows", "tcp", "udp", "flows", "blocks", "samples", "oversize"):
     assert sa[k] == sb[k], (k, sa[k], sb[k])
 PY
@@ -161,8 +161,8 @@ check "bad CSV rows: counted, other flows unchanged" $py - "$tmp/badrows.json" "
 import json, sys
 a = [json.loads(l) for l in open(sys.argv[1])]
 b = [json.loads(l) for l in open(sys.argv[2])]
-assert a[-1]["summary"]["skipped"]["csv_bad_line"] == 2
-assert [x for x in a if "id" in x] == [x for x in b if "id" in x]
+assert a[-1]["skipped"]["csv_bad_line"] == 2
+assert [x for x in a if x["type"] == "flow"] == [x for x in b if x["type"] == "flow"]
 PY
 
 # --- CSV columns in any order, a byte order mark, a NUL byte ---
@@ -176,7 +176,7 @@ check "CSV with BOM, any column order and a NUL row: read, NUL row counted" $py 
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]
 assert sys.argv[2] == "0", sys.argv[2]
-s = lines[-1]["summary"]
+s = lines[-1]
 assert s["in_flows"] == 2 and s["skipped"]["csv_bad_line"] == 1, s
 assert "NUL" in open(sys.argv[3]).read()
 PY

@@ -29,8 +29,8 @@ strip_name() {
 	$py -c 'import json,sys
 for l in sys.stdin:
     o = json.loads(l)
-    if "summary" in o:
-        for k in ("file", "format", "linktype"): o["summary"].pop(k)
+    if o["type"] == "summary":
+        for k in ("file", "format", "linktype"): o.pop(k)
     print(json.dumps(o, sort_keys=True))'
 }
 
@@ -67,7 +67,7 @@ cat "$demo" | "$flowpic" classify --json "$tmp/demo.pcap" - > "$tmp/two.json"
 check "classify FILE -: both read, stdin named (stdin)" $py - "$tmp/two.json" <<'PY'
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]
-files = [l["summary"]["file"] for l in lines if "summary" in l]
+files = [l["file"] for l in lines if l["type"] == "summary" and "file" in l]
 assert len(files) == 2 and files[1] == "(stdin)", files
 flows = [l for l in lines if "class" in l]
 assert {f["file"] for f in flows} == {files[0], "(stdin)"}, flows[:1]
@@ -103,7 +103,7 @@ check "flowpic-agent --pcap -: the same verdicts" \
 live=$!
 n=0
 for _ in $(seq 40); do
-	n=$(grep -c '"block"' "$tmp/live.json")
+	n=$(grep -c '"type":"block"' "$tmp/live.json")
 	[ "$n" -gt 0 ] && break
 	sleep 0.1
 done
@@ -121,8 +121,8 @@ expect_fail "'-' twice refused" 2 "given twice" classify - - < /dev/null
 "$flowpic" flows --json "$tmp/demo.pcap" > "$tmp/f.json"
 check "flows counts the blocks classify judges (model window)" $py - "$tmp/c.json" "$tmp/f.json" <<'PY'
 import json, sys
-c = {l["id"]: l["blocks"] for l in map(json.loads, open(sys.argv[1])) if "class" in l}
-f = {l["id"]: l["blocks"] for l in map(json.loads, open(sys.argv[2])) if "id" in l}
+c = {l["flow_id"]: l["blocks"] for l in map(json.loads, open(sys.argv[1])) if l["type"] == "flow"}
+f = {l["flow_id"]: l["blocks"] for l in map(json.loads, open(sys.argv[2])) if l["type"] == "flow"}
 assert c == f and max(f.values()) == 5, (c, f)
 PY
 expect_fail "classify --window 60 (the old default) refused" 2 "window 60.*15 s blocks" \
@@ -135,7 +135,7 @@ check "classify --window 15 --res 32 --hop 15 (the model's) accepted" cmp -s "$t
 "$flowpic" flows --json --window 60 "$tmp/demo.pcap" > "$tmp/f60.json"
 check "flows --window 60 still draws 60 s blocks when asked" $py - "$tmp/f60.json" <<'PY'
 import json, sys
-f = {l["id"]: l["blocks"] for l in map(json.loads, open(sys.argv[1])) if "id" in l}
+f = {l["flow_id"]: l["blocks"] for l in map(json.loads, open(sys.argv[1])) if l["type"] == "flow"}
 assert f[3] == 2, f
 PY
 
@@ -163,8 +163,8 @@ for fb in "3 0" "3 4" "1 2" "2 0"; do
 import json, sys
 for l in open(sys.argv[1]):
     o = json.loads(l)
-    b = o.get("block")
-    if b and b["flow"] == int(sys.argv[2]) and b["index"] == int(sys.argv[3]):
+    b = o
+    if b["type"] == "block" and b["flow_id"] == int(sys.argv[2]) and b["block_index"] == int(sys.argv[3]):
         print("%s %.2f" % (b["class"], b["confidence"]) if b["reason"] == "ok"
               else "unknown (%s" % b["reason"])
 PY

@@ -8,6 +8,7 @@ strict UTF-8, JSON without NaN or Infinity, and valid against the schema.
 Usage: test_json_schema.py BUILD_DIR DEMO_CAPTURE"""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -75,9 +76,24 @@ try:
     p.terminate()
     out, _ = p.communicate(timeout=30)
     check("flowpic-collector exit", out)
-    check("flowpic-collector query", run(collector, "query", "--db", "sqlite:" + db).stdout)
+    q = run(collector, "query", "--db", "sqlite:" + db).stdout
+    check("flowpic-collector query", q)
+    # One name, one meaning: the stored verdicts say proto as the flow lines do,
+    # and name the payload bytes they carry so (not bytes_fwd, IP bytes in flow lines).
+    rows = [json.loads(x) for x in q.splitlines()]
+    assert rows and {r["proto"] for r in rows} <= {"tcp", "udp"}, rows[:1]
+    assert all("payload_bytes_fwd" in r and "bytes_fwd" not in r for r in rows), rows[:1]
+    # Log lines: JSON with a type, or text stamped with the time when not a terminal.
+    bad = os.path.join(d, "missing.pcap")
+    r = subprocess.run([flowpic, "classify", bad], capture_output=True,
+                       env=dict(os.environ, FLOWPIC_LOG_FORMAT="json"))
+    check("flowpic --log-format json (FLOWPIC_LOG_FORMAT)", r.stderr)
+    assert b'"type":"log"' in r.stderr, r.stderr
+    r = subprocess.run([flowpic, "classify", bad], capture_output=True)
+    line = r.stderr.decode().splitlines()[0]
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z flowpic: error: ", line), line
 finally:
     shutil.rmtree(d, ignore_errors=True)
-want = {"flow", "block", "summary", "counters", "event", "verdict"}
+want = {"flow", "block", "summary", "counters", "event", "verdict", "log"}
 assert want <= set(types), types
 print("json schema: ok (%d lines: %s)" % (checked, ", ".join("%s %d" % kv for kv in sorted(types.items()))))
