@@ -175,6 +175,10 @@ const struct config_setting config_settings[] = {
 	  "At exit, wait this long for the collector "
 	  "to acknowledge; the rest goes to the spool (default 5)",
 	  6 },
+	{ "send-pictures", 0x13b, CK_BOOL, NULL,
+	  "Each block verdict also carries the FlowPic the model judged (Verdict.cells, "
+	  "about 2 bytes per non-zero pixel; docs/stream.md, \"Pictures\"; default false)",
+	  6 },
 	{ 0 }
 };
 
@@ -433,6 +437,8 @@ int config_set(struct agent_config *c, const struct config_setting *s, const cha
 			c->no_block_verdicts = b;
 		else if (!strcmp(s->name, "collector-tls"))
 			c->collector_tls = b;
+		else if (!strcmp(s->name, "send-pictures"))
+			c->send_pictures = b;
 		else
 			return fail(err, errlen, "%s: no such switch", s->name);
 		break;
@@ -555,7 +561,7 @@ int config_check(const struct agent_config *c, char *err, size_t errlen)
 			    "(see --help)");
 	if (!c->collector[0] && (c->collector_tls || c->collector_ca[0] || c->collector_cert[0] ||
 				 c->collector_key[0] || c->collector_server_name[0] ||
-				 c->collector_token_file[0] || c->spool_dir[0]))
+				 c->collector_token_file[0] || c->spool_dir[0] || c->send_pictures))
 		return fail(err, errlen, "collector settings without --collector HOST:PORT");
 	if (!c->collector_cert[0] != !c->collector_key[0])
 		return fail(err, errlen,
@@ -644,5 +650,6 @@ void config_print(FILE *out, const struct agent_config *c)
 		if (c->spool_max_bytes)
 			fprintf(out, "spool-max-bytes = %" PRIu64 "\n", c->spool_max_bytes);
 		print_seconds(out, "collector-wait", c->collector_wait_ns);
+		fprintf(out, "send-pictures = %s\n", c->send_pictures ? "true" : "false");
 	}
 }

@@ -86,6 +86,7 @@ struct agent_config {
 	char spool_dir[AGENT_PATH_MAX]; /* "" = no spool */
 	uint64_t spool_max_bytes;	/* 0 = the stream's default (1 GiB) */
 	uint64_t collector_wait_ns;	/* at exit: wait this long for acknowledgements */
+	bool send_pictures;		/* block verdicts carry their picture (Verdict.cells) */
 
 	/* which settings were given (flag or file), by table index */
 	uint64_t given;

@@ -214,6 +214,9 @@ static int on_message(void *ctx, const uint8_t *msg, size_t len)
 	case VALIDATE_NON_FINITE:
 		counter = &s->k.err_non_finite;
 		break;
+	case VALIDATE_BAD_CELLS:
+		counter = &s->k.err_bad_cells;
+		break;
 	default:
 		counter = &s->k.err_bad_batch;
 		break;

@@ -60,6 +60,8 @@
 	  "batches with a port or protocol out of range (INVALID_ARGUMENT)") \
 	X(err_non_finite, COUNTER, \
 	  "batches with a NaN or infinite confidence or probability (INVALID_ARGUMENT)") \
+	X(err_bad_cells, COUNTER, \
+	  "batches with a picture (Verdict.cells) out of range or order (INVALID_ARGUMENT)") \
 	X(err_permission_denied, COUNTER, \
 	  "batches whose agent_id is not the token's or certificate's (PERMISSION_DENIED)") \
 	X(err_store, COUNTER, \

@@ -645,12 +645,26 @@ static int none_query(struct store *s, const struct store_filter *f, store_row_c
 	return -EIO;
 }
 
+static int none_get_cells(struct store *s, const char *agent_id, uint64_t run_id, uint64_t seq,
+			  uint8_t **blob, size_t *len, char *err, size_t errlen)
+{
+	(void)s;
+	(void)agent_id;
+	(void)run_id;
+	(void)seq;
+	(void)blob;
+	(void)len;
+	snprintf(err, errlen, "--db none: nothing is stored");
+	return -ENOENT;
+}
+
 static void none_close(struct store *s)
 {
 	free(s);
 }
 
-static const struct store_ops none_ops = { "none", none_put, none_commit, none_query, none_close };
+static const struct store_ops none_ops = { "none",     none_put,       none_commit,
+					   none_query, none_get_cells, none_close };
 
 struct store *store_none_open(void)
 {

@@ -116,7 +116,43 @@ typedef int (*store_row_cb)(void *ctx, const char *const *vals);
 int store_query(struct store *s, const struct store_filter *f, store_row_cb cb, void *ctx,
 		char *err, size_t errlen);
 
-/* ---- shared by the backends (store.c) ---- */
+/*
+ * One stored verdict's picture (proto/flowpic.proto, Cells; stored as its
+ * protobuf encoding in the verdicts table's cells column), for viewers:
+ * pixel k of n is at the flat index index[k] = (plane * rows + row) * cols
+ * + col (row: size bin, 0 the smallest packets, drawn at the bottom; col:
+ * time bin, 0 the block's start, drawn left), indexes increasing, and holds
+ * count[k] packets (1 .. 255).  planes: 2 for dirs 3 (split: 0 initiator ->
+ * responder, 1 responder -> initiator), else 1.
+ */
+struct store_cells {
+	uint32_t rows, cols, planes;
+	uint32_t dirs;	    /* 0 both directions, 1 fwd, 2 rev, 3 split */
+	uint64_t window_ns; /* the time axis: cols cover [start_ns, start_ns + window_ns) */
+	size_t n;
+	uint32_t *index; /* malloc'd: store_cells_free() */
+	uint8_t *count;
+};
+
+/* The picture of verdict (agent_id, run_id, seq): 0 and *out (free it with
+ * store_cells_free); -ENOENT: no such verdict; -ENODATA: it has no picture
+ * (a FINAL verdict, an agent without --send-pictures, a store from before
+ * pictures); -EBADMSG: what is stored does not decode; -EIO / -ENOMEM, with
+ * err.  One primary-key lookup. */
+int store_get_cells(struct store *s, const char *agent_id, uint64_t run_id, uint64_t seq,
+		    struct store_cells *out, char *err, size_t errlen);
+void store_cells_free(struct store_cells *c);
+/* The picture dense, dst[(plane * rows + row) * cols + col] (planes * rows *
+ * cols bytes, as `flowpic export --format npy` writes one): 0, or -ENOSPC
+ * when len is smaller. */
+int store_cells_dense(const struct store_cells *c, uint8_t *dst, size_t len);
+
+/* ---- shared by the backends (store.c, store_cells.c) ---- */
+
+/* A verdict's picture (NULL: none) as stored: its protobuf encoding in
+ * *buf (grown with realloc, *cap bytes; the caller frees it).  The length,
+ * 0 for none, or -ENOMEM. */
+long store_cells_blob(const Flowpic__V1__Cells *c, uint8_t **buf, size_t *cap);
 
 /* One verdict flattened into the columns both schemas use. */
 struct verdict_row {
@@ -151,14 +187,19 @@ struct store_ops {
 	int (*commit)(struct store *s, char *err, size_t errlen);
 	int (*query)(struct store *s, const struct store_filter *f, store_row_cb cb, void *ctx,
 		     char *err, size_t errlen);
+	/* The cells column of one verdict: 0 and *blob (malloc'd; NULL for SQL
+	 * NULL), -ENOENT no such verdict, -EIO with err. */
+	int (*get_cells)(struct store *s, const char *agent_id, uint64_t run_id, uint64_t seq,
+			 uint8_t **blob, size_t *len, char *err, size_t errlen);
 	void (*close)(struct store *s);
 };
 
 struct store {
 	const struct store_ops *ops;
 	bool in_txn;
-	bool no_reason;			/* a read-only store from before the reason column:
+	bool no_reason; /* a read-only store from before the reason column:
 				 * its verdicts read as reason "unspecified" */
+	bool no_cells;	/* a read-only store from before the cells column: no pictures */
 	struct store_batch_result *res; /* per batch of the transaction */
 	size_t nres, capres;
 	uint64_t retry_at_ms, backoff_ms; /* a commit that found the file locked */

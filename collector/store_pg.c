@@ -48,10 +48,13 @@ static const char schema_sql[] =
 	" blocks BIGINT NOT NULL, class TEXT NOT NULL, confidence REAL NOT NULL,"
 	" probs TEXT NOT NULL, model TEXT NOT NULL, model_version TEXT NOT NULL,"
 	" received_ns BIGINT NOT NULL, reason TEXT NOT NULL DEFAULT 'unspecified',"
+	" cells BYTEA,"
 	" PRIMARY KEY (agent_id, run_id, seq, start_ns)) PARTITION BY RANGE (start_ns);"
 	/* A store from before reasons: its rows read "unspecified". */
 	"ALTER TABLE verdicts ADD COLUMN IF NOT EXISTS reason TEXT NOT NULL"
 	" DEFAULT 'unspecified';"
+	/* ... and from before pictures: its rows have none (NULL). */
+	"ALTER TABLE verdicts ADD COLUMN IF NOT EXISTS cells BYTEA;"
 	"CREATE INDEX IF NOT EXISTS verdicts_start ON verdicts (start_ns);"
 	/* The filters of query (and of a dashboard): newest first within each. */
 	"CREATE INDEX IF NOT EXISTS verdicts_class ON verdicts (class, start_ns);"
@@ -78,20 +81,21 @@ static const char insert_sql[] =
 	" rows AS (SELECT bt.b, bt.agent_id, bt.run_id, v.seq, bt.host, bt.agent_version,"
 	"  v.interface, v.src, v.dst, v.sport, v.dport, v.proto, v.direction, v.flow_id, v.stage,"
 	"  v.start_ns, v.duration_ns, v.pf, v.pr, v.bf, v.br, v.block_index, v.blocks, v.class,"
-	"  v.confidence, v.probs, bt.model, bt.model_version, bt.received_ns, v.reason"
+	"  v.confidence, v.probs, bt.model, bt.model_version, bt.received_ns, v.reason,"
+	"  decode(v.cells, 'hex') AS cells"
 	"  FROM json_to_recordset($2::json) AS v(b integer, seq bigint, interface text, src text,"
 	"  dst text, sport integer, dport integer, proto integer, direction text, flow_id bigint,"
 	"  stage text, start_ns bigint, duration_ns bigint, pf bigint, pr bigint, bf bigint,"
 	"  br bigint, block_index bigint, blocks bigint, class text, confidence real, probs text,"
-	"  reason text)"
+	"  reason text, cells text)"
 	"  JOIN bt USING (b)),"
 	" ins AS (INSERT INTO verdicts (agent_id, run_id, seq, host, agent_version, interface,"
 	"  src_addr, dst_addr, src_port, dst_port, protocol, direction, flow_id, stage, start_ns,"
 	"  duration_ns, packets_fwd, packets_rev, bytes_fwd, bytes_rev, block_index, blocks, class,"
-	"  confidence, probs, model, model_version, received_ns, reason)"
+	"  confidence, probs, model, model_version, received_ns, reason, cells)"
 	"  SELECT agent_id, run_id, seq, host, agent_version, interface, src, dst, sport, dport,"
 	"  proto, direction, flow_id, stage, start_ns, duration_ns, pf, pr, bf, br, block_index,"
-	"  blocks, class, confidence, probs, model, model_version, received_ns, reason"
+	"  blocks, class, confidence, probs, model, model_version, received_ns, reason, cells"
 	"  FROM rows ORDER BY agent_id, run_id, seq"
 	"  ON CONFLICT DO NOTHING RETURNING agent_id, run_id, seq),"
 	" firsts AS (SELECT DISTINCT ON (agent_id, run_id, seq) b, agent_id, run_id, seq"
@@ -136,6 +140,8 @@ struct store_pg {
 	struct pg_span *spans; /* per batch, to run one alone (pg_commit_isolated) */
 	size_t capspans;
 	struct sbuf one_b, one_r, one_c; /* one batch's documents */
+	uint8_t *cells;			 /* one verdict's picture, encoded (store_cells_blob) */
+	size_t cells_cap;
 	char conninfo[1024];
 };
 
@@ -339,6 +345,27 @@ static int expire(struct store_pg *s, uint64_t now_ns, char *err, size_t errlen)
 	return rc;
 }
 
+/* ,"cells":"<hex of the encoded picture>" (decoded into bytea by the
+ * insert); nothing for a verdict without one (NULL).  0 or -ENOMEM. */
+static int json_cells(struct store_pg *s, struct sbuf *j, const Flowpic__V1__Cells *c)
+{
+	static const char hex[] = "0123456789abcdef";
+	long n = store_cells_blob(c, &s->cells, &s->cells_cap);
+	char pair[2];
+	long i;
+
+	if (n <= 0)
+		return (int)n;
+	sbuf_add(j, ",\"cells\":\"", 10);
+	for (i = 0; i < n; i++) {
+		pair[0] = hex[s->cells[i] >> 4];
+		pair[1] = hex[s->cells[i] & 15];
+		sbuf_add(j, pair, 2);
+	}
+	sbuf_add(j, "\"", 1);
+	return 0;
+}
+
 /* Nothing is sent yet: the batch joins the transaction's JSON documents. */
 static int pg_put_batch(struct store *base, Flowpic__V1__Batch *b, uint64_t now_ns, size_t idx,
 			struct store_batch_result *res, char *err, size_t errlen)
@@ -429,6 +456,12 @@ static int pg_put_batch(struct store *base, Flowpic__V1__Batch *b, uint64_t now_
 		sbuf_printf(j, ",\"confidence\":%.9g", conf);
 		json_s(j, "probs", r.probs);
 		json_s(j, "reason", r.reason);
+		if (json_cells(s, j, v->cells) < 0) {
+			snprintf(err, errlen, "postgresql: out of memory for a picture");
+			flowpic__v1__batch__free_unpacked(b, NULL);
+			s->base.in_txn = false;
+			return -ENOMEM;
+		}
 		sbuf_add(j, "}", 1);
 		s->nrows++;
 		res->duplicates++; /* valid verdicts, until the commit says which were new */
@@ -716,6 +749,46 @@ static int pg_query(struct store *base, const struct store_filter *f, store_row_
 	return 0;
 }
 
+/* One lookup by the key's leading columns; bytea in binary. */
+static int pg_get_cells(struct store *base, const char *agent_id, uint64_t run_id, uint64_t seq,
+			uint8_t **blob, size_t *len, char *err, size_t errlen)
+{
+	struct store_pg *s = (struct store_pg *)base;
+	char run[24], sq[24];
+	const char *params[3] = { agent_id, run, sq };
+	PGresult *r;
+	int rc = 0;
+
+	*blob = NULL;
+	*len = 0;
+	snprintf(run, sizeof(run), "%" PRId64, (int64_t)run_id);
+	snprintf(sq, sizeof(sq), "%" PRId64, (int64_t)seq);
+	r = PQexecParams(
+		s->conn,
+		"SELECT cells FROM verdicts WHERE agent_id = $1 AND run_id = $2 AND seq = $3"
+		" LIMIT 1",
+		3, NULL, params, NULL, NULL, 1);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		set_err(s, "read a picture", r, err, errlen);
+		rc = -EIO;
+	} else if (PQntuples(r) == 0) {
+		rc = -ENOENT;
+	} else if (!PQgetisnull(r, 0, 0)) {
+		int n = PQgetlength(r, 0, 0);
+
+		*blob = malloc(n > 0 ? (size_t)n : 1);
+		if (!*blob) {
+			snprintf(err, errlen, "postgresql: out of memory");
+			rc = -ENOMEM;
+		} else {
+			memcpy(*blob, PQgetvalue(r, 0, 0), (size_t)n);
+			*len = (size_t)n;
+		}
+	}
+	PQclear(r);
+	return rc;
+}
+
 static void pg_close(struct store *base)
 {
 	struct store_pg *s = (struct store_pg *)base;
@@ -734,6 +807,7 @@ static void pg_close(struct store *base)
 	free(s->spans);
 	free(s->days);
 	free(s->made);
+	free(s->cells);
 	free(s);
 }
 
@@ -742,18 +816,28 @@ static const struct store_ops pg_ops = {
 	.put_batch = pg_put_batch,
 	.commit = pg_commit,
 	.query = pg_query,
+	.get_cells = pg_get_cells,
 	.close = pg_close,
 };
 
-/* Read-only on a store from before the reason column: query without it. */
-static bool pg_has_reason(struct store_pg *s)
+/* Read-only on a store from before the reason (or cells) column: query
+ * without it. */
+static bool pg_has_column(struct store_pg *s, const char *name)
 {
-	PGresult *r = PQexec(s->conn, "SELECT 1 FROM information_schema.columns WHERE "
-				      "table_name = 'verdicts' AND column_name = 'reason'");
+	const char *params[1] = { name };
+	PGresult *r = PQexecParams(s->conn,
+				   "SELECT 1 FROM information_schema.columns WHERE "
+				   "table_name = 'verdicts' AND column_name = $1",
+				   1, NULL, params, NULL, NULL, 0);
 	bool found = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0;
 
 	PQclear(r);
 	return found;
+}
+
+static bool pg_has_reason(struct store_pg *s)
+{
+	return pg_has_column(s, "reason");
 }
 
 /* A table made before partitioning stays a plain table. */
@@ -796,7 +880,11 @@ struct store *store_pg_open(const char *conninfo, const struct store_options *op
 		goto fail;
 	if (opt && opt->readonly)
 		s->base.no_reason = !pg_has_reason(s);
-	if (prepare_all(s, err, errlen) < 0)
+	if (opt && opt->readonly)
+		s->base.no_cells = !pg_has_column(s, "cells");
+	/* The inserts name every column: a read-only store from before one
+	 * (reason, cells) could not prepare them, and never runs them. */
+	if (!(opt && opt->readonly) && prepare_all(s, err, errlen) < 0)
 		goto fail;
 	return &s->base;
 fail:

@@ -46,6 +46,7 @@ static const char schema_sql[] =
 	" blocks INTEGER NOT NULL, class TEXT NOT NULL, confidence REAL NOT NULL,"
 	" probs TEXT NOT NULL, model TEXT NOT NULL, model_version TEXT NOT NULL,"
 	" received_ns INTEGER NOT NULL, reason TEXT NOT NULL DEFAULT 'unspecified',"
+	" cells BLOB,"
 	" PRIMARY KEY (agent_id, run_id, seq)) WITHOUT ROWID;"
 	"CREATE INDEX IF NOT EXISTS verdicts_start ON verdicts (start_ns);"
 	"CREATE TABLE IF NOT EXISTS agent_counters ("
@@ -57,7 +58,7 @@ static const char schema_sql[] =
 static const char insert_sql[] =
 	"INSERT OR IGNORE INTO verdicts VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
 	" ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28,"
-	" ?29)";
+	" ?29, ?30)";
 
 /* Counters are cumulative: keep the value of the newest batch, whatever
  * order batches arrive in after a resend. */
@@ -76,6 +77,8 @@ struct store_sqlite {
 	struct store base;
 	sqlite3 *db;
 	sqlite3_stmt *ins, *ctr, *begin, *commit, *rollback, *save, *release, *rollback_to;
+	uint8_t *cells; /* one verdict's picture, encoded (store_cells_blob) */
+	size_t cells_cap;
 	struct sq_batch *batches; /* the open transaction, written at commit */
 	size_t nbatches, capbatches;
 	uint64_t busy_since_ms; /* first commit attempt that found the file locked */
@@ -174,6 +177,7 @@ static int sq_write_batch(struct store_sqlite *s, const struct sq_batch *q,
 	sqlite3_stmt *st = s->ins;
 	struct verdict_row r;
 	int rc = SQLITE_DONE;
+	long blob;
 	size_t i;
 
 	/* Per-batch values bound once: bindings persist across resets. */
@@ -217,6 +221,16 @@ static int sq_write_batch(struct store_sqlite *s, const struct sq_batch *q,
 		sqlite3_bind_double(st, 24, round((double)v->confidence * 1e6) / 1e6);
 		sqlite3_bind_text(st, 25, r.probs, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 29, r.reason, -1, SQLITE_STATIC);
+		blob = store_cells_blob(v->cells, &s->cells, &s->cells_cap);
+		if (blob < 0) {
+			snprintf(err, errlen, "sqlite %s: out of memory for a picture", s->path);
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		if (blob > 0)
+			sqlite3_bind_blob(st, 30, s->cells, (int)blob, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, 30);
 		rc = step_done(st);
 		if (rc != SQLITE_DONE) {
 			set_err(s, "insert verdict", err, errlen);
@@ -377,6 +391,54 @@ static int sq_query(struct store *base, const struct store_filter *f, store_row_
 	return 0;
 }
 
+/* One primary-key lookup of the cells column. */
+static int sq_get_cells(struct store *base, const char *agent_id, uint64_t run_id, uint64_t seq,
+			uint8_t **blob, size_t *len, char *err, size_t errlen)
+{
+	struct store_sqlite *s = (struct store_sqlite *)base;
+	sqlite3_stmt *st;
+	int rc;
+
+	*blob = NULL;
+	*len = 0;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT cells FROM verdicts WHERE agent_id = ?1 AND run_id = ?2"
+			       " AND seq = ?3",
+			       -1, &st, NULL) != SQLITE_OK) {
+		set_err(s, "read a picture", err, errlen);
+		return -EIO;
+	}
+	bind_str(st, 1, agent_id);
+	sqlite3_bind_int64(st, 2, (int64_t)run_id);
+	sqlite3_bind_int64(st, 3, (int64_t)seq);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		sqlite3_finalize(st);
+		return -ENOENT;
+	}
+	if (rc != SQLITE_ROW) {
+		set_err(s, "read a picture", err, errlen);
+		sqlite3_finalize(st);
+		return -EIO;
+	}
+	if (sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		const void *p = sqlite3_column_blob(st, 0);
+		int n = sqlite3_column_bytes(st, 0);
+
+		*blob = malloc(n > 0 ? (size_t)n : 1);
+		if (!*blob) {
+			sqlite3_finalize(st);
+			snprintf(err, errlen, "sqlite %s: out of memory", s->path);
+			return -ENOMEM;
+		}
+		if (n > 0)
+			memcpy(*blob, p, (size_t)n);
+		*len = n > 0 ? (size_t)n : 0;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
 static void sq_close(struct store *base)
 {
 	struct store_sqlite *s = (struct store_sqlite *)base;
@@ -385,6 +447,7 @@ static void sq_close(struct store *base)
 		sq_rollback(s);
 	sq_drop(s);
 	free(s->batches);
+	free(s->cells);
 	sqlite3_finalize(s->ins);
 	sqlite3_finalize(s->ctr);
 	sqlite3_finalize(s->begin);
@@ -402,12 +465,13 @@ static const struct store_ops sqlite_ops = {
 	.put_batch = sq_put_batch,
 	.commit = sq_commit,
 	.query = sq_query,
+	.get_cells = sq_get_cells,
 	.close = sq_close,
 };
 
-/* Does the verdicts table have the reason column (a store made before it
- * has not)? */
-static bool has_reason(struct store_sqlite *s)
+/* Does the verdicts table have this column (a store made before it has
+ * not)? */
+static bool has_column(struct store_sqlite *s, const char *name)
 {
 	sqlite3_stmt *st;
 	bool found = false;
@@ -415,24 +479,34 @@ static bool has_reason(struct store_sqlite *s)
 	if (sqlite3_prepare_v2(s->db, "PRAGMA table_info(verdicts)", -1, &st, NULL) != SQLITE_OK)
 		return false;
 	while (sqlite3_step(st) == SQLITE_ROW)
-		if (!strcmp((const char *)sqlite3_column_text(st, 1), "reason"))
+		if (!strcmp((const char *)sqlite3_column_text(st, 1), name))
 			found = true;
 	sqlite3_finalize(st);
 	return found;
 }
 
+static bool has_reason(struct store_sqlite *s)
+{
+	return has_column(s, "reason");
+}
+
 /* A store from before the reason column gets it, last, as a new store
  * has it: the insert's column order is the same for both.  Its old rows
- * read "unspecified", as verdicts of old agents do. */
+ * read "unspecified", as verdicts of old agents do.  Then the cells column
+ * (pictures) the same way, after it: old rows have none (NULL). */
 static int add_reason(struct store_sqlite *s, char *err, size_t errlen)
 {
-	if (has_reason(s))
-		return 0;
-	if (sqlite3_exec(s->db,
-			 "ALTER TABLE verdicts ADD COLUMN reason TEXT NOT NULL "
-			 "DEFAULT 'unspecified'",
-			 NULL, NULL, NULL) != SQLITE_OK) {
+	if (!has_reason(s) && sqlite3_exec(s->db,
+					   "ALTER TABLE verdicts ADD COLUMN reason TEXT NOT NULL "
+					   "DEFAULT 'unspecified'",
+					   NULL, NULL, NULL) != SQLITE_OK) {
 		set_err(s, "add the reason column", err, errlen);
+		return -EIO;
+	}
+	if (!has_column(s, "cells") &&
+	    sqlite3_exec(s->db, "ALTER TABLE verdicts ADD COLUMN cells BLOB", NULL, NULL, NULL) !=
+		    SQLITE_OK) {
+		set_err(s, "add the cells column", err, errlen);
 		return -EIO;
 	}
 	return 0;
@@ -501,6 +575,7 @@ struct store *store_sqlite_open(const char *path, const struct store_options *op
 		}
 		sqlite3_finalize(st);
 		s->base.no_reason = !has_reason(s);
+		s->base.no_cells = !has_column(s, "cells");
 		return &s->base;
 	}
 	/* WAL: queries read while the collector writes.  FULL: a commit is on

@@ -4,6 +4,7 @@
  */
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,6 +14,75 @@
 static const char *long_str(const char *name, const char *v)
 {
 	return v && strnlen(v, VALIDATE_STR_MAX + 1) > VALIDATE_STR_MAX ? name : NULL;
+}
+
+/* "batch B, verdict seq S: cells: " and the rest: VALIDATE_BAD_CELLS. */
+__attribute__((format(printf, 5, 6))) static enum validate_fault
+cells_fail(const Flowpic__V1__Batch *b, const Flowpic__V1__Verdict *v, char *err, size_t errlen,
+	   const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	n = snprintf(err, errlen,
+		     "batch %" PRIu64 ", verdict seq %" PRIu64 ": cells: ", b->sequence, v->seq);
+	if (n > 0 && (size_t)n < errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	return VALIDATE_BAD_CELLS;
+}
+
+/*
+ * A verdict's picture (proto/flowpic.proto, Cells): only on a block verdict
+ * (EARLY, BLOCK); rows and cols 1 .. VALIDATE_PICTURE_RES_MAX; known dirs;
+ * a count (1 .. 255) per index; indexes strictly increasing (each delta
+ * after the first at least 1) and inside the picture's planes.
+ */
+static enum validate_fault cells_check(const Flowpic__V1__Batch *b, const Flowpic__V1__Verdict *v,
+				       char *err, size_t errlen)
+{
+	const Flowpic__V1__Cells *c = v->cells;
+	uint64_t total, at = 0;
+	size_t i;
+
+	if (v->stage != FLOWPIC__V1__STAGE__STAGE_EARLY &&
+	    v->stage != FLOWPIC__V1__STAGE__STAGE_BLOCK)
+		return cells_fail(
+			b, v, err, errlen,
+			"on a verdict of stage %d (only EARLY and BLOCK verdicts have a picture)",
+			(int)v->stage);
+	if (c->rows < 1 || c->rows > VALIDATE_PICTURE_RES_MAX || c->cols < 1 ||
+	    c->cols > VALIDATE_PICTURE_RES_MAX)
+		return cells_fail(b, v, err, errlen, "rows %u, cols %u (each 1 to %d)", c->rows,
+				  c->cols, VALIDATE_PICTURE_RES_MAX);
+	if ((unsigned)c->dirs > FLOWPIC__V1__PICTURE_DIRS__PICTURE_DIRS_SPLIT)
+		return cells_fail(b, v, err, errlen, "dirs %d (0 both, 1 fwd, 2 rev, 3 split)",
+				  (int)c->dirs);
+	if (c->n_index_delta != c->n_count)
+		return cells_fail(b, v, err, errlen,
+				  "%zu index_delta but %zu count (one count per pixel)",
+				  c->n_index_delta, c->n_count);
+	total = (uint64_t)(c->dirs == FLOWPIC__V1__PICTURE_DIRS__PICTURE_DIRS_SPLIT ? 2 : 1) *
+		c->rows * c->cols;
+	for (i = 0; i < c->n_index_delta; i++) {
+		if (i && c->index_delta[i] == 0)
+			return cells_fail(b, v, err, errlen,
+					  "index_delta[%zu] is 0 (indexes must strictly increase)",
+					  i);
+		at += c->index_delta[i];
+		if (at >= total)
+			return cells_fail(b, v, err, errlen,
+					  "pixel %zu at index %" PRIu64 ", outside the %" PRIu64
+					  " pixels of %u x %u%s",
+					  i, at, total, c->rows, c->cols,
+					  total > (uint64_t)c->rows * c->cols ? " x 2" : "");
+		if (c->count[i] < 1 || c->count[i] > 255)
+			return cells_fail(b, v, err, errlen, "count[%zu] is %u (1 to 255)", i,
+					  c->count[i]);
+	}
+	return VALIDATE_OK;
 }
 
 static enum validate_fault verdict_check(const Flowpic__V1__Batch *b, const Flowpic__V1__Verdict *v,
@@ -61,6 +131,8 @@ static enum validate_fault verdict_check(const Flowpic__V1__Batch *b, const Flow
 			return VALIDATE_NON_FINITE;
 		}
 	}
+	if (v->cells)
+		return cells_check(b, v, err, errlen);
 	return VALIDATE_OK;
 }
 

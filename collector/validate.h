@@ -13,14 +13,16 @@
 
 #include "flowpic.pb-c.h"
 
-#define VALIDATE_STR_MAX 1024 /* bytes of any string field */
-#define VALIDATE_PROBS_MAX 32 /* probabilities per verdict, classes per model */
+#define VALIDATE_STR_MAX 1024	      /* bytes of any string field */
+#define VALIDATE_PROBS_MAX 32	      /* probabilities per verdict, classes per model */
+#define VALIDATE_PICTURE_RES_MAX 2048 /* Cells.rows, Cells.cols (the agent's largest) */
 
 enum validate_fault {
 	VALIDATE_OK = 0,
 	VALIDATE_BAD_BATCH,    /* no agent_id, a string too long, too many probs */
 	VALIDATE_OUT_OF_RANGE, /* a port or protocol beyond its range */
 	VALIDATE_NON_FINITE,   /* NaN or infinite confidence or probability */
+	VALIDATE_BAD_CELLS,    /* a picture (Verdict.cells) that does not describe one */
 };
 
 /* VALIDATE_OK, or the fault with one line in err naming the batch's

@@ -3,6 +3,7 @@
 #include "encode.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,6 +14,8 @@
 
 /* Tag + length prefix of a repeated submessage: 1 byte tag, up to 5 bytes length. */
 #define SUBMSG_OVERHEAD 6
+/* Verdict.cells: 1 byte tag, up to 3 bytes length (a picture is < 2 MiB). */
+#define CELLS_OVERHEAD 4
 
 struct verdicts_arg {
 	const struct encode_verdict *v;
@@ -49,6 +52,16 @@ static void put_str(char *dst, size_t cap, const char *src, size_t srccap)
 	dst[n] = '\0';
 }
 
+/* Verdict.cells: the picture encoded at submit, copied as it is. */
+static bool encode_pic(pb_ostream_t *os, const pb_field_t *field, void *const *arg)
+{
+	const struct encode_verdict *ev = *arg;
+
+	if (!ev->pic)
+		return true;
+	return pb_encode_tag_for_field(os, field) && pb_encode_string(os, ev->pic, ev->pic_len);
+}
+
 static void fill_verdict(flowpic_v1_Verdict *m, const struct encode_verdict *ev)
 {
 	const struct stream_verdict *v = &ev->v;
@@ -79,6 +92,8 @@ static void fill_verdict(flowpic_v1_Verdict *m, const struct encode_verdict *ev)
 	m->probs_count = v->nprobs <= STREAM_MAX_CLASSES ? v->nprobs : STREAM_MAX_CLASSES;
 	memcpy(m->probs, v->probs, m->probs_count * sizeof(float));
 	m->reason = (flowpic_v1_Reason)v->reason;
+	m->cells.funcs.encode = encode_pic;
+	m->cells.arg = (void *)ev;
 }
 
 static bool encode_verdicts(pb_ostream_t *os, const pb_field_t *field, void *const *arg)
@@ -114,11 +129,158 @@ static bool encode_counters(pb_ostream_t *os, const pb_field_t *field, void *con
 	return true;
 }
 
+/* The largest Verdict fill_verdict() can make, without its picture:
+ * nanopb cannot size a message with a callback field, so it is measured on
+ * one with every field at the largest value its stream_verdict member holds. */
+static size_t verdict_bound(void)
+{
+	flowpic_v1_Verdict m;
+	size_t size = 0;
+
+	memset(&m, 0, sizeof(m));
+	m.seq = m.flow_id = UINT64_MAX;
+	memset(m.interface, 'i', sizeof(m.interface) - 1);
+	m.has_flow = m.has_span = true;
+	m.flow.src_addr.size = m.flow.dst_addr.size = 16;
+	m.flow.src_port = m.flow.dst_port = UINT16_MAX;
+	m.flow.protocol = UINT8_MAX;
+	m.direction = (flowpic_v1_Direction)UINT8_MAX;
+	m.stage = (flowpic_v1_Stage)UINT8_MAX;
+	m.reason = (flowpic_v1_Reason)UINT8_MAX;
+	m.span.start_unix_ns = m.span.duration_ns = m.span.packets_fwd = UINT64_MAX;
+	m.span.packets_rev = m.span.bytes_fwd = m.span.bytes_rev = UINT64_MAX;
+	m.span.block_index = UINT64_MAX;
+	m.span.blocks = UINT32_MAX;
+	memset(m.class_name, 'c', sizeof(m.class_name) - 1);
+	m.confidence = 1;
+	m.probs_count = STREAM_MAX_CLASSES;
+	if (!pb_get_encoded_size(&size, flowpic_v1_Verdict_fields, &m))
+		return 1024; /* cannot happen: no callback set */
+	return size;
+}
+
 size_t encode_batch_bound(unsigned n, unsigned ncounters)
 {
 	return 64 + flowpic_v1_Agent_size + flowpic_v1_Model_size +
-	       (size_t)n * (flowpic_v1_Verdict_size + SUBMSG_OVERHEAD) +
+	       (size_t)n * (verdict_bound() + SUBMSG_OVERHEAD) +
 	       (size_t)ncounters * (flowpic_v1_Counter_size + SUBMSG_OVERHEAD);
+}
+
+size_t encode_pictures_bound(unsigned n, size_t bytes)
+{
+	/* A verdict's length prefix grows by at most 3 bytes with its picture. */
+	return bytes + (size_t)n * (CELLS_OVERHEAD + 3);
+}
+
+/* Pictures ------------------------------------------------------------- */
+
+static unsigned planes(const struct stream_cells *c)
+{
+	return c->dirs == STREAM_PIC_SPLIT ? 2 : 1;
+}
+
+int encode_cells_check(const struct stream_cells *c, char *err, size_t errlen)
+{
+	uint64_t total = (uint64_t)planes(c) * c->rows * c->cols;
+	uint32_t i;
+
+	if (!c->rows || !c->cols || c->rows > STREAM_PICTURE_RES_MAX ||
+	    c->cols > STREAM_PICTURE_RES_MAX || c->dirs > STREAM_PIC_SPLIT) {
+		snprintf(err, errlen, "picture %ux%u, dirs %u: expected 1..%d bins, dirs 0..3",
+			 c->rows, c->cols, c->dirs, STREAM_PICTURE_RES_MAX);
+		return -EINVAL;
+	}
+	if (c->n > STREAM_PICTURE_CELLS_MAX) {
+		snprintf(err, errlen, "picture of %u pixels: at most %d are sent", c->n,
+			 STREAM_PICTURE_CELLS_MAX);
+		return -E2BIG;
+	}
+	if (c->n && (!c->index || !c->count)) {
+		snprintf(err, errlen, "picture of %u pixels without indexes or counts", c->n);
+		return -EINVAL;
+	}
+	for (i = 0; i < c->n; i++) {
+		if (c->index[i] >= total || (i && c->index[i] <= c->index[i - 1]) || !c->count[i]) {
+			snprintf(err, errlen,
+				 "picture pixel %u: index %u (previous %u, %" PRIu64
+				 " pixels), count %u: expected increasing indexes and counts > 0",
+				 i, c->index[i], i ? c->index[i - 1] : 0, total, c->count[i]);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* index_delta: the first index, then the gaps (>= 1), one packed run. */
+static bool encode_deltas(pb_ostream_t *os, const pb_field_t *field, void *const *arg)
+{
+	const struct stream_cells *c = *arg;
+	pb_ostream_t sz = PB_OSTREAM_SIZING;
+	uint32_t i;
+
+	if (!c->n)
+		return true;
+	for (i = 0; i < c->n; i++)
+		pb_encode_varint(&sz, i ? c->index[i] - c->index[i - 1] : c->index[0]);
+	if (!pb_encode_tag(os, PB_WT_STRING, field->tag) || !pb_encode_varint(os, sz.bytes_written))
+		return false;
+	for (i = 0; i < c->n; i++)
+		if (!pb_encode_varint(os, i ? c->index[i] - c->index[i - 1] : c->index[0]))
+			return false;
+	return true;
+}
+
+static bool encode_counts(pb_ostream_t *os, const pb_field_t *field, void *const *arg)
+{
+	const struct stream_cells *c = *arg;
+	size_t len = 0;
+	uint32_t i;
+
+	if (!c->n)
+		return true;
+	for (i = 0; i < c->n; i++)
+		len += c->count[i] < 128 ? 1 : 2;
+	if (!pb_encode_tag(os, PB_WT_STRING, field->tag) || !pb_encode_varint(os, len))
+		return false;
+	for (i = 0; i < c->n; i++)
+		if (!pb_encode_varint(os, c->count[i]))
+			return false;
+	return true;
+}
+
+static void fill_cells(flowpic_v1_Cells *m, const struct stream_cells *c)
+{
+	memset(m, 0, sizeof(*m));
+	m->rows = c->rows;
+	m->cols = c->cols;
+	m->dirs = (flowpic_v1_PictureDirs)c->dirs;
+	m->window_ns = c->window_ns;
+	m->index_delta.funcs.encode = encode_deltas;
+	m->index_delta.arg = (void *)c;
+	m->count.funcs.encode = encode_counts;
+	m->count.arg = (void *)c;
+}
+
+size_t encode_cells_size(const struct stream_cells *c)
+{
+	flowpic_v1_Cells m;
+	size_t size = 0;
+
+	fill_cells(&m, c);
+	if (!pb_get_encoded_size(&size, flowpic_v1_Cells_fields, &m))
+		return 0;
+	return size;
+}
+
+long encode_cells(uint8_t *buf, size_t cap, const struct stream_cells *c)
+{
+	flowpic_v1_Cells m;
+	pb_ostream_t os = pb_ostream_from_buffer(buf, cap);
+
+	fill_cells(&m, c);
+	if (!pb_encode(&os, flowpic_v1_Cells_fields, &m))
+		return -ENOSPC;
+	return (long)os.bytes_written;
 }
 
 long encode_batch(uint8_t *buf, size_t cap, const struct encode_header *h, uint64_t sequence,

@@ -25,14 +25,33 @@ struct encode_header {
 	unsigned nclasses;
 };
 
-/* A verdict as it waits in a batch: the submitted one and its seq. */
+/* A verdict as it waits in a batch: the submitted one and its seq, and its
+ * picture already encoded (v.cells' pointers are not read here). */
 struct encode_verdict {
 	uint64_t seq;
 	struct stream_verdict v;
+	const uint8_t *pic; /* the encoded flowpic.v1.Cells, or NULL: none */
+	uint32_t pic_len;
+	uint64_t pic_end; /* the stream's: its picture buffer position after pic */
 };
 
-/* Largest encoding of a Batch with n verdicts and ncounters counters. */
+/* Largest encoding of a Batch with n verdicts (without pictures) and
+ * ncounters counters. */
 size_t encode_batch_bound(unsigned n, unsigned ncounters);
+/* What pictures add to it: n verdicts whose encoded pictures total bytes. */
+size_t encode_pictures_bound(unsigned n, size_t bytes);
+
+/*
+ * A picture (struct stream_cells) checked: 0; -EINVAL with one line in err
+ * (sizes, dirs, indexes not increasing or beyond the planes, a count of 0);
+ * -E2BIG: more than STREAM_PICTURE_CELLS_MAX pixels.
+ */
+int encode_cells_check(const struct stream_cells *c, char *err, size_t errlen);
+/* Its encoding as flowpic.v1.Cells (index delta-coded): the length, at
+ * most STREAM_PICTURE_BYTES_MAX for a checked picture. */
+size_t encode_cells_size(const struct stream_cells *c);
+/* Encode it into buf (cap bytes): the length, or -ENOSPC. */
+long encode_cells(uint8_t *buf, size_t cap, const struct stream_cells *c);
 
 /*
  * Encode a Batch into buf (cap bytes).  Returns the length, or -ENOSPC /

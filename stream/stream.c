@@ -39,7 +39,7 @@
 #define SFLIGHT_MAX 32
 /* Counters of the agent added to a batch, at most. */
 #define AGENT_COUNTERS_MAX 64
-#define OWN_COUNTERS 22
+#define OWN_COUNTERS 24
 /* The collector address, split. */
 #define TARGET_HOST_CAP 256
 #define TARGET_PORT_CAP 16
@@ -74,6 +74,14 @@ struct stream {
 	unsigned ring_cap, ring_head, ring_n;
 	uint64_t next_seq;
 	uint64_t submitted, rejected;
+	/* The picture buffer: a FIFO of encoded pictures, in positions that only
+	 * grow (byte p is pic[p % pic_cap]); [pic_head, pic_tail) is in use by
+	 * the ring and the open batch.  A picture never wraps: one that would
+	 * starts the next lap, the end of this one left unused. */
+	uint8_t *pic;
+	size_t pic_cap;
+	uint64_t pic_head, pic_tail;
+	uint64_t pictures, pictures_too_big, pictures_no_room;
 	bool closing;
 	uint64_t close_deadline;    /* ms, monotonic */
 	struct stream_counters pub; /* the thread's counters as last published */
@@ -84,6 +92,8 @@ struct stream {
 	struct encode_verdict *open;
 	unsigned open_n;
 	uint64_t open_since;
+	size_t open_pic_bytes; /* the open batch's pictures */
+	uint64_t open_pic_end; /* the picture buffer position after them (0: none) */
 	uint8_t *encbuf;
 	size_t enccap;
 	uint64_t next_batch;
@@ -122,6 +132,9 @@ size_t stream_counters_list(const struct stream_counters *c, struct stream_count
 	const struct stream_counter all[] = {
 		{ "stream.submitted", c->submitted },
 		{ "stream.rejected", c->rejected },
+		{ "stream.pictures", c->pictures },
+		{ "stream.pictures_too_big", c->pictures_too_big },
+		{ "stream.pictures_no_room", c->pictures_no_room },
 		{ "stream.queued", c->queued },
 		{ "stream.spooled", c->spooled_now },
 		{ "stream.spooled_total", c->spooled_total },
@@ -156,6 +169,9 @@ static void fill_counters(struct stream *s, struct stream_counters *c)
 	*c = s->pub;
 	c->submitted = s->submitted;
 	c->rejected = s->rejected;
+	c->pictures = s->pictures;
+	c->pictures_too_big = s->pictures_too_big;
+	c->pictures_no_room = s->pictures_no_room;
 	c->queued += s->ring_n;
 }
 
@@ -485,6 +501,14 @@ static void cut_batch(struct stream *s)
 	seq = ++s->next_batch;
 	len = encode_batch(s->encbuf, s->enccap, &s->hdr, seq, s->open, s->open_n, cs, (unsigned)nc,
 			   err, sizeof(err));
+	/* The pictures are in the encoding (or lost with it): their room is free. */
+	if (s->open_pic_end) {
+		pthread_mutex_lock(&s->lock);
+		s->pic_head = s->open_pic_end;
+		pthread_mutex_unlock(&s->lock);
+		s->open_pic_end = 0;
+	}
+	s->open_pic_bytes = 0;
 	if (len < 0) {
 		/* Cannot happen with enccap from encode_batch_bound(): say so loudly. */
 		log_error("%s; %u verdicts dropped", err, s->open_n);
@@ -504,7 +528,8 @@ static void cut_batch(struct stream *s)
 static void drain_ring(struct stream *s)
 {
 	for (;;) {
-		unsigned take, first;
+		unsigned take, first, k;
+		bool full = false;
 
 		pthread_mutex_lock(&s->lock);
 		take = s->ring_n;
@@ -512,6 +537,21 @@ static void drain_ring(struct stream *s)
 			take = s->batch_max - s->open_n;
 		if (take > DRAIN_CHUNK)
 			take = DRAIN_CHUNK;
+		/* A batch's pictures stop at STREAM_BATCH_PICTURE_BYTES (and
+		 * the verdict that reaches it). */
+		for (k = 0; k < take && s->pic; k++) {
+			const struct encode_verdict *ev =
+				&s->ring[(s->ring_head + k) % s->ring_cap];
+
+			if (!ev->pic)
+				continue;
+			s->open_pic_bytes += ev->pic_len;
+			s->open_pic_end = ev->pic_end;
+			if (s->open_pic_bytes >= STREAM_BATCH_PICTURE_BYTES) {
+				take = k + 1;
+				full = true;
+			}
+		}
 		first = take;
 		if (s->ring_head + first > s->ring_cap)
 			first = s->ring_cap - s->ring_head;
@@ -525,7 +565,7 @@ static void drain_ring(struct stream *s)
 		if (!s->open_n)
 			s->open_since = clock_mono_ms();
 		s->open_n += take;
-		if (s->open_n == s->batch_max)
+		if (s->open_n == s->batch_max || full)
 			cut_batch(s);
 	}
 }
@@ -780,6 +820,12 @@ int stream_config_check(const struct stream_config *cfg, char *err, size_t errle
 			 STREAM_MAX_CLASSES);
 		return -EINVAL;
 	}
+	if (cfg->picture_bytes &&
+	    (cfg->picture_bytes < STREAM_PICTURE_BYTES_MAX || cfg->picture_bytes > (1ull << 30))) {
+		snprintf(err, errlen, "picture buffer of %zu bytes: 0 (off) or %d to %llu",
+			 cfg->picture_bytes, STREAM_PICTURE_BYTES_MAX, 1ull << 30);
+		return -EINVAL;
+	}
 	if ((cfg->host && check_len(cfg->host, HDR_CAP(host), "host name", err, errlen) < 0) ||
 	    check_len(cfg->agent_id, HDR_CAP(agent_id), "agent id", err, errlen) < 0 ||
 	    check_len(cfg->version, HDR_CAP(version), "agent version", err, errlen) < 0 ||
@@ -812,6 +858,7 @@ static void stream_free(struct stream *s)
 	if (s->evfd >= 0)
 		close(s->evfd);
 	free(s->ring);
+	free(s->pic);
 	free(s->open);
 	free(s->encbuf);
 	free(s->spool_dir);
@@ -888,12 +935,20 @@ static int buffers_init(struct stream *s, const struct stream_config *cfg, char 
 	s->ring = calloc(s->ring_cap, sizeof(*s->ring));
 	s->open = calloc(s->batch_max, sizeof(*s->open));
 	s->enccap = encode_batch_bound(s->batch_max, OWN_COUNTERS + AGENT_COUNTERS_MAX);
+	if (cfg->picture_bytes) {
+		/* A batch's pictures: below the cut, plus the one that reached it. */
+		s->enccap += encode_pictures_bound(s->batch_max, STREAM_BATCH_PICTURE_BYTES - 1 +
+									 STREAM_PICTURE_BYTES_MAX);
+		s->pic_cap = cfg->picture_bytes;
+		s->pic = malloc(s->pic_cap);
+	}
 	s->encbuf = malloc(s->enccap);
 	s->spool_dir = cfg->spool_dir ? strdup(cfg->spool_dir) : NULL;
 	if (!s->ring || !s->open || !s->encbuf || (cfg->spool_dir && !s->spool_dir) ||
-	    queue_init(&s->mq, cfg->queue_max) < 0) {
-		snprintf(err, errlen, "out of memory (submit ring of %u verdicts)",
-			 cfg->submit_max);
+	    (cfg->picture_bytes && !s->pic) || queue_init(&s->mq, cfg->queue_max) < 0) {
+		snprintf(err, errlen,
+			 "out of memory (submit ring of %u verdicts, picture buffer of %zu bytes)",
+			 cfg->submit_max, cfg->picture_bytes);
 		return -ENOMEM;
 	}
 	s->spool_max = cfg->spool_max_bytes;
@@ -1015,14 +1070,72 @@ int stream_reason_parse(const char *name)
 	return -1;
 }
 
+/* Room for len contiguous bytes in the picture buffer (under lock): their
+ * position, or UINT64_MAX when it is full. */
+static uint64_t pic_reserve(struct stream *s, size_t len)
+{
+	uint64_t p = s->pic_tail, off = p % s->pic_cap;
+
+	if (off + len > s->pic_cap)
+		p += s->pic_cap - off; /* would wrap: the next lap */
+	if (p + len - s->pic_head > s->pic_cap)
+		return UINT64_MAX;
+	s->pic_tail = p + len;
+	return p;
+}
+
+/* The verdict's picture into the picture buffer, encoded (under lock); or
+ * counted as left out. */
+static void pic_put(struct stream *s, struct encode_verdict *slot, int check, size_t len)
+{
+	uint64_t p;
+
+	slot->pic = NULL;
+	slot->pic_len = 0;
+	slot->pic_end = 0;
+	if (check == -E2BIG) {
+		s->pictures_too_big++;
+		return;
+	}
+	p = s->pic ? pic_reserve(s, len) : UINT64_MAX;
+	if (p == UINT64_MAX) {
+		s->pictures_no_room++;
+		return;
+	}
+	/* len is the checked picture's encoded size: it fits. */
+	if (encode_cells(s->pic + p % s->pic_cap, len, &slot->v.cells) != (long)len) {
+		s->pictures_no_room++;
+		return;
+	}
+	slot->pic = s->pic + p % s->pic_cap;
+	slot->pic_len = (uint32_t)len;
+	slot->pic_end = p + len;
+	s->pictures++;
+}
+
 int stream_submit(struct stream *s, const struct stream_verdict *v, uint64_t *seq)
 {
 	struct encode_verdict *slot;
-	bool wake;
+	bool wake, has_pic = v->cells.rows || v->cells.cols;
+	size_t pic_len = 0;
+	char err[200];
+	int check = 0;
 
 	if (v->nprobs > STREAM_MAX_CLASSES || v->direction > STREAM_DIR_INBOUND ||
 	    v->stage > STREAM_STAGE_FINAL || v->reason >= STREAM_REASON_COUNT)
 		return -EINVAL;
+	if (has_pic) {
+		/* Only block verdicts have a picture; a bad one is the caller's bug. */
+		if (v->stage != STREAM_STAGE_EARLY && v->stage != STREAM_STAGE_BLOCK)
+			return -EINVAL;
+		check = encode_cells_check(&v->cells, err, sizeof(err));
+		if (check == -EINVAL) {
+			log_debug("stream_submit: %s", err);
+			return -EINVAL;
+		}
+		if (!check)
+			pic_len = encode_cells_size(&v->cells);
+	}
 	pthread_mutex_lock(&s->lock);
 	if (s->closing) {
 		pthread_mutex_unlock(&s->lock);
@@ -1036,6 +1149,11 @@ int stream_submit(struct stream *s, const struct stream_verdict *v, uint64_t *se
 	slot = &s->ring[(s->ring_head + s->ring_n) % s->ring_cap];
 	slot->v = *v;
 	slot->seq = s->next_seq++;
+	slot->pic = NULL;
+	if (has_pic)
+		pic_put(s, slot, check, pic_len);
+	/* The caller's arrays are not ours to keep. */
+	memset(&slot->v.cells, 0, sizeof(slot->v.cells));
 	if (seq)
 		*seq = slot->seq;
 	/* Wake the thread once per burst, and when a batch is full. */

@@ -35,6 +35,21 @@
 #define STREAM_CLASS_MAX 32    /* class name incl. NUL */
 #define STREAM_BATCH_MAX 10000 /* largest batch_max */
 
+/*
+ * Pictures (flowpic.v1.Cells, docs/stream.md "Pictures").  A picture is
+ * encoded at stream_submit() into the picture buffer (picture_bytes, a FIFO
+ * shared by the submit ring and the open batch) and freed when its batch is
+ * encoded.  A batch is also cut once its pictures reach
+ * STREAM_BATCH_PICTURE_BYTES, so a batch stays far below the collector's 4 MiB
+ * message limit.  A verdict whose picture has more than STREAM_PICTURE_CELLS_MAX
+ * pixels, or finds the buffer full, is sent without it (counted).
+ */
+#define STREAM_PICTURE_RES_MAX 2048   /* rows, cols (FLOWPIC_MAX_RES) */
+#define STREAM_PICTURE_CELLS_MAX 8192 /* non-zero pixels: a full 2 x 64 x 64 */
+#define STREAM_PICTURE_BYTES_MAX (STREAM_PICTURE_CELLS_MAX * 6 + 64) /* one, encoded */
+#define STREAM_BATCH_PICTURE_BYTES (1u << 20)
+#define STREAM_PICTURE_BYTES_DEFAULT (8u << 20) /* the agent's --send-pictures */
+
 /* Mirrors flowpic.v1.Direction. */
 enum stream_direction {
 	STREAM_DIR_UNSPECIFIED = 0,
@@ -60,6 +75,29 @@ enum stream_reason {
 	STREAM_REASON_LOW_CONFIDENCE = 5,
 	STREAM_REASON_UNTRACKED = 6,
 	STREAM_REASON_COUNT
+};
+
+/* Mirrors flowpic.v1.PictureDirs (and core/model_file.h enum model_dirs). */
+enum stream_picture_dirs {
+	STREAM_PIC_BOTH = 0,  /* one plane: both directions summed */
+	STREAM_PIC_FWD = 1,   /* one plane: initiator -> responder */
+	STREAM_PIC_REV = 2,   /* one plane: responder -> initiator */
+	STREAM_PIC_SPLIT = 3, /* two planes: fwd, rev */
+};
+
+/*
+ * A block's picture as the model judged it (flowpic.v1.Cells): its n
+ * non-zero pixels by increasing flat index (plane * rows + row) * cols + col
+ * (row: size bin, col: time bin; proto/flowpic.proto has the axes).
+ * Borrowed: stream_submit() encodes it into the stream's picture buffer.
+ */
+struct stream_cells {
+	const uint32_t *index; /* n flat indexes, strictly increasing */
+	const uint8_t *count;  /* n packet counts, 1 .. 255 */
+	uint32_t n;	       /* 0 .. STREAM_PICTURE_CELLS_MAX (more: sent without) */
+	uint16_t rows, cols;   /* 0: no picture; else 1 .. STREAM_PICTURE_RES_MAX */
+	uint8_t dirs;	       /* enum stream_picture_dirs */
+	uint64_t window_ns;    /* the time axis */
 };
 
 /* "unspecified", "ok", "other", "sparse", "disagree", "low_confidence",
@@ -92,6 +130,7 @@ struct stream_verdict {
 	uint8_t dst_addr[16];
 	char interface[STREAM_IFNAME_MAX];
 	char class_name[STREAM_CLASS_MAX];
+	struct stream_cells cells; /* EARLY, BLOCK: the picture (rows 0: none) */
 };
 
 /* When the spool calls fsync(2) (docs/stream.md, "Spool"). */
@@ -137,6 +176,10 @@ struct stream_config {
 	unsigned batch_delay_ms; /* oldest verdict's longest wait in an open batch (1000) */
 	unsigned submit_max;	 /* verdicts the submit ring holds (65536) */
 	unsigned queue_max;	 /* unacknowledged batches kept in memory (64) */
+	/* Encoded pictures the submit ring and the open batch hold, bytes (0:
+	 * pictures are not sent: a verdict's cells are left out, counted in
+	 * pictures_no_room); else at least STREAM_PICTURE_BYTES_MAX. */
+	size_t picture_bytes;
 
 	/* Spool (NULL dir: no spool; what would go there is dropped and counted). */
 	const char *spool_dir;	      /* created if missing */
@@ -170,19 +213,22 @@ struct stream_config {
  * the collector had already stored).
  */
 struct stream_counters {
-	uint64_t submitted;	  /* taken by stream_submit() */
-	uint64_t rejected;	  /* refused by stream_submit() (-EAGAIN, ring full): not taken */
-	uint64_t queued;	  /* now in memory: ring, open batch, memory queue */
-	uint64_t spooled_now;	  /* now in the spool (includes a previous run's) */
-	uint64_t spool_bytes;	  /* the spool's size on disk now */
-	uint64_t spool_max_bytes; /* its limit (0: no spool) */
-	uint64_t spooled_total;	  /* ever written to the spool */
-	uint64_t replayed;	  /* found in the spool at start (a previous run's) */
-	uint64_t sent;		  /* written to the collector (a resend counts again) */
-	uint64_t acked;		  /* acknowledged by the collector */
-	uint64_t stored;	  /* ... of which the collector newly stored (Ack.stored) */
-	uint64_t duplicates;	  /* ... of which it already had (Ack.duplicates) */
-	uint64_t dropped;	  /* lost: did not fit under spool_max_bytes */
+	uint64_t submitted;	   /* taken by stream_submit() */
+	uint64_t rejected;	   /* refused by stream_submit() (-EAGAIN, ring full): not taken */
+	uint64_t pictures;	   /* taken with their picture (Verdict.cells) */
+	uint64_t pictures_too_big; /* taken without it: over STREAM_PICTURE_CELLS_MAX pixels */
+	uint64_t pictures_no_room; /* taken without it: the picture buffer was full (or 0) */
+	uint64_t queued;	   /* now in memory: ring, open batch, memory queue */
+	uint64_t spooled_now;	   /* now in the spool (includes a previous run's) */
+	uint64_t spool_bytes;	   /* the spool's size on disk now */
+	uint64_t spool_max_bytes;  /* its limit (0: no spool) */
+	uint64_t spooled_total;	   /* ever written to the spool */
+	uint64_t replayed;	   /* found in the spool at start (a previous run's) */
+	uint64_t sent;		   /* written to the collector (a resend counts again) */
+	uint64_t acked;		   /* acknowledged by the collector */
+	uint64_t stored;	   /* ... of which the collector newly stored (Ack.stored) */
+	uint64_t duplicates;	   /* ... of which it already had (Ack.duplicates) */
+	uint64_t dropped;	   /* lost: did not fit under spool_max_bytes */
 	uint64_t spool_corrupt; /* spool records (not verdicts) unreadable: bad checksum, cut short */
 	uint64_t batches_sent;
 	uint64_t batches_acked;
@@ -227,7 +273,11 @@ int stream_start(struct stream *s, char *err, size_t errlen);
  * Hand over one verdict (copied).  Never blocks on I/O.  0 and *seq (if not
  * NULL) = the verdict's seq; -EAGAIN: the submit ring is full (the stream's
  * thread is behind), the verdict was not taken (counted as rejected);
- * -EINVAL: bad verdict (nprobs, direction, stage, reason); -ESHUTDOWN: closing.
+ * -EINVAL: bad verdict (nprobs, direction, stage, reason; a picture on a
+ * FINAL verdict, or one whose sizes, indexes or counts are out of order or
+ * range); -ESHUTDOWN: closing.  A picture too big or without room in the
+ * picture buffer is left out, the verdict taken (counted: pictures_too_big,
+ * pictures_no_room).
  */
 int stream_submit(struct stream *s, const struct stream_verdict *v, uint64_t *seq);
 

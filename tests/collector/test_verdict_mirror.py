@@ -2,7 +2,8 @@
 """Every field of flowpic.v1.Verdict is mirrored along the verdict's path.
 
 Reads the Verdict message from proto/flowpic.proto (submessages FlowKey and
-Span expanded to their leaf fields, e.g. "span.start_unix_ns") and checks,
+Span expanded to their leaf fields, e.g. "span.start_unix_ns"; those named in
+WHOLE, the picture Cells, taken as one field) and checks,
 for each leaf, that it is
 
   - a member of struct stream_verdict in stream/stream.h (the agent's copy),
@@ -38,6 +39,15 @@ COLUMN_NAME = {
 # Fields deliberately not stored, with the reason (none today: every field of
 # a verdict is a column).  E.g. "foo": "debug only, agent-local".
 NOT_STORED = {}
+
+# Submessages mirrored whole, not leaf by leaf, with the reason: one member
+# of struct stream_verdict, m->NAME in stream/encode.c, ->NAME read by the
+# stores, one column NAME.
+WHOLE = {
+    "cells": "a picture: struct stream_cells in stream_verdict, encoded once at submit; "
+             "stored as its protobuf encoding in one nullable column (BLOB, BYTEA), read "
+             "back by store_get_cells()",
+}
 
 # Fields deliberately not in struct stream_verdict, with the reason.
 NOT_IN_STREAM_VERDICT = {
@@ -77,7 +87,7 @@ def verdict_leaves(proto_text):
         raise SystemExit("no message Verdict with fields in the proto")
     out = []
     for label, typ, name, _ in msgs["Verdict"]:
-        if typ in SCALARS or typ in enums:
+        if typ in SCALARS or typ in enums or (name in WHOLE and typ in msgs):
             out.append((name, name, None, label == "repeated"))
         elif typ in msgs:
             for sl, st, sn, _ in msgs[typ]:
@@ -168,7 +178,7 @@ def check(proto_text, src):
     leaves = verdict_leaves(proto_text)
     paths = {p for p, _, _, _ in leaves}
     for table, what in ((COLUMN_NAME, "COLUMN_NAME"), (NOT_STORED, "NOT_STORED"),
-                        (NOT_IN_STREAM_VERDICT, "NOT_IN_STREAM_VERDICT")):
+                        (NOT_IN_STREAM_VERDICT, "NOT_IN_STREAM_VERDICT"), (WHOLE, "WHOLE")):
         for k in table:
             if k not in paths:
                 problems.append("%s names %s, not a field of Verdict (stale entry)" % (what, k))

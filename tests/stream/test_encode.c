@@ -3,7 +3,8 @@
  * test_encode.c - nanopb encoding of Batch (stream/encode.c) proved by an
  * independent decoder: protobuf-c's code generated from the same
  * proto/flowpic.proto.  Also: encoding allocates nothing, the size bound
- * holds at the largest batch, a small buffer is refused, Acks both ways.
+ * holds at the largest batch, a small buffer is refused, Acks both ways;
+ * pictures (Verdict.cells) as encoded at submit, and their checks.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -278,13 +279,138 @@ static void test_ack(void **state)
 	flowpic__v1__ack__free_unpacked(back, NULL);
 }
 
+/* A picture: every step-th pixel of planes x res x res, counts cycling 1 .. 255. */
+static void picture(struct stream_cells *c, uint32_t *index, uint8_t *count, uint16_t res,
+		    uint8_t dirs, uint32_t step, uint32_t n)
+{
+	uint32_t i;
+
+	for (i = 0; i < n; i++) {
+		index[i] = i * step;
+		count[i] = (uint8_t)(1 + (i * 37) % 255);
+	}
+	*c = (struct stream_cells){ index, count, n, res, res, dirs, 15000000000ull };
+}
+
+/* Pictures: encoded at submit (encode_cells), carried in Verdict.cells as
+ * they are, decoded by protobuf-c: the same pixels, deltas, axes. */
+static void test_pictures(void **state)
+{
+	static uint32_t index[STREAM_PICTURE_CELLS_MAX];
+	static uint8_t count[STREAM_PICTURE_CELLS_MAX];
+	static uint8_t pics[3][STREAM_PICTURE_BYTES_MAX];
+	struct stream_cells c[3];
+	struct encode_verdict v[4];
+	struct encode_header h;
+	Flowpic__V1__Batch *b;
+	size_t total = 0, cap;
+	uint8_t *buf;
+	char err[200];
+	long len;
+	unsigned i, k;
+
+	(void)state;
+	header(&h);
+	/* A split 32 x 32 picture, every third pixel; an empty one; the
+	 * largest: 8192 pixels spread over a split 2048 x 2048, count 255. */
+	picture(&c[0], index, count, 32, STREAM_PIC_SPLIT, 3, 600);
+	c[1] = (struct stream_cells){ NULL, NULL, 0, 32, 32, STREAM_PIC_BOTH, 15000000000ull };
+	for (i = 0; i < 3; i++) {
+		verdict(&v[i], i + 1, false);
+		if (i == 2) {
+			static uint32_t big_index[STREAM_PICTURE_CELLS_MAX];
+			static uint8_t big_count[STREAM_PICTURE_CELLS_MAX];
+
+			picture(&c[2], big_index, big_count, 2048, STREAM_PIC_SPLIT, 1024,
+				STREAM_PICTURE_CELLS_MAX);
+			memset(big_count, 255, sizeof(big_count));
+			big_index[0] = 1023; /* the largest first index of this spacing */
+		}
+		assert_int_equal(encode_cells_check(&c[i], err, sizeof(err)), 0);
+		len = encode_cells(pics[i], sizeof(pics[i]), &c[i]);
+		assert_true(len > 0);
+		assert_int_equal((size_t)len, encode_cells_size(&c[i]));
+		assert_true(len <= STREAM_PICTURE_BYTES_MAX);
+		v[i].pic = pics[i];
+		v[i].pic_len = (uint32_t)len;
+		total += (size_t)len;
+	}
+	/* A 1-byte delta and a 1-byte count (2 from 128 on) per pixel. */
+	assert_true(v[0].pic_len < 600 * 3 + 32);
+	verdict(&v[3], 4, true); /* no picture */
+	cap = encode_batch_bound(4, 0) + encode_pictures_bound(4, total);
+	buf = malloc(cap);
+	counting = 1;
+	allocs = 0;
+	len = encode_batch(buf, cap, &h, 9, v, 4, NULL, 0, err, sizeof(err));
+	counting = 0;
+	assert_true(len > 0);
+	assert_int_equal(allocs, 0);
+	b = flowpic__v1__batch__unpack(NULL, (size_t)len, buf);
+	assert_non_null(b);
+	assert_int_equal(b->n_verdicts, 4);
+	for (i = 0; i < 3; i++) {
+		const Flowpic__V1__Cells *m = b->verdicts[i]->cells;
+		uint64_t at = 0;
+
+		check_verdict(b->verdicts[i], &v[i], false);
+		assert_non_null(m);
+		assert_int_equal(m->rows, c[i].rows);
+		assert_int_equal(m->cols, c[i].cols);
+		assert_int_equal(m->dirs, c[i].dirs);
+		assert_true(m->window_ns == 15000000000ull);
+		assert_int_equal(m->n_index_delta, c[i].n);
+		assert_int_equal(m->n_count, c[i].n);
+		for (k = 0; k < c[i].n; k++) {
+			at += m->index_delta[k];
+			assert_int_equal(at, c[i].index[k]);
+			assert_int_equal(m->count[k], c[i].count[k]);
+		}
+	}
+	assert_null(b->verdicts[3]->cells);
+	flowpic__v1__batch__free_unpacked(b, NULL);
+	free(buf);
+}
+
+/* Pictures that do not describe one are refused with a line; too many pixels is -E2BIG. */
+static void test_cells_check(void **state)
+{
+	static uint32_t index[STREAM_PICTURE_CELLS_MAX + 1];
+	static uint8_t count[STREAM_PICTURE_CELLS_MAX + 1];
+	struct stream_cells c;
+	char err[200];
+
+	(void)state;
+	picture(&c, index, count, 32, STREAM_PIC_BOTH, 1, 1024);
+	assert_int_equal(encode_cells_check(&c, err, sizeof(err)), 0);
+	c.n = 1025; /* index 1024 is outside 32 x 32 */
+	index[1024] = 1024;
+	count[1024] = 1;
+	assert_int_equal(encode_cells_check(&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "pixel 1024"));
+	c.dirs = STREAM_PIC_SPLIT; /* two planes: it fits */
+	assert_int_equal(encode_cells_check(&c, err, sizeof(err)), 0);
+	index[5] = index[4]; /* not increasing */
+	assert_int_equal(encode_cells_check(&c, err, sizeof(err)), -EINVAL);
+	index[5] = 5;
+	count[7] = 0;
+	assert_int_equal(encode_cells_check(&c, err, sizeof(err)), -EINVAL);
+	count[7] = 1;
+	c.rows = 0;
+	assert_int_equal(encode_cells_check(&c, err, sizeof(err)), -EINVAL);
+	c.rows = 32;
+	c.dirs = 4;
+	assert_int_equal(encode_cells_check(&c, err, sizeof(err)), -EINVAL);
+	picture(&c, index, count, 2048, STREAM_PIC_BOTH, 1, STREAM_PICTURE_CELLS_MAX + 1);
+	assert_int_equal(encode_cells_check(&c, err, sizeof(err)), -E2BIG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_round_trip),
-		cmocka_unit_test(test_empty_batch),
-		cmocka_unit_test(test_bound),
-		cmocka_unit_test(test_ack),
+		cmocka_unit_test(test_round_trip), cmocka_unit_test(test_empty_batch),
+		cmocka_unit_test(test_bound),	   cmocka_unit_test(test_ack),
+		cmocka_unit_test(test_pictures),   cmocka_unit_test(test_cells_check),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
