@@ -55,6 +55,9 @@ enum {
 	OPT_NATS_STREAM,
 	OPT_NATS_REPLICAS,
 	OPT_NATS_CREDS,
+	OPT_NATS_CA,
+	OPT_NATS_CERT,
+	OPT_NATS_KEY,
 	OPT_NATS_BACKLOG,
 };
 
@@ -146,6 +149,13 @@ static const struct argp_option serve_options[] = {
 	{ "nats-replicas", OPT_NATS_REPLICAS, "N", 0, "replicas of a stream we create (default 1)",
 	  5 },
 	{ "nats-creds", OPT_NATS_CREDS, "FILE", 0, "NATS user credentials (JWT and NKey seed)", 5 },
+	{ "nats-ca", OPT_NATS_CA, "FILE", 0,
+	  "TLS to NATS: CA certificate(s) that sign the servers' (a tls:// URL without it: the "
+	  "system's)",
+	  5 },
+	{ "nats-cert", OPT_NATS_CERT, "FILE", 0,
+	  "TLS client certificate for NATS (with --nats-key)", 5 },
+	{ "nats-key", OPT_NATS_KEY, "FILE", 0, "the key of --nats-cert", 5 },
 	{ "nats-backlog", OPT_NATS_BACKLOG, "N", 0,
 	  "verdicts published and not yet acknowledged, at most; beyond it batches end "
 	  "UNAVAILABLE (default 100000)",
@@ -219,6 +229,15 @@ static error_t serve_parse(int key, char *arg, struct argp_state *state)
 		break;
 	case OPT_NATS_CREDS:
 		o->nats.creds = arg;
+		break;
+	case OPT_NATS_CA:
+		o->nats.ca = arg;
+		break;
+	case OPT_NATS_CERT:
+		o->nats.cert = arg;
+		break;
+	case OPT_NATS_KEY:
+		o->nats.key = arg;
 		break;
 	case OPT_NATS_BACKLOG:
 		num(state, "--nats-backlog", arg, 1, 100000000, &v);
@@ -355,6 +374,10 @@ static error_t serve_parse(int key, char *arg, struct argp_state *state)
 			argp_error(state, "--agent-id-from-cert needs --client-ca (mutual TLS)");
 		if (!strcmp(o->db, "none") && !o->nats.servers)
 			argp_error(state, "--db none stores nothing: give --nats to publish");
+		if (!!o->nats.cert != !!o->nats.key)
+			argp_error(state, "--nats-cert and --nats-key go together");
+		if ((o->nats.ca || o->nats.cert) && !o->nats.servers)
+			argp_error(state, "--nats-ca, --nats-cert: give --nats");
 		break;
 	default:
 		return ARGP_ERR_UNKNOWN;

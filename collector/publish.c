@@ -23,6 +23,7 @@
 
 #include <nats/nats.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "publish.h"
 
@@ -41,6 +42,7 @@ struct pub_group {
 };
 
 struct publisher {
+	struct publish_config cfg;
 	natsOptions *opts;
 	natsConnection *nc;
 	jsCtx *js;
@@ -57,6 +59,8 @@ struct publisher {
 	pthread_cond_t cv;
 	struct pub_group *head, *tail;
 	bool stop, started;
+	bool stream_ready; /* the stream exists (the thread's, once started) */
+	uint64_t stream_warned_ns;
 	pthread_t thr;
 	/* Messages back from the ack handler (no ack but an error). */
 	pthread_mutex_t fmu;
@@ -251,6 +255,30 @@ out:
 	return ok;
 }
 
+static int ensure_stream(struct publisher *p, const struct publish_config *cfg, char *err,
+			 size_t errlen);
+
+/* The stream, from the thread when the collector started before any server
+ * answered; a refusal is logged at most every 30 s (and counted). */
+static bool stream_try(struct publisher *p)
+{
+	char err[512];
+	uint64_t now = clock_mono_ns();
+
+	if (natsConnection_Status(p->nc) != NATS_CONN_STATUS_CONNECTED)
+		return false;
+	if (ensure_stream(p, &p->cfg, err, sizeof(err)) == 0) {
+		p->stream_ready = true;
+		return true;
+	}
+	atomic_fetch_add(&p->errors, 1);
+	if (!p->stream_warned_ns || now - p->stream_warned_ns >= 30000000000ull) {
+		log_warn("nats: %s; retrying (acks are held)", err);
+		p->stream_warned_ns = now;
+	}
+	return false;
+}
+
 static void *run(void *arg)
 {
 	struct publisher *p = arg;
@@ -266,6 +294,11 @@ static void *run(void *arg)
 		pthread_mutex_unlock(&p->mu);
 		if (!g)
 			break;
+		if (!p->stream_ready && !stream_try(p)) {
+			if (nap(p, 1000))
+				break;
+			continue; /* not connected yet, or the stream refused: later */
+		}
 		if (!send_group(p, g)) {
 			if (nap(p, 1000))
 				break;
@@ -294,6 +327,16 @@ static void on_disconnected(natsConnection *nc, void *closure)
 	if (natsConnection_IsClosed(nc))
 		return; /* ours: shutting down */
 	log_warn("nats: disconnected: reconnecting (publishes are held and sent again)");
+}
+
+static void on_connected(natsConnection *nc, void *closure)
+{
+	char url[256];
+
+	(void)closure;
+	if (natsConnection_GetConnectedUrl(nc, url, sizeof(url)) != NATS_OK)
+		snprintf(url, sizeof(url), "?");
+	log_warn("nats: connected to %s", url);
 }
 
 static void on_reconnected(natsConnection *nc, void *closure)
@@ -368,6 +411,7 @@ struct publisher *publisher_open(const struct publish_config *cfg, char *err, si
 	const char *urls[PUBLISH_SERVERS_MAX];
 	char list[1024];
 	jsOptions jo;
+	bool connected;
 	int n;
 	natsStatus s;
 
@@ -406,12 +450,36 @@ struct publisher *publisher_open(const struct publish_config *cfg, char *err, si
 		s = natsOptions_SetReconnectedCB(p->opts, on_reconnected, NULL);
 	if (s == NATS_OK && cfg->creds)
 		s = natsOptions_SetUserCredentialsFromFiles(p->opts, cfg->creds, NULL);
+	if (s == NATS_OK && (cfg->ca || cfg->cert))
+		s = natsOptions_SetSecure(p->opts, true);
+	if (s == NATS_OK && cfg->ca)
+		s = natsOptions_LoadCATrustedCertificates(p->opts, cfg->ca);
+	if (s == NATS_OK && cfg->cert)
+		s = natsOptions_LoadCertificatesChain(p->opts, cfg->cert, cfg->key);
 	if (s != NATS_OK) {
 		snprintf(err, errlen, "--nats %s: %s", cfg->servers, nats_GetLastError(NULL));
 		goto fail;
 	}
+	p->cfg = *cfg;
 	s = natsConnection_Connect(&p->nc, p->opts);
-	if (s != NATS_OK) {
+	connected = s == NATS_OK;
+	if (!connected) {
+		/* Started before the servers (a reboot, a cluster restart), or
+		 * refused by them: say why once, then keep trying. */
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s", nats_GetLastError(NULL));
+		s = natsOptions_SetRetryOnFailedConnect(p->opts, true, on_connected, NULL);
+		if (s == NATS_OK)
+			s = natsConnection_Connect(&p->nc, p->opts);
+		if (s == NATS_NOT_YET_CONNECTED)
+			log_warn("--nats %s: not connected (%s): trying on in the background; "
+				 "acks wait for JetStream, at most --nats-backlog verdicts",
+				 cfg->servers, why[0] ? why : "no server reachable");
+		else if (s == NATS_OK)
+			connected = true;
+	}
+	if (!connected && s != NATS_NOT_YET_CONNECTED) {
 		snprintf(err, errlen, "--nats %s: cannot connect: %s", cfg->servers,
 			 nats_GetLastError(NULL));
 		goto fail;
@@ -427,8 +495,12 @@ struct publisher *publisher_open(const struct publish_config *cfg, char *err, si
 			 nats_GetLastError(NULL));
 		goto fail;
 	}
-	if (ensure_stream(p, cfg, err, errlen) < 0)
-		goto fail;
+	/* Connected now: a stream the server refuses is a start-up error. */
+	if (connected) {
+		if (ensure_stream(p, cfg, err, errlen) < 0)
+			goto fail;
+		p->stream_ready = true;
+	}
 	if (pthread_create(&p->thr, NULL, run, p)) {
 		snprintf(err, errlen, "nats: cannot start the publisher thread");
 		goto fail;

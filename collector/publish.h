@@ -33,15 +33,23 @@
 struct publish_config {
 	const char *servers; /* URL[,URL...], at most PUBLISH_SERVERS_MAX */
 	const char *stream;
-	const char *creds;    /* NULL: none */
+	const char *creds; /* NULL: none */
+	const char *ca;	   /* TLS: CA certificate(s) to verify the servers (NULL: no TLS
+			       * unless a tls:// URL, then the system's) */
+	const char *cert;  /* TLS client certificate and its key (NULL: none) */
+	const char *key;
 	int replicas;	      /* for a stream we create */
 	uint64_t backlog_max; /* verdicts published but not yet acknowledged, at most */
 };
 
 struct publisher;
 
-/* Connect, create the stream if missing, start the thread.  NULL and a
- * one-line reason in err on failure. */
+/* Connect, create the stream if missing, start the thread.  No server
+ * reachable yet is not a failure: the library goes on trying in the
+ * background, the thread creates the stream once connected, and acks wait
+ * for JetStream meanwhile (--nats-backlog bounds them).  NULL and a
+ * one-line reason in err for what cannot work (a bad URL list or TLS file,
+ * a stream a reachable server refuses). */
 struct publisher *publisher_open(const struct publish_config *cfg, char *err, size_t errlen);
 /* Stop the thread (what is not acknowledged is dropped) and disconnect. */
 void publisher_close(struct publisher *p);
