@@ -606,6 +606,7 @@ void publisher_drop(struct publisher *p)
 int64_t publisher_commit(struct publisher *p, const struct store_batch_result *res, size_t nres)
 {
 	struct pub_group *g = calloc(1, sizeof(*g));
+	uint64_t id;
 	size_t k, i;
 
 	if (nres != p->nb)
@@ -632,7 +633,7 @@ int64_t publisher_commit(struct publisher *p, const struct store_batch_result *r
 	}
 	p->stg = NULL;
 	p->nstg = p->capstg = p->nb = 0;
-	g->id = ++p->next_id;
+	id = g->id = ++p->next_id;
 	atomic_fetch_add(&p->backlog, (uint64_t)g->n);
 	pthread_mutex_lock(&p->mu);
 	if (p->tail)
@@ -642,7 +643,8 @@ int64_t publisher_commit(struct publisher *p, const struct store_batch_result *r
 	p->tail = g;
 	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
-	return (int64_t)g->id;
+	/* Not g->id: once unlocked, the thread may have sent and freed g. */
+	return (int64_t)id;
 }
 
 uint64_t publisher_done(struct publisher *p)
