@@ -90,7 +90,39 @@
 	  "publishes that failed or were not acknowledged in time: sent again (--nats)") \
 	X(nats_backlog, GAUGE, "verdicts published but not yet acknowledged by JetStream") \
 	X(err_nats_backlog, COUNTER, \
-	  "calls ended UNAVAILABLE: their commit would pass --nats-backlog")
+	  "calls ended UNAVAILABLE: their commit would pass --nats-backlog") \
+	WEB_COUNTERS(X)
+
+/* The dashboard's (--web-listen; collector/web/, docs/dashboard.md): kept by
+ * its thread, copied into these at each step of the loop (web_counters()). */
+#define WEB_COUNTERS(X) \
+	X(web_connections, COUNTER, "dashboard connections accepted") \
+	X(web_refused_busy, COUNTER, \
+	  "dashboard connections closed at once: the most clients (64) were connected") \
+	X(web_requests, COUNTER, "dashboard requests answered") \
+	X(web_logins, COUNTER, "dashboard logins (a viewer token or a client certificate)") \
+	X(web_login_failed, COUNTER, \
+	  "dashboard logins refused: a wrong token or a foreign Origin") \
+	X(web_unauthorized, COUNTER, \
+	  "dashboard requests without a valid session (401, or 303 to /login for pages)") \
+	X(web_csrf_refused, COUNTER, "dashboard POSTs without the session's X-CSRF-Token (403)") \
+	X(web_bad_request, COUNTER, "dashboard requests malformed or with bad parameters (400)") \
+	X(web_not_found, COUNTER, "dashboard requests for no such page, file or flow (404)") \
+	X(web_method, COUNTER, "dashboard requests with a method the path does not take (405)") \
+	X(web_too_large, COUNTER, \
+	  "dashboard requests too large: headers (431), a body or an upload (413)") \
+	X(web_errors, COUNTER, "dashboard answers 500: a store query failed (the reason logged)") \
+	X(web_timeouts, COUNTER, \
+	  "dashboard connections closed: a request not whole or an answer not taken in 30 s") \
+	X(web_tls_handshake, COUNTER, "dashboard TLS handshakes that failed") \
+	X(web_sse_clients, GAUGE, "live feed (SSE) clients connected now") \
+	X(web_sse_refused, COUNTER, "live feed clients refused: 16 were connected (503)") \
+	X(web_live_verdicts, COUNTER, "verdicts handed to the live feed") \
+	X(web_live_dropped, COUNTER, \
+	  "live verdicts dropped: the ring was full, or a client too slow (a gap event)") \
+	X(web_uploads, COUNTER, "captures uploaded and classified") \
+	X(web_upload_refused, COUNTER, \
+	  "uploads refused: another one running (503), or not a capture the CLI reads (400)")
 
 struct collector_counters {
 #define X(name, kind, help) uint64_t name;

@@ -22,6 +22,7 @@
 #include "server.h"
 #include "settings.h"
 #include "store.h"
+#include "web/web.h"
 #include "rpc/tls.h"
 #include "rpc/token.h"
 
@@ -59,6 +60,10 @@ enum {
 	OPT_NATS_CERT,
 	OPT_NATS_KEY,
 	OPT_NATS_BACKLOG,
+	OPT_WEB_LISTEN,
+	OPT_WEB_TOKEN_FILE,
+	OPT_WEB_ROOT,
+	OPT_WEB_UPLOAD_MAX,
 };
 
 /* Settings of the config file and the log (not options of the server). */
@@ -69,6 +74,7 @@ struct serve_opts {
 	struct store_options store;
 	const char *db;
 	struct publish_config nats; /* nats.servers NULL: not publishing */
+	struct web_config web;	    /* web.listen NULL: no dashboard */
 	const char *cert, *key, *client_ca;
 	char token[RPC_TOKEN_MAX + 1];
 	const char *token_file;
@@ -171,13 +177,26 @@ static const struct argp_option serve_options[] = {
 	  "error, warn (default), info or debug (-q is error, -v info)", 6 },
 	{ "log-format", OPT_LOG_FORMAT, "text|json", 0,
 	  "stderr lines as text (default) or JSON objects with a timestamp", 6 },
+	{ 0, 0, 0, 0, "Web dashboard (default off; docs/dashboard.md):", 7 },
+	{ "web-listen", OPT_WEB_LISTEN, "ADDR", 0,
+	  "serve the dashboard at HOST:PORT (:PORT = 127.0.0.1); HTTPS with --tls-cert", 7 },
+	{ "web-token-file", OPT_WEB_TOKEN_FILE, "FILE", 0,
+	  "viewer tokens, one per line: TOKEN [NAME] (with --client-ca a client certificate "
+	  "logs in too)",
+	  7 },
+	{ "web-root", OPT_WEB_ROOT, "DIR", 0,
+	  "the pages (default: the source tree's collector/web/static, else " WEB_ROOT_INSTALLED
+	  ")",
+	  7 },
+	{ "web-upload-max", OPT_WEB_UPLOAD_MAX, "BYTES", 0,
+	  "largest capture to classify by upload (default 67108864)", 7 },
 	{ 0, 0, 0, 0,
 	  "Settings (every option above can be a line 'key = value' of the config file, or "
 	  "FLOWPIC_<KEY> in the environment: defaults < file < environment < flags):",
-	  7 },
-	{ "config", OPT_CONFIG, "FILE", 0, "read settings from FILE", 7 },
+	  8 },
+	{ "config", OPT_CONFIG, "FILE", 0, "read settings from FILE", 8 },
 	{ "print-config", OPT_PRINT_CONFIG, 0, 0,
-	  "print the settings given (file, environment, flags) as a config file and exit", 7 },
+	  "print the settings given (file, environment, flags) as a config file and exit", 8 },
 	{ 0 }
 };
 
@@ -226,6 +245,18 @@ static error_t serve_parse(int key, char *arg, struct argp_state *state)
 	case OPT_NATS_REPLICAS:
 		num(state, "--nats-replicas", arg, 1, 5, &v);
 		o->nats.replicas = (int)v;
+		break;
+	case OPT_WEB_LISTEN:
+		o->web.listen = arg;
+		break;
+	case OPT_WEB_TOKEN_FILE:
+		o->web.token_file = arg;
+		break;
+	case OPT_WEB_ROOT:
+		o->web.root = arg;
+		break;
+	case OPT_WEB_UPLOAD_MAX:
+		num(state, "--web-upload-max", arg, 1, 1ull << 40, &o->web.upload_max);
 		break;
 	case OPT_NATS_CREDS:
 		o->nats.creds = arg;
@@ -378,6 +409,11 @@ static error_t serve_parse(int key, char *arg, struct argp_state *state)
 			argp_error(state, "--nats-cert and --nats-key go together");
 		if ((o->nats.ca || o->nats.cert) && !o->nats.servers)
 			argp_error(state, "--nats-ca, --nats-cert: give --nats");
+		if (o->web.listen && !strcmp(o->db, "none"))
+			argp_error(state, "--web-listen shows the store: not with --db none");
+		if (o->web.listen && !o->web.token_file && !o->client_ca)
+			argp_error(state, "--web-listen: give --web-token-file (viewer tokens), or "
+					  "--client-ca to log in with client certificates");
 		break;
 	default:
 		return ARGP_ERR_UNKNOWN;
@@ -451,6 +487,7 @@ static void serve_defaults(struct serve_opts *o)
 	o->nats.replicas = 1;
 	o->nats.backlog_max = PUBLISH_BACKLOG_DEFAULT;
 	o->log_level = o->log_format = -1;
+	o->web.upload_max = WEB_UPLOAD_MAX_DEFAULT;
 }
 
 static void apply_log(const struct serve_opts *o)
@@ -570,6 +607,12 @@ out:
 	free(old);
 }
 
+/* The dashboard's counters into the collector's (server_set_web). */
+static void web_stats(const void *ctx, struct collector_counters *k)
+{
+	web_counters(ctx, k);
+}
+
 static int run(struct server *srv, struct serve_opts *o, struct settings *set, int argc,
 	       char **argv)
 {
@@ -594,6 +637,7 @@ static int serve(int argc, char **argv)
 	struct store *store = NULL;
 	struct server *srv = NULL;
 	struct publisher *pub = NULL;
+	struct web *web = NULL;
 	SSL_CTX *tls = NULL;
 	char err[1024];
 	sigset_t set;
@@ -654,6 +698,7 @@ static int serve(int argc, char **argv)
 			goto out;
 		}
 	} else {
+		o.store.dashboard_indexes = o.web.listen != NULL;
 		store = store_open(o.db, &o.store, err, sizeof(err));
 		if (!store) {
 			log_error("%s", err);
@@ -692,6 +737,23 @@ static int serve(int argc, char **argv)
 		       server_metrics_address(srv));
 		fflush(stdout);
 	}
+	if (o.web.listen) {
+		o.web.db = o.db;
+		o.web.cert = o.cert;
+		o.web.key = o.key;
+		o.web.client_ca = o.client_ca;
+		web = web_start(&o.web, store, err, sizeof(err));
+		if (!web) {
+			log_error("%s", err);
+			rc = 1;
+			goto out;
+		}
+		server_set_web(srv, web_stats, web);
+		printf("{\"event\":\"web\",\"address\":\"%s\",\"url\":\"%s://%s/\",\"type\":"
+		       "\"event\"}\n",
+		       web_address(web), tls ? "https" : "http", web_address(web));
+		fflush(stdout);
+	}
 	if (!tls && !server_loopback(srv))
 		log_warn("listening on %s without TLS: verdicts%s cross the network in cleartext, "
 			 "readable and alterable on the way (give --tls-cert and --tls-key)",
@@ -699,6 +761,10 @@ static int serve(int argc, char **argv)
 	rc = run(srv, &o, &settings, argc, argv) < 0 ? 1 : 0;
 	collector_counters_print(server_counters(srv), stdout);
 out:
+	/* The dashboard first: it taps the store, and its thread reads it. */
+	if (srv)
+		server_set_web(srv, NULL, NULL);
+	web_stop(web);
 	server_free(srv);
 	publisher_close(pub);
 	store_close(store);

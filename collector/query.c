@@ -351,32 +351,41 @@ static const char query_doc[] =
 	"\nExit status: 0 done (also when nothing matched); 1 the store could not be read; "
 	"2 bad arguments.";
 
+void query_json_row(struct sbuf *b, const char *const *vals, const char *extra)
+{
+	int i;
+
+	sbuf_add(b, "{", 1);
+	for (i = 0; i < store_ncols; i++) {
+		const char *v = vals[i];
+
+		sbuf_printf(b, "%s\"%s\":", i ? "," : "", store_cols[i].name);
+		if (!v)
+			sbuf_puts(b, "null");
+		else if (store_cols[i].type == COL_TEXT)
+			sbuf_json_str(b, v, strlen(v));
+		else if (store_cols[i].type == COL_PROTO)
+			sbuf_printf(b, "\"%s\"", flow_proto_name((uint8_t)atoi(v)));
+		else if (store_cols[i].type == COL_JSON ? json_is_valid(v) : json_is_number(v))
+			sbuf_puts(b, v); /* numbers and the stored probs JSON */
+		else if (store_cols[i].type == COL_JSON)
+			sbuf_json_str(b, v, strlen(v)); /* not JSON: as a string */
+		else
+			sbuf_puts(b, "null"); /* "Inf", "NaN", "Infinity": no JSON number */
+	}
+	if (extra)
+		sbuf_puts(b, extra);
+	sbuf_puts(b, ",\"type\":\"verdict\"}");
+}
+
 static int print_json(void *ctx, const char *const *vals)
 {
 	struct query_opts *o = ctx;
 	static struct sbuf b;
-	int i;
 
 	sbuf_reset(&b);
-	sbuf_add(&b, "{", 1);
-	for (i = 0; i < store_ncols; i++) {
-		const char *v = vals[i];
-
-		sbuf_printf(&b, "%s\"%s\":", i ? "," : "", store_cols[i].name);
-		if (!v)
-			sbuf_puts(&b, "null");
-		else if (store_cols[i].type == COL_TEXT)
-			sbuf_json_str(&b, v, strlen(v));
-		else if (store_cols[i].type == COL_PROTO)
-			sbuf_printf(&b, "\"%s\"", flow_proto_name((uint8_t)atoi(v)));
-		else if (store_cols[i].type == COL_JSON ? json_is_valid(v) : json_is_number(v))
-			sbuf_puts(&b, v); /* numbers and the stored probs JSON */
-		else if (store_cols[i].type == COL_JSON)
-			sbuf_json_str(&b, v, strlen(v)); /* not JSON: as a string */
-		else
-			sbuf_puts(&b, "null"); /* "Inf", "NaN", "Infinity": no JSON number */
-	}
-	sbuf_puts(&b, ",\"type\":\"verdict\"}\n");
+	query_json_row(&b, vals, NULL);
+	sbuf_add(&b, "\n", 1);
 	fwrite(b.p, 1, b.len, stdout);
 	o->rows++;
 	return 0;

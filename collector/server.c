@@ -461,6 +461,13 @@ static int healthz(void *ctx)
 	return health_status_last(clock_mono_ms()) == HEALTH_SERVING;
 }
 
+void server_set_web(struct server *s, void (*stats)(const void *ctx, struct collector_counters *k),
+		    const void *ctx)
+{
+	s->web_stats = stats;
+	s->web_ctx = ctx;
+}
+
 const char *server_metrics_address(const struct server *s)
 {
 	return s->metrics ? http_metrics_address(s->metrics) : NULL;
@@ -607,6 +614,9 @@ int server_step(struct server *s, int max_wait_ms)
 		log_error("epoll_wait: %s", strerror(e));
 		return -e;
 	}
+	/* The dashboard's counters, current before they are printed or scraped. */
+	if (s->web_stats)
+		s->web_stats(s->web_ctx, &s->k);
 	for (i = 0; i < n; i++) {
 		void *p = ev[i].data.ptr;
 

@@ -71,6 +71,11 @@ bool server_loopback(const struct server *s);
 int server_run(struct server *s);
 const struct collector_counters *server_counters(const struct server *s);
 
+/* --web-listen: the dashboard's counters (web_*), copied into the
+ * collector's at each step of the loop by stats(ctx, k) (NULL: none). */
+void server_set_web(struct server *s, void (*stats)(const void *ctx, struct collector_counters *k),
+		    const void *ctx);
+
 /* The loop in pieces, for tests and fuzzing: one round of waiting at most
  * max_wait_ms, events, commit, timers (1: a stop signal came, 0, or a
  * negative errno: fatal); a connected socket of ours to serve (0, or a

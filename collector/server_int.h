@@ -113,6 +113,8 @@ struct server {
 	struct collector_counters k;
 	struct publisher *pub;	      /* --nats (NULL: off); &pub tags its eventfd in epoll */
 	struct http_metrics *metrics; /* --metrics-listen (NULL: off); its epoll fd is mfd */
+	void (*web_stats)(const void *ctx, struct collector_counters *k); /* --web-listen */
+	const void *web_ctx;
 	int mfd;
 	nghttp2_session_callbacks *cbs;
 	nghttp2_option *h2opt;

@@ -28,11 +28,12 @@ struct store;
 #define STORE_DEFAULT_URL "sqlite:flowpic-verdicts.db"
 
 struct store_options {
-	bool sqlite_sync_full; /* SQLite: fsync the WAL at every commit (default) */
-	int busy_timeout_ms;   /* SQLite: give up on a lock held by another process after
+	bool sqlite_sync_full;	/* SQLite: fsync the WAL at every commit (default) */
+	int busy_timeout_ms;	/* SQLite: give up on a lock held by another process after
 				* this long in total (commits are retried meanwhile) */
-	bool readonly;	       /* queries only: never create the file or the schema */
-	int retention_days;    /* drop verdicts of blocks older than this many days (0: keep) */
+	bool readonly;		/* queries only: never create the file or the schema */
+	int retention_days;	/* drop verdicts of blocks older than this many days (0: keep) */
+	bool dashboard_indexes; /* the dashboard's indexes too (--web-listen): slower writes */
 };
 
 struct store_batch_result {

@@ -67,6 +67,18 @@ static const char schema_sql[] =
 	" updated_ns BIGINT NOT NULL,"
 	" PRIMARY KEY (agent_id, run_id, name));";
 
+/* The dashboard's (--web-listen), under the schema's lock: its overview,
+ * flow pages and address filter.  Each index costs write speed
+ * (docs/dashboard.md, "Indexes"), so only a store that serves the dashboard
+ * gets them. */
+static const char dashboard_sql[] =
+	"SELECT pg_advisory_xact_lock(7301985);"
+	"CREATE INDEX IF NOT EXISTS verdicts_src ON verdicts (src_addr, start_ns);"
+	"CREATE INDEX IF NOT EXISTS verdicts_dst ON verdicts (dst_addr, start_ns);"
+	"CREATE INDEX IF NOT EXISTS verdicts_overview"
+	" ON verdicts (stage, start_ns, class, reason, agent_id, host);"
+	"CREATE INDEX IF NOT EXISTS verdicts_flow ON verdicts (agent_id, run_id, flow_id);";
+
 /* The transaction's batches travel as one JSON array ($1: b, agent_id,
  * run_id, host, agent_version, model, model_version, sequence, received_ns)
  * and its verdicts as another ($2, each naming its batch b).  Rows go in
@@ -872,6 +884,9 @@ struct store *store_pg_open(const char *conninfo, const struct store_options *op
 	if (exec_cmd(s, "SET client_min_messages = warning", err, errlen) < 0)
 		goto fail;
 	if (!(opt && opt->readonly) && exec_cmd(s, schema_sql, err, errlen) < 0)
+		goto fail;
+	if (opt && !opt->readonly && opt->dashboard_indexes &&
+	    exec_cmd(s, dashboard_sql, err, errlen) < 0)
 		goto fail;
 	s->partitioned = pg_is_partitioned(s);
 	s->retention_days = opt ? opt->retention_days : 0;

@@ -55,6 +55,17 @@ static const char schema_sql[] =
 	" updated_ns INTEGER NOT NULL,"
 	" PRIMARY KEY (agent_id, run_id, name)) WITHOUT ROWID;";
 
+/* The dashboard's (--web-listen): its overview, flow pages and commonest
+ * filters.  Each index costs write speed (docs/dashboard.md, "Indexes"), so
+ * only a store that serves the dashboard gets them. */
+static const char dashboard_sql[] =
+	"CREATE INDEX IF NOT EXISTS verdicts_class ON verdicts (class, start_ns);"
+	"CREATE INDEX IF NOT EXISTS verdicts_agent ON verdicts (agent_id, start_ns);"
+	"CREATE INDEX IF NOT EXISTS verdicts_host ON verdicts (host, start_ns);"
+	"CREATE INDEX IF NOT EXISTS verdicts_overview"
+	" ON verdicts (stage, start_ns, class, reason, agent_id, host);"
+	"CREATE INDEX IF NOT EXISTS verdicts_flow ON verdicts (agent_id, run_id, flow_id);";
+
 static const char insert_sql[] =
 	"INSERT OR IGNORE INTO verdicts VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
 	" ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28,"
@@ -589,6 +600,11 @@ struct store *store_sqlite_open(const char *path, const struct store_options *op
 	}
 	if (sqlite3_exec(s->db, schema_sql, NULL, NULL, NULL) != SQLITE_OK) {
 		set_err(s, "create schema", err, errlen);
+		goto fail;
+	}
+	if (opt->dashboard_indexes &&
+	    sqlite3_exec(s->db, dashboard_sql, NULL, NULL, NULL) != SQLITE_OK) {
+		set_err(s, "create the dashboard's indexes", err, errlen);
 		goto fail;
 	}
 	if (add_reason(s, err, errlen) < 0)

@@ -41,6 +41,11 @@ install(FILES ${FLOWPIC_DEPLOY}/etc/agent.conf ${FLOWPIC_DEPLOY}/etc/agent.env
   DESTINATION /etc/flowpic COMPONENT agent)
 install(FILES ${FLOWPIC_DEPLOY}/etc/collector.env
   DESTINATION /etc/flowpic COMPONENT collector)
+# The dashboard's pages (--web-listen; docs/dashboard.md): the collector looks
+# for them in /usr/share/flowpic/web (WEB_ROOT_INSTALLED); the chart library
+# is Debian's libjs-chart.js, a dependency, not a copy.
+install(DIRECTORY ${CMAKE_SOURCE_DIR}/collector/web/static/
+  DESTINATION share/flowpic/web COMPONENT collector)
 # Bash completions: one file serves the four programs (options from --help);
 # bash-completion loads it by the command's name.
 foreach(prog_pkg flowpic-agent:agent flowpic-collector:collector flowpic:cli flowpic-send:cli)
@@ -105,11 +110,12 @@ set(CPACK_DEBIAN_AGENT_PACKAGE_CONTROL_EXTRA
   "${FLOWPIC_DEPLOY}/debian/agent/conffiles;${FLOWPIC_DEPLOY}/debian/agent/postinst;${FLOWPIC_DEPLOY}/debian/agent/prerm;${FLOWPIC_DEPLOY}/debian/agent/postrm")
 
 set(CPACK_DEBIAN_COLLECTOR_PACKAGE_NAME flowpic-collector)
-set(CPACK_DEBIAN_COLLECTOR_PACKAGE_DEPENDS "adduser")
+set(CPACK_DEBIAN_COLLECTOR_PACKAGE_DEPENDS "adduser, libjs-chart.js")
 set(CPACK_COMPONENT_COLLECTOR_DESCRIPTION "central collector of flowpic verdicts
 flowpic-collector receives the verdicts of flowpic agents over gRPC
 (HTTP/2, TLS, tokens), stores each verdict exactly once in SQLite or
-PostgreSQL, and answers queries over them.")
+PostgreSQL, and answers queries over them; its web dashboard shows the
+verdicts live, the flows with their FlowPics, and the agents.")
 set(CPACK_DEBIAN_COLLECTOR_PACKAGE_CONTROL_EXTRA
   "${FLOWPIC_DEPLOY}/debian/collector/conffiles;${FLOWPIC_DEPLOY}/debian/collector/postinst;${FLOWPIC_DEPLOY}/debian/collector/prerm;${FLOWPIC_DEPLOY}/debian/collector/postrm")
 

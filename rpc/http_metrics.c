@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "hostport.h"
+#include "http1.h"
 
 #define TICK_MS 250    /* timeout resolution while a client is connected */
 #define LINGER_MS 1000 /* answer sent: the client has this long to close first */
@@ -206,25 +207,21 @@ static void respond(struct http_metrics *h, struct client *c, int code, const ch
 /* The request is whole (c->req, NUL-terminated): answer it. */
 static void handle(struct http_metrics *h, struct client *c)
 {
-	char *sp1 = strchr(c->req, ' '), *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-	size_t eol = strcspn(c->req, "\r\n"), plen;
+	struct http1_request r;
 	char *body = NULL;
 	size_t blen = 0;
 
-	if (!sp1 || !sp2 || sp2 - c->req >= (ptrdiff_t)eol || sp1 == c->req ||
-	    (strncmp(sp2 + 1, "HTTP/1.1", 8) && strncmp(sp2 + 1, "HTTP/1.0", 8)) ||
-	    c->req + eol != sp2 + 9) {
+	if (http1_parse(c->req, c->req_len, &r) < 0) {
 		bump(&h->st.err_bad_request);
 		respond(h, c, 400, "Bad Request", NULL, NULL, 0);
 		return;
 	}
-	if (sp1 - c->req != 3 || strncmp(c->req, "GET", 3)) {
+	if (!http1_is(&r, "GET", NULL)) {
 		bump(&h->st.err_method);
 		respond(h, c, 405, "Method Not Allowed", "Allow: GET\r\n", NULL, 0);
 		return;
 	}
-	plen = strcspn(sp1 + 1, " ?");
-	if (h->health && plen == 8 && !strncmp(sp1 + 1, "/healthz", 8)) {
+	if (h->health && http1_is(&r, "GET", "/healthz")) {
 		bool ok = h->health(h->ctx) == 1;
 
 		bump(&h->st.health);
@@ -232,7 +229,7 @@ static void handle(struct http_metrics *h, struct client *c)
 			ok ? "SERVING\n" : "NOT_SERVING\n", ok ? 8 : 12);
 		return;
 	}
-	if (plen != 8 || strncmp(sp1 + 1, "/metrics", 8)) {
+	if (!http1_is(&r, "GET", "/metrics")) {
 		bump(&h->st.err_not_found);
 		respond(h, c, 404, "Not Found", NULL, NULL, 0);
 		return;

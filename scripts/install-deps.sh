@@ -9,7 +9,7 @@ usage="usage: install-deps.sh [PROFILE...]   (default: all)
   build    compilers, headers and generators to build them (and their .deb);
            runtime + build is all the README's main job (scripts/demo.sh) needs
   dev      build + what the tests run: cmocka, tshark, PostgreSQL, gRPC peers, lintian,
-           Prometheus, nats-server
+           Prometheus, nats-server, Chromium with its WebDriver and Selenium
   model    PyTorch and the rest of model/ (training, evaluation, ndpiReader labels)
   lab      model + every traffic-lab driver's programs (model/lab; test lab.packages)
   all      all of the above (CI, scripts/test.sh)"
@@ -17,6 +17,8 @@ usage="usage: install-deps.sh [PROFILE...]   (default: all)
 runtime=(
 	libpcap0.8 libpng16-16 zlib1g liblzma5 libbpf1 libelf1 libcap2 libnghttp2-14
 	libssl3 libprotobuf-c1 libsqlite3-0 libpq5 libnats3.4
+	# the collector's dashboard (--web-listen) serves Debian's Chart.js 3.9.1
+	libjs-chart.js
 )
 build=(
 	build-essential cmake pkg-config
@@ -54,6 +56,8 @@ dev=(
 	python3-jsonschema
 	# the metrics test (tests/deploy/test_metrics.sh): a real Prometheus, promtool
 	prometheus
+	# the dashboard in a real headless browser (test web.dashboard)
+	chromium chromium-driver python3-selenium
 )
 model=(
 	python3 python3-numpy python3-torch python3-sklearn python3-matplotlib

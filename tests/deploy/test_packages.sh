@@ -61,6 +61,12 @@ for p in flowpic flowpic-agent flowpic-collector flowpic-send; do
 	[ -f "/usr/share/bash-completion/completions/$p" ] || fail "no bash completion for $p"
 	ls /usr/share/man/man[18]/"$p".[18].gz >/dev/null 2>&1 || fail "no man page for $p"
 done
+# The dashboard's pages where the collector looks for them, and Debian's chart library.
+for f in login.html overview.html app.css; do
+	[ -f "/usr/share/flowpic/web/$f" ] || fail "no /usr/share/flowpic/web/$f"
+done
+dpkg-deb -f "$work/b"/flowpic-collector_*.deb Depends | grep -q libjs-chart.js ||
+	fail "flowpic-collector does not depend on libjs-chart.js"
 [ "$(stat -c '%U %a' /etc/flowpic/collector.token)" = "flowpic 600" ] || fail "token: $(stat -c '%U %a' /etc/flowpic/collector.token)"
 [ "$(stat -c '%U %a' /var/lib/flowpic/spool)" = "flowpic 700" ] || fail "spool: $(stat -c '%U %a' /var/lib/flowpic/spool)"
 for u in flowpic-agent flowpic-collector; do

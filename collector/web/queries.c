@@ -1,0 +1,506 @@
+// SPDX-License-Identifier: MIT
+/*
+ * queries.c - the dashboard's read-only queries on SQLite or PostgreSQL;
+ * see queries.h.  SQL is written once with SQLite's numbered parameter markers
+ * ("?3"), turned into PostgreSQL's ("$3") when that is the store.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+#include <sqlite3.h>
+
+#include "queries.h"
+
+#define QARGS_MAX 64
+#define SQL_MAX 4096
+
+struct webdb {
+	sqlite3 *lite; /* one of the two */
+	PGconn *pg;
+	char name[256]; /* for messages: the path, or "postgresql" */
+};
+
+/* Parameters, as text; SQLite binds the numbers as integers or reals. */
+struct qargs {
+	int n;
+	const char *v[QARGS_MAX];
+	char kind[QARGS_MAX]; /* 't' text, 'i' integer, 'r' real */
+	char buf[QARGS_MAX][40];
+};
+
+const char *const flows_sort_names[FLOWS_SORT_COUNT] = { "start_ns", "received_ns", "confidence",
+							 "class", "host" };
+
+/* The ORDER BY of each sort, newest first / oldest first; the ties end in
+ * the verdict's identity, as query's order does. */
+static const char *const sort_desc[FLOWS_SORT_COUNT] = {
+	"start_ns DESC, agent_id, run_id, seq DESC",
+	"received_ns DESC, start_ns DESC, agent_id, run_id, seq DESC",
+	"confidence DESC, start_ns DESC, agent_id, run_id, seq DESC",
+	"class DESC, start_ns DESC, agent_id, run_id, seq DESC",
+	"host DESC, start_ns DESC, agent_id, run_id, seq DESC",
+};
+static const char *const sort_asc[FLOWS_SORT_COUNT] = {
+	"start_ns, agent_id, run_id, seq",
+	"received_ns, start_ns, agent_id, run_id, seq",
+	"confidence, start_ns, agent_id, run_id, seq",
+	"class, start_ns, agent_id, run_id, seq",
+	"host, start_ns, agent_id, run_id, seq",
+};
+
+static void arg_text(struct qargs *a, const char *v)
+{
+	a->kind[a->n] = 't';
+	a->v[a->n++] = v;
+}
+
+static void arg_int(struct qargs *a, int64_t v)
+{
+	snprintf(a->buf[a->n], sizeof(a->buf[0]), "%" PRId64, v);
+	a->kind[a->n] = 'i';
+	a->v[a->n] = a->buf[a->n];
+	a->n++;
+}
+
+static void arg_real(struct qargs *a, double v)
+{
+	snprintf(a->buf[a->n], sizeof(a->buf[0]), "%.17g", v);
+	a->kind[a->n] = 'r';
+	a->v[a->n] = a->buf[a->n];
+	a->n++;
+}
+
+struct webdb *webdb_open(const char *url, char *err, size_t errlen)
+{
+	struct webdb *d = calloc(1, sizeof(*d));
+	const char *conninfo = NULL;
+	PGresult *r;
+
+	if (!d) {
+		snprintf(err, errlen, "web: out of memory");
+		return NULL;
+	}
+	if (!strncmp(url, "postgresql://", 13) || !strncmp(url, "postgres://", 11))
+		conninfo = url;
+	else if (!strncmp(url, "pg:", 3))
+		conninfo = url + 3;
+	if (conninfo) {
+		snprintf(d->name, sizeof(d->name), "postgresql");
+		d->pg = PQconnectdb(conninfo);
+		if (PQstatus(d->pg) != CONNECTION_OK) {
+			snprintf(err, errlen, "web: postgresql: %s", PQerrorMessage(d->pg));
+			goto fail;
+		}
+		/* Read-only, and no query holds the web thread for long. */
+		r = PQexec(d->pg, "SET default_transaction_read_only = on;"
+				  "SET statement_timeout = '20s'");
+		PQclear(r);
+		return d;
+	}
+	if (!strncmp(url, "sqlite:", 7))
+		url += 7;
+	snprintf(d->name, sizeof(d->name), "%s", url);
+	if (sqlite3_open_v2(url, &d->lite, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK) {
+		snprintf(err, errlen, "web: sqlite %s: %s", url,
+			 d->lite ? sqlite3_errmsg(d->lite) : "out of memory");
+		goto fail;
+	}
+	/* Readers wait for a checkpoint's lock a moment at most. */
+	sqlite3_busy_timeout(d->lite, 2000);
+	return d;
+fail:
+	webdb_close(d);
+	return NULL;
+}
+
+void webdb_close(struct webdb *d)
+{
+	if (!d)
+		return;
+	if (d->lite)
+		sqlite3_close(d->lite);
+	if (d->pg)
+		PQfinish(d->pg);
+	free(d);
+}
+
+/* "?N" parameter markers as "$N" (no literal of ours holds a '?'). */
+static void to_dollar(const char *in, char *out, size_t len)
+{
+	size_t n = 0;
+
+	for (; *in && n + 1 < len; in++)
+		out[n++] = *in == '?' ? '$' : *in;
+	out[n] = '\0';
+}
+
+static int exec_pg(struct webdb *d, const char *sql, const struct qargs *a, webdb_row_fn cb,
+		   void *ctx, char *err, size_t errlen)
+{
+	const char *vals[64];
+	char q[SQL_MAX];
+	PGresult *r;
+	int row, rows, i, nc;
+
+	to_dollar(sql, q, sizeof(q));
+	if (PQstatus(d->pg) != CONNECTION_OK)
+		PQreset(d->pg); /* the server restarted: once per query */
+	r = PQexecParams(d->pg, q, a->n, NULL, a->v, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		snprintf(err, errlen, "web: postgresql: %s", PQerrorMessage(d->pg));
+		err[strcspn(err, "\n")] = '\0';
+		PQclear(r);
+		return -EIO;
+	}
+	rows = PQntuples(r);
+	nc = PQnfields(r);
+	if (nc > 64)
+		nc = 64;
+	for (row = 0; row < rows; row++) {
+		for (i = 0; i < nc; i++)
+			vals[i] = PQgetisnull(r, row, i) ? NULL : PQgetvalue(r, row, i);
+		if (cb(ctx, vals, nc))
+			break;
+	}
+	PQclear(r);
+	return 0;
+}
+
+static int exec_lite(struct webdb *d, const char *sql, const struct qargs *a, webdb_row_fn cb,
+		     void *ctx, char *err, size_t errlen)
+{
+	const char *vals[64];
+	sqlite3_stmt *st;
+	int i, nc, rc;
+
+	if (sqlite3_prepare_v2(d->lite, sql, -1, &st, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "web: sqlite %s: %s", d->name, sqlite3_errmsg(d->lite));
+		return -EIO;
+	}
+	for (i = 0; i < a->n; i++) {
+		if (a->kind[i] == 'i')
+			sqlite3_bind_int64(st, i + 1, strtoll(a->v[i], NULL, 10));
+		else if (a->kind[i] == 'r')
+			sqlite3_bind_double(st, i + 1, strtod(a->v[i], NULL));
+		else
+			sqlite3_bind_text(st, i + 1, a->v[i], -1, SQLITE_STATIC);
+	}
+	nc = sqlite3_column_count(st);
+	if (nc > 64)
+		nc = 64;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		for (i = 0; i < nc; i++)
+			vals[i] = (const char *)sqlite3_column_text(st, i);
+		if (cb(ctx, vals, nc))
+			break;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		snprintf(err, errlen, "web: sqlite %s: %s", d->name, sqlite3_errmsg(d->lite));
+		sqlite3_finalize(st);
+		return -EIO;
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static int exec(struct webdb *d, const char *sql, const struct qargs *a, webdb_row_fn cb, void *ctx,
+		char *err, size_t errlen)
+{
+	return d->pg ? exec_pg(d, sql, a, cb, ctx, err, errlen) :
+		       exec_lite(d, sql, a, cb, ctx, err, errlen);
+}
+
+/* Append " WHERE " or " AND " and cond, with '@' standing for the next
+ * parameter's marker. */
+static void cond(char *sql, size_t len, bool *where, const struct qargs *a, const char *c)
+{
+	size_t n = strlen(sql);
+
+	n += (size_t)snprintf(sql + n, len - n, "%s", *where ? " AND " : " WHERE ");
+	*where = true;
+	for (; *c && n + 8 < len; c++) {
+		if (*c == '@')
+			n += (size_t)snprintf(sql + n, len - n, "?%d", a->n);
+		else
+			sql[n++] = *c;
+	}
+	sql[n] = '\0';
+}
+
+/* query's SELECT and filter for f (store_build_query), without its ORDER
+ * BY, and its parameters into a.  *where: a WHERE is there. */
+static int query_base(const struct store *st, const struct store_filter *f, char *sql, size_t len,
+		      struct qargs *a, bool *where, char *err, size_t errlen)
+{
+	struct store_filter g = *f;
+	struct store_sql *q = malloc(sizeof(*q));
+	char *order;
+	int i;
+
+	if (!q) {
+		snprintf(err, errlen, "web: out of memory");
+		return -ENOMEM;
+	}
+	g.limit = 0;
+	g.ascending = false;
+	store_build_query(st, &g, false, q);
+	order = strstr(q->sql, " ORDER BY ");
+	if (!order || q->nparams > QARGS_MAX - 8 || (size_t)(order - q->sql) >= len) {
+		snprintf(err, errlen, "web: the store's query is not as expected");
+		free(q);
+		return -EIO;
+	}
+	*order = '\0';
+	snprintf(sql, len, "%s", q->sql);
+	*where = strstr(sql, " WHERE ") != NULL;
+	a->n = 0;
+	for (i = 0; i < q->nparams; i++) {
+		/* The store's values are text: copied, q goes. */
+		a->kind[i] = 't';
+		a->v[i] = strdup(q->params[i] ? q->params[i] : "");
+		if (!a->v[i]) {
+			while (i-- > 0)
+				free((char *)a->v[i]);
+			free(q);
+			snprintf(err, errlen, "web: out of memory");
+			return -ENOMEM;
+		}
+		a->n++;
+	}
+	free(q);
+	return 0;
+}
+
+static void base_free(struct qargs *a, int nbase)
+{
+	int i;
+
+	for (i = 0; i < nbase; i++)
+		free((char *)a->v[i]);
+}
+
+int webdb_flows(struct webdb *d, const struct store *st, const struct flows_filter *ff,
+		webdb_row_fn cb, void *ctx, char *err, size_t errlen)
+{
+	struct qargs a;
+	char sql[SQL_MAX];
+	size_t n;
+	bool where;
+	int nbase, i, rc;
+
+	rc = query_base(st, &ff->f, sql, sizeof(sql), &a, &where, err, errlen);
+	if (rc < 0)
+		return rc;
+	nbase = a.n;
+	if (ff->nstages) {
+		n = strlen(sql);
+		snprintf(sql + n, sizeof(sql) - n, "%s(", where ? " AND " : " WHERE ");
+		where = true;
+		for (i = 0; i < ff->nstages; i++) {
+			arg_text(&a, ff->stages[i]);
+			n = strlen(sql);
+			snprintf(sql + n, sizeof(sql) - n, "%sstage = ?%d", i ? " OR " : "", a.n);
+		}
+		n = strlen(sql);
+		snprintf(sql + n, sizeof(sql) - n, ")");
+	}
+	if (ff->has_min_conf) {
+		arg_real(&a, ff->min_conf);
+		cond(sql, sizeof(sql), &where, &a, "confidence >= @");
+	}
+	if (ff->has_max_conf) {
+		arg_real(&a, ff->max_conf);
+		cond(sql, sizeof(sql), &where, &a, "confidence <= @");
+	}
+	n = strlen(sql);
+	arg_int(&a, (int64_t)ff->limit);
+	arg_int(&a, (int64_t)ff->offset);
+	/* An address matches few verdicts: sort those, rather than walk the
+	 * time index newest first looking for them (PostgreSQL's choice with
+	 * a LIMIT: seconds on 10 million verdicts). */
+	snprintf(sql + n, sizeof(sql) - n, " ORDER BY %s%s LIMIT ?%d OFFSET ?%d",
+		 ff->f.addr && ff->sort == FLOWS_SORT_START ?
+			 (ff->ascending ? "start_ns + 0, " : "start_ns + 0 DESC, ") :
+			 "",
+		 (ff->ascending ? sort_asc : sort_desc)[ff->sort], a.n - 1, a.n);
+	rc = exec(d, sql, &a, cb, ctx, err, errlen);
+	base_free(&a, nbase);
+	return rc;
+}
+
+int webdb_flow(struct webdb *d, const struct store *st, const char *agent_id, uint64_t run_id,
+	       uint64_t flow_id, webdb_row_fn cb, void *ctx, char *err, size_t errlen)
+{
+	struct store_filter f;
+	struct qargs a;
+	char sql[SQL_MAX];
+	size_t n;
+	bool where;
+	int nbase, rc;
+
+	memset(&f, 0, sizeof(f));
+	f.port = f.sport = f.dport = f.proto = -1;
+	f.agent_ids[0] = agent_id;
+	f.n_agent_ids = 1;
+	rc = query_base(st, &f, sql, sizeof(sql), &a, &where, err, errlen);
+	if (rc < 0)
+		return rc;
+	nbase = a.n;
+	arg_int(&a, (int64_t)run_id);
+	cond(sql, sizeof(sql), &where, &a, "run_id = @");
+	arg_int(&a, (int64_t)flow_id);
+	cond(sql, sizeof(sql), &where, &a, "flow_id = @");
+	n = strlen(sql);
+	snprintf(sql + n, sizeof(sql) - n, " ORDER BY block_index, seq LIMIT 100000");
+	rc = exec(d, sql, &a, cb, ctx, err, errlen);
+	base_free(&a, nbase);
+	return rc;
+}
+
+/* The WHERE of the overview's two queries. */
+static void overview_where(const struct overview_filter *o, char *sql, size_t len, struct qargs *a)
+{
+	bool where = false;
+
+	arg_int(a, (int64_t)o->since_ns);
+	cond(sql, len, &where, a, "start_ns >= @");
+	arg_int(a, (int64_t)o->until_ns);
+	cond(sql, len, &where, a, "start_ns < @");
+	/* Every stage named even for "all": the index led by stage serves
+	 * each stage's time range from the index alone (docs/dashboard.md). */
+	if (o->stage == OVERVIEW_STAGE_FINAL)
+		cond(sql, len, &where, a, "stage = 'final'");
+	else if (o->stage == OVERVIEW_STAGE_BLOCK)
+		cond(sql, len, &where, a, "stage IN ('early', 'block')");
+	else
+		cond(sql, len, &where, a, "stage IN ('early', 'block', 'final', 'unspecified')");
+	if (o->agent_id) {
+		arg_text(a, o->agent_id);
+		cond(sql, len, &where, a, "agent_id = @");
+	}
+	if (o->host) {
+		arg_text(a, o->host);
+		cond(sql, len, &where, a, "host = @");
+	}
+}
+
+int webdb_overview_series(struct webdb *d, const struct overview_filter *o, webdb_row_fn cb,
+			  void *ctx, char *err, size_t errlen)
+{
+	struct qargs a = { 0 };
+	char sql[SQL_MAX] = "SELECT start_ns / ?1, class, count(*) FROM verdicts";
+	size_t n;
+
+	arg_int(&a, (int64_t)o->bucket_ns);
+	overview_where(o, sql, sizeof(sql), &a);
+	n = strlen(sql);
+	snprintf(sql + n, sizeof(sql) - n, " GROUP BY 1, 2");
+	return exec(d, sql, &a, cb, ctx, err, errlen);
+}
+
+int webdb_overview_groups(struct webdb *d, const struct overview_filter *o, webdb_row_fn cb,
+			  void *ctx, char *err, size_t errlen)
+{
+	struct qargs a = { 0 };
+	char sql[SQL_MAX] = "SELECT agent_id, host, class, reason, count(*) FROM verdicts";
+	size_t n;
+
+	overview_where(o, sql, sizeof(sql), &a);
+	n = strlen(sql);
+	snprintf(sql + n, sizeof(sql) - n, " GROUP BY 1, 2, 3, 4");
+	return exec(d, sql, &a, cb, ctx, err, errlen);
+}
+
+static int one_u64(void *ctx, const char *const *vals, int nc)
+{
+	if (nc > 0 && vals[0])
+		*(uint64_t *)ctx = strtoull(vals[0], NULL, 10);
+	return 1;
+}
+
+int webdb_time_range(struct webdb *d, uint64_t *min_ns, uint64_t *max_ns, char *err, size_t errlen)
+{
+	struct qargs a = { 0 };
+	int rc;
+
+	/* Two statements: SQLite answers each from the index, not both at once. */
+	*min_ns = *max_ns = 0;
+	rc = exec(d, "SELECT min(start_ns) FROM verdicts", &a, one_u64, min_ns, err, errlen);
+	if (rc == 0)
+		rc = exec(d, "SELECT max(start_ns) FROM verdicts", &a, one_u64, max_ns, err,
+			  errlen);
+	return rc;
+}
+
+int webdb_agents(struct webdb *d, webdb_row_fn cb, void *ctx, char *err, size_t errlen)
+{
+	struct qargs a = { 0 };
+
+	/* A loose index scan of the key: one lookup per agent, not a pass
+	 * over every verdict. */
+	return exec(d,
+		    "WITH RECURSIVE a(id) AS (SELECT min(agent_id) FROM verdicts UNION ALL"
+		    " SELECT (SELECT min(agent_id) FROM verdicts WHERE agent_id > a.id) FROM a"
+		    " WHERE a.id IS NOT NULL) SELECT id FROM a WHERE id IS NOT NULL LIMIT 1000",
+		    &a, cb, ctx, err, errlen);
+}
+
+int webdb_agent_runs(struct webdb *d, const char *agent_id, webdb_row_fn cb, void *ctx, char *err,
+		     size_t errlen)
+{
+	struct qargs a = { 0 };
+
+	arg_text(&a, agent_id);
+	/* The runs by a loose scan of the key, each run's last verdict by one
+	 * lookup: seq counts an agent's verdicts 1, 2, ... per run. */
+	return exec(
+		d,
+		"WITH RECURSIVE r(run) AS (SELECT min(run_id) FROM verdicts WHERE agent_id = ?1"
+		" UNION ALL SELECT (SELECT min(run_id) FROM verdicts WHERE agent_id = ?1 AND"
+		" run_id > r.run) FROM r WHERE r.run IS NOT NULL)"
+		" SELECT run, (SELECT max(seq) FROM verdicts WHERE agent_id = ?1 AND run_id = r.run),"
+		" (SELECT received_ns FROM verdicts WHERE agent_id = ?1 AND run_id = r.run"
+		" ORDER BY seq DESC LIMIT 1) FROM r WHERE run IS NOT NULL LIMIT 10000",
+		&a, cb, ctx, err, errlen);
+}
+
+int webdb_counter_agents(struct webdb *d, webdb_row_fn cb, void *ctx, char *err, size_t errlen)
+{
+	struct qargs a = { 0 };
+
+	return exec(d,
+		    "SELECT agent_id, count(DISTINCT run_id), max(updated_ns) FROM agent_counters"
+		    " GROUP BY agent_id ORDER BY agent_id LIMIT 1000",
+		    &a, cb, ctx, err, errlen);
+}
+
+int webdb_agent_latest(struct webdb *d, const char *agent_id, webdb_row_fn cb, void *ctx, char *err,
+		       size_t errlen)
+{
+	struct qargs a = { 0 };
+
+	arg_text(&a, agent_id);
+	return exec(d,
+		    "SELECT host, agent_version FROM verdicts WHERE agent_id = ?1"
+		    " ORDER BY run_id DESC, seq DESC LIMIT 1",
+		    &a, cb, ctx, err, errlen);
+}
+
+int webdb_agent_counters(struct webdb *d, const char *agent_id, webdb_row_fn cb, void *ctx,
+			 char *err, size_t errlen)
+{
+	struct qargs a = { 0 };
+
+	arg_text(&a, agent_id);
+	return exec(d,
+		    "SELECT run_id, name, value, updated_ns, host FROM agent_counters"
+		    " WHERE agent_id = ?1 AND run_id = (SELECT run_id FROM agent_counters"
+		    " WHERE agent_id = ?1 ORDER BY updated_ns DESC LIMIT 1) ORDER BY name"
+		    " LIMIT 1000",
+		    &a, cb, ctx, err, errlen);
+}
