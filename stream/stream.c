@@ -61,6 +61,8 @@ struct stream {
 	unsigned batch_max, batch_delay_ms, connect_timeout_ms, ack_timeout_ms;
 	size_t (*counters_fn)(void *ctx, struct stream_counter *out, size_t max);
 	void *counters_ctx;
+	unsigned counters_every_ms;
+	uint64_t counters_sent_ms; /* when a batch last carried them (0: never) */
 	pthread_t thread;
 	bool started; /* stream_start() ran: the thread is there */
 	int evfd;
@@ -125,6 +127,7 @@ void stream_config_default(struct stream_config *cfg)
 	cfg->backoff_max_ms = 120000;
 	cfg->connect_timeout_ms = 20000;
 	cfg->ack_timeout_ms = 30000;
+	cfg->counters_every_ms = 10000;
 }
 
 size_t stream_counters_list(const struct stream_counters *c, struct stream_counter *out, size_t max)
@@ -477,7 +480,9 @@ placed:
 static void cut_batch(struct stream *s)
 {
 	struct stream_counter cs[OWN_COUNTERS + AGENT_COUNTERS_MAX];
-	size_t nc;
+	uint64_t now = clock_mono_ms();
+	size_t nc = 0;
+	bool with;
 	uint64_t seq;
 	long len;
 	char err[200];
@@ -486,14 +491,17 @@ static void cut_batch(struct stream *s)
 		return;
 	publish(s);
 	pthread_mutex_lock(&s->lock);
-	{
+	with = !s->counters_every_ms || !s->counters_sent_ms || s->closing ||
+	       now - s->counters_sent_ms >= s->counters_every_ms;
+	if (with) {
 		struct stream_counters snap;
 
 		fill_counters(s, &snap);
 		nc = stream_counters_list(&snap, cs, OWN_COUNTERS);
+		s->counters_sent_ms = now ? now : 1;
 	}
 	pthread_mutex_unlock(&s->lock);
-	if (s->counters_fn) {
+	if (with && s->counters_fn) {
 		size_t k = s->counters_fn(s->counters_ctx, cs + nc, AGENT_COUNTERS_MAX);
 
 		nc += k <= AGENT_COUNTERS_MAX ? k : AGENT_COUNTERS_MAX;
@@ -985,6 +993,7 @@ struct stream *stream_prepare(const struct stream_config *cfg, char *err, size_t
 	s->ack_timeout_ms = cfg->ack_timeout_ms ? cfg->ack_timeout_ms : 30000;
 	s->counters_fn = cfg->counters_fn;
 	s->counters_ctx = cfg->counters_ctx;
+	s->counters_every_ms = cfg->counters_every_ms;
 	backoff_init(&s->bo, cfg->backoff_initial_ms, cfg->backoff_multiplier, cfg->backoff_jitter,
 		     cfg->backoff_max_ms, s->hdr.run_id ^ (uint64_t)getpid());
 	r = buffers_init(s, cfg, err, errlen);

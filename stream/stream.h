@@ -202,6 +202,12 @@ struct stream_config {
 	 */
 	size_t (*counters_fn)(void *ctx, struct stream_counter *out, size_t max);
 	void *counters_ctx;
+	/* Counters (the stream's and the agent's) go in the first batch, then
+	 * in a batch at most this often (10000 ms; 0: in every batch), and in
+	 * the batch cut when the stream closes.  Each is a row the collector
+	 * upserts: in every batch they were most of its database's work
+	 * (docs/scale.md). */
+	unsigned counters_every_ms;
 };
 
 /*

@@ -230,6 +230,10 @@ def scenario_clear(tool, tmp):
         check_fields(recs, 11)
         d = recs.get(("flowpic-send", 11, 1), {})
         check(d.get("model") == "lenet32" and len(d.get("classes", [])) == 5, "model in batches")
+        # Counters: in the first batch, then at most every 10 s (not in all 30).
+        carried = sorted({r["batch"] for r in recs.values() if r["counters"]})
+        check(carried[:1] == [1] and len(carried) <= 4,
+              "counters in batch 1 and then at most every 10 s: batches %s" % carried)
         # Bad lines: each reported with file:line, the rest sent.
         bad = "not json\n" + verdict_lines(2) + '{"class":"x","src":"300.1.1.1"}\n{"file":"x","type":"summary"}\n'
         rc, c, err = send(tool, ["--collector", "127.0.0.1:%d" % srv.port, "--run-id", "12"], bad)
