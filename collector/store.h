@@ -148,6 +148,21 @@ void store_cells_free(struct store_cells *c);
  * when len is smaller. */
 int store_cells_dense(const struct store_cells *c, uint8_t *dst, size_t len);
 
+/*
+ * verdict_counts: the overview's counts, kept by both backends in the
+ * transaction that stores the verdicts, from the verdicts new to the store
+ * only (a duplicate is never counted).  A row: per_agent (1: of agent_id
+ * and host; 0: over all agents, agent_id "" and host "" or, in PostgreSQL,
+ * the writing connection, so collectors never wait for each other's row),
+ * grain (s: 60, 3600 or 86400), stage, t_ns (start_ns rounded down to the
+ * grain, from the epoch: days in UTC), class, reason, n.  docs/collector.md.
+ */
+#define STORE_COUNT_GRAINS 3
+static inline uint64_t store_count_grain_ns(int g)
+{
+	return g == 0 ? 60000000000ULL : g == 1 ? 3600000000000ULL : 86400000000000ULL;
+}
+
 /* ---- shared by the backends (store.c, store_cells.c) ---- */
 
 /* A verdict's picture (NULL: none) as stored: its protobuf encoding in

@@ -16,6 +16,12 @@
  * transaction that needs it, and --retention-days drops whole partitions.  A
  * database made before partitioning keeps its plain table (retention then
  * deletes rows).
+ *
+ * The overview's counts (verdict_counts, store.h) are added by the same
+ * statement from the rows its INSERT returned, i.e. the verdicts new to the
+ * store: a duplicate is never counted, and the counts commit or roll back
+ * with the verdicts.  They are partitioned (and dropped) by day as the
+ * verdicts are.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -109,7 +115,21 @@ static const char insert_sql[] =
 	"  proto, direction, flow_id, stage, start_ns, duration_ns, pf, pr, bf, br, block_index,"
 	"  blocks, class, confidence, probs, model, model_version, received_ns, reason, cells"
 	"  FROM rows ORDER BY agent_id, run_id, seq"
-	"  ON CONFLICT DO NOTHING RETURNING agent_id, run_id, seq),"
+	"  ON CONFLICT DO NOTHING RETURNING agent_id, run_id, seq, host, stage, class, reason,"
+	"  start_ns),"
+	/* Per agent and host, and over all agents under this connection's
+	 * own name (no collector waits for another's row); in key order. */
+	" cnt AS (INSERT INTO verdict_counts (per_agent, grain, stage, t_ns, class, reason,"
+	"  agent_id, host, n)"
+	"  SELECT p.per_agent, g.grain, i.stage, i.start_ns / (g.grain * 1000000000)"
+	"  * (g.grain * 1000000000), i.class, i.reason,"
+	"  CASE p.per_agent WHEN 1 THEN i.agent_id ELSE '' END,"
+	"  CASE p.per_agent WHEN 1 THEN i.host ELSE pg_backend_pid()::text END, count(*)"
+	"  FROM ins i CROSS JOIN (VALUES (60::bigint), (3600), (86400)) AS g(grain)"
+	"  CROSS JOIN (VALUES (0), (1)) AS p(per_agent)"
+	"  GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8"
+	"  ON CONFLICT (per_agent, grain, stage, t_ns, class, reason, agent_id, host)"
+	"  DO UPDATE SET n = verdict_counts.n + EXCLUDED.n),"
 	" firsts AS (SELECT DISTINCT ON (agent_id, run_id, seq) b, agent_id, run_id, seq"
 	"  FROM rows ORDER BY agent_id, run_id, seq, b)"
 	" SELECT f.b, count(*) FROM ins JOIN firsts f USING (agent_id, run_id, seq) GROUP BY f.b";
@@ -141,7 +161,7 @@ struct pg_span {
 struct store_pg {
 	struct store base;
 	PGconn *conn;
-	bool partitioned;     /* verdicts is PARTITION BY RANGE (start_ns) */
+	bool partitioned;     /* verdicts (and verdict_counts) PARTITION BY RANGE */
 	int64_t *days, *made; /* the transaction's days; days known to have a partition */
 	size_t ndays, capdays, nmade, capmade;
 	int retention_days;		     /* 0: keep everything */
@@ -291,7 +311,7 @@ static void partition_name(int64_t day, char *out, size_t len)
  * comes second. */
 static int make_partitions(struct store_pg *s, char *err, size_t errlen)
 {
-	char sql[512], name[40];
+	char sql[768], name[40];
 	size_t i;
 	int rc;
 
@@ -304,8 +324,11 @@ static int make_partitions(struct store_pg *s, char *err, size_t errlen)
 		snprintf(sql, sizeof(sql),
 			 "SELECT pg_advisory_xact_lock(7301986);"
 			 "CREATE TABLE IF NOT EXISTS %s PARTITION OF verdicts"
+			 " FOR VALUES FROM (%lld) TO (%lld);"
+			 "CREATE TABLE IF NOT EXISTS verdict_counts_p%s PARTITION OF verdict_counts"
 			 " FOR VALUES FROM (%lld) TO (%lld);",
-			 name, (long long)(day * DAY_NS), (long long)((day + 1) * DAY_NS));
+			 name, (long long)(day * DAY_NS), (long long)((day + 1) * DAY_NS),
+			 name + 10, (long long)(day * DAY_NS), (long long)((day + 1) * DAY_NS));
 		rc = exec_cmd(s, sql, err, errlen);
 		if (rc < 0)
 			return rc;
@@ -329,14 +352,19 @@ static int expire(struct store_pg *s, uint64_t now_ns, char *err, size_t errlen)
 		return 0;
 	s->expired_ns = now_ns;
 	if (!s->partitioned) {
-		snprintf(sql, sizeof(sql), "DELETE FROM verdicts WHERE start_ns < %lld",
-			 (long long)(cutoff * DAY_NS));
+		/* The counts' key leads with these columns: index ranges. */
+		snprintf(sql, sizeof(sql),
+			 "DELETE FROM verdicts WHERE start_ns < %lld;"
+			 "DELETE FROM verdict_counts WHERE per_agent IN (0, 1)"
+			 " AND grain IN (60, 3600, 86400)"
+			 " AND stage IN ('early', 'block', 'final', 'unspecified') AND t_ns < %lld",
+			 (long long)(cutoff * DAY_NS), (long long)(cutoff * DAY_NS));
 		return exec_cmd(s, sql, err, errlen);
 	}
 	r = PQexec(s->conn,
 		   "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-		   " WHERE i.inhparent = 'verdicts'::regclass"
-		   " AND c.relname ~ '^verdicts_p[0-9]{8}$' ORDER BY 1");
+		   " WHERE i.inhparent IN ('verdicts'::regclass, 'verdict_counts'::regclass)"
+		   " AND c.relname ~ '^verdict(s|_counts)_p[0-9]{8}$' ORDER BY 1");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		set_err(s, "list partitions", r, err, errlen);
 		PQclear(r);
@@ -346,9 +374,11 @@ static int expire(struct store_pg *s, uint64_t now_ns, char *err, size_t errlen)
 	n = PQntuples(r);
 	for (i = 0; i < n && rc == 0; i++) {
 		const char *rel = PQgetvalue(r, i, 0);
+		size_t len = strlen(rel);
 
-		if (strcmp(rel, name) >= 0) /* sorted by date: the rest are kept */
-			break;
+		/* Both tables' days: the names end in the date. */
+		if (len < 8 || strcmp(rel + len - 8, name + 10) >= 0)
+			continue;
 		snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", rel);
 		rc = exec_cmd(s, sql, err, errlen);
 	}
@@ -832,6 +862,87 @@ static const struct store_ops pg_ops = {
 	.close = pg_close,
 };
 
+/* verdict_counts, when the store has none (new, or from before it): made
+ * (partitioned if verdicts is, with a partition per day verdicts has) and
+ * filled from the stored verdicts, in one transaction under the schema's
+ * lock, so of collectors starting together one does it and the others find
+ * it done.  0, or -EIO with err. */
+static const char counts_sql[] =
+	"CREATE TABLE verdict_counts ("
+	" per_agent SMALLINT NOT NULL, grain INTEGER NOT NULL, stage TEXT NOT NULL,"
+	" t_ns BIGINT NOT NULL, class TEXT NOT NULL, reason TEXT NOT NULL,"
+	" agent_id TEXT NOT NULL, host TEXT NOT NULL, n BIGINT NOT NULL,"
+	" PRIMARY KEY (per_agent, grain, stage, t_ns, class, reason, agent_id, host))";
+
+static const char counts_parts_sql[] =
+	"DO $$ DECLARE r record; BEGIN"
+	" FOR r IN SELECT substr(c.relname, 11) AS d,"
+	"  extract(epoch FROM to_date(substr(c.relname, 11), 'YYYYMMDD'))::bigint / 86400 AS day"
+	"  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+	"  WHERE i.inhparent = 'verdicts'::regclass AND c.relname ~ '^verdicts_p[0-9]{8}$' LOOP"
+	"  EXECUTE format('CREATE TABLE verdict_counts_p%s PARTITION OF verdict_counts"
+	"  FOR VALUES FROM (%s) TO (%s)', r.d, r.day * 86400000000000,"
+	"  (r.day + 1) * 86400000000000);"
+	" END LOOP; END $$";
+
+/* The minutes from the verdicts, the longer grains from the minutes, the
+ * rows over all agents from those per agent. */
+static const char counts_fill_sql[] =
+	"INSERT INTO verdict_counts SELECT 1, 60, stage, start_ns / 60000000000 * 60000000000,"
+	" class, reason, agent_id, host, count(*) FROM verdicts GROUP BY 3, 4, 5, 6, 7, 8;"
+	"INSERT INTO verdict_counts SELECT 1, g.grain, stage,"
+	" t_ns / (g.grain * 1000000000) * (g.grain * 1000000000), class, reason, agent_id, host,"
+	" sum(n) FROM verdict_counts CROSS JOIN (VALUES (3600::bigint), (86400)) AS g(grain)"
+	" WHERE per_agent = 1 AND verdict_counts.grain = 60 GROUP BY 2, 3, 4, 5, 6, 7, 8;"
+	"INSERT INTO verdict_counts SELECT 0, grain, stage, t_ns, class, reason, '',"
+	" pg_backend_pid()::text, sum(n) FROM verdict_counts WHERE per_agent = 1"
+	" GROUP BY 2, 3, 4, 5, 6;";
+
+static int pg_add_counts(struct store_pg *s, char *err, size_t errlen)
+{
+	struct timespec t0, t1;
+	PGresult *r;
+	bool have, fill;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (exec_cmd(s, "BEGIN; SELECT pg_advisory_xact_lock(7301985)", err, errlen) < 0)
+		return -EIO;
+	r = PQexec(s->conn, "SELECT to_regclass('verdict_counts') IS NOT NULL,"
+			    " EXISTS (SELECT 1 FROM verdicts)");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		set_err(s, "look for verdict_counts", r, err, errlen);
+		PQclear(r);
+		goto fail;
+	}
+	have = !strcmp(PQgetvalue(r, 0, 0), "t");
+	fill = !have && !strcmp(PQgetvalue(r, 0, 1), "t");
+	/* Warnings: a start that takes minutes says why. */
+	if (fill)
+		log_warn("postgresql: making verdict_counts from the stored verdicts (once; other"
+			 " collectors wait for it)");
+	PQclear(r);
+	if (!have) {
+		char sql[sizeof(counts_sql) + 64];
+
+		snprintf(sql, sizeof(sql), "%s%s", counts_sql,
+			 s->partitioned ? " PARTITION BY RANGE (t_ns)" : "");
+		if (exec_cmd(s, sql, err, errlen) < 0 ||
+		    (s->partitioned && exec_cmd(s, counts_parts_sql, err, errlen) < 0) ||
+		    exec_cmd(s, counts_fill_sql, err, errlen) < 0)
+			goto fail;
+	}
+	if (exec_cmd(s, "COMMIT", err, errlen) < 0)
+		goto fail;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (fill)
+		log_warn("postgresql: verdict_counts made from the stored verdicts in %.1f s",
+			 (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	return 0;
+fail:
+	pg_rollback(s);
+	return -EIO;
+}
+
 /* Read-only on a store from before the reason (or cells) column: query
  * without it. */
 static bool pg_has_column(struct store_pg *s, const char *name)
@@ -889,6 +1000,8 @@ struct store *store_pg_open(const char *conninfo, const struct store_options *op
 	    exec_cmd(s, dashboard_sql, err, errlen) < 0)
 		goto fail;
 	s->partitioned = pg_is_partitioned(s);
+	if (!(opt && opt->readonly) && pg_add_counts(s, err, errlen) < 0)
+		goto fail;
 	s->retention_days = opt ? opt->retention_days : 0;
 	if (!(opt && opt->readonly) &&
 	    expire(s, (uint64_t)time(NULL) * 1000000000ULL, err, errlen) < 0)

@@ -15,6 +15,10 @@
  * return -EBUSY with the batches kept, and the server retries later, up to
  * busy_timeout_ms in total.  Each batch has its own SAVEPOINT: a batch the
  * database refuses is rolled back alone.
+ *
+ * The overview's counts (verdict_counts, store_counts.h) are added inside
+ * the batch's SAVEPOINT from the verdicts INSERT OR IGNORE found new: a
+ * resent verdict is counted once, a refused batch not at all.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -55,6 +59,20 @@ static const char schema_sql[] =
 	" updated_ns INTEGER NOT NULL,"
 	" PRIMARY KEY (agent_id, run_id, name)) WITHOUT ROWID;";
 
+/* The overview's counts: docs/collector.md, "Storage". */
+static const char counts_sql[] =
+	"CREATE TABLE verdict_counts ("
+	" per_agent INTEGER NOT NULL, grain INTEGER NOT NULL, stage TEXT NOT NULL,"
+	" t_ns INTEGER NOT NULL, class TEXT NOT NULL, reason TEXT NOT NULL,"
+	" agent_id TEXT NOT NULL, host TEXT NOT NULL, n INTEGER NOT NULL,"
+	" PRIMARY KEY (per_agent, grain, stage, t_ns, class, reason, agent_id, host))"
+	" WITHOUT ROWID";
+
+static const char count_sql[] =
+	"INSERT INTO verdict_counts VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+	" ON CONFLICT (per_agent, grain, stage, t_ns, class, reason, agent_id, host)"
+	" DO UPDATE SET n = n + excluded.n";
+
 /* The dashboard's (--web-listen): its overview, flow pages and commonest
  * filters.  Each index costs write speed (docs/dashboard.md, "Indexes"), so
  * only a store that serves the dashboard gets them. */
@@ -79,6 +97,49 @@ static const char counter_sql[] =
 	" host = excluded.host, batch_seq = excluded.batch_seq, updated_ns = excluded.updated_ns"
 	" WHERE excluded.batch_seq >= agent_counters.batch_seq";
 
+/* One batch's new verdicts counted by (minute, stage, class, reason): its
+ * agent and host are the batch's.  Stage and reason are static names; cls
+ * points into the batch, which lives until the transaction ends. */
+struct counts_key {
+	uint64_t minute_ns;
+	const char *stage, *cls, *reason;
+	uint64_t n;
+};
+struct counts_acc {
+	struct counts_key *keys;
+	size_t n, cap;
+};
+
+/* Count one verdict: 0 or -ENOMEM.  A batch has few keys (its minutes times
+ * its classes), so a look back from the newest is enough. */
+static int counts_add(struct counts_acc *a, uint64_t start_ns, const char *stage, const char *cls,
+		      const char *reason)
+{
+	uint64_t m = start_ns / 60000000000ULL * 60000000000ULL;
+	size_t i;
+
+	for (i = a->n; i-- > 0;) {
+		struct counts_key *k = &a->keys[i];
+
+		if (k->minute_ns == m && k->stage == stage && k->reason == reason &&
+		    !strcmp(k->cls, cls)) {
+			k->n++;
+			return 0;
+		}
+	}
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 64;
+		struct counts_key *nk = realloc(a->keys, cap * sizeof(*nk));
+
+		if (!nk)
+			return -ENOMEM;
+		a->keys = nk;
+		a->cap = cap;
+	}
+	a->keys[a->n++] = (struct counts_key){ m, stage, cls, reason, 1 };
+	return 0;
+}
+
 struct sq_batch {
 	Flowpic__V1__Batch *b;
 	uint64_t now_ns;
@@ -87,9 +148,10 @@ struct sq_batch {
 struct store_sqlite {
 	struct store base;
 	sqlite3 *db;
-	sqlite3_stmt *ins, *ctr, *begin, *commit, *rollback, *save, *release, *rollback_to;
+	sqlite3_stmt *ins, *ctr, *cnt, *begin, *commit, *rollback, *save, *release, *rollback_to;
 	uint8_t *cells; /* one verdict's picture, encoded (store_cells_blob) */
 	size_t cells_cap;
+	struct counts_acc acc;	  /* one batch's new verdicts, counted */
 	struct sq_batch *batches; /* the open transaction, written at commit */
 	size_t nbatches, capbatches;
 	uint64_t busy_since_ms; /* first commit attempt that found the file locked */
@@ -176,6 +238,45 @@ static int sq_put_batch(struct store *base, Flowpic__V1__Batch *b, uint64_t now_
 	return 0;
 }
 
+/* The batch's counts (its new verdicts, in s->acc) added to verdict_counts:
+ * per agent and host, and over all agents (agent_id and host ""), at each
+ * grain.  SQLITE_DONE or the error code. */
+static int sq_write_counts(struct store_sqlite *s, const char *agent_id, const char *host,
+			   char *err, size_t errlen)
+{
+	sqlite3_stmt *st = s->cnt;
+	size_t i, g;
+	int per, rc = SQLITE_DONE;
+
+	for (i = 0; i < s->acc.n && rc == SQLITE_DONE; i++) {
+		const struct counts_key *k = &s->acc.keys[i];
+
+		for (g = 0; g < STORE_COUNT_GRAINS && rc == SQLITE_DONE; g++) {
+			for (per = 1; per >= 0 && rc == SQLITE_DONE; per--) {
+				sqlite3_bind_int(st, 1, per);
+				sqlite3_bind_int64(st, 2,
+						   (int64_t)(store_count_grain_ns((int)g) /
+							     1000000000ULL));
+				bind_str(st, 3, k->stage);
+				sqlite3_bind_int64(st, 4,
+						   (int64_t)(k->minute_ns /
+							     store_count_grain_ns((int)g) *
+							     store_count_grain_ns((int)g)));
+				bind_str(st, 5, k->cls);
+				bind_str(st, 6, k->reason);
+				bind_str(st, 7, per ? agent_id : "");
+				bind_str(st, 8, per ? host : "");
+				sqlite3_bind_int64(st, 9, (int64_t)k->n);
+				rc = step_done(st);
+			}
+		}
+	}
+	if (rc != SQLITE_DONE)
+		set_err(s, "add to verdict_counts", err, errlen);
+	s->acc.n = 0;
+	return rc;
+}
+
 /* One batch's rows, inside the open transaction: SQLITE_DONE or the error
  * code (the statement's message in err). */
 static int sq_write_batch(struct store_sqlite *s, const struct sq_batch *q,
@@ -247,12 +348,22 @@ static int sq_write_batch(struct store_sqlite *s, const struct sq_batch *q,
 			set_err(s, "insert verdict", err, errlen);
 			break;
 		}
-		if (sqlite3_changes(s->db) > 0)
+		if (sqlite3_changes(s->db) > 0) {
 			res->stored++;
-		else
+			if (counts_add(&s->acc, sp ? sp->start_unix_ns : 0, r.stage,
+				       v->class_name ? v->class_name : "", r.reason) < 0) {
+				snprintf(err, errlen, "sqlite %s: out of memory counting", s->path);
+				rc = SQLITE_NOMEM;
+				break;
+			}
+		} else {
 			res->duplicates++;
+		}
 	}
 	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_DONE)
+		rc = sq_write_counts(s, a->agent_id, a->host, err, errlen);
+	s->acc.n = 0;
 	for (i = 0; rc == SQLITE_DONE && i < b->n_counters; i++) {
 		const Flowpic__V1__Counter *c = b->counters[i];
 
@@ -301,7 +412,7 @@ static int sq_busy(struct store_sqlite *s, const char *what, char *err, size_t e
 static void sq_expire(struct store_sqlite *s, uint64_t now_ns)
 {
 	const uint64_t day = 86400ULL * 1000000000ULL;
-	char sql[128], *msg = NULL;
+	char sql[320], *msg = NULL;
 
 	if (!s->retention_days ||
 	    (s->expired_ns && now_ns - s->expired_ns < 3600ULL * 1000000000ULL))
@@ -311,6 +422,17 @@ static void sq_expire(struct store_sqlite *s, uint64_t now_ns)
 		 (now_ns / day - (uint64_t)s->retention_days) * day);
 	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK)
 		log_warn("sqlite %s: retention: %s", s->path, msg ? msg : "failed");
+	sqlite3_free(msg);
+	msg = NULL;
+	/* The counts of the same days (whole days: every grain's rows go
+	 * together); the key's leading columns listed, so it is index ranges. */
+	snprintf(sql, sizeof(sql),
+		 "DELETE FROM verdict_counts WHERE per_agent IN (0, 1) AND grain IN (60, 3600, 86400)"
+		 " AND stage IN ('early', 'block', 'final', 'unspecified') AND t_ns < %" PRIu64,
+		 (now_ns / day - (uint64_t)s->retention_days) * day);
+	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		log_warn("sqlite %s: retention of verdict_counts: %s", s->path,
+			 msg ? msg : "failed");
 	sqlite3_free(msg);
 }
 
@@ -459,8 +581,10 @@ static void sq_close(struct store *base)
 	sq_drop(s);
 	free(s->batches);
 	free(s->cells);
+	free(s->acc.keys);
 	sqlite3_finalize(s->ins);
 	sqlite3_finalize(s->ctr);
+	sqlite3_finalize(s->cnt);
 	sqlite3_finalize(s->begin);
 	sqlite3_finalize(s->commit);
 	sqlite3_finalize(s->rollback);
@@ -521,6 +645,61 @@ static int add_reason(struct store_sqlite *s, char *err, size_t errlen)
 		return -EIO;
 	}
 	return 0;
+}
+
+/* A store without verdict_counts (new, or from before it) gets it, filled
+ * from the verdicts it holds, in one transaction: a crash midway leaves
+ * neither, and the next start does it again. */
+static int add_counts(struct store_sqlite *s, char *err, size_t errlen)
+{
+	char sql[1024];
+	uint64_t t0 = clock_mono_ms();
+	sqlite3_int64 changes0;
+	sqlite3_stmt *st;
+	size_t g;
+	int rc;
+
+	rc = sqlite3_prepare_v2(s->db, "SELECT 1 FROM verdict_counts LIMIT 0", -1, &st, NULL);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_OK)
+		return 0;
+	changes0 = sqlite3_total_changes64(s->db);
+	if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		set_err(s, "add verdict_counts", err, errlen);
+		return -EIO;
+	}
+	if (sqlite3_exec(s->db, counts_sql, NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	for (g = 0; g < STORE_COUNT_GRAINS; g++) {
+		long long w =
+			(long long)(store_count_grain_ns((int)g) / 1000000000ULL) * 1000000000LL;
+
+		snprintf(
+			sql, sizeof(sql),
+			"INSERT INTO verdict_counts SELECT 1, %lld, stage, start_ns / %lld * %lld, class,"
+			" reason, agent_id, host, count(*) FROM verdicts GROUP BY 3, 4, 5, 6, 7, 8;"
+			"INSERT INTO verdict_counts SELECT 0, grain, stage, t_ns, class, reason, '', '',"
+			" sum(n) FROM verdict_counts WHERE per_agent = 1 AND grain = %lld"
+			" GROUP BY 2, 3, 4, 5, 6",
+			(long long)(store_count_grain_ns((int)g) / 1000000000ULL), w, w,
+			(long long)(store_count_grain_ns((int)g) / 1000000000ULL));
+		if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+			goto fail;
+	}
+	if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		goto fail;
+	/* A store that had verdicts: a warning, so a start that took minutes
+	 * says why. */
+	if (sqlite3_total_changes64(s->db) > changes0)
+		log_warn("sqlite %s: verdict_counts made from the stored verdicts in %.1f s (%lld"
+			 " rows)",
+			 s->path, (double)(clock_mono_ms() - t0) / 1000.0,
+			 (long long)(sqlite3_total_changes64(s->db) - changes0));
+	return 0;
+fail:
+	set_err(s, "add verdict_counts", err, errlen);
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return -EIO;
 }
 
 static int prep(struct store_sqlite *s, const char *sql, sqlite3_stmt **st, char *err,
@@ -607,10 +786,11 @@ struct store *store_sqlite_open(const char *path, const struct store_options *op
 		set_err(s, "create the dashboard's indexes", err, errlen);
 		goto fail;
 	}
-	if (add_reason(s, err, errlen) < 0)
+	if (add_reason(s, err, errlen) < 0 || add_counts(s, err, errlen) < 0)
 		goto fail;
 	if (prep(s, insert_sql, &s->ins, err, errlen) < 0 ||
 	    prep(s, counter_sql, &s->ctr, err, errlen) < 0 ||
+	    prep(s, count_sql, &s->cnt, err, errlen) < 0 ||
 	    prep(s, "BEGIN IMMEDIATE", &s->begin, err, errlen) < 0 ||
 	    prep(s, "COMMIT", &s->commit, err, errlen) < 0 ||
 	    prep(s, "ROLLBACK", &s->rollback, err, errlen) < 0 ||

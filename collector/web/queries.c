@@ -21,6 +21,7 @@
 struct webdb {
 	sqlite3 *lite; /* one of the two */
 	PGconn *pg;
+	bool counts;	/* the store has verdict_counts (else the overview counts verdicts) */
 	char name[256]; /* for messages: the path, or "postgresql" */
 };
 
@@ -99,6 +100,10 @@ struct webdb *webdb_open(const char *url, char *err, size_t errlen)
 		r = PQexec(d->pg, "SET default_transaction_read_only = on;"
 				  "SET statement_timeout = '20s'");
 		PQclear(r);
+		r = PQexec(d->pg, "SELECT to_regclass('verdict_counts') IS NOT NULL");
+		d->counts = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+			    !strcmp(PQgetvalue(r, 0, 0), "t");
+		PQclear(r);
 		return d;
 	}
 	if (!strncmp(url, "sqlite:", 7))
@@ -112,6 +117,13 @@ struct webdb *webdb_open(const char *url, char *err, size_t errlen)
 	}
 	/* Readers wait for a checkpoint's lock a moment at most. */
 	sqlite3_busy_timeout(d->lite, 2000);
+	{
+		sqlite3_stmt *st = NULL;
+
+		d->counts = sqlite3_prepare_v2(d->lite, "SELECT 1 FROM verdict_counts LIMIT 0", -1,
+					       &st, NULL) == SQLITE_OK;
+		sqlite3_finalize(st);
+	}
 	return d;
 fail:
 	webdb_close(d);
@@ -362,23 +374,70 @@ int webdb_flow(struct webdb *d, const struct store *st, const char *agent_id, ui
 	return rc;
 }
 
-/* The WHERE of the overview's two queries. */
-static void overview_where(const struct overview_filter *o, char *sql, size_t len, struct qargs *a)
+/*
+ * The overview counts [since, until) from verdict_counts (store.h): the
+ * range is cut into whole days, then whole hours, then whole minutes, read
+ * from those grains' rows, and the partial minutes at its edges, counted
+ * from the verdicts themselves; so the answer is exactly what counting the
+ * verdicts gives.  The series reads only grains that divide its bucket
+ * (a bucket that is not whole minutes: the verdicts alone).  A store
+ * without verdict_counts is counted from the verdicts.
+ */
+struct piece {
+	int grain; /* 0 .. STORE_COUNT_GRAINS - 1, or -1: the verdicts */
+	uint64_t lo, hi;
+};
+#define PIECES_MAX (2 * STORE_COUNT_GRAINS + 2)
+
+static size_t split(uint64_t lo, uint64_t hi, int top, struct piece *out, size_t n)
+{
+	uint64_t g, a, b;
+
+	if (lo >= hi || n >= PIECES_MAX)
+		return n;
+	if (top < 0) {
+		out[n++] = (struct piece){ -1, lo, hi };
+		return n;
+	}
+	g = store_count_grain_ns(top);
+	a = (lo + g - 1) / g * g;
+	b = hi / g * g;
+	if (a >= b)
+		return split(lo, hi, top - 1, out, n);
+	n = split(lo, a, top - 1, out, n);
+	out[n++] = (struct piece){ top, a, b };
+	return split(b, hi, top - 1, out, n);
+}
+
+/* The stage condition: every stage named even for "all", as the index
+ * led by stage (verdicts_overview) and verdict_counts' key want it. */
+static const char *stage_cond(int stage)
+{
+	if (stage == OVERVIEW_STAGE_FINAL)
+		return "stage = 'final'";
+	if (stage == OVERVIEW_STAGE_BLOCK)
+		return "stage IN ('early', 'block')";
+	return "stage IN ('early', 'block', 'final', 'unspecified')";
+}
+
+/* The WHERE of one piece, on verdicts (start_ns) or verdict_counts (per:
+ * its rows per agent, 1, or over all agents, 0). */
+static void piece_where(const struct overview_filter *o, const struct piece *p, int per, char *sql,
+			size_t len, struct qargs *a)
 {
 	bool where = false;
 
-	arg_int(a, (int64_t)o->since_ns);
-	cond(sql, len, &where, a, "start_ns >= @");
-	arg_int(a, (int64_t)o->until_ns);
-	cond(sql, len, &where, a, "start_ns < @");
-	/* Every stage named even for "all": the index led by stage serves
-	 * each stage's time range from the index alone (docs/dashboard.md). */
-	if (o->stage == OVERVIEW_STAGE_FINAL)
-		cond(sql, len, &where, a, "stage = 'final'");
-	else if (o->stage == OVERVIEW_STAGE_BLOCK)
-		cond(sql, len, &where, a, "stage IN ('early', 'block')");
-	else
-		cond(sql, len, &where, a, "stage IN ('early', 'block', 'final', 'unspecified')");
+	if (p->grain >= 0) {
+		arg_int(a, per);
+		cond(sql, len, &where, a, "per_agent = @");
+		arg_int(a, (int64_t)(store_count_grain_ns(p->grain) / 1000000000ULL));
+		cond(sql, len, &where, a, "grain = @");
+	}
+	cond(sql, len, &where, a, stage_cond(o->stage));
+	arg_int(a, (int64_t)p->lo);
+	cond(sql, len, &where, a, p->grain >= 0 ? "t_ns >= @" : "start_ns >= @");
+	arg_int(a, (int64_t)p->hi);
+	cond(sql, len, &where, a, p->grain >= 0 ? "t_ns < @" : "start_ns < @");
 	if (o->agent_id) {
 		arg_text(a, o->agent_id);
 		cond(sql, len, &where, a, "agent_id = @");
@@ -389,31 +448,67 @@ static void overview_where(const struct overview_filter *o, char *sql, size_t le
 	}
 }
 
+/* The coarsest grain whose rows each fall in one bucket: -1 for none. */
+static int series_top(const struct webdb *d, uint64_t bucket_ns)
+{
+	int g;
+
+	for (g = d->counts ? STORE_COUNT_GRAINS - 1 : -1; g >= 0; g--)
+		if (bucket_ns % store_count_grain_ns(g) == 0)
+			return g;
+	return -1;
+}
+
 int webdb_overview_series(struct webdb *d, const struct overview_filter *o, webdb_row_fn cb,
 			  void *ctx, char *err, size_t errlen)
 {
-	struct qargs a = { 0 };
-	char sql[SQL_MAX] = "SELECT start_ns / ?1, class, count(*) FROM verdicts";
-	size_t n;
+	struct piece p[PIECES_MAX];
+	size_t i, np = split(o->since_ns, o->until_ns, series_top(d, o->bucket_ns), p, 0);
+	int rc = 0;
 
-	arg_int(&a, (int64_t)o->bucket_ns);
-	overview_where(o, sql, sizeof(sql), &a);
-	n = strlen(sql);
-	snprintf(sql + n, sizeof(sql) - n, " GROUP BY 1, 2");
-	return exec(d, sql, &a, cb, ctx, err, errlen);
+	for (i = 0; i < np && rc == 0; i++) {
+		struct qargs a = { 0 };
+		char sql[SQL_MAX];
+		size_t n;
+
+		/* Rows (bucket, class, count): a bucket's may come in several. */
+		arg_int(&a, (int64_t)o->bucket_ns);
+		snprintf(sql, sizeof(sql), "%s",
+			 p[i].grain >= 0 ? "SELECT t_ns / ?1, class, sum(n) FROM verdict_counts" :
+					   "SELECT start_ns / ?1, class, count(*) FROM verdicts");
+		/* Over all agents unless one agent's or host's are asked. */
+		piece_where(o, &p[i], o->agent_id || o->host ? 1 : 0, sql, sizeof(sql), &a);
+		n = strlen(sql);
+		snprintf(sql + n, sizeof(sql) - n, "%s",
+			 p[i].grain >= 0 ? " GROUP BY t_ns, class" : " GROUP BY 1, 2");
+		rc = exec(d, sql, &a, cb, ctx, err, errlen);
+	}
+	return rc;
 }
 
 int webdb_overview_groups(struct webdb *d, const struct overview_filter *o, webdb_row_fn cb,
 			  void *ctx, char *err, size_t errlen)
 {
-	struct qargs a = { 0 };
-	char sql[SQL_MAX] = "SELECT agent_id, host, class, reason, count(*) FROM verdicts";
-	size_t n;
+	struct piece p[PIECES_MAX];
+	size_t i,
+		np = split(o->since_ns, o->until_ns, d->counts ? STORE_COUNT_GRAINS - 1 : -1, p, 0);
+	int rc = 0;
 
-	overview_where(o, sql, sizeof(sql), &a);
-	n = strlen(sql);
-	snprintf(sql + n, sizeof(sql) - n, " GROUP BY 1, 2, 3, 4");
-	return exec(d, sql, &a, cb, ctx, err, errlen);
+	for (i = 0; i < np && rc == 0; i++) {
+		struct qargs a = { 0 };
+		char sql[SQL_MAX];
+		size_t n;
+
+		snprintf(sql, sizeof(sql), "%s",
+			 p[i].grain >= 0 ?
+				 "SELECT agent_id, host, class, reason, sum(n) FROM verdict_counts" :
+				 "SELECT agent_id, host, class, reason, count(*) FROM verdicts");
+		piece_where(o, &p[i], 1, sql, sizeof(sql), &a);
+		n = strlen(sql);
+		snprintf(sql + n, sizeof(sql) - n, " GROUP BY 1, 2, 3, 4");
+		rc = exec(d, sql, &a, cb, ctx, err, errlen);
+	}
+	return rc;
 }
 
 static int one_u64(void *ctx, const char *const *vals, int nc)
