@@ -11,9 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/cnn.h"
-#include "core/flowpic.h"
 #include "core/log.h"
+#include "core/model_picture.h"
 #include "stream/stream.h"
 #include "rpc/token.h"
 
@@ -38,14 +37,10 @@ static struct {
 	pthread_mutex_t mu;
 	struct stream_counter snap[AGENT_MAX_COUNTERS];
 	size_t nsnap;
-	/* --send-pictures: one block's picture at a time, as the model sees it.
-	 * plane: the model's input counts (0 between blocks); index, count: its
-	 * non-zero pixels (at most pic_cap: more are too many to send). */
-	uint8_t *pic_plane;
-	size_t pic_plane_len;
-	uint32_t *pic_index;
-	uint8_t *pic_count;
-	uint32_t pic_cap;
+	/* --send-pictures: one block's picture at a time, as the model sees it
+	 * (at most STREAM_PICTURE_CELLS_MAX pixels: more are too many to send). */
+	struct model_picture pic;
+	bool pictures;
 } fw = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 static void local_addresses(void)
@@ -114,84 +109,35 @@ void forward_publish(struct agent *a, const struct agent_counter *c, size_t n)
 
 static void pictures_free(void)
 {
-	free(fw.pic_plane);
-	free(fw.pic_index);
-	free(fw.pic_count);
-	fw.pic_plane = NULL;
-	fw.pic_index = NULL;
-	fw.pic_count = NULL;
+	model_picture_free(&fw.pic);
+	fw.pictures = false;
 }
 
 /* The picture buffers, sized once from the model: 0, or -ENOMEM with err. */
 static int pictures_init(const struct model *m, char *err, size_t errlen)
 {
-	fw.pic_plane_len = (size_t)m->in_channels * m->res * m->res;
-	fw.pic_cap = fw.pic_plane_len < STREAM_PICTURE_CELLS_MAX ? (uint32_t)fw.pic_plane_len :
-								   STREAM_PICTURE_CELLS_MAX;
-	fw.pic_plane = calloc(fw.pic_plane_len, 1);
-	fw.pic_index = calloc(fw.pic_cap, sizeof(*fw.pic_index));
-	fw.pic_count = calloc(fw.pic_cap, 1);
-	if (!fw.pic_plane || !fw.pic_index || !fw.pic_count) {
-		pictures_free();
+	if (model_picture_init(&fw.pic, m, STREAM_PICTURE_CELLS_MAX) < 0) {
 		snprintf(err, errlen, "--send-pictures: out of memory for a %u x %u x %u picture",
 			 m->in_channels, m->res, m->res);
 		return -ENOMEM;
 	}
+	fw.pictures = true;
 	return 0;
 }
 
-static int cmp_u32(const void *x, const void *y)
-{
-	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
-
-	return a < b ? -1 : a > b;
-}
-
 /*
- * The block's picture exactly as the classifier's model judged it: each cell
- * in the channel the model's direction mode gives it (core/cnn.h), the
- * counts of one pixel added and saturated at 255 (as classify.c and cnn.c
- * do), listed by increasing flat index (channel * res + y) * res + x.  More
- * pixels than can be sent: out->n says how many, the arrays are not read
- * (the stream counts it in pictures_too_big).
+ * The block's picture exactly as the classifier's model judged it
+ * (core/model_picture.h).  More pixels than can be sent: out->n says how
+ * many, the arrays are not read (the stream counts it in pictures_too_big).
  */
 static void block_picture(const struct agent *a, const struct block *b, struct stream_cells *out)
 {
-	const struct model *m = classifier_model(a->cls);
-	uint32_t res = m->res, n = 0, i;
-	struct cell_iter it;
-	struct cell cl;
-
-	block_cells_begin(&it, a->ft, b);
-	while (block_cells_next(&it, &cl)) {
-		int ch = cnn_cell_channel(m->dirs, &cl);
-		uint32_t px;
-
-		/* Outside the picture: the classifier refused the block before. */
-		if (ch < 0 || !cl.count || cl.x >= res || cl.y >= res)
-			continue;
-		px = ((uint32_t)ch * res + cl.y) * res + cl.x;
-		if (!fw.pic_plane[px]) {
-			if (n < fw.pic_cap)
-				fw.pic_index[n] = px;
-			n++;
-		}
-		fw.pic_plane[px] = flowpic_sat_add(fw.pic_plane[px], cl.count);
-	}
-	if (n > fw.pic_cap) {
-		memset(fw.pic_plane, 0, fw.pic_plane_len);
-	} else {
-		qsort(fw.pic_index, n, sizeof(*fw.pic_index), cmp_u32);
-		for (i = 0; i < n; i++) {
-			fw.pic_count[i] = fw.pic_plane[fw.pic_index[i]];
-			fw.pic_plane[fw.pic_index[i]] = 0;
-		}
-	}
-	out->index = fw.pic_index;
-	out->count = fw.pic_count;
-	out->n = n;
-	out->rows = out->cols = (uint16_t)res;
-	out->dirs = (uint8_t)m->dirs;
+	model_picture_block(&fw.pic, a->ft, b);
+	out->index = fw.pic.index;
+	out->count = fw.pic.count;
+	out->n = fw.pic.n;
+	out->rows = out->cols = (uint16_t)fw.pic.res;
+	out->dirs = (uint8_t)fw.pic.dirs;
 	out->window_ns = flow_table_config(a->ft)->window_ns;
 }
 
@@ -361,7 +307,7 @@ void forward_block(struct agent *a, const struct flow *f, const struct block *b,
 	sv.bytes_fwd = b->bytes[0];
 	sv.bytes_rev = b->bytes[1];
 	sv.block_index = v->index;
-	if (fw.pic_plane)
+	if (fw.pictures)
 		block_picture(a, b, &sv.cells);
 	submit(a, &sv, v->cls, v->reason, v->confidence, v->prob);
 }

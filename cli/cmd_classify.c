@@ -23,15 +23,11 @@
 #include "core/cnn.h"
 #include "core/flow_json.h"
 #include "core/log.h"
+#include "core/summary_json.h"
 #include "opts.h"
 #include "output.h"
 
 enum out_format { OUT_TABLE, OUT_JSON, OUT_CSV };
-
-/* Per class (index n_classes: unknown) over every file. */
-struct class_total {
-	uint64_t flows, early, packets;
-};
 
 struct classify_args {
 	struct common_opts common;
@@ -52,7 +48,7 @@ struct classify_args {
 	struct timespec progress_last;
 	uint32_t show_mask; /* bit per class, bit n_classes: unknown */
 	uint64_t flows, shown;
-	struct class_total total[CLASSIFY_MAX_CLASSES + 1];
+	struct class_total total[CLASSIFY_MAX_CLASSES + 1]; /* per class, then unknown */
 };
 
 enum {
@@ -475,13 +471,9 @@ static void on_flow(void *ctx, const struct classifier *c, const struct flow *f,
 		    enum flow_end_reason why, const struct flow_verdict *v)
 {
 	struct classify_args *a = ctx;
-	struct class_total *t;
 
 	a->flows++;
-	t = &a->total[class_slot(a, v->cls)];
-	t->flows++;
-	t->early += v->early;
-	t->packets += f->packets[0] + f->packets[1];
+	class_totals_add(a->total, c, f, v);
 	if (!shown(a, f, v))
 		return;
 	a->shown++;
@@ -591,36 +583,6 @@ static void classes_print_text(const struct classify_args *a)
 		printf("#   blocks not classified: %" PRIu64 "\n", st->blocks_failed);
 }
 
-static void classes_print_json(const struct classify_args *a)
-{
-	const struct model *m = classifier_model(a->c);
-	const struct classify_stats *st = classifier_stats(a->c);
-	uint32_t i, r;
-
-	fputs("{\"model\":", stdout);
-	json_write_string(stdout, classifier_model_source(a->c));
-	printf(",\"flows\":%" PRIu64 ",\"shown\":%" PRIu64 ",\"blocks\":%" PRIu64
-	       ",\"blocks_early\":%" PRIu64 ",\"blocks_sparse\":%" PRIu64
-	       ",\"blocks_other\":%" PRIu64 ",\"blocks_cached\":%" PRIu64
-	       ",\"blocks_failed\":%" PRIu64 ",\"per_class\":{",
-	       a->flows, a->shown, st->blocks, st->blocks_early, st->blocks_sparse,
-	       st->blocks_other, st->blocks_cached, st->blocks_failed);
-	for (i = 0; i <= m->n_classes; i++) {
-		const struct class_total *t = &a->total[i];
-
-		if (i)
-			putchar(',');
-		json_write_string(stdout, i < m->n_classes ? m->classes[i] : "unknown");
-		printf(":{\"flows\":%" PRIu64 ",\"early\":%" PRIu64 ",\"packets\":%" PRIu64 "}",
-		       t->flows, t->early, t->packets);
-	}
-	fputs("},\"unknown_reasons\":{", stdout);
-	for (r = 1; r < CLASSIFY_REASON_COUNT; r++)
-		printf("%s\"%s\":%" PRIu64, r > 1 ? "," : "", classify_reason_name(r),
-		       st->flows_unknown[r]);
-	fputs("},\"type\":\"summary\"}\n", stdout);
-}
-
 /* The model fixes res and window: a different one given on the command
  * line would draw pictures the model was not trained on.  Whether an option
  * was given is what counts, not its value (a value equal to a default is
@@ -707,7 +669,7 @@ int cmd_classify(int argc, char **argv)
 			summary_print_text(stdout, &run);
 	}
 	if (a->fmt == OUT_JSON)
-		classes_print_json(a);
+		classes_summary_json_line(stdout, a->c, a->flows, a->shown, a->total);
 	else if (a->fmt == OUT_TABLE)
 		classes_print_text(a);
 out:

@@ -7,6 +7,7 @@
 
 #include "core/flow_json.h"
 #include "core/pkt.h"
+#include "core/summary_json.h"
 
 const char *fmt_time(uint64_t ns, char *buf, size_t len)
 {
@@ -47,37 +48,17 @@ void flow_print_json(FILE *out, const struct flow *f, enum flow_end_reason why, 
 
 void summary_print_json(FILE *out, const struct file_run *r)
 {
-	const struct pipeline_counts *c = &r->counts;
-	const struct flow_stats *s = &r->stats;
-	int i, first = 1;
+	const struct file_summary fs = {
+		.path = r->path,
+		.kind = r->kind,
+		.linktype = r->linktype,
+		.counts = &r->counts,
+		.stats = &r->stats,
+		.partial = r->partial,
+		.error = r->error,
+	};
 
-	fputs("{\"file\":", out);
-	json_write_string(out, r->path);
-	fprintf(out,
-		",\"format\":\"%s\",\"linktype\":%d,\"complete\":%s,\"records\":%" PRIu64
-		",\"in_flows\":%" PRIu64 ",\"skipped_total\":%" PRIu64 ",\"tcp\":%" PRIu64
-		",\"udp\":%" PRIu64 ",\"skipped\":{",
-		source_kind_name(r->kind), r->linktype, r->partial ? "false" : "true", c->records,
-		c->in_flows, pipeline_skipped(c), c->tcp, c->udp);
-	for (i = 1; i < SKIP_REASON_COUNT; i++) {
-		fprintf(out, "%s\"%s\":%" PRIu64, first ? "" : ",", skip_reason_name(i),
-			c->skipped[i]);
-		first = 0;
-	}
-	fprintf(out,
-		"},\"flows\":%" PRIu64 ",\"flows_active_max\":%" PRIu64 ",\"blocks\":%" PRIu64
-		",\"samples\":%" PRIu64 ",\"oversize\":%" PRIu64 ",\"cells_refused\":%" PRIu64
-		",\"reordered\":%" PRIu64 ",\"cells_in_use_max\":%" PRIu64
-		",\"blocks_empty\":%" PRIu64 ",\"aug_dropped\":%" PRIu64
-		",\"super_packets\":%" PRIu64 ",\"super_segments\":%" PRIu64,
-		s->flows, s->flows_active_max, s->blocks, s->samples, s->oversize, s->cells_refused,
-		s->reordered, s->cells_in_use_max, s->blocks_empty, s->aug_dropped,
-		s->super_packets, s->super_segments);
-	if (r->partial) {
-		fputs(",\"error\":", out);
-		json_write_string(out, r->error);
-	}
-	fputs(",\"type\":\"summary\"}\n", out);
+	file_summary_json_line(out, &fs);
 }
 
 void summary_print_text(FILE *out, const struct file_run *r)

@@ -122,7 +122,10 @@
 	  "live verdicts dropped: the ring was full, or a client too slow (a gap event)") \
 	X(web_uploads, COUNTER, "captures uploaded and classified") \
 	X(web_upload_refused, COUNTER, \
-	  "uploads refused: another one running (503), or not a capture the CLI reads (400)")
+	  "uploads refused: another one running (503), or not a capture the CLI reads (400)") \
+	X(web_upload_stored, COUNTER, "verdicts of uploads stored (store=1; agent upload)") \
+	X(web_upload_store_failed, COUNTER, \
+	  "uploads whose verdicts could not be stored (store=1; nothing of them stored)")
 
 struct collector_counters {
 #define X(name, kind, help) uint64_t name;

@@ -242,6 +242,7 @@ struct classify_stats {
 };
 
 struct classifier;
+struct model_picture;
 
 /*
  * Load the model (cfg->model_path, or the embedded default), check it, and
@@ -329,6 +330,13 @@ struct classify_callbacks {
 	/* Each flow and its combined verdict, in the order flows end. */
 	void (*flow)(void *ctx, const struct classifier *c, const struct flow *f,
 		     enum flow_end_reason why, const struct flow_verdict *v);
+	/* Each block's picture as the model judged it (optional;
+	 * core/model_picture.h, every pixel listed), right after block for
+	 * the same block b (its cells not readable here); b and p are valid
+	 * during the call only. */
+	void (*picture)(void *ctx, const struct classifier *c, const struct flow *f,
+			const struct block *b, const struct block_verdict *v,
+			const struct model_picture *p);
 	/* About every 65536 records, for progress (optional). */
 	void (*progress)(void *ctx, const struct source *s);
 	void *ctx;

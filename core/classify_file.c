@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "classify_int.h"
+#include "model_picture.h"
 #include "source.h"
 
 /* ---- classifying inline ---- */
@@ -27,6 +28,7 @@
 struct file_ctx {
 	struct classifier *c;
 	const struct classify_callbacks *cb;
+	struct model_picture *pic; /* cb->picture set: its buffers */
 };
 
 static void file_block(void *ctx, const struct flow_table *ft, const struct flow *f,
@@ -39,6 +41,10 @@ static void file_block(void *ctx, const struct flow_table *ft, const struct flow
 		return;
 	if (x->cb && x->cb->block)
 		x->cb->block(x->cb->ctx, x->c, f, &v);
+	if (x->pic) {
+		model_picture_block(x->pic, ft, b);
+		x->cb->picture(x->cb->ctx, x->c, f, b, &v, x->pic);
+	}
 }
 
 static void file_flow_end(void *ctx, const struct flow_table *ft, const struct flow *f,
@@ -87,6 +93,7 @@ struct job {
 struct async {
 	struct classifier *c;
 	const struct classify_callbacks *cb;
+	struct model_picture *pic;     /* cb->picture set: its buffers (the worker's) */
 	uint32_t res;		       /* the model's */
 	uint32_t max_flows, max_cells; /* max_cells: a block's most distinct cells */
 	struct job *jobs;
@@ -193,6 +200,14 @@ static void *async_worker(void *arg)
 				classify_vote(c, a->max_flows, &bv);
 				if (a->cb && a->cb->block)
 					a->cb->block(a->cb->ctx, c, &j->f, &bv);
+				/* The block's distinct cells: the same picture
+				 * (saturating sums of the same counts). */
+				if (a->pic) {
+					model_picture_cells(a->pic,
+							    &a->arena[j->cell_pos % a->arena_cap],
+							    j->ncells);
+					a->cb->picture(a->cb->ctx, c, &j->f, &j->b, &bv, a->pic);
+				}
 			}
 		} else if (kind == JOB_FLOW) {
 			classifier_flow_end(c, NULL, &j->f, &fv);
@@ -221,7 +236,7 @@ static void async_free(struct async *a)
 
 /* NULL when the thread or its memory cannot be had: classify inline then. */
 static struct async *async_start(struct classifier *c, const struct classify_callbacks *cb,
-				 uint32_t max_flows)
+				 struct model_picture *pic, uint32_t max_flows)
 {
 	struct async *a = calloc(1, sizeof(*a));
 
@@ -229,6 +244,7 @@ static struct async *async_start(struct classifier *c, const struct classify_cal
 		return NULL;
 	a->c = c;
 	a->cb = cb;
+	a->pic = pic;
 	a->max_flows = max_flows;
 	a->res = classifier_model(c)->res;
 	a->max_cells = (uint32_t)CLASSIFY_MAX_CELLS(a->res);
@@ -279,6 +295,7 @@ static int classify_path(struct classifier *c, const char *path, const struct fl
 	struct flow_events ev = { .block = file_block, .flow_end = file_flow_end, .ctx = &x };
 	struct pipeline_hooks hooks = { .ctx = &x };
 	struct async *as = NULL;
+	struct model_picture pic;
 	struct flow_config cfg;
 	struct flow_table *ft;
 	struct source *s;
@@ -310,8 +327,17 @@ static int classify_path(struct classifier *c, const char *path, const struct fl
 		source_close(s);
 		return -EINVAL;
 	}
+	if (cb && cb->picture) {
+		if (model_picture_init(&pic, classifier_model(c), 0) < 0) {
+			snprintf(res->error, sizeof(res->error),
+				 "%s: out of memory for the model's pictures", source_name(path));
+			source_close(s);
+			return -ENOMEM;
+		}
+		x.pic = &pic;
+	}
 	if (classifier_config(c)->workers)
-		as = async_start(c, cb, cfg.max_flows);
+		as = async_start(c, cb, x.pic, cfg.max_flows);
 	if (as) {
 		ev.block = async_block;
 		ev.flow_end = async_flow_end;
@@ -324,6 +350,8 @@ static int classify_path(struct classifier *c, const char *path, const struct fl
 			 source_name(path), strerror(errno));
 		if (as)
 			async_stop(as);
+		if (x.pic)
+			model_picture_free(x.pic);
 		source_close(s);
 		return rc;
 	}
@@ -339,6 +367,8 @@ static int classify_path(struct classifier *c, const char *path, const struct fl
 		async_stop(as);
 	res->stats = *flow_table_stats(ft);
 	flow_table_free(ft);
+	if (x.pic)
+		model_picture_free(x.pic);
 	source_close(s);
 	return rc;
 }

@@ -354,13 +354,27 @@ static void classes_of(const char *probs, char *out, size_t len)
 		out[0] = '\0';
 }
 
+void api_cells_json(struct sbuf *b, const struct store_cells *c)
+{
+	size_t i;
+
+	sbuf_printf(b,
+		    "{\"rows\":%u,\"cols\":%u,\"planes\":%u,\"window_ns\":%" PRIu64 ",\"index\":[",
+		    c->rows, c->cols, c->planes, c->window_ns);
+	for (i = 0; i < c->n; i++)
+		sbuf_printf(b, "%s%u", i ? "," : "", c->index[i]);
+	sbuf_puts(b, "],\"count\":[");
+	for (i = 0; i < c->n; i++)
+		sbuf_printf(b, "%s%u", i ? "," : "", c->count[i]);
+	sbuf_puts(b, "]}");
+}
+
 /* ,"cells":{...} or ,"cells":null for one block verdict. */
 static int cells_member(struct flow_req *r, uint64_t seq)
 {
 	struct store_cells cells;
 	int rc = store_get_cells(r->w->store, r->agent_id, r->run_id, seq, &cells, r->errmsg,
 				 sizeof(r->errmsg));
-	size_t i;
 
 	sbuf_reset(&r->extra);
 	if (rc == -ENOENT || rc == -ENODATA || rc == -EBADMSG) {
@@ -369,16 +383,8 @@ static int cells_member(struct flow_req *r, uint64_t seq)
 	}
 	if (rc < 0)
 		return rc;
-	sbuf_printf(&r->extra,
-		    ",\"cells\":{\"rows\":%u,\"cols\":%u,\"planes\":%u,\"window_ns\":%" PRIu64
-		    ",\"index\":[",
-		    cells.rows, cells.cols, cells.planes, cells.window_ns);
-	for (i = 0; i < cells.n; i++)
-		sbuf_printf(&r->extra, "%s%u", i ? "," : "", cells.index[i]);
-	sbuf_puts(&r->extra, "],\"count\":[");
-	for (i = 0; i < cells.n; i++)
-		sbuf_printf(&r->extra, "%s%u", i ? "," : "", cells.count[i]);
-	sbuf_puts(&r->extra, "]}");
+	sbuf_puts(&r->extra, ",\"cells\":");
+	api_cells_json(&r->extra, &cells);
 	store_cells_free(&cells);
 	return 0;
 }

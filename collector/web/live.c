@@ -397,11 +397,13 @@ void live_fanout(struct web *w)
 	free(lines);
 }
 
-void live_drained(struct client *c)
+bool live_drained(struct client *c)
 {
 	/* Lines it missed while it did not read: told once it reads again. */
-	if (c->sse_gap && c->out.len - c->out_off <= WEB_SSE_OUT_MAX / 2)
-		sse_gap(c);
+	if (!c->sse_gap || c->out.len - c->out_off > WEB_SSE_OUT_MAX / 2)
+		return false;
+	sse_gap(c);
+	return true;
 }
 
 void live_ping(struct web *w, uint64_t now_ms)

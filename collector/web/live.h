@@ -18,6 +18,7 @@
 #ifndef FLOWPIC_COLLECTOR_WEB_LIVE_H
 #define FLOWPIC_COLLECTOR_WEB_LIVE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,8 +45,9 @@ void live_subscribe(struct web *w, struct client *c);
 void live_unsubscribe(struct web *w, struct client *c);
 /* Web thread: the ring's lines out to every SSE client. */
 void live_fanout(struct web *w);
-/* Web thread: an SSE client's output went out: a gap it has to be told. */
-void live_drained(struct client *c);
+/* Web thread: an SSE client's output went out: a gap it has to be told is
+ * added to its output (true: there is more to send). */
+bool live_drained(struct client *c);
 /* Web thread: ": ping" to the clients whose time has come. */
 void live_ping(struct web *w, uint64_t now_ms);
 

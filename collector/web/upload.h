@@ -4,8 +4,11 @@
  * samples CSV, plain, gzip or xz: told from its bytes as the CLI does),
  * received into a memfd within --web-upload-max, and classified in a
  * worker thread by the library `flowpic classify` runs on (classifier_file)
- * with its JSON line writers (core/flow_json.h).  One upload at a time; a
- * second gets 503.  Nothing is stored.
+ * with its JSON line writers (core/flow_json.h, core/summary_json.h), with
+ * each block's picture as the agent sends it (core/model_picture.h).  One
+ * upload at a time; a second gets 503.  Nothing is stored but with store=1:
+ * then the worker stores the verdicts as agent "upload" on a writable store
+ * connection of its own, in one transaction (docs/dashboard.md, "API").
  */
 #ifndef FLOWPIC_COLLECTOR_WEB_UPLOAD_H
 #define FLOWPIC_COLLECTOR_WEB_UPLOAD_H

@@ -143,19 +143,24 @@ static void after_answer(struct web *w, struct client *c);
 
 void client_send(struct web *w, struct client *c)
 {
-	if (c->state == CL_SSE)
-		live_drained(c);
-	while (c->out_off < c->out.len) {
-		ssize_t n = io_write(c, c->out.p + c->out_off, c->out.len - c->out_off);
+	bool again;
 
-		if (n == -EAGAIN)
-			break;
-		if (n <= 0) {
-			client_close(w, c);
-			return;
+	do {
+		while (c->out_off < c->out.len) {
+			ssize_t n = io_write(c, c->out.p + c->out_off, c->out.len - c->out_off);
+
+			if (n == -EAGAIN)
+				break;
+			if (n <= 0) {
+				client_close(w, c);
+				return;
+			}
+			c->out_off += (size_t)n;
 		}
-		c->out_off += (size_t)n;
-	}
+		/* Once the output drained, a live client is told what it missed
+		 * (after the writes, or a gap waits for the next line or ping). */
+		again = c->state == CL_SSE && c->sse_gap && live_drained(c);
+	} while (again);
 	if (c->out_off == c->out.len) {
 		sbuf_reset(&c->out);
 		c->out_off = 0;

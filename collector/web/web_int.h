@@ -151,5 +151,8 @@ void api_flows(struct web *w, struct client *c);
 void api_flow(struct web *w, struct client *c);
 void api_agents(struct web *w, struct client *c);
 void api_free(struct web *w);
+/* A picture as /api/flow's "cells" (and the upload's pictures) have it:
+ * {"rows","cols","planes","window_ns","index":[...],"count":[...]}. */
+void api_cells_json(struct sbuf *b, const struct store_cells *c);
 
 #endif

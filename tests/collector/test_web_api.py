@@ -194,6 +194,51 @@ class SseReader(threading.Thread):
             return list(self.events)
 
 
+def npy_u8(path):
+    """A .npy of uint8 (what flowpic export writes): (shape, flat bytes)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    hlen = int.from_bytes(data[8:10], "little")
+    header = data[10:10 + hlen].decode()
+    shape = tuple(int(x) for x in header.split("'shape': (")[1].split(")")[0].split(",")
+                  if x.strip())
+    return shape, data[10 + hlen:]
+
+
+def upload_pictures(tmp, pictures, cli):
+    """The answer's pictures = `flowpic export --format npy` for the same
+    flow and block (the default model: split, 32 x 32, 15 s), as the agent's
+    pictures are checked (tests/agent/test_agent_pictures.py)."""
+    import csv
+    prefix = os.path.join(tmp, "pics")
+    r = subprocess.run([FLOWPIC, "export", DEMO, "--format", "npy", "--direction", "split",
+                        "-o", prefix, "-q"], capture_output=True, text=True)
+    check(r.returncode == 0, "flowpic export --format npy --direction split: %s" % r.stderr)
+    shape, data = npy_u8(prefix + ".npy")
+    with open(prefix + ".index.csv") as f:
+        index = {(int(x["flow"]), int(x["block"])): int(x["pic"]) for x in csv.DictReader(f)}
+    npix = shape[1] * shape[2] * shape[3]
+    blocks = {(x["flow_id"], x["block_index"]) for x in cli if x["type"] == "block"}
+    got, same, differ = set(), 0, []
+    for fid, pics in pictures.items():
+        for p in pics:
+            got.add((int(fid), p["block_index"]))
+            cl = p["cells"]
+            dense = [0] * npix
+            for i, n in zip(cl["index"], cl["count"]):
+                dense[i] = n
+            i = index.get((int(fid), p["block_index"]))
+            if (i is not None and (cl["rows"], cl["cols"], cl["planes"], cl["window_ns"])
+                    == (shape[2], shape[3], shape[1], 15 * 10**9)
+                    and bytes(dense) == data[i * npix:(i + 1) * npix]):
+                same += 1
+            else:
+                differ.append((fid, p["block_index"]))
+    check(got == blocks and same == len(blocks) == shape[0] and not differ,
+          "/api/classify: a picture per block (%d), each = flowpic export's for its flow and "
+          "block (differ %s)" % (same, differ[:5]))
+
+
 def plain_tests(tmp):
     dbpath = os.path.join(tmp, "v.db")
     db = "sqlite:" + dbpath
@@ -414,15 +459,77 @@ def plain_tests(tmp):
                           headers={"Content-Type": "application/octet-stream"}, csrf=True)
     out = subprocess.run([FLOWPIC, "classify", "--json", "--blocks", DEMO], check=True,
                          capture_output=True, text=True).stdout
-    cli = [json.loads(l) for l in out.splitlines() if l.strip()]
+    cli_text = [l for l in out.splitlines() if l.strip()]
+    cli = [json.loads(l) for l in cli_text]
     cli_verdicts = [x for x in cli if x["type"] in ("block", "flow")]
     got = json.loads(data.decode()) if st == 200 else {}
     check(st == 200 and got.get("lines") and
           [x for x in got["lines"] if x["type"] in ("block", "flow")] == cli_verdicts,
           "/api/classify: the block and flow lines of flowpic classify --json --blocks (%d; %d %s)"
           % (len(cli_verdicts), st, data[:100]))
+    check(got.get("lines") == cli and sum(x["type"] == "summary" for x in cli) == 2
+          and all(l.encode() in data for l in cli_text),
+          "/api/classify: every line of flowpic classify --json --blocks, the two summary "
+          "lines too, byte for byte (%d lines)" % len(cli))
     check(len(query_rows(db)) == before, "/api/classify stores nothing by default")
     web.conn = None
+    upload_pictures(tmp, got.get("pictures", {}), cli)
+
+    # store=1: the verdicts stored as agent "upload", host the login's name.
+    k0 = c.counters()
+    st, _, data = web.req("POST", "/api/classify?store=1&name=" + urllib.parse.quote("demo \"cap\".xz"),
+                          body=cap, headers={"Content-Type": "application/octet-stream"}, csrf=True)
+    web.conn = None
+    up = json.loads(data.decode()) if st == 200 else {}
+    s1 = up.get("stored", {})
+    n = len(cli_verdicts)
+    check(st == 200 and up.get("lines") == [dict(x, file="demo \"cap\".xz") if "records" in x else x
+                                            for x in cli]
+          and s1.get("agent_id") == "upload" and s1.get("host") == "alice"
+          and s1.get("verdicts") == n and s1.get("stored") == n and s1.get("duplicates") == 0,
+          "/api/classify?store=1: the same lines, %d verdicts stored (%d %s)" % (n, st, s1 or data[:120]))
+    mine = query_rows(db, "--agent", "upload")
+    check(len(query_rows(db)) == before + n and len(mine) == n
+          and all(r["host"] == "alice" and r["run_id"] == s1.get("run_id")
+                  and r["interface"] == 'demo "cap".xz' for r in mine),
+          "store=1: query --agent upload gives the %d verdicts, one run, host alice, the file's "
+          "name as interface (%d)" % (n, len(mine)))
+    rows, off = [], 0
+    while True:
+        _, page = web.json("/api/flows?agent=upload&stage=all&sort=start_ns&limit=500&offset=%d" % off)
+        rows += page["rows"]
+        off += 500
+        if not page["more"]:
+            break
+    key = lambda r: (r["run_id"], r["seq"])  # noqa: E731
+    check(sorted(rows, key=key) == sorted(mine, key=key),
+          "store=1: /api/flows?agent=upload = query --agent upload (%d rows)" % len(rows))
+    # The stored verdicts are the classify lines: flow verdicts and blocks.
+    want = sorted((x["flow_id"], x.get("block_index", -1), x["class"], x["reason"],
+                   round(x["confidence"], 4)) for x in cli_verdicts)
+    have = sorted((r["flow_id"], r["block_index"] if r["stage"] != "final" else -1, r["class"],
+                   r["reason"], round(r["confidence"], 4)) for r in mine)
+    check(want == have, "store=1: the stored verdicts are classify's (flow, block, class, "
+          "reason, confidence)")
+    # Each stored block's picture is the one the answer had.
+    same = bad = 0
+    for fid, pics in up.get("pictures", {}).items():
+        _, fl = web.json("/api/flow?agent_id=upload&run_id=%d&flow_id=%s" % (s1["run_id"], fid))
+        stored = {b["block_index"]: b["cells"] for b in fl["blocks"]}
+        for p in pics:
+            if stored.get(p["block_index"]) == p["cells"]:
+                same += 1
+            else:
+                bad += 1
+    check(same > 0 and bad == 0, "store=1: /api/flow's stored pictures = the answer's (%d, %d differ)"
+          % (same, bad))
+    k1 = c.counters()
+    check(k1["web_upload_stored"] - k0["web_upload_stored"] == n and k1["web_upload_store_failed"] == 0,
+          "counters: web_upload_stored %d" % k1["web_upload_stored"])
+    st, _, data = web.req("POST", "/api/classify?store=yes", body=cap, csrf=True)
+    web.conn = None
+    check(st == 400 and len(query_rows(db)) == before + n,
+          "/api/classify?store=yes: 400, nothing stored (%d)" % st)
     st, _, data = web.req("POST", "/api/classify", body=b"this is no capture at all" * 10,
                           csrf=True)
     check(st == 400 and b"error" in data, "/api/classify of no capture: 400 " + data.decode()[:80])
@@ -442,7 +549,7 @@ def plain_tests(tmp):
     k = c.stop()
     check("runtime error" not in c.stderr() and "Sanitizer" not in c.stderr(),
           "no sanitizer report on stderr")
-    check(k["web_unauthorized"] >= 5 and k["web_too_large"] >= 1 and k["web_uploads"] == 1
+    check(k["web_unauthorized"] >= 5 and k["web_too_large"] >= 1 and k["web_uploads"] == 2
           and k["web_bad_request"] >= 8, "refusals counted: %s" % {x: k[x] for x in k if x.startswith("web_")})
 
 

@@ -494,13 +494,18 @@ def t_classify(page, flowpic, collector, db, shots):
              for l in lines if l["type"] == "block"]
     check(sorted(gotb) == sorted(wantb), "classify: the page's %d blocks equal flowpic classify --blocks' %d"
           % (len(gotb), len(wantb)))
+    # Every block's picture, as the agent sends it: an image per plane.
     sent = int(page.js("return document.body.dataset.pictures || '0'"))
-    if sent == 0:
-        print("SKIP  classify: the collector's answer has no pictures (\"pictures\":{}): no FlowPic to check")
-    else:
-        widths = page.js("return [...document.querySelectorAll('#blocks img.flowpic')].map(i => i.naturalWidth)")
-        check(len(widths) > 0 and all(w > 0 for w in widths),
-              "classify: %d pictures sent, %d FlowPic images, naturalWidth > 0" % (sent, len(widths)))
+    page.wait("every uploaded FlowPic decoded", lambda: page.js(
+        "return [...document.querySelectorAll('#blocks img.flowpic')].every(i => i.complete)"))
+    widths = page.js("return [...document.querySelectorAll('#blocks .block-row')].map(r => "
+                     "[...r.querySelectorAll('img.flowpic')].map(i => i.naturalWidth))")
+    check(sent == len(wantb) > 0 and len(widths) == sent and all(w and all(x > 0 for x in w) for w in widths),
+          "classify: %d pictures sent for %d blocks, each block's FlowPic images with naturalWidth > 0"
+          % (sent, len(wantb)))
+    check(page.js("return !document.getElementById('summary-card').hidden && "
+                  "!!document.querySelector('#summary .file-summary') && !!document.getElementById('per-class')"),
+          "classify: the summary lines shown (the file's accounting, the flows per class)")
     check(len(query(collector, db)) == before, "classify without 'store': nothing stored")
     page.shot(shots, "classify")
     page.drain_console("classify")
