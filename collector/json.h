@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * json.h - JSON string escaping into a text buffer (core/sbuf.h), and JSON
- * checks, for query output and the rows handed to PostgreSQL as one JSON
- * document per batch.
+ * checks, for query output, the dashboard's answers, and what PostgreSQL
+ * takes as JSON (a transaction's batches and counters; its verdicts go by
+ * COPY, collector/store_pg.c).
  */
 #ifndef FLOWPIC_COLLECTOR_JSON_H
 #define FLOWPIC_COLLECTOR_JSON_H

@@ -87,8 +87,9 @@ def main():
         rows = pg.psql("SELECT count(*), max(seq) FROM verdicts")
         assert rows == [["3300", "3300"]], rows
         partitions(binary, pg)
+        hostile(binary, pg)
         print("pg: ok (two collectors, one database, 6000 sent, 3000 stored; daily "
-              "partitions, retention)")
+              "partitions, retention; hostile strings stored exactly)")
     finally:
         pg.stop()
 
@@ -135,6 +136,87 @@ def partitions(binary, pg):
                                token="test-token")
     assert code.name == "OK" and acks[0].stored == 5, (code, det, acks)
     c3.stop()
+
+
+# Agents' strings reach COPY's text format (store_pg.c): each of these must
+# come back exactly: none may shift a column, end the data or read as NULL.
+HOSTILE = ["tab\there", "nl\nhere", "cr\rhere", "back\\slash", "\\N", "\\.", "\\.\n\\.",
+           "end\\", "quote'\"q", "ctl\x01\x1f\x7f", "uni \u2713 \u65e5\u672c", "\\x41\\t",
+           "\t\n\r\\", "NULL", " lead and trail "]
+
+
+class Raw:
+    """A batch as bytes, for what the protobuf library will not build."""
+    def __init__(self, data):
+        self.data = data
+
+    def SerializeToString(self):
+        return self.data
+
+
+def hostile(binary, pg):
+    """Tabs, newlines, backslashes, literal backslash-N and backslash-dot, quotes, control
+    characters in every string an agent sends (agent id, host, version,
+    model, interface, class, a class name), stored and read
+    back exactly by query; invalid UTF-8 bytes stored as U+FFFD (as the JSON
+    writers do), not refusing the batch."""
+    batches = []
+    for i, t in enumerate(HOSTILE):
+        b = h.make_batch(agent_id="hostile-%d %s" % (i, t), host="h " + t, sequence=1,
+                         first_seq=1, n=3)
+        b.agent.version = t
+        b.model.name, b.model.version = "m " + t, t
+        b.model.classes[1] = "c " + t
+        for v in b.verdicts:
+            v.interface, v.class_name = t, "c " + t
+        batches.append(b)
+    # Invalid UTF-8 (a lone continuation byte, a truncated sequence, 0xff)
+    # in place of same-length ASCII, under the same length prefixes.
+    bad = h.make_batch(agent_id="hostile-bad-BYTES-HERE!", host="BYTES-HERE!", n=2)
+    for v in bad.verdicts:
+        v.interface = v.class_name = "BYTES-HERE!"
+    raw = bad.SerializeToString().replace(b"BYTES-HERE!", b"a\x80b\xe2\x82c\xffd\xc0\xafe")
+    c = h.Collector(binary, pg.url)
+    acks, code, det = h.stream(c.address, batches + [Raw(raw)], token="test-token")
+    assert code.name == "OK" and [a.stored for a in acks] == [3] * len(HOSTILE) + [2], \
+        (code, det, acks, c.stderr())
+    # A resend: duplicates, whatever the strings.
+    acks, code, det = h.stream(c.address, batches, token="test-token")
+    assert code.name == "OK" and [a.duplicates for a in acks] == [3] * len(HOSTILE), acks
+    k = c.stop()
+    assert k["err_store"] == 0 and k["err_store_batch"] == 0, k
+    r = subprocess.run([binary, "query", "--db", pg.url, "--limit", "1000"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    out = {}
+    for line in r.stdout.splitlines():
+        v = json.loads(line)
+        if v["agent_id"].startswith("hostile-"):
+            out.setdefault(v["agent_id"], []).append(v)
+    for i, t in enumerate(HOSTILE):
+        got = out.get("hostile-%d %s" % (i, t))
+        assert got and len(got) == 3, (t, got)
+        for v in got:
+            want = {"host": "h " + t, "interface": t, "class": "c " + t, "model": "m " + t,
+                    "model_version": t}
+            assert {f: v[f] for f in want} == want, (t, v)
+            # Keyed by the class names, or an array where one is not plain (store.c).
+            p = v["probs"]
+            if isinstance(p, dict):
+                assert list(p) == h.CLASSES[:1] + ["c " + t] + h.CLASSES[2:], v
+                p = list(p.values())
+            assert len(p) == len(h.CLASSES) and 0.8 in p, v
+    # agent_version is not in query's output: its bytes, from the database.
+    rows = pg.psql("SELECT encode(convert_to(agent_version, 'UTF8'), 'hex')"
+                   " FROM verdicts WHERE agent_id LIKE 'hostile-%' AND seq = 1"
+                   " AND agent_id NOT LIKE 'hostile-bad%'")
+    versions = sorted(bytes.fromhex(x).decode() for x, in rows)
+    assert versions == sorted(HOSTILE), (versions, HOSTILE)
+    fixed = "a\ufffdb\ufffd\ufffdc\ufffdd\ufffd\ufffde"
+    got = out.get("hostile-bad-" + fixed)
+    assert got and len(got) == 2 and all(
+        v["host"] == fixed and v["interface"] == fixed and v["class"] == fixed for v in got), \
+        (got, sorted(out))
 
 
 if __name__ == "__main__":
