@@ -51,6 +51,7 @@ def run(*cmd, **kw):
 
 
 d = tempfile.mkdtemp(prefix="fpt-json-")
+p = None
 try:
     odd = os.path.join(d.encode(), b"demo-\xff-\"q\".pcap.xz")
     shutil.copy(demo, odd)
@@ -93,6 +94,9 @@ try:
     line = r.stderr.decode().splitlines()[0]
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z flowpic: error: ", line), line
 finally:
+    if p and p.poll() is None:  # a check failed while the collector ran
+        p.kill()
+        p.wait(10)
     shutil.rmtree(d, ignore_errors=True)
 want = {"flow", "block", "summary", "counters", "event", "verdict", "log"}
 assert want <= set(types), types
