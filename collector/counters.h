@@ -98,7 +98,8 @@
 #define WEB_COUNTERS(X) \
 	X(web_connections, COUNTER, "dashboard connections accepted") \
 	X(web_refused_busy, COUNTER, \
-	  "dashboard connections closed at once: the most clients (64) were connected") \
+	  "dashboard connections closed at once: all 128 slots (connections and " \
+	  "HTTP/2 streams) were taken") \
 	X(web_requests, COUNTER, "dashboard requests answered") \
 	X(web_logins, COUNTER, "dashboard logins (a viewer token or a client certificate)") \
 	X(web_login_failed, COUNTER, \
@@ -115,6 +116,11 @@
 	X(web_timeouts, COUNTER, \
 	  "dashboard connections closed: a request not whole or an answer not taken in 30 s") \
 	X(web_tls_handshake, COUNTER, "dashboard TLS handshakes that failed") \
+	X(web_h2_connections, COUNTER, \
+	  "dashboard connections speaking HTTP/2 (ALPN h2, or the preface in plain text)") \
+	X(web_h2_refused, COUNTER, \
+	  "dashboard HTTP/2 streams refused (REFUSED_STREAM): all 128 slots were taken") \
+	X(web_h2_errors, COUNTER, "dashboard HTTP/2 connections closed on a protocol error") \
 	X(web_sse_clients, GAUGE, "live feed (SSE) clients connected now") \
 	X(web_sse_refused, COUNTER, "live feed clients refused: 16 were connected (503)") \
 	X(web_live_verdicts, COUNTER, "verdicts handed to the live feed") \

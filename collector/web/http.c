@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,8 @@ const char *http_reason(int code)
 		return "Not Found";
 	case 405:
 		return "Method Not Allowed";
+	case 411:
+		return "Length Required";
 	case 413:
 		return "Content Too Large";
 	case 431:
@@ -42,22 +45,43 @@ const char *http_reason(int code)
 	}
 }
 
+int http_head(struct web *w, struct client *c, int code, const char *type, size_t len,
+	      const char *extra)
+{
+	struct sbuf f = { 0 };
+	int rc = 0;
+
+	WEB_BUMP(w, web_requests);
+	sbuf_printf(&f, "Content-Type: %s\r\n", type);
+	if (len != SIZE_MAX)
+		sbuf_printf(&f, "Content-Length: %zu\r\n", len);
+	sbuf_printf(&f,
+		    "Content-Security-Policy: " WEB_CSP "\r\n"
+		    "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"
+		    "X-Frame-Options: DENY\r\nCache-Control: %s\r\n%s%s",
+		    c->api || code >= 300 ? "no-store" : "no-cache", c->set_cookie,
+		    extra ? extra : "");
+	c->set_cookie[0] = '\0';
+	if (f.oom)
+		rc = -ENOMEM;
+	else if (c->h2)
+		rc = h2_respond(w, c, code, f.p, f.len);
+	else
+		sbuf_printf(&c->out, "HTTP/1.1 %d %s\r\n%sConnection: %s\r\n\r\n", code,
+			    http_reason(code), f.p, c->keep_alive ? "keep-alive" : "close");
+	sbuf_free(&f);
+	return rc;
+}
+
 void http_answer(struct web *w, struct client *c, int code, const char *type, const char *body,
 		 size_t len, const char *extra)
 {
-	WEB_BUMP(w, web_requests);
-	sbuf_printf(&c->out,
-		    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-		    "Content-Security-Policy: " WEB_CSP "\r\n"
-		    "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"
-		    "X-Frame-Options: DENY\r\n"
-		    "Cache-Control: %s\r\n%s%sConnection: %s\r\n\r\n",
-		    code, http_reason(code), type, len,
-		    c->api || code >= 300 ? "no-store" : "no-cache", c->set_cookie,
-		    extra ? extra : "", c->keep_alive ? "keep-alive" : "close");
+	if (http_head(w, c, code, type, len, extra) < 0) {
+		client_close(w, c);
+		return;
+	}
 	if (body && len)
 		sbuf_add(&c->out, body, len);
-	c->set_cookie[0] = '\0';
 	c->state = CL_WRITE;
 	c->deadline_ms = web_now_ms() + WEB_TIMEOUT_MS;
 	client_send(w, c);

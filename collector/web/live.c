@@ -322,16 +322,14 @@ void live_subscribe(struct web *w, struct client *c)
 	w->nsse++;
 	atomic_store(&w->live->clients, w->nsse);
 	__atomic_store_n(&w->st.web_sse_clients, (uint64_t)w->nsse, __ATOMIC_RELAXED);
-	WEB_BUMP(w, web_requests);
 	/* No length: the stream ends when either side closes. */
-	sbuf_printf(&c->out,
-		    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
-		    "Cache-Control: no-store\r\nContent-Security-Policy: " WEB_CSP "\r\n"
-		    "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"
-		    "X-Frame-Options: DENY\r\n%sConnection: close\r\n\r\nretry: 2000\n\n",
-		    c->set_cookie);
-	c->state = CL_SSE;
 	c->keep_alive = false;
+	c->state = CL_SSE;
+	if (http_head(w, c, 200, "text/event-stream; charset=utf-8", SIZE_MAX, NULL) < 0) {
+		client_close(w, c); /* unsubscribes */
+		return;
+	}
+	sbuf_puts(&c->out, "retry: 2000\n\n");
 	c->sse_gap = 0;
 	c->ping_ms = web_now_ms() + WEB_SSE_PING_MS;
 	client_send(w, c);

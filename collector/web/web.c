@@ -2,8 +2,11 @@
 /*
  * web.c - the dashboard's thread: its epoll loop, the listener, clients
  * (plain or TLS, HTTP/1.1 with keep-alive), reading requests, routing, and
- * the timers.  Bounded: 64 clients, a 16 KiB head, a 64 KiB body (uploads:
- * --web-upload-max, into a memfd), 30 s to send a request or take an answer.
+ * the timers.  HTTP/2 connections hand their streams to h2.c, which feeds
+ * them back through web_on_head() and web_body_check().  Bounded: 128
+ * slots (connections and HTTP/2 streams), a 16 KiB head, a 64 KiB body
+ * (uploads: --web-upload-max, into a memfd), 30 s to send a request or take
+ * an answer.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -76,10 +79,16 @@ void client_close(struct web *w, struct client *c)
 		live_unsubscribe(w, c);
 	if (c->state == CL_WAIT || c->upload_fd >= 0)
 		upload_forget(w, c);
-	epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd, NULL);
-	if (c->ssl)
-		SSL_free(c->ssl);
-	close(c->fd);
+	if (c->h2) {
+		h2_stream_release(w, c); /* the socket is its connection's */
+	} else {
+		if (c->state == CL_H2)
+			h2_conn_release(w, c);
+		epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd, NULL);
+		if (c->ssl)
+			SSL_free(c->ssl);
+		close(c->fd);
+	}
 	if (c->upload_fd >= 0)
 		close(c->upload_fd);
 	free(c->in);
@@ -89,8 +98,23 @@ void client_close(struct web *w, struct client *c)
 	c->state = CL_FREE;
 }
 
-/* >0 bytes, 0 the peer closed, -EAGAIN, -EIO. */
-static ssize_t io_read(struct client *c, void *buf, size_t n)
+struct client *client_slot(struct web *w)
+{
+	size_t i;
+
+	for (i = 0; i < WEB_MAX_CLIENTS; i++)
+		if (w->c[i].state == CL_FREE) {
+			struct client *c = &w->c[i];
+
+			memset(c, 0, sizeof(*c));
+			c->gen = ++w->next_gen;
+			c->fd = c->upload_fd = -1;
+			return c;
+		}
+	return NULL;
+}
+
+ssize_t client_io_read(struct client *c, void *buf, size_t n)
 {
 	size_t got = 0;
 	ssize_t r;
@@ -145,6 +169,10 @@ void client_send(struct web *w, struct client *c)
 {
 	bool again;
 
+	if (c->h2) {
+		h2_stream_kick(w, c);
+		return;
+	}
 	do {
 		while (c->out_off < c->out.len) {
 			ssize_t n = io_write(c, c->out.p + c->out_off, c->out.len - c->out_off);
@@ -160,12 +188,22 @@ void client_send(struct web *w, struct client *c)
 		/* Once the output drained, a live client is told what it missed
 		 * (after the writes, or a gap waits for the next line or ping). */
 		again = c->state == CL_SSE && c->sse_gap && live_drained(c);
+		/* An HTTP/2 connection's frames are taken as the socket takes them. */
+		if (c->state == CL_H2 && c->out_off == c->out.len) {
+			again = h2_pull(w, c);
+			if (c->state == CL_FREE)
+				return;
+		}
 	} while (again);
 	if (c->out_off == c->out.len) {
 		sbuf_reset(&c->out);
 		c->out_off = 0;
 		if (c->state == CL_WRITE) {
 			after_answer(w, c);
+			return;
+		}
+		if (c->state == CL_H2 && h2_finished(c)) {
+			client_close(w, c);
 			return;
 		}
 	} else if (c->out_off > (1u << 20)) {
@@ -275,7 +313,7 @@ static void dispatch(struct web *w, struct client *c)
 }
 
 /* The head is parsed: check who asks and for what before any body. */
-static void on_head(struct web *w, struct client *c)
+void web_on_head(struct web *w, struct client *c)
 {
 	size_t n;
 	const char *v;
@@ -337,7 +375,10 @@ static void on_head(struct web *w, struct client *c)
 		return;
 	}
 	c->state = CL_BODY;
-	client_read(w, c);
+	if (c->h2)
+		web_body_check(w, c); /* its DATA frames bring the rest */
+	else
+		client_read(w, c);
 }
 
 /* Bytes of the body now in in[] after the head (an upload: moved to its
@@ -356,8 +397,20 @@ static bool body_progress(struct web *w, struct client *c)
 	return c->body_have >= c->body_len;
 }
 
+void web_body_check(struct web *w, struct client *c)
+{
+	if (c->state != CL_BODY || !body_progress(w, c) || c->state != CL_BODY)
+		return;
+	c->state = CL_WRITE; /* until dispatch answers */
+	dispatch(w, c);
+}
+
 static void client_read(struct web *w, struct client *c)
 {
+	if (c->state == CL_H2) {
+		h2_read(w, c);
+		return;
+	}
 	for (;;) {
 		size_t cap;
 		ssize_t n;
@@ -366,7 +419,7 @@ static void client_read(struct web *w, struct client *c)
 		if (c->state == CL_LINGER || c->state == CL_SSE) {
 			char sink[4096];
 
-			n = io_read(c, sink, sizeof(sink));
+			n = client_io_read(c, sink, sizeof(sink));
 			if (n > 0)
 				continue;
 			if (n == -EAGAIN)
@@ -375,9 +428,14 @@ static void client_read(struct web *w, struct client *c)
 			return;
 		}
 		if (c->state == CL_HEAD && c->in_len) {
-			rc = http1_parse(c->in, c->in_len, &c->req);
+			rc = h2_preface(c->in, c->in_len);
+			if (rc == 1) {
+				h2_start(w, c, c->in, c->in_len);
+				return;
+			}
+			rc = rc ? -EAGAIN : http1_parse(c->in, c->in_len, &c->req);
 			if (rc == 0) {
-				on_head(w, c);
+				web_on_head(w, c);
 				return;
 			}
 			if (rc == -EINVAL) {
@@ -392,10 +450,10 @@ static void client_read(struct web *w, struct client *c)
 			}
 		}
 		if (c->state == CL_BODY && body_progress(w, c)) {
-			if (c->state != CL_BODY)
-				return;
-			c->state = CL_WRITE; /* until dispatch answers */
-			dispatch(w, c);
+			if (c->state == CL_BODY) {
+				c->state = CL_WRITE; /* until dispatch answers */
+				dispatch(w, c);
+			}
 			return;
 		}
 		if (c->state != CL_HEAD && c->state != CL_BODY)
@@ -405,7 +463,7 @@ static void client_read(struct web *w, struct client *c)
 					    c->req.head_len + (size_t)c->body_len;
 		if (c->in_len >= cap)
 			return; /* nothing more is read until the request is answered */
-		n = io_read(c, c->in + c->in_len, cap - c->in_len);
+		n = client_io_read(c, c->in + c->in_len, cap - c->in_len);
 		if (n == -EAGAIN)
 			break;
 		if (n <= 0) {
@@ -425,12 +483,19 @@ static void handshake(struct web *w, struct client *c)
 	ERR_clear_error();
 	rc = SSL_accept(c->ssl);
 	if (rc == 1) {
+		const unsigned char *proto = NULL;
+		unsigned int plen = 0;
+
 		c->state = CL_HEAD;
 		c->want_write = false;
 		if (w->cfg.client_ca && identity_peer_cn(c->ssl, c->cert_cn, sizeof(c->cert_cn)))
 			c->cert_cn[0] = '\0';
 		c->deadline_ms = web_now_ms() + WEB_TIMEOUT_MS;
-		client_read(w, c);
+		SSL_get0_alpn_selected(c->ssl, &proto, &plen);
+		if (plen == 2 && !memcmp(proto, "h2", 2))
+			h2_start(w, c, NULL, 0);
+		else
+			client_read(w, c);
 		return;
 	}
 	e = SSL_get_error(c->ssl, rc);
@@ -464,9 +529,8 @@ static void accept_all(struct web *w)
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
 		struct epoll_event e;
-		struct client *c = NULL;
+		struct client *c;
 		char host[NI_MAXHOST], port[NI_MAXSERV];
-		size_t i;
 		int fd = accept4(w->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
@@ -474,18 +538,13 @@ static void accept_all(struct web *w)
 				continue;
 			return; /* EAGAIN, or the fd limit: the next wake-up tries again */
 		}
-		for (i = 0; i < WEB_MAX_CLIENTS && !c; i++)
-			if (w->c[i].state == CL_FREE)
-				c = &w->c[i];
+		c = client_slot(w);
 		if (!c) {
 			WEB_BUMP(w, web_refused_busy);
 			close(fd);
 			continue;
 		}
-		memset(c, 0, sizeof(*c));
-		c->gen = ++w->next_gen;
 		c->fd = fd;
-		c->upload_fd = -1;
 		c->in = malloc(WEB_HEAD_MAX + WEB_BODY_MAX);
 		if (w->tls)
 			c->ssl = SSL_new(w->tls);
@@ -524,10 +583,11 @@ static void tick(struct web *w)
 		struct client *c = &w->c[i];
 
 		if (c->state == CL_FREE || c->state == CL_SSE || c->state == CL_WAIT ||
-		    t < c->deadline_ms)
+		    (c->state == CL_H2 && c->nstreams) || t < c->deadline_ms)
 			continue;
 		/* A connection idle between requests is closed without a count. */
-		if (c->state != CL_LINGER && !(c->state == CL_HEAD && c->in_len == 0))
+		if (c->state != CL_LINGER && c->state != CL_H2 &&
+		    !(c->state == CL_HEAD && c->in_len == 0 && !c->h2))
 			WEB_BUMP(w, web_timeouts);
 		client_close(w, c);
 	}
@@ -569,16 +629,17 @@ static void *web_main(void *arg)
 
 /* ---- set-up ---- */
 
-/* HTTP/1.1 is what the dashboard speaks: a client offering it gets it. */
-static int alpn_http11(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+/* h2 for a client that offers it, else HTTP/1.1 (the server's order). */
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 		       const unsigned char *in, unsigned int inlen, void *arg)
 {
-	static const unsigned char h11[] = { 8, 'h', 't', 't', 'p', '/', '1', '.', '1' };
+	static const unsigned char protos[] = { 2,   'h', '2', 8,   'h', 't',
+						't', 'p', '/', '1', '.', '1' };
 	unsigned char *sel;
 
 	(void)ssl;
 	(void)arg;
-	if (SSL_select_next_proto(&sel, outlen, h11, sizeof(h11), in, inlen) !=
+	if (SSL_select_next_proto(&sel, outlen, protos, sizeof(protos), in, inlen) !=
 	    OPENSSL_NPN_NEGOTIATED)
 		return SSL_TLSEXT_ERR_NOACK;
 	*out = sel;
@@ -659,6 +720,7 @@ static void web_free(struct web *w)
 	token_map_free(w->tokens);
 	SSL_CTX_free(w->tls);
 	api_free(w);
+	h2_free(w);
 	if (w->lfd >= 0)
 		close(w->lfd);
 	if (w->ep >= 0)
@@ -709,7 +771,7 @@ struct web *web_start(const struct web_config *cfg, struct store *store, char *e
 		w->tls = rpc_tls_server_ctx(&tc, err, errlen);
 		if (!w->tls)
 			goto fail;
-		SSL_CTX_set_alpn_select_cb(w->tls, alpn_http11, NULL);
+		SSL_CTX_set_alpn_select_cb(w->tls, alpn_select, NULL);
 		SSL_CTX_set_verify(w->tls, cfg->client_ca ? SSL_VERIFY_PEER : SSL_VERIFY_NONE,
 				   cfg->client_ca ? accept_any : NULL);
 	}
@@ -724,7 +786,7 @@ struct web *web_start(const struct web_config *cfg, struct store *store, char *e
 	w->live = live_new(store, &w->st, err, errlen);
 	if (!w->live)
 		goto fail;
-	if (upload_init(w, err, errlen) < 0)
+	if (upload_init(w, err, errlen) < 0 || h2_init(w, err, errlen) < 0)
 		goto fail;
 	w->ep = epoll_create1(EPOLL_CLOEXEC);
 	w->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

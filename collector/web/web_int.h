@@ -4,7 +4,7 @@
  * anyone else): the server and its clients (web.c: thread, epoll loop,
  * sockets, TLS), answers and static files (http.c), sessions and CSRF
  * (auth.c), the JSON API (api.c), the store queries (queries.h), the live
- * feed (live.h) and uploads (upload.c).  Everything here runs in the web
+ * feed (live.h), uploads (upload.c) and HTTP/2 (h2.c).  Everything here runs in the web
  * thread but for what live.h and upload.c say.
  */
 #ifndef FLOWPIC_COLLECTOR_WEB_INT_H
@@ -14,7 +14,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
+#include <nghttp2/nghttp2.h>
 #include <openssl/ssl.h>
 
 #include "collector/identity.h"
@@ -22,7 +24,7 @@
 #include "rpc/http1.h"
 #include "web.h"
 
-#define WEB_MAX_CLIENTS 64
+#define WEB_MAX_CLIENTS 128 /* connections and HTTP/2 streams */
 #define WEB_MAX_SSE 16
 #define WEB_MAX_SESSIONS 1024
 #define WEB_SESSION_S 43200	  /* a session lasts 12 h (the cookie's Max-Age) */
@@ -54,6 +56,7 @@ enum client_state {
 	CL_WRITE,  /* sending the answer */
 	CL_SSE,	   /* the live feed: open until the client goes */
 	CL_LINGER, /* answered with Connection: close: waiting for the client to close */
+	CL_H2,	   /* an HTTP/2 connection: its requests are streams in slots of their own */
 };
 
 struct session {
@@ -87,6 +90,17 @@ struct client {
 	const struct session *sess;
 	char set_cookie[256]; /* a Set-Cookie line to add ("": none) */
 	bool api;	      /* /api/...: no-store, JSON errors */
+	/* HTTP/2 (h2.c).  A stream's slot: */
+	struct client *h2; /* its connection's slot (NULL: not a stream) */
+	int32_t stream_id;
+	struct h2req *hreq; /* the head while it arrives */
+	bool req_ended;	    /* the client's side ended (END_STREAM) */
+	bool stream_gone;   /* nghttp2 closed the stream */
+	/* A connection's slot (CL_H2): */
+	nghttp2_session *ngh;
+	struct web *web;   /* for nghttp2's callbacks */
+	unsigned nstreams; /* slots its streams hold */
+	bool in_recv;	   /* inside nghttp2_session_mem_recv: send after it */
 };
 
 struct live;
@@ -113,15 +127,28 @@ struct web {
 	/* /api/agents: loss counters seen, to tell when they grow (api.c). */
 	struct agent_seen *seen;
 	size_t nseen;
+	nghttp2_session_callbacks *h2cbs;
 };
 
 /* web.c */
 void client_send(struct web *w, struct client *c); /* write what out holds */
 void client_close(struct web *w, struct client *c);
 uint64_t web_now_ms(void);
+/* A free slot, zeroed (fd -1, a new gen), or NULL: all are taken. */
+struct client *client_slot(struct web *w);
+/* >0 bytes read, 0 the peer closed, -EAGAIN, -EIO. */
+ssize_t client_io_read(struct client *c, void *buf, size_t n);
+/* A request's head is in c->req: check it and go on to its body. */
+void web_on_head(struct web *w, struct client *c);
+/* More of the body is in: answer once it is whole. */
+void web_body_check(struct web *w, struct client *c);
 
 /* http.c: answers.  Every answer carries the security headers; code 4xx
  * and 5xx answers of http_error count in the web_* counter of the code. */
+/* The status and headers (no Content-Length with len SIZE_MAX: a stream
+ * that ends when the connection or the HTTP/2 stream does). */
+int http_head(struct web *w, struct client *c, int code, const char *type, size_t len,
+	      const char *extra);
 void http_answer(struct web *w, struct client *c, int code, const char *type, const char *body,
 		 size_t len, const char *extra);
 void http_json(struct web *w, struct client *c, struct sbuf *body);
@@ -154,5 +181,29 @@ void api_free(struct web *w);
 /* A picture as /api/flow's "cells" (and the upload's pictures) have it:
  * {"rows","cols","planes","window_ns","index":[...],"count":[...]}. */
 void api_cells_json(struct sbuf *b, const struct store_cells *c);
+
+/* h2.c */
+int h2_init(struct web *w, char *err, size_t errlen);
+void h2_free(struct web *w);
+/* 1: buf starts with the client's connection preface; -EAGAIN: with a
+ * part of it, wait for more; 0: not HTTP/2. */
+int h2_preface(const char *buf, size_t len);
+/* Speak HTTP/2 on c from now on (the n bytes at in already read). */
+void h2_start(struct web *w, struct client *c, const char *in, size_t n);
+/* The connection's socket is readable. */
+void h2_read(struct web *w, struct client *c);
+/* The connection's output drained: more frames from nghttp2 into out
+ * (true: some were added).  c may be closed after (state CL_FREE). */
+bool h2_pull(struct web *w, struct client *c);
+/* The connection has nothing more to say or hear: close it. */
+bool h2_finished(const struct client *c);
+/* Submit a stream's status and headers ("Name: value\r\n" lines). */
+int h2_respond(struct web *w, struct client *c, int code, const char *fields, size_t len);
+/* A stream's out grew: have nghttp2 send it. */
+void h2_stream_kick(struct web *w, struct client *c);
+/* Before a stream's slot is freed: reset it if open, detach it. */
+void h2_stream_release(struct web *w, struct client *c);
+/* Before a connection's slot is freed: its streams, its session. */
+void h2_conn_release(struct web *w, struct client *c);
 
 #endif

@@ -24,7 +24,11 @@ reads it and against `flowpic classify --json --blocks`:
              ESC are shown as text on every page; no payload runs
   console    no error in the browser console on any page
 
-usage: test_dashboard.py --collector BIN --agent BIN --flowpic BIN [--screenshots DIR] [--web-root DIR]
+With --tls everything runs over TLS (the collector's certificate, from a CA
+made for the test): the browser then speaks HTTP/2 (ALPN h2), which is
+checked for the pages, the API calls and the live feed.
+
+usage: test_dashboard.py --collector BIN --agent BIN --flowpic BIN [--tls] [--screenshots DIR] [--web-root DIR]
 FLOWPIC_SKIP_BROWSER=1 skips it (exit 77); otherwise a missing chromium,
 chromedriver or python3-selenium is a failure (scripts/install-deps.sh dev).
 """
@@ -40,6 +44,7 @@ import sys
 import tempfile
 import time
 import http.client
+import ssl
 import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -62,6 +67,7 @@ H_HOST = "<img src=x onerror=\"window.__fpXss=2\">h'\"\x1b]0;pwned\x07"
 H_CLASS = "<svg onload=\"window.__fpXss=3\"></svg>"
 
 failures = []
+TLS = None  # --tls: {"cert", "key", "ca"} of the collector's certificate
 
 
 def check(ok, what):
@@ -86,6 +92,8 @@ class CollectorWithWeb:
         cmd = [binary, "--listen", "127.0.0.1:0", "--db", "sqlite:" + db, "--no-token",
                "--web-listen", "127.0.0.1:0", "--web-token-file", token_file,
                "--web-root", web_root]
+        if TLS:
+            cmd += ["--tls-cert", TLS["cert"], "--tls-key", TLS["key"]]
         self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.err)
         self.address = self.web = None
         buf = b""
@@ -159,7 +167,8 @@ def send_batch(harness, address, agent_id, host, t0, cls, stage, seq=1, run_id=1
     for v in b.verdicts:
         v.class_name = cls
         v.stage = stage(m)
-    acks, code, det = harness.stream(address, [b], timeout=15)
+    acks, code, det = harness.stream(address, [b], timeout=15,
+                                     tls={"ca": TLS["ca"], "name": "localhost"} if TLS else None)
     if code.name != "OK" or not acks or acks[0].stored != n:
         raise RuntimeError("batch of %s not stored: %s %s %s" % (agent_id, code, det, acks))
 
@@ -168,7 +177,11 @@ def send_batch(harness, address, agent_id, host, t0, cls, stage, seq=1, run_id=1
 
 def http_get(web, method, path, body=None, headers=None):
     host, port = web.rsplit(":", 1)
-    c = http.client.HTTPConnection(host, int(port), timeout=WAIT)
+    if TLS:
+        ctx = ssl.create_default_context(cafile=TLS["ca"])
+        c = http.client.HTTPSConnection(host, int(port), timeout=WAIT, context=ctx)
+    else:
+        c = http.client.HTTPConnection(host, int(port), timeout=WAIT)
     try:
         c.request(method, path, body=body, headers=headers or {})
         r = c.getresponse()
@@ -191,6 +204,10 @@ def browser(tmp):
               "--disable-sync", "--disable-dev-shm-usage", "--disable-extensions",
               "--window-size=1280,800", "--user-data-dir=" + os.path.join(tmp, "profile")):
         o.add_argument(a)
+    if TLS:
+        # The test's own CA is not in the browser's store (a profile of
+        # its own, no NSS database): certificate errors are let through.
+        o.add_argument("--ignore-certificate-errors")
     o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     svc = Service(executable_path=CHROMEDRIVER, log_path=os.path.join(tmp, "chromedriver.log"))
     d = webdriver.Chrome(service=svc, options=o)
@@ -292,8 +309,10 @@ def t_login(page, web, token):
     page.d.find_element(By.ID, "login-submit").click()
     page.wait("the right token logs in", lambda: urllib.parse.urlsplit(page.d.current_url).path == "/")
     cookie = page.d.get_cookie("fp_session") or {}
-    check(cookie.get("httpOnly") is True and cookie.get("sameSite") == "Strict",
-          "session cookie HttpOnly, SameSite=Strict (%s)" % {k: cookie.get(k) for k in ("httpOnly", "sameSite")})
+    check(cookie.get("httpOnly") is True and cookie.get("sameSite") == "Strict"
+          and cookie.get("secure") is bool(TLS),
+          "session cookie HttpOnly, SameSite=Strict, Secure %s (%s)"
+          % (bool(TLS), {k: cookie.get(k) for k in ("httpOnly", "sameSite", "secure")}))
     page.drain_console("login")
 
 
@@ -328,6 +347,20 @@ def t_overview(page, rows, shots):
         "return document.querySelectorAll('#totals tbody tr').length") >= 6)
     got = overview_counts(page)
     return got, s_ns, u_ns
+
+
+def t_protocol(page):
+    """--tls: the page, its files, its API calls and the live feed came over h2."""
+    page.go("/?range=all")
+    page.wait("overview totals", lambda: page.js("return document.querySelectorAll('#totals tbody tr').length") >= 6)
+    nav = page.js("return performance.getEntriesByType('navigation')[0].nextHopProtocol")
+    res = page.js("return performance.getEntriesByType('resource')"
+                  ".map(e => [e.name.replace(location.origin, ''), e.nextHopProtocol])")
+    other = [r for r in res if r[1] != "h2"]
+    check(nav == "h2" and len(res) >= 3 and not other,
+          "HTTPS: the page (%s) and its %d files and API calls over h2 %s" % (nav, len(res), other[:3]))
+    page.wait("the live feed connected over h2", lambda: page.js(
+        "return document.getElementById('live-status').textContent") == "live")
 
 
 def t_live(page, harness, address, t0):
@@ -579,6 +612,8 @@ def main():
     ap.add_argument("--collector", required=True)
     ap.add_argument("--agent", required=True)
     ap.add_argument("--flowpic", required=True)
+    ap.add_argument("--tls", action="store_true",
+                    help="HTTPS with a certificate made for the test: the browser speaks HTTP/2")
     ap.add_argument("--screenshots", metavar="DIR", help="write dashboard-*.png (1280 x 800) here")
     ap.add_argument("--web-root", metavar="DIR", default=os.path.join(ROOT, "collector", "web", "static"),
                     help="the pages to test (default: the source tree's collector/web/static)")
@@ -594,6 +629,7 @@ def main():
               "python3-selenium (FLOWPIC_SKIP_BROWSER=1 skips this test)" % ", ".join(missing))
         return 1
     import harness
+    global TLS
     if a.screenshots:
         os.makedirs(a.screenshots, exist_ok=True)
 
@@ -607,6 +643,10 @@ def main():
             f.write("%s tester\n" % token)
         os.chmod(tf, 0o600)
         db = os.path.join(tmp, "v.db")
+        if a.tls:
+            pki = harness.make_pki(tmp)
+            TLS = {"cert": pki["server"] + ".pem", "key": pki["server"] + ".key",
+                   "ca": pki["ca"] + ".pem"}
         col = CollectorWithWeb(a.collector, db, tf, tmp, a.web_root)
         print("      collector gRPC %s, web %s" % (col.address, col.web))
 
@@ -614,6 +654,8 @@ def main():
         helptext = subprocess.run([a.agent, "--help"], capture_output=True, text=True).stdout
         pictures = "--send-pictures" in helptext
         cmd = [a.agent, "--pcap", LAB_MIX, "--collector", col.address, "--agent-id", "lab"]
+        if TLS:
+            cmd += ["--collector-ca", TLS["ca"], "--collector-server-name", "localhost"]
         if pictures:
             cmd.append("--send-pictures")
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
@@ -624,7 +666,7 @@ def main():
         print("      store: %d verdicts from the agent, pictures %s" % (len(rows), "on" if pictures else "off"))
 
         driver = browser(tmp)
-        page = Page(driver, "http://" + col.web)
+        page = Page(driver, ("https://" if TLS else "http://") + col.web)
         t_login(page, col.web, token)
         got, s_ns, u_ns = t_overview(page, rows, a.screenshots)
         want_rows = query(a.collector, db, "--since", str(s_ns // 10**9), "--until", str(u_ns // 10**9))
@@ -645,6 +687,8 @@ def main():
         send_batch(harness, col.address, H_AGENT, H_HOST, lab_t0 + 10**9, "video",
                    lambda m: m.STAGE_BLOCK, seq=2, n=1)
         t_hostile(page, a.screenshots)
+        if TLS:
+            t_protocol(page)
         t_logout(page)
         check(not page.console, "browser console: no errors (%d: %s)" % (len(page.console), page.console[:3]))
     except AssertionError as e:
