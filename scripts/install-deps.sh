@@ -56,8 +56,9 @@ dev=(
 	python3-jsonschema
 	# the metrics test (tests/deploy/test_metrics.sh): a real Prometheus, promtool
 	prometheus
-	# the dashboard in a real headless browser (test web.dashboard)
-	chromium chromium-driver python3-selenium
+	# the dashboard in a real headless browser (test web.dashboard), and over
+	# HTTP/2 from another HTTP/2 stack (test collector.web_h2)
+	chromium chromium-driver python3-selenium python3-h2
 )
 model=(
 	python3 python3-numpy python3-torch python3-sklearn python3-matplotlib
