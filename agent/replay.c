@@ -54,12 +54,14 @@ int replay_run(struct run *r)
 	r->started = true;
 	log_info("replaying %s (%s)", source_name(r->cfg->pcap), source_kind_name(source_kind(s)));
 	rc = pipeline_run(s, r->agent.ft, &c, &hooks);
-	if (rc == -EIO) /* logged; what was read before stays and its flows end below */
+	if (rc == -EIO) { /* what was read before stays and its flows end below */
+		log_error("%s", source_error(s));
 		status = AGENT_EXIT_PARTIAL;
-	else if (rc == -EINTR)
+	} else if (rc == -EINTR) {
 		log_warn("stopped by signal %d after %llu records of %s: the flows read so far "
 			 "end now",
 			 r->stop_signal, (unsigned long long)c.records, source_name(r->cfg->pcap));
+	}
 	agent_take_counts(&r->agent, &c);
 	agent_flush(&r->agent);
 	source_close(s);

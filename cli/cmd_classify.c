@@ -533,6 +533,8 @@ static int classify_one(struct classify_args *a, const char *path, struct file_r
 		log_error("%s", res.error);
 		return EXIT_UNREADABLE;
 	}
+	if (res.partial)
+		log_error("%s", res.error); /* reading stopped early */
 	if (res.partial && res.counts.records == 0)
 		return EXIT_UNREADABLE;
 	return res.partial ? EXIT_PARTIAL : EXIT_OK;

@@ -308,6 +308,7 @@ int run_file(const char *path, const struct common_opts *o, const struct flow_ev
 	if (rc) {
 		run->partial = true;
 		snprintf(run->error, sizeof(run->error), "%s", source_error(s));
+		log_error("%s", run->error);
 	}
 	flow_table_flush(ft);
 	run->stats = *flow_table_stats(ft);

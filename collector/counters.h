@@ -129,6 +129,8 @@
 	X(web_uploads, COUNTER, "captures uploaded and classified") \
 	X(web_upload_refused, COUNTER, \
 	  "uploads refused: another one running (503), or not a capture the CLI reads (400)") \
+	X(web_upload_partial, COUNTER, \
+	  "uploads that ended early (a truncated capture): classified as far as they went") \
 	X(web_upload_stored, COUNTER, "verdicts of uploads stored (store=1; agent upload)") \
 	X(web_upload_store_failed, COUNTER, \
 	  "uploads whose verdicts could not be stored (store=1; nothing of them stored)")

@@ -4,8 +4,6 @@
 
 #include <errno.h>
 
-#include "log.h"
-
 int pipeline_run(struct source *s, struct flow_table *ft, struct pipeline_counts *c,
 		 const struct pipeline_hooks *hooks)
 {
@@ -17,10 +15,8 @@ int pipeline_run(struct source *s, struct flow_table *ft, struct pipeline_counts
 		st = source_next(s, &p, &why);
 		if (st == SOURCE_END)
 			return 0;
-		if (st == SOURCE_ERROR) {
-			log_error("%s", source_error(s));
-			return -EIO;
-		}
+		if (st == SOURCE_ERROR)
+			return -EIO; /* source_error(s) says why; the caller tells it */
 		c->records++;
 		if (hooks && hooks->progress && (c->records & 0xffff) == 0)
 			hooks->progress(hooks->ctx, s);

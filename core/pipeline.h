@@ -38,9 +38,10 @@ struct pipeline_hooks {
 
 /*
  * Read s to its end into ft (the caller flushes ft).  Returns 0 when the
- * whole input was read, -EIO when reading stopped early (the message is
- * logged), -EINTR when the stop hook asked to stop.  Either way everything
- * read before is kept.
+ * whole input was read, -EIO when reading stopped early (source_error()
+ * says why; the caller logs it, or counts it as the dashboard's uploads do),
+ * -EINTR when the stop hook asked to stop.  Either way everything read
+ * before is kept.
  */
 int pipeline_run(struct source *s, struct flow_table *ft, struct pipeline_counts *c,
 		 const struct pipeline_hooks *hooks);

@@ -704,6 +704,8 @@ static void *work(void *arg)
 		goto out;
 	}
 	u->status = 200;
+	if (res.partial) /* counted, not logged: a client could fill the log */
+		UPLOAD_BUMP(u, web_upload_partial, 1);
 	if (u->store) {
 		rc = store_upload(u, c, err, sizeof(err));
 		if (rc < 0) {
