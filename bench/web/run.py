@@ -15,10 +15,14 @@ rows bypass the collector, so verdict_counts is dropped and the collector's
 first start makes it again from them (the migration of an existing store:
 its time is printed).
 
+Each agent also has a run of counters (agent_counters), as /api/agents shows.
+
   bench/web/run.py [--build DIR] [--rows N] [--backends sqlite,pg] [--keep DIR]
-                   [--no-throughput]
+                   [--no-throughput] [--only NAME,...]
 (DIR: a Release build with flowpic-collector and collector_loadgen; --keep: make
-the stores there once and use them again.)
+the stores there once and use them again: the SQLite file and a PostgreSQL data
+directory, whose server is started on it again; delete them to make them anew.
+--only: the queries whose names hold one of these words, e.g. overview,agents.)
 """
 import argparse
 import http.client
@@ -98,6 +102,25 @@ def select_sql(n, t0, span, pg):
     return sql.replace("%%", "%")  # the CASE texts above were written for % formatting
 
 
+# Each agent's counters (agent_counters), as an agent sends them: /api/agents
+# reads the newest run's.
+COUNTERS = ("capture_delivered", "capture_lost_ring_full", "capture_lost_total",
+            "capture_ring_records", "capture_tcp_packets", "capture_udp_packets", "flows_active",
+            "flows_active_max", "flows_untracked", "packets_fwd", "packets_rev", "blocks_empty",
+            "blocks_failed", "stream_backlog_verdicts", "stream_rejected", "stream_ring_full")
+
+
+def counters_sql(pg, now):
+    names = " UNION ALL ".join("SELECT '%s' AS name" % n for n in COUNTERS)
+    agents = ("SELECT i FROM generate_series(0, %d) AS i" % (AGENTS - 1) if pg else
+              "WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i < %d)"
+              " SELECT i FROM s" % (AGENTS - 1))
+    pad = "lpad(a.i::text, 3, '0')" if pg else "substr('00' || a.i, -3, 3)"
+    return ("INSERT INTO agent_counters (agent_id, run_id, name, value, host, batch_seq,"
+            " updated_ns) SELECT 'agent-' || %s, 1, c.name, 1000 * a.i, 'host-' || (a.i %% %d), 1, %d"
+            " FROM (%s) AS a CROSS JOIN (%s) AS c" % (pad, HOSTS, now, agents, names))
+
+
 def make_collector_schema(binary, db):
     c = h.Collector(binary, db, token=None)
     c.stop()
@@ -118,6 +141,7 @@ def build_sqlite(binary, path, n):
     con.commit()
     con.execute("CREATE INDEX verdicts_start ON verdicts (start_ns)")
     con.execute("DROP TABLE IF EXISTS verdict_counts")  # made again by the migration
+    con.execute(counters_sql(False, now))
     made = time.monotonic() - t
     for sql in INDEXES:
         con.execute(sql)
@@ -142,11 +166,36 @@ def build_pg(binary, pg, n):
     pg.psql("INSERT INTO verdicts (%s) %s FROM generate_series(0::bigint, %d) AS i"
             % (COLS, select_sql(n, now - span, span, True), n - 1))
     pg.psql("DROP TABLE IF EXISTS verdict_counts")  # made again by the migration
+    pg.psql(counters_sql(True, now))
     made = time.monotonic() - t
     for sql in INDEXES:
         pg.psql(sql)
     pg.psql("VACUUM ANALYZE verdicts")
     return made, time.monotonic() - t - made
+
+
+class KeptPg(h.PgServer):
+    """A PostgreSQL server whose data directory stays in DIR (--keep), so the
+    store of 10 million verdicts is made once: started again if it is there."""
+
+    def __init__(self, dir):
+        self.dir = dir
+        self.data = os.path.join(dir, "data")
+        self.sock = dir
+        self.user = "nobody" if os.geteuid() == 0 else None
+        fresh = not os.path.exists(os.path.join(self.data, "PG_VERSION"))
+        os.makedirs(dir, exist_ok=True)
+        if self.user:
+            os.chown(dir, 65534, 65534)
+        os.chmod(dir, 0o700)
+        if fresh:
+            self._run("initdb", "-D", self.data, "-A", "trust", "-U", "flowpic", "--no-sync")
+        self._run("pg_ctl", "-D", self.data, "-l", os.path.join(dir, "log"), "-w", "-t", "120",
+                  "-o", "-k %s -c listen_addresses= -c fsync=on" % self.sock, "start")
+        self.url = "postgresql:///postgres?host=%s&user=flowpic" % self.sock
+
+    def stop(self):
+        self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "-t", "120", "stop")
 
 
 class Web:
@@ -187,7 +236,7 @@ def pct(v, p):
     return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
 
 
-def latency(binary, db, tmp, backend, repeat):
+def latency(binary, db, tmp, backend, repeat, only=None):
     t = time.monotonic()
     c = start_web(binary, db, tmp)
     mig = [l for l in c.stderr().splitlines() if "verdict_counts made" in l]
@@ -223,6 +272,8 @@ def latency(binary, db, tmp, backend, repeat):
             ("agents (200)", "/api/agents"),
         ]
         for name, path in cases:
+            if only and not any(o in name for o in only):
+                continue
             w.get(path)  # warm the cache once
             ms, n = [], 0
             for _ in range(repeat):
@@ -300,7 +351,9 @@ def main():
     ap.add_argument("--repeat", type=int, default=15)
     ap.add_argument("--batches", type=int, default=400, help="throughput: batches of 500")
     ap.add_argument("--no-throughput", action="store_true")
+    ap.add_argument("--only", help="the queries whose names hold one of these (comma separated)")
     a = ap.parse_args()
+    only = a.only.split(",") if a.only else None
     binary = os.path.join(a.build, "collector", "flowpic-collector")
     loadgen = os.path.join(a.build, "bench", "collector", "collector_loadgen")
     for p in (binary, loadgen):
@@ -308,7 +361,7 @@ def main():
             sys.exit("missing %s: cmake -S . -B %s -DCMAKE_BUILD_TYPE=Release && make -C %s "
                      "flowpic-collector collector_loadgen" % (p, a.build, a.build))
     tmp = tempfile.mkdtemp(prefix="fpt-web-bench-", dir="/var/tmp")
-    keep = a.keep or tmp
+    keep = os.path.abspath(a.keep or tmp)
     os.makedirs(keep, exist_ok=True)
     rows, built = [], []
     pg = None
@@ -318,13 +371,17 @@ def main():
             if not os.path.exists(path):
                 made, ix = build_sqlite(binary, path, a.rows)
                 built.append(("SQLite", made, ix, os.path.getsize(path)))
-            rows += latency(binary, "sqlite:" + path, tmp, "SQLite", a.repeat)
+            rows += latency(binary, "sqlite:" + path, tmp, "SQLite", a.repeat, only)
         if "pg" in a.backends:
-            pg = h.PgServer()
-            made, ix = build_pg(binary, pg, a.rows)
-            size = int(pg.psql("SELECT pg_database_size('postgres')")[0][0])
-            built.append(("PostgreSQL", made, ix, size))
-            rows += latency(binary, pg.url, tmp, "PostgreSQL", a.repeat)
+            done = os.path.join(keep, "pg-%d" % a.rows, "made")
+            pg = KeptPg(os.path.dirname(done)) if a.keep else h.PgServer()
+            if not os.path.exists(done):
+                made, ix = build_pg(binary, pg, a.rows)
+                size = int(pg.psql("SELECT pg_database_size('postgres')")[0][0])
+                built.append(("PostgreSQL", made, ix, size))
+                if a.keep:
+                    open(done, "w").close()
+            rows += latency(binary, pg.url, tmp, "PostgreSQL", a.repeat, only)
         tp = [] if a.no_throughput else throughput(binary, loadgen, tmp, a.batches)
     finally:
         if pg:

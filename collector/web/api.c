@@ -472,6 +472,8 @@ struct per_agent {
 	uint64_t totals[CLASSES_MAX];
 };
 
+/* Counts are added up modulo 2^64: the store's rows subtract as well as add
+ * (queries.h), and each sum ends at what counting the verdicts gives. */
 struct overview {
 	struct overview_filter o;
 	uint64_t first; /* bucket number of buckets[0] */
@@ -483,9 +485,15 @@ struct overview {
 	uint64_t totals[CLASSES_MAX];
 	uint64_t unknown[NREASONS];
 	struct per_agent *pa;
-	size_t npa;
+	size_t npa, cap;
+	uint32_t *slots; /* pa index + 1 by hash of agent and host; 0: free */
+	size_t nslots;	 /* a power of two, at least twice npa */
 	bool oom;
 };
+
+/* Agents and hosts looked for while adding up: more than are shown, as
+ * some add up to nothing in the range (a cell less its outside part). */
+#define PER_AGENT_SEEN (4 * PER_AGENT_MAX)
 
 /* The class's index (added when new; -1 beyond CLASSES_MAX). */
 static int class_index(struct overview *ov, const char *name)
@@ -518,8 +526,85 @@ static int series_row(void *ctx, const char *const *vals, int nc)
 	k = class_index(ov, vals[1] ? vals[1] : "");
 	if (k >= 0 && b >= ov->first && b - ov->first < ov->nb)
 		ov->series[(b - ov->first) * CLASSES_MAX + (size_t)k] +=
-			strtoull(vals[2], NULL, 10);
+			(uint64_t)strtoll(vals[2], NULL, 10);
 	return 0;
+}
+
+static size_t pa_hash(const char *agent, const char *host)
+{
+	uint64_t h = 14695981039346656037ull; /* FNV-1a */
+
+	for (; *agent; agent++)
+		h = (h ^ (unsigned char)*agent) * 1099511628211ull;
+	h = (h ^ 0xff) * 1099511628211ull;
+	for (; *host; host++)
+		h = (h ^ (unsigned char)*host) * 1099511628211ull;
+	return (size_t)h;
+}
+
+/* The slot of (agent, host): its entry's, or the free one it would take. */
+static uint32_t *pa_slot(struct overview *ov, const char *agent, const char *host)
+{
+	size_t i = pa_hash(agent, host) & (ov->nslots - 1);
+
+	for (;; i = (i + 1) & (ov->nslots - 1)) {
+		uint32_t k = ov->slots[i];
+
+		if (!k ||
+		    (!strcmp(ov->pa[k - 1].agent_id, agent) && !strcmp(ov->pa[k - 1].host, host)))
+			return &ov->slots[i];
+	}
+}
+
+/* The entry of (agent, host), added when new; NULL past PER_AGENT_SEEN or
+ * out of memory (oom set). */
+static struct per_agent *pa_find(struct overview *ov, const char *agent, const char *host)
+{
+	struct per_agent *e;
+	uint32_t *slot;
+	size_t i;
+
+	if (ov->nslots < 2 * (ov->npa + 1)) {
+		size_t n = ov->nslots ? 2 * ov->nslots : 256;
+		uint32_t *sl = calloc(n, sizeof(*sl));
+
+		if (!sl) {
+			ov->oom = true;
+			return NULL;
+		}
+		free(ov->slots);
+		ov->slots = sl;
+		ov->nslots = n;
+		for (i = 0; i < ov->npa; i++)
+			*pa_slot(ov, ov->pa[i].agent_id, ov->pa[i].host) = (uint32_t)i + 1;
+	}
+	slot = pa_slot(ov, agent, host);
+	if (*slot)
+		return &ov->pa[*slot - 1];
+	if (ov->npa == PER_AGENT_SEEN)
+		return NULL;
+	if (ov->npa == ov->cap) {
+		size_t n = ov->cap ? 2 * ov->cap : 64;
+
+		e = realloc(ov->pa, n * sizeof(*e));
+		if (!e) {
+			ov->oom = true;
+			return NULL;
+		}
+		ov->pa = e;
+		ov->cap = n;
+	}
+	e = &ov->pa[ov->npa];
+	memset(e, 0, sizeof(*e));
+	e->agent_id = strdup(agent);
+	e->host = strdup(host);
+	ov->npa++;
+	if (!e->agent_id || !e->host) {
+		ov->oom = true;
+		return NULL;
+	}
+	*slot = (uint32_t)ov->npa;
+	return e;
 }
 
 static int groups_row(void *ctx, const char *const *vals, int nc)
@@ -527,42 +612,58 @@ static int groups_row(void *ctx, const char *const *vals, int nc)
 	struct overview *ov = ctx;
 	const char *agent = vals[0] ? vals[0] : "", *host = vals[1] ? vals[1] : "";
 	const char *cls = vals[2] ? vals[2] : "", *reason = vals[3] ? vals[3] : "";
-	uint64_t n = nc >= 5 && vals[4] ? strtoull(vals[4], NULL, 10) : 0;
+	uint64_t n = nc >= 5 && vals[4] ? (uint64_t)strtoll(vals[4], NULL, 10) : 0;
+	struct per_agent *e;
 	size_t i;
-	int k = class_index(ov, cls);
+	int k;
 
+	if (ov->oom) /* the next statement's rows too */
+		return 1;
+	k = class_index(ov, cls);
 	if (k < 0)
-		return 0;
+		return ov->oom;
 	ov->totals[k] += n;
 	if (!strcmp(cls, "unknown"))
 		for (i = 0; i < NREASONS; i++)
 			if (!strcmp(reason, reasons[i]))
 				ov->unknown[i] += n;
-	for (i = 0; i < ov->npa; i++)
-		if (!strcmp(ov->pa[i].agent_id, agent) && !strcmp(ov->pa[i].host, host))
-			break;
-	if (i == ov->npa) {
-		struct per_agent *np;
+	e = pa_find(ov, agent, host);
+	if (e)
+		e->totals[k] += n;
+	return ov->oom;
+}
 
-		if (ov->npa == PER_AGENT_MAX)
-			return 0;
-		np = realloc(ov->pa, (ov->npa + 1) * sizeof(*np));
-		if (!np) {
-			ov->oom = true;
-			return 1;
+static int pa_cmp(const void *a, const void *b)
+{
+	const struct per_agent *x = a, *y = b;
+	int c = strcmp(x->agent_id, y->agent_id);
+
+	return c ? c : strcmp(x->host, y->host);
+}
+
+/* The agents and hosts with verdicts in the range, by agent and host, at
+ * most PER_AGENT_MAX. */
+static void pa_finish(struct overview *ov)
+{
+	size_t i, k, n = 0;
+
+	for (i = 0; i < ov->npa; i++) {
+		for (k = 0; k < ov->nclasses && !ov->pa[i].totals[k]; k++)
+			;
+		if (k < ov->nclasses) {
+			ov->pa[n++] = ov->pa[i];
+			continue;
 		}
-		ov->pa = np;
-		memset(&np[i], 0, sizeof(np[i]));
-		np[i].agent_id = strdup(agent);
-		np[i].host = strdup(host);
-		ov->npa++;
-		if (!np[i].agent_id || !np[i].host) {
-			ov->oom = true;
-			return 1;
-		}
+		free(ov->pa[i].agent_id);
+		free(ov->pa[i].host);
 	}
-	ov->pa[i].totals[k] += n;
-	return 0;
+	if (n > 1)
+		qsort(ov->pa, n, sizeof(*ov->pa), pa_cmp);
+	for (i = PER_AGENT_MAX; i < n; i++) {
+		free(ov->pa[i].agent_id);
+		free(ov->pa[i].host);
+	}
+	ov->npa = n < PER_AGENT_MAX ? n : PER_AGENT_MAX;
 }
 
 /* Bucket widths offered (seconds): a picked width is widened to the next. */
@@ -600,6 +701,7 @@ static void overview_free(struct overview *ov)
 		free(ov->pa[i].host);
 	}
 	free(ov->pa);
+	free(ov->slots);
 	free(ov->series);
 	free(ov);
 }
@@ -669,7 +771,7 @@ void api_overview(struct web *w, struct client *c)
 {
 	struct overview *ov = calloc(1, sizeof(*ov));
 	char agent[PARAM_MAX], host[PARAM_MAX], v[32], err[1024];
-	uint64_t now = clock_real_ns(), bucket_s = 0, lo, hi;
+	uint64_t now = clock_real_ns(), bucket_s = 0, lo = 0, hi = 0;
 	struct sbuf b = { 0 };
 	bool has_since;
 	size_t k;
@@ -709,9 +811,16 @@ void api_overview(struct web *w, struct client *c)
 	if ((rc = param(w, c, "host", host, sizeof(host))) < 0)
 		goto out;
 	ov->o.host = rc ? host : NULL;
+	if (webdb_read_begin(w->db, err, sizeof(err)) < 0) {
+		store_failed(w, c, err);
+		goto out;
+	}
+	if (webdb_time_range(w->db, &lo, &hi, err, sizeof(err)) == 0 && hi) {
+		ov->o.min_ns = lo;
+		ov->o.max_ns = hi;
+	}
 	/* "All time" (since=0 or before the oldest verdict): from the oldest. */
-	if (has_since && webdb_time_range(w->db, &lo, &hi, err, sizeof(err)) == 0 && lo &&
-	    ov->o.since_ns < lo)
+	if (has_since && lo && ov->o.since_ns < lo)
 		ov->o.since_ns = lo;
 	if (ov->o.since_ns >= ov->o.until_ns) {
 		bad(w, c, "parameter %s: must be before until", "since");
@@ -730,13 +839,16 @@ void api_overview(struct web *w, struct client *c)
 		store_failed(w, c, err);
 		goto out;
 	}
+	webdb_read_end(w->db);
 	if (ov->oom) {
 		http_error(w, c, 500, "out of memory");
 		goto out;
 	}
+	pa_finish(ov);
 	overview_json(&b, ov);
 	http_json(w, c, &b);
 out:
+	webdb_read_end(w->db);
 	sbuf_free(&b);
 	overview_free(ov);
 }
@@ -752,19 +864,20 @@ struct agent_seen {
 struct agent_row {
 	char *agent_id;
 	uint64_t verdicts, runs, last_ns;
-	uint64_t vruns; /* runs with verdicts */
+	uint64_t vruns;	      /* runs with verdicts */
+	uint64_t vrun;	      /* the newest of them, whose last verdict gave: */
+	char *host, *version; /* NULL: no verdict */
+	/* The newest run's counters */
+	struct sbuf counters; /* "name":value,... */
+	char *chost;	      /* their host (the last row's) */
+	uint64_t run_id, losses, ncounters;
+	char why[256]; /* the first loss counter with a value */
 };
 
 struct agents_req {
 	struct agent_row *a;
-	size_t n;
+	size_t n, last; /* last: the row found last (rows come by agent) */
 	bool oom;
-	/* one agent's details */
-	struct sbuf *b;
-	char host[512], version[512];
-	bool have_latest;
-	uint64_t run_id, losses, counters;
-	char why[256];
 };
 
 static struct agent_row *agent_find(struct agents_req *r, const char *id)
@@ -772,9 +885,13 @@ static struct agent_row *agent_find(struct agents_req *r, const char *id)
 	size_t i;
 	struct agent_row *n;
 
+	if (r->last < r->n && !strcmp(r->a[r->last].agent_id, id))
+		return &r->a[r->last];
 	for (i = 0; i < r->n; i++)
-		if (!strcmp(r->a[i].agent_id, id))
+		if (!strcmp(r->a[i].agent_id, id)) {
+			r->last = i;
 			return &r->a[i];
+		}
 	if (r->n == PER_AGENT_MAX)
 		return NULL;
 	n = realloc(r->a, (r->n + 1) * sizeof(*n));
@@ -789,31 +906,43 @@ static struct agent_row *agent_find(struct agents_req *r, const char *id)
 		r->oom = true;
 		return NULL;
 	}
+	r->last = r->n;
 	return &r->a[r->n++];
 }
 
-static int agents_row(void *ctx, const char *const *vals, int nc)
+static bool set_str(char **dst, const char *v)
 {
-	struct agents_req *r = ctx;
+	char *n = strdup(v ? v : "");
 
-	if (nc >= 1 && vals[0])
-		agent_find(r, vals[0]);
-	return r->oom;
+	if (!n)
+		return false;
+	free(*dst);
+	*dst = n;
+	return true;
 }
 
-/* A run of the agent: its verdicts are numbered 1 .. max seq. */
+/* A run of an agent: its verdicts are numbered 1 .. max seq; the newest
+ * run's last verdict has the agent's host and version. */
 static int runs_row(void *ctx, const char *const *vals, int nc)
 {
-	struct agent_row *a = ctx;
-	uint64_t last = nc >= 3 && vals[2] ? strtoull(vals[2], NULL, 10) : 0;
+	struct agents_req *r = ctx;
+	struct agent_row *a = nc >= 6 && vals[0] ? agent_find(r, vals[0]) : NULL;
+	uint64_t run, last;
 
-	if (nc < 3)
-		return 1;
-	a->verdicts += vals[1] ? strtoull(vals[1], NULL, 10) : 0;
+	if (!a)
+		return r->oom;
+	run = vals[1] ? strtoull(vals[1], NULL, 10) : 0;
+	last = vals[3] ? strtoull(vals[3], NULL, 10) : 0;
+	a->verdicts += vals[2] ? strtoull(vals[2], NULL, 10) : 0;
 	a->vruns++;
 	if (last > a->last_ns)
 		a->last_ns = last;
-	return 0;
+	if (!a->host || run >= a->vrun) {
+		a->vrun = run;
+		if (!set_str(&a->host, vals[4]) || !set_str(&a->version, vals[5]))
+			r->oom = true;
+	}
+	return r->oom;
 }
 
 static int counter_agents_row(void *ctx, const char *const *vals, int nc)
@@ -833,18 +962,6 @@ static int counter_agents_row(void *ctx, const char *const *vals, int nc)
 	return r->oom;
 }
 
-static int latest_row(void *ctx, const char *const *vals, int nc)
-{
-	struct agents_req *r = ctx;
-
-	if (nc >= 2) {
-		snprintf(r->host, sizeof(r->host), "%s", vals[0] ? vals[0] : "");
-		snprintf(r->version, sizeof(r->version), "%s", vals[1] ? vals[1] : "");
-		r->have_latest = true;
-	}
-	return 1;
-}
-
 /* A counter whose growth is a loss (docs/dashboard.md, "Agents"). */
 static bool loss_counter(const char *name)
 {
@@ -852,25 +969,31 @@ static bool loss_counter(const char *name)
 	       strstr(name, "_full");
 }
 
+/* A counter of an agent's newest run (by agent and name). */
 static int counter_row(void *ctx, const char *const *vals, int nc)
 {
 	struct agents_req *r = ctx;
-	const char *name = vals[1] ? vals[1] : "";
-	uint64_t v = vals[2] ? strtoull(vals[2], NULL, 10) : 0;
+	struct agent_row *a = nc >= 6 && vals[0] ? agent_find(r, vals[0]) : NULL;
+	const char *name;
+	uint64_t v;
 
-	if (nc < 5)
+	if (!a)
+		return r->oom;
+	name = vals[2] ? vals[2] : "";
+	v = vals[3] ? strtoull(vals[3], NULL, 10) : 0;
+	a->run_id = vals[1] ? strtoull(vals[1], NULL, 10) : 0;
+	if (vals[5] && !set_str(&a->chost, vals[5])) {
+		r->oom = true;
 		return 1;
-	r->run_id = vals[0] ? strtoull(vals[0], NULL, 10) : 0;
-	if (!r->have_latest && vals[4])
-		snprintf(r->host, sizeof(r->host), "%s", vals[4]);
-	if (r->counters++)
-		sbuf_add(r->b, ",", 1);
-	sbuf_json_str(r->b, name, strlen(name));
-	sbuf_printf(r->b, ":%" PRIu64, v);
+	}
+	if (a->ncounters++)
+		sbuf_add(&a->counters, ",", 1);
+	sbuf_json_str(&a->counters, name, strlen(name));
+	sbuf_printf(&a->counters, ":%" PRIu64, v);
 	if (loss_counter(name) && v) {
-		r->losses += v;
-		if (!r->why[0])
-			snprintf(r->why, sizeof(r->why), "%.200s", name);
+		a->losses += v;
+		if (!a->why[0])
+			snprintf(a->why, sizeof(a->why), "%.200s", name);
 	}
 	return 0;
 }
@@ -915,59 +1038,51 @@ static bool losing(struct web *w, const char *agent, uint64_t run_id, uint64_t l
 void api_agents(struct web *w, struct client *c)
 {
 	struct agents_req r;
-	struct sbuf b = { 0 }, counters = { 0 };
+	struct sbuf b = { 0 };
 	uint64_t now = clock_real_ns();
 	char err[1024];
 	size_t i;
 
+	/* Three statements for all agents, whatever their number. */
 	memset(&r, 0, sizeof(r));
-	if (webdb_agents(w->db, agents_row, &r, err, sizeof(err)) < 0 ||
-	    webdb_counter_agents(w->db, counter_agents_row, &r, err, sizeof(err)) < 0) {
+	if (webdb_agent_runs_all(w->db, runs_row, &r, err, sizeof(err)) < 0 ||
+	    webdb_counter_agents(w->db, counter_agents_row, &r, err, sizeof(err)) < 0 ||
+	    webdb_agents_counters(w->db, counter_row, &r, err, sizeof(err)) < 0) {
 		store_failed(w, c, err);
 		goto out;
 	}
 	sbuf_puts(&b, "{\"agents\":[");
-	for (i = 0; i < r.n; i++) {
+	for (i = 0; i < r.n && !r.oom; i++) {
 		struct agent_row *a = &r.a[i];
 		const char *health = "ok";
+		/* The host of the newest verdict, else of the counters. */
+		const char *host = a->host ? a->host : a->chost ? a->chost : "";
+		const char *version = a->version ? a->version : "";
 		char why[400] = "";
 
-		r.have_latest = false;
-		r.host[0] = r.version[0] = r.why[0] = '\0';
-		r.losses = r.counters = r.run_id = 0;
-		sbuf_reset(&counters);
-		r.b = &counters;
-		if (webdb_agent_runs(w->db, a->agent_id, runs_row, (void *)a, err, sizeof(err)) <
-			    0 ||
-		    webdb_agent_latest(w->db, a->agent_id, latest_row, &r, err, sizeof(err)) < 0 ||
-		    webdb_agent_counters(w->db, a->agent_id, counter_row, &r, err, sizeof(err)) <
-			    0) {
-			store_failed(w, c, err);
-			goto out;
-		}
 		if (a->vruns > a->runs)
 			a->runs = a->vruns;
 		if (a->last_ns + STALE_NS < now) {
 			health = "stale";
 			snprintf(why, sizeof(why), "not seen for %" PRIu64 " s",
 				 (uint64_t)((now - a->last_ns) / 1000000000ull));
-		} else if (losing(w, a->agent_id, r.run_id, r.losses, now)) {
+		} else if (losing(w, a->agent_id, a->run_id, a->losses, now)) {
 			health = "losing";
-			snprintf(why, sizeof(why), "%" PRIu64 " lost in its run (%s)", r.losses,
-				 r.why);
+			snprintf(why, sizeof(why), "%" PRIu64 " lost in its run (%s)", a->losses,
+				 a->why);
 		}
 		sbuf_puts(&b, i ? ",{\"agent_id\":" : "{\"agent_id\":");
 		sbuf_json_str(&b, a->agent_id, strlen(a->agent_id));
 		sbuf_puts(&b, ",\"host\":");
-		sbuf_json_str(&b, r.host, strlen(r.host));
+		sbuf_json_str(&b, host, strlen(host));
 		sbuf_puts(&b, ",\"version\":");
-		sbuf_json_str(&b, r.version, strlen(r.version));
+		sbuf_json_str(&b, version, strlen(version));
 		sbuf_printf(&b,
 			    ",\"last_seen_ns\":%" PRIu64 ",\"verdicts\":%" PRIu64
 			    ",\"runs\":%" PRIu64 ",\"counters\":{",
 			    a->last_ns, a->verdicts, a->runs);
-		if (counters.len)
-			sbuf_add(&b, counters.p, counters.len);
+		if (a->counters.len)
+			sbuf_add(&b, a->counters.p, a->counters.len);
 		sbuf_printf(&b, "},\"health\":\"%s\",\"why\":", health);
 		sbuf_json_str(&b, why, strlen(why));
 		sbuf_add(&b, "}", 1);
@@ -978,11 +1093,15 @@ void api_agents(struct web *w, struct client *c)
 	else
 		http_json(w, c, &b);
 out:
-	for (i = 0; i < r.n; i++)
+	for (i = 0; i < r.n; i++) {
 		free(r.a[i].agent_id);
+		free(r.a[i].host);
+		free(r.a[i].version);
+		free(r.a[i].chost);
+		sbuf_free(&r.a[i].counters);
+	}
 	free(r.a);
 	sbuf_free(&b);
-	sbuf_free(&counters);
 }
 
 void api_free(struct web *w)

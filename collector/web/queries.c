@@ -21,8 +21,9 @@
 struct webdb {
 	sqlite3 *lite; /* one of the two */
 	PGconn *pg;
-	bool counts;	/* the store has verdict_counts (else the overview counts verdicts) */
-	char name[256]; /* for messages: the path, or "postgresql" */
+	bool counts;	  /* the store has verdict_counts (else the overview counts verdicts) */
+	bool ix_overview; /* SQLite: the store has verdicts_overview */
+	char name[256];	  /* for messages: the path, or "postgresql" */
 };
 
 /* Parameters, as text; SQLite binds the numbers as integers or reals. */
@@ -122,6 +123,12 @@ struct webdb *webdb_open(const char *url, char *err, size_t errlen)
 
 		d->counts = sqlite3_prepare_v2(d->lite, "SELECT 1 FROM verdict_counts LIMIT 0", -1,
 					       &st, NULL) == SQLITE_OK;
+		sqlite3_finalize(st);
+		st = NULL;
+		d->ix_overview = sqlite3_prepare_v2(d->lite,
+						    "SELECT 1 FROM verdicts INDEXED BY"
+						    " verdicts_overview WHERE stage = '' LIMIT 0",
+						    -1, &st, NULL) == SQLITE_OK;
 		sqlite3_finalize(st);
 	}
 	return d;
@@ -379,38 +386,114 @@ int webdb_flow(struct webdb *d, const struct store *st, const char *agent_id, ui
  * range is cut into whole days, then whole hours, then whole minutes, read
  * from those grains' rows, and the partial minutes at its edges, counted
  * from the verdicts themselves; so the answer is exactly what counting the
- * verdicts gives.  The series reads only grains that divide its bucket
- * (a bucket that is not whole minutes: the verdicts alone).  A store
- * without verdict_counts is counted from the verdicts.
+ * verdicts gives.  A partial cell at an edge is read either as its finer
+ * pieces, or as the whole cell less the finer pieces of the part outside
+ * the range, whichever holds less: past the newest verdict (until = now) or
+ * before the oldest (all time) that part holds nothing, so a week's
+ * overview reads the rows of its days and no hour (SQLite, 10 million
+ * verdicts: 5x fewer rows).  The series reads only grains that divide its
+ * bucket, so a cell and its outside part fall in one bucket (a bucket that
+ * is not whole minutes: the verdicts alone).  A store without verdict_counts
+ * is counted from the verdicts.
  */
 struct piece {
 	int grain; /* 0 .. STORE_COUNT_GRAINS - 1, or -1: the verdicts */
+	bool minus;
 	uint64_t lo, hi;
 };
-#define PIECES_MAX (2 * STORE_COUNT_GRAINS + 2)
+#define PIECES_MAX 32
 
-static size_t split(uint64_t lo, uint64_t hi, int top, struct piece *out, size_t n)
+struct cut {
+	const struct overview_filter *o;
+	struct piece p[PIECES_MAX];
+	size_t n;
+	bool full;
+};
+
+/* The length of [lo, hi) within the stored verdicts' span: what reading
+ * it costs, roughly. */
+static uint64_t held(const struct overview_filter *o, uint64_t lo, uint64_t hi)
+{
+	if (o->max_ns) {
+		if (lo < o->min_ns)
+			lo = o->min_ns;
+		if (hi > o->max_ns + 1)
+			hi = o->max_ns + 1;
+	}
+	return hi > lo ? hi - lo : 0;
+}
+
+static void add(struct cut *c, int grain, bool minus, uint64_t lo, uint64_t hi)
+{
+	if (lo >= hi)
+		return;
+	if (c->n == PIECES_MAX) {
+		c->full = true;
+		return;
+	}
+	c->p[c->n++] = (struct piece){ grain, minus, lo, hi };
+}
+
+static void split(struct cut *c, uint64_t lo, uint64_t hi, int top, bool minus);
+
+/* [lo, hi) within the cell [clo, chi) of grain top: its finer pieces, or
+ * the cell less the finer pieces of [clo, lo) and [hi, chi).  A cell costs
+ * about what a piece of the next finer grain's length does. */
+static void part(struct cut *c, uint64_t lo, uint64_t hi, uint64_t clo, uint64_t chi, int top,
+		 bool minus)
+{
+	uint64_t cell = top ? store_count_grain_ns(top - 1) : 1000000000ULL;
+
+	if (lo >= hi)
+		return;
+	if (held(c->o, clo, lo) + held(c->o, hi, chi) + cell < held(c->o, lo, hi)) {
+		add(c, top, minus, clo, chi);
+		split(c, clo, lo, top - 1, !minus);
+		split(c, hi, chi, top - 1, !minus);
+	} else {
+		split(c, lo, hi, top - 1, minus);
+	}
+}
+
+static void split(struct cut *c, uint64_t lo, uint64_t hi, int top, bool minus)
 {
 	uint64_t g, a, b;
 
-	if (lo >= hi || n >= PIECES_MAX)
-		return n;
+	if (lo >= hi)
+		return;
 	if (top < 0) {
-		out[n++] = (struct piece){ -1, lo, hi };
-		return n;
+		add(c, -1, minus, lo, hi);
+		return;
 	}
 	g = store_count_grain_ns(top);
 	a = (lo + g - 1) / g * g;
 	b = hi / g * g;
-	if (a >= b)
-		return split(lo, hi, top - 1, out, n);
-	n = split(lo, a, top - 1, out, n);
-	out[n++] = (struct piece){ top, a, b };
-	return split(b, hi, top - 1, out, n);
+	if (a > b) { /* within one cell */
+		part(c, lo, hi, b, a, top, minus);
+		return;
+	}
+	part(c, lo, a, a - g, a, top, minus);
+	add(c, top, minus, a, b);
+	part(c, b, hi, b, b + g, top, minus);
 }
 
-/* The stage condition: every stage named even for "all", as the index
- * led by stage (verdicts_overview) and verdict_counts' key want it. */
+static int cut(const struct overview_filter *o, int top, struct cut *c, char *err, size_t errlen)
+{
+	c->o = o;
+	c->n = 0;
+	c->full = false;
+	split(c, o->since_ns, o->until_ns, top, false);
+	if (c->full) {
+		snprintf(err, errlen, "web: overview: the range cut into too many pieces");
+		return -EIO;
+	}
+	return 0;
+}
+
+/* The stages of a view: every stage named even for "all", as the index led
+ * by stage (verdicts_overview) and verdict_counts' key want it. */
+static const char *const stage_names[] = { "early", "block", "final", "unspecified" };
+
 static const char *stage_cond(int stage)
 {
 	if (stage == OVERVIEW_STAGE_FINAL)
@@ -420,12 +503,20 @@ static const char *stage_cond(int stage)
 	return "stage IN ('early', 'block', 'final', 'unspecified')";
 }
 
-/* The WHERE of one piece, on verdicts (start_ns) or verdict_counts (per:
- * its rows per agent, 1, or over all agents, 0). */
-static void piece_where(const struct overview_filter *o, const struct piece *p, int per, char *sql,
+/* The view's stages in stage_names: [*first, *first + return). */
+static int stage_range(int stage, int *first)
+{
+	*first = stage == OVERVIEW_STAGE_FINAL ? 2 : 0;
+	return stage == OVERVIEW_STAGE_ALL ? 4 : stage == OVERVIEW_STAGE_FINAL ? 1 : 2;
+}
+
+/* Append to sql the piece's conditions but the stage, each after " AND ",
+ * on verdicts (start_ns) or verdict_counts (per: its rows per agent, 1, or
+ * over all agents, 0). */
+static void piece_conds(const struct overview_filter *o, const struct piece *p, int per, char *sql,
 			size_t len, struct qargs *a)
 {
-	bool where = false;
+	bool where = true;
 
 	if (p->grain >= 0) {
 		arg_int(a, per);
@@ -433,7 +524,6 @@ static void piece_where(const struct overview_filter *o, const struct piece *p, 
 		arg_int(a, (int64_t)(store_count_grain_ns(p->grain) / 1000000000ULL));
 		cond(sql, len, &where, a, "grain = @");
 	}
-	cond(sql, len, &where, a, stage_cond(o->stage));
 	arg_int(a, (int64_t)p->lo);
 	cond(sql, len, &where, a, p->grain >= 0 ? "t_ns >= @" : "start_ns >= @");
 	arg_int(a, (int64_t)p->hi);
@@ -446,6 +536,59 @@ static void piece_where(const struct overview_filter *o, const struct piece *p, 
 		arg_text(a, o->host);
 		cond(sql, len, &where, a, "host = @");
 	}
+}
+
+/*
+ * One piece's statement, its rows (key, count), key: "t_ns / ?1, class"
+ * (the series: ?1 the bucket) or "agent_id, host, class, reason"; the
+ * count negated for a piece that is subtracted.  verdict_counts' rows come
+ * as they are where rows is set (the caller adds them up), else summed.
+ */
+static void piece_sql(const struct webdb *d, const struct overview_filter *o, const struct piece *p,
+		      bool series, bool rows, char *sql, size_t len, struct qargs *a)
+{
+	const char *key = series ? "t_ns / ?1, class" : "agent_id, host, class, reason";
+	const char *group = series ? " GROUP BY 1, 2" : " GROUP BY 1, 2, 3, 4";
+	const char *minus = p->minus ? "-" : "";
+	int per = series && !o->agent_id && !o->host ? 0 : 1, first, k, ns;
+	char conds[1024] = "";
+	size_t n;
+
+	if (p->grain < 0) {
+		/* SQLite would rather skip-scan verdicts_agent once per agent. */
+		snprintf(sql, len, "SELECT %s, %scount(*) FROM verdicts%s WHERE %s",
+			 series ? "start_ns / ?1, class" : key, minus,
+			 d->lite && d->ix_overview ? " INDEXED BY verdicts_overview" : "",
+			 stage_cond(o->stage));
+		piece_conds(o, p, per, sql, len, a);
+		strncat(sql, group, len - strlen(sql) - 1);
+		return;
+	}
+	if (d->lite) {
+		/* The IN is a seek per stage in the key. */
+		snprintf(sql, len, "SELECT %s, %s%s FROM verdict_counts WHERE %s", key, minus,
+			 rows ? "n" : "sum(n)", stage_cond(o->stage));
+		piece_conds(o, p, per, sql, len, a);
+		if (!rows)
+			strncat(sql, group, len - strlen(sql) - 1);
+		return;
+	}
+	/* PostgreSQL 15 takes a stage IN (...) after the key's first columns
+	 * as a filter, not a seek (a day's minutes read for a few of them, when
+	 * the table has no statistics yet): one equality per stage, in a
+	 * UNION ALL. */
+	piece_conds(o, p, per, conds, sizeof(conds), a);
+	snprintf(sql, len, "SELECT %s, %ssum(n) FROM (", key, minus);
+	ns = stage_range(o->stage, &first);
+	for (k = first; k < first + ns; k++) {
+		n = strlen(sql);
+		snprintf(sql + n, len - n,
+			 "%sSELECT t_ns, class, reason, agent_id, host, n FROM verdict_counts"
+			 " WHERE stage = '%s'%s",
+			 k > first ? " UNION ALL " : "", stage_names[k], conds);
+	}
+	n = strlen(sql);
+	snprintf(sql + n, len - n, ") c%s", group);
 }
 
 /* The coarsest grain whose rows each fall in one bucket: -1 for none. */
@@ -462,25 +605,17 @@ static int series_top(const struct webdb *d, uint64_t bucket_ns)
 int webdb_overview_series(struct webdb *d, const struct overview_filter *o, webdb_row_fn cb,
 			  void *ctx, char *err, size_t errlen)
 {
-	struct piece p[PIECES_MAX];
-	size_t i, np = split(o->since_ns, o->until_ns, series_top(d, o->bucket_ns), p, 0);
-	int rc = 0;
+	struct cut c;
+	size_t i;
+	int rc = cut(o, series_top(d, o->bucket_ns), &c, err, errlen);
 
-	for (i = 0; i < np && rc == 0; i++) {
+	for (i = 0; i < c.n && rc == 0; i++) {
 		struct qargs a = { 0 };
 		char sql[SQL_MAX];
-		size_t n;
 
 		/* Rows (bucket, class, count): a bucket's may come in several. */
 		arg_int(&a, (int64_t)o->bucket_ns);
-		snprintf(sql, sizeof(sql), "%s",
-			 p[i].grain >= 0 ? "SELECT t_ns / ?1, class, sum(n) FROM verdict_counts" :
-					   "SELECT start_ns / ?1, class, count(*) FROM verdicts");
-		/* Over all agents unless one agent's or host's are asked. */
-		piece_where(o, &p[i], o->agent_id || o->host ? 1 : 0, sql, sizeof(sql), &a);
-		n = strlen(sql);
-		snprintf(sql + n, sizeof(sql) - n, "%s",
-			 p[i].grain >= 0 ? " GROUP BY t_ns, class" : " GROUP BY 1, 2");
+		piece_sql(d, o, &c.p[i], true, false, sql, sizeof(sql), &a);
 		rc = exec(d, sql, &a, cb, ctx, err, errlen);
 	}
 	return rc;
@@ -489,26 +624,59 @@ int webdb_overview_series(struct webdb *d, const struct overview_filter *o, webd
 int webdb_overview_groups(struct webdb *d, const struct overview_filter *o, webdb_row_fn cb,
 			  void *ctx, char *err, size_t errlen)
 {
-	struct piece p[PIECES_MAX];
-	size_t i,
-		np = split(o->since_ns, o->until_ns, d->counts ? STORE_COUNT_GRAINS - 1 : -1, p, 0);
-	int rc = 0;
+	struct cut c;
+	size_t i;
+	int rc = cut(o, d->counts ? STORE_COUNT_GRAINS - 1 : -1, &c, err, errlen);
 
-	for (i = 0; i < np && rc == 0; i++) {
+	for (i = 0; i < c.n && rc == 0; i++) {
 		struct qargs a = { 0 };
 		char sql[SQL_MAX];
-		size_t n;
 
-		snprintf(sql, sizeof(sql), "%s",
-			 p[i].grain >= 0 ?
-				 "SELECT agent_id, host, class, reason, sum(n) FROM verdict_counts" :
-				 "SELECT agent_id, host, class, reason, count(*) FROM verdicts");
-		piece_where(o, &p[i], 1, sql, sizeof(sql), &a);
-		n = strlen(sql);
-		snprintf(sql + n, sizeof(sql) - n, " GROUP BY 1, 2, 3, 4");
+		/* SQLite's GROUP BY sorts: the caller adds up the rows of a
+		 * group faster (PostgreSQL's hash aggregate costs less than
+		 * sending them). */
+		piece_sql(d, o, &c.p[i], false, d->lite != NULL, sql, sizeof(sql), &a);
 		rc = exec(d, sql, &a, cb, ctx, err, errlen);
 	}
 	return rc;
+}
+
+int webdb_read_begin(struct webdb *d, char *err, size_t errlen)
+{
+	PGresult *r;
+
+	if (d->lite) {
+		if (sqlite3_exec(d->lite, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+			snprintf(err, errlen, "web: sqlite %s: %s", d->name,
+				 sqlite3_errmsg(d->lite));
+			return -EIO;
+		}
+		return 0;
+	}
+	if (PQstatus(d->pg) != CONNECTION_OK)
+		PQreset(d->pg);
+	r = PQexec(d->pg, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		snprintf(err, errlen, "web: postgresql: %s", PQerrorMessage(d->pg));
+		err[strcspn(err, "\n")] = '\0';
+		PQclear(r);
+		return -EIO;
+	}
+	PQclear(r);
+	return 0;
+}
+
+void webdb_read_end(struct webdb *d)
+{
+	if (d->lite) {
+		if (!sqlite3_get_autocommit(d->lite))
+			sqlite3_exec(d->lite, "COMMIT", NULL, NULL, NULL);
+		return;
+	}
+	if (PQtransactionStatus(d->pg) == PQTRANS_INTRANS)
+		PQclear(PQexec(d->pg, "COMMIT"));
+	else if (PQtransactionStatus(d->pg) == PQTRANS_INERROR)
+		PQclear(PQexec(d->pg, "ROLLBACK"));
 }
 
 static int one_u64(void *ctx, const char *const *vals, int nc)
@@ -532,36 +700,103 @@ int webdb_time_range(struct webdb *d, uint64_t *min_ns, uint64_t *max_ns, char *
 	return rc;
 }
 
-int webdb_agents(struct webdb *d, webdb_row_fn cb, void *ctx, char *err, size_t errlen)
-{
-	struct qargs a = { 0 };
+/* The agents with verdicts, by a loose index scan of the key: one lookup
+ * per agent, not a pass over every verdict. */
+static const char agents_sql[] =
+	"WITH RECURSIVE a(id) AS (SELECT min(agent_id) FROM verdicts UNION ALL"
+	" SELECT (SELECT min(agent_id) FROM verdicts WHERE agent_id > a.id) FROM a"
+	" WHERE a.id IS NOT NULL) SELECT id FROM a WHERE id IS NOT NULL LIMIT 1000";
 
-	/* A loose index scan of the key: one lookup per agent, not a pass
-	 * over every verdict. */
-	return exec(d,
-		    "WITH RECURSIVE a(id) AS (SELECT min(agent_id) FROM verdicts UNION ALL"
-		    " SELECT (SELECT min(agent_id) FROM verdicts WHERE agent_id > a.id) FROM a"
-		    " WHERE a.id IS NOT NULL) SELECT id FROM a WHERE id IS NOT NULL LIMIT 1000",
-		    &a, cb, ctx, err, errlen);
+/* One agent's runs by a loose scan of the key, each run's last verdict by
+ * one lookup (seq counts an agent's verdicts 1, 2, ... per run). */
+static const char agent_runs_sql[] =
+	"WITH RECURSIVE r(run) AS (SELECT min(run_id) FROM verdicts WHERE agent_id = ?1"
+	" UNION ALL SELECT (SELECT min(run_id) FROM verdicts WHERE agent_id = ?1 AND"
+	" run_id > r.run) FROM r WHERE r.run IS NOT NULL)"
+	" SELECT v.agent_id, v.run_id, v.seq, v.received_ns, v.host, v.agent_version"
+	" FROM r JOIN verdicts v ON v.agent_id = ?1 AND v.run_id = r.run"
+	" AND v.seq = (SELECT max(seq) FROM verdicts WHERE agent_id = ?1 AND run_id = r.run)"
+	" WHERE r.run IS NOT NULL LIMIT 10000";
+
+/* PostgreSQL: every agent's runs in one statement, a walk of the key's
+ * (agent_id, run_id) pairs and each pair's last verdict.  A statement per
+ * agent cost more to plan than to run (the daily partitions): 200 agents
+ * took a second.  na numbers the agents, for the same limit. */
+static const char runs_pg_sql[] =
+	"WITH RECURSIVE k(agent_id, run_id, na) AS ("
+	"(SELECT agent_id, run_id, 1 FROM verdicts ORDER BY agent_id, run_id LIMIT 1)"
+	" UNION ALL SELECT n.agent_id, n.run_id, k.na + (n.agent_id <> k.agent_id)::int FROM k"
+	" CROSS JOIN LATERAL (SELECT agent_id, run_id FROM verdicts v"
+	" WHERE (v.agent_id, v.run_id) > (k.agent_id, k.run_id) ORDER BY agent_id, run_id"
+	" LIMIT 1) n WHERE k.na <= 1000)"
+	" SELECT k.agent_id, k.run_id, l.seq, l.received_ns, l.host, l.agent_version FROM k"
+	" CROSS JOIN LATERAL (SELECT seq, received_ns, host, agent_version FROM verdicts v"
+	" WHERE v.agent_id = k.agent_id AND v.run_id = k.run_id ORDER BY seq DESC LIMIT 1) l"
+	" WHERE k.na <= 1000 LIMIT 1000000";
+
+struct ids {
+	char **v;
+	size_t n;
+	bool oom;
+};
+
+static int ids_row(void *ctx, const char *const *vals, int nc)
+{
+	struct ids *ids = ctx;
+	char **n;
+
+	if (nc < 1 || !vals[0])
+		return 0;
+	n = realloc(ids->v, (ids->n + 1) * sizeof(*n));
+	if (n)
+		ids->v = n;
+	if (!n || !(n[ids->n] = strdup(vals[0]))) {
+		ids->oom = true;
+		return 1;
+	}
+	ids->n++;
+	return 0;
 }
 
-int webdb_agent_runs(struct webdb *d, const char *agent_id, webdb_row_fn cb, void *ctx, char *err,
-		     size_t errlen)
-{
-	struct qargs a = { 0 };
+/* Passes rows on, and remembers that the callback said stop. */
+struct relay {
+	webdb_row_fn cb;
+	void *ctx;
+	bool stop;
+};
 
-	arg_text(&a, agent_id);
-	/* The runs by a loose scan of the key, each run's last verdict by one
-	 * lookup: seq counts an agent's verdicts 1, 2, ... per run. */
-	return exec(
-		d,
-		"WITH RECURSIVE r(run) AS (SELECT min(run_id) FROM verdicts WHERE agent_id = ?1"
-		" UNION ALL SELECT (SELECT min(run_id) FROM verdicts WHERE agent_id = ?1 AND"
-		" run_id > r.run) FROM r WHERE r.run IS NOT NULL)"
-		" SELECT run, (SELECT max(seq) FROM verdicts WHERE agent_id = ?1 AND run_id = r.run),"
-		" (SELECT received_ns FROM verdicts WHERE agent_id = ?1 AND run_id = r.run"
-		" ORDER BY seq DESC LIMIT 1) FROM r WHERE run IS NOT NULL LIMIT 10000",
-		&a, cb, ctx, err, errlen);
+static int relay_row(void *ctx, const char *const *vals, int nc)
+{
+	struct relay *r = ctx;
+
+	r->stop = r->cb(r->ctx, vals, nc) != 0;
+	return r->stop;
+}
+
+int webdb_agent_runs_all(struct webdb *d, webdb_row_fn cb, void *ctx, char *err, size_t errlen)
+{
+	struct relay rl = { cb, ctx, false };
+	struct ids ids = { 0 };
+	struct qargs a = { 0 };
+	size_t i;
+	int rc;
+
+	if (d->pg)
+		return exec(d, runs_pg_sql, &a, cb, ctx, err, errlen);
+	rc = exec(d, agents_sql, &a, ids_row, &ids, err, errlen);
+	if (rc == 0 && ids.oom) {
+		snprintf(err, errlen, "web: out of memory");
+		rc = -ENOMEM;
+	}
+	for (i = 0; i < ids.n && rc == 0 && !rl.stop; i++) {
+		a.n = 0;
+		arg_text(&a, ids.v[i]);
+		rc = exec(d, agent_runs_sql, &a, relay_row, &rl, err, errlen);
+	}
+	for (i = 0; i < ids.n; i++)
+		free(ids.v[i]);
+	free(ids.v);
+	return rc;
 }
 
 int webdb_counter_agents(struct webdb *d, webdb_row_fn cb, void *ctx, char *err, size_t errlen)
@@ -574,28 +809,18 @@ int webdb_counter_agents(struct webdb *d, webdb_row_fn cb, void *ctx, char *err,
 		    &a, cb, ctx, err, errlen);
 }
 
-int webdb_agent_latest(struct webdb *d, const char *agent_id, webdb_row_fn cb, void *ctx, char *err,
-		       size_t errlen)
+int webdb_agents_counters(struct webdb *d, webdb_row_fn cb, void *ctx, char *err, size_t errlen)
 {
 	struct qargs a = { 0 };
 
-	arg_text(&a, agent_id);
+	/* One statement for every agent: on PostgreSQL a statement per agent
+	 * costs a round trip and a plan each. */
 	return exec(d,
-		    "SELECT host, agent_version FROM verdicts WHERE agent_id = ?1"
-		    " ORDER BY run_id DESC, seq DESC LIMIT 1",
-		    &a, cb, ctx, err, errlen);
-}
-
-int webdb_agent_counters(struct webdb *d, const char *agent_id, webdb_row_fn cb, void *ctx,
-			 char *err, size_t errlen)
-{
-	struct qargs a = { 0 };
-
-	arg_text(&a, agent_id);
-	return exec(d,
-		    "SELECT run_id, name, value, updated_ns, host FROM agent_counters"
-		    " WHERE agent_id = ?1 AND run_id = (SELECT run_id FROM agent_counters"
-		    " WHERE agent_id = ?1 ORDER BY updated_ns DESC LIMIT 1) ORDER BY name"
-		    " LIMIT 1000",
+		    "SELECT c.agent_id, c.run_id, c.name, c.value, c.updated_ns, c.host"
+		    " FROM (SELECT agent_id, (SELECT run_id FROM agent_counters i"
+		    " WHERE i.agent_id = g.agent_id ORDER BY updated_ns DESC LIMIT 1) AS run_id"
+		    " FROM (SELECT DISTINCT agent_id FROM agent_counters ORDER BY agent_id"
+		    " LIMIT 1000) g) n JOIN agent_counters c ON c.agent_id = n.agent_id"
+		    " AND c.run_id = n.run_id ORDER BY c.agent_id, c.name LIMIT 1000000",
 		    &a, cb, ctx, err, errlen);
 }

@@ -61,33 +61,37 @@ int webdb_flow(struct webdb *d, const struct store *st, const char *agent_id, ui
 /* /api/overview. */
 struct overview_filter {
 	uint64_t since_ns, until_ns, bucket_ns;
+	/* The oldest and newest start_ns stored (max_ns 0: not known): where
+	 * a range holds nothing, so what it costs to read. */
+	uint64_t min_ns, max_ns;
 	int stage;		     /* OVERVIEW_STAGE_... */
 	const char *agent_id, *host; /* NULL: any */
 };
 enum { OVERVIEW_STAGE_ALL, OVERVIEW_STAGE_FINAL, OVERVIEW_STAGE_BLOCK };
-/* Rows (bucket = start_ns / bucket_ns, class, count). */
+/* The overview's counts are added and subtracted (queries.c): its reads go
+ * in one read transaction, so they see one state of the store.  0 or -EIO
+ * with err; end it whatever happened since. */
+int webdb_read_begin(struct webdb *d, char *err, size_t errlen);
+void webdb_read_end(struct webdb *d);
+/* Rows (bucket = start_ns / bucket_ns, class, count); count may be
+ * negative, and a (bucket, class) come in several rows: add them up. */
 int webdb_overview_series(struct webdb *d, const struct overview_filter *o, webdb_row_fn cb,
 			  void *ctx, char *err, size_t errlen);
-/* Rows (agent_id, host, class, reason, count). */
+/* Rows (agent_id, host, class, reason, count), as the series'. */
 int webdb_overview_groups(struct webdb *d, const struct overview_filter *o, webdb_row_fn cb,
 			  void *ctx, char *err, size_t errlen);
 /* The oldest and newest start_ns stored (0, 0 when empty). */
 int webdb_time_range(struct webdb *d, uint64_t *min_ns, uint64_t *max_ns, char *err, size_t errlen);
 
-/* /api/agents.  Rows (agent_id): the agents with verdicts (at most 1000, by
- * agent_id). */
-int webdb_agents(struct webdb *d, webdb_row_fn cb, void *ctx, char *err, size_t errlen);
-/* Rows (run_id, its highest seq, its last verdict's received_ns) of one
- * agent's runs: lookups by the key, whatever the number of verdicts. */
-int webdb_agent_runs(struct webdb *d, const char *agent_id, webdb_row_fn cb, void *ctx, char *err,
-		     size_t errlen);
+/* /api/agents.  Rows (agent_id, run_id, its highest seq, that verdict's
+ * received_ns, host and agent_version) of every run of the agents with
+ * verdicts (at most 1000 agents, the first by agent_id), an agent's rows
+ * together: lookups by the key, whatever the number of verdicts. */
+int webdb_agent_runs_all(struct webdb *d, webdb_row_fn cb, void *ctx, char *err, size_t errlen);
 /* Rows (agent_id, runs, last updated_ns) of the agents' counters. */
 int webdb_counter_agents(struct webdb *d, webdb_row_fn cb, void *ctx, char *err, size_t errlen);
-/* One row (host, agent_version) of the agent's newest verdict. */
-int webdb_agent_latest(struct webdb *d, const char *agent_id, webdb_row_fn cb, void *ctx, char *err,
-		       size_t errlen);
-/* Rows (run_id, name, value, updated_ns, host) of the agent's newest run. */
-int webdb_agent_counters(struct webdb *d, const char *agent_id, webdb_row_fn cb, void *ctx,
-			 char *err, size_t errlen);
+/* Rows (agent_id, run_id, name, value, updated_ns, host) of each agent's
+ * newest run's counters, by agent_id and name. */
+int webdb_agents_counters(struct webdb *d, webdb_row_fn cb, void *ctx, char *err, size_t errlen);
 
 #endif

@@ -228,6 +228,46 @@ def overview_equals(db, web, t0, rng, what):
           % (what, cases, (": " + repr(bad[:2])) if bad else ""))
 
 
+def agents_equal(db, web, what):
+    """/api/agents = the store: per agent its verdicts (the sum over its runs
+    of the highest seq), runs, the newest run's last host and version, and
+    the counters of its newest counted run (an agent with counters only: their
+    host)."""
+    want = {}
+    for agent, run, top in db.rows("SELECT agent_id, run_id, max(seq) FROM verdicts"
+                                   " GROUP BY agent_id, run_id"):
+        a = want.setdefault(agent, {"verdicts": 0, "vruns": set(), "cruns": set()})
+        a["verdicts"] += int(top)
+        a["vruns"].add(int(run))
+    for agent, run in db.rows("SELECT DISTINCT agent_id, run_id FROM agent_counters"):
+        want.setdefault(agent, {"verdicts": 0, "vruns": set(), "cruns": set()})["cruns"].add(int(run))
+    for agent, a in want.items():
+        esc = agent.replace("'", "''")
+        a["runs"] = max(len(a["vruns"]), len(a["cruns"]))
+        a["host"], a["version"] = ("", "")
+        if not a["vruns"]:  # its host from its counters
+            a["host"] = db.rows("SELECT host FROM agent_counters WHERE agent_id = '%s'"
+                                " ORDER BY updated_ns DESC LIMIT 1" % esc)[0][0]
+        else:
+            a["host"], a["version"] = db.rows(
+                "SELECT host, agent_version FROM verdicts WHERE agent_id = '%s' AND run_id = %d"
+                " ORDER BY seq DESC LIMIT 1" % (esc, max(a["vruns"])))[0]
+        a["counters"] = {n: int(v) for n, v in db.rows(
+            "SELECT name, value FROM agent_counters WHERE agent_id = '%s' AND run_id = (SELECT"
+            " run_id FROM agent_counters WHERE agent_id = '%s' ORDER BY updated_ns DESC LIMIT 1)"
+            % (esc, esc))}
+    st, got = web.get("/api/agents")
+    have = {a["agent_id"]: a for a in got["agents"]} if st == 200 else {}
+    bad = [x for x in sorted(set(want) | set(have))
+           if x not in have or x not in want
+           or any(have[x][k] != want[x][k] for k in ("verdicts", "runs", "host", "version",
+                                                    "counters"))]
+    check(st == 200 and want and not bad,
+          "%s: /api/agents = the store for %d agents (verdicts, runs, host, version, counters)%s"
+          % (what, len(want), "; differ: %s" % [(x, have.get(x), want.get(x)) for x in bad[:2]]
+             if bad else ""))
+
+
 def run(db, tmp):
     rng = random.Random(14)
     # Three whole days ending yesterday (UTC), so none is today's partial day.
@@ -253,6 +293,20 @@ def run(db, tmp):
               "%s: resends are duplicates (%s)" % (db.name, [a.stored for a in acks]))
         counts_equal_verdicts(db, db.name)
         overview_equals(db, Web(c.web), t0, rng, db.name)
+        # Agents: a second run of a0 on another host and version, with
+        # counters; counters of a1's run; an agent with counters only.
+        more = []
+        for agent, run, host, ver, ctrs, n in (("a0", 7, "h0b", "v2", {"ring_lost": 0, "pkts": 9}, 5),
+                                               ("a1", 1, "h1", "test", {"ring_lost": 2}, 0),
+                                               ("c9", 3, "hc", "v3", {"pkts": 1}, 0)):
+            b = harness.make_batch(agent_id=agent, run_id=run, host=host, sequence=50,
+                                   first_seq=1 if run != 1 else 241, n=n, counters=ctrs)
+            b.agent.version = ver
+            more.append(b)
+        for b in more:
+            acks, code, _ = harness.stream(c.address, [b])
+            check(code.name == "OK", "%s: agents' batch of %s stored (%s)" % (db.name, b.agent.agent_id, code))
+        agents_equal(db, Web(c.web), db.name)
     finally:
         c.stop()
     # The migration: a store from before verdict_counts gets it, filled.
