@@ -2,8 +2,8 @@
 /*
  * call.c - one flowpic.v1.Collector/Stream call on one HTTP/2 stream: the
  * request headers checked (method, path, content-type, token, encoding),
- * gRPC messages reassembled and decoded into Batches for the store, one Ack
- * per batch once its transaction committed, then the trailers with the
+ * gRPC messages reassembled and decoded into Batches for the store's next
+ * group, one Ack per batch once its group committed, then the trailers with the
  * call's grpc-status.  Also the nghttp2 callbacks that drive it.
  */
 #include <errno.h>
@@ -18,7 +18,6 @@
 #include "health.h"
 #include "identity.h"
 #include "core/log.h"
-#include "publish.h"
 #include "rpc/rpc_error.h"
 #include "server_int.h"
 #include "rpc/token.h"
@@ -180,17 +179,18 @@ static bool identity_ok(struct call *st, const Flowpic__V1__Batch *b)
 	return true;
 }
 
-/* grpc_msg_cb: one Batch into the store's transaction.  0, or a negative
- * errno when the call is failed (call_fail()). */
+/* grpc_msg_cb: one Batch into the open group (the next store transaction).
+ * 0, or a negative errno when the call is failed (call_fail()). */
 static int on_message(void *ctx, const uint8_t *msg, size_t len)
 {
 	struct call *st = ctx;
 	struct server *s = st->c->srv;
 	uint64_t *counter, sequence, busy_max;
 	Flowpic__V1__Batch *b;
-	size_t idx, nverdicts;
+	size_t nverdicts;
 	char err[512];
 	struct ack a;
+	long idx;
 	int rc;
 
 	if (health_call(st))
@@ -230,47 +230,34 @@ static int on_message(void *ctx, const uint8_t *msg, size_t len)
 		flowpic__v1__batch__free_unpacked(b, NULL);
 		return -EPERM;
 	}
-	/* The file is locked and batches pile up: beyond a bound, refuse
-	 * rather than buffer without end (the agent resends later). */
+	/* The store is slow (a locked SQLite file, a database behind) and
+	 * batches pile up: beyond a bound, refuse rather than buffer without
+	 * end (the agent resends later).  Below it, a full next group pauses
+	 * reading from the connections with calls instead (h2conn_read). */
 	busy_max = 4ull * s->cfg.commit_max < 100000 ? 100000 : 4ull * s->cfg.commit_max;
-	if (store_retry_at(s->store) && s->txn_verdicts + b->n_verdicts > busy_max) {
+	if (s->inflight && server_store_queued(s) + b->n_verdicts > busy_max) {
 		call_fail(st, GRPC_STATUS_UNAVAILABLE, &s->k.err_store_busy,
-			  "store busy: %" PRIu64 " verdicts wait for a locked database",
-			  s->txn_verdicts);
+			  "store busy: %" PRIu64 " verdicts wait for %s", server_store_queued(s),
+			  server_store_locked(s) ? "a locked database" : "the store");
 		flowpic__v1__batch__free_unpacked(b, NULL);
 		return -EBUSY;
 	}
-	/* --nats: its messages, kept until the commit tells what was stored. */
-	if (s->pub && publisher_stage(s->pub, b) < 0) {
-		call_fail(st, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL,
-			  "out of memory keeping a batch to publish");
-		flowpic__v1__batch__free_unpacked(b, NULL);
-		return -ENOMEM;
-	}
-	if (!store_in_txn(s->store))
-		s->txn_start_ms = clock_mono_ms();
 	sequence = b->sequence;
 	nverdicts = b->n_verdicts;
-	rc = store_put_batch(s->store, b, clock_real_ns(), &idx, err, sizeof(err)); /* takes b */
-	if (rc < 0) {
-		/* The transaction is gone: every batch waiting for it is lost,
-		 * so every call with such a batch ends UNAVAILABLE (the agents
-		 * resend what was not acknowledged).  The reason is in the log,
-		 * not in other agents' statuses. */
-		log_error("%s", err);
-		s->k.err_store++;
-		call_fail(st, GRPC_STATUS_UNAVAILABLE, NULL,
-			  "store failed (see the collector's log)");
-		fail_pending(s);
-		return rc;
+	/* Into the next group; the store thread writes it (store_thread.c). */
+	idx = group_add(s, b); /* takes b */
+	if (idx < 0) {
+		call_fail(st, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL,
+			  "out of memory queueing a batch for the store");
+		return (int)idx;
 	}
 	st->batches++;
 	s->k.batches++;
 	s->k.verdicts_received += nverdicts;
-	s->txn_verdicts += nverdicts;
 	memset(&a, 0, sizeof(a));
 	a.sequence = sequence;
-	a.txn_idx = idx;
+	a.group = s->open->id;
+	a.txn_idx = (size_t)idx;
 	a.received_ns = clock_mono_ns();
 	rc = ackq_push(&st->uncommitted, &a);
 	if (rc < 0) {

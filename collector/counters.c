@@ -21,6 +21,8 @@ void collector_counters_init(struct collector_counters *c)
 	memset(c, 0, sizeof(*c));
 	metrics_hist_init(&c->store_latency, store_bounds,
 			  sizeof(store_bounds) / sizeof(store_bounds[0]));
+	metrics_hist_init(&c->store_commit, store_bounds,
+			  sizeof(store_bounds) / sizeof(store_bounds[0]));
 }
 
 static const char *sep(bool *first)
@@ -64,4 +66,9 @@ void collector_counters_metrics(const struct collector_counters *c, struct sbuf 
 			  "(the wire carries no verdict time, so receipt is the start); one "
 			  "observation per batch stored",
 			  &c->store_latency);
+	metrics_histogram(b, "flowpic_collector_store_commit_seconds",
+			  "seconds the store thread took to write and commit one group of "
+			  "batches (its puts, the commit, retries of a locked SQLite file); one "
+			  "observation per group",
+			  &c->store_commit);
 }

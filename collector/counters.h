@@ -68,8 +68,19 @@
 	  "store transactions that failed (disk full, database gone): their calls end UNAVAILABLE") \
 	X(err_store_batch, COUNTER, "batches the database refused alone (INVALID_ARGUMENT)") \
 	X(err_store_busy, COUNTER, \
-	  "batches refused while verdicts pile up behind a locked SQLite file (UNAVAILABLE)") \
+	  "batches refused while verdicts pile up behind a slow store or a locked SQLite file " \
+	  "(UNAVAILABLE)") \
 	X(store_busy_retries, COUNTER, "commits retried because the SQLite file was locked") \
+	X(store_inflight, GAUGE, \
+	  "groups of batches with the store thread, being written and committed (0 or 1)") \
+	X(store_queued_batches, GAUGE, \
+	  "batches waiting for the store thread: the next group, filling") \
+	X(store_queued_verdicts, GAUGE, "verdicts in those batches") \
+	X(store_paused, COUNTER, \
+	  "times the next group reached --commit-max while one was written: connections " \
+	  "with calls not read until it went to the store thread") \
+	X(store_thread_ms, COUNTER, \
+	  "milliseconds the store thread spent writing groups (rate / 1000: its busy share)") \
 	X(err_idle_timeout, COUNTER, \
 	  "connections closed by --idle-timeout or --handshake-timeout") \
 	X(err_auth_timeout, COUNTER, \
@@ -143,6 +154,8 @@ struct collector_counters {
 	struct http_metrics_stats metrics;
 	/* Seconds from a batch's receipt to the commit that stored it. */
 	struct metrics_hist store_latency;
+	/* Seconds the store thread took per group: puts, commit, retries. */
+	struct metrics_hist store_commit;
 };
 
 /* Zero c and set up its histogram. */

@@ -236,8 +236,9 @@ void h2conn_settle(struct h2conn *c)
 		h2conn_linger(c);
 		return;
 	}
-	/* Always read: back-pressure is the HTTP/2 window (on_data_chunk). */
-	h2conn_set_events(c, EPOLLIN | (blocked ? EPOLLOUT : 0));
+	/* Read unless paused for the store (h2conn_read): back-pressure is
+	 * otherwise the HTTP/2 window (on_data_chunk). */
+	h2conn_set_events(c, (c->paused ? 0 : EPOLLIN) | (blocked ? EPOLLOUT : 0));
 	if (blocked || h2conn_backlogged(c)) {
 		if (!c->stuck_since_ms)
 			c->stuck_since_ms = clock_mono_ms();
@@ -314,11 +315,35 @@ static void h2conn_handshake(struct h2conn *c)
 	h2conn_close(c, NULL);
 }
 
+/* The store's next group is full (--commit-max): a connection with calls,
+ * which would add to it, is not read until the group goes to the store
+ * thread (h2conn_resume); TCP holds its agent back.  Connections without a
+ * call yet (handshakes, prefaces, first calls) are read as ever. */
+static bool h2conn_pause(struct h2conn *c)
+{
+	if (!c->paused && c->calls && server_store_full(c->srv))
+		c->paused = true;
+	return c->paused;
+}
+
+void h2conn_resume(struct h2conn *c)
+{
+	if (!c->paused)
+		return;
+	c->paused = false;
+	h2conn_settle(c); /* level-triggered: what waits is announced again */
+}
+
 /* Read what the socket has (up to the budget) into nghttp2. */
 void h2conn_read(struct h2conn *c)
 {
 	struct server *s = c->srv;
 	size_t total = 0;
+
+	if (h2conn_pause(c)) {
+		h2conn_settle(c);
+		return;
+	}
 
 	while (total < READ_BUDGET) {
 		ssize_t n, used;
@@ -376,6 +401,8 @@ void h2conn_read(struct h2conn *c)
 		}
 		if (!nghttp2_session_want_read(c->h2))
 			break; /* ending (GOAWAY sent): h2conn_settle closes it */
+		if (h2conn_pause(c))
+			break; /* the rest stays in the socket (and OpenSSL) */
 	}
 	if (h2conn_flush(c) < 0) {
 		h2conn_close(c, "write failed");

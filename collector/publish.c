@@ -2,8 +2,9 @@
 /*
  * publish.c - stored verdicts onto NATS JetStream; see publish.h.
  *
- * The loop (one thread) stages each batch's messages as it reaches the
- * store and hands them over as one group when the transaction commits.
+ * The store thread (server_int.h) stages each batch's messages as it puts
+ * it into the store and hands them over as one group when the transaction
+ * commits; the loop only reads the "done" mark.
  * The publisher thread takes the groups in order: it sends a group's
  * messages with js_PublishMsgAsync, waits for their acks (bounded), takes
  * back what got an error or no ack and sends it again, with the same
@@ -48,7 +49,7 @@ struct publisher {
 	jsCtx *js;
 	uint64_t backlog_max;
 	int efd;
-	/* The loop's: the open transaction's messages, batch k's from bstart[k]. */
+	/* The store thread's: the open transaction's messages, batch k's from bstart[k]. */
 	struct pub_entry **stg;
 	size_t nstg, capstg;
 	size_t *bstart;
@@ -554,7 +555,7 @@ int publisher_fd(const struct publisher *p)
 	return p->efd;
 }
 
-/* ---- the loop's side ---- */
+/* ---- the store thread's side ---- */
 
 int publisher_stage(struct publisher *p, const Flowpic__V1__Batch *b)
 {

@@ -56,7 +56,8 @@ void publisher_close(struct publisher *p);
 /* Readable when commits were acknowledged (publisher_done clears it). */
 int publisher_fd(const struct publisher *p);
 
-/* The loop's side.  Keep a batch's verdicts for the open transaction, in
+/* The store thread's side (the thread that calls store_put_batch and
+ * store_commit).  Keep a batch's verdicts for the open transaction, in
  * the order of store_put_batch (the k-th staged batch is the store's k-th);
  * 0, or -ENOMEM (nothing kept). */
 int publisher_stage(struct publisher *p, const Flowpic__V1__Batch *b);
@@ -73,7 +74,8 @@ void publisher_flush(struct publisher *p, int ms);
 /* The nats_* counters into k. */
 void publisher_counters(const struct publisher *p, struct collector_counters *k);
 
-/* server.c: the loop watches p's eventfd and holds acks for it. */
+/* server.c: the loop watches p's eventfd and holds acks for it; the store
+ * thread stages and commits.  Before the first batch (-EBUSY after). */
 struct server;
 int server_set_publisher(struct server *s, struct publisher *p);
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * server.c - the loop: listening socket, signals, accepting connections,
- * group commit and the acks it releases, timeouts.
+ * groups cut for the store thread and the acks their results release,
+ * timeouts.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -129,24 +130,107 @@ unsigned server_connections(const struct server *s)
 	return s->nconns;
 }
 
-/* ---- commit and acks ---- */
+/* ---- groups, commits and acks ---- */
 
-/* The calls of a failed transaction end UNAVAILABLE; the reason goes to
- * the log only (it may carry another agent's values). */
-void fail_pending(struct server *s)
+static struct store_group *group_new(struct server *s)
+{
+	struct store_group *g = s->spare;
+
+	if (g)
+		s->spare = NULL;
+	else if (!(g = calloc(1, sizeof(*g))))
+		return NULL;
+	g->n = 0;
+	g->verdicts = 0;
+	g->id = ++s->next_group;
+	return g;
+}
+
+static void group_free(struct store_group *g)
+{
+	size_t i;
+
+	if (!g)
+		return;
+	for (i = 0; i < g->n; i++)
+		if (g->b[i].b)
+			flowpic__v1__batch__free_unpacked(g->b[i].b, NULL);
+	free(g->b);
+	free(g->res);
+	free(g->sidx);
+	free(g);
+}
+
+long group_add(struct server *s, Flowpic__V1__Batch *b)
+{
+	struct store_group *g = s->open;
+
+	if (g->n == g->cap) {
+		size_t cap = g->cap ? 2 * g->cap : 256;
+		struct group_batch *nb = realloc(g->b, cap * sizeof(*nb));
+
+		if (!nb) {
+			flowpic__v1__batch__free_unpacked(b, NULL);
+			return -ENOMEM;
+		}
+		g->b = nb;
+		g->cap = cap;
+	}
+	if (!g->n)
+		g->start_ms = clock_mono_ms();
+	g->b[g->n].b = b;
+	g->b[g->n].now_ns = clock_real_ns();
+	g->verdicts += b->n_verdicts;
+	return (long)g->n++;
+}
+
+bool server_store_full(struct server *s)
+{
+	if (s->open->verdicts < s->cfg.commit_max)
+		return false;
+	if (!s->paused) {
+		s->paused = true;
+		s->k.store_paused++;
+	}
+	return true;
+}
+
+uint64_t server_store_queued(const struct server *s)
+{
+	return s->open->verdicts + (s->inflight ? s->inflight->verdicts : 0);
+}
+
+bool server_store_locked(const struct server *s)
+{
+	return atomic_load(&s->st.retry_at_ms) != 0;
+}
+
+/* Does the call wait for a result of group gid? */
+static bool waits_for(const struct call *st, uint64_t gid)
+{
+	size_t i;
+
+	for (i = st->uncommitted.head; i < st->uncommitted.len; i++)
+		if (st->uncommitted.a[i].group == gid)
+			return true;
+	return false;
+}
+
+/* Group gid failed: the calls waiting for it end UNAVAILABLE; the reason
+ * goes to the log only (it may carry another agent's values). */
+static void fail_group(struct server *s, uint64_t gid)
 {
 	struct call *st, *next;
 
 	for (st = s->pending; st; st = next) {
 		next = st->next_pending;
+		if (!waits_for(st, gid))
+			continue;
 		st->uncommitted.len = st->uncommitted.head = 0;
 		call_fail(st, GRPC_STATUS_UNAVAILABLE, NULL,
 			  "store failed (see the collector's log)");
 		pending_unlink(s, st);
 	}
-	s->txn_verdicts = 0;
-	if (s->pub)
-		publisher_drop(s->pub);
 }
 
 /* Connections with output owed: written now. */
@@ -204,78 +288,108 @@ int server_set_publisher(struct server *s, struct publisher *p)
 {
 	struct epoll_event e = { .events = EPOLLIN, .data.ptr = &s->pub };
 
+	if (s->st.started)
+		return -EBUSY; /* the publisher is the store thread's */
 	if (epoll_ctl(s->ep, EPOLL_CTL_ADD, publisher_fd(p), &e))
 		return -errno;
 	s->pub = p;
+	s->st.pub = p;
 	return 0;
 }
 
-static void commit_and_ack(struct server *s)
+/* The store thread's counters and the groups waiting, into the loop's. */
+static void store_counters(struct server *s)
 {
-	const struct store_batch_result *res = NULL;
+	s->k.store_busy_retries = atomic_load(&s->st.busy_retries);
+	s->k.store_inflight = s->inflight ? 1 : 0;
+	s->k.store_queued_batches = s->open->n;
+	s->k.store_queued_verdicts = s->open->verdicts;
+}
+
+/* The open group has room again: the connections paused are read again. */
+static void release_held(struct server *s)
+{
+	struct h2conn *c;
+
+	if (!s->paused || server_store_full(s))
+		return;
+	s->paused = false;
+	for (c = s->conns; c; c = c->next)
+		h2conn_resume(c);
+}
+
+/* The open group to the store thread. */
+static void cut_group(struct server *s)
+{
+	struct store_group *g = group_new(s);
+
+	if (!g)
+		return; /* out of memory: the open group waits for the next try */
+	s->inflight = s->open;
+	s->open = g;
+	store_thread_submit(&s->st, s->inflight);
+	release_held(s);
+	store_counters(s);
+}
+
+/* A group came back from the store thread: its results become acks (or,
+ * with --nats, acks held for JetStream), counters and call errors. */
+static void group_done(struct server *s, struct store_group *g)
+{
+	const struct store_batch_result *r;
 	struct call *st, *next;
-	size_t i, nres = 0;
-	int64_t group = 0; /* --nats: the commit's publish group (< 0: backlog full) */
+	int64_t group = g->pub_group; /* --nats: < 0: the backlog was full */
 	uint64_t done;
-	char err[512];
-	int rc;
+	size_t i;
 
-	if (store_in_txn(s->store)) {
-		bool waiting = store_retry_at(s->store) != 0;
-
-		rc = store_commit(s->store, err, sizeof(err));
-		if (rc == -EAGAIN)
-			return; /* a locked file: not yet time to try again */
-		if (rc == -EBUSY) {
-			/* Kept: retried on a timer (server_step) while the loop
-			 * goes on serving everyone. */
-			s->k.store_busy_retries++;
-			if (!waiting)
-				log_warn("%s", err);
-			return;
-		}
-		if (rc < 0) {
-			log_error("%s", err);
-			s->k.err_store++;
-			fail_pending(s);
-			goto flush;
-		}
+	if (g == s->inflight)
+		s->inflight = NULL;
+	metrics_hist_observe(&s->k.store_commit, (double)g->work_ns / 1e9);
+	s->k.store_thread_ms += g->work_ns / 1000000;
+	if (g->rc < 0) {
+		log_error("%s", g->err);
+		s->k.err_store++;
+		fail_group(s, g->id);
+		goto out;
+	}
+	if (g->committed)
 		s->k.commits++;
-		res = store_results(s->store, &nres);
-		if (s->pub)
-			group = publisher_commit(s->pub, res, nres);
-	}
-	for (i = 0; i < nres; i++) {
-		s->k.verdicts_stored += res[i].stored;
-		s->k.verdicts_duplicate += res[i].duplicates;
-		s->k.verdicts_rejected += res[i].rejected;
-		s->k.counters_stored += res[i].counters;
-		if (res[i].error) {
+	for (i = 0; i < g->n; i++) {
+		r = &g->res[i];
+		s->k.verdicts_stored += r->stored;
+		s->k.verdicts_duplicate += r->duplicates;
+		s->k.verdicts_rejected += r->rejected;
+		s->k.counters_stored += r->counters;
+		if (r->error) {
 			s->k.err_store_batch++;
-			log_error("%s", res[i].err);
+			log_error("%s", r->err);
 		}
 	}
-	s->txn_verdicts = 0;
 	done = s->pub ? publisher_done(s->pub) : 0;
 	for (st = s->pending; st; st = next) {
-		next = st->next_pending;
-		for (i = st->uncommitted.head; i < st->uncommitted.len; i++) {
-			struct ack *a = &st->uncommitted.a[i];
-			const struct store_batch_result *r = a->txn_idx < nres ? &res[a->txn_idx] :
-										 NULL;
+		struct ackq *q = &st->uncommitted;
 
-			if (a->pub_group)
-				continue; /* stored earlier, waiting for JetStream */
+		next = st->next_pending;
+		for (i = q->head; i < q->len; i++) {
+			struct ack *a = &q->a[i];
+
+			if (a->group != g->id) {
+				if (a->group > g->id)
+					break; /* the open group's, and all after it */
+				continue;      /* stored earlier, waiting for JetStream */
+			}
+			r = a->txn_idx < g->n ? &g->res[a->txn_idx] : NULL;
 			if (r && r->error) {
 				/* The database refused this batch alone: its call
 				 * ends with its own error; acks after it are not sent
 				 * (the agent resends them: duplicates). */
 				call_fail(st,
 					  r->error == -EINVAL ? GRPC_STATUS_INVALID_ARGUMENT :
+					  r->error == -ENOMEM ? GRPC_STATUS_RESOURCE_EXHAUSTED :
 								GRPC_STATUS_UNAVAILABLE,
 					  NULL, "batch %" PRIu64 " not stored: %s", a->sequence,
 					  r->err);
-				st->uncommitted.len = i;
+				q->len = i;
 				break;
 			}
 			if (r && group < 0) {
@@ -285,7 +399,7 @@ static void commit_and_ack(struct server *s)
 					  "batch %" PRIu64
 					  " stored but not published: JetStream backlog full",
 					  a->sequence);
-				st->uncommitted.len = i;
+				q->len = i;
 				break;
 			}
 			if (r) {
@@ -313,12 +427,47 @@ static void commit_and_ack(struct server *s)
 			release_published(s, st, done);
 			continue;
 		}
-		st->uncommitted.len = st->uncommitted.head = 0;
-		pending_unlink(s, st);
+		/* Without --nats the call's acks before the open group's are all
+		 * this group's: they are out. */
+		q->head = i < q->len ? i : q->len;
+		if (q->head == q->len) {
+			q->len = q->head = 0;
+			pending_unlink(s, st);
+		}
 		call_wake(st);
 	}
-flush:
+out:
+	group_free(s->spare);
+	s->spare = g;
+	release_held(s);
+	store_counters(s);
 	flush_dirty(s);
+}
+
+/* The store thread's eventfd. */
+static void store_done(struct server *s)
+{
+	struct store_group *g = store_thread_take(&s->st, false);
+
+	if (g)
+		group_done(s, g);
+}
+
+/* Shutting down (or a test's end): the group in flight, then the open one,
+ * committed and acknowledged; the thread joined. */
+static void store_drain(struct server *s)
+{
+	struct store_group *g;
+
+	if (s->inflight && (g = store_thread_take(&s->st, true)) != NULL)
+		group_done(s, g);
+	if (s->open->n) {
+		cut_group(s);
+		if (s->inflight && (g = store_thread_take(&s->st, true)) != NULL)
+			group_done(s, g);
+	}
+	store_thread_join(&s->st);
+	store_counters(s);
 }
 
 /* Connections with output owed (streams woken by errors or ends) or with
@@ -331,7 +480,7 @@ static void sweep(struct server *s)
 		cn = c->next;
 		if (c->state != CONN_H2 || c->lingering)
 			continue;
-		if (c->ssl && SSL_has_pending(c->ssl)) {
+		if (c->ssl && SSL_has_pending(c->ssl) && !c->paused) {
 			h2conn_read(c);
 			continue;
 		}
@@ -364,7 +513,7 @@ static void check_messages(struct h2conn *c, uint64_t t)
 	struct server *s = c->srv;
 	struct call *st;
 
-	if (c->unconsumed)
+	if (c->unconsumed || c->paused)
 		return;
 	for (st = c->calls; st; st = st->next_in_conn) {
 		if (!st->partial_since_ms || st->failed ||
@@ -493,7 +642,14 @@ struct server *server_new(const struct server_config *cfg, struct store *store, 
 	s->cfg = *cfg;
 	s->store = store;
 	s->lfd = s->ep = s->sfd = s->mfd = -1;
+	s->st.efd = -1;
 	collector_counters_init(&s->k);
+	s->open = group_new(s);
+	if (!s->open || store_thread_init(&s->st, store) < 0) {
+		snprintf(err, errlen, "store thread: %s",
+			 s->open ? strerror(errno) : "out of memory");
+		goto fail_early;
+	}
 	if (rpc_hostport_parse(cfg->listen, RPC_HOSTPORT_LISTEN, host, sizeof(host), port,
 			       sizeof(port))) {
 		snprintf(err, errlen, "--listen %s: give HOST:PORT, [IPV6]:PORT or :PORT",
@@ -528,6 +684,8 @@ struct server *server_new(const struct server_config *cfg, struct store *store, 
 	epoll_ctl(s->ep, EPOLL_CTL_ADD, s->lfd, &e);
 	e.data.ptr = &s->sfd;
 	epoll_ctl(s->ep, EPOLL_CTL_ADD, s->sfd, &e);
+	e.data.ptr = &s->st;
+	epoll_ctl(s->ep, EPOLL_CTL_ADD, s->st.efd, &e);
 	if (cfg->metrics_listen) {
 		/* One descriptor in the loop: the listener's own epoll. */
 		s->metrics = http_metrics_new(cfg->metrics_listen, metrics_render, s, err, errlen);
@@ -554,6 +712,7 @@ struct server *server_new(const struct server_config *cfg, struct store *store, 
 fail:
 	if (ai)
 		freeaddrinfo(ai);
+fail_early:
 	server_free(s);
 	return NULL;
 }
@@ -589,18 +748,11 @@ const struct collector_counters *server_counters(const struct server *s)
 int server_step(struct server *s, int max_wait_ms)
 {
 	struct epoll_event ev[64];
-	int n, i, timeout = store_in_txn(s->store) ? 0 : max_wait_ms;
-	uint64_t t, retry_at = store_retry_at(s->store);
+	bool cuttable = s->open->n && !s->inflight;
+	int n, i, timeout = cuttable ? 0 : max_wait_ms;
 	bool stop = false;
+	uint64_t t;
 
-	/* A commit waiting for a locked file: sleep until its retry, not 0. */
-	if (retry_at) {
-		t = clock_mono_ms();
-		timeout = retry_at <= t ? 0 :
-					  (int)(retry_at - t < (uint64_t)max_wait_ms ?
-							retry_at - t :
-							(uint64_t)max_wait_ms);
-	}
 	/* A health probe of PostgreSQL runs: back soon to drive it. */
 	if (health_busy() && timeout > 5)
 		timeout = 5;
@@ -617,6 +769,7 @@ int server_step(struct server *s, int max_wait_ms)
 	/* The dashboard's counters, current before they are printed or scraped. */
 	if (s->web_stats)
 		s->web_stats(s->web_ctx, &s->k);
+	store_counters(s);
 	for (i = 0; i < n; i++) {
 		void *p = ev[i].data.ptr;
 
@@ -624,6 +777,8 @@ int server_step(struct server *s, int max_wait_ms)
 			accept_all(s);
 		} else if (p == &s->pub) {
 			publish_done(s);
+		} else if (p == &s->st) {
+			store_done(s);
 		} else if (p == &s->mfd) {
 			http_metrics_step(s->metrics, 0);
 			http_metrics_get_stats(s->metrics, &s->k.metrics);
@@ -641,12 +796,12 @@ int server_step(struct server *s, int max_wait_ms)
 		}
 	}
 	t = clock_mono_ms();
-	/* Group commit: when no input waits, or the group is big or old. */
-	if (store_in_txn(s->store) || s->pending) {
-		if (n == 0 || s->txn_verdicts >= s->cfg.commit_max ||
-		    t - s->txn_start_ms >= s->cfg.commit_delay_ms || stop)
-			commit_and_ack(s);
-	}
+	/* Group commit: when no input waits, or the group is big or old; one
+	 * group at a time with the store thread, the next filling meanwhile. */
+	if (s->open->n && !s->inflight &&
+	    (n == 0 || s->open->verdicts >= s->cfg.commit_max ||
+	     t - s->open->start_ms >= s->cfg.commit_delay_ms))
+		cut_group(s);
 	if (s->pub)
 		publisher_counters(s->pub, &s->k);
 	health_poll(s, t);
@@ -660,7 +815,7 @@ int server_step(struct server *s, int max_wait_ms)
 
 void server_close_all(struct server *s)
 {
-	commit_and_ack(s);
+	store_drain(s);
 	if (s->pub) {
 		/* What is stored gets its JetStream ack for a while; the
 		 * rest is resent by the agents. */
@@ -678,7 +833,7 @@ int server_run(struct server *s)
 
 	while ((rc = server_step(s, 200)) == 0)
 		;
-	/* Shutting down: what is stored is acknowledged; then GOAWAY. */
+	/* Shutting down: the groups committed and acknowledged; then GOAWAY. */
 	server_close_all(s);
 	return rc < 0 ? rc : 0;
 }
@@ -689,6 +844,12 @@ void server_free(struct server *s)
 		return;
 	while (s->conns)
 		h2conn_close(s->conns, NULL);
+	/* A group still with the thread: waited for (its calls are gone). */
+	if (s->inflight)
+		group_free(store_thread_take(&s->st, true));
+	store_thread_free(&s->st);
+	group_free(s->open);
+	group_free(s->spare);
 	if (s->lfd >= 0)
 		close(s->lfd);
 	if (s->ep >= 0)

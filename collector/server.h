@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * server.h - the collector's gRPC server: one thread, one epoll loop, many
- * agents.  HTTP/2 is libnghttp2 (h2 over TLS with ALPN, or h2c with prior
- * knowledge for local use); the gRPC call is flowpic.v1.Collector/Stream.
+ * server.h - the collector's gRPC server: one epoll loop for every agent's
+ * connection, and a store thread that writes.  HTTP/2 is libnghttp2 (h2 over
+ * TLS with ALPN, or h2c with prior knowledge for local use); the gRPC call is
+ * flowpic.v1.Collector/Stream.
  *
  * Each call is a stream of Batch messages up and Ack messages down.  A batch
- * is decoded, written into the store's open transaction, and acknowledged
- * only after that transaction commits (many batches share one commit: the
- * loop commits when no input is waiting, after commit_max verdicts, or
- * after commit_delay).  Any fault (bad HTTP/2, bad gRPC framing, a bad
+ * is decoded and checked by the loop and goes into the next group of
+ * batches; the loop cuts the group (when no input is waiting, after
+ * commit_max verdicts, or after commit_delay) and the store thread writes it
+ * as one transaction, while the loop goes on serving handshakes, pings and
+ * reads and fills the next group.  A batch is acknowledged only after its
+ * group committed.  Any fault (bad HTTP/2, bad gRPC framing, a bad
  * protobuf, an oversized message, a wrong token, a client that stops
  * reading) ends that stream or that connection with a gRPC status or a
  * GOAWAY, one log line and a counter; the other agents go on.
@@ -77,10 +80,11 @@ void server_set_web(struct server *s, void (*stats)(const void *ctx, struct coll
 		    const void *ctx);
 
 /* The loop in pieces, for tests and fuzzing: one round of waiting at most
- * max_wait_ms, events, commit, timers (1: a stop signal came, 0, or a
- * negative errno: fatal); a connected socket of ours to serve (0, or a
- * negative errno and fd closed); how many connections are open; commit, ack
- * and close them all. */
+ * max_wait_ms, events, a group cut for the store thread, timers (1: a stop
+ * signal came, 0, or a negative errno: fatal); a connected socket of ours to
+ * serve (0, or a negative errno and fd closed); how many connections are
+ * open; commit the groups waiting (the store thread joined), ack and close
+ * them all. */
 int server_step(struct server *s, int max_wait_ms);
 int server_adopt(struct server *s, int fd, const char *peer);
 unsigned server_connections(const struct server *s);

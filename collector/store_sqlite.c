@@ -10,11 +10,11 @@
  *
  * Batches are only kept by put_batch; the commit writes them all in one
  * BEGIN IMMEDIATE ... COMMIT.  The writer waits for a lock held by another
- * process (a query, sqlite3) at most BUSY_STEP_MS per attempt: the
- * collector's single loop must not stall, so a locked file makes the commit
- * return -EBUSY with the batches kept, and the server retries later, up to
- * busy_timeout_ms in total.  Each batch has its own SAVEPOINT: a batch the
- * database refuses is rolled back alone.
+ * process (a query, sqlite3) at most BUSY_STEP_MS per attempt: a locked file
+ * makes the commit return -EBUSY with the batches kept, and the collector's
+ * store thread retries later (counting each retry), up to busy_timeout_ms in
+ * total; the loop goes on serving meanwhile.  Each batch has its own
+ * SAVEPOINT: a batch the database refuses is rolled back alone.
  *
  * The overview's counts (verdict_counts, store_counts.h) are added inside
  * the batch's SAVEPOINT from the verdicts INSERT OR IGNORE found new: a
@@ -36,7 +36,7 @@
 #include "core/log.h"
 #include "store.h"
 
-#define BUSY_STEP_MS 20 /* the longest the loop waits for a lock at a time */
+#define BUSY_STEP_MS 20 /* the longest a commit waits for a lock at a time */
 
 static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS verdicts ("
@@ -800,7 +800,7 @@ struct store *store_sqlite_open(const char *path, const struct store_options *op
 		goto fail;
 	s->retention_days = opt->readonly ? 0 : opt->retention_days;
 	sq_expire(s, clock_real_ns());
-	/* From now on the loop never waits long for a lock (sq_busy). */
+	/* From now on a commit never waits long for a lock at a time (sq_busy). */
 	s->busy_timeout_ms = opt->busy_timeout_ms;
 	sqlite3_busy_timeout(s->db, opt->busy_timeout_ms < BUSY_STEP_MS ? opt->busy_timeout_ms :
 									  BUSY_STEP_MS);

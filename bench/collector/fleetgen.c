@@ -7,7 +7,9 @@
  * produces verdicts at a host's rate (--flows flows, one verdict per flow
  * per --block seconds: 100/15 = 6.7 verdicts/s) and cuts one batch per
  * --interval (the agent stream's batch_delay_ms, 1 s), with the --counters
- * counters every real batch carries.  Connections are opened at most
+ * counters a real batch carries: in every batch, or (--counters-every, as
+ * the agent's counters_every_ms does) in the first and then at most that
+ * often.  Connections are opened at most
  * --ramp per second (the TLS handshakes), the measurement window starts
  * --warmup seconds after the last one and lasts --duration seconds.
  *
@@ -128,7 +130,7 @@ static const char *classes[] = { "voip", "video", "file_transfer", "chat", "brow
 struct opts {
 	const char *targets, *token, *ca, *server_name, *nats, *id_prefix;
 	uint64_t agents, duration_s, warmup_s, ramp, flows, block_s, interval_ms, counters, drain_s,
-		run_id;
+		run_id, counters_every_ms;
 	double rate_mult;
 };
 
@@ -149,7 +151,8 @@ struct agent {
 	enum agent_state st;
 	uint32_t events;
 	uint64_t seq, batch_seq, block;
-	double due; /* verdicts owed, fractional */
+	uint64_t counters_ms; /* when its last batch with counters went (0: none yet) */
+	double due;	      /* verdicts owed, fractional */
 	uint8_t *body;
 	size_t body_len, body_off, body_cap;
 	uint8_t *out;
@@ -302,6 +305,14 @@ static int make_batch(struct agent *ag, uint32_t n, int64_t submit_rt)
 	Flowpic__V1__Model m = FLOWPIC__V1__MODEL__INIT;
 	char agent_id[64], host[64];
 	size_t sz, i, nc = F.o.counters;
+	uint64_t now_ms = mono_ms();
+
+	/* --counters-every: the first batch, then at most that often. */
+	if (F.o.counters_every_ms && ag->counters_ms &&
+	    now_ms - ag->counters_ms < F.o.counters_every_ms)
+		nc = 0;
+	else if (nc)
+		ag->counters_ms = now_ms;
 
 	snprintf(agent_id, sizeof(agent_id), "%s%05" PRIu32, F.o.id_prefix, ag->idx);
 	snprintf(host, sizeof(host), "host-%05" PRIu32, ag->idx);
@@ -942,6 +953,7 @@ enum {
 	OPT_BLOCK,
 	OPT_INTERVAL,
 	OPT_COUNTERS,
+	OPT_COUNTERS_EVERY,
 	OPT_DRAIN,
 	OPT_NATS,
 	OPT_RUN_ID,
@@ -965,6 +977,10 @@ static const struct argp_option options[] = {
 	  "a batch per agent this often (default 1000: the stream's batch_delay_ms)", 0 },
 	{ "counters", OPT_COUNTERS, "N", 0,
 	  "counters in every batch, 0..56 (default 56, what a replaying agent sends)", 0 },
+	{ "counters-every", OPT_COUNTERS_EVERY, "MS", 0,
+	  "counters only in an agent's first batch, then at most this often (the agent's "
+	  "counters_every_ms, 10000 by default there; here default 0: every batch)",
+	  0 },
 	{ "drain", OPT_DRAIN, "SECONDS", 0,
 	  "after the window, wait this long for the window's acks (default 15)", 0 },
 	{ "token", 'k', "TOKEN", 0, "access token", 0 },
@@ -1052,6 +1068,11 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 		lo = 0;
 		hi = NCOUNTER_NAMES;
 		break;
+	case OPT_COUNTERS_EVERY:
+		dst = &o->counters_every_ms;
+		lo = 0;
+		hi = 3600000;
+		break;
 	case OPT_DRAIN:
 		dst = &o->drain_s;
 		lo = 0;
@@ -1107,6 +1128,7 @@ static void print_result(double ramp_s, double window_s, double cpu)
 {
 	printf("{\"agents\":%" PRIu64 ",\"collectors\":%u,\"tls\":%s,\"rate_mult\":%g,"
 	       "\"verdicts_per_agent_s\":%.3f,\"counters_per_batch\":%" PRIu64 ","
+	       "\"counters_every_ms\":%" PRIu64 ","
 	       "\"ramp_s\":%.2f,\"window_s\":%.2f,\"live_at_end\":%" PRIu32 ","
 	       "\"connects\":%" PRIu64 ",\"connect_failures\":%" PRIu64 ",\"tls_failures\":%" PRIu64
 	       ",\"call_failures\":%" PRIu64 ",\"connections_closed\":%" PRIu64 ","
@@ -1118,10 +1140,10 @@ static void print_result(double ramp_s, double window_s, double cpu)
 	       "\"offered_per_s\":%.0f,\"acked_per_s\":%.0f,"
 	       "\"ack_p50_ms\":%.1f,\"ack_p99_ms\":%.1f,\"ack_max_ms\":%.1f,",
 	       F.o.agents, F.ntargets, F.ctx ? "true" : "false", F.o.rate_mult, F.per_agent_s,
-	       F.o.counters, ramp_s, window_s, F.live, F.connects, F.connect_failures,
-	       F.tls_failures, F.call_failures, F.conn_closed, F.b_offered, F.v_offered, F.b_acked,
-	       F.v_acked, F.v_stored, F.v_dups, F.b_unacked, F.v_unacked, F.queue_full,
-	       window_s > 0 ? (double)F.v_offered / window_s : 0,
+	       F.o.counters, F.o.counters_every_ms, ramp_s, window_s, F.live, F.connects,
+	       F.connect_failures, F.tls_failures, F.call_failures, F.conn_closed, F.b_offered,
+	       F.v_offered, F.b_acked, F.v_acked, F.v_stored, F.v_dups, F.b_unacked, F.v_unacked,
+	       F.queue_full, window_s > 0 ? (double)F.v_offered / window_s : 0,
 	       window_s > 0 ? (double)F.v_acked / window_s : 0, hist_q(&F.ack, 0.5),
 	       hist_q(&F.ack, 0.99), (double)F.ack.max_us / 1000.0);
 	if (F.o.nats)

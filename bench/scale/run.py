@@ -207,7 +207,7 @@ def snapshot(colls, pm, nats, gen_pid):
 
 
 def run_fleet(fleetgen, colls, pm, nats, pki, agents, args, rate_mult=1.0, duration=None,
-              warmup=None, counters=56):
+              warmup=None, counters=56, every_ms=0):
     """fleetgen against the collectors; its summary plus CPU over the window."""
     duration = duration or args.duration
     warmup = args.warmup if warmup is None else warmup
@@ -216,6 +216,8 @@ def run_fleet(fleetgen, colls, pm, nats, pki, agents, args, rate_mult=1.0, durat
            "--agents", str(agents), "--duration", str(duration), "--warmup", str(warmup),
            "--ramp", str(args.ramp), "--rate-mult", str(rate_mult), "--drain", "15",
            "--counters", str(counters)]
+    if every_ms:
+        cmd += ["--counters-every", str(every_ms)]
     if nats:
         cmd += ["--nats", nats.urls]
     errf = tempfile.TemporaryFile(mode="w+")
@@ -251,7 +253,8 @@ def run_fleet(fleetgen, colls, pm, nats, pki, agents, args, rate_mult=1.0, durat
     return summary, cores, rss
 
 
-def scenario(binary, fleetgen, pg, pki, agents, ncoll, bus, args, tmp, mult=1.0, counters=56):
+def scenario(binary, fleetgen, pg, pki, agents, ncoll, bus, args, tmp, mult=1.0, counters=56,
+             every_ms=0):
     nats = None
     if bus:
         nd = tempfile.mkdtemp(prefix="nats-", dir=tmp)
@@ -261,7 +264,7 @@ def scenario(binary, fleetgen, pg, pki, agents, ncoll, bus, args, tmp, mult=1.0,
         colls = start_collectors(binary, ncoll, pg, pki, nats, replicas=3 if bus == 3 else 1)
         rss0 = [rss_kb(c.p.pid) for c in colls]
         s, cores, rss = run_fleet(fleetgen, colls, pg_postmaster(pg), nats, pki, agents, args,
-                                  rate_mult=mult, counters=counters)
+                                  rate_mult=mult, counters=counters, every_ms=every_ms)
         hwm = [rss_kb(c.p.pid, "VmHWM") for c in colls]
     finally:
         exits = []
@@ -276,11 +279,15 @@ def scenario(binary, fleetgen, pg, pki, agents, ncoll, bus, args, tmp, mult=1.0,
     pg.psql("TRUNCATE verdicts, agent_counters")
     return {
         "agents": agents, "collectors": ncoll, "bus": bus, "mult": mult, "counters": counters,
+        "counters_every_ms": every_ms, "collector": binary,
         "summary": s, "cores": cores,
         "rss0_kb": rss0, "rss_kb": rss.get("window_end"), "hwm_kb": hwm,
         "load1": rss.get("load1"),
         "coll_errors": {k: v for c in exits for k, v in c.items()
                         if k.startswith("err_") and v},
+        "coll_store": {k: sum(c.get(k, 0) for c in exits)
+                       for k in ("commits", "store_thread_ms", "store_paused",
+                                 "connections_accepted")},
     }
 
 
@@ -309,24 +316,32 @@ def print_table(rows, mem):
           "with 56 counters), PostgreSQL 15")
     hdr = ("agents", "coll", "bus", "rate", "ctrs", "offered/s", "stored/s", "p50 ms", "p99 ms", "pub p99",
            "coll cores", "pg cores", "nats cores", "gen cores", "host", "load", "coll RSS MiB",
-           "unacked")
-    print("%7s %4s %4s %5s %4s %9s %9s %8s %8s %8s %10s %8s %10s %9s %5s %5s %12s %8s" % hdr)
+           "unacked", "reconn", "build")
+    print("%7s %4s %4s %5s %7s %9s %9s %8s %8s %8s %10s %8s %10s %9s %5s %5s %12s %8s %7s %s" % hdr)
     for r in rows:
         s, c = r["summary"], r["cores"]
         pub = "%.0f" % s["pub_p99_ms"] if "pub_p99_ms" in s else "-"
         bus = {0: "-", 1: "R1", 3: "R3"}[r["bus"]]
         rss = max(r["rss_kb"] or [0]) / 1024
-        print("%7d %4d %4s %5s %4d %9.0f %9.0f %8.1f %8.1f %8s %10.2f %8.2f %10.2f %9.2f %5.2f %5.1f %12.0f %8d"
-              % (r["agents"], r["collectors"], bus, "x%g" % r["mult"], r["counters"],
+        ctrs = "%d" % r["counters"]
+        if r.get("counters_every_ms"):
+            ctrs += "/%gs" % (r["counters_every_ms"] / 1000)
+        build = os.path.basename(os.path.dirname(os.path.dirname(r.get("collector", "?/?/x"))))
+        print("%7d %4d %4s %5s %7s %9.0f %9.0f %8.1f %8.1f %8s %10.2f %8.2f %10.2f %9.2f %5.2f %5.1f %12.0f %8d %7d %s"
+              % (r["agents"], r["collectors"], bus, "x%g" % r["mult"], ctrs,
                  s["offered_per_s"], s["acked_per_s"],
                  s["ack_p50_ms"], s["ack_p99_ms"], pub, c["coll"], c["pg"], c["nats"],
-                 c["gen"], c["host"], r.get("load1") or 0, rss, s["verdicts_unacked"] + s["batches_queue_full"]))
+                 c["gen"], c["host"], r.get("load1") or 0, rss, s["verdicts_unacked"] + s["batches_queue_full"],
+                 s["connects"] - s["agents"], build))
     print("offered/s, stored/s: verdicts per second over the window (stored = acknowledged "
-          "after the commit);\nrate: x the host's 6.7 verdicts/s; ctrs: counters per batch;\n"
+          "after the commit);\nrate: x the host's 6.7 verdicts/s; ctrs: counters per batch "
+          "(/10s: only every 10 s, as the agent sends them);\n"
           "p50/p99: submit-to-ack of each batch (the agent's cut delay, <= 1 s, comes before);\npub p99: submit to a subscriber's receipt of each verdict; "
           "cores: CPU seconds / window\n(host: the whole machine, 2 cores, other jobs included; load: its 1-min load average); coll RSS: the "
           "largest collector at the window's end;\nunacked: verdicts of the window never "
-          "acknowledged + batches an agent's full queue would spool.")
+          "acknowledged + batches an agent's full queue would spool;\nreconn: connections made "
+          "beyond one per agent (closed ones reconnected, e.g. by --handshake-timeout);\n"
+          "build: the collector binary's build directory.")
     for m in mem:
         print("idle TLS connections: %d of %d agents connected to one collector (%d connects, "
               "%d failures), RSS %.0f -> %.0f MiB: %.1f KiB per connection"
@@ -337,6 +352,9 @@ def print_table(rows, mem):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build", default=os.path.join(ROOT, "build-scale"))
+    ap.add_argument("--collector", action="append",
+                    help="flowpic-collector binary (default: the --build one); given twice "
+                    "or more, every run is made with each in turn (before/after)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--agents", default="100,1000,10000")
     ap.add_argument("--collectors", default="1,2,4")
@@ -348,8 +366,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--ramp", type=int, default=400)
     ap.add_argument("--also", default="",
-                    help="more runs: AGENTS:COLLECTORS:RATE_MULT:COUNTERS[,...], e.g. "
-                    "10000:1:0.1:56 (a tenth of the rate) or 1000:1:1:0 (no counters)")
+                    help="more runs: AGENTS:COLLECTORS:RATE_MULT:COUNTERS[:EVERY_MS][,...], "
+                    "e.g. 10000:1:0.1:56 (a tenth of the rate), 1000:1:1:0 (no counters) or "
+                    "10000:1:1:56:10000 (counters every 10 s, as the agent sends them)")
     ap.add_argument("--pg-tune", action="store_true",
                     help="PostgreSQL with shared_buffers 1GB, max_wal_size 8GB, "
                     "checkpoint_timeout 15min (default: as initdb makes it, as the tests run)")
@@ -359,9 +378,10 @@ def main():
         args.agents, args.collectors, args.nats, args.memory = "100,1000", "1,2", "1", "1000"
         args.duration, args.warmup = 8, 2
         args.nats_agents = "1000"
-    binary = os.path.join(args.build, "collector", "flowpic-collector")
+    binaries = args.collector or [os.path.join(args.build, "collector", "flowpic-collector")]
+    binary = binaries[0]
     fleetgen = os.path.join(args.build, "bench", "collector", "collector_fleetgen")
-    for p in (binary, fleetgen):
+    for p in binaries + [fleetgen]:
         if not os.access(p, os.X_OK):
             sys.exit("missing %s (see --help for the build)" % p)
     if args.nats != "none" and not shutil.which("nats-server"):
@@ -378,21 +398,26 @@ def main():
             pg.psql("ALTER SYSTEM SET %s = '%s'" % (k, v))
         pg.restart()
     rows, mem = [], []
-    agents = [int(x) for x in args.agents.split(",")]
-    plan = [(a, c, 0, 1.0, 56) for a in agents
-            for c in (int(x) for x in args.collectors.split(","))]
+    agents = [int(x) for x in args.agents.split(",") if x]
+    plan = [(a, c, 0, 1.0, 56, 0) for a in agents
+            for c in (int(x) for x in args.collectors.split(",") if x)]
     if args.nats != "none":
         nats_agents = [int(x) for x in (args.nats_agents or args.agents).split(",")]
-        plan += [(a, 1, int(b), 1.0, 56) for b in args.nats.split(",") for a in nats_agents]
+        plan += [(a, 1, int(b), 1.0, 56, 0) for b in args.nats.split(",")
+                 for a in nats_agents]
     for x in filter(None, args.also.split(",")):
-        a, c, m, k = x.split(":")
-        plan.append((int(a), int(c), 0, float(m), int(k)))
+        f = x.split(":")
+        plan.append((int(f[0]), int(f[1]), 0, float(f[2]), int(f[3]),
+                     int(f[4]) if len(f) > 4 else 0))
+    # Before/after: each run with every binary in turn, on the same database.
+    plan = [p + (b,) for p in plan for b in binaries]
     t0 = time.time()
     try:
-        for a, c, bus, mult, k in plan:
-            say("%d agents, %d collector(s), bus %s, rate x%g, %d counters ..."
-                % (a, c, bus or "none", mult, k))
-            r = scenario(binary, fleetgen, pg, pki, a, c, bus, args, tmp, mult, k)
+        for a, c, bus, mult, k, every, binary in plan:
+            say("%s: %d agents, %d collector(s), bus %s, rate x%g, %d counters%s ..."
+                % (binary, a, c, bus or "none", mult, k,
+                   " every %g s" % (every / 1000) if every else ""))
+            r = scenario(binary, fleetgen, pg, pki, a, c, bus, args, tmp, mult, k, every)
             rows.append(r)
             s = r["summary"]
             say("  offered %.0f/s stored %.0f/s p99 %.1f ms; cores coll %.2f pg %.2f nats %.2f "

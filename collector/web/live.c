@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * live.c - the live feed: a tap on the store's operations (the loop's
- * thread), the ring between the threads, and the SSE clients (the web
- * thread); see live.h.
+ * live.c - the live feed: a tap on the store's operations (the store
+ * thread's: collector/store_thread.c), the ring between the threads, and
+ * the SSE clients (the web thread); see live.h.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -64,7 +64,7 @@ struct live {
 	struct store_ops ops;
 	const struct store_ops *orig;
 	struct store *store;
-	/* Loop thread only: the open transaction's rendered verdicts. */
+	/* Store thread only: the open transaction's rendered verdicts. */
 	struct staged *stg;
 	size_t nstg, capstg;
 	struct sbuf buf;

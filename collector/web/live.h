@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * live.h - the live feed: verdicts newly stored, from the gRPC loop to the
- * dashboard's SSE clients (GET /api/live).
+ * live.h - the live feed: verdicts newly stored, from the collector's store
+ * thread to the dashboard's SSE clients (GET /api/live).
  *
- * The loop's side is a tap on the collector's store: while at least one SSE
+ * The store thread's side is a tap on the collector's store (its
+ * operations run on that thread only): while at least one SSE
  * client is connected, each batch put into the store's transaction has its
  * verdicts rendered as the JSON objects `flowpic-collector query` prints
  * ("type":"verdict"); when the transaction commits, those of the batches
@@ -34,7 +35,8 @@ struct client;
 /* Tap store (its ops are wrapped until live_free); counters into st.  NULL
  * and a reason in err on failure. */
 struct live *live_new(struct store *store, struct web_stats *st, char *err, size_t errlen);
-/* Untap the store and free what waits.  Not while the loop may commit. */
+/* Untap the store and free what waits.  Not while the store thread may
+ * commit (it is joined before). */
 void live_free(struct live *l);
 /* Readable when lines wait (the web thread polls it). */
 int live_fd(const struct live *l);

@@ -7,9 +7,9 @@
  *
  * It runs in a thread of its own with its own epoll loop and its own
  * read-only store connection, so no web request ever waits in the gRPC
- * loop.  The gRPC loop's only part is the live feed: while an SSE client
- * is connected, the verdicts of each committed batch are rendered in the
- * loop and handed over through a bounded ring (live.h).
+ * loop.  The collector's only part is the live feed: while an SSE client
+ * is connected, the verdicts of each committed batch are rendered by the
+ * store thread and handed over through a bounded ring (live.h).
  */
 #ifndef FLOWPIC_COLLECTOR_WEB_H
 #define FLOWPIC_COLLECTOR_WEB_H
@@ -43,7 +43,7 @@ struct web;
 const char *web_default_root(void);
 
 /* Bind, open the store read-only, load the tokens, start the thread; the
- * live feed taps store (the collector's, written by the gRPC loop).  NULL
+ * live feed taps store (the collector's, written by its store thread).  NULL
  * and a one-line reason in err on failure. */
 struct web *web_start(const struct web_config *cfg, struct store *store, char *err, size_t errlen);
 /* The address bound ("127.0.0.1:8080"). */
