@@ -179,7 +179,9 @@ static const struct argp_option serve_options[] = {
 	  "stderr lines as text (default) or JSON objects with a timestamp", 6 },
 	{ 0, 0, 0, 0, "Web dashboard (default off; docs/dashboard.md):", 7 },
 	{ "web-listen", OPT_WEB_LISTEN, "ADDR", 0,
-	  "serve the dashboard at HOST:PORT (:PORT = 127.0.0.1); HTTPS with --tls-cert", 7 },
+	  "serve the dashboard at HOST:PORT (:PORT = 127.0.0.1), HTTP/1.1 and h2; "
+	  "HTTPS with --tls-cert",
+	  7 },
 	{ "web-token-file", OPT_WEB_TOKEN_FILE, "FILE", 0,
 	  "viewer tokens, one per line: TOKEN [NAME] (with --client-ca a client certificate "
 	  "logs in too)",
