@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/model_picture.h"
 #include "stream/stream.h"
+#include "stream/verdict_of.h"
 #include "rpc/token.h"
 
 #ifndef FLOWPIC_VERSION
@@ -234,57 +235,14 @@ int forward_open(struct agent *a, const struct agent_config *cfg, const char *wh
 	return rc;
 }
 
-/* The parts of a verdict that come from the flow. */
-static void fill_flow(struct stream_verdict *sv, const struct flow *f)
+/* Where the verdict was seen: the parts the agent adds, then off to the stream. */
+static void submit(struct agent *a, const struct flow *f, struct stream_verdict *sv)
 {
-	memset(sv, 0, sizeof(*sv));
-	sv->flow_id = f->id;
-	sv->protocol = f->key.proto;
-	sv->src_port = f->key.port_a;
-	sv->dst_port = f->key.port_b;
-	memcpy(sv->src_addr, f->key.a, 16);
-	memcpy(sv->dst_addr, f->key.b, 16);
 	if (is_local(f->key.a))
 		sv->direction = STREAM_DIR_OUTBOUND;
 	else if (is_local(f->key.b))
 		sv->direction = STREAM_DIR_INBOUND;
 	memcpy(sv->interface, fw.where, sizeof(sv->interface));
-}
-
-/* The classifier's reason as the stream carries it (flowpic.v1.Reason). */
-static uint8_t stream_reason(enum classify_reason r)
-{
-	switch (r) {
-	case CLASSIFY_OK:
-		return STREAM_REASON_OK;
-	case CLASSIFY_OTHER:
-		return STREAM_REASON_OTHER;
-	case CLASSIFY_SPARSE:
-		return STREAM_REASON_SPARSE;
-	case CLASSIFY_DISAGREE:
-		return STREAM_REASON_DISAGREE;
-	case CLASSIFY_LOW_CONFIDENCE:
-		return STREAM_REASON_LOW_CONFIDENCE;
-	case CLASSIFY_UNTRACKED:
-		return STREAM_REASON_UNTRACKED;
-	default:
-		return STREAM_REASON_UNSPECIFIED;
-	}
-}
-
-/* The parts that come from the verdict (block or flow), then off to the stream. */
-static void submit(struct agent *a, struct stream_verdict *sv, uint32_t cls,
-		   enum classify_reason reason, float confidence, const float *prob)
-{
-	const struct model *m = classifier_model(a->cls);
-	unsigned i;
-
-	sv->reason = stream_reason(reason);
-	sv->confidence = confidence;
-	sv->nprobs = (uint8_t)m->n_classes;
-	for (i = 0; i < m->n_classes; i++)
-		sv->probs[i] = prob[i];
-	snprintf(sv->class_name, sizeof(sv->class_name), "%s", classifier_class_name(a->cls, cls));
 	if (stream_submit(a->stream, sv, NULL))
 		a->n.stream_rejected++;
 }
@@ -292,40 +250,20 @@ static void submit(struct agent *a, struct stream_verdict *sv, uint32_t cls,
 void forward_block(struct agent *a, const struct flow *f, const struct block *b,
 		   const struct block_verdict *v)
 {
-	uint64_t window = flow_table_config(a->ft)->window_ns;
 	struct stream_verdict sv;
 
-	fill_flow(&sv, f);
-	sv.stage = v->early ? STREAM_STAGE_EARLY : STREAM_STAGE_BLOCK;
-	sv.start_unix_ns = b->start_ns;
-	/* A partial block spans to the flow's last packet. */
-	sv.duration_ns = b->complete		  ? window :
-			 f->last_ns > b->start_ns ? f->last_ns - b->start_ns :
-						    0;
-	sv.packets_fwd = b->samples[0];
-	sv.packets_rev = b->samples[1];
-	sv.bytes_fwd = b->bytes[0];
-	sv.bytes_rev = b->bytes[1];
-	sv.block_index = v->index;
+	stream_verdict_of_block(&sv, a->cls, f, b, v, flow_table_config(a->ft)->window_ns);
 	if (fw.pictures)
 		block_picture(a, b, &sv.cells);
-	submit(a, &sv, v->cls, v->reason, v->confidence, v->prob);
+	submit(a, f, &sv);
 }
 
 void forward_flow(struct agent *a, const struct flow *f, const struct flow_verdict *v)
 {
 	struct stream_verdict sv;
 
-	fill_flow(&sv, f);
-	sv.stage = STREAM_STAGE_FINAL;
-	sv.start_unix_ns = f->first_ns;
-	sv.duration_ns = f->last_ns - f->first_ns;
-	sv.packets_fwd = f->packets[0];
-	sv.packets_rev = f->packets[1];
-	sv.bytes_fwd = f->payload[0];
-	sv.bytes_rev = f->payload[1];
-	sv.blocks = v->blocks;
-	submit(a, &sv, v->cls, v->reason, v->confidence, v->prob);
+	stream_verdict_of_flow(&sv, a->cls, f, v);
+	submit(a, f, &sv);
 }
 
 void forward_counters(struct agent *a, struct agent_counter *out, size_t *n, size_t max)

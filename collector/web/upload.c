@@ -24,7 +24,10 @@
 #include "core/log.h"
 #include "core/model_picture.h"
 #include "core/summary_json.h"
+#include "core/utf8.h"
+#include "stream/encode.h"
 #include "stream/stream.h"
+#include "stream/verdict_of.h"
 #include "upload.h"
 #include "web_int.h"
 
@@ -34,22 +37,13 @@
 #define UPLOAD_BUSY_MS 10000 /* SQLite: wait this long for the collector's lock */
 #define UPLOAD_PIC_MAX STREAM_PICTURE_CELLS_MAX /* more pixels: the agent sends none */
 
-/* One verdict to store, as the agent would send it (agent/forward.c). */
+/* One verdict to store: made and encoded as the agent makes and encodes
+ * its own (stream/verdict_of.h, stream/encode.h), its picture encoded at
+ * pic_off of the upload's (pic_len 0: none). */
 struct up_verdict {
-	uint64_t flow_id, block_index, start_ns, duration_ns;
-	uint64_t packets[2], bytes[2]; /* fwd, rev: payload bytes */
-	uint32_t blocks;	       /* FINAL: blocks combined */
-	uint32_t cls;
-	enum classify_reason reason;
-	Flowpic__V1__Stage stage;
-	uint8_t proto;
-	uint16_t sport, dport;
-	uint8_t src[16], dst[16];
-	float confidence;
-	float prob[CLASSIFY_MAX_CLASSES];
-	bool pic; /* a picture: pic_n pixels from pic_off of the upload's */
+	struct stream_verdict v;
 	size_t pic_off;
-	uint32_t pic_n;
+	uint32_t pic_len;
 };
 
 /* One block's picture in the answer: its JSON at off in the pictures text. */
@@ -81,9 +75,8 @@ struct upload {
 	size_t npic, cappic;
 	struct up_verdict *v; /* store: the verdicts in the agent's order */
 	size_t nv, capv;
-	uint32_t *px_index; /* store: the pictures' pixels */
-	uint8_t *px_count;
-	size_t npx, cappx;
+	struct sbuf cells;	       /* store: the pictures, encoded (flowpic.v1.Cells) */
+	char iface[STREAM_IFNAME_MAX]; /* store: the verdicts' interface (the name) */
 	bool oom;
 	uint64_t window_ns; /* the flow table's: the pictures' time axis */
 	uint64_t run_id, stored, duplicates;
@@ -124,11 +117,7 @@ static void result_free(struct upload *u)
 	free(u->v);
 	u->v = NULL;
 	u->nv = u->capv = 0;
-	free(u->px_index);
-	free(u->px_count);
-	u->px_index = NULL;
-	u->px_count = NULL;
-	u->npx = u->cappx = 0;
+	sbuf_free(&u->cells);
 	u->oom = false;
 	u->stored = u->duplicates = 0;
 }
@@ -242,6 +231,7 @@ struct run {
 	uint64_t window_ns;
 	uint64_t flows;
 	struct class_total total[CLASSIFY_MAX_CLASSES + 1];
+	uint8_t *cellbuf; /* store: one picture being encoded */
 };
 
 /* Room for one more of n items of size sz in *arr (capacity *cap). */
@@ -262,7 +252,8 @@ static bool grow(void **arr, size_t *cap, size_t n, size_t sz)
 	return true;
 }
 
-static struct up_verdict *verdict_add(struct upload *u, const struct flow *f)
+/* A new verdict to store (its stream_verdict for the caller to fill). */
+static struct up_verdict *verdict_add(struct upload *u)
 {
 	struct up_verdict *v;
 
@@ -271,14 +262,33 @@ static struct up_verdict *verdict_add(struct upload *u, const struct flow *f)
 		return NULL;
 	}
 	v = &u->v[u->nv++];
-	memset(v, 0, sizeof(*v));
-	v->flow_id = f->id;
-	v->proto = f->key.proto;
-	v->sport = f->key.port_a;
-	v->dport = f->key.port_b;
-	memcpy(v->src, f->key.a, 16);
-	memcpy(v->dst, f->key.b, 16);
+	v->pic_off = 0;
+	v->pic_len = 0;
 	return v;
+}
+
+/* The name (or "upload") as an agent's interface field holds it: its first
+ * STREAM_IFNAME_MAX - 1 bytes, cut between characters. */
+static void set_iface(struct upload *u, const char *name)
+{
+	size_t len = strlen(name), i = 0, k;
+
+	while (i < len) {
+		k = utf8_len((const unsigned char *)name + i, len - i);
+		if (!k)
+			k = 1; /* not UTF-8: a byte, as it came */
+		if (i + k >= sizeof(u->iface))
+			break;
+		i += k;
+	}
+	memcpy(u->iface, name, i);
+	u->iface[i] = '\0';
+}
+
+/* The upload's name, as an agent's interface (a file has no direction). */
+static void verdict_where(struct upload *u, struct up_verdict *v)
+{
+	memcpy(v->v.interface, u->iface, sizeof(v->v.interface));
 }
 
 static void on_block(void *ctx, const struct classifier *c, const struct flow *f,
@@ -309,11 +319,11 @@ static void on_picture(void *ctx, const struct classifier *c, const struct flow 
 		.count = p->count,
 	};
 	bool has = p->n <= p->cap && p->n <= UPLOAD_PIC_MAX;
+	struct stream_cells cells = { 0 };
 	struct up_verdict *v;
 	struct up_pic *e;
-	uint32_t i;
+	long n;
 
-	(void)c;
 	if (!grow((void **)&u->pic, &u->cappic, u->npic, sizeof(*u->pic))) {
 		u->oom = true;
 		return;
@@ -327,54 +337,30 @@ static void on_picture(void *ctx, const struct classifier *c, const struct flow 
 	else
 		sbuf_puts(&u->pics, "null");
 	e->len = u->pics.len - e->off;
-	if (!u->store)
+	if (!u->store || !(v = verdict_add(u)))
 		return;
-	v = verdict_add(u, f);
-	if (!v)
-		return;
-	v->stage = bv->early ? FLOWPIC__V1__STAGE__STAGE_EARLY : FLOWPIC__V1__STAGE__STAGE_BLOCK;
-	v->start_ns = b->start_ns;
-	/* A partial block spans to the flow's last packet. */
-	v->duration_ns = b->complete		  ? r->window_ns :
-			 f->last_ns > b->start_ns ? f->last_ns - b->start_ns :
-						    0;
-	v->packets[0] = b->samples[0];
-	v->packets[1] = b->samples[1];
-	v->bytes[0] = b->bytes[0];
-	v->bytes[1] = b->bytes[1];
-	v->block_index = bv->index;
-	v->cls = bv->cls;
-	v->reason = bv->reason;
-	v->confidence = bv->confidence;
-	memcpy(v->prob, bv->prob, sizeof(v->prob));
+	stream_verdict_of_block(&v->v, c, f, b, bv, r->window_ns);
+	verdict_where(u, v);
 	if (!has)
 		return;
-	if (u->npx + p->n > u->cappx) {
-		size_t cap = u->cappx ? u->cappx : 4096;
-		uint32_t *ix;
-		uint8_t *ct;
-
-		while (cap < u->npx + p->n)
-			cap *= 2;
-		ix = realloc(u->px_index, cap * sizeof(*ix));
-		if (ix)
-			u->px_index = ix;
-		ct = ix ? realloc(u->px_count, cap) : NULL;
-		if (!ct) {
-			u->oom = true;
-			return;
-		}
-		u->px_count = ct;
-		u->cappx = cap;
+	cells.index = p->index;
+	cells.count = p->count;
+	cells.n = p->n;
+	cells.rows = cells.cols = (uint16_t)p->res;
+	cells.dirs = (uint8_t)p->dirs;
+	cells.window_ns = r->window_ns;
+	if (!r->cellbuf && !(r->cellbuf = malloc(STREAM_PICTURE_BYTES_MAX))) {
+		u->oom = true;
+		return;
 	}
-	for (i = 0; i < p->n; i++) {
-		u->px_index[u->npx + i] = p->index[i];
-		u->px_count[u->npx + i] = p->count[i];
-	}
-	v->pic = true;
-	v->pic_off = u->npx;
-	v->pic_n = p->n;
-	u->npx += p->n;
+	n = encode_cells_check(&cells, NULL, 0) ?
+		    -EINVAL :
+		    encode_cells(r->cellbuf, STREAM_PICTURE_BYTES_MAX, &cells);
+	if (n <= 0)
+		return; /* stored without its picture, as the agent would send it */
+	v->pic_off = u->cells.len;
+	v->pic_len = (uint32_t)n;
+	sbuf_add(&u->cells, (const char *)r->cellbuf, (size_t)n);
 }
 
 static void on_flow(void *ctx, const struct classifier *c, const struct flow *f,
@@ -386,166 +372,70 @@ static void on_flow(void *ctx, const struct classifier *c, const struct flow *f,
 	verdict_json_line(r->out, c, f, why, NULL, fv);
 	r->flows++;
 	class_totals_add(r->total, c, f, fv);
-	if (!r->u->store || !(v = verdict_add(r->u, f)))
+	if (!r->u->store || !(v = verdict_add(r->u)))
 		return;
-	/* As forward_flow() sends it. */
-	v->stage = FLOWPIC__V1__STAGE__STAGE_FINAL;
-	v->start_ns = f->first_ns;
-	v->duration_ns = f->last_ns - f->first_ns;
-	v->packets[0] = f->packets[0];
-	v->packets[1] = f->packets[1];
-	v->bytes[0] = f->payload[0];
-	v->bytes[1] = f->payload[1];
-	v->blocks = fv->blocks;
-	v->cls = fv->cls;
-	v->reason = fv->reason;
-	v->confidence = fv->confidence;
-	memcpy(v->prob, fv->prob, sizeof(v->prob));
+	stream_verdict_of_flow(&v->v, c, f, fv);
+	verdict_where(r->u, v);
 }
 
 /* ---- the worker: store ---- */
 
-static Flowpic__V1__Reason pb_reason(enum classify_reason r)
-{
-	switch (r) {
-	case CLASSIFY_OK:
-		return FLOWPIC__V1__REASON__REASON_OK;
-	case CLASSIFY_OTHER:
-		return FLOWPIC__V1__REASON__REASON_OTHER;
-	case CLASSIFY_SPARSE:
-		return FLOWPIC__V1__REASON__REASON_SPARSE;
-	case CLASSIFY_DISAGREE:
-		return FLOWPIC__V1__REASON__REASON_DISAGREE;
-	case CLASSIFY_LOW_CONFIDENCE:
-		return FLOWPIC__V1__REASON__REASON_LOW_CONFIDENCE;
-	case CLASSIFY_UNTRACKED:
-		return FLOWPIC__V1__REASON__REASON_UNTRACKED;
-	default:
-		return FLOWPIC__V1__REASON__REASON_UNSPECIFIED;
-	}
-}
-
-static const uint8_t v4_mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-
-/* 4 bytes for IPv4 (IPv4-mapped in memory), else 16: as the agent sends them. */
-static ProtobufCBinaryData pb_addr(const uint8_t a[16])
-{
-	bool v4 = !memcmp(a, v4_mapped, sizeof(v4_mapped));
-
-	return (ProtobufCBinaryData){ v4 ? 4 : 16, (uint8_t *)(v4 ? a + 12 : a) };
-}
-
-/* Verdicts [from, from + n) of the upload as Batch seq (1, 2, ...), packed
- * and unpacked again: the store gets what it gets from a gRPC call.  NULL
- * with err on failure. */
-static Flowpic__V1__Batch *batch_make(struct upload *u, const struct classifier *c, size_t from,
+/* Verdicts [from, from + n) of the upload as Batch seq (1, 2, ...), encoded
+ * by the agent's encoder and decoded as the collector decodes a gRPC
+ * message: the store gets what it gets from an agent.  NULL with err on
+ * failure. */
+static Flowpic__V1__Batch *batch_make(struct upload *u, const struct encode_header *h, size_t from,
 				      size_t n, uint64_t seq, char *err, size_t errlen)
 {
-	const struct model *m = classifier_model(c);
-	Flowpic__V1__Agent agent = FLOWPIC__V1__AGENT__INIT;
-	Flowpic__V1__Model model = FLOWPIC__V1__MODEL__INIT;
-	Flowpic__V1__Batch b = FLOWPIC__V1__BATCH__INIT;
-	Flowpic__V1__Verdict *pv = calloc(n, sizeof(*pv)), **pp = calloc(n, sizeof(*pp));
-	Flowpic__V1__FlowKey *key = calloc(n, sizeof(*key));
-	Flowpic__V1__Span *span = calloc(n, sizeof(*span));
-	Flowpic__V1__Cells *cells = calloc(n, sizeof(*cells));
-	uint32_t *delta = calloc(u->npx ? u->npx : 1, sizeof(*delta));
-	uint32_t *count = calloc(u->npx ? u->npx : 1, sizeof(*count));
+	struct encode_verdict *ev = calloc(n ? n : 1, sizeof(*ev));
 	Flowpic__V1__Batch *out = NULL;
+	size_t i, pics = 0, cap;
 	uint8_t *buf = NULL;
-	size_t i, len;
-	uint32_t k;
+	long len;
 
-	if (!pv || !pp || !key || !span || !cells || !delta || !count)
-		goto oom;
-	agent.host = u->user;
-	agent.agent_id = UPLOAD_AGENT_ID;
-	agent.run_id = u->run_id;
-	agent.version = "flowpic-collector " FLOWPIC_VERSION " upload";
-	model.name = m->name;
-	model.version = m->version;
-	model.n_classes = m->n_classes;
-	model.classes = m->classes;
-	b.agent = &agent;
-	b.sequence = seq;
-	b.model = &model;
-	b.n_verdicts = n;
-	b.verdicts = pp;
-	for (i = 0; i < n; i++) {
+	for (i = 0; ev && i < n; i++) {
 		const struct up_verdict *v = &u->v[from + i];
-		Flowpic__V1__Verdict *x = &pv[i];
 
-		flowpic__v1__verdict__init(x);
-		flowpic__v1__flow_key__init(&key[i]);
-		flowpic__v1__span__init(&span[i]);
-		pp[i] = x;
-		x->seq = from + i + 1;
-		x->interface = u->name;
-		key[i].src_addr = pb_addr(v->src);
-		key[i].dst_addr = pb_addr(v->dst);
-		key[i].src_port = v->sport;
-		key[i].dst_port = v->dport;
-		key[i].protocol = v->proto;
-		x->flow = &key[i];
-		x->direction = FLOWPIC__V1__DIRECTION__DIRECTION_UNSPECIFIED; /* a file */
-		x->flow_id = v->flow_id;
-		x->stage = v->stage;
-		span[i].start_unix_ns = v->start_ns;
-		span[i].duration_ns = v->duration_ns;
-		span[i].packets_fwd = v->packets[0];
-		span[i].packets_rev = v->packets[1];
-		span[i].bytes_fwd = v->bytes[0];
-		span[i].bytes_rev = v->bytes[1];
-		span[i].block_index = v->block_index;
-		span[i].blocks = v->blocks;
-		x->span = &span[i];
-		x->class_name = (char *)classifier_class_name(c, v->cls);
-		x->confidence = v->confidence;
-		x->n_probs = m->n_classes;
-		x->probs = (float *)v->prob;
-		x->reason = pb_reason(v->reason);
-		if (v->pic) {
-			Flowpic__V1__Cells *cl = &cells[i];
-
-			flowpic__v1__cells__init(cl);
-			cl->rows = cl->cols = m->res;
-			cl->dirs = (Flowpic__V1__PictureDirs)m->dirs;
-			cl->window_ns = u->window_ns;
-			cl->n_index_delta = cl->n_count = v->pic_n;
-			cl->index_delta = delta + v->pic_off;
-			cl->count = count + v->pic_off;
-			for (k = 0; k < v->pic_n; k++) {
-				uint32_t at = u->px_index[v->pic_off + k];
-
-				/* The first index, then the gaps (stream/encode.c). */
-				delta[v->pic_off + k] = k ? at - u->px_index[v->pic_off + k - 1] :
-							    at;
-				count[v->pic_off + k] = u->px_count[v->pic_off + k];
-			}
-			x->cells = cl;
-		}
+		ev[i].seq = from + i + 1;
+		ev[i].v = v->v;
+		ev[i].pic = v->pic_len ? (const uint8_t *)u->cells.p + v->pic_off : NULL;
+		ev[i].pic_len = v->pic_len;
+		pics += v->pic_len;
 	}
-	len = flowpic__v1__batch__get_packed_size(&b);
-	buf = malloc(len ? len : 1);
-	if (!buf)
-		goto oom;
-	flowpic__v1__batch__pack(&b, buf);
-	out = flowpic__v1__batch__unpack(NULL, len, buf);
+	cap = encode_batch_bound((unsigned)n, 0) + encode_pictures_bound((unsigned)n, pics);
+	buf = ev ? malloc(cap) : NULL;
+	if (!buf) {
+		snprintf(err, errlen, "out of memory making the upload's batch %" PRIu64, seq);
+		goto done;
+	}
+	len = encode_batch(buf, cap, h, seq, ev, (unsigned)n, NULL, 0, err, errlen);
+	if (len < 0)
+		goto done;
+	out = flowpic__v1__batch__unpack(NULL, (size_t)len, buf);
 	if (!out)
 		snprintf(err, errlen, "upload batch %" PRIu64 ": does not decode", seq);
-	goto done;
-oom:
-	snprintf(err, errlen, "out of memory making the upload's batch %" PRIu64, seq);
 done:
 	free(buf);
-	free(count);
-	free(delta);
-	free(cells);
-	free(span);
-	free(key);
-	free(pp);
-	free(pv);
+	free(ev);
 	return out;
+}
+
+/* What every batch of the upload repeats: its agent and the model. */
+static void header_make(struct upload *u, const struct classifier *c, struct encode_header *h)
+{
+	const struct model *m = classifier_model(c);
+	unsigned i;
+
+	memset(h, 0, sizeof(*h));
+	snprintf(h->host, sizeof(h->host), "%s", u->user);
+	snprintf(h->agent_id, sizeof(h->agent_id), "%s", UPLOAD_AGENT_ID);
+	snprintf(h->version, sizeof(h->version), "flowpic-collector %s upload", FLOWPIC_VERSION);
+	h->run_id = u->run_id;
+	snprintf(h->model_name, sizeof(h->model_name), "%s", m->name);
+	snprintf(h->model_version, sizeof(h->model_version), "%s", m->version);
+	h->nclasses = m->n_classes < STREAM_MAX_CLASSES ? m->n_classes : STREAM_MAX_CLASSES;
+	for (i = 0; i < h->nclasses; i++)
+		snprintf(h->classes[i], sizeof(h->classes[i]), "%s", m->classes[i]);
 }
 
 #define UPLOAD_BUMP(u, name, n) __atomic_fetch_add(&(u)->st->name, (n), __ATOMIC_RELAXED)
@@ -570,6 +460,7 @@ static int store_upload(struct upload *u, const struct classifier *c, char *err,
 	Flowpic__V1__Batch **b = calloc(nb ? nb : 1, sizeof(*b));
 	const struct store_batch_result *res;
 	uint64_t now = clock_real_ns();
+	struct encode_header h;
 	struct store *s = NULL;
 	char verr[512];
 	int rc = 0;
@@ -581,10 +472,11 @@ static int store_upload(struct upload *u, const struct classifier *c, char *err,
 	/* A new run per upload: its verdicts' identities are new. */
 	u->run_id = now > u->last_run_id ? now : u->last_run_id + 1;
 	u->last_run_id = u->run_id;
+	header_make(u, c, &h);
 	for (i = 0; i < nb && !rc; i++) {
 		size_t from = i * UPLOAD_BATCH, n = u->nv - from;
 
-		b[i] = batch_make(u, c, from, n < UPLOAD_BATCH ? n : UPLOAD_BATCH, i + 1, err,
+		b[i] = batch_make(u, &h, from, n < UPLOAD_BATCH ? n : UPLOAD_BATCH, i + 1, err,
 				  errlen);
 		if (!b[i])
 			rc = -ENOMEM;
@@ -656,6 +548,7 @@ static void *work(void *arg)
 	uint64_t one = 1;
 	int rc;
 
+	set_iface(u, name);
 	/* As `flowpic classify` does: the embedded model, its defaults, one
 	 * worker thread, the model's pictures. */
 	classifier_config_default(&cfg);
@@ -722,6 +615,8 @@ static void *work(void *arg)
 	}
 out:
 	classifier_free(c);
+	if (r)
+		free(r->cellbuf);
 	free(r);
 	if (write(u->efd, &one, sizeof(one)) < 0)
 		log_error("web: upload eventfd: %s", strerror(errno));
@@ -815,8 +710,7 @@ static void answer(struct web *w, struct client *c, struct upload *u)
 		sbuf_puts(&b, ",\"stored\":{\"agent_id\":\"" UPLOAD_AGENT_ID "\",\"host\":");
 		sbuf_json_str(&b, u->user, strlen(u->user));
 		sbuf_puts(&b, ",\"interface\":");
-		sbuf_json_str(&b, u->name[0] ? u->name : UPLOAD_AGENT_ID,
-			      strlen(u->name[0] ? u->name : UPLOAD_AGENT_ID));
+		sbuf_json_str(&b, u->iface, strlen(u->iface));
 		sbuf_printf(&b,
 			    ",\"run_id\":%" PRIu64 ",\"verdicts\":%zu,\"stored\":%" PRIu64
 			    ",\"duplicates\":%" PRIu64 "}",

@@ -535,6 +535,17 @@ def plain_tests(tmp):
                           csrf=True)
     check(st == 400 and b"error" in data, "/api/classify of no capture: 400 " + data.decode()[:80])
     web.conn = None
+    # A long name: the interface holds its first 63 bytes, cut between
+    # characters (2-byte é: 31 of them), in the store and in the answer.
+    st, _, data = web.req("POST", "/api/classify?store=1&name=" + urllib.parse.quote("\u00e9" * 40),
+                          body=cap, csrf=True)
+    web.conn = None
+    s2 = json.loads(data.decode()).get("stored", {}) if st == 200 else {}
+    mine = [r for r in query_rows(db, "--agent", "upload") if r["run_id"] == s2.get("run_id")]
+    check(st == 200 and s2.get("interface") == "\u00e9" * 31 and len(mine) == s2.get("verdicts")
+          and all(r["interface"] == "\u00e9" * 31 for r in mine),
+          "store=1 with an 80-byte name: interface its first 62 bytes (31 characters), %d rows"
+          % len(mine))
     # A capture cut inside a record: classified as far as it goes, counted
     # (web_upload_partial), not logged, however often it comes.
     with lzma.open(DEMO) as fh:
@@ -565,7 +576,7 @@ def plain_tests(tmp):
           "no sanitizer report on stderr")
     check(k["web_upload_partial"] == 3 and "cut.pcap" not in c.stderr(),
           "truncated uploads counted (%d), not logged" % k["web_upload_partial"])
-    check(k["web_unauthorized"] >= 5 and k["web_too_large"] >= 1 and k["web_uploads"] == 5
+    check(k["web_unauthorized"] >= 5 and k["web_too_large"] >= 1 and k["web_uploads"] == 6
           and k["web_bad_request"] >= 8, "refusals counted: %s" % {x: k[x] for x in k if x.startswith("web_")})
 
 
